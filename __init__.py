@@ -1,0 +1,10 @@
+"""qtc: a compiler and trainer for Quantum-Train with differentiable quantum architecture search."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def compile(source, *, qubits=None, depth=None):  # noqa: A001 - the contract's name
+    """Compile a search space (`.qs` path or spec text) into a Program (see DESIGN.md §3)."""
+    from qtc.compiler.pipeline import compile_space
+    return compile_space(source, qubits=qubits, depth=depth)

@@ -1,0 +1,3 @@
+from qtc.cli import main
+
+raise SystemExit(main())

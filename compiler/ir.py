@@ -1,0 +1,149 @@
+"""The compiler's IR: small frozen dataclasses, a deterministic pretty-printer and verify().
+
+A Program holds the search space's candidates in canonical order (`labels`) and the circuits
+that remain to be simulated after the passes. Each circuit (or exact constant) names the
+candidates it stands for (`members`): its ensemble weight is the sum of theirs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from qtc.compiler.gates import GATES
+
+
+@dataclass(frozen=True)
+class Angle:
+    """A reference to the shared angle theta[layer, qubit]."""
+    layer: int
+    qubit: int
+
+    def __str__(self):
+        return f"theta[{self.layer},{self.qubit}]"
+
+
+@dataclass(frozen=True)
+class Op:
+    gate: str
+    qubits: tuple[int, ...]
+    angle: Angle | float | None = None
+
+    def __str__(self):
+        qs = ",".join(map(str, self.qubits))
+        if self.angle is None:
+            return f"{self.gate} {qs}"
+        a = self.angle if isinstance(self.angle, Angle) else f"{self.angle:.17g}"
+        return f"{self.gate}({a}) {qs}"
+
+
+@dataclass(frozen=True)
+class Circuit:
+    """A circuit to simulate, started from |0...0>; probabilities are measured at the end."""
+    members: tuple[int, ...]
+    ops: tuple[Op, ...]
+    real: bool = False
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Constant:
+    """An exact theta-independent distribution: uniform over the solutions x of the parity
+    constraints popcount(mask & x) % 2 == parity (independent rows)."""
+    members: tuple[int, ...]
+    constraints: tuple[tuple[int, int], ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    qubits: int
+    depth: int
+    labels: tuple[str, ...]           # every candidate, canonical order
+    source: tuple[Circuit, ...]       # the unoptimised candidates, one per label (reference)
+    circuits: tuple[Circuit | Constant, ...]
+    passes: tuple[str, ...] = ()
+    weights_init: tuple[float, ...] = ()
+    weights_norm: str = "raw"
+    angles_init: tuple[str, tuple[float, ...]] = ("normal", (0.0, 0.01))
+    space: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def candidates(self) -> list[str]:
+        """Candidate labels in the space's canonical order (the API contract)."""
+        return list(self.labels)
+
+    def with_circuits(self, circuits, pass_name: str) -> "Program":
+        return replace(self, circuits=tuple(circuits), passes=self.passes + (pass_name,))
+
+    def probabilities(self, theta, weights, *, backend: str = "auto"):
+        """sum_c weights[c] * p_c(theta), shape (2**qubits,), differentiable in both."""
+        from qtc.runtime.backends import probabilities
+        return probabilities(self, theta, weights, backend=backend)
+
+    def label_of(self, node) -> str:
+        return " = ".join(self.labels[m] for m in node.members)
+
+
+def count_gates(circuit: Circuit) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for op in circuit.ops:
+        out[op.gate] = out.get(op.gate, 0) + 1
+    return dict(sorted(out.items()))
+
+
+class IRError(AssertionError):
+    pass
+
+
+def verify(prog: Program) -> Program:
+    """Check the IR's invariants; raise IRError naming the last pass and the offending node."""
+    where = prog.passes[-1] if prog.passes else "expand"
+    n, seen = prog.qubits, []
+    if len(prog.source) != len(prog.labels):
+        raise IRError(f"after {where}: {len(prog.source)} source circuits for {len(prog.labels)} labels")
+    for node in prog.circuits:
+        seen += node.members
+        if isinstance(node, Constant):
+            for mask, parity in node.constraints:
+                if not (0 < mask < 1 << n) or parity not in (0, 1):
+                    raise IRError(f"after {where}: bad constraint {(mask, parity)} in {prog.label_of(node)}")
+            continue
+        for op in node.ops:
+            g = GATES.get(op.gate)
+            if g is None or len(op.qubits) != g.arity or len(set(op.qubits)) != g.arity:
+                raise IRError(f"after {where}: bad op '{op}' in {prog.label_of(node)}")
+            if any(not 0 <= q < n for q in op.qubits):
+                raise IRError(f"after {where}: qubit out of range in '{op}' ({prog.label_of(node)})")
+            if (op.angle is None) != (g.params == 0):
+                raise IRError(f"after {where}: angle mismatch in '{op}' ({prog.label_of(node)})")
+            if isinstance(op.angle, Angle) and not (0 <= op.angle.layer < prog.depth
+                                                    and 0 <= op.angle.qubit < n):
+                raise IRError(f"after {where}: angle out of range in '{op}'")
+            if node.real and not g.real:
+                raise IRError(f"after {where}: complex gate '{op}' in real circuit {prog.label_of(node)}")
+    if sorted(seen) != list(range(len(prog.labels))):
+        raise IRError(f"after {where}: candidates covered {sorted(seen)}, expected each of "
+                      f"0..{len(prog.labels) - 1} exactly once")
+    return prog
+
+
+def pretty(prog: Program) -> str:
+    """Deterministic text of the program (what `qtc compile` writes as the IR)."""
+    lines = [f"program {prog.name} qubits {prog.qubits} depth {prog.depth}",
+             f"passes {' '.join(prog.passes) or '-'}",
+             f"weights {prog.weights_norm} init {' '.join(f'{w:.6g}' for w in prog.weights_init)}",
+             "candidates"]
+    lines += [f"  {i:3d} {lab}" for i, lab in enumerate(prog.labels)]
+    for node in prog.circuits:
+        members = " ".join(map(str, node.members))
+        if isinstance(node, Constant):
+            lines.append(f"constant [{members}] {prog.label_of(node)}")
+            lines += [f"  parity {mask:0{prog.qubits}b} = {p}" for mask, p in node.constraints]
+            if not node.constraints:
+                lines.append("  uniform")
+        else:
+            kind = "real" if node.real else "complex"
+            lines.append(f"circuit [{members}] {kind} {prog.label_of(node)} ({len(node.ops)} ops)")
+            lines += [f"  {op}" for op in node.ops]
+        lines += [f"  # {note}" for note in node.notes]
+    return "\n".join(lines) + "\n"

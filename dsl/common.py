@@ -1,0 +1,107 @@
+"""Shared parsing machinery: grammar loading, Lark errors -> SpecError, positions."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import lark
+from lark import Lark
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from qtc.errors import SpecError, did_you_mean
+
+HERE = Path(__file__).parent
+
+# How terminals are shown in "expected ..." messages.
+_TERMINAL_NAMES = {
+    "NAME": "a name", "INT": "an integer", "DECIMAL": "a number", "NUMBER": "a number",
+    "STRING": "a string", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'", "RBRACE": "'}'",
+    "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMICOLON": "';'", "COLON": "':'",
+    "EQUAL": "'='", "VBAR": "'|'", "ADDOP": "'+' or '-'", "MULOP": "an operator", "_NL": "a new line",
+    "NEWLINE": "a new line", "ARROW": "'->'", "MINUS": "'-'", "AUTO": "'auto'", "TIE": "'tie' or 'untie'",
+    "NOTHING": "'nothing'", "ALL": "'all'", "$END": "the end of the file", "DOT": "'.'",
+}
+
+
+@lru_cache(maxsize=None)
+def grammar(name: str) -> Lark:
+    text = (HERE / name).read_text()
+    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _describe(terminals) -> str:
+    names = []
+    for t in sorted(terminals):
+        if t in _TERMINAL_NAMES:
+            names.append(_TERMINAL_NAMES[t])
+        elif t.startswith("__ANON") or t.startswith("_"):
+            continue
+        else:
+            names.append(f"'{t.lower()}'")
+    names = sorted(set(names))
+    if not names:
+        return "something else"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def syntax_error(err: UnexpectedInput, keywords=()) -> SpecError:
+    """Turn a Lark exception into a located SpecError with what was expected."""
+    line, col = getattr(err, "line", None), getattr(err, "column", None)
+    hint = None
+    if isinstance(err, UnexpectedToken):
+        tok = err.token
+        if tok.type == "$END":
+            msg = f"unexpected end of file, expected {_describe(err.expected)}"
+        else:
+            msg = f"unexpected '{tok}', expected {_describe(err.expected)}"
+            if tok.type == "NAME" and keywords:
+                hint = did_you_mean(str(tok), keywords)
+        if line is None or line < 0:
+            line, col = None, None
+    elif isinstance(err, UnexpectedCharacters):
+        msg = f"unexpected character {err.char!r}"
+        allowed = getattr(err, "allowed", None)
+        if allowed:
+            msg += f", expected {_describe(allowed)}"
+    elif isinstance(err, UnexpectedEOF):
+        msg = f"unexpected end of file, expected {_describe(err.expected)}"
+    else:  # pragma: no cover - Lark has no other kinds today
+        msg = str(err).splitlines()[0]
+    return SpecError(msg, line=line, column=col, hint=hint)
+
+
+def parse_text(grammar_name: str, text: str, keywords=()):
+    try:
+        return grammar(grammar_name).parse(text)
+    except UnexpectedInput as err:
+        raise syntax_error(err, keywords) from None
+
+
+def transform(transformer: lark.Transformer, tree):
+    """Run a transformer; unwrap the VisitError Lark puts around our SpecErrors."""
+    try:
+        return transformer.transform(tree)
+    except VisitError as err:
+        if isinstance(err.orig_exc, SpecError):
+            raise err.orig_exc from None
+        raise
+
+
+def read_source(source: str | Path) -> tuple[str, str | None]:
+    """(text, file name or None): `source` is a path to an existing file or the spec text."""
+    if isinstance(source, Path) or ("\n" not in str(source) and len(str(source)) < 4096
+                                    and Path(str(source)).suffix in (".qs", ".task")):
+        path = Path(source)
+        if not path.is_file():
+            raise SpecError(f"no such spec file: {path}", hint="check the path (relative to the "
+                            "current folder) or pass the spec text itself")
+        try:
+            return path.read_text(), str(path)
+        except UnicodeDecodeError:
+            raise SpecError(f"{path} is not a UTF-8 text file") from None
+    return str(source), None
+
+
+def pos(meta) -> dict:
+    """Line and column of a tree node (Lark meta or token)."""
+    return {"line": getattr(meta, "line", None), "column": getattr(meta, "column", None)}

@@ -1,0 +1,107 @@
+"""The reference backend: plain torch, gate by gate, on the *unoptimised* candidate circuits.
+
+Slow and memory-hungry on purpose-free simplicity: it is the oracle every other backend is
+tested against, and autograd gives its gradients. Basis index bit q is qubit q (qubit 0 = LSB).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+from qtc.compiler.gates import GATES
+from qtc.compiler.ir import Angle, Circuit, Constant, Program
+
+
+def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
+
+
+def _rotation(axis: str, t: torch.Tensor) -> torch.Tensor:
+    """exp(-i t P / 2) as a differentiable 2x2 complex tensor."""
+    c, s = torch.cos(t / 2), torch.sin(t / 2)
+    zero = torch.zeros_like(c)
+    cdt = _complex_dtype(t.dtype)
+    c, s, zero = c.to(cdt), s.to(cdt), zero.to(cdt)
+    if axis == "X":
+        return torch.stack([torch.stack([c, -1j * s]), torch.stack([-1j * s, c])])
+    if axis == "Y":
+        return torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
+    return torch.stack([torch.stack([c - 1j * s, zero]), torch.stack([zero, c + 1j * s])])
+
+
+def _apply_1q(state: torch.Tensor, m: torch.Tensor, q: int, n: int) -> torch.Tensor:
+    view = state.reshape(2 ** (n - 1 - q), 2, 2 ** q)
+    return torch.einsum("ij,ajb->aib", m, view).reshape(-1)
+
+
+@lru_cache(maxsize=4096)
+def _permutation(gate: str, qubits: tuple[int, ...], n: int) -> torch.Tensor:
+    """Index map for a gate that is a permutation of basis states: new[i] = old[perm[i]]."""
+    idx = torch.arange(2 ** n)
+    bits = [(idx >> q) & 1 for q in qubits]
+    if gate in ("cnot", "cx"):
+        return idx ^ (bits[0] << qubits[1])
+    if gate == "swap":
+        a, b = qubits
+        return idx ^ ((bits[0] ^ bits[1]) << a) ^ ((bits[0] ^ bits[1]) << b)
+    if gate == "x":
+        return idx ^ (1 << qubits[0])
+    raise KeyError(gate)
+
+
+def _apply_2q(state, m, qubits, n):
+    a, b = qubits
+    view = state.reshape([2] * n)
+    axes = [n - 1 - a, n - 1 - b]  # tensor axis of qubit q is n-1-q
+    moved = torch.movedim(view, axes, [0, 1]).reshape(4, -1)
+    # matrix index = bit(a) + 2*bit(b); moved row index = 2*bit(a) + bit(b)
+    m4 = m.reshape(2, 2, 2, 2).permute(1, 0, 3, 2).reshape(4, 4)
+    out = (m4 @ moved).reshape([2, 2] + [2] * (n - 2))
+    return torch.movedim(out, [0, 1], axes).reshape(-1)
+
+
+def simulate(circuit: Circuit, n: int, theta: torch.Tensor) -> torch.Tensor:
+    """Final statevector of one circuit (complex, shape (2**n,))."""
+    cdt = _complex_dtype(theta.dtype)
+    state = torch.zeros(2 ** n, dtype=cdt)
+    state[0] = 1
+    for op in circuit.ops:
+        g = GATES[op.gate]
+        if g.params:
+            t = theta[op.angle.layer, op.angle.qubit] if isinstance(op.angle, Angle) else \
+                torch.tensor(float(op.angle), dtype=theta.dtype)
+            state = _apply_1q(state, _rotation(g.axis, t), op.qubits[0], n)
+        elif op.gate in ("cnot", "cx", "swap", "x"):
+            state = state[_permutation(op.gate, op.qubits, n)]
+        elif g.arity == 1:
+            state = _apply_1q(state, torch.as_tensor(g.matrix(), dtype=cdt), op.qubits[0], n)
+        else:
+            state = _apply_2q(state, torch.as_tensor(g.matrix(), dtype=cdt), op.qubits, n)
+    return state
+
+
+def candidate_probabilities(prog: Program, theta: torch.Tensor) -> torch.Tensor:
+    """p_c(theta) for every candidate, shape (C, 2**n), from the unoptimised circuits."""
+    return torch.stack([simulate(c, prog.qubits, theta).abs() ** 2 for c in prog.source])
+
+
+def probabilities(prog: Program, theta: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    return weights.to(theta.dtype) @ candidate_probabilities(prog, theta)
+
+
+def constant_distribution(node: Constant, n: int, dtype=torch.float64) -> torch.Tensor:
+    """The exact distribution of a folded constant: uniform over the parity constraints."""
+    idx = torch.arange(2 ** n)
+    ok = torch.ones(2 ** n, dtype=torch.bool)
+    for mask, parity in node.constraints:
+        ok &= _popcount_parity(idx & mask) == parity
+    return ok.to(dtype) / 2 ** (n - len(node.constraints))
+
+
+def _popcount_parity(v: torch.Tensor) -> torch.Tensor:
+    p = torch.zeros_like(v)
+    while bool(v.any()):
+        p ^= v & 1
+        v = v >> 1
+    return p

@@ -135,9 +135,11 @@ class Slot(Node):
 
 
 class SearchSpace(Node):
-    """A validated search space. `qubits`/`depth` None mean 'auto' (set by the task)."""
+    """A validated search space. With `qubits_auto` a task sizes the space from its target and
+    `qubits` (if given) is the size used when the space is compiled alone."""
     name: str
     qubits: int | None = None
+    qubits_auto: bool = False
     depth: int | None = None
     patterns: dict[str, tuple[Item, ...]] = {}
     init: Slot | None = None
@@ -263,8 +265,9 @@ def _build(text: str, file: str | None) -> SearchSpace:
 
 def _apply(kind: str, c: list, p: dict, f: dict) -> None:
     if kind == "qubits":
-        if str(c[0]) != "auto":
-            f["qubits"] = _bounded(int(c[0]), 1, MAX_QUBITS, "qubits", p)
+        f["qubits_auto"] = str(c[0]) == "auto"
+        if c[-1].type == "INT":
+            f["qubits"] = _bounded(int(c[-1]), 1, MAX_QUBITS, "qubits", pos(c[-1]))
     elif kind == "depth":
         f["depth"] = _bounded(int(c[0]), 1, 10_000, "depth", p)
     elif kind == "pattern":

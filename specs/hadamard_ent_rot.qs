@@ -2,7 +2,7 @@
 # Optional Hadamards once at the start; then `depth` layers of entangler + one rotation per
 # qubit; one choice for all layers (tie layers); angles theta[layer, qubit] shared by all.
 space hadamard_ent_rot
-qubits auto                 # ceil(log2(#target parameters)) when a task uses the space
+qubits auto 17              # sized by the task (ceil log2 of its parameters); 17 alone
 depth 15
 
 # brick-wall: all (2k, 2k+1) pairs, then all (2k+1, 2k+2) pairs, no wrap-around

@@ -1,0 +1,82 @@
+"""The `qtc` command line: compile, run, play. Errors print without a traceback, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qtc.errors import QtcError
+
+
+def _compile(args) -> int:
+    from qtc.compiler.report import write_outputs
+    out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth)
+    print(out.report, end="")
+    print(f"\nwrote {', '.join(str(p) for p in out.files)}")
+    return 0
+
+
+def _run(args) -> int:
+    from qtc.tasks.runner import run_task
+    return run_task(args)
+
+
+def _play(args) -> int:
+    from qtc.tasks.a3c_task import play_run
+    return play_run(args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="qtc", description="Quantum-Train with differentiable "
+                                "quantum architecture search: compile search spaces, run tasks.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compile", help="compile a .qs search space or a .task spec; print the report")
+    c.add_argument("spec", help="a .qs or .task file")
+    c.add_argument("--qubits", type=int, help="override the number of qubits")
+    c.add_argument("--depth", type=int, help="override the depth")
+    c.add_argument("-o", "--output", type=Path, help="output folder (default out/<name>)")
+    c.set_defaults(func=_compile)
+
+    r = sub.add_parser("run", help="train a task (DiffQAS-QT and the requested baselines)")
+    r.add_argument("spec", nargs="?", help="a .task file (not needed with --resume)")
+    r.add_argument("-o", "--output", type=Path, help="run folder (default runs/<task>-<time>)")
+    r.add_argument("--resume", type=Path, metavar="RUNDIR", help="continue an interrupted run")
+    r.add_argument("--models", help="comma-separated: diffqas,fixed,classical (default from the spec)")
+    r.add_argument("--baselines", action="store_true", help="also run the fixed candidates and "
+                   "the classical network, whatever the spec's 'compare' says")
+    r.add_argument("--epochs", type=int, help="override the spec's epochs")
+    r.add_argument("--episodes", type=int, help="override the spec's episodes (a3c)")
+    r.add_argument("--workers", type=int, help="A3C worker processes (default: the spec, else cores)")
+    r.add_argument("--limit", type=int, help="use only the first N examples of each split")
+    r.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
+    r.add_argument("--seed", type=int, help="override the spec's seed")
+    r.add_argument("--data-root", help="where to look for data sets first")
+    r.add_argument("--download", action="store_true", help="allow downloading missing data sets")
+    r.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=_run)
+
+    y = sub.add_parser("play", help="watch a trained A3C policy act (text grid)")
+    y.add_argument("rundir", type=Path)
+    y.add_argument("--model", default="diffqas")
+    y.add_argument("--episodes", type=int, default=1)
+    y.add_argument("--seed", type=int, default=0)
+    y.set_defaults(func=_play)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except QtcError as err:
+        print(str(err), file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,99 @@
+"""The Quantum-Train generator: circuit ensemble -> probabilities -> mapping -> target weights.
+
+QTGenerator holds the shared angles theta (L, n), the structural weights w (C,) and the mapping
+model; forward() returns the flat vector of the target network's p parameters:
+    P = sum_c w_c p_c(theta)                              (the compiled ensemble)
+    x_i = rescale(P_i), i < p                             ((beta tanh(gamma 2^(n-1) P))^alpha - mean)
+    weight_i = M(bits(i), x_i)  (- mean, as the original QT code)
+A fixed-architecture baseline is the same module with w a frozen one-hot vector.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from qtc.compiler.ir import Program
+
+
+def qubits_for(num_params: int) -> int:
+    return max(1, math.ceil(math.log2(num_params)))
+
+
+class QTGenerator(nn.Module):
+    def __init__(self, program: Program, num_params: int, *, mapping: str = "linear", hidden: int = 16,
+                 bits: str = "pm1", rescale: str = "qt", gamma: float = 0.1, beta: float = 0.8,
+                 alpha: float = 0.3, center: bool = True, fixed: int | None = None,
+                 backend: str = "auto", dtype: torch.dtype = torch.float32):
+        super().__init__()
+        n = program.qubits
+        if num_params > 2 ** n:
+            raise ValueError(f"target has {num_params} parameters but {n} qubits give only {2 ** n}")
+        self.program, self.num_params, self.backend = program, num_params, backend
+        self.rescale, self.gamma, self.beta, self.alpha, self.center = rescale, gamma, beta, alpha, center
+        self.fixed = fixed
+        self.theta = nn.Parameter(_angles(program, dtype))
+        if fixed is None:
+            self.weights = nn.Parameter(torch.tensor(program.weights_init, dtype=dtype))
+        else:
+            one_hot = torch.zeros(len(program.labels), dtype=dtype)
+            one_hot[fixed] = 1.0
+            self.register_buffer("weights", one_hot)
+        idx = torch.arange(num_params)
+        b = ((idx[:, None] >> torch.arange(n)) & 1).to(dtype)
+        self.register_buffer("bits", 2 * b - 1 if bits == "pm1" else b, persistent=False)
+        if mapping == "linear":
+            self.mapping = nn.Linear(n + 1, 1, dtype=dtype)
+        else:
+            self.mapping = nn.Sequential(nn.Linear(n + 1, hidden, dtype=dtype), nn.Tanh(),
+                                         nn.Linear(hidden, 1, dtype=dtype))
+
+    def structural_weights(self) -> torch.Tensor:
+        """The ensemble weights as used (softmax-normalised if the space says so)."""
+        if self.fixed is None and self.program.weights_norm == "softmax":
+            return torch.softmax(self.weights, 0)
+        return self.weights
+
+    def probabilities(self) -> torch.Tensor:
+        return self.program.probabilities(self.theta, self.structural_weights(), backend=self.backend)
+
+    def forward(self) -> torch.Tensor:
+        p = self.probabilities()[: self.num_params]
+        if self.rescale == "qt":
+            scale = self.gamma * 2 ** (self.program.qubits - 1)
+            x = (self.beta * torch.tanh(scale * p.clamp_min(0))).clamp_min(1e-30) ** self.alpha
+            x = x - x.mean()
+        else:
+            x = p
+        out = self.mapping(torch.cat([self.bits, x[:, None]], 1)).squeeze(1)
+        return out - out.mean() if self.center else out
+
+    def trainable_counts(self) -> dict[str, int]:
+        """Trainable parameters by part (angles, structural weights, mapping)."""
+        return {"angles": self.theta.numel(),
+                "structural weights": self.weights.numel() if self.fixed is None else 0,
+                "mapping": sum(p.numel() for p in self.mapping.parameters())}
+
+
+class ClassicalParams(nn.Module):
+    """The classical baseline: the target network's parameters held directly."""
+
+    def __init__(self, initial: torch.Tensor):
+        super().__init__()
+        self.flat = nn.Parameter(initial.detach().clone())
+
+    def forward(self) -> torch.Tensor:
+        return self.flat
+
+
+def _angles(program: Program, dtype) -> torch.Tensor:
+    kind, args = program.angles_init
+    shape = (program.depth, program.qubits)
+    if kind == "normal":
+        return torch.randn(shape, dtype=dtype) * args[1] + args[0]
+    if kind == "uniform":
+        return torch.rand(shape, dtype=dtype) * (args[1] - args[0]) + args[0]
+    if kind == "constant":
+        return torch.full(shape, args[0], dtype=dtype)
+    return torch.zeros(shape, dtype=dtype)

@@ -1,0 +1,114 @@
+"""From a TaskSpec to runnable pieces: target networks, the compiled program, the models.
+
+A *model* of a task is one of: "diffqas" (the QT generator over the whole ensemble), "fixed:K"
+(candidate K alone, structural weights frozen to a one-hot) and "classical" (the target
+network's own parameters). Every model maps network name -> parameter source.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from qtc.compiler.ir import Program
+from qtc.compiler.pipeline import compile_space
+from qtc.dsl.space import parse_space
+from qtc.dsl.task import TaskSpec, parse_task
+from qtc.errors import SpecError
+from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for
+from qtc.tasks.network import TargetNet
+
+
+@dataclass
+class Built:
+    """A parsed task with its networks and compiled generator program."""
+    spec: TaskSpec
+
+    @cached_property
+    def nets(self) -> dict[str, TargetNet]:
+        try:
+            return {name: TargetNet(net) for name, net in self.spec.networks.items()}
+        except SpecError as err:
+            raise err.located(self.spec.file, self.spec.source) from None
+
+    @cached_property
+    def program(self) -> Program | None:
+        gen = self.spec.generator
+        if gen is None:
+            return None
+        path = self.spec.space_path()
+        if not path.is_file():
+            raise SpecError(f"search space file '{gen.space}' not found (looked in {self.spec.folder} "
+                            "and the bundled specs)", line=gen.line, column=gen.column,
+                            file=self.spec.file, source=self.spec.source)
+        space = parse_space(path)
+        biggest = max(net.num_params for net in self.nets.values())
+        need = qubits_for(biggest)
+        n = gen.qubits if gen.qubits != "auto" else (need if space.qubits_auto else space.qubits) or need
+        if 2 ** n < biggest:
+            raise SpecError(f"target has {biggest:,} parameters but {n} qubits give only {2 ** n:,}",
+                            line=gen.line, column=gen.column, file=self.spec.file,
+                            source=self.spec.source, hint=f"use 'qubits auto' or at least {need}")
+        return compile_space(space, qubits=n, depth=gen.depth)
+
+    def models(self) -> list[str]:
+        """The models this task runs: DiffQAS-QT, then the requested baselines."""
+        out = ["diffqas"] if self.program is not None else []
+        if "fixed" in self.spec.compare.models and self.program is not None:
+            out += [f"fixed:{k}" for k in range(len(self.program.labels))]
+        if "classical" in self.spec.compare.models or self.program is None:
+            out.append("classical")
+        return out
+
+    def model_label(self, model: str) -> str:
+        if model.startswith("fixed:"):
+            k = int(model.split(":")[1])
+            return f"config {k + 1} ({self.program.labels[k]})"
+        return {"diffqas": "DiffQAS-QT", "classical": "classical"}[model]
+
+    def sources(self, model: str, *, backend: str | None = None) -> dict[str, torch.nn.Module]:
+        """A fresh parameter source per network for `model` (uses the global torch RNG)."""
+        out = {}
+        for name, net in self.nets.items():
+            if model == "classical":
+                out[name] = ClassicalParams(net.flatten_module(net.module()))
+            else:
+                gen = self.spec.generator
+                fixed = int(model.split(":")[1]) if model.startswith("fixed:") else None
+                out[name] = QTGenerator(self.program, net.num_params, mapping=gen.mapping,
+                                        hidden=gen.hidden, bits=gen.bits, rescale=gen.rescale,
+                                        gamma=gen.gamma, beta=gen.beta, alpha=gen.alpha,
+                                        center=gen.center, fixed=fixed,
+                                        backend=backend or gen.backend)
+        return out
+
+    def parameter_report(self) -> str:
+        """Target parameters, qubits, trainable parameters by part, compression ratio."""
+        rows = [f"task {self.spec.name} ({self.spec.kind})"]
+        for name, net in self.nets.items():
+            rows.append(f"network {name}: {net.num_params:,} target parameters")
+            if self.program is None:
+                continue
+            gen = QTGenerator(self.program, net.num_params, mapping=self.spec.generator.mapping,
+                              hidden=self.spec.generator.hidden)
+            parts = gen.trainable_counts()
+            total = sum(parts.values())
+            prog = self.program
+            rows += [f"  qubits                {prog.qubits} (2^{prog.qubits} = {2 ** prog.qubits:,} >= "
+                     f"{net.num_params:,})",
+                     f"  depth                 {prog.depth}",
+                     f"  angles                {parts['angles']} = {prog.depth} x {prog.qubits}",
+                     f"  structural weights    {parts['structural weights']} "
+                     f"({len(prog.labels)} candidates)",
+                     f"  mapping               {parts['mapping']}",
+                     f"  total trainable       {total} = {' + '.join(str(v) for v in parts.values())}",
+                     f"  compression           {net.num_params / total:.1f}x "
+                     f"({net.num_params:,} -> {total})"]
+        return "\n".join(rows)
+
+
+def load_task(source) -> Built:
+    built = Built(parse_task(source))
+    built.nets  # noqa: B018 - validate shapes now, with spec positions
+    return built

@@ -31,9 +31,11 @@ import math
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait as wait_connections
 from pathlib import Path
@@ -297,7 +299,8 @@ def _worker_loop(slot, seed, make_model, global_sources, opt, shared, conn, cfg:
     env = make_env(cfg.env_id, cfg.max_episode_steps)
     obs = obs_vector(env.reset(seed=seed)[0])
     ep_reward, ep_len = 0.0, 0
-    while not shared.stop.value:
+    parent = os.getppid()
+    while not shared.stop.value and os.getppid() == parent:   # an orphan stops by itself
         _sync(local, global_sources)
         wa, wc = actor_src(), critic_src()          # once per update: a QT forward is costly
         ro = _rollout(env, actor_net, wa.detach(), obs, cfg.n_steps)
@@ -319,6 +322,7 @@ def _worker_loop(slot, seed, make_model, global_sources, opt, shared, conn, cfg:
 def _worker_main(slot, seed, make_model, global_sources, opt, shared, conn, cfg):
     """Process entry: Ctrl-C is the main process's business; errors go back as tracebacks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)      # a forked worker inherits main's handler
     torch.set_num_threads(1)
     try:
         _worker_loop(slot, seed, make_model, global_sources, opt, shared, conn, cfg)
@@ -463,12 +467,10 @@ class _Trainer:
         if msg[0] == "episode":
             _, slot, reward, length = msg
             if self.count < self.target:   # a few episodes finish after the stop: not logged
-                self.count += 1
-                self.rows += 1
-                self.steps += length
-                self.recent.append(reward)
-                self.csv.writerow((self.count, slot, f"{reward:.6g}", length,
+                self.csv.writerow((self.count + 1, slot, f"{reward:.6g}", length,
                                    f"{self.elapsed():.3f}"))
+                self.count, self.rows, self.steps = self.count + 1, self.rows + 1, self.steps + length
+                self.recent.append(reward)
                 self.bar.update(1)
         elif msg[0] == "error":
             self.pending[msg[1]] = msg[2].rstrip()
@@ -579,6 +581,7 @@ class _Trainer:
         self.bar = tqdm(total=self.target, initial=self.count, unit="ep", disable=not self.progress,
                         dynamic_ncols=True, mininterval=0.5)
         status = "completed"
+        old_term = _sigterm_as_interrupt()
         try:
             for slot in range(self.n_workers):
                 self.start_worker(slot)
@@ -587,10 +590,13 @@ class _Trainer:
             status = "interrupted"
             self._report("interrupted: stopping workers and saving")
         finally:
-            self.stop_workers()
-            self.save_checkpoint()
-            self.csv_file.close()
-            self.bar.close()
+            with _signals_held():             # a second Ctrl-C must not cut the save short
+                self.stop_workers()
+                self.save_checkpoint()
+                self.csv_file.close()
+                self.bar.close()
+            if old_term is not None:
+                signal.signal(signal.SIGTERM, old_term)
         return self._summary(status, time.monotonic() - self.t0, count0, steps0)
 
     def _loop(self) -> str:
@@ -629,6 +635,31 @@ class _Trainer:
         }
         (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         return summary
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _sigterm_as_interrupt():
+    """Treat SIGTERM (kill, job schedulers) like Ctrl-C: stop, save, return. Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+@contextmanager
+def _signals_held():
+    """Ignore Ctrl-C and SIGTERM for the duration (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def _clone_state(sd):

@@ -18,7 +18,7 @@ _TERMINAL_NAMES = {
     "STRING": "a string", "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'", "RBRACE": "'}'",
     "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMICOLON": "';'", "COLON": "':'",
     "EQUAL": "'='", "VBAR": "'|'", "ADDOP": "'+' or '-'", "MULOP": "an operator", "_NL": "a new line",
-    "NEWLINE": "a new line", "ARROW": "'->'", "MINUS": "'-'", "AUTO": "'auto'", "TIE": "'tie' or 'untie'",
+    "NEWLINE": "a new line", "ARROW": "'->'", "MINUS": "'-'", "AUTO": "'auto'", "TIE": "'tie', 'untie'",
     "NOTHING": "'nothing'", "ALL": "'all'", "$END": "the end of the file", "DOT": "'.'",
 }
 
@@ -53,8 +53,10 @@ def syntax_error(err: UnexpectedInput, keywords=()) -> SpecError:
         if tok.type == "$END":
             msg = f"unexpected end of file, expected {_describe(err.expected)}"
         else:
-            msg = f"unexpected '{tok}', expected {_describe(err.expected)}"
-            if tok.type == "NAME" and keywords:
+            shown = "end of line" if tok.type in ("_NL", "NEWLINE") else f"'{tok}'"
+            msg = f"unexpected {shown}, expected {_describe(err.expected)}"
+            # a misspelt keyword only where a keyword could stand (not e.g. where ':' must)
+            if tok.type == "NAME" and any(t.lower() in keywords for t in err.expected):
                 hint = did_you_mean(str(tok), keywords)
         if line is None or line < 0:
             line, col = None, None

@@ -161,6 +161,8 @@ class SearchSpace(Node):
 @v_args(meta=True)
 class _ToModels(Transformer):
     def int(self, meta, c):
+        if len(c[0]) > 15:  # beyond a float's exact integers (and pydantic's float range)
+            raise SpecError(f"the number {c[0][:20]}... is too large", **pos(meta))
         return Num(value=int(c[0]), **pos(meta))
 
     def float(self, meta, c):

@@ -71,6 +71,13 @@ class GeneratorStmt(Stmt):
             raise ValueError("depth must be at least 1")
         return v
 
+    @field_validator("qubits")
+    @classmethod
+    def _qubits(cls, v):
+        if v != "auto" and not 1 <= v <= 30:
+            raise ValueError("qubits must be 'auto' or between 1 and 30")
+        return v
+
 
 class TrainStmt(Stmt):
     """`train adam lr 1e-3 batch 100 epochs 30 seed 0`"""
@@ -261,12 +268,12 @@ def _build(text: str, file: str | None) -> TaskSpec:
 def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
     names = model.model_fields["positional"].default
     values: dict[str, Any] = {}
-    where: dict[str, Atom] = {}
+    where: dict[str, Atom | list[Atom]] = {}  # field -> the atom(s) that gave its value
     rest = list(atoms)
     for name in names:
         if name.startswith("*"):  # variadic: all remaining atoms
             values[name[1:]] = [a.value for a in rest]
-            where.update({name[1:]: rest[0]} if rest else {})
+            where[name[1:]] = rest
             rest = []
             break
         if not rest:
@@ -285,7 +292,8 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
                             column=key.column, hint=did_you_mean(str(key.value), known))
         if not rest:
             raise SpecError(f"option '{key.value}' needs a value", line=key.line, column=key.column)
-        where[key.value], values[key.value] = key, rest.pop(0).value
+        where[key.value] = rest.pop(0)
+        values[key.value] = where[key.value].value
         if key.value in ("options",):
             raise SpecError("'options' is not an option name", line=key.line, column=key.column)
     try:
@@ -294,6 +302,9 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
         first = err.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else None
         atom = where.get(field)
+        if isinstance(atom, list):  # variadic: the offending item, else the first
+            k = first["loc"][1] if len(first["loc"]) > 1 and isinstance(first["loc"][1], int) else 0
+            atom = atom[k] if k < len(atom) else None
         at = {"line": atom.line, "column": atom.column} if atom else p
         got = f" (got {atom.value!r})" if atom is not None else ""
         raise SpecError(f"'{_keyword(model)}' option '{field}': {_pydantic_message(first)}{got}",
@@ -309,4 +320,6 @@ def _pydantic_message(e: dict) -> str:
     ctx = e.get("ctx") or {}
     if e.get("type") == "literal_error" and "expected" in ctx:
         return f"expected {ctx['expected']}"
+    if e.get("type") == "missing" and len(e.get("loc", ())) > 1:
+        return "too few items"
     return msg.removeprefix("Value error, ")

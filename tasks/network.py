@@ -166,8 +166,10 @@ def _opts(layer: Layer, atoms, allowed=("kernel", "stride", "padding")) -> dict:
             raise SpecError(f"unexpected {key.value!r} in '{layer.kind}'", line=key.line,
                             column=key.column, hint=did_you_mean(str(key.value), allowed))
         val = atoms.pop(0)
-        if not isinstance(val.value, int) or val.value < 0:
-            raise SpecError(f"'{key.value}' needs a non-negative integer", line=val.line, column=val.column)
+        least = 0 if key.value == "padding" else 1  # a zero kernel or stride divides by zero
+        if not isinstance(val.value, int) or val.value < least:
+            kind = "a non-negative" if least == 0 else "a positive"
+            raise SpecError(f"'{key.value}' needs {kind} integer", line=val.line, column=val.column)
         out[key.value] = val.value
     return out
 

@@ -24,7 +24,7 @@ def qubits_for(num_params: int) -> int:
 class QTGenerator(nn.Module):
     def __init__(self, program: Program, num_params: int, *, mapping: str = "linear", hidden: int = 16,
                  bits: str = "pm1", rescale: str = "qt", gamma: float = 0.1, beta: float = 0.8,
-                 alpha: float = 0.3, center: bool = True, fixed: int | None = None,
+                 alpha: float = 0.3, center: bool = True, init_scale: float = 1.0, fixed: int | None = None,
                  backend: str = "auto", dtype: torch.dtype = torch.float32):
         super().__init__()
         n = program.qubits
@@ -48,6 +48,9 @@ class QTGenerator(nn.Module):
         else:
             self.mapping = nn.Sequential(nn.Linear(n + 1, hidden, dtype=dtype), nn.Tanh(),
                                          nn.Linear(hidden, 1, dtype=dtype))
+        with torch.no_grad():  # the generated weights' initial scale is the mapping's scale
+            for p in self.mapping.parameters():
+                p.mul_(init_scale)
 
     def structural_weights(self) -> torch.Tensor:
         """The ensemble weights as used (softmax-normalised if the space says so)."""

@@ -79,7 +79,7 @@ class Built:
                 out[name] = QTGenerator(self.program, net.num_params, mapping=gen.mapping,
                                         hidden=gen.hidden, bits=gen.bits, rescale=gen.rescale,
                                         gamma=gen.gamma, beta=gen.beta, alpha=gen.alpha,
-                                        center=gen.center, fixed=fixed,
+                                        center=gen.center, init_scale=gen.init_scale, fixed=fixed,
                                         backend=backend or gen.backend)
         return out
 

@@ -1,0 +1,140 @@
+"""The supervised training engine shared by classification and forecasting.
+
+Models (DiffQAS-QT, each fixed candidate, classical) are trained one after another with the same
+seed, the same data order and the same budget. A checkpoint after every epoch (and on Ctrl-C,
+mid-epoch) holds the finished models' results and the current model's full state, so a resumed
+run ends with exactly the metrics of an uninterrupted one.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.utils.data import TensorDataset
+from tqdm import tqdm
+
+from qtc.errors import QtcError
+from qtc.tasks.build import Built
+from qtc.tasks.rundir import RunDir
+
+
+@dataclass
+class Supervised:
+    """What a task kind supplies to the engine."""
+    train: TensorDataset
+    test: TensorDataset
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    scores: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]   # (outputs, targets) -> metrics
+    on_epoch: Callable[[str, int, torch.Tensor], None] | None = None     # (model, epoch, flat) hook
+    eval_batch: int = 1000
+
+
+def make_optimizer(train, params):
+    """The spec's optimizer over `params`."""
+    if train.optimizer == "adam":
+        return torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas), eps=train.eps,
+                                weight_decay=train.weight_decay)
+    if train.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=train.lr, alpha=train.alpha, eps=train.eps,
+                                   momentum=train.momentum, weight_decay=train.weight_decay)
+    return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
+
+
+def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str, dict]:
+    """Train every model in opts.models; return {model: final metrics row}."""
+    state = rundir.load_checkpoint() or {"done": {}, "current": None}
+    rows = [r for r in rundir.metrics() if r["model"] in state["done"]]
+    current = state.get("current")
+    if current:
+        rows += [r for r in rundir.metrics() if r["model"] == current["model"] and r["epoch"] <= current["epoch"]]
+    for model in opts.models:
+        if model in state["done"]:
+            continue
+        resume = current if current and current["model"] == model else None
+        state["done"][model] = _train_one(built, rundir, opts, task, model, resume, state, rows)
+        state["current"] = None
+        rundir.save_checkpoint(state)
+    return state["done"]
+
+
+def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows) -> dict:
+    net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
+    torch.manual_seed(opts.seed)
+    source = built.sources(model)[net.name]
+    optim = make_optimizer(built.spec.train, source.parameters())
+    epoch, start_batch = 0, 0
+    if resume:
+        source.load_state_dict(resume["source"])
+        optim.load_state_dict(resume["optim"])
+        epoch, start_batch = resume["epoch"], resume["batch"]
+    x, y = task.train.tensors
+    batch = built.spec.train.batch
+    n_batches = (len(x) + batch - 1) // batch
+    if opts.max_batches:
+        n_batches = min(n_batches, opts.max_batches)
+    label = built.model_label(model)
+    row = next((r for r in reversed(rows) if r["model"] == model), None)
+    bar = tqdm(total=opts.epochs * n_batches, initial=epoch * n_batches + start_batch, desc=label,
+               disable=not opts.progress, unit="batch", dynamic_ncols=True, leave=False)
+
+    def checkpoint(ep, b):
+        state["current"] = {"model": model, "epoch": ep, "batch": b, "source": source.state_dict(),
+                            "optim": optim.state_dict()}
+        rundir.save_checkpoint(state)
+
+    try:
+        while epoch < opts.epochs:
+            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(opts.seed * 100_003 + epoch))
+            t0 = time.perf_counter()
+            for b in range(start_batch, n_batches):
+                idx = order[b * batch:(b + 1) * batch]
+                try:
+                    loss = task.loss(net.forward(source(), x[idx]), y[idx])
+                    optim.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optim.step()
+                except KeyboardInterrupt:
+                    checkpoint(epoch, b)
+                    bar.close()
+                    print(f"\ninterrupted: checkpoint saved at {label}, epoch {epoch + 1}, batch {b}; "
+                          f"continue with: qtc run --resume {rundir.path}")
+                    raise
+                bar.update(1)
+                bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4g}")
+            seconds = time.perf_counter() - t0
+            epoch, start_batch = epoch + 1, 0
+            row = {"model": model, "label": label, "epoch": epoch, "seconds": round(seconds, 3),
+                   **evaluate(net, source, task)}
+            if getattr(source, "fixed", 0) is None:
+                row["structural_weights"] = [round(w, 6) for w in source.structural_weights().tolist()]
+            rows.append(row)
+            rundir.log_metrics(rows)
+            if task.on_epoch:
+                with torch.no_grad():
+                    task.on_epoch(model, epoch, source().detach())
+            checkpoint(epoch, 0)
+    finally:
+        bar.close()
+    with torch.no_grad():
+        rundir.export(model, {net.name: net}, {net.name: source().detach()})
+    print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
+    return row
+
+
+@torch.no_grad()
+def evaluate(net, source, task: Supervised) -> dict[str, float]:
+    """Loss and scores on the train and test sets, with the weights generated once."""
+    flat = source()
+    out = {}
+    for split, data in (("train", task.train), ("test", task.test)):
+        x, y = data.tensors
+        outputs = torch.cat([net.forward(flat, x[i:i + task.eval_batch])
+                             for i in range(0, len(x), task.eval_batch)])
+        if not torch.isfinite(outputs).all():
+            raise QtcError(f"training diverged: non-finite outputs on the {split} set "
+                           "(lower the learning rate)")
+        out[f"{split}_loss"] = float(task.loss(outputs, y))
+        out.update({f"{split}_{k}": v for k, v in task.scores(outputs, y).items()})
+    return out

@@ -1,0 +1,126 @@
+"""Build cache for compiled kernels: content-addressed, atomic, self-checking.
+
+An entry is keyed by sha256(source + compiler identity + flags). The shared object is written
+to a temporary file and renamed to `<key>-<sha of the object>.so`; then a small JSON index
+`<key>.json` (size and sha256 of the object) is written the same way. A reader trusts an entry
+only when the index parses and the object's size and hash match it; anything else (truncated
+file, corrupt index, a half-finished build of another process) is rebuilt, never loaded. Two
+processes building the same key at once both succeed: each renames complete files only.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from qtc.errors import QtcError
+
+CPU_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-x", "c++")
+
+
+def cache_dir() -> Path:
+    """$QTC_CACHE_DIR, else $XDG_CACHE_HOME/qtc/kernels, else ~/.cache/qtc/kernels."""
+    if os.environ.get("QTC_CACHE_DIR"):
+        return Path(os.environ["QTC_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "qtc" / "kernels"
+
+
+def find_compiler() -> str | None:
+    """The host C++ compiler ($CXX, else g++, else c++), or None."""
+    for name in (os.environ.get("CXX"), "g++", "c++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@lru_cache(maxsize=None)
+def compiler_identity(compiler: str) -> str:
+    """Compiler version plus the CPU model and flags (-march=native depends on both)."""
+    out = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=False)
+    ident = out.stdout.splitlines()[0] if out.stdout else compiler
+    try:
+        cpu = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines()
+               if ln.startswith(("model name", "flags"))][:2]
+    except OSError:
+        cpu = []
+    return "\n".join([ident, *cpu])
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def entry_key(source: str, compiler: str, flags: tuple[str, ...]) -> str:
+    h = hashlib.sha256()
+    for part in (source, compiler_identity(compiler), " ".join(flags)):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:32]
+
+
+def lookup(directory: Path, key: str) -> Path | None:
+    """The cached object for `key` if its index is intact and the object matches it."""
+    index = directory / f"{key}.json"
+    try:
+        meta = json.loads(index.read_text())
+        obj = directory / meta["file"]
+        if obj.stat().st_size == meta["size"] and _sha256_file(obj) == meta["sha256"]:
+            return obj
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def build_shared(source: str, *, compiler: str | None = None,
+                 flags: tuple[str, ...] = CPU_FLAGS) -> Path:
+    """Compile `source` into a shared object (cached) and return its path."""
+    compiler = compiler or find_compiler()
+    if compiler is None:
+        raise QtcError("no C++ compiler found (looked for $CXX, g++, c++): install g++ or use "
+                       "backend='reference'")
+    directory = cache_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    key = entry_key(source, compiler, flags)
+    found = lookup(directory, key)
+    if found is not None:
+        return found
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as tmp:
+        src, obj = Path(tmp) / "kernels.cu", Path(tmp) / "kernels.so"
+        src.write_text(source)
+        proc = subprocess.run([compiler, *flags, str(src), "-o", str(obj)],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise QtcError(f"compiling the kernels failed ({compiler}):\n{proc.stderr[-4000:]}")
+        digest = _sha256_file(obj)
+        final = directory / f"{key}-{digest[:16]}.so"
+        if not final.exists() or _sha256_file(final) != digest:
+            fd, part = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".so")
+            os.close(fd)
+            shutil.copyfile(obj, part)
+            os.replace(part, final)
+        meta = {"file": final.name, "size": final.stat().st_size, "sha256": digest}
+        _write_atomic(directory / f"{key}.json", json.dumps(meta).encode())
+        _write_atomic(directory / f"{key}.cu", source.encode())
+    return final

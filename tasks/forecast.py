@@ -1,0 +1,286 @@
+"""Time-series forecasting (paper Table II, Figs. 8-12): a QT-generated LSTM, window of 4 -> next.
+
+`run(built, rundir, opts)` is the `forecast` task kind of `qtc run`. It generates the spec's data
+set (qtc.tasks.series, every generator constant settable as a data-statement option), cuts the
+time-ordered windows, trains every requested model with the shared supervised engine (MSE), and
+writes, besides the engine's metrics, checkpoints and exported networks:
+
+    plots/predictions_<model>_epoch<E>.png   ground truth, train/test predictions, the split line
+                                             (the spec's `report epochs`, plus the last epoch)
+    plots/test_mse.png                       test MSE per epoch, every model (log scale)
+    plots/structural_weights.png             DiffQAS-QT's final structural weights
+    summary.md, summary.json                 the test-MSE table with the paper's Table II beside it
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import torch
+import torch.nn.functional as F
+
+from qtc.errors import QtcError, SpecError
+from qtc.tasks import series as S
+from qtc.tasks.build import Built
+from qtc.tasks.rundir import RunDir
+from qtc.tasks.supervised import Supervised, train_all
+
+# Paper Table II: test MSE per data set; keys "DiffQAS-QT" and "Config 1" .. "Config 12".
+PAPER_COLUMNS = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
+_PAPER_ROWS = {
+    "DiffQAS-QT": (0.000040, 0.000036, 0.001710, 0.000050, 0.000117),
+    "Config 1": (0.000515, 0.000155, 0.000715, 0.000038, 0.000095),
+    "Config 2": (0.000525, 0.000695, 0.001190, 0.000068, 0.000103),
+    "Config 3": (0.000515, 0.000155, 0.000676, 0.000038, 0.000095),
+    "Config 4": (0.000515, 0.000155, 0.002011, 0.000038, 0.000095),
+    "Config 5": (0.002902, 0.000820, 0.001111, 0.000024, 0.000098),
+    "Config 6": (0.000515, 0.000155, 0.002638, 0.000038, 0.000095),
+    "Config 7": (0.000601, 0.000040, 0.001679, 0.000052, 0.000120),
+    "Config 8": (0.000141, 0.008873, 0.001723, 0.000091, 0.000081),
+    "Config 9": (0.001391, 0.000154, 0.000956, 0.000045, 0.000125),
+    "Config 10": (0.000216, 0.000157, 0.001839, 0.000040, 0.000121),
+    "Config 11": (0.007428, 0.032072, 0.000211, 0.000054, 0.000140),
+    "Config 12": (0.001391, 0.000154, 0.000956, 0.000045, 0.000125),
+}
+PAPER_TABLE2: dict[str, dict[str, float]] = {
+    ds: {row: vals[i] for row, vals in _PAPER_ROWS.items()} for i, ds in enumerate(PAPER_COLUMNS)}
+# The paper's Config k is the k-th of these candidates (Table I order; DESIGN.md section 2).
+PAPER_CONFIG_LABELS = ("H-ent-RX", "H-ent-RY", "H-ent-RZ", "H-cyc-RX", "H-cyc-RY", "H-cyc-RZ",
+                       "none-ent-RX", "none-ent-RY", "none-ent-RZ", "none-cyc-RX", "none-cyc-RY",
+                       "none-cyc-RZ")
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+
+def load_series(built: Built) -> tuple[S.Series, S.Windows, str]:
+    """The spec's series, its windows and a one-line description; spec errors point at the data line."""
+    data = built.spec.data
+    if data is None:
+        raise SpecError("a forecast task needs a data statement, e.g. 'data bessel window 4 split 0.67'",
+                        file=built.spec.file, source=built.spec.source, line=1, column=1)
+    options = {k: tuple(v) if isinstance(v, list) else v for k, v in data.options.items()}
+    try:
+        describe = S.describe(data.dataset, **options)   # names the data set and checks option names
+        series = S.generate(data.dataset, **options)
+        wins = S.windows(series, window=data.window, train_fraction=data.split, drop_last=data.drop_last)
+    except QtcError as err:
+        raise _located(built, str(err), options) from None
+    except (TypeError, ValueError, OverflowError) as err:  # e.g. a word where a number belongs
+        raise _located(built, f"data set {data.dataset!r}: bad option value ({err})", options) from None
+    return series, wins, describe
+
+
+def _located(built: Built, message: str, options: dict) -> SpecError:
+    """`message` as a spec error at the data option it names (else at the data statement)."""
+    data = built.spec.data
+    line, column = data.line, data.column
+    lines = built.spec.source.splitlines()
+    named = [k for k in options if re.search(rf"\b{re.escape(k)}\b", message)]
+    if named and line and 0 < line <= len(lines):
+        hit = re.search(rf"(?<![\w.]){re.escape(named[0])}(?![\w.])", lines[line - 1][(column or 1) - 1:])
+        if hit:
+            column = (column or 1) + hit.start()
+    hint = None
+    if data.dataset in S.NAMES and "unknown option" in message:
+        hint = "data-set options are the keyword arguments of qtc.tasks.series.generate"
+    return SpecError(message, file=built.spec.file, source=built.spec.source, line=line,
+                     column=column, hint=hint)
+
+
+def _check_network(built: Built, wins: S.Windows):
+    net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
+    want = tuple(wins.x_train.shape[1:])
+    if tuple(net.input_shape) != want:
+        raise QtcError(f"{built.spec.file}: the network's input is {list(net.input_shape)} but the "
+                       f"data gives windows of shape {list(want)} (window {built.spec.data.window}, "
+                       "1 feature): set 'input [WINDOW, 1]'")
+    if tuple(net.output_shape) != (1,):
+        raise QtcError(f"{built.spec.file}: the network's output shape is {list(net.output_shape)}, "
+                       "a one-step forecaster needs [1] (end with 'linear H -> 1')")
+    return net
+
+
+# --------------------------------------------------------------------------------------------
+# Paper values
+# --------------------------------------------------------------------------------------------
+
+def paper_key(built: Built, model: str) -> str | None:
+    """'DiffQAS-QT' / 'Config k' when `model` corresponds to a row of the paper's Table II."""
+    if model == "diffqas":
+        return "DiffQAS-QT"
+    if model.startswith("fixed:") and built.program is not None:
+        label = built.program.labels[int(model.split(":")[1])]
+        if label in PAPER_CONFIG_LABELS:
+            return f"Config {PAPER_CONFIG_LABELS.index(label) + 1}"
+    return None
+
+
+def paper_value(dataset: str, key: str | None) -> float | None:
+    """The paper's Table II test MSE, or None (unknown data set or model)."""
+    return PAPER_TABLE2.get(dataset, {}).get(key) if key else None
+
+
+# --------------------------------------------------------------------------------------------
+# Plots (matplotlib, headless)
+# --------------------------------------------------------------------------------------------
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_predictions(path, series: S.Series, wins: S.Windows, pred_train, pred_test, title: str,
+                     window: int) -> None:
+    """Ground truth over the whole series, predictions on train and test windows, the split line."""
+    plt = _pyplot()
+    axis = series.axis
+    n_train, n_test = len(pred_train), len(pred_test)
+    t_train = axis[window:window + n_train]
+    t_test = axis[window + n_train:window + n_train + n_test]
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    ax.plot(axis, series.targets, color="0.55", lw=1.6, label="ground truth")
+    ax.plot(t_train, pred_train, color="tab:blue", lw=1.0, label="prediction (train)")
+    ax.plot(t_test, pred_test, color="tab:red", lw=1.0, label="prediction (test)")
+    ax.axvline(axis[window + n_train], color="k", ls="--", lw=1.0, label="train / test")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_test_curves(path, rows: list[dict], labels: dict[str, str]) -> None:
+    """Test MSE per epoch for every model, log scale."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for model, label in labels.items():
+        mine = [r for r in rows if r["model"] == model]
+        if mine:
+            ax.plot([r["epoch"] for r in mine], [r["test_mse"] for r in mine], label=label,
+                    lw=2.2 if model == "diffqas" else 1.0, color="k" if model == "diffqas" else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test MSE")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_structural_weights(path, weights: list[float], names: list[str], title: str) -> None:
+    """One bar per candidate."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    ax.bar(range(len(weights)), weights, color="tab:purple")
+    ax.set_xticks(range(len(weights)), names, rotation=45, ha="right", fontsize=8)
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_ylabel("structural weight")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------
+# The task
+# --------------------------------------------------------------------------------------------
+
+def mse_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    return {"mse": float(F.mse_loss(outputs, targets)),
+            "mae": float((outputs - targets).abs().mean())}
+
+
+def run(built: Built, rundir: RunDir, opts) -> dict:
+    """Train every model of opts.models on the spec's series; write metrics, plots and the summary."""
+    series, wins, description = load_series(built)
+    net = _check_network(built, wins)
+    window = built.spec.data.window
+    report = sorted(set(built.spec.report.epochs if built.spec.report else ()) | {opts.epochs})
+    (rundir.path / "plots").mkdir(exist_ok=True)
+
+    def on_epoch(model: str, epoch: int, flat: torch.Tensor) -> None:
+        if epoch not in report:
+            return
+        pred_train = net.forward(flat, wins.x_train).squeeze(1).numpy()
+        pred_test = net.forward(flat, wins.x_test).squeeze(1).numpy()
+        mse = float(((torch.from_numpy(pred_test)[:, None] - wins.y_test) ** 2).mean())
+        title = f"{built.spec.name}: {built.model_label(model)}, epoch {epoch} (test MSE {mse:.3g})"
+        plot_predictions(rundir.path / "plots" / f"predictions_{_stem(model)}_epoch{epoch}.png",
+                         series, wins, pred_train, pred_test, title, window)
+
+    task = Supervised(train=torch.utils.data.TensorDataset(wins.x_train, wins.y_train),
+                      test=torch.utils.data.TensorDataset(wins.x_test, wins.y_test),
+                      loss=F.mse_loss, scores=mse_scores, on_epoch=on_epoch)
+    done = train_all(built, rundir, opts, task)
+    summary = write_summary(built, rundir, opts, done, description, wins)
+    print(summary["table"])
+    return done
+
+
+def _stem(model: str) -> str:
+    return model.replace(":", "_")
+
+
+# --------------------------------------------------------------------------------------------
+# Summary
+# --------------------------------------------------------------------------------------------
+
+def fmt(v: float | None) -> str:
+    """An MSE as in the paper's table (6 decimals; small values in scientific notation)."""
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.6f}" if v >= 5e-6 else f"{v:.2e}"
+
+
+def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], description: str,
+                  wins: S.Windows) -> dict:
+    """summary.md / summary.json: one row per model, ours beside the paper's Table II value."""
+    dataset = built.spec.data.dataset
+    rows = []
+    for model, row in done.items():
+        key = paper_key(built, model)
+        paper = paper_value(dataset, key)
+        rows.append({"model": model, "label": built.model_label(model), "paper_key": key,
+                     "epochs": row["epoch"], "train_mse": row["train_mse"], "test_mse": row["test_mse"],
+                     "paper_test_mse": paper,
+                     "ratio": row["test_mse"] / paper if paper else None,
+                     "structural_weights": row.get("structural_weights")})
+    lines = [f"# {built.spec.name}: test MSE", "",
+             f"- data: {description}",
+             f"- windows: {len(wins.x_train)} train, {len(wins.x_test)} test (window "
+             f"{built.spec.data.window}, split {built.spec.data.split}, time order)",
+             f"- seed {opts.seed}, {opts.epochs} epochs"
+             + (f", at most {opts.max_batches} batches per epoch" if opts.max_batches else ""), "",
+             "| model | train MSE | test MSE | paper test MSE | ours / paper |",
+             "|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        lines.append(f"| {r['label']} | {fmt(r['train_mse'])} | {fmt(r['test_mse'])} | "
+                     f"{fmt(r['paper_test_mse'])} | {ratio} |")
+    table = "\n".join(lines[-(len(rows) + 2):])
+    rundir.write_text("summary.md", "\n".join(lines) + "\n")
+    rundir.write_json("summary.json", {"task": built.spec.name, "dataset": dataset, "seed": opts.seed,
+                                       "epochs": opts.epochs, "description": description, "rows": rows})
+    _final_plots(built, rundir, done)
+    return {"rows": rows, "table": table}
+
+
+def _final_plots(built: Built, rundir: RunDir, done: dict[str, dict]) -> None:
+    labels = {m: built.model_label(m) for m in done}
+    plot_test_curves(rundir.path / "plots" / "test_mse.png", rundir.metrics(), labels)
+    weights = done.get("diffqas", {}).get("structural_weights")
+    if weights:
+        names = [f"{k + 1} {lab}" for k, lab in enumerate(built.program.labels)]
+        plot_structural_weights(rundir.path / "plots" / "structural_weights.png", weights, names,
+                                f"{built.spec.name}: DiffQAS-QT structural weights after "
+                                f"{done['diffqas']['epoch']} epochs")
+
+
+def read_summary(path) -> dict:
+    """A run folder's summary.json."""
+    return json.loads((path / "summary.json").read_text())

@@ -1,0 +1,162 @@
+"""Table-wide checks of compiler/gates.py: every record's flags are claims about its matrix.
+
+The passes trust these flags (drop_trailing_diagonals: diagonal/monomial; fold: clifford/axis;
+infer_real: real), so each claim is checked on the matrix itself, for many random angles.
+"""
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from qtc.compiler.gates import GATES
+
+import densesim
+
+RNG = np.random.default_rng(1234)
+ANGLES = [0.0, math.pi, -math.pi / 3, 2.5 * math.pi] + list(RNG.uniform(-4 * math.pi, 4 * math.pi, 12))
+NAMES = sorted(GATES)
+ATOL = 1e-12
+
+
+def matrices(g):
+    """The gate's matrix at every test angle (once for a fixed gate)."""
+    angles = ANGLES if g.params else [0.0]
+    return [np.asarray(g.matrix(t), dtype=complex) for t in angles]
+
+
+def pauli_strings(k: int):
+    """All k-qubit Pauli strings as (label, matrix); label[j] acts on the gate's qubit j."""
+    for labels in itertools.product("IXYZ", repeat=k):
+        yield "".join(labels), densesim.pauli_string(dict(enumerate(labels)), k)
+
+
+def is_pauli_up_to_phase(m: np.ndarray) -> bool:
+    k = int(math.log2(m.shape[0]))
+    coeffs = [np.trace(p.conj().T @ m) / 2 ** k for _, p in pauli_strings(k)]
+    big = [c for c in coeffs if abs(c) > 1e-9]
+    return len(big) == 1 and abs(abs(big[0]) - 1) < 1e-9
+
+
+def maps_paulis_to_paulis(u: np.ndarray) -> bool:
+    """Clifford: U P U^dag is a Pauli (up to phase) for X, Y, Z on each wire (so for all)."""
+    k = int(math.log2(u.shape[0]))
+    for wire, p in itertools.product(range(k), "XYZ"):
+        pm = densesim.pauli_string({wire: p}, k)
+        if not is_pauli_up_to_phase(u @ pm @ u.conj().T):
+            return False
+    return True
+
+
+def is_diagonal(m):
+    return np.allclose(m - np.diag(np.diag(m)), 0, atol=ATOL)
+
+
+def is_monomial(m):
+    nz = np.abs(m) > 1e-9
+    return bool((nz.sum(0) == 1).all() and (nz.sum(1) == 1).all())
+
+
+def is_real(m):
+    return np.allclose(m.imag, 0, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_record_is_well_formed(name):
+    g = GATES[name]
+    assert g.arity in (1, 2) and g.params in (0, 1)
+    assert name == g.name or (name, g.name) == ("cx", "cnot"), "only 'cx' is an alias"
+    for m in matrices(g):
+        assert m.shape == (2 ** g.arity, 2 ** g.arity)
+    if g.params:
+        assert g.axis in ("X", "Y", "Z") and g.arity == 1, "a parametrised gate is a rotation"
+        assert g.inverse is None
+    else:
+        assert g.inverse in GATES, "every fixed gate names its inverse"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_matrix_is_unitary_for_random_angles(name):
+    for m in matrices(GATES[name]):
+        np.testing.assert_allclose(m.conj().T @ m, np.eye(len(m)), atol=ATOL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_inverse_is_right(name):
+    g = GATES[name]
+    if g.params:  # R(t) R(-t) = 1
+        for t in ANGLES:
+            np.testing.assert_allclose(g.matrix(-t) @ g.matrix(t), np.eye(2), atol=ATOL)
+    else:
+        inv = GATES[g.inverse]
+        assert inv.arity == g.arity and GATES[inv.inverse].name == g.name
+        np.testing.assert_allclose(inv.matrix() @ g.matrix(), np.eye(2 ** g.arity), atol=ATOL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_flags_are_true_of_the_matrix(name):
+    g = GATES[name]
+    for m in matrices(g):
+        assert not g.real or is_real(m), f"{name} is flagged real but has complex entries"
+        assert not g.diagonal or is_diagonal(m), f"{name} is flagged diagonal"
+        assert not g.monomial or is_monomial(m), f"{name} is flagged monomial"
+        assert not g.clifford or maps_paulis_to_paulis(m), f"{name} is flagged Clifford"
+    assert not g.diagonal or g.monomial, "a diagonal matrix is monomial"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_flags_are_complete(name):
+    """A property the matrix has at every angle should be flagged, or a pass misses work."""
+    g = GATES[name]
+    ms = matrices(g)
+    assert g.real == all(is_real(m) for m in ms), name
+    assert g.diagonal == all(is_diagonal(m) for m in ms), name
+    assert g.monomial == all(is_monomial(m) for m in ms), name
+    assert g.clifford == all(maps_paulis_to_paulis(m) for m in ms), name
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if GATES[n].axis])
+def test_axis_is_right(name):
+    """R(t) = exp(-i t P / 2) for rotations; a fixed gate with an axis is a phase times such a
+    rotation (the fold pass drops it when P stabilises the state)."""
+    g = GATES[name]
+    p = densesim.PAULI[g.axis]
+    if g.params:
+        for t in ANGLES:
+            np.testing.assert_allclose(g.matrix(t), densesim.rotation_expm(p, t), atol=ATOL)
+            np.testing.assert_allclose(densesim.rotation(p, t), densesim.rotation_expm(p, t), atol=ATOL)
+    else:
+        m = g.matrix()
+        c0, c1 = np.trace(m) / 2, np.trace(p @ m) / 2
+        np.testing.assert_allclose(m, c0 * np.eye(2) + c1 * p, atol=ATOL)
+
+
+def test_t_is_a_phase_times_rz_quarter_turn():
+    t = GATES["t"].matrix()
+    np.testing.assert_allclose(t, np.exp(1j * math.pi / 8) * GATES["rz"].matrix(math.pi / 4), atol=ATOL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_matrices_match_the_textbook(name):
+    """Conventions: two-qubit index = b0 + 2*b1 with b0 the gate's first qubit (the control)."""
+    g = GATES[name]
+    angles = ANGLES if g.params else [None]
+    for t in angles:
+        np.testing.assert_allclose(g.matrix(t if t is not None else 0.0), densesim.gate_matrix(name, t),
+                                   atol=ATOL)
+
+
+def test_cnot_flips_the_second_qubit_when_the_first_is_one():
+    m = GATES["cnot"].matrix()
+    # |b0=1, b1=0> = index 1 -> |1, 1> = index 3; |b0=0, b1=1> = index 2 stays
+    assert m[3, 1] == 1 and m[2, 2] == 1 and m[0, 0] == 1 and m[1, 3] == 1
+
+
+def test_flag_checks_can_fail():
+    """The property checks themselves reject wrong claims."""
+    assert not is_real(GATES["y"].matrix())
+    assert not is_diagonal(GATES["h"].matrix())
+    assert not is_monomial(GATES["h"].matrix())
+    assert not maps_paulis_to_paulis(GATES["t"].matrix())
+    assert not maps_paulis_to_paulis(GATES["rx"].matrix(0.3))
+    assert maps_paulis_to_paulis(GATES["rx"].matrix(math.pi / 2))

@@ -1,0 +1,151 @@
+"""runtime/reference.py against an independent dense-matrix simulator (tests/densesim.py).
+
+For every candidate of every search space in specs/, at a few sizes with n <= 8, the reference
+backend's float64 probabilities equal the dense simulation to 1e-12; they sum to one; the
+Program entry point returns the weighted sum; the folded constants equal simulation.
+"""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import qtc
+from qtc.compiler.ir import Circuit, Constant
+from qtc.runtime import reference
+
+import densesim
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPACES = sorted(p.name for p in SPECS.glob("*.qs"))
+# (qubits, depth) per space; untied_two_layer enumerates (2 x 2)^depth layer choices: depth <= 2
+SIZES = {"untied_two_layer.qs": [(2, 1), (3, 2), (8, 2)]}
+DEFAULT_SIZES = [(2, 1), (3, 2), (5, 3), (8, 2)]
+CASES = [(s, n, L) for s in SPACES for n, L in SIZES.get(s, DEFAULT_SIZES)]
+TOL = 1e-12
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small states: one thread is faster, and far faster on a busy machine (no spin-waits)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_every_space_in_specs_is_covered():
+    assert {"hadamard_ent_rot.qs", "hardware_efficient.qs", "untied_two_layer.qs"} <= set(SPACES)
+
+
+def random_theta(prog, seed):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(prog.depth, prog.qubits, generator=g, dtype=torch.float64) * 2 - 1) * 2 * np.pi
+
+
+@pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-n{c[1]}-L{c[2]}")
+def case(request):
+    space, n, depth = request.param
+    prog = qtc.compile(SPECS / space, qubits=n, depth=depth)
+    theta = random_theta(prog, seed=n * 100 + depth)
+    ref = reference.candidate_probabilities(prog, theta)
+    return prog, theta, ref
+
+
+def test_reference_matches_dense_simulation_for_every_candidate(case):
+    prog, theta, ref = case
+    assert ref.dtype == torch.float64 and ref.shape == (len(prog.labels), 2 ** prog.qubits)
+    for i, src in enumerate(prog.source):
+        dense = densesim.probabilities(src, prog.qubits, theta.numpy())
+        err = np.max(np.abs(ref[i].numpy() - dense))
+        assert err < TOL, f"candidate {i + 1} {prog.labels[i]}: max error {err:.3g}"
+
+
+def test_probabilities_sum_to_one_per_candidate(case):
+    _, _, ref = case
+    np.testing.assert_allclose(ref.sum(1).numpy(), 1.0, atol=TOL)
+    assert (ref >= 0).all()
+
+
+def test_program_probabilities_is_the_weighted_sum(case):
+    prog, theta, ref = case
+    w = torch.linspace(-0.5, 1.5, len(prog.labels), dtype=torch.float64)  # any weights, not just convex
+    got = prog.probabilities(theta, w, backend="reference")
+    assert got.shape == (2 ** prog.qubits,)
+    np.testing.assert_allclose(got.numpy(), (w @ ref).numpy(), atol=TOL)
+    one_hot = torch.zeros(len(prog.labels), dtype=torch.float64)
+    one_hot[-1] = 1
+    np.testing.assert_allclose(prog.probabilities(theta, one_hot, backend="reference").numpy(),
+                               ref[-1].numpy(), atol=TOL)
+
+
+def test_folded_constants_equal_simulation(case):
+    prog, theta, ref = case
+    for node in prog.circuits:
+        if isinstance(node, Constant):
+            exact = reference.constant_distribution(node, prog.qubits).numpy()
+            assert abs(exact.sum() - 1) < TOL
+            for m in node.members:
+                assert np.max(np.abs(ref[m].numpy() - exact)) < TOL, prog.labels[m]
+
+
+def test_compiled_nodes_reproduce_the_ensemble(case):
+    """Evaluating the *optimised* program (circuits and constants, weights summed per node)
+    gives the same mixture as the unoptimised candidates."""
+    prog, theta, ref = case
+    w = torch.arange(1, len(prog.labels) + 1, dtype=torch.float64)
+    total = torch.zeros(2 ** prog.qubits, dtype=torch.float64)
+    for node in prog.circuits:
+        weight = sum(w[m] for m in node.members)
+        if isinstance(node, Constant):
+            p = reference.constant_distribution(node, prog.qubits)
+        else:
+            p = reference.simulate(node, prog.qubits, theta).abs() ** 2
+        total += weight * p
+    np.testing.assert_allclose(total.numpy(), (w @ ref).numpy(), atol=1e-10)
+
+
+def test_float32_theta_gives_float32_probabilities_close_to_float64():
+    prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=4, depth=3)
+    theta = random_theta(prog, 7)
+    w = torch.full((12,), 1 / 12, dtype=torch.float64)
+    p64 = prog.probabilities(theta, w, backend="reference")
+    p32 = prog.probabilities(theta.float(), w.float(), backend="reference")
+    assert p32.dtype == torch.float32
+    np.testing.assert_allclose(p32.numpy(), p64.numpy(), atol=1e-6)
+
+
+def test_reference_gradients_pass_gradcheck():
+    prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=3, depth=2)
+    theta = random_theta(prog, 3).requires_grad_()
+    w = torch.rand(12, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t, v: prog.probabilities(t, v, backend="reference"), (theta, w))
+
+
+def test_constant_angles_and_every_gate_kind_agree_with_dense():
+    """A hand-written circuit with every gate of the table, fixed angles and theta angles."""
+    from qtc.compiler.gates import GATES
+    from qtc.compiler.ir import Angle, Op
+    n, rng = 4, np.random.default_rng(5)
+    ops = [Op("h", (q,)) for q in range(n)]
+    for name in sorted(GATES):
+        g = GATES[name]
+        qubits = tuple(int(q) for q in rng.choice(n, g.arity, replace=False))
+        angle = None
+        if g.params:
+            angle = Angle(int(rng.integers(2)), int(rng.integers(n))) if rng.random() < 0.5 else 0.7
+        ops.append(Op(name, qubits, angle))
+    circuit = Circuit(members=(0,), ops=tuple(ops * 2))
+    theta = torch.tensor(rng.uniform(-3, 3, (2, n)))
+    state = reference.simulate(circuit, n, theta).numpy()
+    np.testing.assert_allclose(state, densesim.statevector(circuit, n, theta.numpy()), atol=TOL)
+
+
+def test_dense_simulator_is_not_trivially_equal():
+    """The oracle sees a wrong qubit order: swapping the wires of a CNOT changes the answer."""
+    from qtc.compiler.ir import Op
+    a = Circuit(members=(0,), ops=(Op("h", (0,)), Op("cnot", (0, 2))))
+    b = Circuit(members=(0,), ops=(Op("h", (0,)), Op("cnot", (2, 0))))
+    pa, pb = densesim.probabilities(a, 3, np.zeros((1, 3))), densesim.probabilities(b, 3, np.zeros((1, 3)))
+    np.testing.assert_allclose(pa, [0.5, 0, 0, 0, 0, 0.5, 0, 0], atol=TOL)  # |000> + |101>
+    assert not np.allclose(pa, pb)

@@ -1,0 +1,588 @@
+"""`qtc sweep`: every (task, model, seed) trial of a set of specs, on Ray or a local process pool.
+
+Each trial is one `qtc run` (the same code path: `qtc.tasks.runner.run_task`) of a single model
+with a single seed, into its own run folder::
+
+    OUT/sweep.json                         the sweep's settings (specs, seeds, models, overrides)
+    OUT/<task>/<model>/seed<k>/            a normal qtc run folder (metrics.json, checkpoint.pt, ...)
+    OUT/<task>/<model>/seed<k>/trial.json  status: done | failed, attempts, error, seconds
+    OUT/<task>/<model>/seed<k>/trial.log   what the run printed
+    OUT/report/                            `qtc report OUT` (written at the end of a sweep)
+
+`<model>` is `diffqas`, `classical` or `fixed_K` (colons are not portable in folder names).
+
+Resuming: running the same command again skips the trials whose trial.json says "done"; a
+trial folder that holds a run (resolved.json) is continued with `qtc run --resume`, so an
+interrupted trial picks up from its last checkpoint. A failing trial is retried `retries` times,
+then recorded as failed with its error; the other trials go on.
+
+Executors: "ray" (a local Ray started on this machine's cores, or an existing cluster with
+`address`), "process" (concurrent.futures.ProcessPoolExecutor, spawn context: the same trials
+and the same numbers without Ray) and "serial" (in this process, for debugging). Every trial
+sets torch's thread count to its CPU count, so all executors compute the same numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from qtc.errors import QtcError
+
+TRIAL_JSON = "trial.json"
+TRIAL_LOG = "trial.log"
+SWEEP_JSON = "sweep.json"
+# Run settings a sweep may override for all its trials (the `qtc run` flags of the same names).
+OVERRIDES = ("epochs", "episodes", "workers", "limit", "max_batches", "data_root", "download", "backend")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One (task, model, seed) run and the resources it asks for."""
+    spec: str                     # absolute path of the .task file
+    task: str                     # the spec's task name
+    kind: str                     # classify | forecast | a3c
+    model: str                    # diffqas | fixed:K | classical
+    seed: int
+    cpus: int = 1
+    gpus: float = 0.0
+    overrides: dict = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def key(self) -> str:
+        """The trial's folder relative to the sweep folder: <task>/<model>/seed<k>."""
+        return f"{self.task}/{self.model.replace(':', '_')}/seed{self.seed}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Planning
+# --------------------------------------------------------------------------------------------
+
+def parse_seeds(text: str | int | None) -> list[int]:
+    """`3` -> seeds 0, 1, 2; `0,5,7` -> those seeds."""
+    if text is None:
+        return [0]
+    text = str(text).strip()
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        raise QtcError(f"--seeds expects a count (3 = seeds 0, 1, 2) or a comma list (0,5,7), got '{text}'") from None
+    if not seeds or min(seeds) < 0:
+        raise QtcError(f"--seeds must name at least one seed >= 0, got '{text}'")
+    return list(dict.fromkeys(seeds))
+
+
+def trial_resources(built, cpus_per_trial: int | None = None) -> tuple[int, float]:
+    """(CPUs, GPUs) a trial of this spec needs: from the spec, unless overridden.
+
+    A supervised trial is one process (1 CPU); an A3C trial runs `a3c workers N` worker
+    processes (N CPUs, 2 when the spec leaves it open); a generator on the cuda backend asks
+    for one GPU.
+    """
+    spec = built.spec
+    cpus = 1
+    if spec.kind == "a3c":
+        cpus = (spec.a3c.workers if spec.a3c and spec.a3c.workers else 2)
+    gpus = 1.0 if spec.generator is not None and spec.generator.backend == "cuda" else 0.0
+    if cpus_per_trial:
+        cpus = cpus_per_trial
+    return max(1, int(cpus)), gpus
+
+
+def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
+         overrides: dict | None = None, cpus_per_trial: int | None = None) -> list[Trial]:
+    """Every (task, model, seed) trial, task by task, then model, then seed."""
+    from qtc.tasks.build import load_task
+    from qtc.tasks.runner import _select_models
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}
+    trials, names = [], {}
+    for spec in specs:
+        path = Path(spec).resolve()
+        if not path.is_file():
+            raise QtcError(f"spec file {spec} not found (qtc sweep takes .task files)")
+        built = load_task(path)
+        name = built.spec.name
+        if name in names and names[name] != path:
+            raise QtcError(f"two specs define task '{name}' ({names[name]} and {path}): "
+                           "a sweep folder holds one task of each name")
+        names[name] = path
+        chosen = _select_models(built, models) if models else built.models()
+        cpus, gpus = trial_resources(built, cpus_per_trial)
+        for model in chosen:
+            for seed in seeds:
+                trials.append(Trial(str(path), name, built.spec.kind, model, seed, cpus, gpus,
+                                    dict(overrides)))
+    return list(dict.fromkeys(trials))
+
+
+# --------------------------------------------------------------------------------------------
+# Trial status files
+# --------------------------------------------------------------------------------------------
+
+def _atomic_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def read_status(folder: Path) -> dict | None:
+    """The trial.json of a trial folder, or None (never run, or unreadable)."""
+    p = Path(folder) / TRIAL_JSON
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_done(folder: Path) -> bool:
+    status = read_status(folder)
+    return bool(status) and status.get("status") == "done"
+
+
+# --------------------------------------------------------------------------------------------
+# One trial (runs in a Ray worker, a pool process or this process)
+# --------------------------------------------------------------------------------------------
+
+def run_trial(trial: dict, out: str) -> dict:
+    """Run one trial through `qtc run` into OUT/<key>; return its summary. Raises on failure.
+
+    A folder with resolved.json is resumed (from its checkpoint, if any); anything else in the
+    folder (a run that died before it recorded its settings) is cleared first.
+    """
+    import torch
+    from qtc.tasks.rundir import RunDir
+    from qtc.tasks.runner import run_task
+    t = Trial(**trial)
+    # One thread per CPU asked for: the same numbers on Ray and in the process pool.
+    torch.set_num_threads(t.cpus)
+    folder = Path(out) / t.key
+    resume = (folder / "resolved.json").is_file()
+    if folder.exists() and not resume:
+        shutil.rmtree(folder)
+    args = _run_args(t, folder, resume)
+    log = io.StringIO()
+    t0 = time.perf_counter()
+    try:
+        with redirect_stdout(log), redirect_stderr(log):
+            run_task(args)
+    finally:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / TRIAL_LOG, "a") as fh:
+            fh.write(log.getvalue())
+    rows = [r for r in RunDir(folder).metrics() if r.get("model") == t.model]
+    return {"seconds": round(time.perf_counter() - t0, 3), "resumed": resume,
+            "final": rows[-1] if rows else None, "pid": os.getpid()}
+
+
+def _run_args(t: Trial, folder: Path, resume: bool) -> argparse.Namespace:
+    """The `qtc run` arguments of a trial."""
+    o = t.overrides
+    return argparse.Namespace(
+        spec=t.spec, output=folder, resume=folder if resume else None, models=t.model,
+        baselines=False, epochs=o.get("epochs"), episodes=o.get("episodes"),
+        workers=o.get("workers") or (t.cpus if t.kind == "a3c" else None), limit=o.get("limit"),
+        max_batches=o.get("max_batches"), seed=t.seed, data_root=o.get("data_root"),
+        download=bool(o.get("download")), backend=o.get("backend"), no_progress=True)
+
+
+def _ray_entry(trial: dict, out: str) -> dict:
+    """The Ray task body: a failure comes back as a value (its text survives serialisation)."""
+    try:
+        return {"ok": True, **run_trial(trial, out)}
+    except BaseException as err:  # noqa: BLE001 - report every failure, including SystemExit
+        return {"ok": False, "error": _describe(err)}
+
+
+def _pool_entry(trial: dict, out: str) -> dict:
+    return _ray_entry(trial, out)
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, QtcError):
+        return str(err)
+    tb = traceback.format_exception(type(err), err, err.__traceback__)
+    return f"{type(err).__name__}: {err}\n" + "".join(tb[-6:])
+
+
+# --------------------------------------------------------------------------------------------
+# Executors: submit(trial) and wait(timeout) -> [(trial, outcome)]
+# --------------------------------------------------------------------------------------------
+
+class SerialExecutor:
+    """Trials one after another in this process (debugging; no isolation)."""
+    name = "serial"
+
+    def __init__(self, out: str):
+        self.out, self.queue = out, []
+        self.slots = 1
+
+    def submit(self, trial: Trial) -> None:
+        self.queue.append(trial)
+
+    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
+        if not self.queue:
+            return []
+        t = self.queue.pop(0)
+        return [(t, _pool_entry(t.to_dict(), self.out))]
+
+    def running(self) -> int:
+        return min(1, len(self.queue))
+
+    def shutdown(self) -> None:
+        self.queue.clear()
+
+
+class PoolExecutor:
+    """A local process pool (spawn context): the fallback when Ray is not installed."""
+    name = "process"
+
+    def __init__(self, out: str, slots: int):
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        self._cf, self.out, self.slots = cf, out, max(1, slots)
+        self._ctx = mp.get_context("spawn")
+        self.pool = cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=self._ctx)
+        self.futures: dict = {}
+
+    def submit(self, trial: Trial) -> None:
+        self.futures[self.pool.submit(_pool_entry, trial.to_dict(), self.out)] = trial
+
+    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
+        if not self.futures:
+            return []
+        done, _ = self._cf.wait(list(self.futures), timeout=timeout,
+                                return_when=self._cf.FIRST_COMPLETED)
+        out, broken = [], False
+        for fut in done:
+            trial = self.futures.pop(fut)
+            try:
+                out.append((trial, fut.result()))
+            except self._cf.process.BrokenProcessPool as err:
+                # A worker died (killed, out of memory): every trial in flight is lost with it.
+                broken = True
+                out.append((trial, {"ok": False, "error": f"worker process died: {err}"}))
+            except BaseException as err:  # noqa: BLE001
+                out.append((trial, {"ok": False, "error": _describe(err)}))
+        if broken:
+            for fut, trial in list(self.futures.items()):
+                out.append((trial, {"ok": False, "error": "worker pool broke while this trial ran"}))
+            self.futures.clear()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=self._ctx)
+        return out
+
+    def running(self) -> int:
+        return min(len(self.futures), self.slots)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.futures.clear()
+
+
+class RayExecutor:
+    """Trials as Ray tasks, each asking for its spec's CPUs and GPUs."""
+    name = "ray"
+
+    def __init__(self, out: str, *, address: str | None = None, cpus: int | None = None):
+        import ray
+        self.ray, self.out = ray, out
+        t0 = time.perf_counter()
+        if not ray.is_initialized():
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
+                         log_to_driver=False)
+        self.startup_seconds = time.perf_counter() - t0
+        self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.remote = ray.remote(_ray_entry)
+        self.refs: dict = {}
+
+    def submit(self, trial: Trial) -> None:
+        ref = self.remote.options(num_cpus=trial.cpus, num_gpus=trial.gpus, max_retries=0,
+                                  name=f"qtc:{trial.key}").remote(trial.to_dict(), self.out)
+        self.refs[ref] = trial
+
+    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
+        if not self.refs:
+            return []
+        ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            trial = self.refs.pop(ref)
+            try:
+                out.append((trial, self.ray.get(ref)))
+            except Exception as err:  # noqa: BLE001 - a crashed worker, a lost node, ...
+                out.append((trial, {"ok": False, "error": f"{type(err).__name__}: {err}"}))
+        return out
+
+    def running(self) -> int:
+        return min(len(self.refs), self.slots)
+
+    def shutdown(self) -> None:
+        for ref in list(self.refs):
+            self.ray.cancel(ref, force=True)
+        self.refs.clear()
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def make_executor(kind: str, out: str, *, address: str | None = None, workers: int | None = None):
+    """`auto` is Ray when it is installed, else the process pool."""
+    if kind == "auto":
+        kind = "ray" if ray_available() or address else "process"
+    if kind == "ray":
+        if not ray_available():
+            raise QtcError("the Ray executor needs the 'ray' package: pip install 'qtc[distributed]' "
+                           "(or use --executor process)")
+        return RayExecutor(out, address=address, cpus=workers)
+    if address:
+        raise QtcError("--address joins a Ray cluster; it cannot be used with --executor " + kind)
+    if kind == "process":
+        return PoolExecutor(out, workers or os.cpu_count() or 1)
+    if kind == "serial":
+        return SerialExecutor(out)
+    raise QtcError(f"unknown executor '{kind}': expected auto, ray, process or serial")
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep loop
+# --------------------------------------------------------------------------------------------
+
+class Progress:
+    """One status line: done / running / failed / pending, and an ETA."""
+
+    def __init__(self, total: int, skipped: int, slots: int, *, enabled: bool = True, stream=None):
+        self.total, self.skipped, self.slots = total, skipped, max(1, slots)
+        self.done, self.failed, self.running = skipped, 0, 0
+        self.durations: list[float] = []
+        self.t0 = time.perf_counter()
+        self.enabled, self.stream = enabled, stream or sys.stderr
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self._last = ""
+
+    def eta(self) -> float | None:
+        """Seconds left: remaining trials x mean trial time / parallel slots."""
+        left = self.total - self.done - self.failed
+        if not self.durations or left <= 0:
+            return None if left > 0 else 0.0
+        mean = sum(self.durations) / len(self.durations)
+        return left * mean / min(self.slots, max(1, left))
+
+    def line(self) -> str:
+        eta = self.eta()
+        eta_text = "?" if eta is None else _clock(eta)
+        pending = self.total - self.done - self.failed - self.running
+        return (f"sweep: {self.done}/{self.total} done ({self.skipped} earlier), {self.running} running, "
+                f"{self.failed} failed, {pending} pending; elapsed {_clock(time.perf_counter() - self.t0)}, "
+                f"ETA {eta_text}")
+
+    def show(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        text = self.line()
+        if self.tty:
+            self.stream.write("\r" + text.ljust(len(self._last)))
+            self.stream.flush()
+        elif force or text.split("; elapsed")[0] != self._last.split("; elapsed")[0]:
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        self._last = text
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(("\n" if self.tty else "") + text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+
+
+def _clock(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: trial keys by outcome, and timings."""
+    out: Path
+    done: list[str]
+    failed: list[str]
+    skipped: list[str]
+    seconds: float
+    startup_seconds: float = 0.0
+    executor: str = ""
+
+
+def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", address: str | None = None,
+          workers: int | None = None, retries: int = 1, progress: bool = True,
+          settings: dict | None = None) -> SweepResult:
+    """Run every trial not yet done in `out`; retry failures `retries` times; record each outcome."""
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    _record_settings(out, trials, settings or {})
+    todo = [t for t in trials if not is_done(out / t.key)]
+    skipped = [t.key for t in trials if t not in todo]
+    t0 = time.perf_counter()
+    ex = make_executor(executor, str(out), address=address, workers=workers) if todo else None
+    startup = getattr(ex, "startup_seconds", 0.0)
+    bar = Progress(len(trials), len(skipped), ex.slots if ex else 1, enabled=progress)
+    attempts = {t: 0 for t in todo}
+    started: dict[Trial, float] = {}
+    done, failed = [], []
+    queue = list(todo)
+    try:
+        # Submit no more than the executor can run at once, so that the retry of a failed trial
+        # comes back after the trials already queued and the ETA sees real start times.
+        while queue or (ex and ex.running()):
+            while queue and len(started) < ex.slots * 2:
+                t = queue.pop(0)
+                attempts[t] += 1
+                started[t] = time.time()
+                ex.submit(t)
+            bar.running = min(len(started), ex.slots)
+            bar.show()
+            for t, outcome in ex.wait(timeout=1.0):
+                began = started.pop(t)
+                if outcome.get("ok"):
+                    _atomic_json(out / t.key / TRIAL_JSON, _status(t, "done", attempts[t], began, outcome))
+                    bar.done += 1
+                    bar.durations.append(outcome.get("seconds", time.time() - began))
+                    done.append(t.key)
+                elif attempts[t] <= retries:
+                    bar.note(f"trial {t.key} failed (attempt {attempts[t]} of {retries + 1}); retrying: "
+                             f"{outcome.get('error', '').splitlines()[0] if outcome.get('error') else ''}")
+                    queue.append(t)
+                else:
+                    _atomic_json(out / t.key / TRIAL_JSON, _status(t, "failed", attempts[t], began, outcome))
+                    bar.failed += 1
+                    failed.append(t.key)
+                    bar.note(f"trial {t.key} failed after {attempts[t]} attempts: "
+                             f"{(outcome.get('error') or '').splitlines()[0] if outcome.get('error') else '?'}")
+                bar.running = min(len(started), ex.slots)
+                bar.show()
+    except KeyboardInterrupt:
+        bar.note(f"interrupted: {len(started)} trial(s) in flight keep their checkpoints; "
+                 f"run the same command again to resume")
+        raise
+    finally:
+        bar.show(force=True)
+        bar.close()
+        if ex:
+            ex.shutdown()
+    return SweepResult(out, done, failed, skipped, time.perf_counter() - t0, startup,
+                       ex.name if ex else "none")
+
+
+def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -> dict:
+    return {"status": status, "task": t.task, "model": t.model, "seed": t.seed, "spec": t.spec,
+            "kind": t.kind, "attempts": attempts, "cpus": t.cpus, "gpus": t.gpus,
+            "error": outcome.get("error"), "seconds": outcome.get("seconds"),
+            "resumed": outcome.get("resumed"), "final": outcome.get("final"),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(began))}
+
+
+def _record_settings(out: Path, trials: list[Trial], settings: dict) -> None:
+    """sweep.json: the union of every sweep run into this folder (a resumed sweep may add trials)."""
+    path = out / SWEEP_JSON
+    old = {}
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        pass
+    keys = list(dict.fromkeys(old.get("trials", []) + [t.key for t in trials]))
+    specs = list(dict.fromkeys(old.get("specs", []) + [t.spec for t in trials]))
+    _atomic_json(path, {**old, **settings, "specs": specs, "trials": keys})
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+def add_parsers(sub) -> None:
+    """Register `qtc sweep` and `qtc report` on the CLI's subparsers."""
+    s = sub.add_parser("sweep", help="run every (task, model, seed) trial on Ray or a process pool")
+    s.add_argument("specs", nargs="+", metavar="SPEC", help=".task files")
+    s.add_argument("--seeds", default="1", help="a count K (seeds 0..K-1) or a list 0,5,7 (default 1)")
+    s.add_argument("--models", help="comma-separated: diffqas,fixed,fixed:K,classical (default: each spec's)")
+    s.add_argument("--out", "-o", type=Path, default=Path("sweeps/sweep"), help="sweep folder")
+    s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
+    s.add_argument("--executor", default="auto", choices=("auto", "ray", "process", "serial"),
+                   help="auto = Ray if installed, else a local process pool")
+    s.add_argument("--workers", type=int, help="CPUs for a local Ray / pool processes (default: all cores)")
+    s.add_argument("--cpus-per-trial", type=int, help="override the CPUs each trial asks for")
+    s.add_argument("--retries", type=int, default=1, help="retries of a failing trial (default 1)")
+    s.add_argument("--epochs", type=int, help="override every spec's epochs")
+    s.add_argument("--episodes", type=int, help="override every spec's episodes (a3c)")
+    s.add_argument("--limit", type=int, help="use only the first N examples of each split")
+    s.add_argument("--max-batches", type=int, help="stop each epoch after N batches")
+    s.add_argument("--data-root", help="where to look for data sets first")
+    s.add_argument("--download", action="store_true", help="allow downloading missing data sets")
+    s.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
+    s.add_argument("--no-progress", action="store_true", help="no live progress line")
+    s.set_defaults(func=main_sweep)
+
+    r = sub.add_parser("report", help="aggregate a sweep folder: tables, Table II, curves (md/csv/png)")
+    r.add_argument("dir", type=Path, help="a sweep folder")
+    r.add_argument("-o", "--output", type=Path, help="report folder (default DIR/report)")
+    r.set_defaults(func=main_report)
+
+
+def main_sweep(args) -> int:
+    if args.retries < 0:
+        raise QtcError("--retries must be >= 0")
+    overrides = {k: getattr(args, k, None) for k in OVERRIDES if k != "workers"}
+    if overrides.get("data_root"):
+        overrides["data_root"] = str(Path(overrides["data_root"]).resolve())
+    trials = plan(args.specs, parse_seeds(args.seeds), args.models, overrides=overrides,
+                  cpus_per_trial=args.cpus_per_trial)
+    settings = {"seeds": parse_seeds(args.seeds), "models": args.models,
+                "overrides": {k: v for k, v in overrides.items() if v}, "command": " ".join(sys.argv)}
+    print(f"sweep {args.out}: {len(trials)} trials")
+    res = sweep(trials, args.out, executor=args.executor, address=args.address, workers=args.workers,
+                retries=args.retries, progress=not args.no_progress, settings=settings)
+    print(f"sweep finished in {_clock(res.seconds)} on {res.executor}"
+          + (f" (start-up {res.startup_seconds:.1f} s)" if res.startup_seconds else "")
+          + f": {len(res.done)} done, {len(res.skipped)} skipped (done earlier), {len(res.failed)} failed")
+    for key in res.failed:
+        err = (read_status(res.out / key) or {}).get("error") or "?"
+        print(f"  failed: {key}: {err.splitlines()[0]}")
+    if not args.no_report:
+        from qtc.tasks.report import write_report
+        rep = write_report(res.out)
+        print(f"report: {rep.markdown}")
+    return 1 if res.failed else 0
+
+
+def main_report(args) -> int:
+    from qtc.tasks.report import write_report
+    rep = write_report(args.dir, args.output)
+    print(f"report: {rep.markdown}")
+    for p in rep.files:
+        print(f"  {p}")
+    return 0

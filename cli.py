@@ -63,6 +63,9 @@ def parser() -> argparse.ArgumentParser:
     y.add_argument("--episodes", type=int, default=1)
     y.add_argument("--seed", type=int, default=0)
     y.set_defaults(func=_play)
+
+    from qtc.tasks.sweep import add_parsers  # qtc sweep, qtc report
+    add_parsers(sub)
     return p
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -19,6 +20,11 @@ def _compile(args) -> int:
 def _run(args) -> int:
     from qtc.tasks.runner import run_task
     return run_task(args)
+
+
+def _table2(args) -> int:
+    from qtc.tasks.table2 import main
+    return main(args)
 
 
 def _play(args) -> int:
@@ -56,6 +62,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=_run)
+
+    t = sub.add_parser("table2", help="reproduce the paper's Table II (5 data sets x 13 models + LSTM)")
+    t.add_argument("--epochs", type=int, help="override the specs' epochs (paper: 100)")
+    t.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0); ours = mean over seeds")
+    t.add_argument("-o", "--output", type=Path, default=Path("runs/table2"), help="output folder "
+                   "(default runs/table2; rerun the same command to resume)")
+    t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    t.add_argument("--datasets", help="comma-separated subset of bessel,damped_shm,delayed_qc,narma5,narma10")
+    t.add_argument("--models", default="diffqas,fixed,classical", help="as for qtc run --models")
+    t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
+    t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
+    t.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    t.set_defaults(func=_table2)
 
     y = sub.add_parser("play", help="watch a trained A3C policy act (text grid)")
     y.add_argument("rundir", type=Path)

@@ -302,8 +302,10 @@ def _band(task, model, label, curve, series: list[np.ndarray]) -> list[dict]:
     a = np.stack([s[:n] for s in series])
     mean = np.nanmean(a, 0)
     std = np.nanstd(a, 0, ddof=1) if len(a) > 1 else np.zeros(n)
+    lo, hi = np.nanmin(a, 0), np.nanmax(a, 0)
     return [{"task": task, "model": model, "label": label, "curve": curve, "step": i + 1,
-             "mean": float(mean[i]), "std": float(std[i]), "n": len(a)} for i in range(n)]
+             "mean": float(mean[i]), "std": float(std[i]), "min": float(lo[i]), "max": float(hi[i]),
+             "n": len(a)} for i in range(n)]
 
 
 def plot_curves(path: Path, task: str, kind: str, rows: list[dict]) -> Path | None:
@@ -330,7 +332,10 @@ def plot_curves(path: Path, task: str, kind: str, rows: list[dict]) -> Path | No
                      {"color": "0.35", "lw": 1.8, "ls": "--", "zorder": 4} if model == "classical" else
                      {"color": cmap(i % 20), "lw": 0.9})
             ax.plot(x, m, label=f"{pts[0]['label']} (n={pts[0]['n']})", **style)
-            ax.fill_between(x, m - s, m + s, color=style["color"], alpha=0.18 if model == "diffqas" else 0.08,
+            lo = m - s
+            if kind == "forecast":  # log scale: a band below zero would swallow the plot
+                lo = np.where(lo > 0, lo, np.array([p["min"] for p in pts]))
+            ax.fill_between(x, lo, m + s, color=style["color"], alpha=0.18 if model == "diffqas" else 0.08,
                             lw=0)
         if kind == "forecast":
             ax.set_yscale("log")

@@ -405,7 +405,7 @@ class Progress:
         if self.tty:
             self.stream.write("\r" + text.ljust(len(self._last)))
             self.stream.flush()
-        elif force or text.split("; elapsed")[0] != self._last.split("; elapsed")[0]:
+        elif text.split("; elapsed")[0] != self._last.split("; elapsed")[0] or (force and text != self._last):
             self.stream.write(text + "\n")
             self.stream.flush()
         self._last = text

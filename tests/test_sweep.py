@@ -1,0 +1,131 @@
+"""qtc sweep / qtc report: Ray and the process pool, resuming, failures, the report files."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qtc.cli import main
+from qtc.tasks.report import collect, summarize, write_report
+from qtc.tasks.sweep import TRIAL_JSON, parse_seeds, plan, read_status, sweep
+
+# A forecaster small enough that a trial is a few batches: 4-hidden LSTM, 2 layers of the generator.
+TINY = """task {name} : forecast
+data narma5 window {window} split 0.67
+network {{
+  input [4, 1]
+  lstm 1 -> 4
+  linear 4 -> 1
+}}
+generator hadamard_ent_rot.qs depth 2 mapping linear bits pm1 rescale qt
+train rmsprop lr 0.01 alpha 0.99 eps 1e-8 batch 10 epochs {epochs} seed 0
+compare classical
+"""
+BUDGET = {"max_batches": 3}
+
+
+def _spec(folder: Path, name: str = "tiny", *, window: int = 4, epochs: int = 2) -> str:
+    p = folder / f"{name}.task"
+    p.write_text(TINY.format(name=name, window=window, epochs=epochs))
+    return str(p)
+
+
+def _finals(out: Path) -> dict[str, float]:
+    """trial key -> final test MSE, from the trial.json files."""
+    return {str(p.parent.relative_to(out)): json.loads(p.read_text())["final"]["test_mse"]
+            for p in sorted(out.glob(f"*/*/seed*/{TRIAL_JSON}"))}
+
+
+def test_plan_and_seeds(tmp_path):
+    spec = _spec(tmp_path)
+    trials = plan([spec], parse_seeds("2"), "diffqas,fixed:1,classical", overrides=BUDGET)
+    assert [t.key for t in trials] == ["tiny/diffqas/seed0", "tiny/diffqas/seed1", "tiny/fixed_1/seed0",
+                                      "tiny/fixed_1/seed1", "tiny/classical/seed0", "tiny/classical/seed1"]
+    assert all(t.cpus == 1 and t.gpus == 0 for t in trials)
+    assert parse_seeds("0,5,5") == [0, 5]
+    from qtc.errors import QtcError
+    with pytest.raises(QtcError):
+        parse_seeds("x")
+    with pytest.raises(QtcError):
+        plan([spec], [0], "quantum")
+
+
+def test_failing_trial_is_recorded_and_others_go_on(tmp_path):
+    good = _spec(tmp_path, "good")
+    bad = _spec(tmp_path, "bad", window=5)    # network input [4, 1] vs windows of 5: fails at run time
+    trials = plan([bad, good], [0], "classical", overrides=BUDGET)
+    res = sweep(trials, tmp_path / "out", executor="serial", retries=1, progress=False)
+    assert res.done == ["good/classical/seed0"] and res.failed == ["bad/classical/seed0"]
+    st = read_status(tmp_path / "out" / "bad/classical/seed0")
+    assert st["status"] == "failed" and st["attempts"] == 2 and "input" in st["error"]
+    assert read_status(tmp_path / "out" / "good/classical/seed0")["status"] == "done"
+    rep = write_report(tmp_path / "out")
+    text = rep.markdown.read_text()
+    assert "## Failed trials" in text and "bad/classical/seed0" in text
+    # A second sweep skips the finished trial and retries the failed one (which fails again).
+    res2 = sweep(trials, tmp_path / "out", executor="serial", retries=0, progress=False)
+    assert res2.skipped == ["good/classical/seed0"] and res2.failed == ["bad/classical/seed0"]
+
+
+def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
+    spec = _spec(tmp_path, epochs=40)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "qtc.cli", "sweep", spec, "--seeds", "2", "--models", "classical,diffqas",
+           "--out", str(out), "--executor", "process", "--workers", "2", "--max-batches", "2",
+           "--no-report", "--no-progress"]
+    # Sweep 1: interrupt (SIGINT to the whole group, like Ctrl-C) once a trial has finished.
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(
+            (read_status(p.parent) or {}).get("status") == "done" for p in out.glob("*/*/seed*/resolved.json")):
+        assert proc.poll() is None, proc.stdout.read().decode()
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=30)
+    first = {k: json.loads((out / k / TRIAL_JSON).read_text()) for k in _finals(out)}
+    assert first, "no trial finished before the interrupt"
+    assert len(first) < 4, "the sweep finished before it could be interrupted"
+    # Sweep 2: the finished trials are skipped (their files untouched), the rest complete.
+    trials = plan([spec], [0, 1], "classical,diffqas", overrides={"max_batches": 2})
+    res = sweep(trials, out, executor="process", workers=2, progress=False)
+    assert sorted(res.skipped) == sorted(first) and not res.failed
+    assert len(_finals(out)) == 4
+    for key, status in first.items():
+        assert json.loads((out / key / TRIAL_JSON).read_text()) == status
+        assert (out / key / "trial.log").read_text().count("run folder") == 1
+    for key in res.done:   # an interrupted trial with a checkpoint is continued, not restarted
+        st = read_status(out / key)
+        assert st["final"]["epoch"] == 40
+        if st["resumed"]:
+            assert "resuming" in (out / key / "trial.log").read_text()
+
+
+def test_ray_sweep_report_and_pool_give_the_same_numbers(tmp_path):
+    ray = pytest.importorskip("ray")
+    spec = _spec(tmp_path)
+    trials = plan([spec], [0, 1], "diffqas,classical", overrides=BUDGET)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        res = sweep(trials, tmp_path / "ray", executor="ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert res.executor == "ray" and len(res.done) == 4 and not res.failed
+    # The report, through the command line, as at the end of a sweep.
+    assert main(["report", str(tmp_path / "ray")]) == 0
+    report = tmp_path / "ray" / "report"
+    for name in ("report.md", "summary.csv", "table2.csv", "weights.csv", "curves.csv", "curves_tiny.png"):
+        assert (report / name).is_file() and (report / name).stat().st_size > 0, name
+    text = (report / "report.md").read_text()
+    assert "| DiffQAS-QT |" in text and "narma5 paper" in text and "favoured candidate" in text
+    rows = {s["model"]: s for s in summarize(collect(tmp_path / "ray"))}
+    assert rows["diffqas"]["n"] == 2 and rows["classical"]["n"] == 2
+    # The process pool, same seeds: the same numbers to the last bit.
+    res2 = sweep(trials, tmp_path / "pool", executor="process", workers=2, progress=False)
+    assert len(res2.done) == 4
+    assert _finals(tmp_path / "ray") == _finals(tmp_path / "pool")

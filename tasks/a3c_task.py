@@ -1,0 +1,268 @@
+"""MiniGrid A3C task (paper Figs. 13-14): `qtc run` for `task NAME : a3c` specs, and `qtc play`.
+
+`run` trains every requested model (DiffQAS-QT, fixed:K, classical) with the A3C engine
+(qtc.tasks.a3c) into ``<run>/a3c/<model>/`` (episodes.csv, checkpoint.pt, policy.pt,
+summary.json, errors.log). After each model it exports the classical actor and critic to
+``<run>/models/<model>/`` and refreshes, in the run folder:
+
+    rewards.png   moving-average reward (+- one std, the spec's ``a3c window``) of every model so far
+    summary.md    per model: status, episodes, final average, episodes to a moving average of 0.9,
+                  episodes/s
+
+Resuming (``qtc run --resume RUNDIR``) skips models whose summary.json says "completed" and
+continues an interrupted or failed one from its checkpoint. Ctrl-C (or SIGTERM) inside a model
+lets the engine save; the loop over models then stops and says how to resume.
+
+`play_run` (``qtc play RUNDIR --model M``) plays greedy episodes of a trained actor as text grids.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from qtc.errors import QtcError
+from qtc.tasks import a3c
+from qtc.tasks.build import Built, load_task
+from qtc.tasks.rundir import RunDir
+
+THRESHOLD = 0.9          # the paper's "solved" moving-average reward
+NETS = ("actor", "critic")
+
+# Built tasks by spec path. run() seeds it with its own Built so forked workers reuse the
+# compiled program instead of recompiling it (seconds) in every process.
+_BUILT: dict[str, Built] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# Model factory (picklable: a top-level function bound with functools.partial)
+# --------------------------------------------------------------------------------------------
+
+def _built_for(spec_path: str) -> Built:
+    if spec_path not in _BUILT:
+        _BUILT[spec_path] = load_task(spec_path)
+    return _BUILT[spec_path]
+
+
+def make_model(spec_path: str, model: str, seed: int = 0, backend: str | None = None):
+    """``(actor_source, critic_source, actor_net, critic_net)`` of `model` for the engine.
+
+    The sources are built after ``torch.manual_seed(seed)``, so every process (and a resumed
+    run) starts from the same initial parameters.
+    """
+    built = _built_for(spec_path)
+    torch.manual_seed(seed)
+    sources = built.sources(model, backend=backend)
+    return sources["actor"], sources["critic"], built.nets["actor"], built.nets["critic"]
+
+
+def model_factory(built: Built, spec_path: Path | str, model: str, seed: int,
+                  backend: str | None = None) -> functools.partial:
+    """A picklable ``make_model`` for `model`; `built` is cached as the spec's build."""
+    key = str(Path(spec_path).resolve())
+    _BUILT.setdefault(key, built)
+    return functools.partial(make_model, key, model, seed, backend)
+
+
+# --------------------------------------------------------------------------------------------
+# qtc run
+# --------------------------------------------------------------------------------------------
+
+def model_dir(rundir: RunDir, model: str) -> Path:
+    """Where the engine writes `model`'s run: ``<run>/a3c/<model with : replaced by _>``."""
+    return rundir.path / "a3c" / model.replace(":", "_")
+
+
+def check_task(built: Built) -> None:
+    """The spec must name an environment and two networks called actor and critic."""
+    spec = built.spec
+    if spec.env is None:
+        raise QtcError(f"{spec.file}: an a3c task needs 'env ID', e.g. 'env MiniGrid-Empty-5x5-v0'")
+    missing = [n for n in NETS if n not in built.nets]
+    if missing:
+        raise QtcError(f"{spec.file}: an a3c task needs networks named actor and critic; "
+                       f"missing {', '.join(missing)} (found {', '.join(built.nets) or 'none'})")
+
+
+def run(built: Built, rundir: RunDir, opts) -> dict:
+    """Train every model in ``opts.models``; return {model: engine summary}.
+
+    Raises QtcError when a model failed (its status is in summary.md), KeyboardInterrupt after
+    a Ctrl-C (the model's checkpoint is saved; the message says how to resume).
+    """
+    check_task(built)
+    spec_path = rundir.path / "spec.task"
+    if not spec_path.is_file():            # run() called without the runner's run folder
+        spec_path = Path(built.spec.file)
+    episodes = opts.episodes or built.spec.train.episodes
+    results: dict = {}
+    try:
+        for model in opts.models:
+            results[model] = _train_model(built, rundir, opts, spec_path, model, episodes)
+            report(built, rundir, opts.models)
+            if results[model]["status"] == "interrupted":
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        report(built, rundir, opts.models)
+        print(f"interrupted: the checkpoint is saved; resume with\n  qtc run --resume {rundir.path}",
+              file=sys.stderr)
+        raise
+    failed = [m for m, s in results.items() if s["status"] != "completed"]
+    if failed:
+        raise QtcError(f"A3C training failed for {', '.join(failed)}: a worker kept dying (see "
+                       f"{rundir.path / 'summary.md'} and errors.log in {rundir.path / 'a3c'}); "
+                       f"hint: fix the cause, then resume from the checkpoint with "
+                       f"'qtc run --resume {rundir.path}'")
+    return results
+
+
+def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str,
+                 episodes: int) -> dict:
+    """Train (or resume, or skip) one model; export it when it completed."""
+    out = model_dir(rundir, model)
+    done = _read_summary(out)
+    if done and done.get("status") == "completed" and done.get("episodes", 0) >= episodes:
+        print(f"{model}: already completed ({done['episodes']} episodes), skipping")
+        _export(built, rundir, model)
+        return done
+    resume = (out / a3c.CHECKPOINT).is_file()
+    if not resume:
+        _clear_partial(out)
+    spec, cfg = built.spec, built.spec.a3c
+    print(f"{model} ({built.model_label(model)}): {'resuming' if resume else 'training'} "
+          f"{episodes} episodes on {spec.env.id}")
+    summary = a3c.train_a3c(
+        model_factory(built, spec_path, model, opts.seed, opts.backend), env_id=spec.env.id,
+        workers=opts.workers or cfg.workers, episodes=episodes, gamma=cfg.gamma,
+        n_steps=cfg.n_steps, lr=spec.train.lr, betas=tuple(spec.train.betas), entropy=cfg.entropy,
+        seed=opts.seed, out_dir=out, resume=resume, max_episode_steps=spec.env.max_steps,
+        progress=opts.progress, curve_window=cfg.window)
+    if summary["status"] == "completed":
+        _export(built, rundir, model)
+    return summary
+
+
+def _read_summary(out: Path) -> dict | None:
+    try:
+        return json.loads((out / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _clear_partial(out: Path) -> None:
+    """An episode log without a checkpoint (killed before the first save) cannot be resumed."""
+    for name in (a3c.EPISODES_CSV, "summary.json"):
+        if (out / name).exists():
+            print(f"note: {out / name} has no checkpoint to resume from; starting that model afresh",
+                  file=sys.stderr)
+            (out / name).unlink()
+
+
+def _export(built: Built, rundir: RunDir, model: str) -> Path:
+    """Write the trained actor and critic (generated weights) as plain torch models."""
+    pol = a3c.load_policy(model_dir(rundir, model))
+    return rundir.export(model, {n: built.nets[n] for n in NETS},
+                         {"actor": pol["actor_flat"], "critic": pol["critic_flat"]})
+
+
+# --------------------------------------------------------------------------------------------
+# Figures and summary
+# --------------------------------------------------------------------------------------------
+
+def model_stats(rewards: np.ndarray, times: np.ndarray, window: int) -> dict:
+    """Episodes, final average (last `window`), episodes to a full-window mean >= 0.9, ep/s."""
+    n = int(len(rewards))
+    return {"episodes": n,
+            "final_avg": float(rewards[-window:].mean()) if n else None,
+            "to_threshold": a3c.episodes_to_threshold(rewards, window, THRESHOLD) if n >= window else None,
+            "episodes_per_s": n / float(times[-1]) if n and times[-1] > 0 else None}
+
+
+def report(built: Built, rundir: RunDir, models) -> None:
+    """Redraw rewards.png and rewrite summary.md from every model's episode log so far."""
+    window = built.spec.a3c.window
+    curves, rows = {}, []
+    for model in models:
+        out = model_dir(rundir, model)
+        if not (out / a3c.EPISODES_CSV).is_file():
+            continue
+        log = a3c.read_episodes(out)
+        status = (_read_summary(out) or {}).get("status", "running or killed")
+        rows.append((model, status, model_stats(log["reward"], log["time"], window)))
+        if len(log["reward"]):
+            curves[built.model_label(model)] = log["reward"]
+    if curves:
+        a3c.plot_rewards(curves, window, rundir.path / "rewards.png",
+                         title=f"{built.spec.name}: {built.spec.env.id}")
+    rundir.write_text("summary.md", summary_text(built, rows))
+
+
+def summary_text(built: Built, rows) -> str:
+    """Markdown table: one row per (model, status, stats)."""
+    window = built.spec.a3c.window
+    lines = [f"# {built.spec.name}: A3C on {built.spec.env.id}", "",
+             f"Moving-average window {window} episodes; 'to {THRESHOLD}' = episodes until the mean "
+             f"reward of a full window first reaches {THRESHOLD}.", "",
+             f"| model | label | status | episodes | final avg (last {window}) | to {THRESHOLD} | episodes/s |",
+             "|---|---|---|---:|---:|---:|---:|"]
+    for model, status, s in rows:
+        final = "-" if s["final_avg"] is None else f"{s['final_avg']:.3f}"
+        if s["final_avg"] is not None and s["episodes"] < window:
+            final += f" (all {s['episodes']})"
+        reach = "not reached" if s["to_threshold"] is None else f"{s['to_threshold']:,}"
+        rate = "-" if s["episodes_per_s"] is None else f"{s['episodes_per_s']:.2f}"
+        lines.append(f"| {model} | {built.model_label(model)} | {status} | {s['episodes']:,} | {final} | "
+                     f"{reach} | {rate} |")
+    if not rows:
+        lines.append("| (no model trained yet) | | | | | | |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# qtc play
+# --------------------------------------------------------------------------------------------
+
+def load_actor(run_path: Path | str, model: str):
+    """(flat actor weights, actor network, env id, max steps) of `model` in a run folder.
+
+    Prefers the exported ``models/<model>/actor.pt``; falls back to the engine's policy.pt (an
+    interrupted model has only that). `run_path` may also be an engine directory itself.
+    """
+    path = Path(run_path)
+    if (path / a3c.POLICY).is_file() and not (path / "spec.task").is_file():
+        pol = a3c.load_policy(path)
+        return pol["actor_flat"], pol["actor_net"], pol["env_id"], pol.get("max_episode_steps")
+    if not (path / "spec.task").is_file():
+        raise QtcError(f"{path} is not an A3C run folder (no spec.task, no {a3c.POLICY}); "
+                       "hint: pass the folder 'qtc run' printed")
+    built = load_task(path / "spec.task")
+    check_task(built)
+    net, env = built.nets["actor"], built.spec.env
+    folder = model.replace(":", "_")
+    exported = path / "models" / folder / "actor.pt"
+    if exported.is_file():
+        state = torch.load(exported, map_location="cpu", weights_only=True)
+        flat = torch.cat([state[name].reshape(-1) for name, _ in net.param_shapes])
+        return flat, net, env.id, env.max_steps
+    engine = path / "a3c" / folder
+    if (engine / a3c.POLICY).is_file():
+        pol = a3c.load_policy(engine)
+        return pol["actor_flat"], pol["actor_net"], pol["env_id"], pol.get("max_episode_steps")
+    found = sorted(p.name for p in (path / "a3c").glob("*") if (p / a3c.POLICY).is_file())
+    raise QtcError(f"no trained model '{model}' in {path}; trained: {', '.join(found) or 'none'}; "
+                   "hint: --model diffqas, classical or fixed:K")
+
+
+def play_run(args) -> int:
+    """``qtc play RUNDIR --model M --episodes N --seed S``: print greedy episodes as text grids."""
+    flat, net, env_id, max_steps = load_actor(args.rundir, args.model)
+    text, rewards = a3c.play(flat, net, env_id, episodes=args.episodes, seed=args.seed,
+                             max_episode_steps=max_steps)
+    print(text)
+    print(f"{args.model} on {env_id}: mean reward {np.mean(rewards):.3f} over {len(rewards)} "
+          f"episode(s): {', '.join(f'{r:.3f}' for r in rewards)}")
+    return 0

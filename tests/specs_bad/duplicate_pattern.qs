@@ -1,0 +1,6 @@
+space s
+qubits 3
+depth 2
+pattern ent = cnot(q, q + 1) for q in 0 .. n - 2
+pattern ent = cz(q, q + 1) for q in 0 .. n - 2
+layer = ent ; ry(q, theta[layer, q]) for q in all

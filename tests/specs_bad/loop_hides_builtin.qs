@@ -1,0 +1,4 @@
+space s
+qubits 3
+depth 2
+layer = ry(n, theta[layer, n]) for n in all

@@ -1,0 +1,242 @@
+"""Tests of the MiniGrid A3C task (qtc.tasks.a3c_task): `qtc run` on an a3c spec, resume, export,
+faults, `qtc play`.
+
+One shared short run (`qtc run specs/minigrid_5x5.task --models classical,diffqas --episodes 20
+--workers 2`) serves the run-folder, parameter-update, export, skip-on-resume and play tests.
+"""
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+import torch
+
+from qtc.cli import main
+from qtc.errors import QtcError
+from qtc.tasks import a3c, a3c_task
+from qtc.tasks.build import load_task
+from qtc.tasks.rundir import RunDir
+from qtc.tasks.runner import RunOptions
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+SPEC = SPECS / "minigrid_5x5.task"
+CLASSICAL_SPEC = """task tiny : a3c
+env {env}
+network actor {{
+  input [147]
+  linear 147 -> 8 ; tanh
+  linear 8 -> 7
+}}
+network critic {{
+  input [147]
+  linear 147 -> 8 ; tanh
+  linear 8 -> 1
+}}
+train adam lr 1e-3 episodes 6 seed 3
+a3c gamma 0.9 n_steps 5 window 4
+"""
+
+
+def episodes(out: Path) -> list[dict]:
+    with open(out / "episodes.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """The brief's smoke run, through the command line, in this process (imports paid once)."""
+    out = tmp_path_factory.mktemp("a3c") / "run"
+    rc = main(["run", str(SPEC), "--models", "classical,diffqas", "--episodes", "20",
+               "--workers", "2", "-o", str(out), "--no-progress"])
+    assert rc == 0
+    return out
+
+
+def test_parameter_counts_match_the_paper():
+    built = load_task(SPEC)
+    assert built.nets["actor"].num_params == 6023
+    assert built.nets["critic"].num_params == 5825
+    report = built.parameter_report()
+    assert report.count("total trainable       157 = 130 + 12 + 15") == 2
+    assert built.models()[0] == "diffqas" and built.models()[-1] == "classical"
+
+
+def test_make_model_is_picklable_and_seeded():
+    import pickle
+    built = load_task(SPEC)
+    factory = a3c_task.model_factory(built, SPEC, "diffqas", seed=5)
+    again = pickle.loads(pickle.dumps(factory))
+    a1, c1, an, cn = factory()
+    a2, c2, _, _ = again()
+    assert an.num_params == 6023 and cn.num_params == 5825
+    for x, y in ((a1, a2), (c1, c2)):
+        for (k, p), q in zip(x.state_dict().items(), y.state_dict().values()):
+            torch.testing.assert_close(p, q, msg=k)
+    other = a3c_task.model_factory(built, SPEC, "diffqas", seed=6)()[0]
+    assert not torch.equal(other.theta, a1.theta)
+
+
+def test_run_folder_holds_every_model_figure_and_summary(short_run):
+    for model in ("classical", "diffqas"):
+        out = short_run / "a3c" / model
+        rows = episodes(out)
+        assert [int(r["episode"]) for r in rows] == list(range(1, 21))
+        assert {r["worker"] for r in rows} <= {"0", "1"}
+        assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+        for name in ("actor.pt", "actor.py", "critic.pt", "critic.py"):
+            assert (short_run / "models" / model / name).is_file()
+    assert (short_run / "rewards.png").stat().st_size > 5000
+    summary = (short_run / "summary.md").read_text()
+    lines = [ln for ln in summary.splitlines() if ln.startswith("| classical") or ln.startswith("| diffqas")]
+    assert len(lines) == 2 and all("| completed | 20 |" in ln for ln in lines)
+    assert "DiffQAS-QT" in summary and "not reached" in summary
+
+
+def test_training_moved_the_global_parameters(short_run):
+    built = load_task(short_run / "spec.task")
+    for model in ("classical", "diffqas"):
+        ck = torch.load(short_run / "a3c" / model / "checkpoint.pt", weights_only=True)
+        assert ck["episodes"] == 20 and ck["steps"] > 20
+        init = a3c_task.model_factory(built, short_run / "spec.task", model, seed=0)()
+        for src, key in ((init[0], "actor_source"), (init[1], "critic_source")):
+            moved = [float((ck[key][k] - v).abs().max()) for k, v in src.state_dict().items()]
+            assert max(moved) > 1e-6, (model, key, moved)
+        step = max(float(s["step"]) for s in ck["optimizer"]["state"].values())
+        assert step > 20                       # many shared-Adam updates from both workers
+
+
+def test_exported_networks_run_without_qtc_and_match_the_policy(short_run):
+    pol = a3c.load_policy(short_run / "a3c" / "diffqas")
+    x = torch.rand(3, 147) * 10
+    for name in ("actor", "critic"):
+        folder = short_run / "models" / "diffqas"
+        spec = importlib.util.spec_from_file_location(f"exported_{name}", folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        net = module.load(str(folder / f"{name}.pt"))
+        with torch.no_grad():
+            torch.testing.assert_close(net(x), pol[f"{name}_net"](pol[f"{name}_flat"], x))
+
+
+def test_resume_of_a_finished_run_skips_every_model(short_run, capsys):
+    before = {m: (short_run / "a3c" / m / "episodes.csv").read_text() for m in ("classical", "diffqas")}
+    assert main(["run", "--resume", str(short_run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "classical: already completed (20 episodes), skipping" in out
+    assert "diffqas: already completed (20 episodes), skipping" in out
+    for m, text in before.items():
+        assert (short_run / "a3c" / m / "episodes.csv").read_text() == text
+
+
+def test_play_prints_grids_and_rewards(short_run, capsys):
+    assert main(["play", str(short_run), "--model", "diffqas", "--episodes", "2", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "episode 1, start" in out and "episode 2, step 1:" in out
+    assert out.count("reward") >= 3 and "diffqas on MiniGrid-Empty-5x5-v0: mean reward" in out
+    # the engine's own directory plays too
+    assert main(["play", str(short_run / "a3c" / "classical")]) == 0
+    assert "mean reward" in capsys.readouterr().out
+
+
+def test_play_of_an_untrained_model_is_a_clean_error(short_run, capsys):
+    assert main(["play", str(short_run), "--model", "fixed:3"]) == 2
+    err = capsys.readouterr().err
+    assert "no trained model 'fixed:3'" in err and "classical, diffqas" in err
+    assert main(["play", str(short_run / "models")]) == 2
+    assert "not an A3C run folder" in capsys.readouterr().err
+
+
+def _interrupt_after(monkeypatch, episodes_seen: int):
+    """Ctrl-C in the main process once `episodes_seen` episodes were logged (deterministic)."""
+    original = a3c._Trainer._handle
+
+    def handle(self, msg):
+        original(self, msg)
+        if self.count >= episodes_seen:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(a3c._Trainer, "_handle", handle)
+
+
+def test_ctrl_c_stops_the_model_loop_and_resume_continues(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    _interrupt_after(monkeypatch, 3)
+    rc = main(["run", str(SPEC), "--models", "classical,fixed:0", "--episodes", "12",
+               "--workers", "2", "-o", str(run), "--no-progress"])
+    assert rc == 130
+    err = capsys.readouterr().err
+    assert f"qtc run --resume {run}" in err
+    assert not (run / "a3c" / "fixed_0").exists()          # the second model never started
+    assert "| classical | classical | interrupted |" in (run / "summary.md").read_text()
+    assert len(episodes(run / "a3c" / "classical")) == 3
+    monkeypatch.undo()
+    assert main(["run", "--resume", str(run), "--no-progress"]) == 0
+    assert "classical (classical): resuming 12 episodes" in capsys.readouterr().out
+    for model in ("classical", "fixed_0"):
+        rows = episodes(run / "a3c" / model)
+        assert [int(r["episode"]) for r in rows] == list(range(1, 13))
+    summary = (run / "summary.md").read_text()
+    assert summary.count("| completed | 12 |") == 2 and "config 1" in summary
+    assert (run / "models" / "fixed_0" / "actor.pt").is_file()
+
+
+def _write_spec(tmp_path, env="MiniGrid-Empty-5x5-v0") -> Path:
+    path = tmp_path / "tiny.task"
+    path.write_text(CLASSICAL_SPEC.format(env=env))
+    return path
+
+
+def _options(**kw) -> RunOptions:
+    return RunOptions(**{"models": ["classical"], "episodes": 6, "workers": 2, "seed": 3,
+                         "progress": False, **kw})
+
+
+def test_dying_workers_give_a_failed_status_and_a_clean_error(tmp_path, monkeypatch):
+    spec = _write_spec(tmp_path)
+    built = load_task(spec)
+    monkeypatch.setattr(a3c_task, "make_model", _FailingFactory(a3c_task.make_model))
+    rundir = RunDir(tmp_path / "run")
+    rundir.path.mkdir()
+    with pytest.raises(QtcError, match="A3C training failed for classical.*--resume"):
+        a3c_task.run(built, rundir, _options())
+    assert "| classical | classical | failed |" in (rundir.path / "summary.md").read_text()
+    log = (rundir.path / "a3c" / "classical" / "errors.log").read_text()
+    assert "injected fault" in log
+    assert not (rundir.path / "models" / "classical").exists()     # nothing exported
+
+
+class _FailingFactory:
+    """Wraps make_model: raises in worker processes only (fork: the instance is inherited)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def __call__(self, *args):
+        if multiprocessing.current_process().name.startswith("a3c-worker"):
+            raise RuntimeError("injected fault")
+        return self.real(*args)
+
+
+def test_bad_environment_and_missing_networks_are_clean_errors(tmp_path):
+    rundir = RunDir(tmp_path / "run")
+    rundir.path.mkdir()
+    built = load_task(_write_spec(tmp_path, env="MiniGrid-Nowhere-v0"))
+    with pytest.raises(QtcError, match="unknown environment 'MiniGrid-Nowhere-v0'"):
+        a3c_task.run(built, rundir, _options())
+    text = CLASSICAL_SPEC.format(env="MiniGrid-Empty-5x5-v0").replace("network critic", "network value")
+    (tmp_path / "renamed.task").write_text(text)
+    with pytest.raises(QtcError, match="networks named actor and critic; missing critic"):
+        a3c_task.run(load_task(tmp_path / "renamed.task"), rundir, _options())
+
+
+def test_model_stats_reads_threshold_final_average_and_rate():
+    import numpy as np
+    rewards = np.array([0.0] * 4 + [0.95] * 6)
+    stats = a3c_task.model_stats(rewards, np.linspace(0.5, 5.0, 10), window=4)
+    assert stats["episodes"] == 10 and stats["to_threshold"] == 8
+    assert stats["final_avg"] == pytest.approx(0.95) and stats["episodes_per_s"] == pytest.approx(2.0)
+    short = a3c_task.model_stats(rewards[:3], np.array([1.0, 2.0, 3.0]), window=4)
+    assert short["to_threshold"] is None and short["final_avg"] == 0.0

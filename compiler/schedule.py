@@ -256,7 +256,7 @@ class Plan:
 
 def plan_program(prog: Program, max_rank: dict | None = None) -> Plan:
     """Lower and schedule every simulated circuit of `prog`; lay out the state buffer."""
-    ranks = dict(MAX_RANK, **(max_rank or {}))
+    ranks = {**MAX_RANK, **(max_rank or {})}
     n = prog.qubits
     lanes = min(LANES_LOG2, n)
     plans, consts, offset = [], [], 0

@@ -8,6 +8,7 @@ gives P = sum over candidates of w_c p_c(theta); backward runs the adjoint kerne
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 import weakref
 
@@ -56,22 +57,31 @@ class _CpuLauncher:
     def __init__(self, comp: Compiled):
         self.lib = ctypes.CDLL(str(build_shared(comp.rendered.text)))
         p = ctypes.c_void_p
-        self.lib.qtc_forward.argtypes = [p, p, p, p]
-        self.lib.qtc_backward.argtypes = [p, p, p, p, p, p, p]
-        self.lib.qtc_threads.argtypes = [ctypes.c_int]
-        self.size = comp.plan.size
+        i = ctypes.c_int
+        self.lib.qtc_forward.argtypes = [p, p, p, p, i]
+        self.lib.qtc_backward.argtypes = [p, p, p, p, p, p, p, i]
+        self.lib.qtc_threads.argtypes = [i]
+        self.size, self.ncirc = comp.plan.size, comp.ncirc
+
+    def _mode(self) -> int:
+        """0: whole circuits in parallel (no barriers), when there are enough of them;
+        1: every pass split across the threads. QTC_CPU_MODE overrides (for benchmarks)."""
+        threads = torch.get_num_threads()
+        self.lib.qtc_threads(threads)
+        forced = os.environ.get("QTC_CPU_MODE")
+        if forced in ("0", "1"):
+            return int(forced)
+        return 0 if self.ncirc >= 2 * threads or threads == 1 else 1
 
     def forward(self, th, wn, P):
         st = torch.empty(self.size, dtype=th.dtype)
-        self.lib.qtc_threads(torch.get_num_threads())
-        self.lib.qtc_forward(st.data_ptr(), th.data_ptr(), wn.data_ptr(), P.data_ptr())
+        self.lib.qtc_forward(st.data_ptr(), th.data_ptr(), wn.data_ptr(), P.data_ptr(), self._mode())
         return st
 
     def backward(self, st, th, wn, g, gth, gw):
         lam = torch.empty_like(st)
-        self.lib.qtc_threads(torch.get_num_threads())
         self.lib.qtc_backward(st.data_ptr(), lam.data_ptr(), th.data_ptr(), wn.data_ptr(),
-                              g.data_ptr(), gth.data_ptr(), gw.data_ptr())
+                              g.data_ptr(), gth.data_ptr(), gw.data_ptr(), self._mode())
 
 
 class _CudaLauncher:

@@ -100,6 +100,8 @@ def _literal(v: float) -> str:
 
 def _part_code(part: tuple, k: int) -> str:
     """C expression of a real part for op k (symbols c -> c<k>, s -> s<k>)."""
+    if not part:
+        return "((real)0)"
     out = []
     for sym, v in part:
         if sym == "1":
@@ -647,6 +649,20 @@ extern "C" void qtc_backward(real* st, real* lam, const real* th, const real* wn
                              double* gth, double* gw, int mode) {
   qtc_binit(st, lam, wn, g, gw);
   QTC_DRIVE(b, QTC_BPASSES, st, lam, th, gth)
+}
+// profiling: one thread, every step timed. out = [init, fwd passes..., out, binit, bwd passes...]
+extern "C" void qtc_profile(real* st, real* lam, const real* th, const real* wn, real* P,
+                            const real* g, double* gth, double* gw, double* out) {
+  int o = 0;
+  double t = omp_get_wtime(), u;
+#define QTC_TICK u = omp_get_wtime(); out[o++] = u - t; t = u;
+  omp_set_num_threads(1);
+  qtc_init(st); QTC_TICK
+  for (int k = 0; k < qtc_f_start[QTC_NCIRC]; ++k) { qtc_f_fns[k](st, th, 0, qtc_f_tiles[k], 1); QTC_TICK }
+  qtc_out(st, wn, P); QTC_TICK
+  qtc_binit(st, lam, wn, g, gw); QTC_TICK
+  for (int k = 0; k < qtc_b_start[QTC_NCIRC]; ++k) { qtc_b_fns[k](st, lam, th, gth, 0, qtc_b_tiles[k], 1); QTC_TICK }
+#undef QTC_TICK
 }
 #endif
 """]

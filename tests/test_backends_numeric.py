@@ -1,0 +1,154 @@
+"""Every backend against the reference: probabilities and gradients (theta and weights), every
+spec in specs/ plus a spec that uses every gate, n from 1 to 10, several depths, float32 and
+float64. Written once; the `backend` fixture runs it on each available backend ("cuda" is
+skipped cleanly without a GPU and CuPy)."""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import torch
+
+import qtc
+from qtc.runtime import reference
+from qtc.runtime.backends import available_backends, probabilities
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+# every gate of compiler/gates.py, constant and theta angles, all three rotation axes
+ALL_GATES = """space allgates
+qubits 3
+depth 2
+init = choose { h(q) for q in all | nothing }
+layer = choose { rx(q, theta[layer, q]) for q in all | ry(q, theta[layer, q]) for q in all
+               | rz(q, theta[layer, q]) for q in all } ;
+        cnot(0, 1) ; cz(1, 2) ; swap(0, 2) ; y(1) ; s(0) ; sdg(1) ; t(2) ; tdg(0) ; x(2) ; z(0) ;
+        h(1) ; rx(2, 0.3) ; ry(0, -1.1) ; rz(1, 0.7) ; cx(2, 0)
+tie layers
+"""
+
+CASES = [  # (spec, qubits, depth): the paper space from 2 to 10 qubits, the others around it
+    ("hadamard_ent_rot", 2, 1), ("hadamard_ent_rot", 3, 2), ("hadamard_ent_rot", 4, 3),
+    ("hadamard_ent_rot", 5, 2), ("hadamard_ent_rot", 6, 1), ("hadamard_ent_rot", 7, 1),
+    ("hadamard_ent_rot", 8, 1), ("hadamard_ent_rot", 9, 1), ("hadamard_ent_rot", 10, 1),
+    ("clifford_t", 1, 1), ("clifford_t", 4, 2), ("hardware_efficient", 2, 3),
+    ("hardware_efficient", 5, 2), ("untied_two_layer", 3, 2), ("allgates", 3, 2),
+    ("allgates", 1, 1),
+]
+DTYPES = [torch.float64, torch.float32]
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+
+
+def _backend_params():
+    have = available_backends()
+    params = [pytest.param(b) for b in have]
+    if "cuda" not in have:
+        params.append(pytest.param("cuda", marks=pytest.mark.skip(reason="no CUDA GPU with CuPy here")))
+    return params
+
+
+@pytest.fixture(params=_backend_params())
+def backend(request):
+    return request.param
+
+
+@lru_cache(maxsize=None)
+def program(spec: str, n: int, depth: int):
+    source = ALL_GATES.replace("qubits 3", f"qubits {n}") if spec == "allgates" else SPECS / f"{spec}.qs"
+    if spec == "allgates" and n < 3:
+        source = source.replace("cnot(0, 1) ; cz(1, 2) ; swap(0, 2) ; y(1) ;", "y(0) ;") \
+            .replace("sdg(1) ; t(2) ; tdg(0) ; x(2) ; z(0) ;", "sdg(0) ; t(0) ; z(0) ;") \
+            .replace("h(1) ; rx(2, 0.3) ; ry(0, -1.1) ; rz(1, 0.7) ; cx(2, 0)", "h(0) ; rx(0, 0.3)")
+    return qtc.compile(source, qubits=n, depth=depth)
+
+
+def inputs(prog, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    theta = torch.rand(prog.depth, prog.qubits, generator=gen, dtype=torch.float64) * 6.0 - 3.0
+    weights = torch.rand(len(prog.labels), generator=gen, dtype=torch.float64) + 0.1
+    g = torch.randn(2 ** prog.qubits, generator=gen, dtype=torch.float64)
+    return theta, weights, g
+
+
+@lru_cache(maxsize=None)
+def expected(case):
+    """Reference probabilities and gradients of g . P in float64."""
+    prog = program(*case)
+    theta, weights, g = inputs(prog)
+    theta.requires_grad_()
+    weights.requires_grad_()
+    P = reference.probabilities(prog, theta, weights)
+    (P @ g).backward()
+    return P.detach(), theta.grad, weights.grad
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prebuild():
+    """Compile every case's kernels up front, two compilers at a time (cached on disk)."""
+    if "cpu" not in available_backends():
+        return
+    from qtc.compiler.render import kernel_source
+    from qtc.runtime.cache import build_shared
+    jobs = [(program(*c), d) for c in CASES for d in ("float64", "float32")]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(lambda job: build_shared(kernel_source(*job)), jobs))
+
+
+def _ids(case):
+    return f"{case[0]}-n{case[1]}-L{case[2]}"
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_probabilities_and_gradients(backend, case, dtype):
+    prog = program(*case)
+    P_ref, dtheta_ref, dw_ref = expected(case)
+    theta, weights, g = inputs(prog)
+    theta = theta.to(dtype).requires_grad_()
+    weights = weights.to(dtype).requires_grad_()
+    P = probabilities(prog, theta, weights, backend=backend)
+    assert P.shape == (2 ** prog.qubits,) and P.dtype == dtype
+    (P.double() @ g).backward()
+    tol = TOL[dtype]
+    assert (P.double() - P_ref).abs().max().item() <= tol
+    assert (theta.grad.double() - dtheta_ref).abs().max().item() <= tol
+    assert (weights.grad.double() - dw_ref).abs().max().item() <= tol
+    assert dtheta_ref.abs().max() > 1e-3  # the comparison is not between zeros
+
+
+@pytest.mark.parametrize("case", [("hadamard_ent_rot", 6, 2), ("allgates", 3, 2)], ids=_ids)
+def test_every_candidate_alone(backend, case):
+    """One-hot weights give each candidate's own distribution p_c."""
+    prog = program(*case)
+    theta, _, _ = inputs(prog)
+    ref = reference.candidate_probabilities(prog, theta)
+    for c in range(len(prog.labels)):
+        onehot = torch.zeros(len(prog.labels), dtype=torch.float64)
+        onehot[c] = 1
+        P = probabilities(prog, theta, onehot, backend=backend)
+        assert torch.allclose(P, ref[c], atol=1e-12, rtol=0), prog.labels[c]
+        assert abs(P.sum().item() - 1) < 1e-12
+
+
+@pytest.mark.parametrize("case", [("hadamard_ent_rot", 3, 2), ("allgates", 3, 1),
+                                  ("clifford_t", 2, 2)], ids=_ids)
+def test_gradcheck(backend, case):
+    prog = program(*case)
+    theta, weights, _ = inputs(prog, seed=3)
+    theta.requires_grad_()
+    weights.requires_grad_()
+    assert torch.autograd.gradcheck(lambda t, w: probabilities(prog, t, w, backend=backend),
+                                    (theta, weights), eps=1e-6, atol=1e-7)
+
+
+def test_backward_twice(backend):
+    """The graph can be differentiated twice (the kernels work on a copy of the state)."""
+    prog = program("hadamard_ent_rot", 5, 2)
+    theta, weights, g = inputs(prog)
+    theta.requires_grad_()
+    P = probabilities(prog, theta, weights, backend=backend)
+    first, = torch.autograd.grad(P @ g, theta, retain_graph=True)
+    second, = torch.autograd.grad(P @ g, theta)
+    assert torch.equal(first, second)

@@ -1,0 +1,234 @@
+"""Target networks from the shipped task specs, the parameter report, and the QT generator.
+
+- parameter counts: CNN 108,866, LSTM 1,781, actor 6,023, critic 5,825 (the paper's figures);
+- the report's trainable totals: 286 = 255 + 12 + 19, 135 = 110 + 12 + 13, 157 = 130 + 12 + 15;
+- TargetNet.forward on a flat vector = the exported nn.Module with state_dict(flat) = the
+  stand-alone torch_source() run without qtc;
+- QTGenerator: shapes, gradients to theta / weights / mapping, state_dict round trip, and the
+  fixed-candidate baseline's frozen one-hot weights.
+"""
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import qtc
+from qtc.runtime import reference
+from qtc.runtime.generator import QTGenerator, qubits_for
+from qtc.tasks.build import load_task
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+COUNTS = {"mnist_1v5": {"net": 108_866}, "fmnist_1v5": {"net": 108_866}, "fmnist_5v7": {"net": 108_866},
+          "bessel": {"net": 1_781}, "damped_shm": {"net": 1_781}, "delayed_qc": {"net": 1_781},
+          "narma5": {"net": 1_781}, "narma10": {"net": 1_781},
+          "minigrid_5x5": {"actor": 6_023, "critic": 5_825}, "minigrid_6x6": {"actor": 6_023, "critic": 5_825}}
+TOTALS = {"mnist_1v5": "286 = 255 + 12 + 19", "fmnist_5v7": "286 = 255 + 12 + 19",
+          "bessel": "135 = 110 + 12 + 13", "narma10": "135 = 110 + 12 + 13",
+          "minigrid_5x5": "157 = 130 + 12 + 15"}
+NETWORKS = [("mnist_1v5", "net"), ("bessel", "net"), ("minigrid_5x5", "actor"), ("minigrid_5x5", "critic")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+_built = {}
+
+
+def built(task: str):
+    if task not in _built:
+        _built[task] = load_task(SPECS / f"{task}.task")
+    return _built[task]
+
+
+def test_every_shipped_task_is_counted():
+    assert {p.stem for p in SPECS.glob("*.task")} == set(COUNTS)
+
+
+@pytest.mark.parametrize("task", sorted(COUNTS))
+def test_parameter_counts_of_the_shipped_specs(task):
+    nets = built(task).nets
+    assert {name: net.num_params for name, net in nets.items()} == COUNTS[task]
+    for net in nets.values():  # the count is also the exported module's
+        assert sum(p.numel() for p in net.module().parameters()) == net.num_params
+
+
+@pytest.mark.parametrize("task", sorted(TOTALS))
+def test_parameter_report_prints_the_trainable_totals(task):
+    b = built(task)
+    report = b.parameter_report()
+    lines = [line for line in report.splitlines() if "total trainable" in line]
+    assert len(lines) == len(b.nets)
+    for line in lines:
+        assert line.split("total trainable")[1].strip() == TOTALS[task], report
+    total = int(TOTALS[task].split(" = ")[0])
+    for net in b.nets.values():  # the report's sum is what the generator really trains
+        gen = QTGenerator(b.program, net.num_params)
+        assert sum(p.numel() for p in gen.parameters() if p.requires_grad) == total
+
+
+def test_qubits_are_the_ceiling_log2_of_the_largest_network():
+    assert [qubits_for(p) for p in (108_866, 1_781, 6_023, 5_825)] == [17, 11, 13, 13]
+    assert (built("mnist_1v5").program.qubits, built("mnist_1v5").program.depth) == (17, 15)
+    assert (built("bessel").program.qubits, built("bessel").program.depth) == (11, 10)
+    assert (built("minigrid_5x5").program.qubits, built("minigrid_5x5").program.depth) == (13, 10)
+
+
+# --- TargetNet vs its exported forms ----------------------------------------------------------
+def _inputs(net, batch=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    flat = torch.randn(net.num_params, generator=g, dtype=torch.float64) * 0.2
+    x = torch.randn((batch,) + net.input_shape, generator=g, dtype=torch.float64)
+    return flat, x
+
+
+@pytest.mark.parametrize("task,name", NETWORKS)
+def test_forward_equals_the_exported_module(task, name):
+    net = built(task).nets[name]
+    flat, x = _inputs(net)
+    want = net.forward(flat, x)
+    assert want.shape == (3,) + net.output_shape
+    module = net.module().double()
+    module.load_state_dict(net.state_dict(flat))
+    torch.testing.assert_close(module(x), want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(net.flatten_module(module), flat, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("task,name", NETWORKS)
+def test_forward_equals_the_standalone_source_run_without_qtc(task, name, tmp_path, monkeypatch):
+    net = built(task).nets[name]
+    flat, x = _inputs(net, seed=1)
+    source = net.torch_source()
+    assert "qtc" not in "\n".join(line for line in source.splitlines() if "import" in line)
+    namespace = {"__name__": "exported"}
+    monkeypatch.setitem(sys.modules, "qtc", None)  # any `import qtc` in the source would fail
+    exec(compile(source, str(tmp_path / "model.py"), "exec"), namespace)
+    module = namespace["build"]().double()
+    module.load_state_dict(net.state_dict(flat))
+    torch.testing.assert_close(module(x), net.forward(flat, x), rtol=0, atol=1e-12)
+    # load(path) of a saved state_dict, in float32 as a user would
+    torch.save(net.state_dict(flat.float()), tmp_path / "model.pt")
+    loaded = namespace["load"](str(tmp_path / "model.pt"))
+    assert not loaded.training
+    torch.testing.assert_close(loaded(x.float()), net.forward(flat.float(), x.float()), rtol=1e-4, atol=1e-5)
+
+
+def test_forward_rejects_a_flat_vector_of_the_wrong_size():
+    net = built("bessel").nets["net"]
+    with pytest.raises(ValueError, match="1781 parameters"):
+        net.forward(torch.zeros(1780), torch.zeros(1, 4, 1))
+
+
+def test_lstm_matches_torch_lstm_cell():
+    """The hand-written LSTM (gates i, f, g, o; one bias per gate) is torch's LSTM cell."""
+    net = built("bessel").nets["net"]
+    flat, x = _inputs(net, seed=2)
+    weight, bias = net.unflatten(flat)["0.weight"], net.unflatten(flat)["0.bias"]
+    cell = torch.nn.LSTMCell(1, 20).double()
+    with torch.no_grad():
+        cell.weight_ih.copy_(weight[:, :1])
+        cell.weight_hh.copy_(weight[:, 1:])
+        cell.bias_ih.copy_(bias)
+        cell.bias_hh.zero_()
+    h = c = torch.zeros(3, 20, dtype=torch.float64)
+    for t in range(x.shape[1]):
+        h, c = cell(x[:, t], (h, c))
+    head = net.unflatten(flat)
+    want = torch.nn.functional.linear(h, head["1.weight"], head["1.bias"])
+    torch.testing.assert_close(net.forward(flat, x), want, rtol=0, atol=1e-12)
+
+
+# --- the QT generator -----------------------------------------------------------------------------
+def small_generator(seed=0, **kw):
+    torch.manual_seed(seed)
+    prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=5, depth=2)
+    return QTGenerator(prog, 20, backend="reference", dtype=torch.float64, **kw)
+
+
+def test_generator_forward_shape_and_probabilities():
+    gen = small_generator()
+    out = gen()
+    assert out.shape == (20,) and out.dtype == torch.float64
+    assert abs(float(out.detach().mean())) < 1e-12, "centred like the original QT code"
+    p = gen.probabilities()
+    want = gen.weights @ reference.candidate_probabilities(gen.program, gen.theta)
+    torch.testing.assert_close(p, want, rtol=0, atol=1e-12)
+
+
+def test_task_generator_outputs_one_value_per_target_parameter():
+    b = built("bessel")
+    torch.manual_seed(0)
+    gen = b.sources("diffqas", backend="reference")["net"]
+    out = gen()
+    assert out.shape == (1_781,) and torch.isfinite(out).all()
+    y = b.nets["net"].forward(out, torch.zeros(2, 4, 1))  # the generated weights run the network
+    assert y.shape == (2, 1)
+
+
+def test_gradients_flow_to_theta_weights_and_mapping():
+    gen = small_generator()
+    r = torch.randn(20, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    (gen() * r).sum().backward()
+    assert gen.theta.grad is not None and gen.theta.grad.abs().sum() > 0
+    assert gen.weights.grad is not None and gen.weights.grad.abs().sum() > 0
+    assert gen.mapping.weight.grad.abs().sum() > 0
+    # the mapping's bias cancels in `out - out.mean()`: zero gradient with center, not without
+    assert float(gen.mapping.bias.grad.abs().sum()) < 1e-12
+    free = small_generator(center=False)
+    (free() * r).sum().backward()
+    assert free.mapping.bias.grad.abs().sum() > 1e-6
+
+
+def test_mlp_mapping_has_its_parameter_count_and_gradients():
+    gen = small_generator(mapping="mlp", hidden=4)
+    assert gen.trainable_counts() == {"angles": 10, "structural weights": 12, "mapping": 6 * 4 + 4 + 4 + 1}
+    gen().pow(2).sum().backward()
+    assert all(p.grad is not None for p in gen.mapping.parameters())
+
+
+def test_state_dict_round_trips():
+    a, b = small_generator(seed=0), small_generator(seed=1)
+    assert not torch.equal(a.theta, b.theta)
+    state = a.state_dict()
+    assert set(state) == {"theta", "weights", "mapping.weight", "mapping.bias"}, "bits is not saved"
+    b.load_state_dict(state)
+    torch.testing.assert_close(b(), a(), rtol=0, atol=0)
+
+
+def test_fixed_candidate_baseline_has_frozen_one_hot_weights():
+    gen = small_generator(fixed=3)
+    assert "weights" not in dict(gen.named_parameters())
+    torch.testing.assert_close(gen.weights, torch.eye(12, dtype=torch.float64)[3])
+    assert gen.trainable_counts()["structural weights"] == 0
+    probs = reference.candidate_probabilities(gen.program, gen.theta)[3]
+    torch.testing.assert_close(gen.probabilities(), probs, rtol=0, atol=1e-12)
+    opt = torch.optim.SGD(gen.parameters(), lr=1.0)
+    gen().pow(2).sum().backward()
+    opt.step()
+    torch.testing.assert_close(gen.weights, torch.eye(12, dtype=torch.float64)[3])
+    again = small_generator(seed=5, fixed=3)
+    again.load_state_dict(gen.state_dict())
+    torch.testing.assert_close(again(), gen(), rtol=0, atol=0)
+
+
+def test_task_fixed_models_are_the_twelve_candidates_in_table_i_order():
+    b = built("bessel")
+    models = b.models()
+    assert models == ["diffqas"] + [f"fixed:{k}" for k in range(12)] + ["classical"]
+    assert b.model_label("fixed:0") == "config 1 (H-ent-RX)"
+    gen = b.sources("fixed:7", backend="reference")["net"]
+    assert gen.fixed == 7 and float(gen.weights.sum()) == 1.0 and float(gen.weights[7]) == 1.0
+
+
+def test_softmax_weights_normalise_but_a_fixed_candidate_stays_one_hot():
+    prog = qtc.compile(SPECS / "hardware_efficient.qs", qubits=4, depth=2)
+    assert prog.weights_norm == "softmax" and prog.weights_init == (0.0,) * 4
+    gen = QTGenerator(prog, 16, backend="reference", dtype=torch.float64)
+    torch.testing.assert_close(gen.structural_weights(), torch.full((4,), 0.25, dtype=torch.float64))
+    fixed = QTGenerator(prog, 16, backend="reference", dtype=torch.float64, fixed=2)
+    torch.testing.assert_close(fixed.structural_weights(), torch.eye(4, dtype=torch.float64)[2])

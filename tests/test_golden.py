@@ -1,0 +1,122 @@
+"""Golden output of `qtc compile` for every spec in specs/.
+
+For each spec, `qtc.compiler.report.write_outputs(spec, out_dir=tmp)` runs and *every* file it
+writes is compared with `tests/golden/<spec file name>/<file>`:
+- text files up to GOLDEN_MAX_BYTES are kept whole (report.txt, program.ir): review their diff;
+- larger files are pinned by `<file>.sha256` (digest, bytes, lines): kernels.cu is megabytes of
+  generated C at 17 qubits, too big to keep per spec. To review a change to it, run
+  `qtc compile` before and after and diff the two kernels.cu.
+On a mismatch the new output is written beside the golden as `<file>.new` (git ignores *.new)
+and the test fails naming both paths. A golden file that is no longer produced fails too.
+
+    QTC_UPDATE_GOLDEN=1 pytest tests/test_golden.py     # rewrite the goldens, then review
+                                                         # `git diff tests/golden` and commit
+
+The kernel renderer (compiler/render.py) writes kernels.cu and the cost model at the end of
+report.txt: every change to the renderer or the scheduler changes those goldens, so regenerate
+them (command above) in the same commit as the renderer change. Spaces with `qubits auto` and
+no default size are compiled at AUTO_QUBITS qubits.
+"""
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from qtc.compiler.report import write_outputs
+from qtc.dsl.space import parse_space
+
+ROOT = Path(__file__).resolve().parent.parent
+SPECS = sorted(p for p in (ROOT / "specs").iterdir() if p.suffix in (".qs", ".task"))
+GOLDEN = Path(__file__).resolve().parent / "golden"
+GOLDEN_MAX_BYTES = 256 * 1024
+AUTO_QUBITS = 6
+UPDATE = os.environ.get("QTC_UPDATE_GOLDEN") == "1"
+
+
+def digest_text(data: bytes) -> str:
+    lines = data.count(b"\n")
+    return f"sha256 {hashlib.sha256(data).hexdigest()}\nbytes {len(data)}\nlines {lines}\n"
+
+
+def golden_form(name: str, data: bytes) -> tuple[str, bytes]:
+    """(golden file name, golden content) for an output file."""
+    if len(data) <= GOLDEN_MAX_BYTES:
+        return name, data
+    return name + ".sha256", digest_text(data).encode()
+
+
+def compile_size(spec: Path) -> dict:
+    if spec.suffix == ".qs" and parse_space(spec).qubits is None:
+        return {"qubits": AUTO_QUBITS}
+    return {}
+
+
+def test_every_spec_has_a_golden_folder():
+    names = {p.name for p in GOLDEN.iterdir() if p.is_dir()} if GOLDEN.is_dir() else set()
+    specs = {s.name for s in SPECS}
+    if not UPDATE:
+        assert names == specs, (f"golden folders without a spec: {sorted(names - specs)}; "
+                                f"specs without goldens: {sorted(specs - names)} "
+                                "(QTC_UPDATE_GOLDEN=1 pytest tests/test_golden.py)")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
+def test_compile_output_matches_golden(spec, tmp_path):
+    out = write_outputs(str(spec), out_dir=tmp_path, **compile_size(spec))
+    written = sorted(p.name for p in tmp_path.iterdir())
+    assert written == sorted(f.name for f in out.files), "write_outputs reports what it wrote"
+    assert out.report == (tmp_path / "report.txt").read_text()
+    folder = GOLDEN / spec.name
+    expected = {}  # golden name -> (golden content, output file)
+    for f in out.files:
+        gname, content = golden_form(f.name, f.read_bytes())
+        expected[gname] = (content, f)
+    if UPDATE:
+        _rewrite(folder, {g: c for g, (c, _) in expected.items()})
+        return
+    problems = []
+    for gname, (content, produced) in expected.items():
+        path, new = folder / gname, folder / (produced.name + ".new")
+        if path.is_file() and path.read_bytes() == content:
+            new.unlink(missing_ok=True)
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        new.write_bytes(produced.read_bytes())  # the whole output, also beside a digest golden
+        what = "differs from" if path.is_file() else "has no golden"
+        problems.append(f"{spec.name}: output {what} {path} (new output: {new})")
+    stale = sorted(p.name for p in folder.glob("*") if not p.name.endswith(".new") and p.name not in expected)
+    problems += [f"{spec.name}: golden {folder / s} is no longer produced" for s in stale]
+    assert not problems, "\n".join(problems + ["rewrite with: QTC_UPDATE_GOLDEN=1 pytest tests/test_golden.py"])
+
+
+def _rewrite(folder: Path, expected: dict[str, bytes]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for p in folder.iterdir():
+        if p.name not in expected:
+            p.unlink()
+    for gname, content in expected.items():
+        (folder / gname).write_bytes(content)
+
+
+@pytest.mark.skipif(UPDATE, reason="rewriting the goldens")
+def test_mismatch_writes_new_file_and_names_both(tmp_path, monkeypatch):
+    """The mechanism itself: a changed golden fails, and the .new file holds the real output."""
+    spec = ROOT / "specs" / "untied_two_layer.qs"
+    fake = tmp_path / "golden"
+    folder = fake / spec.name
+    folder.mkdir(parents=True)
+    for p in (GOLDEN / spec.name).iterdir():
+        if not p.name.endswith(".new"):
+            (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "program.ir").write_text("not the program\n")
+    monkeypatch.setattr(sys.modules[__name__], "GOLDEN", fake)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(AssertionError) as info:
+        test_compile_output_matches_golden(spec, out)
+    message = str(info.value)
+    assert str(folder / "program.ir") in message and str(folder / "program.ir.new") in message
+    assert (folder / "program.ir.new").read_text().startswith("program untied_two_layer qubits 4 depth 2")
+    assert "report.txt" not in message, "only the changed file is named"

@@ -1,5 +1,11 @@
 """`qtc table2`: the paper's Table II in one command (five data sets x DiffQAS-QT, 12 fixed, LSTM).
 
+Fixed candidates that the compiler merges into one node (the paper space's constants: configs
+1 = 3 = 4 = 6 uniform, 9 = 12 a delta on |0...0>) train identically, bit for bit: the same seed
+gives the same mapping init and theta cannot matter. Only the first member of such a group is
+trained; the others are reported with its result and marked "tied" (`--all-candidates` trains
+them all anyway).
+
 Every (data set, seed, model) is its own `qtc run` folder, out/<data set>/seed<S>/<model>/, so
 jobs spread over worker processes (one torch thread each) longest first, and a rerun of the same
 command skips finished folders and resumes interrupted ones from their checkpoints. After every
@@ -39,10 +45,16 @@ class Job:
     max_batches: int | None
     backend: str | None
     cost: float = 0.0
+    same_as: tuple[tuple[str, str, str | None], ...] = ()  # tied candidates (model, label, paper key)
+
+
+def tied_candidates(program) -> dict[int, int]:
+    """Candidate -> the first member of its compiled node, for nodes shared by several candidates."""
+    return {m: node.members[0] for node in program.circuits for m in node.members[1:]}
 
 
 def plan_jobs(datasets, seeds, models: str, out: Path, spec_dir: Path, epochs, max_batches,
-              backend) -> list[Job]:
+              backend, all_candidates: bool = False) -> list[Job]:
     """Every job, longest first (train batches x a rough per-step cost)."""
     from qtc.tasks.build import load_task
     from qtc.tasks.runner import _select_models
@@ -56,11 +68,19 @@ def plan_jobs(datasets, seeds, models: str, out: Path, spec_dir: Path, epochs, m
         batches = math.ceil(len(wins.x_train) / built.spec.train.batch)
         if max_batches:
             batches = min(batches, max_batches)
+        chosen = _select_models(built, models)
+        ties = {} if all_candidates else tied_candidates(built.program)
+        twins = {m: tuple((f"fixed:{k}", built.model_label(f"fixed:{k}"), FC.paper_key(built, f"fixed:{k}"))
+                          for k, first in ties.items() if f"fixed:{first}" == m and f"fixed:{k}" in chosen)
+                 for m in chosen}
+        chosen = [m for m in chosen if not (m.startswith("fixed:") and int(m[6:]) in ties
+                                            and f"fixed:{ties[int(m[6:])]}" in chosen)]
         for seed in seeds:
-            for model in _select_models(built, models):
+            for model in chosen:
                 cost = batches * (epochs or built.spec.train.epochs) * (1.0 if model == "classical" else 3.0)
                 folder = out / ds / f"seed{seed}" / model.replace(":", "_")
-                jobs.append(Job(ds, seed, model, str(spec), str(folder), epochs, max_batches, backend, cost))
+                jobs.append(Job(ds, seed, model, str(spec), str(folder), epochs, max_batches, backend, cost,
+                                twins.get(model, ())))
     return sorted(jobs, key=lambda j: -j.cost)
 
 
@@ -94,6 +114,17 @@ def run_job(job: Job) -> dict:
     return _result(job, FC.read_summary(folder), time.perf_counter() - t0, reused=False)
 
 
+def _twin_results(res: dict) -> list[dict]:
+    """The result rows of the candidates tied with `res` (same compiled node: identical training)."""
+    out = []
+    for model, label, key in res["same_as"]:
+        out.append({**res, "model": model, "label": label, "paper_key": key,
+                    "paper_test_mse": FC.paper_value(res["dataset"], key),
+                    "ratio": res["test_mse"] / FC.paper_value(res["dataset"], key) if key else None,
+                    "tied_with": res["label"], "same_as": ()})
+    return out
+
+
 def _result(job: Job, summary: dict, seconds: float, reused: bool) -> dict:
     row = next(r for r in summary["rows"] if r["model"] == job.model)
     if job.epochs and summary["epochs"] != job.epochs:
@@ -108,13 +139,15 @@ def _result(job: Job, summary: dict, seconds: float, reused: bool) -> dict:
 
 def run_table2(*, epochs: int | None = None, seeds=(0,), out: Path = Path("runs/table2"), jobs: int = 2,
                datasets=NAMES, models: str = "diffqas,fixed,classical", spec_dir: Path | None = None,
-               backend: str | None = None, max_batches: int | None = None, command: str = "") -> list[dict]:
+               backend: str | None = None, max_batches: int | None = None, all_candidates: bool = False,
+               command: str = "") -> list[dict]:
     """Run (or finish) every job and write table2.md / table2.csv in `out`; return the results."""
     out = Path(out)
     unknown = [d for d in datasets if d not in NAMES]
     if unknown:
         raise QtcError(f"unknown data set(s) {', '.join(unknown)}: expected some of {', '.join(NAMES)}")
-    todo = plan_jobs(datasets, seeds, models, out, Path(spec_dir or SPEC_DIR), epochs, max_batches, backend)
+    todo = plan_jobs(datasets, seeds, models, out, Path(spec_dir or SPEC_DIR), epochs, max_batches, backend,
+                     all_candidates)
     out.mkdir(parents=True, exist_ok=True)
     meta = {"command": command, "jobs": jobs, "seeds": list(seeds), "epochs": epochs,
             "datasets": list(datasets), "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
@@ -123,8 +156,10 @@ def run_table2(*, epochs: int | None = None, seeds=(0,), out: Path = Path("runs/
 
     def finished(res: dict) -> None:
         results.append(res)
+        results.extend(_twin_results(res))
         note = "reused" if res["reused"] else f"{res['seconds']:.0f} s"
-        print(f"[{len(results)}/{len(todo)}] {res['dataset']:<10} seed {res['seed']} {res['label']:<22} "
+        print(f"[{len(set((r['dataset'], r['seed'], r['model']) for r in results if not r.get('tied_with')))}"
+              f"/{len(todo)}] {res['dataset']:<10} seed {res['seed']} {res['label']:<22} "
               f"test MSE {FC.fmt(res['test_mse'])} (paper {FC.fmt(res['paper_test_mse'])}), {note}, "
               f"elapsed {time.perf_counter() - t0:.0f} s", flush=True)
         write_tables(out, results, {**meta, "wall_seconds": round(time.perf_counter() - t0, 1)})
@@ -201,7 +236,7 @@ def write_tables(out: Path, results: list[dict], meta: dict) -> None:
           f"- seeds: {', '.join(map(str, seeds))} (ours = mean over seeds); epochs: "
           f"{meta['epochs'] or 'from the specs'}; worker processes: {meta['jobs']} (1 torch thread each)",
           f"- started {meta['started']}; wall time so far {meta['wall_seconds']:.0f} s "
-          f"({meta['wall_seconds'] / 60:.1f} min); runs finished: {len(results)}", "",
+          f"({meta['wall_seconds'] / 60:.1f} min); cells filled: {len(results)}", "",
           f"| model | {head} |", "|---" * (1 + 2 * len(datasets)) + "|"]
     for name in rows:
         vals = []
@@ -209,6 +244,10 @@ def write_tables(out: Path, results: list[dict], meta: dict) -> None:
             c = cells.get((name, d))
             vals += [FC.fmt(c["mean"]) if c else "…", FC.fmt(c["paper"]) if c else "…"]
         md.append(f"| {name} | " + " | ".join(vals) + " |")
+    tied = sorted({f"{r['label']} = {r['tied_with']}" for r in results if r.get("tied_with")})
+    if tied:
+        md += ["", "Tied candidates (one compiled node: trained once, reported for each member): "
+               + "; ".join(tied) + "."]
     md += ["", "## Goals", ""] + goal_checks(cells, datasets)
     if len(seeds) > 1:
         md += ["", "## Per seed", "", "| model | data set | " + " | ".join(f"seed {s}" for s in seeds)
@@ -240,5 +279,5 @@ def main(args) -> int:
     datasets = tuple(args.datasets.split(",")) if args.datasets else NAMES
     run_table2(epochs=args.epochs, seeds=tuple(args.seeds or (0,)), out=args.output, jobs=args.jobs,
                datasets=datasets, models=args.models, spec_dir=args.spec_dir, backend=args.backend,
-               max_batches=args.max_batches, command="qtc " + " ".join(sys.argv[1:]))
+               max_batches=args.max_batches, all_candidates=args.all_candidates, command="qtc " + " ".join(sys.argv[1:]))
     return 0

@@ -74,6 +74,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
     t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     t.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
+                   "earlier one (same compiled constant; by default their result is reused)")
     t.set_defaults(func=_table2)
 
     y = sub.add_parser("play", help="watch a trained A3C policy act (text grid)")

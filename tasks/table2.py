@@ -7,7 +7,7 @@ trained; the others are reported with its result and marked "tied" (`--all-candi
 them all anyway).
 
 Every (data set, seed, model) is its own `qtc run` folder, out/<data set>/seed<S>/<model>/, so
-jobs spread over worker processes (one torch thread each) longest first, and a rerun of the same
+jobs spread over worker processes (one torch thread each), cheapest data set first, and a rerun of the same
 command skips finished folders and resumes interrupted ones from their checkpoints. After every
 finished job out/table2.md and out/table2.csv are rewritten: ours (mean over seeds) beside the
 paper's values, the per-seed numbers, the goal checks and the wall time.
@@ -55,7 +55,7 @@ def tied_candidates(program) -> dict[int, int]:
 
 def plan_jobs(datasets, seeds, models: str, out: Path, spec_dir: Path, epochs, max_batches,
               backend, all_candidates: bool = False) -> list[Job]:
-    """Every job, longest first (train batches x a rough per-step cost)."""
+    """Every job, cost = train batches x epochs x a rough per-step cost; ordered as below."""
     from qtc.tasks.build import load_task
     from qtc.tasks.runner import _select_models
     jobs = []
@@ -81,7 +81,12 @@ def plan_jobs(datasets, seeds, models: str, out: Path, spec_dir: Path, epochs, m
                 folder = out / ds / f"seed{seed}" / model.replace(":", "_")
                 jobs.append(Job(ds, seed, model, str(spec), str(folder), epochs, max_batches, backend, cost,
                                 twins.get(model, ())))
-    return sorted(jobs, key=lambda j: -j.cost)
+    per_set = {}
+    for j in jobs:
+        per_set[j.dataset] = per_set.get(j.dataset, 0.0) + j.cost
+    # whole data sets one after another, cheapest first (a stopped run leaves complete columns),
+    # longest job first within a data set (good packing on the worker processes)
+    return sorted(jobs, key=lambda j: (per_set[j.dataset], -j.cost))
 
 
 def run_job(job: Job) -> dict:

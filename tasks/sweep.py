@@ -212,6 +212,14 @@ def _pool_entry(trial: dict, out: str) -> dict:
     return _ray_entry(trial, out)
 
 
+def _inline_entry(trial: dict, out: str) -> dict:
+    """In the sweep's own process: Ctrl-C stops the sweep instead of failing the trial."""
+    try:
+        return {"ok": True, **run_trial(trial, out)}
+    except Exception as err:  # noqa: BLE001
+        return {"ok": False, "error": _describe(err)}
+
+
 def _describe(err: BaseException) -> str:
     if isinstance(err, QtcError):
         return str(err)
@@ -238,7 +246,7 @@ class SerialExecutor:
         if not self.queue:
             return []
         t = self.queue.pop(0)
-        return [(t, _pool_entry(t.to_dict(), self.out))]
+        return [(t, _inline_entry(t.to_dict(), self.out))]
 
     def running(self) -> int:
         return min(1, len(self.queue))
@@ -302,7 +310,8 @@ class RayExecutor:
         import ray
         self.ray, self.out = ray, out
         t0 = time.perf_counter()
-        if not ray.is_initialized():
+        self.owned = not ray.is_initialized()    # a Ray we start, we stop; a caller's stays up
+        if self.owned:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
@@ -335,9 +344,15 @@ class RayExecutor:
         return min(len(self.refs), self.slots)
 
     def shutdown(self) -> None:
+        # A plain cancel raises KeyboardInterrupt inside a running trial, so the engine saves a
+        # mid-epoch checkpoint before the worker stops (the per-epoch checkpoint is the fallback).
         for ref in list(self.refs):
-            self.ray.cancel(ref, force=True)
+            self.ray.cancel(ref, force=False)
+        if self.refs:
+            self.ray.wait(list(self.refs), num_returns=len(self.refs), timeout=10)
         self.refs.clear()
+        if self.owned:
+            self.ray.shutdown()
 
 
 def ray_available() -> bool:

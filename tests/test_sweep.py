@@ -27,7 +27,7 @@ generator hadamard_ent_rot.qs depth 2 mapping linear bits pm1 rescale qt
 train rmsprop lr 0.01 alpha 0.99 eps 1e-8 batch 10 epochs {epochs} seed 0
 compare classical
 """
-BUDGET = {"max_batches": 3}
+BUDGET = {"max_batches": 3, "backend": "reference"}   # reference: no kernel compilation
 
 
 def _spec(folder: Path, name: str = "tiny", *, window: int = 4, epochs: int = 2) -> str:
@@ -74,11 +74,11 @@ def test_failing_trial_is_recorded_and_others_go_on(tmp_path):
 
 
 def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
-    spec = _spec(tmp_path, epochs=40)
+    spec = _spec(tmp_path, epochs=10)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "qtc.cli", "sweep", spec, "--seeds", "2", "--models", "classical,diffqas",
            "--out", str(out), "--executor", "process", "--workers", "2", "--max-batches", "2",
-           "--no-report", "--no-progress"]
+           "--backend", "reference", "--no-report", "--no-progress"]
     # Sweep 1: interrupt (SIGINT to the whole group, like Ctrl-C) once a trial has finished.
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.time() + 60
@@ -92,8 +92,8 @@ def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
     assert first, "no trial finished before the interrupt"
     assert len(first) < 4, "the sweep finished before it could be interrupted"
     # Sweep 2: the finished trials are skipped (their files untouched), the rest complete.
-    trials = plan([spec], [0, 1], "classical,diffqas", overrides={"max_batches": 2})
-    res = sweep(trials, out, executor="process", workers=2, progress=False)
+    trials = plan([spec], [0, 1], "classical,diffqas", overrides={"max_batches": 2, "backend": "reference"})
+    res = sweep(trials, out, executor="serial", progress=False)
     assert sorted(res.skipped) == sorted(first) and not res.failed
     assert len(_finals(out)) == 4
     for key, status in first.items():
@@ -101,7 +101,7 @@ def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
         assert (out / key / "trial.log").read_text().count("run folder") == 1
     for key in res.done:   # an interrupted trial with a checkpoint is continued, not restarted
         st = read_status(out / key)
-        assert st["final"]["epoch"] == 40
+        assert st["final"]["epoch"] == 10
         if st["resumed"]:
             assert "resuming" in (out / key / "trial.log").read_text()
 

@@ -164,7 +164,7 @@ def _interrupt_after(monkeypatch, episodes_seen: int):
 def test_ctrl_c_stops_the_model_loop_and_resume_continues(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     _interrupt_after(monkeypatch, 3)
-    rc = main(["run", str(SPEC), "--models", "classical,fixed:0", "--episodes", "12",
+    rc = main(["run", str(SPEC), "--models", "classical,fixed:0", "--episodes", "8",
                "--workers", "2", "-o", str(run), "--no-progress"])
     assert rc == 130
     err = capsys.readouterr().err
@@ -174,12 +174,12 @@ def test_ctrl_c_stops_the_model_loop_and_resume_continues(tmp_path, monkeypatch,
     assert len(episodes(run / "a3c" / "classical")) == 3
     monkeypatch.undo()
     assert main(["run", "--resume", str(run), "--no-progress"]) == 0
-    assert "classical (classical): resuming 12 episodes" in capsys.readouterr().out
+    assert "classical (classical): resuming 8 episodes" in capsys.readouterr().out
     for model in ("classical", "fixed_0"):
         rows = episodes(run / "a3c" / model)
-        assert [int(r["episode"]) for r in rows] == list(range(1, 13))
+        assert [int(r["episode"]) for r in rows] == list(range(1, 9))
     summary = (run / "summary.md").read_text()
-    assert summary.count("| completed | 12 |") == 2 and "config 1" in summary
+    assert summary.count("| completed | 8 |") == 2 and "config 1" in summary
     assert (run / "models" / "fixed_0" / "actor.pt").is_file()
 
 

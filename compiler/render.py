@@ -455,15 +455,21 @@ def _tiles(plan: Plan, pss: Pass) -> int:
     return 1 << (plan.n - plan.lanes - pss.rank)
 
 
-def _frame_expr(circ: CircuitPlan, n: int) -> str:
-    """f(x) = M x ^ b as a C expression of x."""
-    cols, shift = circ.lowered.cols, circ.lowered.shift
-    ident = sum(1 << q for q in range(n) if cols[q] == 1 << q)
-    expr = f"((x & {ident}L) ^ {shift}L)"
-    for q in range(n):
+def _affine(cols, shift: int, lanes: int, var: str) -> str:
+    """M v ^ b as a C expression of v, for v with its lane bits zero."""
+    n = len(cols)
+    ident = sum(1 << q for q in range(lanes, n) if cols[q] == 1 << q)
+    expr = f"(({var} & {ident}L) ^ {shift}L)"
+    for q in range(lanes, n):
         if cols[q] != 1 << q:
-            expr += f" ^ ((-((x >> {q}) & 1L)) & {cols[q]}L)"
+            expr += f" ^ ((-(({var} >> {q}) & 1L)) & {cols[q]}L)"
     return expr
+
+
+def _lanemap(cols, lanes: int) -> str:
+    """The lane part of the map: lane j -> M j (j < 2^lanes)."""
+    c = list(cols[:lanes]) + [0] * (3 - lanes)
+    return f"qtc_lanemap({c[0]}L, {c[1]}L, {c[2]}L)"
 
 
 def _init_kernel(plan: Plan) -> list[str]:
@@ -473,37 +479,46 @@ def _init_kernel(plan: Plan) -> list[str]:
 
 
 def _out_kernel(plan: Plan) -> list[str]:
-    dim = 1 << plan.n
+    """P[x] = sum_c wn[c] |psi_c[f_c(x)]|^2, a block of lanes at a time (a gather per lane)."""
+    dim, m = 1 << plan.n, plan.lanes
     out = ["QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, "
-           "real* QTC_RESTRICT P) {", "QTC_REGION", f"QTC_ELEMS(x, {dim}L) {{", "  real acc = 0;"]
+           "real* QTC_RESTRICT P) {", "QTC_REGION"]
+    out += [f"const qvi lm{i} = {_lanemap(c.lowered.cols, m)};" for i, c in enumerate(plan.circuits)]
+    out += [f"QTC_BLOCKS(xb, {dim >> m}L) {{", "  const long x = xb << QTC_M;", "  qv acc = QTC_ZERO;"]
     for i, c in enumerate(plan.circuits):
-        out.append(f"  {{ const long y = {_frame_expr(c, plan.n)};")
-        out.append(f"    const real a = st[{c.offset}L + y];")
+        out.append(f"  {{ const long y = {_affine(c.lowered.cols, c.lowered.shift, m, 'x')};")
+        out.append(f"    const qv a = QTC_GATHER(st + {c.offset}L, y, lm{i});")
         if c.real:
             out.append(f"    acc += wn[{i}] * (a * a); }}")
         else:
-            out.append(f"    const real b = st[{c.offset + dim}L + y]; acc += wn[{i}] * (a * a + b * b); }}")
-    return out + ["  P[x] = acc;", "}", "QTC_END", "}", ""]
+            out.append(f"    const qv b = QTC_GATHER(st + {c.offset + dim}L, y, lm{i}); "
+                       f"acc += wn[{i}] * (a * a + b * b); }}")
+    return out + ["  QTC_ST(P, x, acc);", "}", "QTC_END", "}", ""]
 
 
 def _binit_kernel(plan: Plan) -> list[str]:
-    dim = 1 << plan.n
+    """lam_c = wn[c] g[f_c^-1(y)] psi_c[y] in stored order (a gather of g per lane) and
+    gw[c] = g . p_c."""
+    dim, m = 1 << plan.n, plan.lanes
     out = ["QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, "
            "const real* QTC_RESTRICT wn, const real* QTC_RESTRICT g, double* QTC_RESTRICT gw) {",
            "QTC_REGION"]
-    out += [f"double gw{i} = 0;" for i in range(len(plan.circuits))]
-    out += [f"QTC_ELEMS(x, {dim}L) {{", "  const real gx = g[x];"]
     for i, c in enumerate(plan.circuits):
-        out.append(f"  {{ const long y = {_frame_expr(c, plan.n)};")
-        out.append(f"    const real a = st[{c.offset}L + y]; lam[{c.offset}L + y] = wn[{i}] * gx * a;")
+        icols, ishift = c.lowered.inverse()
+        re, im = c.offset, c.offset + dim
+        out += [f"{{ // {c.label}", f"  const qvi lm = {_lanemap(icols, m)};", "  qacc gsum = {};",
+                f"  QTC_BLOCKS(yb, {dim >> m}L) {{", "    const long y = yb << QTC_M;",
+                f"    const long x = {_affine(icols, ishift, m, 'y')};",
+                "    const qv gx = QTC_GATHER(g, x, lm);",
+                f"    const qv a = QTC_LD(st, {re}L + y);",
+                f"    QTC_ST(lam, {re}L + y, wn[{i}] * gx * a);"]
         if c.real:
-            out.append(f"    gw{i} += (double)(gx * (a * a)); }}")
+            out.append("    gsum += QTC_ACC(gx * (a * a));")
         else:
-            out.append(f"    const real b = st[{c.offset + dim}L + y]; "
-                       f"lam[{c.offset + dim}L + y] = wn[{i}] * gx * b;")
-            out.append(f"    gw{i} += (double)(gx * (a * a + b * b)); }}")
-    out.append("}")
-    out += [f"qtc_add(&gw[{i}], gw{i});" for i in range(len(plan.circuits))]
+            out += [f"    const qv b = QTC_LD(st, {im}L + y);",
+                    f"    QTC_ST(lam, {im}L + y, wn[{i}] * gx * b);",
+                    "    gsum += QTC_ACC(gx * (a * a + b * b));"]
+        out += ["  }", f"  qtc_add(&gw[{i}], QTC_HSUM(gsum));", "}"]
     return out + ["QTC_END", "}", ""]
 
 
@@ -535,6 +550,16 @@ def _prelude(plan: Plan, dtype: str) -> list[str]:
         "#define QTC_ELEMS(i, count) \\",
         "  for (long i = blockIdx.x * (long)blockDim.x + threadIdx.x; i < (long)(count); \\",
         "       i += (long)gridDim.x * blockDim.x)",
+        "#define QTC_BLOCKS(b, count) \\",
+        "  for (long _i = blockIdx.x * (long)blockDim.x + threadIdx.x; _i < ((long)(count) << QTC_M); \\",
+        "       _i += (long)gridDim.x * blockDim.x) \\",
+        "    for (long b = _i >> QTC_M, _once = 1; _once; _once = 0)",
+        "typedef long qvi;",
+        "#define QTC_GATHER(p, y, lm) ((p)[(y) ^ (lm)])",
+        "__device__ __forceinline__ long qtc_lanemap(long c0, long c1, long c2) {",
+        "  const int j = QTC_LANE;",
+        "  return ((j & 1) ? c0 : 0) ^ ((j & 2) ? c1 : 0) ^ ((j & 4) ? c2 : 0);",
+        "}",
         "#define QTC_LD(p, y) ((p)[(y) + QTC_LANE])",
         "#define QTC_ST(p, y, v) ((p)[(y) + QTC_LANE] = (v))",
         "#define QTC_LX(v, m) __shfl_xor_sync(QTC_GMASK, (v), (m), QTC_W)",
@@ -566,6 +591,7 @@ def _prelude(plan: Plan, dtype: str) -> list[str]:
         "typedef double qacc __attribute__((vector_size(sizeof(double) * QTC_W)));",
         "#define QTC_FN static void",
         '#define QTC_ELEMS(i, count) _Pragma("omp for nowait") for (long i = 0; i < (long)(count); ++i)',
+        '#define QTC_BLOCKS(b, count) _Pragma("omp for nowait") for (long b = 0; b < (long)(count); ++b)',
         "#define QTC_LD(p, y) (*(const qvu*)((p) + (y)))",
         "#define QTC_ST(p, y, v) (*(qvu*)((p) + (y)) = (v))",
         f"#define QTC_LX(v, m) __builtin_shuffle((v), (qvi){{{xor_idx}}})",
@@ -581,6 +607,16 @@ def _prelude(plan: Plan, dtype: str) -> list[str]:
         "    const int l = __builtin_parity(ma & j) | (__builtin_parity(mb & j) << 1);",
         "    r[j] = l == 0 ? x0 : l == 1 ? x1 : l == 2 ? x2 : x3;",
         "  }",
+        "  return r;",
+        "}",
+        "static inline qvi qtc_lanemap(long c0, long c1, long c2) {",
+        "  qvi r;",
+        "  for (int j = 0; j < QTC_W; ++j) r[j] = ((j & 1) ? c0 : 0) ^ ((j & 2) ? c1 : 0) ^ ((j & 4) ? c2 : 0);",
+        "  return r;",
+        "}",
+        "static inline qv QTC_GATHER(const real* p, long y, qvi lm) {",
+        "  qv r;",
+        "  for (int j = 0; j < QTC_W; ++j) r[j] = p[y ^ lm[j]];",
         "  return r;",
         "}",
         "static inline double QTC_HSUM(qacc a) {",

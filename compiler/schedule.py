@@ -75,10 +75,18 @@ class SOp:
 
 @dataclass(frozen=True)
 class Lowered:
-    """A circuit in stored coordinates: ops plus the final frame (columns of M, shift b)."""
+    """A circuit in stored coordinates: ops plus the final frame (columns of M, shift b, and
+    the rows of M^-1)."""
     ops: tuple[SOp, ...]
     cols: tuple[int, ...]
     shift: int
+    rows: tuple[int, ...] = ()
+
+    def inverse(self) -> tuple[tuple[int, ...], int]:
+        """f^-1(y) = M^-1 y ^ M^-1 b as (columns of M^-1, shift)."""
+        n = len(self.rows)
+        cols = tuple(sum(((self.rows[q] >> j) & 1) << q for q in range(n)) for j in range(n))
+        return cols, sum(parity(self.rows[q] & self.shift) << q for q in range(n))
 
 
 def lower(circuit: Circuit, n: int) -> Lowered:
@@ -115,7 +123,7 @@ def lower(circuit: Circuit, n: int) -> Lowered:
             out.append(SOp("dense", g, op.angle, cols[q], (rows[q],), (flip(q),), qs))
         else:
             raise NotImplementedError(f"gate '{g}' has no lowering")
-    return Lowered(tuple(out), tuple(cols), shift)
+    return Lowered(tuple(out), tuple(cols), shift, tuple(rows))
 
 
 # --- GF(2) tiles ---------------------------------------------------------------------------

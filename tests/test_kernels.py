@@ -1,0 +1,274 @@
+"""The kernel compiler: frames and schedule invariants, deterministic source, nvcc on the GPU
+text, the build cache (atomic, self-checking) and the fallback when no C++ compiler exists."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qtc
+from qtc.compiler.gates import GATES
+from qtc.compiler.ir import Angle
+from qtc.compiler.render import cost_report, kernel_source
+from qtc.compiler.schedule import Pass, lower, parity, plan_program, schedule
+from qtc.runtime import backends, cache
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+PAPER = SPECS / "hadamard_ent_rot.qs"
+ALL_GATES = """space allgates
+qubits 3
+depth 2
+init = choose { h(q) for q in all | nothing }
+layer = choose { rx(q, theta[layer, q]) for q in all | ry(q, theta[layer, q]) for q in all
+               | rz(q, theta[layer, q]) for q in all } ;
+        cnot(0, 1) ; cz(1, 2) ; swap(0, 2) ; y(1) ; s(0) ; sdg(1) ; t(2) ; tdg(0) ; x(2) ; z(0) ;
+        h(1) ; rx(2, 0.3) ; cx(2, 0)
+tie layers
+"""
+TINY = 'extern "C" int qtc_answer(void) { return 42; }\n'
+
+
+# --- frames: the lowered circuit, run in stored coordinates, is the circuit -------------------
+
+def _stored_simulation(circuit, n, theta):
+    """A tiny numpy interpreter of the lowered ops: returns psi_true = psi_stored o f."""
+    from qtc.compiler.render import _fold_constant, dense_matrix, diag_phases
+    low = lower(circuit, n)
+    y = np.arange(2 ** n)
+    psi = np.zeros(2 ** n, complex)
+    psi[0] = 1
+    for op in low.ops:
+        labels = [np.array([parity(r & v) ^ f for v in y]) for r, f in zip(op.rows, op.flips)]
+        if isinstance(op.angle, Angle):
+            c, s = np.cos(theta[op.angle.layer, op.angle.qubit] / 2), np.sin(theta[op.angle.layer, op.angle.qubit] / 2)
+        else:
+            c = s = None
+        ev = lambda part: sum(v * {"1": 1, "c": c, "s": s}[k] for k, v in part)  # noqa: E731
+        val = lambda e: ev(e[0]) + 1j * ev(e[1])  # noqa: E731
+        if op.kind == "dense":
+            m = _fold_constant(dense_matrix(op.gate), op.angle)
+            lab = labels[0]
+            psi = np.array([val(m[lab[i]][lab[i]]) * psi[i] + val(m[lab[i]][1 - lab[i]]) * psi[i ^ op.d]
+                            for i in range(2 ** n)])
+        else:
+            ph = _fold_constant(diag_phases(op.gate), op.angle)
+            idx = sum(lb << k for k, lb in enumerate(labels))
+            psi = psi * np.array([val(ph[i]) for i in idx])
+    f = np.array([_apply_frame(low.cols, low.shift, x) for x in range(2 ** n)])
+    return psi[f]
+
+
+def _apply_frame(cols, shift, x):
+    y = shift
+    for q, c in enumerate(cols):
+        if x >> q & 1:
+            y ^= c
+    return y
+
+
+@pytest.mark.parametrize("source,n", [(PAPER, 4), (ALL_GATES, 3), (SPECS / "clifford_t.qs", 4)])
+def test_lowered_circuit_equals_reference(source, n):
+    import torch
+    from qtc.runtime.reference import simulate
+    prog = qtc.compile(source, qubits=n, depth=2)
+    theta = torch.linspace(-2, 2.5, 2 * n, dtype=torch.float64).reshape(2, n)
+    for circ in prog.source:
+        want = simulate(circ, n, theta).numpy()
+        got = _stored_simulation(circ, n, theta.numpy())
+        assert np.allclose(got, want, atol=1e-12)
+
+
+def test_frames_absorb_every_permutation():
+    prog = qtc.compile(PAPER, qubits=6, depth=3)
+    for circ in prog.source:
+        low = lower(circ, 6)
+        assert not any(op.gate in ("cnot", "swap", "x") for op in low.ops)
+        # M is invertible and rows are the rows of its inverse
+        for q in range(6):
+            for j in range(6):
+                assert parity(low.rows[q] & low.cols[j]) == (q == j)
+
+
+# --- schedule -----------------------------------------------------------------------------
+
+def test_schedule_keeps_order_of_non_commuting_ops():
+    prog = qtc.compile(ALL_GATES, qubits=3, depth=2)
+    for circ in prog.circuits:
+        if not hasattr(circ, "ops"):
+            continue
+        ops = lower(circ, 3).ops
+        flat = [op for p in schedule(ops, 1, 1) for op in p.ops]
+        assert sorted(map(id, flat)) == sorted(map(id, ops))
+        pos = {id(op): i for i, op in enumerate(flat)}
+        for i in range(len(ops)):
+            for j in range(i + 1, len(ops)):
+                if not ops[i].commutes(ops[j]):
+                    assert pos[id(ops[i])] < pos[id(ops[j])]
+
+
+def test_passes_fit_their_tiles():
+    plan = plan_program(qtc.compile(PAPER, qubits=11, depth=4))
+    high = ~((1 << plan.lanes) - 1)
+    for c in plan.circuits:
+        for p in c.fwd + c.bwd:
+            assert p.rank <= 4
+            for op in p.ops:
+                if op.kind == "dense":
+                    p.coords(op.d & high)   # raises when the direction is outside the tile
+            offs = p.offsets()
+            assert len(set(offs)) == len(offs) == 1 << p.rank
+    # the paper space at (11, 4): six circuits simulated, the rest exact constants
+    assert len(plan.circuits) == 6 and len(plan.constants) == 2
+    assert sum(c.real for c in plan.circuits) == 4
+
+
+def test_pass_coords_rejects_outside_direction():
+    p = Pass(basis=(0b1000,), ops=())
+    assert p.coords(0b1000) == 1
+    with pytest.raises(AssertionError):
+        p.coords(0b10000)
+
+
+# --- source text ------------------------------------------------------------------------------
+
+def test_kernel_source_is_deterministic():
+    a = kernel_source(qtc.compile(PAPER, qubits=5, depth=2))
+    b = kernel_source(qtc.compile(PAPER, qubits=5, depth=2))
+    assert a == b
+    assert "typedef double real;" in a and "qtc_fwd_0" in a and "qtc_bwd_0" in a
+    f32 = kernel_source(qtc.compile(PAPER, qubits=5, depth=2), "float32")
+    assert "typedef float real;" in f32 and "cosf" in f32
+    with pytest.raises(ValueError):
+        kernel_source(qtc.compile(PAPER, qubits=5, depth=2), "float16")
+
+
+def test_cost_report():
+    text = cost_report(qtc.compile(PAPER, qubits=11, depth=10))
+    assert text == cost_report(qtc.compile(PAPER, qubits=11, depth=10))
+    assert "simulated circuits: 6; exact constants: 2" in text
+    lines = {ln.split(":")[0]: ln for ln in text.splitlines()}
+    moved = int(lines["bytes per step"].split()[3])
+    flops = int(lines["flops per step"].split()[3])
+    # every pass moves at least one state: 6 circuits x (>= 10 passes) x 2^11 x 8 bytes x 2
+    assert moved > 6 * 10 * 2 ** 11 * 8 * 2
+    # at least the forward rotations: 4 real + 2 complex circuits, 110 rotations, 2^11 elements
+    assert flops > 110 * 2 ** 11 * 3 * 6
+    assert "H100" in text
+
+
+# --- nvcc on the same text -------------------------------------------------------------------
+
+NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nvcc").exists() else None)
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
+@pytest.mark.parametrize("arch,dtype", [("sm_80", "float64"), ("sm_90", "float32")])
+def test_nvcc_compiles_the_gpu_text(tmp_path, arch, dtype):
+    src = tmp_path / "k.cu"
+    src.write_text(kernel_source(qtc.compile(ALL_GATES, qubits=4, depth=1), dtype))
+    out = subprocess.run([NVCC, "--ptx", f"-arch={arch}", str(src), "-o", str(tmp_path / "k.ptx")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ptx = (tmp_path / "k.ptx").read_text()
+    for name in ("qtc_init", "qtc_fwd_0", "qtc_out", "qtc_binit", "qtc_bwd_0"):
+        assert f".entry {name}(" in ptx
+
+
+# --- build cache --------------------------------------------------------------------------------
+
+needs_cxx = pytest.mark.skipif(cache.find_compiler() is None, reason="no C++ compiler")
+
+
+def _load(path):
+    import ctypes
+    return ctypes.CDLL(str(path)).qtc_answer()
+
+
+@needs_cxx
+def test_cache_hit_does_not_compile(tmp_path, monkeypatch):
+    monkeypatch.setenv("QTC_CACHE_DIR", str(tmp_path))
+    first = cache.build_shared(TINY)
+    assert _load(first) == 42
+
+    def boom(*a, **k):
+        raise AssertionError("compiled again")
+    monkeypatch.setattr(cache.subprocess, "run", boom)
+    assert cache.build_shared(TINY) == first
+
+
+@needs_cxx
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "index", "missing"])
+def test_corrupt_entry_is_rebuilt_not_loaded(tmp_path, monkeypatch, damage):
+    monkeypatch.setenv("QTC_CACHE_DIR", str(tmp_path))
+    obj = cache.build_shared(TINY)
+    index = next(tmp_path.glob("*.json"))
+    if damage == "truncate":
+        obj.write_bytes(obj.read_bytes()[:100])
+    elif damage == "garbage":
+        data = bytearray(obj.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        obj.write_bytes(bytes(data))
+    elif damage == "index":
+        index.write_text("{not json")
+    else:
+        obj.unlink()
+    assert cache.lookup(tmp_path, index.stem) is None
+    again = cache.build_shared(TINY)
+    assert _load(again) == 42
+    meta = json.loads(index.read_text())
+    assert again.stat().st_size == meta["size"]
+
+
+def _build_in_child(directory):
+    import os
+    os.environ["QTC_CACHE_DIR"] = directory
+    from qtc.runtime import cache as c
+    return str(c.build_shared(TINY + "// concurrent\n"))
+
+
+@needs_cxx
+def test_concurrent_builds_both_succeed(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        paths = pool.map(_build_in_child, [str(tmp_path)] * 2)
+    assert paths[0] == paths[1]
+    assert _load(paths[0]) == 42
+    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".build-*"))
+
+
+@needs_cxx
+def test_compile_error_is_a_qtc_error(tmp_path, monkeypatch):
+    from qtc.errors import QtcError
+    monkeypatch.setenv("QTC_CACHE_DIR", str(tmp_path))
+    with pytest.raises(QtcError, match="compiling the kernels failed"):
+        cache.build_shared("this is not C++\n")
+
+
+def test_auto_falls_back_to_reference_without_a_compiler(monkeypatch, capsys):
+    import qtc.runtime.kernels as kernels
+    monkeypatch.delenv("QTC_BACKEND", raising=False)
+    monkeypatch.setattr(kernels, "find_compiler", lambda: None)
+    monkeypatch.setattr(backends, "_noticed", set())
+    assert backends.resolve("auto") == "reference"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "reference" in err
+    with pytest.raises(qtc.errors.QtcError, match="not available"):
+        backends.resolve("cpu")
+
+
+def test_backends_registered():
+    assert {"reference", "cpu", "cuda"} <= set(backends.BACKENDS)
+    if cache.find_compiler():
+        assert backends.resolve("auto") in ("cpu", "cuda") or backends.os.environ.get("QTC_BACKEND")
+
+
+def test_gate_table_fully_supported():
+    """Every gate of the table has a lowering (frame, dense or diagonal)."""
+    for name, g in GATES.items():
+        assert g.arity in (1, 2)
+        assert name in ("cnot", "cx", "swap", "x", "y", "cz") or g.diagonal or g.arity == 1

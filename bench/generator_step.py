@@ -48,9 +48,11 @@ def _inputs(prog, dtype):
 def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dict:
     """Median step time of one backend, in this process (called in a fresh subprocess)."""
     import torch
+    import qtc.runtime.backends  # noqa: F401 - everything imported before the baseline
     dtype = getattr(torch, dtype_name)
     prog = _program(n, depth)
     theta0, weights0, g = _inputs(prog, dtype)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if backend == "pennylane":
         step = _pennylane_step(prog, theta0, weights0, g)
     else:
@@ -76,7 +78,8 @@ def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dic
     return {"backend": backend, "n": n, "L": depth, "median": statistics.median(total),
             "forward": statistics.median(fwd), "backward": statistics.median(bwd),
             "warmup": warm, "reps": reps, "threads": torch.get_num_threads(),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "baseline_mb": baseline}
 
 
 def _pennylane_step(prog, theta0, weights0, g):
@@ -218,12 +221,13 @@ def main(argv=None) -> None:
             rows.append(r)
             print(f"  {b:<10} median {r['median']:9.4f} s/step (fwd {r['forward']:.4f}, bwd "
                   f"{r['backward']:.4f}; first step {r['warmup']:.2f} s)  {r['ratio']:8.1f}x vs reference"
-                  f"  peak RSS {r['peak_rss_mb']:7.0f} MB")
-    print("\n| (n, L) | backend | median s/step | speed-up vs reference | peak RSS MB |")
-    print("|---|---|---:|---:|---:|")
+                  f"  peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['peak_rss_mb'] - r['baseline_mb']:.0f} over "
+                  f"the {r['baseline_mb']:.0f} MB of importing torch and qtc)")
+    print("\n| (n, L) | backend | median s/step | speed-up vs reference | peak RSS MB | over import MB |")
+    print("|---|---|---:|---:|---:|---:|")
     for r in rows:
         print(f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['median']:.4f} | {r['ratio']:.1f}x | "
-              f"{r['peak_rss_mb']:.0f} |")
+              f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['baseline_mb']:.0f} |")
     if args.breakdown and "cpu" in backends:
         n, L = max(sizes)
         print("\n" + breakdown(n, L, args.dtype))

@@ -21,6 +21,7 @@ from qtc.runtime import backends
 from qtc.runtime.cache import build_shared, find_compiler
 from qtc.runtime.reference import constant_distribution
 
+SERIAL_BELOW = 14      # qubits: smaller states run on one thread
 _DTYPES = {torch.float64: "float64", torch.float32: "float32"}
 _lock = threading.Lock()
 _compiled: dict[tuple, tuple] = {}   # (id(prog), dtype, device kind) -> (weakref, Compiled)
@@ -61,12 +62,14 @@ class _CpuLauncher:
         self.lib.qtc_forward.argtypes = [p, p, p, p, i]
         self.lib.qtc_backward.argtypes = [p, p, p, p, p, p, p, i]
         self.lib.qtc_threads.argtypes = [i]
-        self.size, self.ncirc = comp.plan.size, comp.ncirc
+        self.size, self.ncirc, self.n = comp.plan.size, comp.ncirc, comp.n
 
     def _mode(self) -> int:
         """0: whole circuits in parallel (no barriers), when there are enough of them;
-        1: every pass split across the threads. QTC_CPU_MODE overrides (for benchmarks)."""
-        threads = torch.get_num_threads()
+        1: every pass split across the threads. QTC_CPU_MODE overrides (for benchmarks).
+        Below SERIAL_BELOW qubits a step takes a few milliseconds: one thread, because waking
+        and joining threads costs more than it saves (and much more on a busy machine)."""
+        threads = torch.get_num_threads() if self.n >= SERIAL_BELOW else 1
         self.lib.qtc_threads(threads)
         forced = os.environ.get("QTC_CPU_MODE")
         if forced in ("0", "1"):

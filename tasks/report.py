@@ -459,15 +459,18 @@ def _markdown(root, records, summary, t2, w, pngs) -> str:
     if w:
         L += ["## Which architecture DiffQAS-QT's weights favour", "",
               "Final structural weights, mean over seeds; 'votes' = seeds whose largest weight it is.", "",
-              "| task | favoured candidate | weight (mean ± std) | votes | runner-up | weight |",
-              "|---|---|---|---|---|---|"]
+              "| task | favoured candidate | weight (mean ± std) | votes | runner-up | weight | most votes |",
+              "|---|---|---|---|---|---|---|"]
         for task in dict.fromkeys(x["task"] for x in w):
             rows = sorted([x for x in w if x["task"] == task], key=lambda x: x["rank"])
             a, b = rows[0], rows[1] if len(rows) > 1 else None
+            v = max(rows, key=lambda x: x["argmax_votes"])
             L.append(f"| {task} | {a['index'] + 1} {a['candidate']} | {a['mean']:.4f} ± {a['std']:.4f} | "
                      f"{a['argmax_votes']}/{a['seeds']} | "
-                     + (f"{b['index'] + 1} {b['candidate']} | {b['mean']:.4f} |" if b else "- | - |"))
-        L.append("")
+                     + (f"{b['index'] + 1} {b['candidate']} | {b['mean']:.4f} | " if b else "- | - | ")
+                     + f"{v['index'] + 1} {v['candidate']} ({v['argmax_votes']}/{v['seeds']}) |")
+        L += ["", "The weights are raw (not softmaxed) and may be negative; candidates whose circuits are "
+              "constant produce the same probabilities, so their weights act as one.", ""]
     if pngs:
         L += ["## Learning curves", "", "Mean over seeds with a band of one standard deviation.", ""]
         for task, p in pngs.items():

@@ -589,7 +589,7 @@ def _prelude(plan: Plan, dtype: str) -> list[str]:
         "typedef real qvu __attribute__((vector_size(sizeof(real) * QTC_W), aligned(sizeof(real))));",
         f"typedef {ivec} qvi __attribute__((vector_size(sizeof(real) * QTC_W)));",
         "typedef double qacc __attribute__((vector_size(sizeof(double) * QTC_W)));",
-        "#define QTC_FN static void",
+        "#define QTC_FN void",
         '#define QTC_ELEMS(i, count) _Pragma("omp for nowait") for (long i = 0; i < (long)(count); ++i)',
         '#define QTC_BLOCKS(b, count) _Pragma("omp for nowait") for (long b = 0; b < (long)(count); ++b)',
         "#define QTC_LD(p, y) (*(const qvu*)((p) + (y)))",
@@ -721,19 +721,39 @@ class Rendered:
                 "backward": ["qtc_binit"] + [f"qtc_bwd_{j}" for j in range(self.plan.bwd_kernels)]}
 
 
+PART = "// @qtc-part (the host build may compile the parts separately, in parallel)"
+
+
 def render(plan: Plan, dtype: str = "float64") -> Rendered:
-    """The full kernel source for a scheduled program."""
+    """The full kernel source for a scheduled program.
+
+    Layout: prelude, prototypes of every pass function, then parts separated by PART lines
+    (the gather kernels, each circuit's forward and backward passes, the GPU kernels and CPU
+    drivers). Prelude + prototypes + any one part is a complete translation unit."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    lines = _prelude(plan, dtype) + _init_kernel(plan) + _out_kernel(plan) + _binit_kernel(plan)
+    lines = _prelude(plan, dtype)
+    for backward in (False, True):
+        tag, args = ("b", BWD_ARGS) if backward else ("f", FWD_ARGS)
+        for i, circ in enumerate(plan.circuits):
+            lines += [f"QTC_FN qtc_{tag}{j}_c{i}({args}, long t0, long t1, long step);"
+                      for j in range(len(circ.bwd if backward else circ.fwd))]
+    lines += ["QTC_KERNEL qtc_init(real* QTC_RESTRICT st);",
+              "QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);",
+              "QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, "
+              "const real* QTC_RESTRICT wn, const real* QTC_RESTRICT g, double* QTC_RESTRICT gw);"]
+    lines += ["", PART] + _init_kernel(plan) + _out_kernel(plan) + _binit_kernel(plan)
     flops = {False: 0, True: 0}
     for backward in (False, True):
         tag, args = ("b", BWD_ARGS) if backward else ("f", FWD_ARGS)
         for i, circ in enumerate(plan.circuits):
+            lines.append(PART)
             for j, pss in enumerate(circ.bwd if backward else circ.fwd):
                 sec, head = _section(plan, circ, pss, backward)
                 flops[backward] += sec.flops[0] * _tiles(plan, pss) << plan.lanes
                 lines += _function(f"qtc_{tag}{j}_c{i}", args, sec, head)
+    lines.append(PART)
+    for backward in (False, True):
         lines += _gpu_kernels(plan, backward)
     lines += _host(plan)
     return Rendered("\n".join(lines) + "\n", plan, dtype, flops[False], flops[True])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +21,9 @@ from pathlib import Path
 
 from qtc.errors import QtcError
 
-CPU_FLAGS = ("-O3", "-march=native", "-fopenmp", "-shared", "-fPIC", "-std=c++17", "-x", "c++")
+CPU_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-std=c++17")
+LINK_FLAGS = ("-shared", "-fopenmp")
+PART = "// @qtc-part"   # the kernel source's part separator (see qtc.compiler.render)
 
 
 def cache_dir() -> Path:
@@ -62,7 +65,7 @@ def _sha256_file(path: Path) -> str:
 
 def entry_key(source: str, compiler: str, flags: tuple[str, ...]) -> str:
     h = hashlib.sha256()
-    for part in (source, compiler_identity(compiler), " ".join(flags)):
+    for part in (source, compiler_identity(compiler), " ".join(flags + LINK_FLAGS)):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -93,6 +96,22 @@ def _write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def split_units(source: str, jobs: int) -> list[str]:
+    """Split a source with PART lines into at most `jobs` translation units of similar size:
+    each unit is the text before the first PART line plus a share of the parts."""
+    pieces = re.split("^" + re.escape(PART) + ".*$", source, flags=re.M)
+    if len(pieces) == 1 or jobs <= 1:
+        return [source]
+    head, parts = pieces[0], pieces[1:]
+    bins: list[list[str]] = [[] for _ in range(min(jobs, len(parts)))]
+    sizes = [0] * len(bins)
+    for part in sorted(parts, key=len, reverse=True):   # largest first, into the lightest unit
+        i = sizes.index(min(sizes))
+        bins[i].append(part)
+        sizes[i] += len(part)
+    return [head + "\n" + "\n".join(b) for b in bins]
+
+
 def build_shared(source: str, *, compiler: str | None = None,
                  flags: tuple[str, ...] = CPU_FLAGS) -> Path:
     """Compile `source` into a shared object (cached) and return its path."""
@@ -107,12 +126,24 @@ def build_shared(source: str, *, compiler: str | None = None,
     if found is not None:
         return found
     with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as tmp:
-        src, obj = Path(tmp) / "kernels.cu", Path(tmp) / "kernels.so"
-        src.write_text(source)
-        proc = subprocess.run([compiler, *flags, str(src), "-o", str(obj)],
+        obj = Path(tmp) / "kernels.so"
+        units = split_units(source, os.cpu_count() or 1)
+        procs = []
+        for i, unit in enumerate(units):
+            src = Path(tmp) / f"part{i}.cu"
+            src.write_text(unit)
+            procs.append(subprocess.Popen([compiler, *flags, "-x", "c++", "-c", str(src), "-o",
+                                           str(src.with_suffix(".o"))],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        errors = [p.communicate()[1] for p in procs]
+        if any(p.returncode for p in procs):
+            raise QtcError(f"compiling the kernels failed ({compiler}):\n"
+                           + "".join(e for e, p in zip(errors, procs) if p.returncode)[-4000:])
+        objs = [str(Path(tmp) / f"part{i}.o") for i in range(len(units))]
+        proc = subprocess.run([compiler, *LINK_FLAGS, *objs, "-o", str(obj)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise QtcError(f"compiling the kernels failed ({compiler}):\n{proc.stderr[-4000:]}")
+            raise QtcError(f"linking the kernels failed ({compiler}):\n{proc.stderr[-4000:]}")
         digest = _sha256_file(obj)
         final = directory / f"{key}-{digest[:16]}.so"
         if not final.exists() or _sha256_file(final) != digest:

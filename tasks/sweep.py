@@ -500,7 +500,7 @@ def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", addre
                 bar.running = min(len(started), ex.slots)
                 bar.show()
     except KeyboardInterrupt:
-        bar.note(f"interrupted: {len(started)} trial(s) in flight keep their checkpoints; "
+        bar.note(f"interrupted: {ex.running() if ex else 0} trial(s) in flight keep their checkpoints; "
                  f"run the same command again to resume")
         raise
     finally:

@@ -14,6 +14,8 @@ from qtc.compiler.ir import Angle, Circuit, Op, Program
 from qtc.dsl.space import Call, Nothing, Ref, SearchSpace, Slot, Theta, evaluate
 from qtc.errors import SpecError
 
+MAX_LOOP = 10_000  # iterations of one gate loop; far beyond any real register
+
 
 def expand(space: SearchSpace, qubits: int, depth: int) -> Program:
     """All candidates of `space` at the given size, as unoptimised circuits."""
@@ -100,7 +102,11 @@ def _range(call: Call, env: dict, n: int) -> range:
     step = _int(span.step, env, "step") if span.step is not None else 1
     if step <= 0:
         raise span.error(f"the step must be positive, got {step}")
-    return range(start, stop + 1, step)
+    values = range(start, stop + 1, step)
+    if len(values) > MAX_LOOP:
+        raise span.error(f"the loop runs {len(values):,} times, more than {MAX_LOOP:,}",
+                         "a loop over qubits needs at most n iterations")
+    return values
 
 
 def _op(call: Call, g, env: dict, n: int) -> Op:

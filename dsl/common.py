@@ -95,8 +95,8 @@ def read_source(source: str | Path) -> tuple[str, str | None]:
                                     and Path(str(source)).suffix in (".qs", ".task")):
         path = Path(source)
         if not path.is_file():
-            raise SpecError(f"no such spec file: {path}", hint="check the path (relative to the "
-                            "current folder) or pass the spec text itself")
+            raise SpecError("no such spec file", file=str(path), hint="check the path (relative "
+                            "to the current folder) or pass the spec text itself")
         try:
             return path.read_text(), str(path)
         except UnicodeDecodeError:

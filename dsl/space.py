@@ -166,6 +166,8 @@ class _ToModels(Transformer):
         return Num(value=int(c[0]), **pos(meta))
 
     def float(self, meta, c):
+        if not math.isfinite(float(c[0])):
+            raise SpecError(f"the number {c[0]} is too large", **pos(meta))
         return Num(value=float(c[0]), integer=False, **pos(meta))
 
     def var(self, meta, c):

@@ -6,6 +6,7 @@ option is one new field. Networks are `network [name] { layer ... }` blocks.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -297,6 +298,12 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
         values[key.value] = where[key.value].value
         if key.value in ("options",):
             raise SpecError("'options' is not an option name", line=key.line, column=key.column)
+    for name, value in values.items():
+        for v in (value if isinstance(value, list) else [value]):
+            if isinstance(v, float) and not math.isfinite(v):
+                atom = where.get(name)
+                raise SpecError(f"'{name}' must be a finite number, got {v}",
+                                **({"line": atom.line, "column": atom.column} if atom else p))
     try:
         return model(**values, **p)
     except ValidationError as err:

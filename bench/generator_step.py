@@ -68,16 +68,17 @@ def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dic
     t = time.perf_counter()
     step()                                        # warm-up (and compile)
     warm = time.perf_counter() - t
-    fwd, bwd, total = [], [], []
+    fwd, bwd, total, cpu = [], [], [], []
     for _ in range(reps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         f, b = step()
         total.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         fwd.append(f)
         bwd.append(b)
     return {"backend": backend, "n": n, "L": depth, "median": statistics.median(total),
             "forward": statistics.median(fwd), "backward": statistics.median(bwd),
-            "warmup": warm, "reps": reps, "threads": torch.get_num_threads(),
+            "cpu_time": statistics.median(cpu), "warmup": warm, "reps": reps, "threads": torch.get_num_threads(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "baseline_mb": baseline}
 
@@ -220,13 +221,14 @@ def main(argv=None) -> None:
             r["ratio"] = (ref / r["median"]) if ref else float("nan")
             rows.append(r)
             print(f"  {b:<10} median {r['median']:9.4f} s/step (fwd {r['forward']:.4f}, bwd "
-                  f"{r['backward']:.4f}; first step {r['warmup']:.2f} s)  {r['ratio']:8.1f}x vs reference"
+                  f"{r['backward']:.4f}; CPU time {r['cpu_time']:.4f} s; first step {r['warmup']:.2f} s)  {r['ratio']:8.1f}x vs reference"
                   f"  peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['peak_rss_mb'] - r['baseline_mb']:.0f} over "
                   f"the {r['baseline_mb']:.0f} MB of importing torch and qtc)")
-    print("\n| (n, L) | backend | median s/step | speed-up vs reference | peak RSS MB | over import MB |")
-    print("|---|---|---:|---:|---:|---:|")
+    print("\n| (n, L) | backend | median s/step | CPU s/step | speed-up vs reference | peak RSS MB | "
+          "over import MB |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['median']:.4f} | {r['ratio']:.1f}x | "
+        print(f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['median']:.4f} | {r['cpu_time']:.4f} | {r['ratio']:.1f}x | "
               f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['baseline_mb']:.0f} |")
     if args.breakdown and "cpu" in backends:
         n, L = max(sizes)

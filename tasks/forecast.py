@@ -7,7 +7,7 @@ writes, besides the engine's metrics, checkpoints and exported networks:
 
     plots/predictions_<model>_epoch<E>.png   ground truth, train/test predictions, the split line
                                              (the spec's `report epochs`, plus the last epoch)
-    plots/test_mse.png                       test MSE per epoch, every model (log scale)
+    plots/curves.png                         train and test MSE per epoch, every model (log scale)
     plots/structural_weights.png             DiffQAS-QT's final structural weights
     summary.md, summary.json                 the test-MSE table with the paper's Table II beside it
 """
@@ -154,38 +154,6 @@ def plot_predictions(path, series: S.Series, wins: S.Windows, pred_train, pred_t
     plt.close(fig)
 
 
-def plot_test_curves(path, rows: list[dict], labels: dict[str, str]) -> None:
-    """Test MSE per epoch for every model, log scale."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    for model, label in labels.items():
-        mine = [r for r in rows if r["model"] == model]
-        if mine:
-            ax.plot([r["epoch"] for r in mine], [r["test_mse"] for r in mine], label=label,
-                    lw=2.2 if model == "diffqas" else 1.0, color="k" if model == "diffqas" else None)
-    ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test MSE")
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def plot_structural_weights(path, weights: list[float], names: list[str], title: str) -> None:
-    """One bar per candidate."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.6))
-    ax.bar(range(len(weights)), weights, color="tab:purple")
-    ax.set_xticks(range(len(weights)), names, rotation=45, ha="right", fontsize=8)
-    ax.axhline(0, color="k", lw=0.6)
-    ax.set_ylabel("structural weight")
-    ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 # --------------------------------------------------------------------------------------------
 # The task
 # --------------------------------------------------------------------------------------------
@@ -271,14 +239,16 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
 
 
 def _final_plots(built: Built, rundir: RunDir, done: dict[str, dict]) -> None:
-    labels = {m: built.model_label(m) for m in done}
-    plot_test_curves(rundir.path / "plots" / "test_mse.png", rundir.metrics(), labels)
+    """Curves of every model (shared plots module) and DiffQAS-QT's structural weights."""
+    from qtc.tasks import plots
+    plots.curves(rundir.metrics(), ["train_mse", "test_mse"], rundir.path / "plots" / "curves.png",
+                 title=f"{built.spec.name}: MSE per epoch", log_keys=("train_mse", "test_mse"))
     weights = done.get("diffqas", {}).get("structural_weights")
     if weights:
-        names = [f"{k + 1} {lab}" for k, lab in enumerate(built.program.labels)]
-        plot_structural_weights(rundir.path / "plots" / "structural_weights.png", weights, names,
-                                f"{built.spec.name}: DiffQAS-QT structural weights after "
-                                f"{done['diffqas']['epoch']} epochs")
+        plots.structural_weights(list(built.program.labels), weights,
+                                 rundir.path / "plots" / "structural_weights.png",
+                                 title=f"{built.spec.name}: DiffQAS-QT structural weights after "
+                                       f"{done['diffqas']['epoch']} epochs")
 
 
 def read_summary(path) -> dict:

@@ -398,11 +398,13 @@ class Progress:
         self._last = ""
 
     def eta(self) -> float | None:
-        """Seconds left: remaining trials x mean trial time / parallel slots."""
+        """Seconds left: remaining trials x recent mean trial time / parallel slots."""
         left = self.total - self.done - self.failed
         if not self.durations or left <= 0:
             return None if left > 0 else 0.0
-        mean = sum(self.durations) / len(self.durations)
+        # The recent trials only: trials come task by task, and tasks differ in cost.
+        recent = self.durations[-max(5, 2 * self.slots):]
+        mean = sum(recent) / len(recent)
         return left * mean / min(self.slots, max(1, left))
 
     def line(self) -> str:

@@ -107,18 +107,18 @@ def test_fashion_specs_run_a_fixed_candidate_and_classical(tmp_path, spec, fixed
 
 @needs_mnist
 def test_interrupted_then_resumed_run_ends_with_the_metrics_of_a_straight_run(mnist_env, monkeypatch):
-    args = ["--epochs", 2, "--limit", 300, "--max-batches", 3, "--models", "fixed:4,classical"]
+    args = ["--epochs", 2, "--limit", 300, "--max-batches", 2, "--models", "fixed:4,classical"]
     straight, broken = mnist_env / "straight", mnist_env / "broken"
     assert _run(SPECS / "mnist_1v5.task", "-o", straight, *args) == 0
 
-    # Ctrl-C at the 12th loss evaluation: fixed:4 done (2 x (3 train + 2 eval)), classical
-    # interrupted in the middle of its first epoch.
+    # Ctrl-C at the 10th loss evaluation: fixed:4 done (2 epochs x (2 train + 2 eval)), classical
+    # interrupted in the middle of its first epoch (after batch 0).
     import qtc.tasks.classify as classify
     real, calls = classify.F.cross_entropy, {"n": 0}
 
     def interrupting(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 12:
+        if calls["n"] == 10:
             raise KeyboardInterrupt
         return real(*a, **k)
 
@@ -140,20 +140,24 @@ def test_interrupted_then_resumed_run_ends_with_the_metrics_of_a_straight_run(mn
 
 # --------------------------------------------------------------------------- export
 
-def _standalone_accuracy(folder: Path, images: torch.Tensor, labels: torch.Tensor) -> float:
-    """Load model.py / model.pt with qtc made unimportable, in a separate interpreter."""
-    torch.save({"x": images, "y": labels}, folder / "testset.pt")
-    code = ("import sys, importlib.util, torch\n"
+def _standalone_accuracies(folders: list[Path], images: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """Load each folder's model.py / model.pt in one separate interpreter where qtc cannot be imported."""
+    data = folders[0].parent / "testset.pt"
+    torch.save({"x": images, "y": labels}, data)
+    code = ("import os, sys, importlib.util, torch\n"
             "sys.modules['qtc'] = None  # prove the loader needs no qtc\n"
-            "spec = importlib.util.spec_from_file_location('m', 'model.py')\n"
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-            "net = m.load('model.pt'); d = torch.load('testset.pt')\n"
-            "with torch.no_grad(): out = net(d['x'])\n"
-            "print(float((out.argmax(1) == d['y']).float().mean()))\n")
-    done = subprocess.run([sys.executable, "-c", code], cwd=folder, capture_output=True, text=True,
+            f"d = torch.load({str(data)!r})\n"
+            "for folder in sys.argv[1:]:\n"
+            "    os.chdir(folder)\n"
+            "    spec = importlib.util.spec_from_file_location('m_' + os.path.basename(folder), 'model.py')\n"
+            "    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "    net = m.load('model.pt')\n"
+            "    with torch.no_grad(): out = net(d['x'])\n"
+            "    print(float((out.argmax(1) == d['y']).float().mean()))\n")
+    done = subprocess.run([sys.executable, "-c", code, *map(str, folders)], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    return float(done.stdout.strip())
+    return [float(v) for v in done.stdout.split()]
 
 
 @needs_mnist
@@ -162,14 +166,15 @@ def test_exported_models_alone_score_the_trained_test_accuracy(mnist_env):
     assert _run(SPECS / "mnist_1v5.task", "-o", out, "--epochs", 1, "--max-batches", 6,
                 "--models", "fixed:1,classical") == 0
     _, test = load_binary("mnist", (1, 5), data_root=MNIST)
-    x, y = test.tensors
     final = {r["model"]: r["test_accuracy"] for r in _rows(out)}
     assert 0.5 < final["classical"]          # really trained: better than chance on 389 images
-    for model in ("classical", "fixed:1"):
-        folder = out / "models" / model.replace(":", "_")
+    models = ["classical", "fixed:1"]
+    folders = [out / "models" / m.replace(":", "_") for m in models]
+    for folder in folders:
         source = (folder / "model.py").read_text()
         assert "import qtc" not in source and "from qtc" not in source
-        assert _standalone_accuracy(folder, x, y) == pytest.approx(final[model], abs=1e-9)
+    alone = _standalone_accuracies(folders, *test.tensors)
+    assert alone == pytest.approx([final[m] for m in models], abs=1e-9)
 
 
 # --------------------------------------------------------------------------- bad input

@@ -104,7 +104,7 @@ def test_exported_lstms_run_stand_alone_and_reproduce_the_test_mse(tmp_path):
         "        print(model, float(((net(d['x']) - d['y']) ** 2).mean()))\n"
         "assert not any(k.startswith('qtc') for k in sys.modules), 'the export must not need qtc'\n")
     res = subprocess.run([sys.executable, "-c", script, str(out), str(tmp_path / "test.pt")],
-                         capture_output=True, text=True, cwd=tmp_path, timeout=60)
+                         capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert res.returncode == 0, res.stderr
     got = {line.split()[0]: float(line.split()[1]) for line in res.stdout.splitlines()}
     want = {r["model"]: r["test_mse"] for r in _rows(out)}

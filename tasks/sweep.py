@@ -313,7 +313,12 @@ class RayExecutor:
         self.owned = not ray.is_initialized()    # a Ray we start, we stop; a caller's stays up
         if self.owned:
             if address:
-                ray.init(address=address, log_to_driver=False)
+                try:
+                    ray.init(address=address, log_to_driver=False)
+                except (ConnectionError, RuntimeError, ValueError) as err:
+                    raise QtcError(f"cannot join the Ray cluster at '{address}' ({err}); hint: start "
+                                   "one with 'ray start --head' and pass the address it prints, or "
+                                   "leave out --address for a local Ray") from None
             else:
                 ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
                          log_to_driver=False)

@@ -37,6 +37,11 @@ from pathlib import Path
 
 from qtc.errors import QtcError
 
+# A new Ray of our own on this machine, talking over loopback only (address="local" never joins a
+# cluster some other process left running).
+LOCAL_RAY = {"address": "local", "_node_ip_address": "127.0.0.1", "include_dashboard": False,
+             "log_to_driver": False}
+
 TRIAL_JSON = "trial.json"
 TRIAL_LOG = "trial.log"
 SWEEP_JSON = "sweep.json"
@@ -320,8 +325,7 @@ class RayExecutor:
                                    "one with 'ray start --head' and pass the address it prints, or "
                                    "leave out --address for a local Ray") from None
             else:
-                ray.init(num_cpus=cpus or os.cpu_count() or 1, include_dashboard=False,
-                         log_to_driver=False)
+                ray.init(**LOCAL_RAY, num_cpus=cpus or os.cpu_count() or 1)
         self.startup_seconds = time.perf_counter() - t0
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.remote = ray.remote(_ray_entry)

@@ -13,7 +13,7 @@ import pytest
 
 from qtc.cli import main
 from qtc.tasks.report import collect, summarize, write_report
-from qtc.tasks.sweep import TRIAL_JSON, parse_seeds, plan, read_status, sweep
+from qtc.tasks.sweep import LOCAL_RAY, TRIAL_JSON, parse_seeds, plan, read_status, sweep
 
 # A forecaster small enough that a trial is a few batches: 4-hidden LSTM, 2 layers of the generator.
 TINY = """task {name} : forecast
@@ -110,7 +110,7 @@ def test_ray_sweep_report_and_pool_give_the_same_numbers(tmp_path):
     ray = pytest.importorskip("ray")
     spec = _spec(tmp_path)
     trials = plan([spec], [0, 1], "diffqas,classical", overrides=BUDGET)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(**LOCAL_RAY, num_cpus=2)
     try:
         res = sweep(trials, tmp_path / "ray", executor="ray", progress=False)
     finally:

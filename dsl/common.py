@@ -104,6 +104,16 @@ def read_source(source: str | Path) -> tuple[str, str | None]:
     return str(source), None
 
 
+def parse_spec(build, source, file: str | None = None):
+    """Read a spec (path or text) and run `build(text, file)`, locating any SpecError."""
+    text, path = read_source(source)
+    file = file or path
+    try:
+        return build(text, file)
+    except SpecError as err:
+        raise err.located(file, text) from None
+
+
 def pos(meta) -> dict:
     """Line and column of a tree node (Lark meta or token)."""
     return {"line": getattr(meta, "line", None), "column": getattr(meta, "column", None)}

@@ -12,7 +12,7 @@ from lark import Transformer, v_args
 from pydantic import BaseModel, ConfigDict
 
 from qtc.compiler.gates import GATES
-from qtc.dsl.common import parse_text, pos, read_source, transform
+from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.errors import SpecError, did_you_mean
 
 KEYWORDS = ("space", "qubits", "depth", "pattern", "init", "layer", "tie", "untie", "weights",
@@ -241,12 +241,7 @@ def _slot(node) -> Slot:
 
 def parse_space(source, *, file: str | None = None) -> SearchSpace:
     """Parse and validate a .qs spec (a path or the text). Raises SpecError."""
-    text, path = read_source(source)
-    file = file or path
-    try:
-        return _build(text, file)
-    except SpecError as err:
-        raise err.located(file, text) from None
+    return parse_spec(_build, source, file)
 
 
 def _build(text: str, file: str | None) -> SearchSpace:

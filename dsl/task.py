@@ -13,7 +13,7 @@ from typing import Any, Literal
 from lark import Token, Transformer, v_args
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from qtc.dsl.common import parse_text, pos, read_source, transform
+from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.errors import SpecError, did_you_mean
 
 TASK_KINDS = ("classify", "forecast", "a3c")
@@ -226,12 +226,7 @@ class _ToAtoms(Transformer):
 
 def parse_task(source, *, file: str | None = None) -> TaskSpec:
     """Parse and validate a .task spec (a path or the text). Raises SpecError."""
-    text, path = read_source(source)
-    file = file or path
-    try:
-        return _build(text, file)
-    except SpecError as err:
-        raise err.located(file, text) from None
+    return parse_spec(_build, source, file)
 
 
 def _build(text: str, file: str | None) -> TaskSpec:

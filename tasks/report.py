@@ -27,35 +27,11 @@ import numpy as np
 
 from qtc.errors import QtcError
 
-# Paper Table II (test MSE). qtc.tasks.forecast holds the reference copy; this one is the fallback.
-_PAPER_COLUMNS = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
-_PAPER_ROWS = {
-    "DiffQAS-QT": (0.000040, 0.000036, 0.001710, 0.000050, 0.000117),
-    "Config 1": (0.000515, 0.000155, 0.000715, 0.000038, 0.000095),
-    "Config 2": (0.000525, 0.000695, 0.001190, 0.000068, 0.000103),
-    "Config 3": (0.000515, 0.000155, 0.000676, 0.000038, 0.000095),
-    "Config 4": (0.000515, 0.000155, 0.002011, 0.000038, 0.000095),
-    "Config 5": (0.002902, 0.000820, 0.001111, 0.000024, 0.000098),
-    "Config 6": (0.000515, 0.000155, 0.002638, 0.000038, 0.000095),
-    "Config 7": (0.000601, 0.000040, 0.001679, 0.000052, 0.000120),
-    "Config 8": (0.000141, 0.008873, 0.001723, 0.000091, 0.000081),
-    "Config 9": (0.001391, 0.000154, 0.000956, 0.000045, 0.000125),
-    "Config 10": (0.000216, 0.000157, 0.001839, 0.000040, 0.000121),
-    "Config 11": (0.007428, 0.032072, 0.000211, 0.000054, 0.000140),
-    "Config 12": (0.001391, 0.000154, 0.000956, 0.000045, 0.000125),
-}
-_CONFIG_LABELS = ("H-ent-RX", "H-ent-RY", "H-ent-RZ", "H-cyc-RX", "H-cyc-RY", "H-cyc-RZ",
-                  "none-ent-RX", "none-ent-RY", "none-ent-RZ", "none-cyc-RX", "none-cyc-RY", "none-cyc-RZ")
-
 
 def paper_table2() -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
     """({data set: {"DiffQAS-QT" | "Config k": MSE}}, the candidate labels of Config 1..12)."""
-    try:
-        from qtc.tasks.forecast import PAPER_CONFIG_LABELS, PAPER_TABLE2
-        return PAPER_TABLE2, tuple(PAPER_CONFIG_LABELS)
-    except ImportError:
-        table = {ds: {row: vals[i] for row, vals in _PAPER_ROWS.items()} for i, ds in enumerate(_PAPER_COLUMNS)}
-        return table, _CONFIG_LABELS
+    from qtc.tasks.forecast import PAPER_CONFIG_LABELS, PAPER_TABLE2
+    return PAPER_TABLE2, tuple(PAPER_CONFIG_LABELS)
 
 
 # (metric key, display name, higher is better, log-scale curves) per task kind

@@ -31,7 +31,12 @@ class RunDir:
     def create(cls, base: Path | None, task_name: str) -> "RunDir":
         path = Path(base) if base else Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if path.exists() and any(path.iterdir()):
-            raise QtcError(f"run folder {path} already exists and is not empty",)
+            if any((path / name).exists() for name in (CHECKPOINT, "metrics.json", "models", "a3c")):
+                raise QtcError(f"run folder {path} already holds a run; continue it with "
+                               f"'qtc run --resume {path}' or choose another -o")
+            if not (path / "resolved.json").exists():
+                raise QtcError(f"run folder {path} already exists and is not a qtc run folder")
+            # a run that stopped before its first checkpoint (e.g. missing data): start it afresh
         path.mkdir(parents=True, exist_ok=True)
         return cls(path)
 
@@ -39,7 +44,7 @@ class RunDir:
     def existing(cls, path: Path) -> "RunDir":
         path = Path(path)
         if not (path / "resolved.json").is_file():
-            raise QtcError(f"{path} is not a qtc run folder (no resolved.json)",)
+            raise QtcError(f"{path} is not a qtc run folder (no resolved.json)")
         return cls(path)
 
     # --- settings -------------------------------------------------------------------------

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import signal
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -93,9 +95,19 @@ def run_task(args) -> int:
         os.environ["QTC_BACKEND"] = opts.backend
     torch.set_num_threads(max(1, torch.get_num_threads()))
     module = importlib.import_module(RUNNERS[built.spec.kind])
-    module.run(built, rundir, opts)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main else None  # saves like Ctrl-C
+    try:
+        module.run(built, rundir, opts)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
     print(f"done: results in {rundir.path}")
     return 0
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _record(rundir: RunDir, built: Built, opts: RunOptions) -> None:

@@ -7,7 +7,10 @@ run ends with exactly the metrics of an uninterrupted one.
 """
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -49,17 +52,49 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
     current = state.get("current")
     if current:
         rows += [r for r in rundir.metrics() if r["model"] == current["model"] and r["epoch"] <= current["epoch"]]
-    for model in opts.models:
-        if model in state["done"]:
-            continue
-        resume = current if current and current["model"] == model else None
-        state["done"][model] = _train_one(built, rundir, opts, task, model, resume, state, rows)
-        state["current"] = None
-        rundir.save_checkpoint(state)
+    with _deferred_interrupts() as stop:
+        for model in opts.models:
+            if model in state["done"]:
+                continue
+            resume = current if current and current["model"] == model else None
+            state["done"][model] = _train_one(built, rundir, opts, task, model, resume, state, rows, stop)
+            state["current"] = None
+            rundir.save_checkpoint(state)
+            if stop.requested and model != opts.models[-1]:
+                _interrupted(rundir, f"after {built.model_label(model)}")
     return state["done"]
 
 
-def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows) -> dict:
+class _Stop:
+    requested = False
+
+
+@contextmanager
+def _deferred_interrupts():
+    """Ctrl-C and SIGTERM only raise a flag, checked between batches: a step is never cut in
+    half, so the checkpoint written then is exactly where a resumed run must continue."""
+    stop = _Stop()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def request(signum, frame):
+        stop.requested = True
+
+    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interrupted(rundir: RunDir, where: str):
+    print(f"\ninterrupted: checkpoint saved {where}; continue with: qtc run --resume {rundir.path}")
+    raise KeyboardInterrupt
+
+
+def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows, stop) -> dict:
     net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
     torch.manual_seed(opts.seed)
     source = built.sources(model)[net.name]
@@ -89,18 +124,15 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
             order = torch.randperm(len(x), generator=torch.Generator().manual_seed(opts.seed * 100_003 + epoch))
             t0 = time.perf_counter()
             for b in range(start_batch, n_batches):
-                idx = order[b * batch:(b + 1) * batch]
-                try:
-                    loss = task.loss(net.forward(source(), x[idx]), y[idx])
-                    optim.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optim.step()
-                except KeyboardInterrupt:
+                if stop.requested:
                     checkpoint(epoch, b)
                     bar.close()
-                    print(f"\ninterrupted: checkpoint saved at {label}, epoch {epoch + 1}, batch {b}; "
-                          f"continue with: qtc run --resume {rundir.path}")
-                    raise
+                    _interrupted(rundir, f"at {label}, epoch {epoch + 1}, batch {b}")
+                idx = order[b * batch:(b + 1) * batch]
+                loss = task.loss(net.forward(source(), x[idx]), y[idx])
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                optim.step()
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4g}")
             seconds = time.perf_counter() - t0

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -111,15 +112,15 @@ def test_interrupted_then_resumed_run_ends_with_the_metrics_of_a_straight_run(mn
     straight, broken = mnist_env / "straight", mnist_env / "broken"
     assert _run(SPECS / "mnist_1v5.task", "-o", straight, *args) == 0
 
-    # Ctrl-C at the 10th loss evaluation: fixed:4 done (2 epochs x (2 train + 2 eval)), classical
-    # interrupted in the middle of its first epoch (after batch 0).
+    # A real Ctrl-C (SIGINT) during the 9th loss evaluation: fixed:4 is done (2 epochs x (2 train
+    # + 2 eval)); classical's batch 0 finishes its step and the run stops before batch 1.
     import qtc.tasks.classify as classify
     real, calls = classify.F.cross_entropy, {"n": 0}
 
     def interrupting(*a, **k):
         calls["n"] += 1
-        if calls["n"] == 10:
-            raise KeyboardInterrupt
+        if calls["n"] == 9:
+            os.kill(os.getpid(), signal.SIGINT)
         return real(*a, **k)
 
     monkeypatch.setattr(classify.F, "cross_entropy", interrupting)

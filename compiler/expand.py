@@ -11,7 +11,7 @@ import math
 
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle, Circuit, Op, Program
-from qtc.dsl.space import Call, Nothing, Ref, SearchSpace, Slot, Theta, evaluate
+from qtc.dsl.space import Call, Nothing, Ref, SearchSpace, Theta, evaluate
 from qtc.errors import SpecError
 
 MAX_LOOP = 10_000  # iterations of one gate loop; far beyond any real register

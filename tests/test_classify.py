@@ -3,7 +3,6 @@ model's stand-alone accuracy, and bad input (exit code 2, no traceback, no check
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import os
 import shutil

@@ -29,12 +29,7 @@ TOTALS = {"mnist_1v5": "286 = 255 + 12 + 19", "fmnist_5v7": "286 = 255 + 12 + 19
 NETWORKS = [("mnist_1v5", "net"), ("bessel", "net"), ("minigrid_5x5", "actor"), ("minigrid_5x5", "critic")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 _built = {}

@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import qtc
-from qtc.compiler import passes as P
 from qtc.compiler.expand import expand
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle, Circuit, Constant, IRError, Op, verify
@@ -36,12 +35,7 @@ TABLE_I = ["H-ent-RX", "H-ent-RY", "H-ent-RZ", "H-cyc-RX", "H-cyc-RY", "H-cyc-RZ
 TOL = 1e-12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def thetas(prog, count=3, seed=0):

@@ -25,13 +25,7 @@ CASES = [(s, n, L) for s in SPACES for n, L in SIZES.get(s, DEFAULT_SIZES)]
 TOL = 1e-12
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Small states: one thread is faster, and far faster on a busy machine (no spin-waits)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_space_in_specs_is_covered():

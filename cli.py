@@ -32,6 +32,18 @@ def _play(args) -> int:
     return play_run(args)
 
 
+def add_budget_args(parser) -> None:
+    """The overrides `qtc run` and `qtc sweep` share: budget, data and backend."""
+    parser.add_argument("--epochs", type=int, help="override the spec's epochs")
+    parser.add_argument("--episodes", type=int, help="override the spec's episodes (a3c)")
+    parser.add_argument("--limit", type=int, help="use only the first N examples of each split")
+    parser.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
+    parser.add_argument("--data-root", help="where to look for data sets first")
+    parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
+    parser.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qtc", description="Quantum-Train with differentiable "
                                 "quantum architecture search: compile search spaces, run tasks.")
@@ -51,16 +63,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--models", help="comma-separated: diffqas,fixed,classical (default from the spec)")
     r.add_argument("--baselines", action="store_true", help="also run the fixed candidates and "
                    "the classical network, whatever the spec's 'compare' says")
-    r.add_argument("--epochs", type=int, help="override the spec's epochs")
-    r.add_argument("--episodes", type=int, help="override the spec's episodes (a3c)")
     r.add_argument("--workers", type=int, help="A3C worker processes (default: the spec, else cores)")
-    r.add_argument("--limit", type=int, help="use only the first N examples of each split")
-    r.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     r.add_argument("--seed", type=int, help="override the spec's seed")
-    r.add_argument("--data-root", help="where to look for data sets first")
-    r.add_argument("--download", action="store_true", help="allow downloading missing data sets")
-    r.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_budget_args(r)
     r.set_defaults(func=_run)
 
     t = sub.add_parser("table2", help="reproduce the paper's Table II (5 data sets x 13 models + LSTM)")

@@ -551,6 +551,7 @@ def _record_settings(out: Path, trials: list[Trial], settings: dict) -> None:
 
 def add_parsers(sub) -> None:
     """Register `qtc sweep` and `qtc report` on the CLI's subparsers."""
+    from qtc.cli import add_budget_args
     s = sub.add_parser("sweep", help="run every (task, model, seed) trial on Ray or a process pool")
     s.add_argument("specs", nargs="+", metavar="SPEC", help=".task files")
     s.add_argument("--seeds", default="1", help="a count K (seeds 0..K-1) or a list 0,5,7 (default 1)")
@@ -562,15 +563,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--workers", type=int, help="CPUs for a local Ray / pool processes (default: all cores)")
     s.add_argument("--cpus-per-trial", type=int, help="override the CPUs each trial asks for")
     s.add_argument("--retries", type=int, default=1, help="retries of a failing trial (default 1)")
-    s.add_argument("--epochs", type=int, help="override every spec's epochs")
-    s.add_argument("--episodes", type=int, help="override every spec's episodes (a3c)")
-    s.add_argument("--limit", type=int, help="use only the first N examples of each split")
-    s.add_argument("--max-batches", type=int, help="stop each epoch after N batches")
-    s.add_argument("--data-root", help="where to look for data sets first")
-    s.add_argument("--download", action="store_true", help="allow downloading missing data sets")
-    s.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    add_budget_args(s)
     s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
-    s.add_argument("--no-progress", action="store_true", help="no live progress line")
     s.set_defaults(func=main_sweep)
 
     r = sub.add_parser("report", help="aggregate a sweep folder: tables, Table II, curves (md/csv/png)")

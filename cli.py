@@ -18,17 +18,17 @@ def _compile(args) -> int:
 
 
 def _run(args) -> int:
-    from qtc.tasks.runner import run_task
+    from qtc.tasks.runs.runner import run_task
     return run_task(args)
 
 
 def _table2(args) -> int:
-    from qtc.tasks.table2 import main
+    from qtc.tasks.experiments.table2 import main
     return main(args)
 
 
 def _play(args) -> int:
-    from qtc.tasks.a3c_task import play_run
+    from qtc.tasks.kinds.minigrid import play_run
     return play_run(args)
 
 
@@ -90,7 +90,7 @@ def parser() -> argparse.ArgumentParser:
     y.add_argument("--seed", type=int, default=0)
     y.set_defaults(func=_play)
 
-    from qtc.tasks.sweep import add_parsers  # qtc sweep, qtc report
+    from qtc.tasks.experiments.sweep import add_parsers  # qtc sweep, qtc report
     add_parsers(sub)
     return p
 

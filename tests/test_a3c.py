@@ -1,4 +1,4 @@
-"""Tests of the A3C engine (qtc.tasks.a3c): shared Adam, loss, worker runs, faults, curves, play.
+"""Tests of the A3C engine (qtc.tasks.engines.a3c): shared Adam, loss, worker runs, faults, curves, play.
 
 Runs use the 'fork' start method (the engine's default on Linux) except one 'spawn' check, and
 the classical stand-in (flat-Parameter sources, functional tanh MLPs 147->32->32->7 / ->1).
@@ -21,8 +21,8 @@ import pytest
 import torch
 
 from qtc.errors import QtcError
-from qtc.tasks import a3c
-from qtc.tasks.a3c import (FlatSource, SharedAdam, TanhMLP, episodes_to_threshold,
+from qtc.tasks.engines import a3c
+from qtc.tasks.engines.a3c import (FlatSource, SharedAdam, TanhMLP, episodes_to_threshold,
                            make_classical_model, moving_average_band, play, play_run,
                            plot_rewards, read_episodes, train_a3c)
 

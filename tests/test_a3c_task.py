@@ -1,4 +1,4 @@
-"""Tests of the MiniGrid A3C task (qtc.tasks.a3c_task): `qtc run` on an a3c spec, resume, export,
+"""Tests of the MiniGrid A3C task (qtc.tasks.kinds.minigrid): `qtc run` on an a3c spec, resume, export,
 faults, `qtc play`.
 
 One shared short run (`qtc run specs/minigrid_5x5.task --models classical,diffqas --episodes 20
@@ -17,10 +17,11 @@ import torch
 
 from qtc.cli import main
 from qtc.errors import QtcError
-from qtc.tasks import a3c, a3c_task
+from qtc.tasks.engines import a3c
+from qtc.tasks.kinds import minigrid as a3c_task
 from qtc.tasks.build import load_task
-from qtc.tasks.rundir import RunDir
-from qtc.tasks.runner import RunOptions
+from qtc.tasks.runs.rundir import RunDir
+from qtc.tasks.runs.runner import RunOptions
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 SPEC = SPECS / "minigrid_5x5.task"

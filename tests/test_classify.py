@@ -18,7 +18,7 @@ from qtc.cli import main
 from qtc.errors import QtcError
 from qtc.runtime.backends import available_backends
 from qtc.runtime.cache import cache_dir as kernel_cache_dir
-from qtc.tasks.images import find_root, load_binary
+from qtc.tasks.data.images import find_root, load_binary
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
@@ -113,7 +113,7 @@ def test_interrupted_then_resumed_run_ends_with_the_metrics_of_a_straight_run(mn
 
     # A real Ctrl-C (SIGINT) during the 9th loss evaluation: fixed:4 is done (2 epochs x (2 train
     # + 2 eval)); classical's batch 0 finishes its step and the run stops before batch 1.
-    import qtc.tasks.classify as classify
+    import qtc.tasks.kinds.classify as classify
     real, calls = classify.F.cross_entropy, {"n": 0}
 
     def interrupting(*a, **k):

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from qtc.cli import main
 from qtc.errors import SpecError
-from qtc.tasks import forecast as FC
+from qtc.tasks.kinds import forecast as FC
 from qtc.tasks.build import load_task
-from qtc.tasks.series import NAMES
+from qtc.tasks.data.series import NAMES
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

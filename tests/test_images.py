@@ -1,4 +1,4 @@
-"""Tests for qtc.tasks.images: finding, unpacking, checking and loading MNIST / FashionMNIST."""
+"""Tests for qtc.tasks.data.images: finding, unpacking, checking and loading MNIST / FashionMNIST."""
 from __future__ import annotations
 
 import gzip
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from qtc.errors import QtcError
-from qtc.tasks import images
-from qtc.tasks.images import FILES, find_root, load_binary
+from qtc.tasks.data import images
+from qtc.tasks.data.images import FILES, find_root, load_binary
 
 MNIST_10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist-10k"
 DEBIAN_FMNIST = Path("/usr/share/datasets/fashion-mnist")

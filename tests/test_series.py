@@ -1,4 +1,4 @@
-"""Tests for the five forecasting data sets (qtc.tasks.series)."""
+"""Tests for the five forecasting data sets (qtc.tasks.data.series)."""
 import math
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from qtc.errors import QtcError
-from qtc.tasks import series as S
+from qtc.tasks.data import series as S
 
 
 # ---------------------------------------------------------------- Bessel

@@ -28,11 +28,11 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from qtc.errors import QtcError
-from qtc.tasks import forecast as FC
-from qtc.tasks.series import NAMES
+from qtc.tasks.kinds import forecast as FC
+from qtc.tasks.data.series import NAMES
 
 LAST = 10   # the supplementary statistic: median test MSE over the last LAST epochs
-SPEC_DIR = Path(__file__).resolve().parent.parent / "specs"
+SPEC_DIR = Path(__file__).resolve().parents[2] / "specs"
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def plan_jobs(datasets, seeds, models: str, out: Path, spec_dir: Path, epochs, m
               backend, all_candidates: bool = False) -> list[Job]:
     """Every job, cost = train batches x epochs x a rough per-step cost; ordered as below."""
     from qtc.tasks.build import load_task
-    from qtc.tasks.runner import _select_models
+    from qtc.tasks.runs.runner import _select_models
     jobs = []
     for ds in datasets:
         spec = spec_dir / f"{ds}.task"
@@ -96,8 +96,8 @@ def run_job(job: Job) -> dict:
     import torch
 
     from qtc.tasks.build import load_task
-    from qtc.tasks.rundir import RunDir
-    from qtc.tasks.runner import RunOptions, _record
+    from qtc.tasks.runs.rundir import RunDir
+    from qtc.tasks.runs.runner import RunOptions, _record
     torch.set_num_threads(1)
     if job.backend:
         os.environ["QTC_BACKEND"] = job.backend

@@ -1,6 +1,6 @@
 """`qtc sweep`: every (task, model, seed) trial of a set of specs, on Ray or a local process pool.
 
-Each trial is one `qtc run` (the same code path: `qtc.tasks.runner.run_task`) of a single model
+Each trial is one `qtc run` (the same code path: `qtc.tasks.runs.runner.run_task`) of a single model
 with a single seed, into its own run folder::
 
     OUT/sweep.json                         the sweep's settings (specs, seeds, models, overrides)
@@ -112,7 +112,7 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
          overrides: dict | None = None, cpus_per_trial: int | None = None) -> list[Trial]:
     """Every (task, model, seed) trial, task by task, then model, then seed."""
     from qtc.tasks.build import load_task
-    from qtc.tasks.runner import _select_models
+    from qtc.tasks.runs.runner import _select_models
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}
     trials, names = [], {}
     for spec in specs:
@@ -170,8 +170,8 @@ def run_trial(trial: dict, out: str) -> dict:
     folder (a run that died before it recorded its settings) is cleared first.
     """
     import torch
-    from qtc.tasks.rundir import RunDir
-    from qtc.tasks.runner import run_task
+    from qtc.tasks.runs.rundir import RunDir
+    from qtc.tasks.runs.runner import run_task
     t = Trial(**trial)
     # One thread per CPU asked for: the same numbers on Ray and in the process pool.
     torch.set_num_threads(t.cpus)
@@ -593,14 +593,14 @@ def main_sweep(args) -> int:
         err = (read_status(res.out / key) or {}).get("error") or "?"
         print(f"  failed: {key}: {err.splitlines()[0]}")
     if not args.no_report:
-        from qtc.tasks.report import write_report
+        from qtc.tasks.experiments.report import write_report
         rep = write_report(res.out)
         print(f"report: {rep.markdown}")
     return 1 if res.failed else 0
 
 
 def main_report(args) -> int:
-    from qtc.tasks.report import write_report
+    from qtc.tasks.experiments.report import write_report
     rep = write_report(args.dir, args.output)
     print(f"report: {rep.markdown}")
     for p in rep.files:

@@ -30,7 +30,7 @@ from qtc.errors import QtcError
 
 def paper_table2() -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
     """({data set: {"DiffQAS-QT" | "Config k": MSE}}, the candidate labels of Config 1..12)."""
-    from qtc.tasks.forecast import PAPER_CONFIG_LABELS, PAPER_TABLE2
+    from qtc.tasks.kinds.forecast import PAPER_CONFIG_LABELS, PAPER_TABLE2
     return PAPER_TABLE2, tuple(PAPER_CONFIG_LABELS)
 
 

@@ -1,7 +1,7 @@
 """MiniGrid A3C task (paper Figs. 13-14): `qtc run` for `task NAME : a3c` specs, and `qtc play`.
 
 `run` trains every requested model (DiffQAS-QT, fixed:K, classical) with the A3C engine
-(qtc.tasks.a3c) into ``<run>/a3c/<model>/`` (episodes.csv, checkpoint.pt, policy.pt,
+(qtc.tasks.engines.a3c) into ``<run>/a3c/<model>/`` (episodes.csv, checkpoint.pt, policy.pt,
 summary.json, errors.log). After each model it exports the classical actor and critic to
 ``<run>/models/<model>/`` and refreshes, in the run folder:
 
@@ -26,9 +26,9 @@ import numpy as np
 import torch
 
 from qtc.errors import QtcError
-from qtc.tasks import a3c
+from qtc.tasks.engines import a3c
 from qtc.tasks.build import Built, load_task
-from qtc.tasks.rundir import RunDir
+from qtc.tasks.runs.rundir import RunDir
 
 THRESHOLD = 0.9          # the paper's "solved" moving-average reward
 NETS = ("actor", "critic")

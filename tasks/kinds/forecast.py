@@ -1,7 +1,7 @@
 """Time-series forecasting (paper Table II, Figs. 8-12): a QT-generated LSTM, window of 4 -> next.
 
 `run(built, rundir, opts)` is the `forecast` task kind of `qtc run`. It generates the spec's data
-set (qtc.tasks.series, every generator constant settable as a data-statement option), cuts the
+set (qtc.tasks.data.series, every generator constant settable as a data-statement option), cuts the
 time-ordered windows, trains every requested model with the shared supervised engine (MSE), and
 writes, besides the engine's metrics, checkpoints and exported networks:
 
@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from qtc.errors import QtcError, SpecError
-from qtc.tasks import series as S
+from qtc.tasks.data import series as S
 from qtc.tasks.build import Built
-from qtc.tasks.rundir import RunDir
-from qtc.tasks.supervised import Supervised, train_all
+from qtc.tasks.runs.rundir import RunDir
+from qtc.tasks.engines.supervised import Supervised, train_all
 
 # Paper Table II: test MSE per data set; keys "DiffQAS-QT" and "Config 1" .. "Config 12".
 PAPER_COLUMNS = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
@@ -85,7 +85,7 @@ def _located(built: Built, message: str, options: dict) -> SpecError:
             column = (column or 1) + hit.start()
     hint = None
     if data.dataset in S.NAMES and "unknown option" in message:
-        hint = "data-set options are the keyword arguments of qtc.tasks.series.generate"
+        hint = "data-set options are the keyword arguments of qtc.tasks.data.series.generate"
     return SpecError(message, file=built.spec.file, source=built.spec.source, line=line,
                      column=column, hint=hint)
 

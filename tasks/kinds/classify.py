@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from qtc.errors import QtcError
 from qtc.tasks import plots
 from qtc.tasks.build import Built
-from qtc.tasks.images import load_binary
-from qtc.tasks.rundir import RunDir
-from qtc.tasks.supervised import Supervised, train_all
+from qtc.tasks.data.images import load_binary
+from qtc.tasks.runs.rundir import RunDir
+from qtc.tasks.engines.supervised import Supervised, train_all
 
 CURVE_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 

@@ -12,9 +12,9 @@ import torch
 
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
-from qtc.tasks.rundir import RunDir
+from qtc.tasks.runs.rundir import RunDir
 
-RUNNERS = {"classify": "qtc.tasks.classify", "forecast": "qtc.tasks.forecast", "a3c": "qtc.tasks.a3c_task"}
+RUNNERS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast", "a3c": "qtc.tasks.kinds.minigrid"}
 
 
 @dataclass

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from qtc.errors import QtcError
 from qtc.tasks.build import Built
-from qtc.tasks.rundir import RunDir
+from qtc.tasks.runs.rundir import RunDir
 
 
 @dataclass

@@ -10,7 +10,7 @@ from qtc.errors import QtcError
 
 
 def _compile(args) -> int:
-    from qtc.compiler.report import write_outputs
+    from qtc.compile_cmd import write_outputs
     out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth)
     print(out.report, end="")
     print(f"\nwrote {', '.join(str(p) for p in out.files)}")

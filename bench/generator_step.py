@@ -121,10 +121,11 @@ def breakdown(n: int, depth: int, dtype_name: str) -> str:
     """Per-pass times of the cpu kernels (one thread, every kernel timed separately)."""
     import ctypes
     import torch
-    from qtc.runtime.kernels import compiled
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import bind, compiled
     dtype = getattr(torch, dtype_name)
     prog = _program(n, depth)
-    comp = compiled(prog, dtype, "cpu")
+    comp = compiled(prog, Target(dtype=dtype_name))
     plan = comp.plan
     theta, weights, g = _inputs(prog, dtype)
     wn = (comp.S @ weights)[:comp.ncirc].contiguous()
@@ -137,11 +138,12 @@ def breakdown(n: int, depth: int, dtype_name: str) -> str:
     gth = torch.zeros(theta.numel(), dtype=torch.float64)
     gw = torch.zeros(comp.ncirc, dtype=torch.float64)
     lib = comp.launcher.lib
-    lib.qtc_profile.argtypes = [ctypes.c_void_p] * 9
+    lib.qtc_profile.argtypes = [ctypes.c_void_p] * len(comp.rendered.signature["qtc_profile"])
+    tensors = dict(st=st, lam=lam, th=theta, wn=wn, P=P, g=g, gth=gth, gw=gw, out=out)
+    args = bind(comp.rendered, "qtc_profile", {k: t.data_ptr() for k, t in tensors.items()})
     best = None
     for _ in range(3):
-        lib.qtc_profile(st.data_ptr(), lam.data_ptr(), theta.data_ptr(), wn.data_ptr(), P.data_ptr(),
-                        g.data_ptr(), gth.data_ptr(), gw.data_ptr(), out.data_ptr())
+        lib.qtc_profile(*args)
         best = out.clone() if best is None else torch.minimum(best, out)
     lib.qtc_threads(torch.get_num_threads())
     t = best.tolist()
@@ -164,11 +166,11 @@ def breakdown(n: int, depth: int, dtype_name: str) -> str:
 
 
 def cost_model(n: int, depth: int, dtype_name: str) -> dict:
-    from qtc.compiler.render import DTYPES, render
-    from qtc.compiler.schedule import bytes_moved, plan_program
-    plan = plan_program(_program(n, depth))
-    r = render(plan, dtype_name)
-    moved = bytes_moved(plan, DTYPES[dtype_name][1])["total"]
+    from qtc.compiler.cost import bytes_moved
+    from qtc.compiler.pipeline import to_kernels
+    from qtc.compiler.target import Target
+    r = to_kernels(_program(n, depth), Target(dtype=dtype_name))
+    moved = bytes_moved(r.plan, r.target.itemsize)["total"]
     return {"bytes": moved, "flops": r.fwd_flops + r.bwd_flops, "h100_s": moved / H100}
 
 

@@ -1,18 +1,65 @@
 """The gate table: one record per gate, the single source of truth for every pass and backend.
 
-Flags are claims about the matrix and are checked table-wide by tests/test_gates.py:
-`real` (all entries real), `diagonal`, `monomial` (a permutation times a diagonal: keeps the
-set of probabilities, only moves and re-phases amplitudes), `clifford` (maps Paulis to Paulis).
-A rotation gate has `axis` (the Pauli it rotates about) and one angle: R(t) = exp(-i t P / 2).
+A record states the gate's matrix and a few facts about it; every other view a pass or a
+backend needs is derived from those here, once, so adding a gate is adding one record:
+
+* flags (claims about the matrix, checked table-wide by tests/test_gates.py): `real` (all
+  entries real), `diagonal`, `monomial` (a permutation times a diagonal: keeps the set of
+  probabilities, only moves and re-phases amplitudes), `clifford` (maps Paulis to Paulis);
+* `axis`: a rotation's Pauli, R(t) = exp(-i t P / 2) (or, for a fixed gate, the Pauli it is a
+  phase times a rotation about);
+* `steps`: a Clifford gate as h / s / cnot steps on its own qubits (what the stabilizer
+  tableau applies), see also `clifford_steps` for rotations by quarter turns;
+* `lowering` (derived): how the kernels apply the gate in stored coordinates: a symbolic
+  diagonal or 2x2 table, then a permutation absorbed into the circuit's frame (a GF(2)-affine
+  map of the gate's bits, read off the matrix), and a rotation's generator for the gradient.
 """
 from __future__ import annotations
 
 import cmath
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+
+from qtc.compiler import symbolic
+
+PAULIS = {"X": np.array([[0, 1], [1, 0]], dtype=complex),
+          "Y": np.array([[0, -1j], [1j, 0]], dtype=complex),
+          "Z": np.array([[1, 0], [0, -1]], dtype=complex)}
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A permutation of the gate's basis states that is affine over GF(2): x -> g(x) = the XOR
+    of cols[i] over the set bits i of x, XOR shift (bit i = the gate's i-th qubit)."""
+    cols: tuple[int, ...]
+    shift: int
+
+    def __call__(self, x: int) -> int:
+        y = self.shift
+        for i, c in enumerate(self.cols):
+            if x >> i & 1:
+                y ^= c
+        return y
+
+    def inverse(self) -> "Frame":
+        k = len(self.cols)
+        back = {self(x): x for x in range(1 << k)}
+        return _frame_of([back[y] for y in range(1 << k)])
+
+
+@dataclass(frozen=True)
+class Lowering:
+    """How the kernels apply a gate: first `table` (kind "diag": a phase per combination of the
+    gate's label bits; kind "dense": a 2x2 matrix U[a][b]; kind "frame": nothing), then the
+    permutation `frame` (None: the identity). `generator`: a rotation's Pauli as a table of the
+    same kind (the gradient is Im(conj(lambda) . P psi))."""
+    kind: str
+    table: tuple | None
+    frame: Frame | None
+    generator: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -27,6 +74,59 @@ class GateDef:
     clifford: bool = False
     axis: str | None = None  # rotation about this single-qubit Pauli ("X", "Y", "Z")
     inverse: str | None = None  # name of the inverse gate (fixed gates)
+    steps: tuple[tuple, ...] | None = None  # Clifford gates: (("h" | "s", i) | ("cnot", i, j), ...)
+    lowering: Lowering = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "lowering", _lowering(self))
+
+
+def _frame_of(perm: list[int]) -> Frame:
+    """The affine map that is `perm` (perm[x] = g(x)); a ValueError if it is not affine."""
+    shift = perm[0]
+    frame = Frame(tuple(perm[1 << i] ^ shift for i in range(len(perm).bit_length() - 1)), shift)
+    if any(frame(x) != y for x, y in enumerate(perm)):
+        raise ValueError(f"permutation {perm} is not affine over GF(2)")
+    return frame
+
+
+def _lowering(g: GateDef) -> Lowering:
+    if g.params:
+        pauli = PAULIS[g.axis]
+        return Lowering("diag" if g.diagonal else "dense", symbolic.rotation(pauli), None,
+                        symbolic.constant(pauli, g.diagonal))
+    m = g.matrix()
+    if g.monomial:
+        perm = [int(np.argmax(abs(m[:, x]))) for x in range(len(m))]
+        phases = [m[perm[x], x] for x in range(len(m))]
+        frame = None if perm == list(range(len(m))) else _frame_of(perm)
+        if all(p == 1 for p in phases):
+            return Lowering("frame", None, frame)
+        return Lowering("diag", tuple(symbolic.number(p) for p in phases), frame)
+    if g.arity == 1:
+        return Lowering("dense", symbolic.constant(m, False), None)
+    raise ValueError(f"gate '{g.name}': no kernel lowering for a {g.arity}-qubit gate that is not "
+                     "a permutation times a diagonal")
+
+
+# A rotation by k quarter turns is V^dag S^k V (time order: V, S^k, V^dag) up to a global phase,
+# with V the basis change that maps the axis to Z.
+_TO_Z = {"Z": ((), ()), "X": ((("h", 0),), (("h", 0),)),
+         "Y": ((("s", 0),) * 3 + (("h", 0),), (("h", 0), ("s", 0)))}
+
+
+def clifford_steps(g: GateDef, angle=None) -> tuple[tuple, ...] | None:
+    """The gate (at this angle) as h / s / cnot steps up to a global phase, or None when it is
+    not Clifford: fixed Clifford gates, and rotations by a constant multiple of pi/2."""
+    if g.steps is not None:
+        return g.steps
+    if not g.params or not isinstance(angle, float):
+        return None
+    turns = angle / (math.pi / 2)
+    if abs(turns - round(turns)) > 1e-9:
+        return None
+    before, after = _TO_Z[g.axis]
+    return before + (("s", 0),) * (round(turns) % 4) + after
 
 
 def _const(m):
@@ -34,18 +134,10 @@ def _const(m):
     return lambda _t=0.0: arr
 
 
-def _rx(t):
-    c, s = math.cos(t / 2), math.sin(t / 2)
-    return np.array([[c, -1j * s], [-1j * s, c]])
-
-
-def _ry(t):
-    c, s = math.cos(t / 2), math.sin(t / 2)
-    return np.array([[c, -s], [s, c]], dtype=complex)
-
-
-def _rz(t):
-    return np.diag([cmath.exp(-0.5j * t), cmath.exp(0.5j * t)])
+def _rotation(axis: str):
+    def matrix(t):
+        return math.cos(t / 2) * np.eye(2) - 1j * math.sin(t / 2) * PAULIS[axis]
+    return matrix
 
 
 _S2 = 1 / math.sqrt(2)
@@ -53,30 +145,36 @@ _S2 = 1 / math.sqrt(2)
 _CNOT = [[1, 0, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0], [0, 1, 0, 0]]
 _CZ = np.diag([1, 1, 1, -1])
 _SWAP = [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]]
+_H, _S, _CX = ("h", 0), ("s", 0), ("cnot", 0, 1)
 
 GATES: dict[str, GateDef] = {g.name: g for g in [
-    GateDef("h", 1, _const([[_S2, _S2], [_S2, -_S2]]), real=True, clifford=True, inverse="h"),
-    GateDef("x", 1, _const([[0, 1], [1, 0]]), real=True, monomial=True, clifford=True, inverse="x"),
-    GateDef("y", 1, _const([[0, -1j], [1j, 0]]), monomial=True, clifford=True, inverse="y"),
+    GateDef("h", 1, _const([[_S2, _S2], [_S2, -_S2]]), real=True, clifford=True, inverse="h",
+            steps=(_H,)),
+    GateDef("x", 1, _const([[0, 1], [1, 0]]), real=True, monomial=True, clifford=True, inverse="x",
+            steps=(_H, _S, _S, _H)),
+    GateDef("y", 1, _const([[0, -1j], [1j, 0]]), monomial=True, clifford=True, inverse="y",
+            steps=(_S, _S, _H, _S, _S, _H)),
     GateDef("z", 1, _const([[1, 0], [0, -1]]), real=True, diagonal=True, monomial=True,
-            clifford=True, inverse="z"),
+            clifford=True, inverse="z", steps=(_S, _S)),
     GateDef("s", 1, _const([[1, 0], [0, 1j]]), diagonal=True, monomial=True, clifford=True,
-            inverse="sdg"),
+            inverse="sdg", steps=(_S,)),
     GateDef("sdg", 1, _const([[1, 0], [0, -1j]]), diagonal=True, monomial=True, clifford=True,
-            inverse="s"),
+            inverse="s", steps=(_S, _S, _S)),
     GateDef("t", 1, _const([[1, 0], [0, cmath.exp(0.25j * math.pi)]]), diagonal=True,
             monomial=True, axis="Z", inverse="tdg"),
     GateDef("tdg", 1, _const([[1, 0], [0, cmath.exp(-0.25j * math.pi)]]), diagonal=True,
             monomial=True, axis="Z", inverse="t"),
-    GateDef("cnot", 2, _const(_CNOT), real=True, monomial=True, clifford=True, inverse="cnot"),
+    GateDef("cnot", 2, _const(_CNOT), real=True, monomial=True, clifford=True, inverse="cnot",
+            steps=(_CX,)),
     GateDef("cz", 2, _const(_CZ), real=True, diagonal=True, monomial=True, clifford=True,
-            inverse="cz"),
-    GateDef("swap", 2, _const(_SWAP), real=True, monomial=True, clifford=True, inverse="swap"),
-    GateDef("rx", 1, _rx, params=1, axis="X"),
-    GateDef("ry", 1, _ry, params=1, real=True, axis="Y"),
-    GateDef("rz", 1, _rz, params=1, diagonal=True, monomial=True, axis="Z"),
+            inverse="cz", steps=(("h", 1), _CX, ("h", 1))),
+    GateDef("swap", 2, _const(_SWAP), real=True, monomial=True, clifford=True, inverse="swap",
+            steps=(_CX, ("cnot", 1, 0), _CX)),
+    GateDef("rx", 1, _rotation("X"), params=1, axis="X"),
+    GateDef("ry", 1, _rotation("Y"), params=1, real=True, axis="Y"),
+    GateDef("rz", 1, _rotation("Z"), params=1, diagonal=True, monomial=True, axis="Z"),
 ]}
-GATES["cx"] = GATES["cnot"]  # a common alias
+GATES["cx"] = GATES["cnot"]  # a common alias (qtc/dsl/gatenames.py lists the same names)
 
 
 def gate(name: str) -> GateDef:

@@ -2,7 +2,9 @@
 
 A Program holds the search space's candidates in canonical order (`labels`) and the circuits
 that remain to be simulated after the passes. Each circuit (or exact constant) names the
-candidates it stands for (`members`): its ensemble weight is the sum of theirs.
+candidates it stands for (`members`): its ensemble weight is the sum of theirs. Running a
+Program is the runtime's business: `qtc.compile` returns a runtime.backends.RunnableProgram,
+this Program with `probabilities(theta, weights)`.
 """
 from __future__ import annotations
 
@@ -74,11 +76,6 @@ class Program:
 
     def with_circuits(self, circuits, pass_name: str) -> "Program":
         return replace(self, circuits=tuple(circuits), passes=self.passes + (pass_name,))
-
-    def probabilities(self, theta, weights, *, backend: str = "auto"):
-        """sum_c weights[c] * p_c(theta), shape (2**qubits,), differentiable in both."""
-        from qtc.runtime.backends import probabilities
-        return probabilities(self, theta, weights, backend=backend)
 
     def label_of(self, node) -> str:
         return " = ".join(self.labels[m] for m in node.members)

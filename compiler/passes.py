@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from qtc.compiler.gates import GATES
+from qtc.compiler.gates import GATES, clifford_steps
 from qtc.compiler.ir import Circuit, Constant, Program
 from qtc.compiler.stabilizer import Tableau
 
@@ -33,8 +33,9 @@ def drop_trailing_diagonals(prog: Program) -> Program:
 
 def fold_clifford_constants(prog: Program) -> Program:
     """Stabilizer tracking from |0...0>: while the state is a stabilizer state, a rotation about
-    a Pauli that stabilises it is a global phase and is dropped. A circuit that ends with no
-    rotation left is Clifford: its distribution is exact (uniform over an affine subspace)."""
+    a Pauli that stabilises it is a global phase and is dropped, and a rotation by a constant
+    multiple of pi/2 is a Clifford gate like the others. A circuit that ends with no rotation
+    left is Clifford: its distribution is exact (uniform over an affine subspace)."""
     out = []
     for node in prog.circuits:
         if isinstance(node, Constant):
@@ -47,9 +48,9 @@ def fold_clifford_constants(prog: Program) -> Program:
 def _fold(node: Circuit, n: int):
     tab, kept, dropped = Tableau.zero_state(n), [], 0
     for k, op in enumerate(node.ops):
-        g = GATES[op.gate]
-        if g.clifford:
-            tab.apply(op.gate, op.qubits)
+        g, steps = GATES[op.gate], clifford_steps(GATES[op.gate], op.angle)
+        if steps is not None:
+            tab.apply(steps, op.qubits)
             kept.append(op)
         elif g.axis and g.arity == 1 and tab.stabilises(g.axis, op.qubits[0]):
             dropped += 1

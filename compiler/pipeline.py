@@ -1,9 +1,18 @@
-"""The compiler pipeline, one pass per line."""
+"""The compiler pipeline, one stage per line: spec -> Program -> plan -> kernel source.
+
+The front half (`compile_space`) parses, sizes, expands and runs the passes; the back half
+(`to_kernels`) schedules and renders for one Target. The runtime builds what `to_kernels`
+returns (runtime/kernels.py); `qtc compile` writes it (compiler/report.py). Nothing else
+schedules or renders.
+"""
 from __future__ import annotations
 
 from qtc.compiler.expand import expand
 from qtc.compiler.ir import Program, verify
 from qtc.compiler.passes import drop_trailing_diagonals, fold_clifford_constants, infer_real, merge_duplicates
+from qtc.compiler.render import Rendered, render
+from qtc.compiler.schedule import plan_program
+from qtc.compiler.target import Target
 from qtc.dsl.space import SearchSpace, parse_space
 from qtc.errors import SpecError
 
@@ -24,6 +33,12 @@ def lower(space: SearchSpace, qubits: int, depth: int, *, check: bool = False) -
     return prog
 
 
+def to_kernels(prog: Program, target: Target) -> Rendered:
+    """The back half: one Program's kernels for one Target."""
+    plan = plan_program(prog, target)          # frames, tiles, passes over the state
+    return render(plan, target)                # kernel source text, signature, flop counts
+
+
 def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> tuple[int, int]:
     n, L = qubits or space.qubits, depth or space.depth
     if n is None:
@@ -39,10 +54,10 @@ def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> t
 
 def compile_space(source, *, qubits: int | None = None, depth: int | None = None,
                   check: bool = False) -> Program:
-    """`qtc.compile`: a .qs path or spec text -> the optimised Program."""
-    space = source if isinstance(source, SearchSpace) else parse_space(source)
+    """The front half (`qtc.compile`): a .qs path or spec text -> the optimised Program."""
+    space = source if isinstance(source, SearchSpace) else parse_space(source)   # text -> spec
     try:
         n, L = resolve_size(space, qubits, depth)
     except SpecError as err:
         raise err.located(space.file, space.source) from None
-    return lower(space, n, L, check=check)
+    return lower(space, n, L, check=check)     # expand + PASSES

@@ -1,4 +1,4 @@
-"""render: kernel source text for the forward and adjoint backward passes, and the cost report.
+"""render: kernel source text for the forward and adjoint backward passes.
 
 One text, two compilers: the kernels are written against a small prelude of macros, so the
 same source is a CUDA file (a thread is one lane of an 8-lane group; lane shuffles are warp
@@ -13,85 +13,20 @@ Kernels (all `extern "C"`; launched in this order):
   qtc_binit(st, lam, wn, g, gw)             lam_c = wn[c] g psi_c (through f_c), gw[c] = g . p_c
   qtc_bwd_<j>(st, lam, th, gth)             backward pass j: gradients, then un-apply
 and, on the CPU only, qtc_forward / qtc_backward that call them in order and qtc_threads(k).
+`Rendered.signature` lists every kernel's parameters by name: the launchers bind by name.
 """
 from __future__ import annotations
 
-import math
+import re
 from dataclasses import dataclass
 
-from qtc.compiler.ir import Angle, Program
-from qtc.compiler.schedule import CircuitPlan, Pass, Plan, SOp, bytes_moved, parity, plan_program
+from qtc.compiler import symbolic
+from qtc.compiler.ir import Angle
+from qtc.compiler.schedule import CircuitPlan, Pass, Plan, SOp, parity
+from qtc.compiler.target import Target
 
-DTYPES = {"float64": ("double", 8, "long long"), "float32": ("float", 4, "int")}
-H100_BANDWIDTH = 3.35e12
-
-# --- symbolic 2x2 matrices ---------------------------------------------------------------
-# A real part is a tuple of (symbol, coefficient) with symbols "1", "c" (cos t/2), "s" (sin t/2);
-# an entry is (real part, imaginary part). Exact zero = empty tuple.
-
-
-def _sym(**terms) -> tuple:
-    return tuple((k, float(v)) for k, v in sorted(terms.items()) if v != 0)
-
-
-def _entry(re=None, im=None) -> tuple:
-    return (_sym(**(re or {})), _sym(**(im or {})))
-
-
-def _num(x: complex) -> tuple:
-    return (_sym(**{"1": x.real}), _sym(**{"1": x.imag}))
-
-
-_K = 1 / math.sqrt(2)
-_ONE, _ZERO = _num(1), _num(0)
-
-
-def dense_matrix(gate: str):
-    """U[a][b] in the label basis (a = output label bit, b = input label bit)."""
-    if gate == "rx":
-        return [[_entry({"c": 1}), _entry(im={"s": -1})], [_entry(im={"s": -1}), _entry({"c": 1})]]
-    if gate == "ry":
-        return [[_entry({"c": 1}), _entry({"s": -1})], [_entry({"s": 1}), _entry({"c": 1})]]
-    if gate == "h":
-        return [[_num(_K), _num(_K)], [_num(_K), _num(-_K)]]
-    raise NotImplementedError(f"no dense lowering for gate '{gate}'")
-
-
-def diag_phases(gate: str):
-    """Phases indexed by the label bits (bit i = label of the gate's i-th qubit)."""
-    w = complex(math.cos(math.pi / 4), math.sin(math.pi / 4))
-    table = {"z": [1, -1], "s": [1, 1j], "sdg": [1, -1j], "t": [1, w], "tdg": [1, w.conjugate()],
-             "ydiag": [1j, -1j], "cz": [1, 1, 1, -1]}
-    if gate == "rz":
-        return [_entry({"c": 1}, {"s": -1}), _entry({"c": 1}, {"s": 1})]
-    return [_num(complex(v)) for v in table[gate]]
-
-
-PAULI = {"X": [[_ZERO, _ONE], [_ONE, _ZERO]], "Y": [[_ZERO, _num(-1j)], [_num(1j), _ZERO]]}
-PAULI_DIAG = {"Z": [_ONE, _num(-1)]}
-AXIS = {"rx": "X", "ry": "Y", "rz": "Z"}
-
-
-def _conj(e):
-    return (e[0], tuple((k, -v) for k, v in e[1]))
-
-
-def adjoint_dense(m):
-    return [[_conj(m[b][a]) for b in range(2)] for a in range(2)]
-
-
-def _substitute(part: tuple, c: float, s: float) -> tuple:
-    """A constant angle: fold c and s into numbers."""
-    val = sum(v * {"1": 1.0, "c": c, "s": s}[k] for k, v in part)
-    return _sym(**{"1": val})
-
-
-def _fold_constant(m, angle):
-    if not isinstance(angle, float):
-        return m
-    c, s = math.cos(angle / 2), math.sin(angle / 2)
-    f = lambda e: (_substitute(e[0], c, s), _substitute(e[1], c, s))  # noqa: E731
-    return [[f(e) for e in row] for row in m] if isinstance(m[0], list) else [f(e) for e in m]
+PART = "// @qtc-part (the host build may compile the parts separately, in parallel)"
+ONE, MINUS_ONE = symbolic.part(**{"1": 1}), symbolic.part(**{"1": -1})
 
 
 def _literal(v: float) -> str:
@@ -129,8 +64,8 @@ class Part:
             self.kind = "zero"
         elif all(t == table[0] for t in table):
             self.kind = "uniform"
-            self.unit = table[0] in (_sym(**{"1": 1}), _sym(**{"1": -1}))
-            self.sign = "-" if table[0] == _sym(**{"1": -1}) else ""
+            self.unit = table[0] in (ONE, MINUS_ONE)
+            self.sign = "-" if table[0] == MINUS_ONE else ""
             self.code = _part_code(table[0], k)
         else:
             self.kind = "variant"
@@ -302,21 +237,21 @@ class TileEmitter:
 
     def gradient(self, op: SOp, k: int, lines: list, betas: list) -> None:
         """acc<k> += Im(conj(lambda) . P psi) over the tile (P = the rotation's Pauli)."""
-        axis = AXIS[op.gate]
+        diag = op.kind == "diag"
         pms = tuple(r & self.low for r in op.rows)
         decl, body = [], [f"qv g{k} = QTC_ZERO;"]
         (pr, pi), (lr, li) = self.states
-        if axis == "Z":
-            d = self._parts(k, "Pd", PAULI_DIAG["Z"], pms)
+        if diag:
+            d = self._parts(k, "Pd", op.generator, pms)
         else:
-            m = PAULI[axis]
+            m = op.generator
             o = self._parts(k, "Po", [m[0][1], m[1][0]], pms)
             u = self.pss.coords(op.d & self.high)
             dlo = op.d & self.low
         for s in range(self.nreg):
             kap = self._kappa(op, s)
             stmts = []
-            if axis == "Z":
+            if diag:
                 tr, ti = _cmul(*d, kap, betas, decl, f"{pr}{s}", f"{pi}{s}" if pi else None)
             else:
                 xr, xi = f"{pr}{s ^ u}", (f"{pi}{s ^ u}" if pi else None)
@@ -390,7 +325,7 @@ def _section(plan: Plan, circ: CircuitPlan, pss: Pass, backward: bool) -> tuple[
         if backward:
             if isinstance(op.angle, Angle):
                 em.gradient(op, k, oplines, betas)
-            matrix = _adjoint(_matrix(op), op.kind)
+            matrix = symbolic.adjoint(_matrix(op), op.kind == "dense")
         else:
             matrix = _matrix(op)
         em.apply(op, k, matrix, oplines, "", betas)
@@ -406,13 +341,7 @@ def _section(plan: Plan, circ: CircuitPlan, pss: Pass, backward: bool) -> tuple[
 
 
 def _matrix(op: SOp):
-    if op.kind == "dense":
-        return _fold_constant(dense_matrix(op.gate), op.angle)
-    return _fold_constant(diag_phases(op.gate), op.angle)
-
-
-def _adjoint(m, kind: str):
-    return adjoint_dense(m) if kind == "dense" else [_conj(e) for e in m]
+    return symbolic.fold_constant(op.table, op.angle, op.kind == "dense")
 
 
 def _describe(op: SOp) -> str:
@@ -522,10 +451,10 @@ def _binit_kernel(plan: Plan) -> list[str]:
     return out + ["QTC_END", "}", ""]
 
 
-def _prelude(plan: Plan, dtype: str) -> list[str]:
-    real, size, ivec = DTYPES[dtype]
+def _prelude(plan: Plan, target: Target) -> list[str]:
+    real, ivec, dtype = target.c_real, target.c_lane_index, target.dtype
     w = 1 << plan.lanes
-    cos, sin = ("cos", "sin") if dtype == "float64" else ("cosf", "sinf")
+    cos, sin = target.c_cos_sin
     xor_idx = ", ".join(f"{j}^(m)" for j in range(w))
     pm_rows = ", ".join("{" + ",".join(str(parity(m & j)) for j in range(w)) + "}" for m in range(w))
     return [
@@ -707,12 +636,14 @@ extern "C" void qtc_profile(real* st, real* lam, const real* th, const real* wn,
 
 @dataclass(frozen=True)
 class Rendered:
-    """The kernel source and what the runtime and the cost model need to know about it."""
+    """The kernel source and what the runtime and the cost model need to know about it:
+    `signature` maps every kernel and CPU entry point to its parameters, as (C type, name)."""
     text: str
     plan: Plan
-    dtype: str
+    target: Target
     fwd_flops: int           # per forward (all circuits), from the emitted expressions
     bwd_flops: int
+    signature: dict[str, tuple[tuple[str, str], ...]]
 
     @property
     def kernels(self) -> dict[str, list[str]]:
@@ -721,18 +652,13 @@ class Rendered:
                 "backward": ["qtc_binit"] + [f"qtc_bwd_{j}" for j in range(self.plan.bwd_kernels)]}
 
 
-PART = "// @qtc-part (the host build may compile the parts separately, in parallel)"
-
-
-def render(plan: Plan, dtype: str = "float64") -> Rendered:
+def render(plan: Plan, target: Target) -> Rendered:
     """The full kernel source for a scheduled program.
 
     Layout: prelude, prototypes of every pass function, then parts separated by PART lines
     (the gather kernels, each circuit's forward and backward passes, the GPU kernels and CPU
     drivers). Prelude + prototypes + any one part is a complete translation unit."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}")
-    lines = _prelude(plan, dtype)
+    lines = _prelude(plan, target)
     for backward in (False, True):
         tag, args = ("b", BWD_ARGS) if backward else ("f", FWD_ARGS)
         for i, circ in enumerate(plan.circuits):
@@ -756,46 +682,18 @@ def render(plan: Plan, dtype: str = "float64") -> Rendered:
     for backward in (False, True):
         lines += _gpu_kernels(plan, backward)
     lines += _host(plan)
-    return Rendered("\n".join(lines) + "\n", plan, dtype, flops[False], flops[True])
+    text = "\n".join(lines) + "\n"
+    return Rendered(text, plan, target, flops[False], flops[True], signatures(text))
 
 
-def kernel_source(prog: Program, dtype: str = "float64") -> str:
-    """Deterministic kernel source (CUDA C / C++) for the program's simulated circuits."""
-    return render(plan_program(prog), dtype).text
+_ENTRY = re.compile(r'^(?:QTC_KERNEL|extern "C" void) (qtc_\w+)\(([^)]*)\) *\{', re.M)
 
 
-def cost_report(prog: Program, dtype: str = "float64") -> str:
-    """Deterministic text: passes, launches, bytes moved and flops per training step, and the
-    time the bytes imply at the memory bandwidth of an H100."""
-    plan = plan_program(prog)
-    r = render(plan, dtype)
-    itemsize = DTYPES[dtype][1]
-    traffic = bytes_moved(plan, itemsize)
-    dim = 1 << plan.n
-    lines = [f"cost model: {plan.name}, {plan.n} qubits, depth {plan.depth}, {dtype}",
-             f"simulated circuits: {len(plan.circuits)}; exact constants: {len(plan.constants)}",
-             f"state buffer: {plan.size} reals ({plan.size * itemsize} bytes); lanes {1 << plan.lanes}",
-             f"launches per step: forward {len(r.kernels['forward'])}, backward {len(r.kernels['backward'])}"]
-    for c in plan.circuits:
-        kind = "real" if c.real else "complex"
-        lines.append(f"circuit [{' '.join(map(str, c.members))}] {kind} {c.label}: "
-                     f"{len(c.lowered.ops)} ops after frames; forward {len(c.fwd)} passes "
-                     f"(ranks {_ranks(c.fwd)}), backward {len(c.bwd)} passes (ranks {_ranks(c.bwd)})")
-    for i in plan.constants:
-        node = prog.circuits[i]
-        lines.append(f"constant [{' '.join(map(str, node.members))}] {prog.label_of(node)}: exact, "
-                     f"no simulation")
-    total_flops = r.fwd_flops + r.bwd_flops + 8 * dim * len(plan.circuits)
-    lines += [f"bytes per step: {traffic['total']} (forward passes {traffic['forward']}, "
-              f"backward passes {traffic['backward']}, gathers {traffic['gather']})",
-              f"flops per step: {total_flops} (forward {r.fwd_flops}, backward {r.bwd_flops})",
-              f"arithmetic intensity: {total_flops / max(traffic['total'], 1):.3f} flop/byte",
-              f"time at H100 bandwidth (3.35 TB/s): {traffic['total'] / H100_BANDWIDTH * 1e6:.2f} us"]
-    return "\n".join(lines) + "\n"
-
-
-def _ranks(passes) -> str:
-    counts: dict[int, int] = {}
-    for p in passes:
-        counts[p.rank] = counts.get(p.rank, 0) + 1
-    return " ".join(f"{k}x{v}" for k, v in sorted(counts.items())) or "-"
+def signatures(text: str) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Every kernel and CPU entry point defined in `text`, with its parameters (C type, name),
+    read from the definitions themselves so that the launchers can never disagree with them."""
+    out = {}
+    for name, params in _ENTRY.findall(text):
+        pieces = [p.replace("QTC_RESTRICT", " ").split() for p in params.split(",") if p.strip()]
+        out[name] = tuple((" ".join(p[:-1]), p[-1]) for p in pieces)
+    return out

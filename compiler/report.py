@@ -1,17 +1,13 @@
-"""What `qtc compile` prints and writes: the report, the IR text and the kernel source."""
+"""What `qtc compile` writes for a program: the report, the IR text and the kernel source.
+
+(A .task's parameter counts come from the task side: qtc/compile_cmd.py.)
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
+from qtc.compiler.cost import cost_report
 from qtc.compiler.ir import Circuit, Constant, Program, count_gates, pretty
-from qtc.compiler.pipeline import compile_space
-
-
-@dataclass
-class Outputs:
-    report: str
-    files: list[Path]
+from qtc.compiler.pipeline import to_kernels
+from qtc.compiler.target import Target
 
 
 def program_report(prog: Program) -> str:
@@ -70,41 +66,9 @@ def _solve_single(constraints, n: int) -> int:
     return x
 
 
-def _kernel_outputs(prog: Program):
-    try:
-        from qtc.compiler.render import cost_report, kernel_source
-    except ImportError:
-        return None, None
-    return kernel_source(prog), cost_report(prog)
-
-
-def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=None) -> Outputs:
-    """Compile a .qs or .task spec; write report.txt, program.ir (and kernels.cu)."""
-    text_parts = []
-    if str(spec).endswith(".task"):
-        from qtc.tasks.build import load_task
-        built = load_task(spec)
-        if built.program is None:
-            from qtc.errors import QtcError
-            raise QtcError(f"{spec}: the task has no 'generator': nothing to compile")
-        prog, name = built.program, built.spec.name
-        if qubits or depth:
-            prog = compile_space(prog.space, qubits=qubits or prog.qubits, depth=depth or prog.depth)
-        text_parts.append(built.parameter_report() + "\n")
-    else:
-        prog = compile_space(spec, qubits=qubits, depth=depth)
-        name = prog.name
-    text_parts.append(program_report(prog))
-    source, cost = _kernel_outputs(prog)
-    if cost:
-        text_parts.append("\n" + cost)
-    report = "\n".join(text_parts)
-    out = Path(out_dir) if out_dir else Path("out") / name
-    out.mkdir(parents=True, exist_ok=True)
-    files = [out / "report.txt", out / "program.ir"]
-    files[0].write_text(report)
-    files[1].write_text(pretty(prog))
-    if source:
-        files.append(out / "kernels.cu")
-        files[-1].write_text(source)
-    return Outputs(report, files)
+def program_outputs(prog: Program, target: Target = Target()) -> dict[str, str]:
+    """What `qtc compile` writes for a program, file name -> text: the report (with the cost
+    model of the kernels), the IR and the kernel source, each computed once."""
+    kernels = to_kernels(prog, target)
+    report = program_report(prog) + "\n\n" + cost_report(prog, kernels)
+    return {"report.txt": report, "program.ir": pretty(prog), "kernels.cu": kernels.text}

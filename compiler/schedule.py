@@ -26,22 +26,16 @@ of earlier ops it commutes with (in stored coordinates, two ops commute when nei
 label bit the other reads), so one pass takes as many ops as fit in `max_rank` block
 directions. The backward pass schedules the reversed op list the same way.
 
-The cost model (bytes moved per step) lives here; flops are counted by the renderer from the
-expressions it emits.
+How a gate is lowered (its diagonal or 2x2 table, its frame map) is read from its record in
+the gate table; the lane count and register limits come from the Target.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qtc.compiler.gates import GATES
+from qtc.compiler.gates import GATES, Frame
 from qtc.compiler.ir import Angle, Circuit, Constant, Program
-
-LANES_LOG2 = 3          # 8 lanes: one 64-byte AVX-512 vector of doubles, 8 GPU threads
-# largest tile rank (block directions per pass) by (direction, real circuit): 2^rank vectors
-# per state plane stay in registers; the backward pass holds two states.
-MAX_RANK = {("fwd", True): 4, ("fwd", False): 3, ("bwd", True): 3, ("bwd", False): 3}
-
-FRAME_GATES = ("cnot", "cx", "swap", "x")
+from qtc.compiler.target import Target
 
 
 def parity(v: int) -> int:
@@ -54,7 +48,7 @@ class SOp:
 
     kind "dense": a 2x2 matrix along direction `d`, label bit = parity(rows[0] & y) ^ flips[0].
     kind "diag": a phase per combination of label bits (one row, or two for CZ).
-    `gate` names the table entry ("y" is lowered to its diagonal part "ydiag").
+    `table` is the gate's symbolic table (GateDef.lowering), `generator` a rotation's Pauli.
     """
     kind: str
     gate: str
@@ -63,6 +57,8 @@ class SOp:
     rows: tuple[int, ...]
     flips: tuple[int, ...]
     qubits: tuple[int, ...]
+    table: tuple = ()
+    generator: tuple | None = None
 
     def flips_label(self, row: int) -> bool:
         return self.kind == "dense" and parity(row & self.d) == 1
@@ -90,40 +86,43 @@ class Lowered:
 
 
 def lower(circuit: Circuit, n: int) -> Lowered:
-    """to_layers: absorb CNOT/SWAP/X networks into the frame, lower every other gate."""
+    """to_layers: each gate's table in stored coordinates, its permutation into the frame."""
     cols = [1 << q for q in range(n)]   # M e_q
     rows = [1 << q for q in range(n)]   # rows of M^-1
     shift = 0
     out: list[SOp] = []
-
-    def flip(q):
-        return parity(rows[q] & shift)
-
     for op in circuit.ops:
-        g, qs = op.gate, op.qubits
-        if g in ("cnot", "cx"):
-            c, t = qs
-            cols[c] ^= cols[t]
-            rows[t] ^= rows[c]
-        elif g == "swap":
-            a, b = qs
-            cols[a], cols[b] = cols[b], cols[a]
-            rows[a], rows[b] = rows[b], rows[a]
-        elif g == "x":
-            shift ^= cols[qs[0]]
-        elif g == "y":  # Y = X . diag(i, -i): the phase first, then the frame flip
-            q = qs[0]
-            out.append(SOp("diag", "ydiag", None, 0, (rows[q],), (flip(q),), qs))
-            shift ^= cols[q]
-        elif GATES[g].diagonal:
-            out.append(SOp("diag", g, op.angle, 0, tuple(rows[q] for q in qs),
-                           tuple(flip(q) for q in qs), qs))
-        elif GATES[g].arity == 1:
-            q = qs[0]
-            out.append(SOp("dense", g, op.angle, cols[q], (rows[q],), (flip(q),), qs))
-        else:
-            raise NotImplementedError(f"gate '{g}' has no lowering")
+        low, qs = GATES[op.gate].lowering, op.qubits
+        if low.kind != "frame":
+            flips = tuple(parity(rows[q] & shift) for q in qs)
+            d = cols[qs[0]] if low.kind == "dense" else 0
+            out.append(SOp(low.kind, op.gate, op.angle, d, tuple(rows[q] for q in qs), flips, qs,
+                           low.table, low.generator))
+        if low.frame is not None:
+            shift = _compose(cols, rows, shift, qs, low.frame)
     return Lowered(tuple(out), tuple(cols), shift, tuple(rows))
+
+
+def _compose(cols: list, rows: list, shift: int, qs, g: Frame) -> int:
+    """f := f o g^-1 for a permutation g of the qubits qs (psi_true = psi_stored o f): the
+    columns of M become M G^-1, the rows of M^-1 become G M^-1; returns the new shift."""
+    inv, old = g.inverse(), [cols[q] for q in qs]
+    for i, q in enumerate(qs):
+        cols[q] = _combine(old, inv.cols[i])
+    shift ^= _combine(old, inv.shift)
+    old_rows = [rows[q] for q in qs]
+    for a, q in enumerate(qs):
+        rows[q] = _combine(old_rows, sum((c >> a & 1) << b for b, c in enumerate(g.cols)))
+    return shift
+
+
+def _combine(vectors: list, mask: int) -> int:
+    """XOR of vectors[i] over the set bits i of mask."""
+    out = 0
+    for i, v in enumerate(vectors):
+        if mask >> i & 1:
+            out ^= v
+    return out
 
 
 # --- GF(2) tiles ---------------------------------------------------------------------------
@@ -262,32 +261,19 @@ class Plan:
         return max((len(c.bwd) for c in self.circuits), default=0)
 
 
-def plan_program(prog: Program, max_rank: dict | None = None) -> Plan:
+def plan_program(prog: Program, target: Target) -> Plan:
     """Lower and schedule every simulated circuit of `prog`; lay out the state buffer."""
-    ranks = {**MAX_RANK, **(max_rank or {})}
     n = prog.qubits
-    lanes = min(LANES_LOG2, n)
+    lanes = min(target.lanes, n)
     plans, consts, offset = [], [], 0
     for i, node in enumerate(prog.circuits):
         if isinstance(node, Constant):
             consts.append(i)
             continue
         low = lower(node, n)
-        fwd = schedule(low.ops, ranks[("fwd", node.real)], lanes)
-        bwd = schedule(tuple(reversed(low.ops)), ranks[("bwd", node.real)], lanes)
+        fwd = schedule(low.ops, target.rank("fwd", node.real), lanes)
+        bwd = schedule(tuple(reversed(low.ops)), target.rank("bwd", node.real), lanes)
         plan = CircuitPlan(i, node.members, prog.label_of(node), node.real, low, fwd, bwd, offset)
         plans.append(plan)
         offset += plan.planes << n
     return Plan(prog.name, n, prog.depth, lanes, tuple(plans), tuple(consts), offset)
-
-
-def bytes_moved(plan: Plan, itemsize: int) -> dict[str, int]:
-    """The memory traffic model of one forward + backward step: every pass reads and writes
-    its states once (the backward pass two states), plus the gather passes at the ends."""
-    full = itemsize << plan.n
-    fwd = sum(2 * c.planes * full * len(c.fwd) for c in plan.circuits)
-    bwd = sum(4 * c.planes * full * len(c.bwd) for c in plan.circuits)
-    # init writes, output gather reads states and writes P; backward init reads g, states and
-    # writes lambda
-    ends = sum(c.planes * full for c in plan.circuits) * 4 + full * 2
-    return {"forward": fwd, "backward": bwd, "gather": ends, "total": fwd + bwd + ends}

@@ -2,7 +2,8 @@
 
 Rows are the n stabilizer generators of the current state: Pauli x-mask, z-mask and a sign.
 Used by fold_clifford_constants to prove that a rotation only adds a global phase and to read
-off the exact output distribution of a Clifford circuit.
+off the exact output distribution of a Clifford circuit. Its gates are H, S and CNOT: every
+Clifford gate of the table says how it is made of them (GateDef.steps).
 """
 from __future__ import annotations
 
@@ -40,14 +41,6 @@ class Tableau:
             self.r[i] ^= xq & zq
             self.z[i] ^= xq << q
 
-    def sdg(self, q):
-        self.s(q), self.s(q), self.s(q)
-
-    def pauli(self, kind: str, q):
-        for i in range(self.n):
-            xq, zq = _bit(self.x[i], q), _bit(self.z[i], q)
-            self.r[i] ^= {"x": zq, "z": xq, "y": xq ^ zq}[kind]
-
     def cnot(self, c, t):
         for i in range(self.n):
             xc, zc, xt, zt = _bit(self.x[i], c), _bit(self.z[i], c), _bit(self.x[i], t), _bit(self.z[i], t)
@@ -55,19 +48,10 @@ class Tableau:
             self.x[i] ^= xc << t
             self.z[i] ^= zt << c
 
-    def cz(self, a, b):
-        self.h(b), self.cnot(a, b), self.h(b)
-
-    def swap(self, a, b):
-        self.cnot(a, b), self.cnot(b, a), self.cnot(a, b)
-
-    def apply(self, gate: str, qubits) -> None:
-        if gate in ("x", "y", "z"):
-            self.pauli(gate, *qubits)
-        elif gate == "cx":
-            self.cnot(*qubits)
-        else:
-            getattr(self, gate)(*qubits)
+    def apply(self, steps, qubits) -> None:
+        """A gate given as h / s / cnot steps on its own qubits (GateDef.steps), on `qubits`."""
+        for name, *local in steps:
+            {"h": self.h, "s": self.s, "cnot": self.cnot}[name](*(qubits[i] for i in local))
 
     # --- queries --------------------------------------------------------------------------
     def stabilises(self, axis: str, q: int) -> bool:

@@ -11,8 +11,8 @@ from typing import Literal, Union
 from lark import Transformer, v_args
 from pydantic import BaseModel, ConfigDict
 
-from qtc.compiler.gates import GATES
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
+from qtc.dsl.gatenames import GATES
 from qtc.errors import SpecError, did_you_mean
 
 KEYWORDS = ("space", "qubits", "depth", "pattern", "init", "layer", "tie", "untie", "weights",

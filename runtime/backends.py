@@ -1,19 +1,24 @@
-"""Backend selection and the `Program.probabilities` entry point.
+"""Backend selection, the dtype rule, and `probabilities`: what `qtc.compile(...)` runs.
 
 `reference` simulates the unoptimised candidates with torch autograd (the oracle); compiled
 backends (`cpu`, `cuda`) register themselves in BACKENDS. `auto` picks cuda when a GPU and CuPy
 are present, else cpu when a C++ compiler is, else reference (with a one-line notice).
-The environment variable QTC_BACKEND overrides `auto`.
+The environment variable QTC_BACKEND overrides `auto`. Angles are float32 or float64 on every
+backend (the probabilities come back in theta's dtype); anything else is a QtcError.
 """
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import fields
 from typing import Callable
 
 import torch
 
+from qtc.compiler.ir import Program
 from qtc.errors import QtcError, did_you_mean
+
+ANGLE_DTYPES = (torch.float32, torch.float64)
 
 # name -> (is_available() -> bool, probabilities(prog, theta, weights) -> Tensor)
 BACKENDS: dict[str, tuple[Callable[[], bool], Callable]] = {}
@@ -71,13 +76,39 @@ def _notice(message: str) -> None:
 
 
 def probabilities(prog, theta: torch.Tensor, weights: torch.Tensor, *, backend: str = "auto"):
+    """sum_c weights[c] p_c(theta) with `weights` as given (the mixture itself, no
+    normalisation), shape (2**qubits,), in theta's dtype, differentiable in both."""
     theta = torch.as_tensor(theta)
     weights = torch.as_tensor(weights)
-    if not theta.is_floating_point():
-        theta = theta.to(torch.get_default_dtype())
+    if theta.dtype not in ANGLE_DTYPES:
+        raise QtcError(f"theta has dtype {str(theta.dtype).removeprefix('torch.')}; qtc computes in "
+                       "float32 or float64: convert it first (theta.float() or theta.double())")
     if theta.shape != (prog.depth, prog.qubits):
         raise QtcError(f"theta has shape {tuple(theta.shape)}, expected (depth, qubits) = "
                        f"({prog.depth}, {prog.qubits})")
     if weights.shape != (len(prog.labels),):
         raise QtcError(f"weights have shape {tuple(weights.shape)}, expected ({len(prog.labels)},)")
     return BACKENDS[resolve(backend)][1](prog, theta, weights.to(theta.dtype))
+
+
+def mixture(prog: Program, weights: torch.Tensor) -> torch.Tensor:
+    """The ensemble's mixture from the trainable structural weights, as the space says:
+    softmax(weights) for `weights softmax`, the weights themselves for `weights raw`."""
+    return torch.softmax(weights, 0) if prog.weights_norm == "softmax" else weights
+
+
+class RunnableProgram(Program):
+    """A compiled Program that can be run: what `qtc.compile` returns."""
+
+    @classmethod
+    def of(cls, prog: Program) -> "RunnableProgram":
+        return cls(**{f.name: getattr(prog, f.name) for f in fields(prog)})
+
+    def probabilities(self, theta, weights, *, backend: str = "auto") -> torch.Tensor:
+        """P = sum_c v_c p_c(theta), shape (2**qubits,), differentiable in theta and weights,
+        where v = mixture(weights) applies the space's normalisation (softmax for `weights
+        softmax`), exactly as QTGenerator does with its structural weights."""
+        weights = torch.as_tensor(weights)
+        if not weights.is_floating_point():
+            weights = weights.to(torch.float64)
+        return probabilities(self, theta, mixture(self, weights), backend=backend)

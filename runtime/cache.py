@@ -1,7 +1,8 @@
 """Build cache for compiled kernels: content-addressed, atomic, self-checking.
 
-An entry is keyed by sha256(source + compiler identity + flags). The shared object is written
-to a temporary file and renamed to `<key>-<sha of the object>.so`; then a small JSON index
+An entry is keyed by sha256(source + compiler identity + flags + a tag, the Target's key). The
+shared object is written to a temporary file and renamed to `<key>-<sha of the object>.so`;
+then a small JSON index
 `<key>.json` (size and sha256 of the object) is written the same way. A reader trusts an entry
 only when the index parses and the object's size and hash match it; anything else (truncated
 file, corrupt index, a half-finished build of another process) is rebuilt, never loaded. Two
@@ -19,11 +20,11 @@ import tempfile
 from functools import lru_cache
 from pathlib import Path
 
+from qtc.compiler.render import PART   # the kernel source's part separator
 from qtc.errors import QtcError
 
 CPU_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-std=c++17")
 LINK_FLAGS = ("-shared", "-fopenmp")
-PART = "// @qtc-part"   # the kernel source's part separator (see qtc.compiler.render)
 
 
 def cache_dir() -> Path:
@@ -63,9 +64,9 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def entry_key(source: str, compiler: str, flags: tuple[str, ...]) -> str:
+def entry_key(source: str, compiler: str, flags: tuple[str, ...], tag: str = "") -> str:
     h = hashlib.sha256()
-    for part in (source, compiler_identity(compiler), " ".join(flags + LINK_FLAGS)):
+    for part in (source, compiler_identity(compiler), " ".join(flags + LINK_FLAGS), tag):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -113,15 +114,16 @@ def split_units(source: str, jobs: int) -> list[str]:
 
 
 def build_shared(source: str, *, compiler: str | None = None,
-                 flags: tuple[str, ...] = CPU_FLAGS) -> Path:
-    """Compile `source` into a shared object (cached) and return its path."""
+                 flags: tuple[str, ...] = CPU_FLAGS, tag: str = "") -> Path:
+    """Compile `source` into a shared object (cached under a key that includes `tag`) and
+    return its path."""
     compiler = compiler or find_compiler()
     if compiler is None:
         raise QtcError("no C++ compiler found (looked for $CXX, g++, c++): install g++ or use "
                        "backend='reference'")
     directory = cache_dir()
     directory.mkdir(parents=True, exist_ok=True)
-    key = entry_key(source, compiler, flags)
+    key = entry_key(source, compiler, flags, tag)
     found = lookup(directory, key)
     if found is not None:
         return found

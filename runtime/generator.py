@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from qtc.compiler.ir import Program
+from qtc.runtime.backends import mixture, probabilities
 
 
 def qubits_for(num_params: int) -> int:
@@ -53,13 +54,12 @@ class QTGenerator(nn.Module):
                 p.mul_(init_scale)
 
     def structural_weights(self) -> torch.Tensor:
-        """The ensemble weights as used (softmax-normalised if the space says so)."""
-        if self.fixed is None and self.program.weights_norm == "softmax":
-            return torch.softmax(self.weights, 0)
-        return self.weights
+        """The ensemble's mixture as used: the space's normalisation of the trainable weights
+        (backends.mixture, as RunnableProgram.probabilities), a fixed baseline's one-hot as is."""
+        return self.weights if self.fixed is not None else mixture(self.program, self.weights)
 
     def probabilities(self) -> torch.Tensor:
-        return self.program.probabilities(self.theta, self.structural_weights(), backend=self.backend)
+        return probabilities(self.program, self.theta, self.structural_weights(), backend=self.backend)
 
     def forward(self) -> torch.Tensor:
         p = self.probabilities()[: self.num_params]

@@ -1,9 +1,11 @@
 """Compiled backends: the generated kernels on the CPU (g++ + ctypes) and on NVIDIA GPUs (CuPy).
 
 Importing this module registers the backends "cpu" and "cuda" with qtc.runtime.backends.
-Both run the same kernel text (qtc.compiler.render) and share everything here except how a
-kernel is launched. `ProgramFunction` is the torch.autograd.Function around them: forward
-gives P = sum over candidates of w_c p_c(theta); backward runs the adjoint kernels.
+Both run the same kernel text (qtc.compiler.pipeline.to_kernels) and share everything here
+except how a kernel is launched; both bind a kernel's arguments by name against the signature
+the renderer read off the source (`bind`). `ProgramFunction` is the torch.autograd.Function
+around them: forward gives P = sum over candidates of w_c p_c(theta); backward runs the
+adjoint kernels.
 """
 from __future__ import annotations
 
@@ -15,24 +17,36 @@ import weakref
 import torch
 
 from qtc.compiler.ir import Program
-from qtc.compiler.render import Rendered, render
-from qtc.compiler.schedule import plan_program
+from qtc.compiler.pipeline import to_kernels
+from qtc.compiler.render import Rendered
+from qtc.compiler.target import Target
 from qtc.runtime import backends
 from qtc.runtime.cache import build_shared, find_compiler
 from qtc.runtime.reference import constant_distribution
 
 SERIAL_BELOW = 14      # qubits: smaller states run on one thread
-_DTYPES = {torch.float64: "float64", torch.float32: "float32"}
+TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _lock = threading.Lock()
-_compiled: dict[tuple, tuple] = {}   # (id(prog), dtype, device kind) -> (weakref, Compiled)
+_compiled: dict[tuple, tuple] = {}   # (id(prog), target key) -> (weakref, Compiled)
+
+
+def bind(rendered: Rendered, kernel: str, values: dict) -> tuple:
+    """The arguments of `kernel` in the order its definition lists them, taken by name from
+    `values` (which may hold more): the one place where launch arguments meet the source."""
+    params = [name for _, name in rendered.signature[kernel]]
+    missing = [p for p in params if p not in values]
+    if missing:
+        raise RuntimeError(f"kernel {kernel}({', '.join(params)}) launched without {', '.join(missing)}")
+    return tuple(values[p] for p in params)
 
 
 class Compiled:
-    """A program rendered and built for one dtype and one device kind ("cpu" or "cuda")."""
+    """A program rendered and built for one Target (dtype and device kind)."""
 
-    def __init__(self, prog: Program, dtype: torch.dtype, device: str):
-        self.dtype, self.device = dtype, device
-        self.rendered: Rendered = render(plan_program(prog), _DTYPES[dtype])
+    def __init__(self, prog: Program, target: Target):
+        self.target, self.dtype = target, TORCH_DTYPES[target.dtype]
+        dtype = self.dtype
+        self.rendered: Rendered = to_kernels(prog, target)
         plan = self.rendered.plan
         self.plan, self.n, self.dim = plan, plan.n, 1 << plan.n
         nodes = [prog.circuits[c.index] for c in plan.circuits] + [prog.circuits[i] for i in plan.constants]
@@ -43,7 +57,7 @@ class Compiled:
         self.ncirc = len(plan.circuits)
         self.cdist = torch.stack([constant_distribution(prog.circuits[i], self.n, dtype)
                                   for i in plan.constants]) if plan.constants else None
-        self.launcher = (_CpuLauncher if device == "cpu" else _CudaLauncher)(self) if self.ncirc else None
+        self.launcher = (_CpuLauncher if target.device == "cpu" else _CudaLauncher)(self) if self.ncirc else None
 
     def to(self, device: torch.device):
         """S and the constants on `device` (cached per device)."""
@@ -55,13 +69,14 @@ class Compiled:
 
 
 class _CpuLauncher:
+    """ctypes on the g++ build: qtc_forward / qtc_backward run every kernel in order."""
+
     def __init__(self, comp: Compiled):
-        self.lib = ctypes.CDLL(str(build_shared(comp.rendered.text)))
-        p = ctypes.c_void_p
-        i = ctypes.c_int
-        self.lib.qtc_forward.argtypes = [p, p, p, p, i]
-        self.lib.qtc_backward.argtypes = [p, p, p, p, p, p, p, i]
-        self.lib.qtc_threads.argtypes = [i]
+        self.rendered = comp.rendered
+        self.lib = ctypes.CDLL(str(build_shared(comp.rendered.text, tag=comp.target.key)))
+        for name in ("qtc_forward", "qtc_backward", "qtc_threads"):
+            getattr(self.lib, name).argtypes = [ctypes.c_int if ctype == "int" else ctypes.c_void_p
+                                                for ctype, _ in comp.rendered.signature[name]]
         self.size, self.ncirc, self.n = comp.plan.size, comp.ncirc, comp.n
 
     def _mode(self) -> int:
@@ -70,21 +85,24 @@ class _CpuLauncher:
         Below SERIAL_BELOW qubits a step takes a few milliseconds: one thread, because waking
         and joining threads costs more than it saves (and much more on a busy machine)."""
         threads = torch.get_num_threads() if self.n >= SERIAL_BELOW else 1
-        self.lib.qtc_threads(threads)
+        self.lib.qtc_threads(*bind(self.rendered, "qtc_threads", {"k": threads}))
         forced = os.environ.get("QTC_CPU_MODE")
         if forced in ("0", "1"):
             return int(forced)
         return 0 if self.ncirc >= 2 * threads or threads == 1 else 1
 
+    def _call(self, name: str, mode: int, **tensors) -> None:
+        values = {k: t.data_ptr() for k, t in tensors.items()} | {"mode": mode}
+        getattr(self.lib, name)(*bind(self.rendered, name, values))
+
     def forward(self, th, wn, P):
         st = torch.empty(self.size, dtype=th.dtype)
-        self.lib.qtc_forward(st.data_ptr(), th.data_ptr(), wn.data_ptr(), P.data_ptr(), self._mode())
+        self._call("qtc_forward", self._mode(), st=st, th=th, wn=wn, P=P)
         return st
 
     def backward(self, st, th, wn, g, gth, gw):
-        lam = torch.empty_like(st)
-        self.lib.qtc_backward(st.data_ptr(), lam.data_ptr(), th.data_ptr(), wn.data_ptr(),
-                              g.data_ptr(), gth.data_ptr(), gw.data_ptr(), self._mode())
+        self._call("qtc_backward", self._mode(), st=st, lam=torch.empty_like(st), th=th, wn=wn,
+                   g=g, gth=gth, gw=gw)
 
 
 class _CudaLauncher:
@@ -94,40 +112,37 @@ class _CudaLauncher:
     def __init__(self, comp: Compiled):
         import cupy
         self.cupy = cupy
+        self.rendered = comp.rendered
         self.module = cupy.RawModule(code=comp.rendered.text, options=("--std=c++14",))
-        self.names = comp.rendered.kernels
         self.size = comp.plan.size
         self.grid = 4 * cupy.cuda.Device().attributes["MultiProcessorCount"]
 
-    def _run(self, names, *tensors):
+    def _run(self, names: list[str], **tensors) -> None:
         cp = self.cupy
-        args = tuple(cp.from_dlpack(t) for t in tensors)
+        values = {k: cp.from_dlpack(t) for k, t in tensors.items()}
         with cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
-            for name, use in names:
-                self.module.get_function(name)((self.grid,), (self.BLOCK,), tuple(args[i] for i in use))
+            for name in names:
+                args = bind(self.rendered, name, values)
+                self.module.get_function(name)((self.grid,), (self.BLOCK,), args)
 
     def forward(self, th, wn, P):
         st = torch.empty(self.size, dtype=th.dtype, device=th.device)
-        fwd = self.names["forward"]
-        plan = [(fwd[0], (0,))] + [(k, (0, 1)) for k in fwd[1:-1]] + [(fwd[-1], (0, 2, 3))]
-        self._run(plan, st, th, wn, P)
+        self._run(self.rendered.kernels["forward"], st=st, th=th, wn=wn, P=P)
         return st
 
     def backward(self, st, th, wn, g, gth, gw):
-        lam = torch.empty_like(st)
-        bwd = self.names["backward"]
-        plan = [(bwd[0], (0, 1, 3, 4, 6))] + [(k, (0, 1, 2, 5)) for k in bwd[1:]]
-        self._run(plan, st, lam, th, wn, g, gth, gw)
+        self._run(self.rendered.kernels["backward"], st=st, lam=torch.empty_like(st), th=th,
+                  wn=wn, g=g, gth=gth, gw=gw)
 
 
-def compiled(prog: Program, dtype: torch.dtype, device: str) -> Compiled:
-    """The Compiled program for (prog, dtype, device kind), built once per process."""
-    key = (id(prog), dtype, device)
+def compiled(prog: Program, target: Target) -> Compiled:
+    """The Compiled program for (prog, target), built once per process."""
+    key = (id(prog), target.key)
     with _lock:
         hit = _compiled.get(key)
         if hit is not None and hit[0]() is prog:
             return hit[1]
-        comp = Compiled(prog, dtype, device)
+        comp = Compiled(prog, target)
         _compiled[key] = (weakref.ref(prog), comp)
         return comp
 
@@ -171,14 +186,13 @@ class ProgramFunction(torch.autograd.Function):
 
 
 def _probabilities(device: str):
+    """Run on `device` in theta's dtype (backends.probabilities admits float32 and float64)."""
     def run(prog: Program, theta: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        dtype = theta.dtype if theta.dtype in _DTYPES else torch.float64
-        home = theta.device
-        target = torch.device("cuda") if device == "cuda" else torch.device("cpu")
-        theta_t = theta.to(target, dtype)
-        weights_t = weights.to(target, dtype)
-        P = ProgramFunction.apply(theta_t, weights_t, compiled(prog, dtype, device))
-        return P if home == target else P.to(home)
+        target = Target(device=device, dtype=str(theta.dtype).removeprefix("torch."))
+        home, where = theta.device, torch.device(device)
+        theta_t, weights_t = theta.to(where), weights.to(where, theta.dtype)
+        P = ProgramFunction.apply(theta_t, weights_t, compiled(prog, target))
+        return P if home == where else P.to(home)
     return run
 
 

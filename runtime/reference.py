@@ -9,7 +9,7 @@ from functools import lru_cache
 
 import torch
 
-from qtc.compiler.gates import GATES
+from qtc.compiler.gates import GATES, PAULIS
 from qtc.compiler.ir import Angle, Circuit, Constant, Program
 
 
@@ -18,16 +18,11 @@ def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _rotation(axis: str, t: torch.Tensor) -> torch.Tensor:
-    """exp(-i t P / 2) as a differentiable 2x2 complex tensor."""
-    c, s = torch.cos(t / 2), torch.sin(t / 2)
-    zero = torch.zeros_like(c)
+    """exp(-i t P / 2) = cos(t/2) I - i sin(t/2) P as a differentiable 2x2 complex tensor."""
     cdt = _complex_dtype(t.dtype)
-    c, s, zero = c.to(cdt), s.to(cdt), zero.to(cdt)
-    if axis == "X":
-        return torch.stack([torch.stack([c, -1j * s]), torch.stack([-1j * s, c])])
-    if axis == "Y":
-        return torch.stack([torch.stack([c, -s]), torch.stack([s, c])])
-    return torch.stack([torch.stack([c - 1j * s, zero]), torch.stack([zero, c + 1j * s])])
+    pauli = torch.as_tensor(PAULIS[axis], dtype=cdt)
+    c, s = torch.cos(t / 2).to(cdt), torch.sin(t / 2).to(cdt)
+    return c * torch.eye(2, dtype=cdt) - 1j * s * pauli
 
 
 def _apply_1q(state: torch.Tensor, m: torch.Tensor, q: int, n: int) -> torch.Tensor:
@@ -37,17 +32,14 @@ def _apply_1q(state: torch.Tensor, m: torch.Tensor, q: int, n: int) -> torch.Ten
 
 @lru_cache(maxsize=4096)
 def _permutation(gate: str, qubits: tuple[int, ...], n: int) -> torch.Tensor:
-    """Index map for a gate that is a permutation of basis states: new[i] = old[perm[i]]."""
+    """Index map of a gate that permutes basis states (its frame map g, read off the gate
+    table): new[i] = old[g^-1(i)], g acting on the bits of `qubits`."""
+    inverse = GATES[gate].lowering.frame.inverse()
     idx = torch.arange(2 ** n)
-    bits = [(idx >> q) & 1 for q in qubits]
-    if gate in ("cnot", "cx"):
-        return idx ^ (bits[0] << qubits[1])
-    if gate == "swap":
-        a, b = qubits
-        return idx ^ ((bits[0] ^ bits[1]) << a) ^ ((bits[0] ^ bits[1]) << b)
-    if gate == "x":
-        return idx ^ (1 << qubits[0])
-    raise KeyError(gate)
+    local = sum(((idx >> q) & 1) << j for j, q in enumerate(qubits))
+    source = torch.tensor([inverse(x) for x in range(1 << len(qubits))])[local]
+    rest = idx & ~sum(1 << q for q in qubits)
+    return rest | sum(((source >> j) & 1) << q for j, q in enumerate(qubits))
 
 
 def _apply_2q(state, m, qubits, n):
@@ -72,7 +64,7 @@ def simulate(circuit: Circuit, n: int, theta: torch.Tensor) -> torch.Tensor:
             t = theta[op.angle.layer, op.angle.qubit] if isinstance(op.angle, Angle) else \
                 torch.tensor(float(op.angle), dtype=theta.dtype)
             state = _apply_1q(state, _rotation(g.axis, t), op.qubits[0], n)
-        elif op.gate in ("cnot", "cx", "swap", "x"):
+        elif g.lowering.kind == "frame":   # a pure permutation: a gather, no arithmetic
             state = state[_permutation(op.gate, op.qubits, n)]
         elif g.arity == 1:
             state = _apply_1q(state, torch.as_tensor(g.matrix(), dtype=cdt), op.qubits[0], n)

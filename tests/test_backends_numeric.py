@@ -89,11 +89,12 @@ def prebuild():
     """Compile every case's kernels up front, two compilers at a time (cached on disk)."""
     if "cpu" not in available_backends():
         return
-    from qtc.compiler.render import kernel_source
+    from qtc.compiler.pipeline import to_kernels
+    from qtc.compiler.target import Target
     from qtc.runtime.cache import build_shared
-    jobs = [(program(*c), d) for c in CASES for d in ("float64", "float32")]
+    jobs = [(program(*c), Target(dtype=d)) for c in CASES for d in ("float64", "float32")]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda job: build_shared(kernel_source(*job)), jobs))
+        list(pool.map(lambda job: build_shared(to_kernels(*job).text, tag=job[1].key), jobs))
 
 
 def _ids(case):

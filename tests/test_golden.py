@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from qtc.compiler.report import write_outputs
+from qtc.compile_cmd import write_outputs
 from qtc.dsl.space import parse_space
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,11 @@ import pytest
 import qtc
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle
-from qtc.compiler.render import cost_report, kernel_source
+from qtc.compiler.cost import cost_report
+from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.schedule import Pass, lower, parity, plan_program, schedule
+from qtc.compiler.target import Target
+from qtc.errors import QtcError
 from qtc.runtime import backends, cache
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
@@ -33,11 +36,15 @@ tie layers
 TINY = 'extern "C" int qtc_answer(void) { return 42; }\n'
 
 
+def kernel_source(prog, dtype="float64"):
+    return to_kernels(prog, Target(dtype=dtype)).text
+
+
 # --- frames: the lowered circuit, run in stored coordinates, is the circuit -------------------
 
 def _stored_simulation(circuit, n, theta):
     """A tiny numpy interpreter of the lowered ops: returns psi_true = psi_stored o f."""
-    from qtc.compiler.render import _fold_constant, dense_matrix, diag_phases
+    from qtc.compiler.symbolic import fold_constant
     low = lower(circuit, n)
     y = np.arange(2 ** n)
     psi = np.zeros(2 ** n, complex)
@@ -51,12 +58,12 @@ def _stored_simulation(circuit, n, theta):
         ev = lambda part: sum(v * {"1": 1, "c": c, "s": s}[k] for k, v in part)  # noqa: E731
         val = lambda e: ev(e[0]) + 1j * ev(e[1])  # noqa: E731
         if op.kind == "dense":
-            m = _fold_constant(dense_matrix(op.gate), op.angle)
+            m = fold_constant(op.table, op.angle, True)
             lab = labels[0]
             psi = np.array([val(m[lab[i]][lab[i]]) * psi[i] + val(m[lab[i]][1 - lab[i]]) * psi[i ^ op.d]
                             for i in range(2 ** n)])
         else:
-            ph = _fold_constant(diag_phases(op.gate), op.angle)
+            ph = fold_constant(op.table, op.angle, False)
             idx = sum(lb << k for k, lb in enumerate(labels))
             psi = psi * np.array([val(ph[i]) for i in idx])
     f = np.array([_apply_frame(low.cols, low.shift, x) for x in range(2 ** n)])
@@ -112,7 +119,7 @@ def test_schedule_keeps_order_of_non_commuting_ops():
 
 
 def test_passes_fit_their_tiles():
-    plan = plan_program(qtc.compile(PAPER, qubits=11, depth=4))
+    plan = plan_program(qtc.compile(PAPER, qubits=11, depth=4), Target())
     high = ~((1 << plan.lanes) - 1)
     for c in plan.circuits:
         for p in c.fwd + c.bwd:
@@ -143,13 +150,14 @@ def test_kernel_source_is_deterministic():
     assert "typedef double real;" in a and "qtc_fwd_0" in a and "qtc_bwd_0" in a
     f32 = kernel_source(qtc.compile(PAPER, qubits=5, depth=2), "float32")
     assert "typedef float real;" in f32 and "cosf" in f32
-    with pytest.raises(ValueError):
+    with pytest.raises(QtcError, match="float16"):
         kernel_source(qtc.compile(PAPER, qubits=5, depth=2), "float16")
 
 
 def test_cost_report():
-    text = cost_report(qtc.compile(PAPER, qubits=11, depth=10))
-    assert text == cost_report(qtc.compile(PAPER, qubits=11, depth=10))
+    prog = qtc.compile(PAPER, qubits=11, depth=10)
+    text = cost_report(prog, to_kernels(prog, Target()))
+    assert text == cost_report(prog, to_kernels(qtc.compile(PAPER, qubits=11, depth=10), Target()))
     assert "simulated circuits: 6; exact constants: 2" in text
     lines = {ln.split(":")[0]: ln for ln in text.splitlines()}
     moved = int(lines["bytes per step"].split()[3])

@@ -16,7 +16,7 @@ import torch
 
 import qtc
 from qtc.compiler.expand import expand
-from qtc.compiler.gates import GATES
+from qtc.compiler.gates import GATES, clifford_steps
 from qtc.compiler.ir import Angle, Circuit, Constant, IRError, Op, verify
 from qtc.compiler.pipeline import PASSES, lower
 from qtc.compiler.stabilizer import Tableau
@@ -261,7 +261,7 @@ def random_clifford(n: int, length: int, rng: random.Random) -> Circuit:
 def tableau_of(circuit: Circuit, n: int) -> Tableau:
     tab = Tableau.zero_state(n)
     for op in circuit.ops:
-        tab.apply(op.gate, op.qubits)
+        tab.apply(clifford_steps(GATES[op.gate], op.angle), op.qubits)
     return tab
 
 

@@ -62,15 +62,43 @@ def test_probabilities_sum_to_one_per_candidate(case):
 
 
 def test_program_probabilities_is_the_weighted_sum(case):
+    """Raw spaces mix with the weights as given; softmax spaces with softmax(weights), as the
+    generator does (issue 18)."""
     prog, theta, ref = case
     w = torch.linspace(-0.5, 1.5, len(prog.labels), dtype=torch.float64)  # any weights, not just convex
     got = prog.probabilities(theta, w, backend="reference")
     assert got.shape == (2 ** prog.qubits,)
-    np.testing.assert_allclose(got.numpy(), (w @ ref).numpy(), atol=TOL)
-    one_hot = torch.zeros(len(prog.labels), dtype=torch.float64)
-    one_hot[-1] = 1
-    np.testing.assert_allclose(prog.probabilities(theta, one_hot, backend="reference").numpy(),
-                               ref[-1].numpy(), atol=TOL)
+    mix = torch.softmax(w, 0) if prog.weights_norm == "softmax" else w
+    np.testing.assert_allclose(got.numpy(), (mix @ ref).numpy(), atol=TOL)
+    if prog.weights_norm == "raw":
+        one_hot = torch.zeros(len(prog.labels), dtype=torch.float64)
+        one_hot[-1] = 1
+        np.testing.assert_allclose(prog.probabilities(theta, one_hot, backend="reference").numpy(),
+                                   ref[-1].numpy(), atol=TOL)
+
+
+def test_program_probabilities_normalise_like_the_generator():
+    from qtc.runtime.generator import QTGenerator
+    prog = qtc.compile(SPECS / "hardware_efficient.qs", qubits=3, depth=2)
+    assert prog.weights_norm == "softmax"
+    gen = QTGenerator(prog, 8, backend="reference", dtype=torch.float64)
+    with torch.no_grad():
+        gen.weights.copy_(torch.tensor([0.3, -1.0, 2.0, 0.5]))
+    want = gen.probabilities()
+    got = prog.probabilities(gen.theta, gen.weights, backend="reference")
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    assert not torch.allclose(got, prog.probabilities(gen.theta, torch.softmax(gen.weights, 0),
+                                                      backend="reference"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64, torch.complex64])
+@pytest.mark.parametrize("backend", ["reference", "cpu"])  # cpu: rejected before any build
+def test_theta_dtype_other_than_float32_or_float64_is_a_clear_error(dtype, backend):
+    from qtc.errors import QtcError
+    prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=2, depth=1)
+    theta = torch.zeros(1, 2, dtype=dtype)
+    with pytest.raises(QtcError, match="float32 or float64"):
+        prog.probabilities(theta, torch.full((12,), 1 / 12), backend=backend)
 
 
 def test_folded_constants_equal_simulation(case):

@@ -1,0 +1,61 @@
+"""The cost model of one training step, read off the scheduled plan and the rendered kernels.
+
+Bytes moved come from the plan (every pass reads and writes its states once); flops were
+counted by the renderer from the expressions it emitted. Nothing is scheduled or rendered
+again here.
+"""
+from __future__ import annotations
+
+from qtc.compiler.ir import Program
+from qtc.compiler.render import Rendered
+from qtc.compiler.schedule import Plan
+
+H100_BANDWIDTH = 3.35e12  # bytes/s: what the report prices the traffic at
+
+
+def bytes_moved(plan: Plan, itemsize: int) -> dict[str, int]:
+    """The memory traffic model of one forward + backward step: every pass reads and writes
+    its states once (the backward pass two states), plus the gather passes at the ends."""
+    full = itemsize << plan.n
+    fwd = sum(2 * c.planes * full * len(c.fwd) for c in plan.circuits)
+    bwd = sum(4 * c.planes * full * len(c.bwd) for c in plan.circuits)
+    # init writes, output gather reads states and writes P; backward init reads g, states and
+    # writes lambda
+    ends = sum(c.planes * full for c in plan.circuits) * 4 + full * 2
+    return {"forward": fwd, "backward": bwd, "gather": ends, "total": fwd + bwd + ends}
+
+
+def cost_report(prog: Program, kernels: Rendered) -> str:
+    """Deterministic text: passes, launches, bytes moved and flops per training step, and the
+    time the bytes imply at the memory bandwidth of an H100."""
+    plan, target = kernels.plan, kernels.target
+    traffic = bytes_moved(plan, target.itemsize)
+    dim = 1 << plan.n
+    lines = [f"cost model: {plan.name}, {plan.n} qubits, depth {plan.depth}, {target.dtype}",
+             f"simulated circuits: {len(plan.circuits)}; exact constants: {len(plan.constants)}",
+             f"state buffer: {plan.size} reals ({plan.size * target.itemsize} bytes); lanes {1 << plan.lanes}",
+             f"launches per step: forward {len(kernels.kernels['forward'])}, "
+             f"backward {len(kernels.kernels['backward'])}"]
+    for c in plan.circuits:
+        kind = "real" if c.real else "complex"
+        lines.append(f"circuit [{' '.join(map(str, c.members))}] {kind} {c.label}: "
+                     f"{len(c.lowered.ops)} ops after frames; forward {len(c.fwd)} passes "
+                     f"(ranks {_ranks(c.fwd)}), backward {len(c.bwd)} passes (ranks {_ranks(c.bwd)})")
+    for i in plan.constants:
+        node = prog.circuits[i]
+        lines.append(f"constant [{' '.join(map(str, node.members))}] {prog.label_of(node)}: exact, "
+                     f"no simulation")
+    total_flops = kernels.fwd_flops + kernels.bwd_flops + 8 * dim * len(plan.circuits)
+    lines += [f"bytes per step: {traffic['total']} (forward passes {traffic['forward']}, "
+              f"backward passes {traffic['backward']}, gathers {traffic['gather']})",
+              f"flops per step: {total_flops} (forward {kernels.fwd_flops}, backward {kernels.bwd_flops})",
+              f"arithmetic intensity: {total_flops / max(traffic['total'], 1):.3f} flop/byte",
+              f"time at H100 bandwidth (3.35 TB/s): {traffic['total'] / H100_BANDWIDTH * 1e6:.2f} us"]
+    return "\n".join(lines) + "\n"
+
+
+def _ranks(passes) -> str:
+    counts: dict[int, int] = {}
+    for p in passes:
+        counts[p.rank] = counts.get(p.rank, 0) + 1
+    return " ".join(f"{k}x{v}" for k, v in sorted(counts.items())) or "-"

@@ -9,7 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from qtc.compiler.gates import GATES
+from qtc.compiler import symbolic
+from qtc.compiler.gates import GATES, PAULIS, clifford_steps
+from qtc.dsl.gatenames import GATES as DSL_GATES
 
 import densesim
 
@@ -160,3 +162,80 @@ def test_flag_checks_can_fail():
     assert not maps_paulis_to_paulis(GATES["t"].matrix())
     assert not maps_paulis_to_paulis(GATES["rx"].matrix(0.3))
     assert maps_paulis_to_paulis(GATES["rx"].matrix(math.pi / 2))
+
+
+# --- the derived views, each checked against the matrix --------------------------------------
+
+def lowering_matrix(g, t: float) -> np.ndarray:
+    """The matrix the kernels apply: the lowering's table, then its frame permutation."""
+    low, k = g.lowering, 2 ** g.arity
+    if low.kind == "dense":
+        first = np.array([[symbolic.value(e, t) for e in row] for row in low.table])
+    elif low.kind == "diag":
+        first = np.diag([symbolic.value(e, t) for e in low.table])
+    else:
+        first = np.eye(k)
+    perm = np.zeros((k, k))
+    for x in range(k):
+        perm[low.frame(x) if low.frame else x, x] = 1
+    return perm @ first
+
+
+def step_matrix(steps, arity: int) -> np.ndarray:
+    """The product of h / s / cnot steps on the gate's own qubits."""
+    out = np.eye(2 ** arity, dtype=complex)
+    for name, *local in steps:
+        small = {"h": densesim.H, "s": densesim.S, "cnot": densesim.gate_matrix("cnot")}[name]
+        out = densesim.full_matrix(small, tuple(local), arity) @ out
+    return out
+
+
+def equal_up_to_phase(a: np.ndarray, b: np.ndarray) -> bool:
+    k = np.argmax(abs(b.ravel()))
+    phase = a.ravel()[k] / b.ravel()[k]
+    return abs(abs(phase) - 1) < 1e-9 and np.allclose(a, phase * b, atol=1e-9)
+
+
+def test_the_dsl_knows_every_gate_of_the_table_with_its_signature():
+    assert {n: (g.arity, g.params) for n, g in GATES.items()} == \
+        {n: (s.arity, s.params) for n, s in DSL_GATES.items()}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_kernel_lowering_is_the_matrix(name):
+    """Table then frame permutation = the gate's matrix, at every test angle; a diagonal gate
+    has no frame, a frame-only gate no table."""
+    g = GATES[name]
+    for t in (ANGLES if g.params else [0.0]):
+        np.testing.assert_allclose(lowering_matrix(g, t), g.matrix(t), atol=ATOL)
+    assert not g.diagonal or g.lowering.frame is None
+    assert (g.lowering.kind == "dense") == (not g.monomial), "only non-monomial gates are dense"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if GATES[n].params])
+def test_rotation_generator_is_its_pauli(name):
+    g = GATES[name]
+    gen = g.lowering.generator
+    if g.lowering.kind == "diag":
+        got = np.diag([symbolic.value(e) for e in gen])
+    else:
+        got = np.array([[symbolic.value(e) for e in row] for row in gen])
+    np.testing.assert_allclose(got, PAULIS[g.axis], atol=ATOL)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_clifford_steps_are_the_matrix_up_to_phase(name):
+    g = GATES[name]
+    if g.params:
+        for k in range(-4, 9):
+            t = k * math.pi / 2
+            steps = clifford_steps(g, t)
+            assert steps is not None, f"{name}({k} pi/2) is Clifford"
+            assert equal_up_to_phase(step_matrix(steps, 1), g.matrix(t)), (name, k)
+        for t in (0.3, math.pi / 4, math.pi / 2 + 1e-6):
+            assert clifford_steps(g, t) is None
+        assert clifford_steps(g, None) is None, "a trainable angle is never Clifford"
+    elif g.clifford:
+        assert equal_up_to_phase(step_matrix(clifford_steps(g), g.arity), g.matrix())
+    else:
+        assert clifford_steps(g) is None

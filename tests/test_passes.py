@@ -321,3 +321,26 @@ def test_rotation_about_a_stabiliser_is_a_global_phase():
                 r = densesim.full_matrix(densesim.rotation(densesim.PAULI[axis], 1.234), (q,), n)
                 overlap = abs(np.vdot(psi, r @ psi))
                 assert (overlap > 1 - 1e-9) == tab.stabilises(axis, q)
+
+
+QUARTER_TURNS = """space quarter_turns
+qubits 3
+depth 1
+layer = choose { a: rx(q, pi / 2) for q in all | b: ry(q, pi) for q in all | c: rz(q, -pi / 2) for q in all } ;
+        h(0) ; cnot(q, q + 1) for q in 0 .. n - 2 ;
+        choose { a: rx(q, pi / 2) for q in all | b: ry(q, 3 * pi / 2) for q in all | c: rz(q, pi) for q in all } ;
+        cz(0, 2) ;
+        choose { a: ry(q, pi / 2) for q in all | b: rx(q, -pi) for q in all | c: rx(q, 5 * pi / 2) for q in all }
+"""
+
+
+def test_rotations_by_quarter_turns_are_clifford_and_fold_exactly():
+    """Issue 18: every candidate of a space of rotations by multiples of pi/2 is Clifford; all
+    27 fold into exact constants equal to dense simulation."""
+    prog = qtc.compile(QUARTER_TURNS)
+    assert len(prog.labels) == 27
+    assert all(isinstance(node, Constant) for node in prog.circuits)
+    for i, src in enumerate(prog.source):
+        node = next(nd for nd in prog.circuits if i in nd.members)
+        exact = reference.constant_distribution(node, 3).numpy()
+        np.testing.assert_allclose(exact, densesim.probabilities(src, 3, np.zeros((1, 3))), atol=1e-12)

@@ -4,8 +4,11 @@ For each spec, `qtc.compiler.report.write_outputs(spec, out_dir=tmp)` runs and *
 writes is compared with `tests/golden/<spec file name>/<file>`:
 - text files up to GOLDEN_MAX_BYTES are kept whole (report.txt, program.ir): review their diff;
 - larger files are pinned by `<file>.sha256` (digest, bytes, lines): kernels.cu is megabytes of
-  generated C at 17 qubits, too big to keep per spec. To review a change to it, run
-  `qtc compile` before and after and diff the two kernels.cu.
+  generated C at 17 qubits, too big to keep per spec. To review a change to it, read the diff
+  of the kernel text goldens below, or run `qtc compile` before and after and diff.
+Three tiny programs also keep their whole kernel source as text (`tests/golden/kernels/`),
+with the two static C files (compiler/kernel_prelude.h, kernel_host.c) cut out: those are
+reviewed as files; what is left is everything the renderer generates.
 On a mismatch the new output is written beside the golden as `<file>.new` (git ignores *.new)
 and the test fails naming both paths. A golden file that is no longer produced fails too.
 
@@ -20,11 +23,15 @@ no default size are compiled at AUTO_QUBITS qubits.
 import hashlib
 import os
 import sys
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
+import qtc
 from qtc.compile_cmd import write_outputs
+from qtc.compiler.pipeline import to_kernels
+from qtc.compiler.target import Target
 from qtc.dsl.space import parse_space
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +40,8 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 GOLDEN_MAX_BYTES = 256 * 1024
 AUTO_QUBITS = 6
 UPDATE = os.environ.get("QTC_UPDATE_GOLDEN") == "1"
+TEXT_KERNELS = [("hadamard_ent_rot", 2, 1), ("hardware_efficient", 3, 1), ("untied_two_layer", 2, 1)]
+STATIC_C = ("kernel_prelude.h", "kernel_host.c")
 
 
 def digest_text(data: bytes) -> str:
@@ -54,7 +63,7 @@ def compile_size(spec: Path) -> dict:
 
 
 def test_every_spec_has_a_golden_folder():
-    names = {p.name for p in GOLDEN.iterdir() if p.is_dir()} if GOLDEN.is_dir() else set()
+    names = {p.name for p in GOLDEN.iterdir() if p.is_dir() and p.name != "kernels"} if GOLDEN.is_dir() else set()
     specs = {s.name for s in SPECS}
     if not UPDATE:
         assert names == specs, (f"golden folders without a spec: {sorted(names - specs)}; "
@@ -73,22 +82,47 @@ def test_compile_output_matches_golden(spec, tmp_path):
     for f in out.files:
         gname, content = golden_form(f.name, f.read_bytes())
         expected[gname] = (content, f)
+    _compare(spec.name, folder, {g: (c, f.name, f.read_bytes()) for g, (c, f) in expected.items()})
+
+
+def _compare(what: str, folder: Path, expected: dict[str, tuple[bytes, str, bytes]]) -> None:
+    """golden name -> (golden content, output name, output content): every golden matches, or
+    the output is written beside it as `<output>.new` and the test fails naming both."""
     if UPDATE:
-        _rewrite(folder, {g: c for g, (c, _) in expected.items()})
+        _rewrite(folder, {g: c for g, (c, _, _) in expected.items()})
         return
     problems = []
-    for gname, (content, produced) in expected.items():
-        path, new = folder / gname, folder / (produced.name + ".new")
+    for gname, (content, oname, output) in expected.items():
+        path, new = folder / gname, folder / (oname + ".new")
         if path.is_file() and path.read_bytes() == content:
             new.unlink(missing_ok=True)
             continue
         folder.mkdir(parents=True, exist_ok=True)
-        new.write_bytes(produced.read_bytes())  # the whole output, also beside a digest golden
-        what = "differs from" if path.is_file() else "has no golden"
-        problems.append(f"{spec.name}: output {what} {path} (new output: {new})")
+        new.write_bytes(output)  # the whole output, also beside a digest golden
+        state = "differs from" if path.is_file() else "has no golden"
+        problems.append(f"{what}: output {state} {path} (new output: {new})")
     stale = sorted(p.name for p in folder.glob("*") if not p.name.endswith(".new") and p.name not in expected)
-    problems += [f"{spec.name}: golden {folder / s} is no longer produced" for s in stale]
+    problems += [f"{what}: golden {folder / s} is no longer produced" for s in stale]
     assert not problems, "\n".join(problems + ["rewrite with: QTC_UPDATE_GOLDEN=1 pytest tests/test_golden.py"])
+
+
+def generated_part(text: str) -> str:
+    """The kernel source with each static C file replaced by a one-line marker."""
+    for name in STATIC_C:
+        static = resources.files("qtc.compiler").joinpath(name).read_text()
+        assert text.count(static) == 1, f"{name} appears once, whole, in the kernel source"
+        text = text.replace(static, f"// <qtc/compiler/{name}: {static.count(chr(10))} lines>\n")
+    return text
+
+
+def test_tiny_kernels_match_their_text_goldens():
+    expected = {}
+    for spec, n, L in TEXT_KERNELS:
+        text = to_kernels(qtc.compile(ROOT / "specs" / f"{spec}.qs", qubits=n, depth=L), Target()).text
+        name = f"{spec}-n{n}-L{L}.cu"
+        data = generated_part(text).encode()
+        expected[name] = (data, name, data)
+    _compare("kernel text", GOLDEN / "kernels", expected)
 
 
 def _rewrite(folder: Path, expected: dict[str, bytes]) -> None:

@@ -312,3 +312,22 @@ def test_gate_table_fully_supported():
             out += [P.detach(), t.grad]
         for a, b in zip(got, want):
             torch.testing.assert_close(a, b, rtol=0, atol=1e-12, msg=label)
+
+
+def test_launch_arguments_bind_by_name_to_the_rendered_signature():
+    """The launchers pass their tensors by name; every kernel they launch takes only names
+    they have, and a missing one is an error naming the kernel and the parameter."""
+    from qtc.runtime.kernels import bind
+    r = to_kernels(qtc.compile(PAPER, qubits=4, depth=2), Target())
+    forward = {"st": 0, "th": 1, "wn": 2, "P": 3}          # what both launchers supply
+    backward = {"st": 0, "lam": 1, "th": 2, "wn": 3, "g": 4, "gth": 5, "gw": 6}
+    assert bind(r, "qtc_out", forward) == (0, 2, 3)
+    assert bind(r, "qtc_bwd_0", backward) == (0, 1, 2, 5)
+    for name in r.kernels["forward"]:
+        bind(r, name, forward)
+    for name in r.kernels["backward"]:
+        bind(r, name, backward)
+    assert [p for _, p in r.signature["qtc_backward"]] == ["st", "lam", "th", "wn", "g", "gth", "gw", "mode"]
+    assert r.signature["qtc_threads"] == (("int", "k"),)
+    with pytest.raises(RuntimeError, match=r"qtc_binit\(.*\) launched without g, gw"):
+        bind(r, "qtc_binit", forward | {"lam": 1})

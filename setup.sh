@@ -14,7 +14,10 @@ if ! python -c "import torch, torchvision" 2>/dev/null; then
     *)       pip install -q torch==2.14.1 torchvision==0.29.1 ;;
   esac
 fi
-pip install -q -e ".[dev]"
+# strict editable mode: the installed package holds exactly what the wheel would (the folders
+# listed in pyproject and their package data); `import compiler` from a checkout does not work
+# and new files need a rerun of this script.
+pip install -q -e ".[dev]" --config-settings editable_mode=strict
 if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
     || echo "setup.sh: could not install dataset-fashion-mnist (FashionMNIST tests will skip)" >&2

@@ -81,6 +81,7 @@ def test_make_model_is_picklable_and_seeded():
     assert not torch.equal(other.theta, a1.theta)
 
 
+@pytest.mark.slow
 def test_run_folder_holds_every_model_figure_and_summary(short_run):
     for model in ("classical", "diffqas"):
         out = short_run / "a3c" / model
@@ -97,6 +98,7 @@ def test_run_folder_holds_every_model_figure_and_summary(short_run):
     assert "DiffQAS-QT" in summary and "not reached" in summary
 
 
+@pytest.mark.slow
 def test_training_moved_the_global_parameters(short_run):
     built = load_task(short_run / "spec.task")
     for model in ("classical", "diffqas"):
@@ -110,6 +112,7 @@ def test_training_moved_the_global_parameters(short_run):
         assert step > 20                       # many shared-Adam updates from both workers
 
 
+@pytest.mark.slow
 def test_exported_networks_run_without_qtc_and_match_the_policy(short_run):
     pol = a3c.load_policy(short_run / "a3c" / "diffqas")
     x = torch.rand(3, 147) * 10
@@ -123,6 +126,7 @@ def test_exported_networks_run_without_qtc_and_match_the_policy(short_run):
             torch.testing.assert_close(net(x), pol[f"{name}_net"](pol[f"{name}_flat"], x))
 
 
+@pytest.mark.slow
 def test_resume_of_a_finished_run_skips_every_model(short_run, capsys):
     before = {m: (short_run / "a3c" / m / "episodes.csv").read_text() for m in ("classical", "diffqas")}
     assert main(["run", "--resume", str(short_run), "--no-progress"]) == 0
@@ -133,6 +137,7 @@ def test_resume_of_a_finished_run_skips_every_model(short_run, capsys):
         assert (short_run / "a3c" / m / "episodes.csv").read_text() == text
 
 
+@pytest.mark.slow
 def test_play_prints_grids_and_rewards(short_run, capsys):
     assert main(["play", str(short_run), "--model", "diffqas", "--episodes", "2", "--seed", "1"]) == 0
     out = capsys.readouterr().out
@@ -143,6 +148,7 @@ def test_play_prints_grids_and_rewards(short_run, capsys):
     assert "mean reward" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_play_of_an_untrained_model_is_a_clean_error(short_run, capsys):
     assert main(["play", str(short_run), "--model", "fixed:3"]) == 2
     err = capsys.readouterr().err
@@ -162,6 +168,7 @@ def _interrupt_after(monkeypatch, episodes_seen: int):
     monkeypatch.setattr(a3c._Trainer, "_handle", handle)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_model_loop_and_resume_continues(tmp_path, monkeypatch, capsys):
     run = tmp_path / "run"
     _interrupt_after(monkeypatch, 3)

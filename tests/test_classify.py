@@ -72,6 +72,7 @@ def mnist_env(monkeypatch, tmp_path, cache):
 # --------------------------------------------------------------------------- smoke runs
 
 @needs_mnist
+@pytest.mark.slow
 def test_mnist_spec_runs_diffqas_and_classical_and_writes_the_run_folder(mnist_env):
     out = mnist_env / "run"
     batches = 2 if FAST else 1
@@ -93,6 +94,7 @@ def test_mnist_spec_runs_diffqas_and_classical_and_writes_the_run_folder(mnist_e
 
 @pytest.mark.skipif(not _fashion_available(), reason="FashionMNIST not installed")
 @pytest.mark.parametrize("spec, fixed", [("fmnist_1v5.task", "fixed:7"), ("fmnist_5v7.task", "fixed:10")])
+@pytest.mark.slow
 def test_fashion_specs_run_a_fixed_candidate_and_classical(tmp_path, spec, fixed):
     out = tmp_path / "run"
     assert _run(SPECS / spec, "-o", out, "--epochs", 1, "--limit", 200, "--max-batches", 1,
@@ -106,6 +108,7 @@ def test_fashion_specs_run_a_fixed_candidate_and_classical(tmp_path, spec, fixed
 # --------------------------------------------------------------------------- resume
 
 @needs_mnist
+@pytest.mark.slow
 def test_interrupted_then_resumed_run_ends_with_the_metrics_of_a_straight_run(mnist_env, monkeypatch):
     args = ["--epochs", 2, "--limit", 300, "--max-batches", 2, "--models", "fixed:4,classical"]
     straight, broken = mnist_env / "straight", mnist_env / "broken"
@@ -161,6 +164,7 @@ def _standalone_accuracies(folders: list[Path], images: torch.Tensor, labels: to
 
 
 @needs_mnist
+@pytest.mark.slow
 def test_exported_models_alone_score_the_trained_test_accuracy(mnist_env):
     out = mnist_env / "run"
     assert _run(SPECS / "mnist_1v5.task", "-o", out, "--epochs", 1, "--max-batches", 6,

@@ -62,6 +62,7 @@ def test_smoke_run_of_each_spec_for_two_epochs(name, tmp_path):
     assert (out / "plots" / "structural_weights.png").is_file()
 
 
+@pytest.mark.slow
 def test_resume_after_an_interrupt_gives_exactly_the_straight_run(tmp_path, monkeypatch):
     spec, args = SPECS / "narma5.task", ("--epochs", "2", "--max-batches", "3", "--models", "diffqas,classical")
     assert _run(spec, tmp_path / "straight", *args) == 0
@@ -86,6 +87,7 @@ def test_resume_after_an_interrupt_gives_exactly_the_straight_run(tmp_path, monk
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_exported_lstms_run_stand_alone_and_reproduce_the_test_mse(tmp_path):
     out = tmp_path / "run"
     assert _run(SPECS / "damped_shm.task", out, "--epochs", "1", "--max-batches", "4",
@@ -138,6 +140,7 @@ def test_paper_rows_map_to_our_candidates():
     assert FC.paper_value("narma10", "DiffQAS-QT") == 0.000117
 
 
+@pytest.mark.slow
 def test_table2_command_writes_markdown_and_csv_and_reuses_finished_runs(tmp_path, capsys):
     args = ["table2", "--epochs", "1", "--max-batches", "1", "--jobs", "1", "--datasets", "narma10",
             "--models", "diffqas,fixed:0,fixed:2,classical", "-o", str(tmp_path)]

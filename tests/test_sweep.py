@@ -73,6 +73,7 @@ def test_failing_trial_is_recorded_and_others_go_on(tmp_path):
     assert res2.skipped == ["good/classical/seed0"] and res2.failed == ["bad/classical/seed0"]
 
 
+@pytest.mark.slow
 def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
     spec = _spec(tmp_path, epochs=10)
     out = tmp_path / "out"
@@ -81,13 +82,12 @@ def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
            "--backend", "reference", "--no-report", "--no-progress"]
     # Sweep 1: interrupt (SIGINT to the whole group, like Ctrl-C) once a trial has finished.
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(
+    while not any(   # however long a trial takes on a loaded machine
             (read_status(p.parent) or {}).get("status") == "done" for p in out.glob("*/*/seed*/resolved.json")):
         assert proc.poll() is None, proc.stdout.read().decode()
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGINT)
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=600)   # a hang guard, not a timing test
     first = {k: json.loads((out / k / TRIAL_JSON).read_text()) for k in _finals(out)}
     assert first, "no trial finished before the interrupt"
     assert len(first) < 4, "the sweep finished before it could be interrupted"
@@ -106,6 +106,7 @@ def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
             assert "resuming" in (out / key / "trial.log").read_text()
 
 
+@pytest.mark.slow
 def test_ray_sweep_report_and_pool_give_the_same_numbers(tmp_path):
     ray = pytest.importorskip("ray")
     spec = _spec(tmp_path)

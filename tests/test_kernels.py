@@ -292,7 +292,6 @@ def test_gate_table_fully_supported():
     """Every gate of the table goes through the renderer and the cpu kernels, and each
     candidate alone gives the reference's probabilities and gradients."""
     import torch
-    from qtc.runtime import reference
     prog = qtc.compile(every_gate_space())
     simulated = [node for node in prog.circuits if hasattr(node, "ops")]
     assert len(simulated) == len(GATES), "no candidate folded or merged"

@@ -30,6 +30,7 @@ def layer_of(module: str) -> int | None:
     if parts[0] != "qtc":
         return None
     top = parts[1] if len(parts) > 1 else ""
+    assert top in LAYERS, f"qtc.{top} has no layer: add it to LAYERS in tests/test_layout.py"
     return LAYERS[top]
 
 

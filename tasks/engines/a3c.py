@@ -754,9 +754,10 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
     """Train an actor-critic with A3C until ``episodes`` episodes (in total, across resumes).
 
     Writes into ``out_dir``: ``episodes.csv`` (episode, worker, reward, length, time),
-    ``checkpoint.pt`` (every ``checkpoint_every_s`` and at the end), ``policy.pt`` + ``policy.json`` (the
-    exported classical policy: tensors, and the networks as plain data), ``rewards.png`` (moving average +- one std, ``curve_window``),
-    ``summary.json``, and ``errors.log`` when something went wrong.
+    ``checkpoint.pt`` (every ``checkpoint_every_s`` and at the end), ``policy.pt`` and
+    ``policy.json`` (the exported classical policy: its tensors, and its networks as plain data),
+    ``rewards.png`` (moving average +- one std, ``curve_window``), ``summary.json``, and
+    ``errors.log`` when something went wrong.
 
     Returns the summary: ``status`` is "completed", "interrupted" (Ctrl-C) or "failed" (a worker
     kept dying after ``max_restarts`` restarts); ``errors`` lists what the workers reported.

@@ -519,8 +519,9 @@ def _sweep(trials: list[Trial], out: Path, *, executor, address, workers, retrie
             bar.show()
             for t, outcome in ex.wait(timeout=1.0):
                 began = started.pop(t)
+                status_file = guard.inside(out, out / t.key / TRIAL_JSON)
                 if outcome.get("ok"):
-                    _atomic_json(guard.inside(out, out / t.key / TRIAL_JSON), _status(t, "done", attempts[t], began, outcome))
+                    _atomic_json(status_file, _status(t, "done", attempts[t], began, outcome))
                     bar.done += 1
                     bar.durations.append(outcome.get("seconds", time.time() - began))
                     done.append(t.key)
@@ -529,7 +530,7 @@ def _sweep(trials: list[Trial], out: Path, *, executor, address, workers, retrie
                              f"{outcome.get('error', '').splitlines()[0] if outcome.get('error') else ''}")
                     queue.append(t)
                 else:
-                    _atomic_json(guard.inside(out, out / t.key / TRIAL_JSON), _status(t, "failed", attempts[t], began, outcome))
+                    _atomic_json(status_file, _status(t, "failed", attempts[t], began, outcome))
                     bar.failed += 1
                     failed.append(t.key)
                     bar.note(f"trial {t.key} failed after {attempts[t]} attempts: "

@@ -35,7 +35,7 @@ class RunDir:
     def create(cls, base: Path | None, task_name: str) -> "RunDir":
         default = Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = Path(base) if base else guard.inside("runs", default)
-        if path.exists() and any(path.iterdir()):
+        if path.exists() and any(p.name not in (guard.MARKER, guard.LOCK) for p in path.iterdir()):
             if any((path / name).exists() for name in (CHECKPOINT, "metrics.json", "models", "a3c")):
                 raise QtcError(f"run folder {path} already holds a run; continue it with "
                                f"'qtc run --resume {path}' or choose another -o")

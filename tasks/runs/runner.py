@@ -203,4 +203,4 @@ def _extend(rundir: RunDir, args, opts: RunOptions) -> dict:
 def _refuse(rundir: RunDir, why: str, diffs: list[str]) -> None:
     if diffs:
         raise QtcError(f"cannot resume {rundir.path}: {why}; differs: " + "; ".join(diffs)
-                       + f"\nhint: start a new run (-o) for other settings")
+                       + "\nhint: start a new run (-o) for other settings")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -97,6 +98,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:   # started with '&': Ctrl-C/kill -INT
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # must still stop and save
     try:
         return args.func(args)
     except QtcError as err:

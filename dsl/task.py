@@ -7,7 +7,8 @@ option is one new field. Networks are `network [name] { layer ... }` blocks.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from lark import Token, Transformer, v_args
@@ -17,6 +18,8 @@ from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.errors import SpecError, did_you_mean
 
 TASK_KINDS = ("classify", "forecast", "a3c")
+PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")     # a task name becomes a folder name
+ENV_ID = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")   # [namespace/]name[-vN], no module
 
 
 class Atom(BaseModel):
@@ -65,6 +68,16 @@ class GeneratorStmt(Stmt):
     alpha: float = 0.3
     center: bool = True               # subtract the mean of the mapped outputs (original QT code)
     backend: str = "auto"
+
+    @field_validator("space")
+    @classmethod
+    def _space(cls, v):
+        # Only a .qs file beside the task (or bundled): a spec must not read other files.
+        p = PurePosixPath(v.replace("\\", "/"))
+        if p.suffix != ".qs" or p.is_absolute() or ".." in p.parts or ":" in v:
+            raise ValueError("the search space must be a .qs file named relative to the task's "
+                             "folder (no absolute path, no '..'), e.g. hadamard_ent_rot.qs")
+        return v
 
     @field_validator("depth")
     @classmethod
@@ -115,6 +128,15 @@ class EnvStmt(Stmt):
     positional: tuple[str, ...] = ("id",)
     id: str
     max_steps: int | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v):
+        # gymnasium imports the module of a "module:Env-v0" id: a spec must not run code.
+        if not ENV_ID.fullmatch(v):
+            raise ValueError("an environment id is [namespace/]Name-vN (letters, digits, '_', "
+                             "'-', '.'); a 'module:' part is not allowed")
+        return v
 
 
 class A3CStmt(Stmt):
@@ -181,8 +203,6 @@ class TaskSpec(BaseModel):
     def space_path(self) -> Path:
         """The generator's .qs file, relative to the task file (or the bundled specs)."""
         p = Path(self.generator.space)
-        if p.is_absolute():
-            return p
         for base in (self.folder, Path(__file__).resolve().parent.parent / "specs"):
             if (base / p).is_file():
                 return base / p
@@ -235,6 +255,10 @@ def _build(text: str, file: str | None) -> TaskSpec:
     for kind, payload in (transform(_ToAtoms(), c) for c in tree.children):
         if kind == "header":
             name, task_kind = payload
+            if not PLAIN_NAME.fullmatch(str(name)):
+                raise SpecError(f"task name '{name}' is not a plain name: it names run folders, so "
+                                "it may use only letters, digits, '_' and '-'", **pos(name),
+                                hint=f"e.g. 'task {re.sub(r'[^A-Za-z0-9_-]+', '_', str(name))} : ...'")
             if str(task_kind) not in TASK_KINDS:
                 raise SpecError(f"unknown task kind '{task_kind}'", **pos(task_kind),
                                 hint=did_you_mean(str(task_kind), TASK_KINDS))

@@ -36,7 +36,7 @@ class TargetNet:
     """A network plan: shapes checked at construction; `forward(flat, x)` is functional."""
 
     def __init__(self, spec: NetworkSpec):
-        self.name = spec.name
+        self.name, self.spec = spec.name, spec
         layers = list(spec.layers)
         if not layers or layers[0].kind != "input":
             at = layers[0] if layers else spec
@@ -55,6 +55,10 @@ class TargetNet:
 
     def __getstate__(self):
         return self.__dict__
+
+    def record(self) -> dict:
+        """Plain data that rebuilds this network (a3c.net_from_record): no pickle needed."""
+        return {"network": self.spec.model_dump(mode="json")}
 
     # --- running --------------------------------------------------------------------------
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -110,6 +110,21 @@ class TanhMLP:
     def __repr__(self) -> str:
         return f"TanhMLP({self.sizes})"
 
+    def record(self) -> dict:
+        """Plain data that rebuilds this network (net_from_record): policies are not pickles."""
+        return {"mlp": list(self.sizes)}
+
+
+def net_from_record(record: dict | None):
+    """The target network a `record()` describes (TanhMLP or a spec's TargetNet), or None."""
+    if not record:
+        return None
+    if "mlp" in record:
+        return TanhMLP(tuple(record["mlp"]))
+    from qtc.dsl.task import NetworkSpec
+    from qtc.tasks.network import TargetNet
+    return TargetNet(NetworkSpec.model_validate(record["network"]))
+
 
 def make_classical_model(hidden: tuple[int, ...] = (32, 32)):
     """The paper's classical actor-critic: 147->32->32->7 (6,023) and 147->32->32->1 (5,825)."""
@@ -192,6 +207,7 @@ class A3CConfig:
     entropy: float = 0.0
     seed: int = 0
     max_episode_steps: int | None = None
+    fingerprint: str | None = None     # the run's (guard.identity); a resume must match it
 
 
 @dataclass
@@ -346,6 +362,12 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp_path, path)
 
 
+def _atomic_json(obj, path: Path) -> None:
+    tmp_path = path.with_name(path.name + ".tmp")
+    tmp_path.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp_path, path)
+
+
 def _describe_exit(code: int | None) -> str:
     if code is not None and code < 0:
         try:
@@ -414,7 +436,14 @@ class _Trainer:
         if not path.exists():
             raise QtcError(f"cannot resume: no {CHECKPOINT} in {self.out_dir}; "
                            "hint: start without resume")
-        ck = torch.load(path, weights_only=True)
+        try:
+            ck = torch.load(path, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - never unpickled, never trusted
+            raise QtcError(f"cannot resume from {path}: not a plain-tensor checkpoint "
+                           f"({type(exc).__name__}); start without resume") from None
+        if ck.get("config", {}).get("fingerprint") != self.cfg.fingerprint:
+            raise QtcError(f"cannot resume from {path}: it is another run's checkpoint (its "
+                           f"fingerprint differs from this run's); start without resume")
         if ck["env_id"] != self.cfg.env_id:
             raise QtcError(f"cannot resume: the checkpoint is for {ck['env_id']}, "
                            f"this run asks for {self.cfg.env_id}")
@@ -561,14 +590,17 @@ class _Trainer:
         self.last_save = time.monotonic()
 
     def export_policy(self) -> Path:
-        """The classical policy: generated flat weights plus the (pickled) target networks."""
+        """The classical policy: generated flat weights (policy.pt, tensors only) and the target
+        networks as plain data (policy.json), so loading it never runs pickled code."""
         with torch.no_grad():
-            policy = {"env_id": self.cfg.env_id, "max_episode_steps": self.cfg.max_episode_steps,
-                      "actor_flat": self.sources[0]().detach().clone(),
-                      "critic_flat": self.sources[1]().detach().clone(),
-                      "actor_net": self.actor_net, "critic_net": self.critic_net}
+            flats = {"actor_flat": self.sources[0]().detach().clone(),
+                     "critic_flat": self.sources[1]().detach().clone()}
+        nets = {f"{k}_net": getattr(net, "record", lambda: None)()
+                for k, net in (("actor", self.actor_net), ("critic", self.critic_net))}
         path = self.out_dir / POLICY
-        _atomic_save(policy, path)
+        _atomic_json({"env_id": self.cfg.env_id, "max_episode_steps": self.cfg.max_episode_steps,
+                      **nets}, path.with_suffix(".json"))
+        _atomic_save(flats, path)
         return path
 
     # -- main loop ---------------------------------------------------------------------------
@@ -717,13 +749,15 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
               betas: tuple[float, float] = (0.92, 0.999), entropy: float = 0.0, seed: int = 0,
               out_dir: Path, checkpoint_every_s: float = 30.0, resume: bool = False,
               max_episode_steps: int | None = None, progress: bool = True, max_restarts: int = 3,
-              start_method: str = "fork", curve_window: int = 1000) -> dict:
+              start_method: str = "fork", curve_window: int = 1000,
+              fingerprint: str | None = None) -> dict:
     """Train an actor-critic with A3C until ``episodes`` episodes (in total, across resumes).
 
     Writes into ``out_dir``: ``episodes.csv`` (episode, worker, reward, length, time),
-    ``checkpoint.pt`` (every ``checkpoint_every_s`` and at the end), ``policy.pt`` (the exported
-    classical policy), ``rewards.png`` (moving average +- one std, ``curve_window``),
-    ``summary.json``, and ``errors.log`` when something went wrong.
+    ``checkpoint.pt`` (every ``checkpoint_every_s`` and at the end), ``policy.pt`` and
+    ``policy.json`` (the exported classical policy: its tensors, and its networks as plain data),
+    ``rewards.png`` (moving average +- one std, ``curve_window``), ``summary.json``, and
+    ``errors.log`` when something went wrong.
 
     Returns the summary: ``status`` is "completed", "interrupted" (Ctrl-C) or "failed" (a worker
     kept dying after ``max_restarts`` restarts); ``errors`` lists what the workers reported.
@@ -732,7 +766,8 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
     out_dir.mkdir(parents=True, exist_ok=True)
     workers = _validate(env_id, workers, episodes, gamma, n_steps, out_dir, resume)
     cfg = A3CConfig(env_id=env_id, gamma=gamma, n_steps=n_steps, lr=lr, betas=tuple(betas),
-                    entropy=entropy, seed=seed, max_episode_steps=max_episode_steps)
+                    entropy=entropy, seed=seed, max_episode_steps=max_episode_steps,
+                    fingerprint=fingerprint)
     trainer = _Trainer(make_model, cfg, workers=workers, episodes=episodes, out_dir=out_dir,
                        checkpoint_every_s=checkpoint_every_s, resume=resume, progress=progress,
                        max_restarts=max_restarts, start_method=start_method,
@@ -836,8 +871,15 @@ def load_policy(run_dir: Path | str) -> dict:
     if not path.exists():
         raise QtcError(f"no exported policy at {path}; hint: train first (the engine writes "
                        f"{POLICY} when a run ends)")
-    # The target networks are pickled objects: only load run directories you trust.
-    return torch.load(path, weights_only=False)
+    meta = path.with_suffix(".json")
+    try:
+        flats = torch.load(path, map_location="cpu", weights_only=True)
+        info = json.loads(meta.read_text())
+    except Exception as exc:  # noqa: BLE001 - an older qtc's pickled policy, or not qtc's
+        raise QtcError(f"{path} (with {meta.name}) is not a qtc policy of this version "
+                       f"({type(exc).__name__}); it is never unpickled; hint: retrain") from None
+    return {**info, **flats, "actor_net": net_from_record(info.get("actor_net")),
+            "critic_net": net_from_record(info.get("critic_net"))}
 
 
 def play_run(run_dir: Path | str, episodes: int = 1, seed: int = 0) -> tuple[str, list[float]]:

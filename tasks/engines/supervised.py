@@ -54,10 +54,12 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
         rows += [r for r in rundir.metrics() if r["model"] == current["model"] and r["epoch"] <= current["epoch"]]
     with _deferred_interrupts() as stop:
         for model in opts.models:
-            if model in state["done"]:
+            if model in state["done"] and state["done"][model]["epoch"] >= opts.epochs:
                 continue
-            resume = current if current and current["model"] == model else None
+            # A finished model trains on from its final state when --resume --epochs extends it.
+            resume = current if current and current["model"] == model else state.get("final", {}).get(model)
             state["done"][model] = _train_one(built, rundir, opts, task, model, resume, state, rows, stop)
+            state.setdefault("final", {})[model] = state["current"]
             state["current"] = None
             rundir.save_checkpoint(state)
             if stop.requested and model != opts.models[-1]:

@@ -27,7 +27,6 @@ import argparse
 import io
 import json
 import os
-import shutil
 import sys
 import time
 import traceback
@@ -36,6 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from qtc.errors import QtcError
+from qtc.tasks.runs import guard
 
 # A new Ray of our own on this machine, talking over loopback only (address="local" never joins a
 # cluster some other process left running).
@@ -167,7 +167,7 @@ def run_trial(trial: dict, out: str) -> dict:
     """Run one trial through `qtc run` into OUT/<key>; return its summary. Raises on failure.
 
     A folder with resolved.json is resumed (from its checkpoint, if any); anything else in the
-    folder (a run that died before it recorded its settings) is cleared first.
+    folder (a run that died before it recorded its settings) is cleared first, if qtc made it.
     """
     import torch
     from qtc.tasks.runs.rundir import RunDir
@@ -175,10 +175,10 @@ def run_trial(trial: dict, out: str) -> dict:
     t = Trial(**trial)
     # One thread per CPU asked for: the same numbers on Ray and in the process pool.
     torch.set_num_threads(t.cpus)
-    folder = Path(out) / t.key
+    folder = guard.inside(out, Path(out) / t.key)
     resume = (folder / "resolved.json").is_file()
     if folder.exists() and not resume:
-        shutil.rmtree(folder)
+        guard.remove_owned(folder, out)
     args = _run_args(t, folder, resume)
     log = io.StringIO()
     t0 = time.perf_counter()
@@ -186,7 +186,7 @@ def run_trial(trial: dict, out: str) -> dict:
         with redirect_stdout(log), redirect_stderr(log):
             run_task(args)
     finally:
-        folder.mkdir(parents=True, exist_ok=True)
+        guard.make_owned(folder)
         with open(folder / TRIAL_LOG, "a") as fh:
             fh.write(log.getvalue())
     rows = [r for r in RunDir(folder).metrics() if r.get("model") == t.model]
@@ -214,7 +214,11 @@ def _ray_entry(trial: dict, out: str) -> dict:
 
 
 def _pool_entry(trial: dict, out: str) -> dict:
-    return _ray_entry(trial, out)
+    try:
+        return _ray_entry(trial, out)
+    finally:
+        if guard.orphaned():   # the driver died: the trial has checkpointed; nobody waits for more
+            os._exit(1)
 
 
 def _inline_entry(trial: dict, out: str) -> dict:
@@ -269,8 +273,13 @@ class PoolExecutor:
         import multiprocessing as mp
         self._cf, self.out, self.slots = cf, out, max(1, slots)
         self._ctx = mp.get_context("spawn")
-        self.pool = cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=self._ctx)
+        self.pool = self._new_pool()
         self.futures: dict = {}
+
+    def _new_pool(self):
+        """Workers that stop (checkpointing) when this driver dies, even by kill -9."""
+        return self._cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=self._ctx,
+                                            initializer=guard.die_with_parent)
 
     def submit(self, trial: Trial) -> None:
         self.futures[self.pool.submit(_pool_entry, trial.to_dict(), self.out)] = trial
@@ -296,14 +305,24 @@ class PoolExecutor:
                 out.append((trial, {"ok": False, "error": "worker pool broke while this trial ran"}))
             self.futures.clear()
             self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = self._cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=self._ctx)
+            self.pool = self._new_pool()
         return out
 
     def running(self) -> int:
         return min(len(self.futures), self.slots)
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace_s: float = 30.0) -> None:
+        """Trials still running (an interrupted sweep) get SIGTERM: each checkpoints and stops,
+        like Ctrl-C, whether or not the signal that stopped the driver reached them."""
+        procs = list((self.pool._processes or {}).values())
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.futures:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(timeout=grace_s)
+                if p.is_alive():
+                    p.kill()
         self.futures.clear()
 
 
@@ -469,6 +488,13 @@ def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", addre
     """Run every trial not yet done in `out`; retry failures `retries` times; record each outcome."""
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    with guard.RunLock(out):      # one driver per sweep folder
+        return _sweep(trials, out, executor=executor, address=address, workers=workers,
+                      retries=retries, progress=progress, settings=settings)
+
+
+def _sweep(trials: list[Trial], out: Path, *, executor, address, workers, retries, progress,
+           settings) -> SweepResult:
     _record_settings(out, trials, settings or {})
     todo = [t for t in trials if not is_done(out / t.key)]
     skipped = [t.key for t in trials if t not in todo]
@@ -493,8 +519,9 @@ def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", addre
             bar.show()
             for t, outcome in ex.wait(timeout=1.0):
                 began = started.pop(t)
+                status_file = guard.inside(out, out / t.key / TRIAL_JSON)
                 if outcome.get("ok"):
-                    _atomic_json(out / t.key / TRIAL_JSON, _status(t, "done", attempts[t], began, outcome))
+                    _atomic_json(status_file, _status(t, "done", attempts[t], began, outcome))
                     bar.done += 1
                     bar.durations.append(outcome.get("seconds", time.time() - began))
                     done.append(t.key)
@@ -503,7 +530,7 @@ def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", addre
                              f"{outcome.get('error', '').splitlines()[0] if outcome.get('error') else ''}")
                     queue.append(t)
                 else:
-                    _atomic_json(out / t.key / TRIAL_JSON, _status(t, "failed", attempts[t], began, outcome))
+                    _atomic_json(status_file, _status(t, "failed", attempts[t], began, outcome))
                     bar.failed += 1
                     failed.append(t.key)
                     bar.note(f"trial {t.key} failed after {attempts[t]} attempts: "

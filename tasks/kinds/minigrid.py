@@ -140,7 +140,7 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
         workers=opts.workers or cfg.workers, episodes=episodes, gamma=cfg.gamma,
         n_steps=cfg.n_steps, lr=spec.train.lr, betas=tuple(spec.train.betas), entropy=cfg.entropy,
         seed=opts.seed, out_dir=out, resume=resume, max_episode_steps=spec.env.max_steps,
-        progress=opts.progress, curve_window=cfg.window)
+        progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint())
     if summary["status"] == "completed":
         _export(built, rundir, model)
     return summary

@@ -3,6 +3,8 @@
 Layout:
     spec.task, space.qs        the specs as run (copied text)
     resolved.json              every setting after defaults and command-line overrides
+    fingerprint.json           what makes this run this run (guard.identity) and its sha256
+    .qtc-owned, .qtc-lock      qtc made this folder / the pid writing it now (tasks/runs/guard.py)
     parameters.txt             the parameter-count report
     metrics.csv, metrics.json  one row per (model, epoch)
     checkpoint.pt              the last checkpoint (written atomically: temp file + rename)
@@ -13,12 +15,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import time
 from pathlib import Path
 
 import torch
 
 from qtc.errors import QtcError
+from qtc.tasks.runs import guard
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -29,15 +33,16 @@ class RunDir:
 
     @classmethod
     def create(cls, base: Path | None, task_name: str) -> "RunDir":
-        path = Path(base) if base else Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if path.exists() and any(path.iterdir()):
+        default = Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path = Path(base) if base else guard.inside("runs", default)
+        if path.exists() and any(p.name not in (guard.MARKER, guard.LOCK) for p in path.iterdir()):
             if any((path / name).exists() for name in (CHECKPOINT, "metrics.json", "models", "a3c")):
                 raise QtcError(f"run folder {path} already holds a run; continue it with "
                                f"'qtc run --resume {path}' or choose another -o")
             if not (path / "resolved.json").exists():
                 raise QtcError(f"run folder {path} already exists and is not a qtc run folder")
             # a run that stopped before its first checkpoint (e.g. missing data): start it afresh
-        path.mkdir(parents=True, exist_ok=True)
+        guard.make_owned(path)
         return cls(path)
 
     @classmethod
@@ -49,9 +54,9 @@ class RunDir:
 
     # --- settings -------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:
-        target = self.path / name
+        target = guard.inside(self.path, self.path / name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
+        tmp = guard.temp_name(target)
         tmp.write_text(text)
         os.replace(tmp, target)
         return target
@@ -71,7 +76,7 @@ class RunDir:
         """Replace the metrics with `rows` (the full history, so a resumed run stays consistent)."""
         self.write_json("metrics.json", rows)
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = self.path / "metrics.csv.tmp"
+        tmp = guard.temp_name(self.path / "metrics.csv")
         with tmp.open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=keys)
             w.writeheader()
@@ -79,25 +84,43 @@ class RunDir:
         os.replace(tmp, self.path / "metrics.csv")
 
     # --- checkpoints ----------------------------------------------------------------------
+    def fingerprint(self) -> str | None:
+        """The sha256 recorded in fingerprint.json when the run started (None: an older qtc's)."""
+        p = self.path / guard.FINGERPRINT
+        return json.loads(p.read_text())["sha256"] if p.is_file() else None
+
     def save_checkpoint(self, state: dict) -> None:
-        tmp = self.path / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
+        """Tensors and plain values only (loadable with weights_only=True), with the fingerprint."""
+        tmp = guard.temp_name(self.path / CHECKPOINT)
+        torch.save({**state, "fingerprint": self.fingerprint()}, tmp)
         os.replace(tmp, self.path / CHECKPOINT)
 
     def load_checkpoint(self) -> dict | None:
+        """The checkpoint, if it is this run's: never unpickles code, refuses a foreign one."""
         p = self.path / CHECKPOINT
         if not p.is_file():
             return None
         try:
-            return torch.load(p, map_location="cpu", weights_only=False)
+            state = torch.load(p, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise QtcError(f"checkpoint {p} holds more than tensors and plain values (an older "
+                           "qtc's, or not qtc's at all): refused, it is never unpickled; start a "
+                           "new run") from None
         except Exception as err:  # a damaged file must not be trusted
             raise QtcError(f"checkpoint {p} cannot be read ({type(err).__name__}: {err}); "
                            "start a new run") from None
+        mine = self.fingerprint()
+        if not isinstance(state, dict) or state.get("fingerprint") != mine:
+            theirs = state.get("fingerprint") if isinstance(state, dict) else None
+            raise QtcError(f"checkpoint {p} is not this run's (its fingerprint {str(theirs)[:12]}, "
+                           f"this run's {str(mine)[:12]}): refused; restore the run's own "
+                           "checkpoint or start a new run")
+        return state
 
     # --- export ---------------------------------------------------------------------------
     def export(self, model: str, nets: dict, flats: dict[str, torch.Tensor]) -> Path:
         """Write each network of `model` as a plain state_dict plus a stand-alone loader."""
-        folder = self.path / "models" / model.replace(":", "_")
+        folder = guard.inside(self.path, self.path / "models" / model.replace(":", "_"))
         folder.mkdir(parents=True, exist_ok=True)
         for name, net in nets.items():
             stem = "model" if len(nets) == 1 else name

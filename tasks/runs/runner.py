@@ -5,6 +5,7 @@ import importlib
 import shutil
 import signal
 import threading
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import torch
 
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
+from qtc.tasks.runs import guard
+from qtc.tasks.runs.guard import RunLock
 from qtc.tasks.runs.rundir import RunDir
 
 RUNNERS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast", "a3c": "qtc.tasks.kinds.minigrid"}
@@ -75,21 +78,25 @@ def _select_models(built: Built, text: str) -> list[str]:
 
 
 def run_task(args) -> int:
+    """`qtc run`: a new run, or `--resume` of one; one writer per run folder (guard.RunLock)."""
     if args.resume:
         rundir = RunDir.existing(args.resume)
-        built = load_task(rundir.path / "spec.task")
-        opts = RunOptions(**rundir.read_json("resolved.json")["options"])
-        if args.no_progress:
-            opts.progress = False
-        print(f"resuming {rundir.path}")
-    else:
-        if not args.spec:
-            raise QtcError("qtc run needs a .task file (or --resume RUNDIR)")
-        built = load_task(args.spec)
-        opts = resolve_options(built, args)
-        rundir = RunDir.create(args.output, built.spec.name)
+        with RunLock(rundir.path):
+            built, opts = _reopen(rundir, args)
+            print(f"resuming {rundir.path}")
+            return _train(built, rundir, opts)
+    if not args.spec:
+        raise QtcError("qtc run needs a .task file (or --resume RUNDIR)")
+    built = load_task(args.spec)
+    opts = resolve_options(built, args)
+    rundir = RunDir.create(args.output, built.spec.name)
+    with RunLock(rundir.path):
         _record(rundir, built, opts)
         print(f"run folder {rundir.path}")
+        return _train(built, rundir, opts)
+
+
+def _train(built: Built, rundir: RunDir, opts: RunOptions) -> int:
     if opts.backend:
         import os
         os.environ["QTC_BACKEND"] = opts.backend
@@ -120,6 +127,8 @@ def _record(rundir: RunDir, built: Built, opts: RunOptions) -> None:
             text = spec.source.replace(spec.generator.space, Path(spec.generator.space).name)
             rundir.write_text("spec.task", text)
     rundir.write_text("parameters.txt", built.parameter_report() + "\n")
+    ident = identity(built, opts)
+    rundir.write_json(guard.FINGERPRINT, {"sha256": guard.fingerprint(ident), "identity": ident})
     rundir.write_json("resolved.json", {
         "task": spec.model_dump(exclude={"source", "file"}),
         "options": asdict(opts),
@@ -127,3 +136,71 @@ def _record(rundir: RunDir, built: Built, opts: RunOptions) -> None:
                     "candidates": built.program.candidates} if built.program else None,
         "torch": torch.__version__,
     })
+
+
+# --- resume: the same run, or a clear refusal ----------------------------------------------
+RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers")   # change the numbers
+BUDGET_OPTIONS = ("epochs", "episodes")                                  # may only grow
+
+
+def identity(built: Built, opts: RunOptions) -> dict:
+    """guard.identity of this spec (its search space's text too) and these options."""
+    spec = built.spec
+    space = spec.space_path().read_text() if spec.generator else None
+    return guard.identity(spec.model_dump(exclude={"source", "file"}), space,
+                          {k: getattr(opts, k) for k in RESULT_OPTIONS})
+
+
+def _reopen(rundir: RunDir, args) -> tuple[Built, RunOptions]:
+    """The run's own spec and settings, checked against its fingerprint and the command line."""
+    resolved = rundir.read_json("resolved.json")
+    opts = RunOptions(**resolved["options"])
+    built = load_task(rundir.path / "spec.task")
+    recorded = rundir.read_json(guard.FINGERPRINT) if (rundir.path / guard.FINGERPRINT).is_file() else None
+    if recorded is None:
+        raise QtcError(f"{rundir.path} has no {guard.FINGERPRINT} (made by an older qtc): it cannot "
+                       "be resumed safely; start a new run")
+    _refuse(rundir, "its files were edited since it started",
+            guard.differences(recorded["identity"], identity(built, opts)))
+    if getattr(args, "spec", None):
+        _refuse(rundir, f"{args.spec} is not the spec it was started with",
+                guard.differences(recorded["identity"], identity(load_task(args.spec), opts)))
+    fresh = resolve_options(built, args)
+    given = {"models": bool(args.models or getattr(args, "baselines", False)),
+             **{k: getattr(args, k, None) is not None for k in RESULT_OPTIONS if k != "models"}}
+    _refuse(rundir, "a resumed run keeps the settings it started with",
+            [f"--{k.replace('_', '-')} {getattr(fresh, k)!r} (the run has {getattr(opts, k)!r})"
+             for k in RESULT_OPTIONS if given[k] and getattr(fresh, k) != getattr(opts, k)])
+    changes = _extend(rundir, args, opts)
+    for k in ("data_root", "download", "backend"):    # where and how, not what: may change
+        if getattr(args, k, None):
+            setattr(opts, k, getattr(args, k))
+    if changes:
+        resolved.setdefault("extended", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), **changes})
+    rundir.write_json("resolved.json", {**resolved, "options": asdict(opts)})
+    if args.no_progress:
+        opts.progress = False
+    return built, opts
+
+
+def _extend(rundir: RunDir, args, opts: RunOptions) -> dict:
+    """--epochs/--episodes N with --resume: train on to N (never fewer than the run has)."""
+    changes = {}
+    for k in BUDGET_OPTIONS:
+        want, have = getattr(args, k, None), getattr(opts, k)
+        if want is None or want == have:
+            continue
+        if have is not None and want < have:
+            _refuse(rundir, "a resumed run can be extended, not shortened",
+                    [f"--{k} {want} (the run has {have})"])
+        changes[k] = [have, want]
+        setattr(opts, k, want)
+    if changes:
+        print("extending the run: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
+    return changes
+
+
+def _refuse(rundir: RunDir, why: str, diffs: list[str]) -> None:
+    if diffs:
+        raise QtcError(f"cannot resume {rundir.path}: {why}; differs: " + "; ".join(diffs)
+                       + "\nhint: start a new run (-o) for other settings")

@@ -1,0 +1,212 @@
+"""Data safety: what qtc may name, write, delete and resume.
+
+A spec must never make qtc write or delete outside the folder it owns, and a resume must never
+mix two runs. Everything that enforces this lives here, so the call sites stay one line each:
+
+(Names that become paths, task names, are plain [A-Za-z0-9_-]: qtc.dsl.task refuses others
+at parse time, located.)
+
+    inside            every path written or deleted lies inside the folder that owns it
+    make_owned        a folder qtc creates gets a marker; remove_owned deletes only marked ones
+    RunLock           one writer per run folder (O_EXCL lock file with the pid; stale if dead)
+    temp_name         a temporary name unique to this writer (no two writers share a .tmp)
+    identity          what makes two runs the same run; its sha256 is the run's fingerprint
+    die_with_parent   a pool worker stops (checkpointing) when the driver that started it dies
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+from qtc.errors import QtcError
+
+MARKER = ".qtc-owned"          # written in every folder qtc creates for a run or a trial
+LOCK = ".qtc-lock"             # "pid@host" of the process writing the folder
+FINGERPRINT = "fingerprint.json"
+# Budget and placement: a resumed run may change them without becoming another run.
+NOT_IDENTITY = ("task.train.epochs", "task.train.episodes", "task.generator.backend")
+
+
+# --- containment ----------------------------------------------------------------------------
+def inside(root: Path | str, path: Path | str) -> Path:
+    """`path` as given, after checking that it lies inside `root` (both resolved, links followed)."""
+    root_r, path_r = Path(root).resolve(), Path(path).resolve()
+    if path_r != root_r and root_r not in path_r.parents:
+        raise QtcError(f"refusing to touch {path}: it lies outside {root}, the folder qtc owns here")
+    return Path(path)
+
+
+# --- ownership ------------------------------------------------------------------------------
+def make_owned(path: Path | str) -> Path:
+    """Create the folder `path` (and parents) and mark it as qtc's. A folder that already
+    existed is used as it is, unmarked: qtc never deletes what it did not create."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return path
+    (path / MARKER).write_text("created by qtc; qtc may delete this folder\n")
+    return path
+
+
+def is_owned(path: Path | str) -> bool:
+    return (Path(path) / MARKER).is_file()
+
+
+def remove_owned(path: Path | str, root: Path | str) -> None:
+    """Delete the folder `path` inside `root`, only if qtc created it (it holds the marker)."""
+    path = inside(root, path)
+    if not is_owned(path):
+        raise QtcError(f"refusing to delete {path}: qtc did not create it (no {MARKER} marker); "
+                       "move it away or choose another output folder")
+    shutil.rmtree(path)
+
+
+def temp_name(target: Path | str) -> Path:
+    """A temporary file beside `target`, unique to this process and call (then os.replace)."""
+    target = Path(target)
+    return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+
+
+# --- one writer per folder ------------------------------------------------------------------
+class RunLock:
+    """`with RunLock(folder):` holds the folder's lock file; a second writer gets a QtcError.
+
+    The lock file is made with os.link (atomic, fails if it exists) from a file that already
+    holds "pid@host", so nobody ever reads a half-written lock. A lock whose pid is dead on this
+    host is stale and is taken over; one from another host is respected.
+    """
+
+    def __init__(self, folder: Path | str):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK
+        self.me = f"{os.getpid()}@{socket.gethostname()}"
+
+    def __enter__(self) -> "RunLock":
+        for _ in range(3):
+            if self._try_create():
+                return self
+            holder = self._holder()
+            if holder is not None and _alive(holder):
+                raise QtcError(f"{self.folder} is in use by process {holder} (lock file "
+                               f"{self.path}); wait for it to finish, or stop it first")
+            self.path.unlink(missing_ok=True)      # stale: its writer is gone
+        raise QtcError(f"cannot take the lock {self.path}: other processes keep racing for it")
+
+    def __exit__(self, *exc) -> None:
+        if self._holder() == self.me:
+            self.path.unlink(missing_ok=True)
+
+    def _try_create(self) -> bool:
+        tmp = temp_name(self.path)
+        tmp.write_text(self.me + "\n")
+        try:
+            os.link(tmp, self.path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _holder(self) -> str | None:
+        try:
+            return self.path.read_text().strip() or None
+        except OSError:
+            return None
+
+
+def _alive(holder: str) -> bool:
+    """Whether the writer "pid@host" may still be running (always true for another host)."""
+    pid, _, host = holder.partition("@")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _state(int(pid)) != "Z"   # a zombie is dead, only not yet reaped
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+# --- fingerprint ----------------------------------------------------------------------------
+def identity(spec: dict, space_text: str | None, options: dict) -> dict:
+    """What makes a run this run, as flat "dotted.key": value pairs: the resolved spec (its
+    data set included), the search space's text and the options that change the numbers.
+    Positions, the generator's file name and the budget (extendable on resume) are left out."""
+    spec = dict(spec)
+    if spec.get("generator"):
+        spec["generator"] = {**spec["generator"], "space": Path(spec["generator"]["space"]).name}
+    flat = {k: v for k, v in _flatten({"task": spec}).items() if k not in NOT_IDENTITY}
+    flat["space.sha256"] = hashlib.sha256(space_text.encode()).hexdigest() if space_text else None
+    flat.update(_flatten({"options": options}))
+    return flat
+
+
+def fingerprint(ident: dict) -> str:
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def differences(recorded: dict, current: dict) -> list[str]:
+    """`key: recorded -> current` for every entry that differs, in a stable order."""
+    keys = sorted(set(recorded) | set(current))
+    return [f"{k}: {recorded.get(k, '(absent)')!r} -> {current.get(k, '(absent)')!r}"
+            for k in keys if json.dumps(recorded.get(k), default=str) != json.dumps(current.get(k), default=str)]
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    """Nested dicts -> {"a.b.c": leaf}; spec positions (line, column) dropped everywhere."""
+    if not isinstance(value, dict):
+        return {prefix: _strip_positions(value)}
+    out = {}
+    for k, v in value.items():
+        if k not in ("line", "column"):
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _strip_positions(value):
+    if isinstance(value, dict):
+        return {k: _strip_positions(v) for k, v in value.items() if k not in ("line", "column")}
+    if isinstance(value, (list, tuple)):
+        return [_strip_positions(v) for v in value]
+    return value
+
+
+# --- pool workers die with their driver -----------------------------------------------------
+_PARENT: list[int] = []
+
+
+def die_with_parent(poll_s: float = 1.0, grace_s: float = 60.0) -> None:
+    """Pool-worker initializer: when the driver dies (even by kill -9), SIGTERM this process,
+    which a running trial turns into a checkpoint and a stop; exit outright after `grace_s`."""
+    _PARENT[:] = [os.getppid()]
+
+    def watch():
+        while not orphaned():
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="qtc-die-with-parent", daemon=True).start()
+
+
+def orphaned() -> bool:
+    """True in a worker whose driver (recorded by die_with_parent) is gone."""
+    return bool(_PARENT) and os.getppid() != _PARENT[0]

@@ -117,6 +117,7 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
     model)` leaves a model out (a preset's choice, e.g. Table II's tied candidates).
     """
     from qtc.tasks.build import load_task
+    from qtc.tasks.runs.runner import resolve_options
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}
     trials, names = [], {}
     for spec in specs:
@@ -130,6 +131,7 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
                            "a sweep folder holds one task of each name")
         names[name] = path
         chosen = built.select_models(models) if models else built.models()
+        resolve_options(built, **overrides)      # bad overrides fail here, not in every trial
         cpus, gpus = trial_resources(built, cpus_per_trial)
         for model in (m for m in chosen if not skip(built, m)):
             for seed in seeds:

@@ -131,7 +131,7 @@ def _worker_main(slot, seed, make_model, global_sources, opt, shared, conn, cfg)
 
 
 # --------------------------------------------------------------------------------------------
-# Main process: run directory, checkpoints, supervision
+# The driver: supervision, checkpoints
 # --------------------------------------------------------------------------------------------
 
 def _describe_exit(code: int | None) -> str:
@@ -141,8 +141,10 @@ def _describe_exit(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
 class Trainer:
-    """State of one run in the main process (the only writer of the run directory)."""
+    """State of one run in the driver process (the only writer of the engine folder)."""
 
     def __init__(self, make_model, cfg: A3CConfig, *, workers: int, episodes: int, out_dir: Path,
                  checkpoint_every_s: float, resume: bool, progress: bool, max_restarts: int,

@@ -1,4 +1,9 @@
-"""The `qtc` command line: compile, run, play. Errors print without a traceback, exit code 2."""
+"""The `qtc` command line: compile, run, play, sweep, report, table2.
+
+The CLI defines every subcommand's arguments and turns them into the library's typed settings
+(`_run_options`, `_budget`); nothing below it imports this module. Errors print without a
+traceback, exit code 2.
+"""
 from __future__ import annotations
 
 import argparse
@@ -18,22 +23,81 @@ def _compile(args) -> int:
     return 0
 
 
+def _budget(args) -> dict:
+    """The budget, data and backend overrides `qtc run`, `qtc sweep` and `qtc table2` share."""
+    names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend")
+    out = {k: getattr(args, k, None) for k in names}
+    out["download"] = bool(out["download"])
+    return out
+
+
+def _run_options(built, args):
+    """`qtc run`'s arguments as RunOptions: the one place argparse becomes run settings."""
+    from qtc.tasks.runs.runner import resolve_options
+    return resolve_options(built, models=args.models, baselines=args.baselines, workers=args.workers,
+                           seed=args.seed, progress=not args.no_progress, **_budget(args))
+
+
 def _run(args) -> int:
-    from qtc.tasks.runs.runner import run_task
-    return run_task(args)
+    from qtc.tasks.build import load_task
+    from qtc.tasks.runs import runner
+    if args.resume:
+        overrides = {"models": args.models, "baselines": args.baselines, "workers": args.workers,
+                     "seed": args.seed, **_budget(args)}
+        built, options, rundir = runner.reopen(args.resume, spec=args.spec, overrides=overrides,
+                                               progress=False if args.no_progress else None)
+    elif not args.spec:
+        raise QtcError("qtc run needs a .task file (or --resume RUNDIR)")
+    else:
+        built = load_task(args.spec)
+        options = _run_options(built, args)
+        rundir = runner.start(built, options, args.output)
+    runner.run(built, options, rundir)
+    print(f"done: results in {rundir.path}")
+    return 0
+
+
+def _sweep(args) -> int:
+    from qtc.tasks.experiments import sweep
+    if args.retries < 0:
+        raise QtcError("--retries must be >= 0")
+    seeds = sweep.parse_seeds(args.seeds)
+    overrides = _budget(args)
+    if overrides["data_root"]:
+        overrides["data_root"] = str(Path(overrides["data_root"]).resolve())
+    trials = sweep.plan(args.specs, seeds, args.models, overrides=overrides,
+                        cpus_per_trial=args.cpus_per_trial)
+    settings = {"seeds": seeds, "models": args.models, "command": " ".join(sys.argv)}
+    return sweep.run_sweep(trials, args.out, executor=args.executor, address=args.address,
+                           workers=args.workers, retries=args.retries, progress=not args.no_progress,
+                           settings=settings, report=not args.no_report)
+
+
+def _report(args) -> int:
+    from qtc.tasks.experiments.report import write_report
+    rep = write_report(args.dir, args.output)
+    print(f"report: {rep.markdown}")
+    for p in rep.files:
+        print(f"  {p}")
+    return 0
 
 
 def _table2(args) -> int:
-    from qtc.tasks.experiments.table2 import main
-    return main(args)
+    from qtc.tasks.experiments.table2 import run_table2
+    datasets = tuple(args.datasets.split(",")) if args.datasets else None
+    executor = args.executor or ("serial" if args.jobs <= 1 else "process")
+    return run_table2(args.output, seeds=tuple(args.seeds or (0,)), datasets=datasets, models=args.models,
+                      spec_dir=args.spec_dir, all_candidates=args.all_candidates, executor=executor,
+                      workers=args.jobs, overrides=_budget(args),
+                      command="qtc " + " ".join(sys.argv[1:]))
 
 
 def _play(args) -> int:
     from qtc.tasks.kinds.minigrid import play_run
-    return play_run(args)
+    return play_run(args.rundir, args.model, episodes=args.episodes, seed=args.seed)
 
 
-def add_budget_args(parser) -> None:
+def _budget_args(parser) -> None:
     """The overrides `qtc run` and `qtc sweep` share: budget, data and backend."""
     parser.add_argument("--epochs", type=int, help="override the spec's epochs")
     parser.add_argument("--episodes", type=int, help="override the spec's episodes (a3c)")
@@ -66,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
                    "the classical network, whatever the spec's 'compare' says")
     r.add_argument("--workers", type=int, help="A3C worker processes (default: the spec, else cores)")
     r.add_argument("--seed", type=int, help="override the spec's seed")
-    add_budget_args(r)
+    _budget_args(r)
     r.set_defaults(func=_run)
 
     t = sub.add_parser("table2", help="reproduce the paper's Table II (5 data sets x 13 models + LSTM)")
@@ -75,6 +139,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", type=Path, default=Path("runs/table2"), help="output folder "
                    "(default runs/table2; rerun the same command to resume)")
     t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    t.add_argument("--executor", choices=("auto", "ray", "process", "serial"),
+                   help="as for qtc sweep (default: serial with --jobs 1, else process)")
     t.add_argument("--datasets", help="comma-separated subset of bessel,damped_shm,delayed_qc,narma5,narma10")
     t.add_argument("--models", default="diffqas,fixed,classical", help="as for qtc run --models")
     t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
@@ -91,8 +157,25 @@ def parser() -> argparse.ArgumentParser:
     y.add_argument("--seed", type=int, default=0)
     y.set_defaults(func=_play)
 
-    from qtc.tasks.experiments.sweep import add_parsers  # qtc sweep, qtc report
-    add_parsers(sub)
+    s = sub.add_parser("sweep", help="run every (task, model, seed) trial on Ray or a process pool")
+    s.add_argument("specs", nargs="+", metavar="SPEC", help=".task files")
+    s.add_argument("--seeds", default="1", help="a count K (seeds 0..K-1) or a list 0,5,7 (default 1)")
+    s.add_argument("--models", help="comma-separated: diffqas,fixed,fixed:K,classical (default: each spec's)")
+    s.add_argument("--out", "-o", type=Path, default=Path("sweeps/sweep"), help="sweep folder")
+    s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
+    s.add_argument("--executor", default="auto", choices=("auto", "ray", "process", "serial"),
+                   help="auto = Ray if installed, else a local process pool")
+    s.add_argument("--workers", type=int, help="CPUs for a local Ray / pool processes (default: all cores)")
+    s.add_argument("--cpus-per-trial", type=int, help="override the CPUs each trial asks for")
+    s.add_argument("--retries", type=int, default=1, help="retries of a failing trial (default 1)")
+    _budget_args(s)
+    s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
+    s.set_defaults(func=_sweep)
+
+    g = sub.add_parser("report", help="aggregate a sweep folder: tables, Table II, curves (md/csv/png)")
+    g.add_argument("dir", type=Path, help="a sweep folder")
+    g.add_argument("-o", "--output", type=Path, help="report folder (default DIR/report)")
+    g.set_defaults(func=_report)
     return p
 
 

@@ -27,12 +27,22 @@ CPU_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-std=c++17")
 LINK_FLAGS = ("-shared", "-fopenmp")
 
 
+def user_cache(kind: str) -> Path:
+    """qtc's user cache for `kind` (kernels, data): $XDG_CACHE_HOME/qtc/KIND, else ~/.cache/qtc/KIND.
+
+    The one rule for every cache of qtc. A relative $XDG_CACHE_HOME is ignored, as the XDG
+    base-directory spec says.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "qtc" / kind
+
+
 def cache_dir() -> Path:
-    """$QTC_CACHE_DIR, else $XDG_CACHE_HOME/qtc/kernels, else ~/.cache/qtc/kernels."""
+    """The kernel cache: $QTC_CACHE_DIR, else `user_cache("kernels")`."""
     if os.environ.get("QTC_CACHE_DIR"):
         return Path(os.environ["QTC_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "qtc" / "kernels"
+    return user_cache("kernels")
 
 
 def find_compiler() -> str | None:

@@ -2,7 +2,8 @@
 
 A *model* of a task is one of: "diffqas" (the QT generator over the whole ensemble), "fixed:K"
 (candidate K alone, structural weights frozen to a one-hot) and "classical" (the target
-network's own parameters). Every model maps network name -> parameter source.
+network's own parameters); qtc.tasks.naming spells them. Every model maps network name ->
+parameter source.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from qtc.dsl.space import parse_space
 from qtc.dsl.task import TaskSpec, parse_task
 from qtc.errors import SpecError
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for
+from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
 
 
@@ -54,28 +56,37 @@ class Built:
 
     def models(self) -> list[str]:
         """The models this task runs: DiffQAS-QT, then the requested baselines."""
-        out = ["diffqas"] if self.program is not None else []
-        if "fixed" in self.spec.compare.models and self.program is not None:
-            out += [f"fixed:{k}" for k in range(len(self.program.labels))]
-        if "classical" in self.spec.compare.models or self.program is None:
-            out.append("classical")
+        return self._models(self.spec.compare.models)
+
+    def baseline_models(self) -> list[str]:
+        """DiffQAS-QT, every fixed candidate and the classical network, whatever `compare` says."""
+        return self._models(("fixed", "classical"))
+
+    def _models(self, compare) -> list[str]:
+        out = [naming.DIFFQAS] if self.program is not None else []
+        if "fixed" in compare and self.program is not None:
+            out += [naming.fixed(k) for k in range(len(self.program.labels))]
+        if "classical" in compare or self.program is None:
+            out.append(naming.CLASSICAL)
         return out
 
+    def select_models(self, text: str) -> list[str]:
+        """The models a `--models diffqas,fixed,fixed:K,classical` list names, checked."""
+        n = len(self.program.labels) if self.program else 0
+        return naming.parse_models(text, n, quantum=self.program is not None)
+
     def model_label(self, model: str) -> str:
-        if model.startswith("fixed:"):
-            k = int(model.split(":")[1])
-            return f"config {k + 1} ({self.program.labels[k]})"
-        return {"diffqas": "DiffQAS-QT", "classical": "classical"}[model]
+        return naming.label(model, self.program.labels if self.program else ())
 
     def sources(self, model: str, *, backend: str | None = None) -> dict[str, torch.nn.Module]:
         """A fresh parameter source per network for `model` (uses the global torch RNG)."""
         out = {}
         for name, net in self.nets.items():
-            if model == "classical":
+            if model == naming.CLASSICAL:
                 out[name] = ClassicalParams(net.flatten_module(net.module()))
             else:
                 gen = self.spec.generator
-                fixed = int(model.split(":")[1]) if model.startswith("fixed:") else None
+                fixed = naming.fixed_index(model)
                 out[name] = QTGenerator(self.program, net.num_params, mapping=gen.mapping,
                                         hidden=gen.hidden, bits=gen.bits, rescale=gen.rescale,
                                         gamma=gen.gamma, beta=gen.beta, alpha=gen.alpha,

@@ -1,8 +1,10 @@
-"""Figures for run folders, shared by all tasks (matplotlib, Agg backend: no display needed).
+"""Figures for run folders and reports (matplotlib, Agg backend: no display needed).
 
-`curves` draws every model's per-epoch metrics in one figure, like the paper's Figs. 5-7:
-DiffQAS-QT bold, the fixed candidates thin, the classical network dashed. `structural_weights`
-draws the learned ensemble weights as a bar chart.
+Every figure of qtc is drawn through this module: `pyplot()` is the one headless matplotlib
+set-up and `save` the one way a figure reaches disk (atomically, through the run folder's
+writer). `curves` draws every model's per-epoch metrics in one figure, like the paper's Figs.
+5-7: DiffQAS-QT bold, the fixed candidates thin, the classical network dashed.
+`structural_weights` draws the learned ensemble weights as a bar chart.
 """
 from __future__ import annotations
 
@@ -10,10 +12,19 @@ from pathlib import Path
 from typing import Sequence
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # before pyplot: runs happen on headless machines
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+
+from qtc.errors import QtcError  # noqa: E402
+from qtc.tasks.runs.rundir import atomic_write  # noqa: E402
+
+
+def pyplot():
+    """matplotlib.pyplot on the headless Agg backend (set when this module was imported)."""
+    return plt
 
 
 def _style(model: str, index: int) -> dict:
@@ -73,7 +84,7 @@ def curves(metrics_rows: Sequence[dict], keys: Sequence[str], path: str | Path, 
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def structural_weights(labels: Sequence[str], weights: Sequence[float], path: str | Path, *,
@@ -91,15 +102,52 @@ def structural_weights(labels: Sequence[str], weights: Sequence[float], path: st
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
-def _save(fig, path: str | Path) -> Path:
+def moving_average_band(rewards, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Trailing moving mean and (population) standard deviation, one value per episode.
+
+    Entry i covers episodes max(0, i - window + 1) .. i, so the first window-1 entries use the
+    episodes seen so far.
+    """
+    r = np.asarray(rewards, dtype=np.float64).reshape(-1)
+    if window < 1:
+        raise QtcError(f"the moving-average window must be >= 1, got {window}")
+    if r.size == 0:
+        return r.copy(), r.copy()
+    c1 = np.concatenate([[0.0], np.cumsum(r)])
+    c2 = np.concatenate([[0.0], np.cumsum(r * r)])
+    hi = np.arange(1, r.size + 1)
+    lo = np.maximum(hi - window, 0)
+    n = hi - lo
+    mean = (c1[hi] - c1[lo]) / n
+    var = np.maximum((c2[hi] - c2[lo]) / n - mean * mean, 0.0)
+    return mean, np.sqrt(var)
+
+
+def plot_rewards(curves: dict, window: int, path: Path | str, title: str | None = None) -> Path:
+    """One figure: for each named reward series, the moving mean and a one-std band."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, rewards in curves.items():
+        mean, std = moving_average_band(rewards, window)
+        x = np.arange(1, mean.size + 1)
+        (line,) = ax.plot(x, mean, label=str(name), lw=1.2)
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("episode")
+    ax.set_ylabel(f"reward (moving average, window {window})")
+    if title:
+        ax.set_title(title)
+    ax.legend(loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save(fig, path, bbox_inches=None)
+
+
+def save(fig, path: str | Path, **savefig) -> Path:
     """Write atomically (temp file + rename) so an interrupted run never leaves half a PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    options = {"dpi": 120, "bbox_inches": "tight", **savefig}
+    try:
+        return atomic_write(path, lambda tmp: fig.savefig(tmp, **options))
+    finally:
+        plt.close(fig)

@@ -1,7 +1,7 @@
-"""Tests of the A3C engine (qtc.tasks.engines.a3c): shared Adam, loss, worker runs, faults, curves, play.
+"""Tests of the A3C engine (qtc.tasks.engines.a3c): shared optimizers, loss, worker runs, faults, curves, play.
 
 Runs use the 'fork' start method (the engine's default on Linux) except one 'spawn' check, and
-the classical stand-in (flat-Parameter sources, functional tanh MLPs 147->32->32->7 / ->1).
+the classical stand-in (tests/a3c_models.py: flat-Parameter sources, tanh MLPs 147->32->32->7 / ->1).
 """
 from __future__ import annotations
 
@@ -19,11 +19,15 @@ import numpy as np
 import pytest
 import torch
 
+from a3c_models import init_flat, make_classical_model
+from a3c_models import tanh_mlp as TanhMLP
 from qtc.errors import QtcError
+from qtc.runtime.generator import ClassicalParams as FlatSource
 from qtc.tasks.engines import a3c
-from qtc.tasks.engines.a3c import (FlatSource, SharedAdam, TanhMLP, episodes_to_threshold,
-                           make_classical_model, moving_average_band, play, play_run,
-                           plot_rewards, read_episodes, train_a3c)
+from qtc.tasks.engines.a3c import (episodes_to_threshold, play, play_run, read_episodes,
+                                   shared_optimizer, train_a3c)
+from qtc.tasks.engines.a3c import algorithm, workers
+from qtc.tasks.plots import moving_average_band, plot_rewards
 
 ENV = "MiniGrid-Empty-5x5-v0"
 
@@ -92,7 +96,7 @@ def test_shared_adam_matches_torch_adam_and_lives_in_shared_memory():
     init = [torch.randn(5, 3), torch.randn(7)]
     ours = [torch.nn.Parameter(t.clone()) for t in init]
     ref = [torch.nn.Parameter(t.clone()) for t in init]
-    opt = SharedAdam(ours, lr=1e-2, betas=(0.92, 0.999))
+    opt = shared_optimizer(functools.partial(torch.optim.Adam, lr=1e-2, betas=(0.92, 0.999)), ours)
     ref_opt = torch.optim.Adam(ref, lr=1e-2, betas=(0.92, 0.999))
     for _ in range(6):
         grads = [torch.randn_like(t) for t in init]
@@ -112,7 +116,7 @@ def test_shared_adam_matches_torch_adam_and_lives_in_shared_memory():
 def test_shared_adam_state_is_updated_by_a_forked_child():
     p = torch.nn.Parameter(torch.zeros(4))
     p.share_memory_()
-    opt = SharedAdam([p], lr=0.1)
+    opt = shared_optimizer(functools.partial(torch.optim.Adam, lr=0.1), [p])
 
     def child():
         p.grad = torch.ones(4)
@@ -124,6 +128,26 @@ def test_shared_adam_state_is_updated_by_a_forked_child():
     assert proc.exitcode == 0
     assert float(opt.state[p]["step"]) == 1
     torch.testing.assert_close(p.detach(), torch.full((4,), -0.1), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("make", [
+    functools.partial(torch.optim.RMSprop, lr=1e-2, alpha=0.9, momentum=0.5, centered=True),
+    functools.partial(torch.optim.SGD, lr=1e-2, momentum=0.9),
+], ids=["rmsprop", "sgd"])
+def test_every_spec_optimizer_shares_its_state_and_matches_torch(make):
+    torch.manual_seed(0)
+    init = [torch.randn(5, 3), torch.randn(7)]
+    ours = [torch.nn.Parameter(t.clone()) for t in init]
+    ref = [torch.nn.Parameter(t.clone()) for t in init]
+    opt, ref_opt = shared_optimizer(make, ours), make(ref)
+    assert all(t.is_shared() for p in ours for t in opt.state[p].values())   # before any step
+    for _ in range(4):
+        for p, q in zip(ours, ref):
+            p.grad = q.grad = torch.randn_like(p)
+        opt.step()
+        ref_opt.step()
+    for p, q in zip(ours, ref):
+        torch.testing.assert_close(p, q, atol=1e-6, rtol=0)
 
 
 # -- networks and loss ------------------------------------------------------------------------
@@ -155,13 +179,13 @@ def loss_value(*args) -> float:
 def test_a3c_loss_by_hand_terminal_and_truncated():
     actor, critic, wa, wc = _constant_nets(0.0)
     obs = [torch.full((147,), float(k)) for k in range(4)]
-    ro = a3c._Rollout(obs[:3], [0, 2, 6], [0.0, 0.0, 1.0], obs[3], terminated=True, truncated=False)
+    ro = algorithm.Rollout(obs[:3], [0, 2, 6], [0.0, 0.0, 1.0], obs[3], terminated=True, truncated=False)
     td = np.array([0.81, 0.9, 1.0])                 # returns 0.9^2, 0.9, 1; V = 0
     want = np.mean(td ** 2 + math.log(7) * td)      # -log pi = log 7 under a uniform policy
     assert loss_value(actor, critic, wa, wc, ro, 0.9, 0.0) == pytest.approx(want, rel=1e-6)
 
     actor, critic, wa, wc = _constant_nets(2.0)     # V = 2 everywhere; time limit bootstraps
-    ro = a3c._Rollout(obs[:3], [1, 1, 1], [0.0, 0.0, 0.0], obs[3], terminated=False, truncated=True)
+    ro = algorithm.Rollout(obs[:3], [1, 1, 1], [0.0, 0.0, 0.0], obs[3], terminated=False, truncated=True)
     td = np.array([0.9 ** 3, 0.9 ** 2, 0.9]) * 2.0 - 2.0
     want = np.mean(td ** 2 + math.log(7) * td)
     assert loss_value(actor, critic, wa, wc, ro, 0.9, 0.0) == pytest.approx(want, rel=1e-6)
@@ -250,15 +274,15 @@ def test_a_killed_worker_is_reported_and_replaced(tmp_path):
 
 
 def test_a_worker_killed_inside_the_optimizer_lock_does_not_wedge_the_others(tmp_path, monkeypatch):
-    original, marker = a3c._push_grads, str(tmp_path / "die-in-lock")
+    original, marker = workers.push_grads, str(tmp_path / "die-in-lock")
 
     def die_holding_the_lock(local, glob, opt, shared, slot):
         if slot == 1 and _first_time(marker):
-            a3c._acquire(shared, slot)
+            workers.acquire(shared, slot)
             os.kill(os.getpid(), signal.SIGKILL)
         return original(local, glob, opt, shared, slot)
 
-    monkeypatch.setattr(a3c, "_push_grads", die_holding_the_lock)   # inherited by forked workers
+    monkeypatch.setattr(workers, "push_grads", die_holding_the_lock)   # inherited by forked workers
     s = run(tmp_path, episodes=12)
     assert s["status"] == "completed" and s["episodes"] == 12 and s["restarts"] == 1
     assert "killed by signal SIGKILL" in s["errors"][0]
@@ -289,7 +313,7 @@ def test_bad_environment_and_mismatched_network_are_clear_errors(tmp_path):
 
     def wrong_size():
         actor, critic = TanhMLP((147, 8, 7)), TanhMLP((147, 8, 1))
-        return FlatSource(torch.zeros(10)), FlatSource(critic.init_flat()), actor, critic
+        return FlatSource(torch.zeros(10)), FlatSource(init_flat(critic)), actor, critic
     with pytest.raises(QtcError, match="actor source gives \\(10,\\) numbers"):
         run(tmp_path, make_model=wrong_size)
 

@@ -18,6 +18,7 @@ import torch
 from qtc.cli import main
 from qtc.errors import QtcError
 from qtc.tasks.engines import a3c
+from qtc.tasks.engines.a3c import workers
 from qtc.tasks.kinds import minigrid as a3c_task
 from qtc.tasks.build import load_task
 from qtc.tasks.runs.rundir import RunDir
@@ -159,13 +160,13 @@ def test_play_of_an_untrained_model_is_a_clean_error(short_run, capsys):
 
 def _interrupt_after(monkeypatch, episodes_seen: int):
     """Ctrl-C in the main process once `episodes_seen` episodes were logged (deterministic)."""
-    original = a3c._Trainer._handle
+    original = workers.Trainer._handle
 
     def handle(self, msg):
         original(self, msg)
         if self.count >= episodes_seen:
             raise KeyboardInterrupt
-    monkeypatch.setattr(a3c._Trainer, "_handle", handle)
+    monkeypatch.setattr(workers.Trainer, "_handle", handle)
 
 
 @pytest.mark.slow
@@ -200,6 +201,19 @@ def _write_spec(tmp_path, env="MiniGrid-Empty-5x5-v0") -> Path:
 def _options(**kw) -> RunOptions:
     return RunOptions(**{"models": ["classical"], "episodes": 6, "workers": 2, "seed": 3,
                          "progress": False, **kw})
+
+
+def test_the_spec_optimizer_trains_the_a3c_models(tmp_path):
+    spec = tmp_path / "tiny.task"
+    spec.write_text(CLASSICAL_SPEC.format(env="MiniGrid-Empty-5x5-v0").replace(
+        "train adam lr 1e-3", "train rmsprop lr 1e-3 alpha 0.9"))
+    rundir = RunDir(tmp_path / "run")
+    rundir.path.mkdir()
+    a3c_task.run(load_task(spec), rundir, _options(episodes=3))
+    ck = torch.load(rundir.engine_dir("classical") / "checkpoint.pt", weights_only=True)
+    state = next(iter(ck["optimizer"]["state"].values()))
+    assert "square_avg" in state and "exp_avg" not in state           # RMSprop, not Adam
+    assert ck["optimizer"]["param_groups"][0]["alpha"] == 0.9
 
 
 def test_dying_workers_give_a_failed_status_and_a_clean_error(tmp_path, monkeypatch):

@@ -148,14 +148,14 @@ def test_table2_command_writes_markdown_and_csv_and_reuses_finished_runs(tmp_pat
     md = (tmp_path / "table2.md").read_text()
     assert "| DiffQAS-QT |" in md and "| Config 3 |" in md and "| classical LSTM |" in md
     assert "0.000117" in md and "cells filled: 4" in md
-    assert not (tmp_path / "narma10" / "seed0" / "fixed_2").exists()      # config 3 = config 1 (uniform)
+    assert not (tmp_path / "narma10" / "fixed_2").exists()      # config 3 = config 1 (uniform)
     with (tmp_path / "table2.csv").open() as fh:
         cells = {r["model"]: r for r in csv.DictReader(fh)}
     assert set(cells) == {"DiffQAS-QT", "Config 1", "Config 3", "classical LSTM"}
     assert cells["Config 3"]["test_mse_mean"] == cells["Config 1"]["test_mse_mean"]
     assert float(cells["Config 3"]["paper_test_mse"]) == 0.000095
     assert float(cells["DiffQAS-QT"]["paper_test_mse"]) == 0.000117
-    summary = json.loads((tmp_path / "narma10" / "seed0" / "diffqas" / "summary.json").read_text())
+    summary = json.loads((tmp_path / "narma10" / "diffqas" / "seed0" / "summary.json").read_text())
     assert float(cells["DiffQAS-QT"]["test_mse_mean"]) == pytest.approx(summary["rows"][0]["test_mse"], rel=1e-6)
     capsys.readouterr()
     assert main(args) == 0                                    # a rerun finds every run finished

@@ -33,6 +33,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from qtc.errors import QtcError
+from qtc.runtime.cache import user_cache
 
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 # Other folder names a person is likely to have used for each data set.
@@ -62,10 +63,7 @@ class _Place:
 
 def cache_dir() -> Path:
     """The user cache for data: ``$XDG_CACHE_HOME/qtc/data``, else ``~/.cache/qtc/data``."""
-    xdg = os.environ.get("XDG_CACHE_HOME", "")
-    # The XDG spec says to ignore relative paths; so do we.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
-    return base / "qtc" / "data"
+    return user_cache("data")
 
 
 def _places(dataset: str, data_root: str | os.PathLike | None) -> list[_Place]:

@@ -7,10 +7,7 @@ run ends with exactly the metrics of an uninterrupted one.
 """
 from __future__ import annotations
 
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -20,6 +17,8 @@ from tqdm import tqdm
 
 from qtc.errors import QtcError
 from qtc.tasks.build import Built
+from qtc.tasks.engines.optim import make_optimizer
+from qtc.tasks.runs import signals
 from qtc.tasks.runs.rundir import RunDir
 
 
@@ -34,17 +33,6 @@ class Supervised:
     eval_batch: int = 1000
 
 
-def make_optimizer(train, params):
-    """The spec's optimizer over `params`."""
-    if train.optimizer == "adam":
-        return torch.optim.Adam(params, lr=train.lr, betas=tuple(train.betas), eps=train.eps,
-                                weight_decay=train.weight_decay)
-    if train.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=train.lr, alpha=train.alpha, eps=train.eps,
-                                   momentum=train.momentum, weight_decay=train.weight_decay)
-    return torch.optim.SGD(params, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
-
-
 def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str, dict]:
     """Train every model in opts.models; return {model: final metrics row}."""
     state = rundir.load_checkpoint() or {"done": {}, "current": None}
@@ -52,7 +40,7 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
     current = state.get("current")
     if current:
         rows += [r for r in rundir.metrics() if r["model"] == current["model"] and r["epoch"] <= current["epoch"]]
-    with _deferred_interrupts() as stop:
+    with signals.deferred() as stop:
         for model in opts.models:
             if model in state["done"] and state["done"][model]["epoch"] >= opts.epochs:
                 continue
@@ -67,30 +55,6 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
     return state["done"]
 
 
-class _Stop:
-    requested = False
-
-
-@contextmanager
-def _deferred_interrupts():
-    """Ctrl-C and SIGTERM only raise a flag, checked between batches: a step is never cut in
-    half, so the checkpoint written then is exactly where a resumed run must continue."""
-    stop = _Stop()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def request(signum, frame):
-        stop.requested = True
-
-    previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _interrupted(rundir: RunDir, where: str):
     print(f"\ninterrupted: checkpoint saved {where}; continue with: qtc run --resume {rundir.path}")
     raise KeyboardInterrupt
@@ -99,7 +63,7 @@ def _interrupted(rundir: RunDir, where: str):
 def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows, stop) -> dict:
     net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
     torch.manual_seed(opts.seed)
-    source = built.sources(model)[net.name]
+    source = built.sources(model, backend=opts.backend)[net.name]
     optim = make_optimizer(built.spec.train, source.parameters())
     epoch, start_batch = 0, 0
     if resume:

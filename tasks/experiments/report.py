@@ -5,7 +5,7 @@ writes OUT/report/ (or another folder):
 
     report.md         everything below, with the figures linked
     summary.csv       per task and model: the final metric's mean, std, n and per-seed values
-    table2.csv        forecasting: our test MSE (mean, std over seeds) beside the paper's Table II
+    table2.md/.csv    forecasting: the paper's Table II, ours (mean, std over seeds) beside it
     weights.csv       DiffQAS-QT's final structural weights per task and candidate (mean, std)
     curves.csv        the learning curves behind the PNGs (mean and std over seeds per epoch)
     curves_<task>.png learning curves with a band of one std over seeds (Figs. 5-7, 13-14)
@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from qtc.errors import QtcError
+from qtc.tasks import naming
+from qtc.tasks.plots import moving_average_band
+from qtc.tasks.runs.rundir import atomic_text, csv_text
 
 
-def paper_table2() -> tuple[dict[str, dict[str, float]], tuple[str, ...]]:
-    """({data set: {"DiffQAS-QT" | "Config k": MSE}}, the candidate labels of Config 1..12)."""
-    from qtc.tasks.kinds.forecast import PAPER_CONFIG_LABELS, PAPER_TABLE2
-    return PAPER_TABLE2, tuple(PAPER_CONFIG_LABELS)
+LAST = 10   # Table II's supplementary statistic: median test MSE over the last LAST epochs
+ROW_ORDER = ["DiffQAS-QT"] + [f"Config {k}" for k in range(1, 13)] + ["classical LSTM"]
 
 
 # (metric key, display name, higher is better, log-scale curves) per task kind
@@ -82,22 +83,14 @@ def collect(root: Path | str) -> list[TrialRecord]:
     out = [_record(root, f) for f in folders]
     if not out:
         raise QtcError(f"{root} holds no trials (expected <task>/<model>/seed<k>/ folders written by qtc sweep)")
-    return sorted(out, key=lambda r: (r.task, _model_order(r.model), r.seed))
-
-
-def _model_order(model: str) -> tuple:
-    if model == "diffqas":
-        return (0, 0)
-    if model.startswith("fixed:"):
-        return (1, int(model.split(":")[1]))
-    return (2, 0)
+    return sorted(out, key=lambda r: (r.task, naming.order(r.model), r.seed))
 
 
 def _record(root: Path, folder: Path) -> TrialRecord:
     status = _read_json(folder / "trial.json") or {}
     resolved = _read_json(folder / "resolved.json") or {}
     task = resolved.get("task") or {}
-    model = status.get("model") or folder.parent.name.replace("_", ":", 1)
+    model = status.get("model") or naming.from_folder(folder.parent.name)
     rec = TrialRecord(key=str(folder.relative_to(root)), task=status.get("task") or folder.parent.parent.name,
                       model=model, seed=int(status.get("seed", folder.name.removeprefix("seed") or 0)),
                       status=status.get("status", "pending"), kind=status.get("kind") or task.get("kind", ""),
@@ -108,23 +101,16 @@ def _record(root: Path, folder: Path) -> TrialRecord:
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)
     rows = _read_json(folder / "metrics.json") or []
     rec.rows = [r for r in rows if r.get("model") == model]
-    rec.label = rec.rows[-1]["label"] if rec.rows else _label(model, rec.candidates)
+    rec.label = rec.rows[-1]["label"] if rec.rows else naming.label(model, rec.candidates)
     eps = _find_episodes(folder, model)
     if eps is not None:
         rec.episodes = eps
     return rec
 
 
-def _label(model: str, candidates: list[str]) -> str:
-    if model.startswith("fixed:"):
-        k = int(model.split(":")[1])
-        return f"config {k + 1} ({candidates[k]})" if k < len(candidates) else model
-    return {"diffqas": "DiffQAS-QT", "classical": "classical"}.get(model, model)
-
-
 def _find_episodes(folder: Path, model: str) -> dict | None:
     """An A3C episode log (episode, reward columns) in the trial folder, if there is one."""
-    stem = model.replace(":", "_")
+    stem = naming.folder(model)
     for p in (folder / "episodes.csv", folder / stem / "episodes.csv", folder / "models" / stem / "episodes.csv"):
         if p.is_file():
             with p.open(newline="") as fh:
@@ -180,41 +166,153 @@ def summarize(records: list[TrialRecord]) -> list[dict]:
     return out
 
 
-def table2(records: list[TrialRecord], summary: list[dict]) -> list[dict]:
-    """Paper Table II beside ours: one row per paper row (DiffQAS-QT, Config 1..12), plus LSTM."""
-    paper, labels = paper_table2()
-    by_task = {}
-    for r in records:
-        if r.kind == "forecast" and r.dataset in paper:
-            by_task.setdefault(r.dataset, r.task)
-    if not by_task:
+# --------------------------------------------------------------------------------------------
+# Table II (the one place it is built: `qtc report` and the `qtc table2` preset)
+# --------------------------------------------------------------------------------------------
+
+def table2_cells(records: list[TrialRecord], ties: dict | None = None) -> dict[tuple[str, str], dict]:
+    """(paper row, data set) -> our test MSE per seed, mean, std, and the paper's value.
+
+    Only finished forecast trials count. `ties` ({task: {model: trained twin}}, from a preset's
+    sweep.json) reports a candidate that was not trained with its compiled twin's results.
+    """
+    from qtc.tasks.kinds.forecast import paper_row, paper_value
+    cells: dict[tuple[str, str], dict] = {}
+    for rec in sorted(records, key=lambda r: r.seed):
+        if rec.kind != "forecast" or rec.status != "done" or not rec.rows:
+            continue
+        twins = [m for m, twin in ((ties or {}).get(rec.task) or {}).items() if twin == rec.model]
+        for model in [rec.model] + twins:
+            key = paper_row(model, rec.candidates)
+            name = "classical LSTM" if model == naming.CLASSICAL else key or naming.label(model, rec.candidates)
+            cell = cells.setdefault((name, rec.dataset), {
+                "paper": paper_value(rec.dataset, key), "seeds": [], "values": [], "train": [],
+                "last": [], "tied_with": rec.label if model != rec.model else None})
+            curve = [r["test_mse"] for r in rec.rows]
+            cell["seeds"].append(rec.seed)
+            cell["values"].append(curve[-1])
+            cell["train"].append(rec.rows[-1]["train_mse"])
+            cell["last"].append(float(np.median(curve[-LAST:])))
+    for cell in cells.values():
+        cell["mean"], cell["std"] = _mean_std(cell["values"])
+        cell["last_mean"] = float(np.mean(cell["last"]))
+    return cells
+
+
+def _table2_layout(cells: dict) -> tuple[list[str], list[str]]:
+    """(rows in the paper's order, then any others; data sets in the paper's column order)."""
+    from qtc.tasks.kinds.forecast import PAPER_COLUMNS
+    names = {name for name, _ in cells}
+    rows = [r for r in ROW_ORDER if r in names] + sorted(names - set(ROW_ORDER))
+    found = {d for _, d in cells}
+    return rows, [d for d in PAPER_COLUMNS if d in found] + sorted(found - set(PAPER_COLUMNS))
+
+
+def _md_table(cells: dict, rows: list[str], datasets, stat: str = "mean") -> list[str]:
+    from qtc.tasks.kinds.forecast import fmt
+    head = " | ".join(f"{d} ours | {d} paper" for d in datasets)
+    md = [f"| model | {head} |", "|---" * (1 + 2 * len(datasets)) + "|"]
+    for name in rows:
+        vals = []
+        for d in datasets:
+            c = cells.get((name, d))
+            vals += [fmt(c[stat]) if c else "…", fmt(c["paper"]) if c else "…"]
+        md.append(f"| {name} | " + " | ".join(vals) + " |")
+    return md
+
+
+def goal_checks(cells: dict, datasets, stat: str = "mean") -> list[str]:
+    """The goals: DiffQAS-QT <= 2x the paper (3 of 5) and better than the median fixed candidate."""
+    from qtc.tasks.kinds.forecast import fmt
+    lines, within, beats = [], 0, 0
+    for ds in datasets:
+        dq = cells.get(("DiffQAS-QT", ds))
+        fixed = [c[stat] for (name, d), c in cells.items() if d == ds and name.startswith("Config")]
+        if not dq or len(fixed) < 12:
+            lines.append(f"- {ds}: incomplete")
+            continue
+        ratio = dq[stat] / dq["paper"] if dq["paper"] else float("nan")
+        med = float(np.median(fixed))
+        within += ratio <= 2.0
+        beats += dq[stat] < med
+        lines.append(f"- {ds}: DiffQAS-QT {fmt(dq[stat])} = {ratio:.2f}x the paper's {fmt(dq['paper'])}; "
+                     f"median of the {len(fixed)} fixed candidates {fmt(med)} -> DiffQAS-QT "
+                     f"{'better' if dq[stat] < med else 'NOT better'}")
+    lines.append(f"- within 2x of the paper: {within} of {len(datasets)} data sets (goal: at least 3); "
+                 f"better than the median fixed candidate: {beats} of {len(datasets)} (goal: all)")
+    return lines
+
+
+def _per_seed(cells: dict, rows: list[str], datasets) -> list[str]:
+    from qtc.tasks.kinds.forecast import fmt
+    seeds = sorted({s for c in cells.values() for s in c["seeds"]})
+    if len(seeds) < 2:
         return []
-    cands = next((r.candidates for r in records if r.kind == "forecast" and r.candidates), [])
-    stats = {(s["task"], s["model"]): s for s in summary}
-    rows = []
-    for name in ["DiffQAS-QT"] + [f"Config {k}" for k in range(1, 13)] + ["classical LSTM"]:
-        model = _model_for(name, cands, labels)
-        row = {"model": name, "ours_model": model}
-        for ds in paper:
-            if ds not in by_task:
-                continue
-            s = stats.get((by_task[ds], model)) if model else None
-            row[f"{ds}_ours"] = s["mean"] if s and s["n"] else None
-            row[f"{ds}_std"] = s["std"] if s and s["n"] else None
-            row[f"{ds}_n"] = s["n"] if s else 0
-            row[f"{ds}_paper"] = paper[ds].get(name)
-        rows.append(row)
-    return rows
+    md = ["", "## Per seed", "", "| model | data set | " + " | ".join(f"seed {s}" for s in seeds)
+          + " | mean | std |", "|---|---|" + "---|" * (len(seeds) + 2)]
+    for name in rows:
+        for d in datasets:
+            c = cells.get((name, d))
+            if c:
+                per = dict(zip(c["seeds"], c["values"]))
+                md.append(f"| {name} | {d} | " + " | ".join(fmt(per.get(s)) for s in seeds)
+                          + f" | {fmt(c['mean'])} | {fmt(c['std'])} |")
+    return md
 
 
-def _model_for(paper_row: str, candidates: list[str], labels: tuple[str, ...]) -> str | None:
-    """Our model name for a paper row: Config k is the candidate labelled labels[k-1]."""
-    if paper_row == "DiffQAS-QT":
-        return "diffqas"
-    if paper_row == "classical LSTM":
-        return "classical"
-    label = labels[int(paper_row.split()[1]) - 1]
-    return f"fixed:{candidates.index(label)}" if label in candidates else None
+def table2_markdown(cells: dict, sweep: dict) -> str:
+    """table2.md: ours beside the paper's, the goal checks, the last-epochs statistic, per seed."""
+    rows, datasets = _table2_layout(cells)
+    seeds = sorted({s for c in cells.values() for s in c["seeds"]})
+    tied = sorted({f"{name} = {c['tied_with']}" for (name, _), c in cells.items() if c["tied_with"]})
+    md = ["# Table II: test MSE, ours beside the paper's", "",
+          f"- command: `{sweep['command']}`" if sweep.get("command") else "- command: (API call)",
+          f"- seeds: {', '.join(map(str, seeds))} (ours = mean over seeds); epochs: "
+          f"{(sweep.get('overrides') or {}).get('epochs') or 'from the specs'}; "
+          f"cells filled: {sum(len(c['values']) for c in cells.values())}", "",
+          "Test MSE after the last epoch (the paper's protocol).", ""]
+    md += _md_table(cells, rows, datasets)
+    if tied:
+        md += ["", "Tied candidates (one compiled node: trained once, reported for each member): "
+               + "; ".join(tied) + "."]
+    md += ["", "## Goals", ""] + goal_checks(cells, datasets)
+    md += ["", f"## Supplementary: median test MSE over the last {LAST} epochs", "",
+           "The test MSE swings by up to two orders of magnitude from one epoch to the next (RMSprop at "
+           "lr 0.01 near the optimum), so the last epoch alone is a noisy draw; this statistic is not the "
+           "paper's, it is shown to separate the models from that noise.", ""]
+    md += _md_table(cells, rows, datasets, "last_mean") + ["", "Goals on this statistic:", ""]
+    md += goal_checks(cells, datasets, "last_mean") + _per_seed(cells, rows, datasets)
+    return "\n".join(md) + "\n"
+
+
+def table2_rows(cells: dict) -> list[dict]:
+    """table2.csv: one line per cell, with the per-seed values."""
+    rows, datasets = _table2_layout(cells)
+    out = []
+    for name in rows:
+        for d in datasets:
+            c = cells.get((name, d))
+            if c:
+                out.append({"model": name, "dataset": d, "test_mse_mean": f"{c['mean']:.8g}",
+                            "test_mse_std": f"{c['std']:.8g}", "paper_test_mse": c["paper"] or "",
+                            "ratio": f"{c['mean'] / c['paper']:.4g}" if c["paper"] else "",
+                            "train_mse_mean": f"{np.mean(c['train']):.8g}",
+                            "seeds": ";".join(map(str, c["seeds"])),
+                            "test_mse_per_seed": ";".join(f"{v:.8g}" for v in c["values"]),
+                            f"test_mse_last{LAST}_median_mean": f"{c['last_mean']:.8g}"})
+    return out
+
+
+def write_table2(root: Path | str, out: Path | str | None = None) -> list[Path]:
+    """table2.md and table2.csv of the sweep folder `root` (into `out`, default `root`)."""
+    root = Path(root)
+    out = Path(out) if out else root
+    sweep = _read_json(root / "sweep.json") or {}
+    cells = table2_cells(collect(root), sweep.get("ties"))
+    if not cells:
+        return []
+    return [atomic_text(out / "table2.md", table2_markdown(cells, sweep)),
+            _csv(out / "table2.csv", table2_rows(cells))]
 
 
 def weights(records: list[TrialRecord]) -> list[dict]:
@@ -252,20 +350,14 @@ def curves(records: list[TrialRecord]) -> list[dict]:
     for (task, model), recs in groups.items():
         kind = recs[0].kind
         if recs[0].episodes is not None and not recs[0].rows:
-            series = [_moving(r.episodes["reward"], r.window) for r in recs if r.episodes is not None]
+            series = [moving_average_band(r.episodes["reward"], r.window)[0] for r in recs
+                      if r.episodes is not None]
             out += _band(task, model, recs[0].label, "reward (moving average)", series)
             continue
         for key in CURVE_KEYS.get(kind, ("train_loss", "test_loss")):
             series = [np.array([row.get(key, np.nan) for row in r.rows], dtype=float) for r in recs]
             out += _band(task, model, recs[0].label, key, series)
     return out
-
-
-def _moving(x: np.ndarray, window: int) -> np.ndarray:
-    c = np.cumsum(np.insert(np.asarray(x, dtype=float), 0, 0.0))
-    n = np.arange(1, len(x) + 1)
-    lo = np.maximum(0, n - window)
-    return (c[n] - c[lo]) / (n - lo)
 
 
 def _band(task, model, label, curve, series: list[np.ndarray]) -> list[dict]:
@@ -286,15 +378,14 @@ def _band(task, model, label, curve, series: list[np.ndarray]) -> list[dict]:
 
 def plot_curves(path: Path, task: str, kind: str, rows: list[dict]) -> Path | None:
     """One panel per curve; DiffQAS-QT thick, classical dashed, the fixed candidates thin; bands = 1 std."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from qtc.tasks import plots
+    plt = plots.pyplot()
     mine = [r for r in rows if r["task"] == task]
     names = list(dict.fromkeys(r["curve"] for r in mine))
     if not names:
         return None
     fig, axes = plt.subplots(1, len(names), figsize=(6.2 * len(names), 4.4), squeeze=False)
-    models = sorted({r["model"] for r in mine}, key=_model_order)
+    models = sorted({r["model"] for r in mine}, key=naming.order)
     cmap = plt.get_cmap("tab20")
     for ax, curve in zip(axes[0], names):
         for i, model in enumerate(models):
@@ -321,9 +412,7 @@ def plot_curves(path: Path, task: str, kind: str, rows: list[dict]) -> Path | No
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=6.5, ncol=2 if len(models) > 6 else 1, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return plots.save(fig, path, dpi=100, bbox_inches=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,13 +426,8 @@ class Report:
 
 
 def _csv(path: Path, rows: list[dict]) -> Path:
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with path.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys or ["empty"])
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()})
-    return path
+    return atomic_text(path, csv_text([{k: json.dumps(v) if isinstance(v, (dict, list)) else v
+                                        for k, v in r.items()} for r in rows]))
 
 
 def _num(v: float | None, kind: str = "") -> str:
@@ -358,10 +442,10 @@ def write_report(root: Path | str, out: Path | str | None = None) -> Report:
     """Aggregate the sweep folder `root`; write report.md, the CSVs and the PNGs into `out`."""
     root = Path(root)
     out = Path(out) if out else root / "report"
-    out.mkdir(parents=True, exist_ok=True)
     records = collect(root)
     summary = summarize(records)
-    t2 = table2(records, summary)
+    sweep = _read_json(root / "sweep.json") or {}
+    cells = table2_cells(records, sweep.get("ties"))
     w = weights(records)
     cv = curves(records)
     files = [_csv(out / "summary.csv", summary), _csv(out / "curves.csv", cv),
@@ -369,8 +453,7 @@ def write_report(root: Path | str, out: Path | str | None = None) -> Report:
                                         "status": r.status, "attempts": r.attempts, "seconds": r.seconds,
                                         "error": (r.error or "").splitlines()[0] if r.error else ""}
                                        for r in records])]
-    if t2:
-        files.append(_csv(out / "table2.csv", t2))
+    files += write_table2(root, out) if cells else []
     if w:
         files.append(_csv(out / "weights.csv", w))
     pngs = {}
@@ -380,27 +463,30 @@ def write_report(root: Path | str, out: Path | str | None = None) -> Report:
         if p:
             pngs[task] = p
             files.append(p)
-    md = out / "report.md"
-    md.write_text(_markdown(root, records, summary, t2, w, pngs))
+    text = "\n".join(_md_head(root, records, sweep) + _md_summary(summary) + _md_table2(cells)
+                     + _md_weights(w) + _md_curves(pngs) + _md_failed(records))
+    md = atomic_text(out / "report.md", text)
     return Report(md, [md] + files)
 
 
-def _markdown(root, records, summary, t2, w, pngs) -> str:
-    sweep = _read_json(Path(root) / "sweep.json") or {}
+def _md_head(root, records, sweep: dict) -> list[str]:
     n = {s: sum(r.status == s for r in records) for s in ("done", "failed", "pending")}
     secs = [r.seconds for r in records if r.seconds]
-    L = [f"# Sweep report: {Path(root).resolve().name}", "",
-         f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `qtc report` from `{root}`."
-         + (f" Command: `{sweep['command']}`." if sweep.get("command") else ""), "",
-         f"- trials: {len(records)} ({n['done']} done, {n['failed']} failed, {n['pending']} unfinished)",
-         f"- seeds: {sorted({r.seed for r in records})}",
-         f"- overrides: {sweep.get('overrides') or 'none (the specs as written)'}",
-         f"- trial time: {sum(secs):.0f} s in total" + (f", {np.mean(secs):.1f} s per trial" if secs else ""),
-         "", "Files: `summary.csv` (this table), `table2.csv`, `weights.csv`, `curves.csv` (the curves "
-         "behind the PNGs), `trials.csv` (every trial's status).", ""]
-    L += ["## Final metric per task and model", "",
-          "Mean ± sample std over seeds of the last epoch's test accuracy (classify), test MSE "
-          "(forecast) or mean reward over the last window of episodes (a3c).", ""]
+    return [f"# Sweep report: {Path(root).resolve().name}", "",
+            f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `qtc report` from `{root}`."
+            + (f" Command: `{sweep['command']}`." if sweep.get("command") else ""), "",
+            f"- trials: {len(records)} ({n['done']} done, {n['failed']} failed, {n['pending']} unfinished)",
+            f"- seeds: {sorted({r.seed for r in records})}",
+            f"- overrides: {sweep.get('overrides') or 'none (the specs as written)'}",
+            f"- trial time: {sum(secs):.0f} s in total" + (f", {np.mean(secs):.1f} s per trial" if secs else ""),
+            "", "Files: `summary.csv` (this table), `table2.md` / `table2.csv`, `weights.csv`, `curves.csv` "
+            "(the curves behind the PNGs), `trials.csv` (every trial's status).", ""]
+
+
+def _md_summary(summary: list[dict]) -> list[str]:
+    L = ["## Final metric per task and model", "",
+         "Mean ± sample std over seeds of the last epoch's test accuracy (classify), test MSE "
+         "(forecast) or mean reward over the last window of episodes (a3c).", ""]
     for task in dict.fromkeys(s["task"] for s in summary):
         rows = [s for s in summary if s["task"] == task]
         kind = rows[0]["kind"]
@@ -417,45 +503,54 @@ def _markdown(root, records, summary, t2, w, pngs) -> str:
             L.append(f"| {s['label']}{mark} | {_num(s['mean'], kind)} ± {_num(s['std'], kind)} | "
                      f"{s['n']}{extra} | {s['epochs'] or '-'} | {per} |")
         L.append("")
-    if t2:
-        ds = [d for d in paper_table2()[0] if f"{d}_paper" in t2[0]]
-        L += ["## Table II: test MSE, ours (mean ± std over seeds) beside the paper", "",
-              "| model | " + " | ".join(f"{d} ours | {d} paper" for d in ds) + " |",
-              "|---|" + "---|---|" * len(ds)]
-        for row in t2:
-            cells = []
-            for d in ds:
-                ours = row.get(f"{d}_ours")
-                cells.append("-" if ours is None else f"{_num(ours, 'forecast')} ± {_num(row[f'{d}_std'], 'forecast')}")
-                cells.append(_num(row.get(f"{d}_paper"), "forecast"))
-            L.append(f"| {row['model']} | " + " | ".join(cells) + " |")
-        L += ["", "Config k is the paper's k-th circuit (H / none × ent / cyc × RX / RY / RZ); the paper "
-              "gives no LSTM baseline value. Configs 1, 3, 4, 6 and 9, 12 tie in the paper because "
-              "those circuits are constant.", ""]
-    if w:
-        L += ["## Which architecture DiffQAS-QT's weights favour", "",
-              "Final structural weights, mean over seeds; 'votes' = seeds whose largest weight it is.", "",
-              "| task | favoured candidate | weight (mean ± std) | votes | runner-up | weight | most votes |",
-              "|---|---|---|---|---|---|---|"]
-        for task in dict.fromkeys(x["task"] for x in w):
-            rows = sorted([x for x in w if x["task"] == task], key=lambda x: x["rank"])
-            a, b = rows[0], rows[1] if len(rows) > 1 else None
-            v = max(rows, key=lambda x: x["argmax_votes"])
-            L.append(f"| {task} | {a['index'] + 1} {a['candidate']} | {a['mean']:.4f} ± {a['std']:.4f} | "
-                     f"{a['argmax_votes']}/{a['seeds']} | "
-                     + (f"{b['index'] + 1} {b['candidate']} | {b['mean']:.4f} | " if b else "- | - | ")
-                     + f"{v['index'] + 1} {v['candidate']} ({v['argmax_votes']}/{v['seeds']}) |")
-        L += ["", "The weights are raw (not softmaxed) and may be negative; candidates whose circuits are "
-              "constant produce the same probabilities, so their weights act as one.", ""]
-    if pngs:
-        L += ["## Learning curves", "", "Mean over seeds with a band of one standard deviation.", ""]
-        for task, p in pngs.items():
-            L += [f"### {task}", "", f"![{task}]({Path(p).name})", ""]
+    return L
+
+
+def _md_table2(cells: dict) -> list[str]:
+    if not cells:
+        return []
+    rows, datasets = _table2_layout(cells)
+    return (["## Table II: test MSE, ours (mean over seeds) beside the paper", ""]
+            + _md_table(cells, rows, datasets)
+            + ["", "Config k is the paper's k-th circuit (H / none × ent / cyc × RX / RY / RZ); the paper "
+               "gives no LSTM baseline value. Configs 1, 3, 4, 6 and 9, 12 tie in the paper because "
+               "those circuits are constant. Goals, spread and per-seed values: `table2.md`.", ""])
+
+
+def _md_weights(w: list[dict]) -> list[str]:
+    if not w:
+        return []
+    L = ["## Which architecture DiffQAS-QT's weights favour", "",
+         "Final structural weights, mean over seeds; 'votes' = seeds whose largest weight it is.", "",
+         "| task | favoured candidate | weight (mean ± std) | votes | runner-up | weight | most votes |",
+         "|---|---|---|---|---|---|---|"]
+    for task in dict.fromkeys(x["task"] for x in w):
+        rows = sorted([x for x in w if x["task"] == task], key=lambda x: x["rank"])
+        a, b = rows[0], rows[1] if len(rows) > 1 else None
+        v = max(rows, key=lambda x: x["argmax_votes"])
+        L.append(f"| {task} | {a['index'] + 1} {a['candidate']} | {a['mean']:.4f} ± {a['std']:.4f} | "
+                 f"{a['argmax_votes']}/{a['seeds']} | "
+                 + (f"{b['index'] + 1} {b['candidate']} | {b['mean']:.4f} | " if b else "- | - | ")
+                 + f"{v['index'] + 1} {v['candidate']} ({v['argmax_votes']}/{v['seeds']}) |")
+    return L + ["", "The weights are raw (not softmaxed) and may be negative; candidates whose circuits "
+                "are constant produce the same probabilities, so their weights act as one.", ""]
+
+
+def _md_curves(pngs: dict) -> list[str]:
+    if not pngs:
+        return []
+    L = ["## Learning curves", "", "Mean over seeds with a band of one standard deviation.", ""]
+    for task, p in pngs.items():
+        L += [f"### {task}", "", f"![{task}]({Path(p).name})", ""]
+    return L
+
+
+def _md_failed(records) -> list[str]:
     bad = [r for r in records if r.status == "failed"]
-    if bad:
-        L += ["## Failed trials", "", "| trial | attempts | error |", "|---|---|---|"]
-        for r in bad:
-            err = (r.error or "?").strip().splitlines()[0].replace("|", "\\|")
-            L.append(f"| {r.key} | {r.attempts} | {err} |")
-        L.append("")
-    return "\n".join(L)
+    if not bad:
+        return []
+    L = ["## Failed trials", "", "| trial | attempts | error |", "|---|---|---|"]
+    for r in bad:
+        err = (r.error or "?").strip().splitlines()[0].replace("|", "\\|")
+        L.append(f"| {r.key} | {r.attempts} | {err} |")
+    return L + [""]

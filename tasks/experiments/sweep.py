@@ -1,7 +1,7 @@
 """`qtc sweep`: every (task, model, seed) trial of a set of specs, on Ray or a local process pool.
 
-Each trial is one `qtc run` (the same code path: `qtc.tasks.runs.runner.run_task`) of a single model
-with a single seed, into its own run folder::
+Each trial is one run through the one run API (`qtc.tasks.runs.runner.run`, as `qtc run`) of a
+single model with a single seed, into its own run folder::
 
     OUT/sweep.json                         the sweep's settings (specs, seeds, models, overrides)
     OUT/<task>/<model>/seed<k>/            a normal qtc run folder (metrics.json, checkpoint.pt, ...)
@@ -23,7 +23,6 @@ sets torch's thread count to its CPU count, so all executors compute the same nu
 """
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -35,7 +34,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from qtc.errors import QtcError
-from qtc.tasks.runs import guard
+from qtc.tasks import naming
+from qtc.tasks.runs import guard, signals
+from qtc.tasks.runs.rundir import RESOLVED, atomic_json
 
 # A new Ray of our own on this machine, talking over loopback only (address="local" never joins a
 # cluster some other process left running).
@@ -45,8 +46,6 @@ LOCAL_RAY = {"address": "local", "_node_ip_address": "127.0.0.1", "include_dashb
 TRIAL_JSON = "trial.json"
 TRIAL_LOG = "trial.log"
 SWEEP_JSON = "sweep.json"
-# Run settings a sweep may override for all its trials (the `qtc run` flags of the same names).
-OVERRIDES = ("epochs", "episodes", "workers", "limit", "max_batches", "data_root", "download", "backend")
 
 
 @dataclass(frozen=True)
@@ -59,12 +58,12 @@ class Trial:
     seed: int
     cpus: int = 1
     gpus: float = 0.0
-    overrides: dict = field(default_factory=dict, hash=False, compare=False)
+    overrides: dict = field(default_factory=dict, hash=False, compare=False)  # resolve_options keywords
 
     @property
     def key(self) -> str:
         """The trial's folder relative to the sweep folder: <task>/<model>/seed<k>."""
-        return f"{self.task}/{self.model.replace(':', '_')}/seed{self.seed}"
+        return f"{self.task}/{naming.folder(self.model)}/seed{self.seed}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -109,10 +108,15 @@ def trial_resources(built, cpus_per_trial: int | None = None) -> tuple[int, floa
 
 
 def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
-         overrides: dict | None = None, cpus_per_trial: int | None = None) -> list[Trial]:
-    """Every (task, model, seed) trial, task by task, then model, then seed."""
+         overrides: dict | None = None, cpus_per_trial: int | None = None,
+         skip=lambda built, model: False) -> list[Trial]:
+    """Every (task, model, seed) trial, task by task, then model, then seed.
+
+    `overrides` are run settings for every trial (keywords of `resolve_options`); `skip(built,
+    model)` leaves a model out (a preset's choice, e.g. Table II's tied candidates).
+    """
     from qtc.tasks.build import load_task
-    from qtc.tasks.runs.runner import _select_models
+    from qtc.tasks.runs.runner import resolve_options
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}
     trials, names = [], {}
     for spec in specs:
@@ -125,9 +129,10 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
             raise QtcError(f"two specs define task '{name}' ({names[name]} and {path}): "
                            "a sweep folder holds one task of each name")
         names[name] = path
-        chosen = _select_models(built, models) if models else built.models()
+        chosen = built.select_models(models) if models else built.models()
+        resolve_options(built, **overrides)      # bad overrides fail here, not in every trial
         cpus, gpus = trial_resources(built, cpus_per_trial)
-        for model in chosen:
+        for model in (m for m in chosen if not skip(built, m)):
             for seed in seeds:
                 trials.append(Trial(str(path), name, built.spec.kind, model, seed, cpus, gpus,
                                     dict(overrides)))
@@ -137,13 +142,6 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
 # --------------------------------------------------------------------------------------------
 # Trial status files
 # --------------------------------------------------------------------------------------------
-
-def _atomic_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    os.replace(tmp, path)
-
 
 def read_status(folder: Path) -> dict | None:
     """The trial.json of a trial folder, or None (never run, or unreadable)."""
@@ -164,27 +162,26 @@ def is_done(folder: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 def run_trial(trial: dict, out: str) -> dict:
-    """Run one trial through `qtc run` into OUT/<key>; return its summary. Raises on failure.
+    """Run one trial through the run API into OUT/<key>; return its summary. Raises on failure.
 
     A folder with resolved.json is resumed (from its checkpoint, if any); anything else in the
     folder (a run that died before it recorded its settings) is cleared first, if qtc made it.
     """
     import torch
     from qtc.tasks.runs.rundir import RunDir
-    from qtc.tasks.runs.runner import run_task
+    from qtc.tasks.runs.runner import run
     t = Trial(**trial)
     # One thread per CPU asked for: the same numbers on Ray and in the process pool.
     torch.set_num_threads(t.cpus)
     folder = guard.inside(out, Path(out) / t.key)
-    resume = (folder / "resolved.json").is_file()
+    resume = (folder / RESOLVED).is_file()
     if folder.exists() and not resume:
         guard.remove_owned(folder, out)
-    args = _run_args(t, folder, resume)
     log = io.StringIO()
     t0 = time.perf_counter()
     try:
         with redirect_stdout(log), redirect_stderr(log):
-            run_task(args)
+            run(*_open_trial(t, folder, resume))
     finally:
         guard.make_owned(folder)
         with open(folder / TRIAL_LOG, "a") as fh:
@@ -194,15 +191,17 @@ def run_trial(trial: dict, out: str) -> dict:
             "final": rows[-1] if rows else None, "pid": os.getpid()}
 
 
-def _run_args(t: Trial, folder: Path, resume: bool) -> argparse.Namespace:
-    """The `qtc run` arguments of a trial."""
-    o = t.overrides
-    return argparse.Namespace(
-        spec=t.spec, output=folder, resume=folder if resume else None, models=t.model,
-        baselines=False, epochs=o.get("epochs"), episodes=o.get("episodes"),
-        workers=o.get("workers") or (t.cpus if t.kind == "a3c" else None), limit=o.get("limit"),
-        max_batches=o.get("max_batches"), seed=t.seed, data_root=o.get("data_root"),
-        download=bool(o.get("download")), backend=o.get("backend"), no_progress=True)
+def _open_trial(t: Trial, folder: Path, resume: bool):
+    """(built, options, rundir) of a trial: its folder reopened, or started from the spec."""
+    from qtc.tasks.build import load_task
+    from qtc.tasks.runs import runner
+    if resume:
+        return runner.reopen(folder, progress=False)
+    built = load_task(t.spec)
+    workers = t.overrides.get("workers") or (t.cpus if t.kind == "a3c" else None)
+    options = runner.resolve_options(built, **{**t.overrides, "models": t.model, "seed": t.seed,
+                                               "workers": workers, "progress": False})
+    return built, options, runner.start(built, options, folder)
 
 
 def _ray_entry(trial: dict, out: str) -> dict:
@@ -485,15 +484,25 @@ class SweepResult:
 def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", address: str | None = None,
           workers: int | None = None, retries: int = 1, progress: bool = True,
           settings: dict | None = None) -> SweepResult:
-    """Run every trial not yet done in `out`; retry failures `retries` times; record each outcome."""
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    with guard.RunLock(out):      # one driver per sweep folder
+    """Run every trial not yet done in `out`; retry failures `retries` times; record each outcome.
+
+    Ctrl-C and SIGTERM stop the sweep (qtc.tasks.runs.signals); trials in flight keep their
+    checkpoints, and the same call later resumes them.
+    """
+    with signals.as_interrupt():
         return _sweep(trials, out, executor=executor, address=address, workers=workers,
                       retries=retries, progress=progress, settings=settings)
 
 
-def _sweep(trials: list[Trial], out: Path, *, executor, address, workers, retries, progress,
+def _sweep(trials, out, *, executor, address, workers, retries, progress, settings) -> SweepResult:
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with guard.RunLock(out):      # one driver per sweep folder
+        return _drive(trials, out, executor=executor, address=address, workers=workers,
+                      retries=retries, progress=progress, settings=settings)
+
+
+def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retries, progress,
            settings) -> SweepResult:
     _record_settings(out, trials, settings or {})
     todo = [t for t in trials if not is_done(out / t.key)]
@@ -521,7 +530,7 @@ def _sweep(trials: list[Trial], out: Path, *, executor, address, workers, retrie
                 began = started.pop(t)
                 status_file = guard.inside(out, out / t.key / TRIAL_JSON)
                 if outcome.get("ok"):
-                    _atomic_json(status_file, _status(t, "done", attempts[t], began, outcome))
+                    atomic_json(status_file, _status(t, "done", attempts[t], began, outcome))
                     bar.done += 1
                     bar.durations.append(outcome.get("seconds", time.time() - began))
                     done.append(t.key)
@@ -530,7 +539,7 @@ def _sweep(trials: list[Trial], out: Path, *, executor, address, workers, retrie
                              f"{outcome.get('error', '').splitlines()[0] if outcome.get('error') else ''}")
                     queue.append(t)
                 else:
-                    _atomic_json(status_file, _status(t, "failed", attempts[t], began, outcome))
+                    atomic_json(status_file, _status(t, "failed", attempts[t], began, outcome))
                     bar.failed += 1
                     failed.append(t.key)
                     bar.note(f"trial {t.key} failed after {attempts[t]} attempts: "
@@ -569,67 +578,23 @@ def _record_settings(out: Path, trials: list[Trial], settings: dict) -> None:
         pass
     keys = list(dict.fromkeys(old.get("trials", []) + [t.key for t in trials]))
     specs = list(dict.fromkeys(old.get("specs", []) + [t.spec for t in trials]))
-    _atomic_json(path, {**old, **settings, "specs": specs, "trials": keys})
+    atomic_json(path, {**old, **settings, "specs": specs, "trials": keys})
 
 
-# --------------------------------------------------------------------------------------------
-# Command line
-# --------------------------------------------------------------------------------------------
+def run_sweep(trials: list[Trial], out: Path | str, *, report: bool = True, **options) -> int:
+    """`sweep` with a summary printed and (unless `report` is False) OUT/report written.
 
-def add_parsers(sub) -> None:
-    """Register `qtc sweep` and `qtc report` on the CLI's subparsers."""
-    from qtc.cli import add_budget_args
-    s = sub.add_parser("sweep", help="run every (task, model, seed) trial on Ray or a process pool")
-    s.add_argument("specs", nargs="+", metavar="SPEC", help=".task files")
-    s.add_argument("--seeds", default="1", help="a count K (seeds 0..K-1) or a list 0,5,7 (default 1)")
-    s.add_argument("--models", help="comma-separated: diffqas,fixed,fixed:K,classical (default: each spec's)")
-    s.add_argument("--out", "-o", type=Path, default=Path("sweeps/sweep"), help="sweep folder")
-    s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
-    s.add_argument("--executor", default="auto", choices=("auto", "ray", "process", "serial"),
-                   help="auto = Ray if installed, else a local process pool")
-    s.add_argument("--workers", type=int, help="CPUs for a local Ray / pool processes (default: all cores)")
-    s.add_argument("--cpus-per-trial", type=int, help="override the CPUs each trial asks for")
-    s.add_argument("--retries", type=int, default=1, help="retries of a failing trial (default 1)")
-    add_budget_args(s)
-    s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
-    s.set_defaults(func=main_sweep)
-
-    r = sub.add_parser("report", help="aggregate a sweep folder: tables, Table II, curves (md/csv/png)")
-    r.add_argument("dir", type=Path, help="a sweep folder")
-    r.add_argument("-o", "--output", type=Path, help="report folder (default DIR/report)")
-    r.set_defaults(func=main_report)
-
-
-def main_sweep(args) -> int:
-    if args.retries < 0:
-        raise QtcError("--retries must be >= 0")
-    overrides = {k: getattr(args, k, None) for k in OVERRIDES if k != "workers"}
-    if overrides.get("data_root"):
-        overrides["data_root"] = str(Path(overrides["data_root"]).resolve())
-    trials = plan(args.specs, parse_seeds(args.seeds), args.models, overrides=overrides,
-                  cpus_per_trial=args.cpus_per_trial)
-    settings = {"seeds": parse_seeds(args.seeds), "models": args.models,
-                "overrides": {k: v for k, v in overrides.items() if v}, "command": " ".join(sys.argv)}
-    print(f"sweep {args.out}: {len(trials)} trials")
-    res = sweep(trials, args.out, executor=args.executor, address=args.address, workers=args.workers,
-                retries=args.retries, progress=not args.no_progress, settings=settings)
+    Returns the command's exit status: 1 when a trial failed, else 0.
+    """
+    print(f"sweep {out}: {len(trials)} trials")
+    res = sweep(trials, out, **options)
     print(f"sweep finished in {_clock(res.seconds)} on {res.executor}"
           + (f" (start-up {res.startup_seconds:.1f} s)" if res.startup_seconds else "")
           + f": {len(res.done)} done, {len(res.skipped)} skipped (done earlier), {len(res.failed)} failed")
     for key in res.failed:
         err = (read_status(res.out / key) or {}).get("error") or "?"
         print(f"  failed: {key}: {err.splitlines()[0]}")
-    if not args.no_report:
+    if report:
         from qtc.tasks.experiments.report import write_report
-        rep = write_report(res.out)
-        print(f"report: {rep.markdown}")
+        print(f"report: {write_report(res.out).markdown}")
     return 1 if res.failed else 0
-
-
-def main_report(args) -> int:
-    from qtc.tasks.experiments.report import write_report
-    rep = write_report(args.dir, args.output)
-    print(f"report: {rep.markdown}")
-    for p in rep.files:
-        print(f"  {p}")
-    return 0

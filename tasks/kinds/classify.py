@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from qtc.errors import QtcError
-from qtc.tasks import plots
+from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
 from qtc.tasks.data.images import load_binary
 from qtc.tasks.runs.rundir import RunDir
@@ -95,7 +95,7 @@ def rank_among_fixed(final: dict[str, dict], key: str = "test_accuracy") -> tupl
     Ties count in DiffQAS-QT's favour (rank = 1 + number of candidates strictly better); None
     when DiffQAS-QT or all fixed candidates are missing.
     """
-    fixed = [r[key] for m, r in final.items() if m.startswith("fixed:")]
+    fixed = [r[key] for m, r in final.items() if naming.is_fixed(m)]
     if "diffqas" not in final or not fixed:
         return None
     mine = final["diffqas"][key]
@@ -117,7 +117,7 @@ def summary(built: Built, rows: list[dict]) -> str:
     lines.append("")
     if rank:
         better = sorted((r["test_accuracy"], r.get("label", m)) for m, r in final.items()
-                        if m.startswith("fixed:") and r["test_accuracy"] > final["diffqas"]["test_accuracy"])
+                        if naming.is_fixed(m) and r["test_accuracy"] > final["diffqas"]["test_accuracy"])
         lines.append(f"DiffQAS-QT ranks {rank[0]} of {rank[1]} by final test accuracy among itself and "
                      f"the {rank[1] - 1} fixed candidates (ties count in its favour)"
                      + (f"; better: {', '.join(lab for _, lab in reversed(better))}." if better else "."))

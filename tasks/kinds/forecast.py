@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from qtc.errors import QtcError, SpecError
+from qtc.tasks import naming
 from qtc.tasks.data import series as S
 from qtc.tasks.build import Built
 from qtc.tasks.runs.rundir import RunDir
@@ -109,12 +110,16 @@ def _check_network(built: Built, wins: S.Windows):
 
 def paper_key(built: Built, model: str) -> str | None:
     """'DiffQAS-QT' / 'Config k' when `model` corresponds to a row of the paper's Table II."""
-    if model == "diffqas":
+    return paper_row(model, built.program.labels if built.program is not None else ())
+
+
+def paper_row(model: str, candidates) -> str | None:
+    """`paper_key` from the candidate labels alone (what a run folder records)."""
+    if model == naming.DIFFQAS:
         return "DiffQAS-QT"
-    if model.startswith("fixed:") and built.program is not None:
-        label = built.program.labels[int(model.split(":")[1])]
-        if label in PAPER_CONFIG_LABELS:
-            return f"Config {PAPER_CONFIG_LABELS.index(label) + 1}"
+    k = naming.fixed_index(model)
+    if k is not None and k < len(candidates) and candidates[k] in PAPER_CONFIG_LABELS:
+        return f"Config {PAPER_CONFIG_LABELS.index(candidates[k]) + 1}"
     return None
 
 
@@ -124,20 +129,14 @@ def paper_value(dataset: str, key: str | None) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------
-# Plots (matplotlib, headless)
+# Plots
 # --------------------------------------------------------------------------------------------
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
 
 def plot_predictions(path, series: S.Series, wins: S.Windows, pred_train, pred_test, title: str,
                      window: int) -> None:
     """Ground truth over the whole series, predictions on train and test windows, the split line."""
-    plt = _pyplot()
+    from qtc.tasks import plots
+    plt = plots.pyplot()
     axis = series.axis
     n_train, n_test = len(pred_train), len(pred_test)
     t_train = axis[window:window + n_train]
@@ -150,8 +149,7 @@ def plot_predictions(path, series: S.Series, wins: S.Windows, pred_train, pred_t
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, path, dpi=110, bbox_inches=None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,7 +176,7 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
         pred_test = net.forward(flat, wins.x_test).squeeze(1).numpy()
         mse = float(((torch.from_numpy(pred_test)[:, None] - wins.y_test) ** 2).mean())
         title = f"{built.spec.name}: {built.model_label(model)}, epoch {epoch} (test MSE {mse:.3g})"
-        plot_predictions(rundir.path / "plots" / f"predictions_{_stem(model)}_epoch{epoch}.png",
+        plot_predictions(rundir.path / "plots" / f"predictions_{naming.folder(model)}_epoch{epoch}.png",
                          series, wins, pred_train, pred_test, title, window)
 
     task = Supervised(train=torch.utils.data.TensorDataset(wins.x_train, wins.y_train),
@@ -188,10 +186,6 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     summary = write_summary(built, rundir, opts, done, description, wins)
     print(summary["table"])
     return done
-
-
-def _stem(model: str) -> str:
-    return model.replace(":", "_")
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from qtc.errors import QtcError
+from qtc.tasks import plots
 from qtc.tasks.engines import a3c
+from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.runs.rundir import RunDir
 
@@ -71,11 +73,6 @@ def model_factory(built: Built, spec_path: Path | str, model: str, seed: int,
 # --------------------------------------------------------------------------------------------
 # qtc run
 # --------------------------------------------------------------------------------------------
-
-def model_dir(rundir: RunDir, model: str) -> Path:
-    """Where the engine writes `model`'s run: ``<run>/a3c/<model with : replaced by _>``."""
-    return rundir.path / "a3c" / model.replace(":", "_")
-
 
 def check_task(built: Built) -> None:
     """The spec must name an environment and two networks called actor and critic."""
@@ -123,7 +120,7 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
 def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str,
                  episodes: int) -> dict:
     """Train (or resume, or skip) one model; export it when it completed."""
-    out = model_dir(rundir, model)
+    out = rundir.engine_dir(model)
     done = _read_summary(out)
     if done and done.get("status") == "completed" and done.get("episodes", 0) >= episodes:
         print(f"{model}: already completed ({done['episodes']} episodes), skipping")
@@ -138,7 +135,7 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
     summary = a3c.train_a3c(
         model_factory(built, spec_path, model, opts.seed, opts.backend), env_id=spec.env.id,
         workers=opts.workers or cfg.workers, episodes=episodes, gamma=cfg.gamma,
-        n_steps=cfg.n_steps, lr=spec.train.lr, betas=tuple(spec.train.betas), entropy=cfg.entropy,
+        n_steps=cfg.n_steps, optimizer=functools.partial(make_optimizer, spec.train), entropy=cfg.entropy,
         seed=opts.seed, out_dir=out, resume=resume, max_episode_steps=spec.env.max_steps,
         progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint())
     if summary["status"] == "completed":
@@ -164,7 +161,7 @@ def _clear_partial(out: Path) -> None:
 
 def _export(built: Built, rundir: RunDir, model: str) -> Path:
     """Write the trained actor and critic (generated weights) as plain torch models."""
-    pol = a3c.load_policy(model_dir(rundir, model))
+    pol = a3c.load_policy(rundir.engine_dir(model))
     return rundir.export(model, {n: built.nets[n] for n in NETS},
                          {"actor": pol["actor_flat"], "critic": pol["critic_flat"]})
 
@@ -187,7 +184,7 @@ def report(built: Built, rundir: RunDir, models) -> None:
     window = built.spec.a3c.window
     curves, rows = {}, []
     for model in models:
-        out = model_dir(rundir, model)
+        out = rundir.engine_dir(model)
         if not (out / a3c.EPISODES_CSV).is_file():
             continue
         log = a3c.read_episodes(out)
@@ -196,7 +193,7 @@ def report(built: Built, rundir: RunDir, models) -> None:
         if len(log["reward"]):
             curves[built.model_label(model)] = log["reward"]
     if curves:
-        a3c.plot_rewards(curves, window, rundir.path / "rewards.png",
+        plots.plot_rewards(curves, window, rundir.path / "rewards.png",
                          title=f"{built.spec.name}: {built.spec.env.id}")
     rundir.write_text("summary.md", summary_text(built, rows))
 
@@ -242,13 +239,13 @@ def load_actor(run_path: Path | str, model: str):
     built = load_task(path / "spec.task")
     check_task(built)
     net, env = built.nets["actor"], built.spec.env
-    folder = model.replace(":", "_")
-    exported = path / "models" / folder / "actor.pt"
+    run = RunDir(path)
+    exported = run.model_dir(model) / "actor.pt"
     if exported.is_file():
         state = torch.load(exported, map_location="cpu", weights_only=True)
         flat = torch.cat([state[name].reshape(-1) for name, _ in net.param_shapes])
         return flat, net, env.id, env.max_steps
-    engine = path / "a3c" / folder
+    engine = run.engine_dir(model)
     if (engine / a3c.POLICY).is_file():
         pol = a3c.load_policy(engine)
         return pol["actor_flat"], pol["actor_net"], pol["env_id"], pol.get("max_episode_steps")
@@ -257,12 +254,12 @@ def load_actor(run_path: Path | str, model: str):
                    "hint: --model diffqas, classical or fixed:K")
 
 
-def play_run(args) -> int:
+def play_run(rundir: Path | str, model: str = "diffqas", *, episodes: int = 1, seed: int = 0) -> int:
     """``qtc play RUNDIR --model M --episodes N --seed S``: print greedy episodes as text grids."""
-    flat, net, env_id, max_steps = load_actor(args.rundir, args.model)
-    text, rewards = a3c.play(flat, net, env_id, episodes=args.episodes, seed=args.seed,
+    flat, net, env_id, max_steps = load_actor(rundir, model)
+    text, rewards = a3c.play(flat, net, env_id, episodes=episodes, seed=seed,
                              max_episode_steps=max_steps)
     print(text)
-    print(f"{args.model} on {env_id}: mean reward {np.mean(rewards):.3f} over {len(rewards)} "
+    print(f"{model} on {env_id}: mean reward {np.mean(rewards):.3f} over {len(rewards)} "
           f"episode(s): {', '.join(f'{r:.3f}' for r in rewards)}")
     return 0

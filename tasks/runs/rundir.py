@@ -7,27 +7,81 @@ Layout:
     .qtc-owned, .qtc-lock      qtc made this folder / the pid writing it now (tasks/runs/guard.py)
     parameters.txt             the parameter-count report
     metrics.csv, metrics.json  one row per (model, epoch)
-    checkpoint.pt              the last checkpoint (written atomically: temp file + rename)
+    checkpoint.pt              the last checkpoint
     models/<model>/            model.pt (plain state_dict), model.py (stand-alone loader), README
+    a3c/<model>/               the A3C engine's own folder per model (episodes.csv, checkpoint.pt, ...)
+
+<model> is the model's folder name (qtc.tasks.naming.folder: fixed:K -> fixed_K). Every file is
+written through `atomic_write` (a temp file beside it, then a rename), so a reader, a resume or a
+crash never sees half a file.
 """
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import pickle
+import secrets
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from qtc.errors import QtcError
+from qtc.tasks import naming
 from qtc.tasks.runs import guard
 
 CHECKPOINT = "checkpoint.pt"
+RESOLVED = "resolved.json"
+METRICS = "metrics.json"
+
+
+def atomic_write(path: Path | str, write: Callable[[Path], object]) -> Path:
+    """Let `write(tmp)` fill a temp file beside `path`, then rename it over `path`.
+
+    The temp name keeps the suffix (`x.tmp.png`), so writers that pick a format by the suffix
+    (matplotlib) still work. The one helper behind every write of runs, sweeps and reports.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # unique per writer (two processes never share a temp file); the suffix is kept last
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_text(path: Path | str, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def atomic_json(path: Path | str, data, indent: int = 2) -> Path:
+    return atomic_text(path, json.dumps(data, indent=indent, default=str) + "\n")
+
+
+def atomic_torch(path: Path | str, obj) -> Path:
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def csv_text(rows: list[dict], keys=None) -> str:
+    """Rows as CSV text, header = every key in first-seen order (or `keys`)."""
+    keys = list(keys or dict.fromkeys(k for r in rows for k in r)) or ["empty"]
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=keys, lineterminator="\r\n")
+    w.writeheader()
+    w.writerows(rows)
+    return out.getvalue()
 
 
 class RunDir:
+    """A run folder; `create` and `existing` are the two ways to get one for a run."""
+
     def __init__(self, path: Path):
         self.path = Path(path)
 
@@ -39,7 +93,7 @@ class RunDir:
             if any((path / name).exists() for name in (CHECKPOINT, "metrics.json", "models", "a3c")):
                 raise QtcError(f"run folder {path} already holds a run; continue it with "
                                f"'qtc run --resume {path}' or choose another -o")
-            if not (path / "resolved.json").exists():
+            if not (path / RESOLVED).exists():
                 raise QtcError(f"run folder {path} already exists and is not a qtc run folder")
             # a run that stopped before its first checkpoint (e.g. missing data): start it afresh
         guard.make_owned(path)
@@ -48,52 +102,48 @@ class RunDir:
     @classmethod
     def existing(cls, path: Path) -> "RunDir":
         path = Path(path)
-        if not (path / "resolved.json").is_file():
+        if not (path / RESOLVED).is_file():
             raise QtcError(f"{path} is not a qtc run folder (no resolved.json)")
         return cls(path)
 
+    # --- names --------------------------------------------------------------------------
+    def model_dir(self, model: str) -> Path:
+        """models/<model>/: the exported classical network(s) of `model`."""
+        return guard.inside(self.path, self.path / "models" / naming.folder(model))
+
+    def engine_dir(self, model: str, engine: str = "a3c") -> Path:
+        """<engine>/<model>/: an engine's own folder for `model` (its log and checkpoint)."""
+        return guard.inside(self.path, self.path / engine / naming.folder(model))
+
     # --- settings -------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:
-        target = guard.inside(self.path, self.path / name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = guard.temp_name(target)
-        tmp.write_text(text)
-        os.replace(tmp, target)
-        return target
+        return atomic_text(guard.inside(self.path, self.path / name), text)
 
     def write_json(self, name: str, data) -> Path:
-        return self.write_text(name, json.dumps(data, indent=2, default=str) + "\n")
+        return atomic_json(guard.inside(self.path, self.path / name), data)
 
     def read_json(self, name: str):
         return json.loads((self.path / name).read_text())
 
     # --- metrics --------------------------------------------------------------------------
     def metrics(self) -> list[dict]:
-        p = self.path / "metrics.json"
+        p = self.path / METRICS
         return json.loads(p.read_text()) if p.is_file() else []
 
     def log_metrics(self, rows: list[dict]) -> None:
         """Replace the metrics with `rows` (the full history, so a resumed run stays consistent)."""
-        self.write_json("metrics.json", rows)
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = guard.temp_name(self.path / "metrics.csv")
-        with tmp.open("w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.path / "metrics.csv")
+        self.write_json(METRICS, rows)
+        self.write_text("metrics.csv", csv_text(rows))
 
     # --- checkpoints ----------------------------------------------------------------------
+    def save_checkpoint(self, state: dict) -> None:
+        """Tensors and plain values only (loadable with weights_only=True), with the fingerprint."""
+        atomic_torch(self.path / CHECKPOINT, {**state, "fingerprint": self.fingerprint()})
+
     def fingerprint(self) -> str | None:
         """The sha256 recorded in fingerprint.json when the run started (None: an older qtc's)."""
         p = self.path / guard.FINGERPRINT
         return json.loads(p.read_text())["sha256"] if p.is_file() else None
-
-    def save_checkpoint(self, state: dict) -> None:
-        """Tensors and plain values only (loadable with weights_only=True), with the fingerprint."""
-        tmp = guard.temp_name(self.path / CHECKPOINT)
-        torch.save({**state, "fingerprint": self.fingerprint()}, tmp)
-        os.replace(tmp, self.path / CHECKPOINT)
 
     def load_checkpoint(self) -> dict | None:
         """The checkpoint, if it is this run's: never unpickles code, refuses a foreign one."""
@@ -120,14 +170,13 @@ class RunDir:
     # --- export ---------------------------------------------------------------------------
     def export(self, model: str, nets: dict, flats: dict[str, torch.Tensor]) -> Path:
         """Write each network of `model` as a plain state_dict plus a stand-alone loader."""
-        folder = guard.inside(self.path, self.path / "models" / model.replace(":", "_"))
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = self.model_dir(model)
         for name, net in nets.items():
             stem = "model" if len(nets) == 1 else name
-            torch.save(net.state_dict(flats[name].detach().cpu()), folder / f"{stem}.pt")
-            (folder / f"{stem}.py").write_text(net.torch_source().replace("path='model.pt'",
+            atomic_torch(folder / f"{stem}.pt", net.state_dict(flats[name].detach().cpu()))
+            atomic_text(folder / f"{stem}.py", net.torch_source().replace("path='model.pt'",
                                                                           f"path='{stem}.pt'"))
-        (folder / "README.md").write_text(
+        atomic_text(folder / "README.md",
             f"# {model}: the trained classical network(s)\n\nNo qtc and no quantum code needed:\n\n"
             "```python\nimport torch, importlib.util\n"
             f"spec = importlib.util.spec_from_file_location('m', '{'model' if len(nets) == 1 else 'NAME'}.py')\n"

@@ -1,29 +1,34 @@
-"""`qtc run`: set up (or reopen) a run folder, resolve settings, hand over to the task kind."""
+"""The one run API: `run(built, options, rundir)` trains a task's models into a run folder.
+
+`qtc run`, every sweep trial and the Table II preset come through here, with settings in one
+typed, validated `RunOptions` (the spec's defaults with overrides applied by `resolve_options`).
+A run folder is started with `start` (which records the specs and settings) or reopened with
+`reopen` (which reads them back), so a resumed run uses exactly the settings it began with.
+"""
 from __future__ import annotations
 
 import importlib
-import shutil
-import signal
-import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import torch
 
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
-from qtc.tasks.runs import guard
+from qtc.tasks.runs import guard, signals
 from qtc.tasks.runs.guard import RunLock
-from qtc.tasks.runs.rundir import RunDir
+from qtc.tasks.runs.rundir import RESOLVED, RunDir
 
-RUNNERS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast", "a3c": "qtc.tasks.kinds.minigrid"}
+KINDS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast",
+         "a3c": "qtc.tasks.kinds.minigrid"}
+_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches")   # None, or a whole number >= 1
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunOptions:
-    """Settings after the spec's defaults and the command line's overrides."""
-    models: list[str] = field(default_factory=list)
+    """Settings of one run, after the spec's defaults and the overrides (frozen, validated)."""
+    models: tuple[str, ...] = ()
     epochs: int | None = None
     episodes: int | None = None
     workers: int | None = None
@@ -35,103 +40,122 @@ class RunOptions:
     backend: str | None = None
     progress: bool = True
 
+    def __post_init__(self):
+        object.__setattr__(self, "models", tuple(self.models))
+        for name in _COUNTS:
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise QtcError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
+        if not _is_int(self.seed) or self.seed < 0:
+            raise QtcError(f"--seed must be a whole number >= 0, got {self.seed!r}")
+        if self.data_root is not None:
+            object.__setattr__(self, "data_root", str(self.data_root))
 
-def resolve_options(built: Built, args) -> RunOptions:
+    def to_dict(self) -> dict:
+        """Plain JSON data (resolved.json); `from_dict` reads it back."""
+        return {**asdict(self), "models": list(self.models)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunOptions":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise QtcError(f"unknown run option(s) {', '.join(unknown)} (expected {', '.join(sorted(known))})")
+        return cls(**data)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def resolve_options(built: Built, *, models: str | None = None, baselines: bool = False,
+                    epochs: int | None = None, episodes: int | None = None, workers: int | None = None,
+                    limit: int | None = None, max_batches: int | None = None, seed: int | None = None,
+                    data_root: str | None = None, download: bool = False, backend: str | None = None,
+                    progress: bool = True) -> RunOptions:
+    """The spec's settings with every override that is not None applied."""
     spec = built.spec
-    models = built.models()
-    if getattr(args, "baselines", False):
-        models = Built(spec.model_copy(update={"compare": spec.compare.model_copy(
-            update={"models": ("fixed", "classical")})})).models() if spec.generator else models
-    if getattr(args, "models", None):
-        models = _select_models(built, args.models)
+    chosen = built.baseline_models() if baselines else built.models()
+    if models:
+        chosen = built.select_models(models)
     return RunOptions(
-        models=models,
-        epochs=args.epochs or spec.train.epochs,
-        episodes=getattr(args, "episodes", None) or spec.train.episodes,
-        workers=getattr(args, "workers", None) or spec.a3c.workers,
-        limit=getattr(args, "limit", None) or (spec.data.limit if spec.data else None),
-        max_batches=getattr(args, "max_batches", None),
-        seed=spec.train.seed if getattr(args, "seed", None) is None else args.seed,
-        data_root=getattr(args, "data_root", None),
-        download=bool(getattr(args, "download", False) or (spec.data and spec.data.download)),
-        backend=getattr(args, "backend", None),
-        progress=not getattr(args, "no_progress", False),
-    )
+        models=tuple(chosen),
+        epochs=_given(epochs, spec.train.epochs), episodes=_given(episodes, spec.train.episodes),
+        workers=_given(workers, spec.a3c.workers),
+        limit=_given(limit, spec.data.limit if spec.data else None),
+        max_batches=max_batches, seed=_given(seed, spec.train.seed), data_root=data_root,
+        download=bool(download or (spec.data and spec.data.download)), backend=backend,
+        progress=progress)
 
 
-def _select_models(built: Built, text: str) -> list[str]:
-    wanted, out = [w.strip() for w in text.split(",") if w.strip()], []
-    n = len(built.program.labels) if built.program else 0
-    for w in wanted:
-        if w == "diffqas" and built.program:
-            out.append("diffqas")
-        elif w == "fixed" and built.program:
-            out += [f"fixed:{k}" for k in range(n)]
-        elif w.startswith("fixed:") and w[6:].isdigit() and int(w[6:]) < n:
-            out.append(w)
-        elif w == "classical":
-            out.append("classical")
-        else:
-            raise QtcError(f"unknown model '{w}' in --models: expected diffqas, fixed, fixed:K "
-                           f"(0 <= K < {n}) or classical")
-    return list(dict.fromkeys(out))
+def _given(override, default):
+    return default if override is None else override
 
 
-def run_task(args) -> int:
-    """`qtc run`: a new run, or `--resume` of one; one writer per run folder (guard.RunLock)."""
-    if args.resume:
-        rundir = RunDir.existing(args.resume)
-        with RunLock(rundir.path):
-            built, opts = _reopen(rundir, args)
-            print(f"resuming {rundir.path}")
-            return _train(built, rundir, opts)
-    if not args.spec:
-        raise QtcError("qtc run needs a .task file (or --resume RUNDIR)")
-    built = load_task(args.spec)
-    opts = resolve_options(built, args)
-    rundir = RunDir.create(args.output, built.spec.name)
+def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
+    """A new run folder (default runs/<task>-<time>) holding the specs and settings as run."""
+    rundir = RunDir.create(output, built.spec.name)
+    record(rundir, built, options)
+    print(f"run folder {rundir.path}")
+    return rundir
+
+
+def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None = None,
+           progress: bool | None = None) -> tuple[Built, RunOptions, RunDir]:
+    """An existing run folder with its spec and recorded settings, checked against its fingerprint.
+
+    `overrides` are the values the user gave again (None = not given): the options that change
+    the numbers must match the run's, the budget (epochs, episodes) may only grow (the run is
+    extended and the extension recorded), where and how to run (data_root, download, backend)
+    may change. `spec`, if given, must be the spec the run started with.
+    """
+    rundir = RunDir.existing(path)
     with RunLock(rundir.path):
-        _record(rundir, built, opts)
-        print(f"run folder {rundir.path}")
-        return _train(built, rundir, opts)
+        resolved = rundir.read_json(RESOLVED)
+        options = RunOptions.from_dict(resolved["options"])
+        built = load_task(rundir.path / "spec.task")
+        _check_identity(rundir, built, options, spec)
+        options, changes = _apply_overrides(rundir, built, options, overrides or {})
+        if changes:
+            resolved.setdefault("extended", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), **changes})
+        rundir.write_json(RESOLVED, {**resolved, "options": options.to_dict()})
+    if progress is not None:
+        options = replace(options, progress=progress)
+    print(f"resuming {rundir.path}")
+    return built, options, rundir
 
 
-def _train(built: Built, rundir: RunDir, opts: RunOptions) -> int:
-    if opts.backend:
-        import os
-        os.environ["QTC_BACKEND"] = opts.backend
+def run(built: Built, options: RunOptions, rundir: RunDir) -> dict:
+    """Train every model of `options` into `rundir`; return the task kind's results.
+
+    Ctrl-C and SIGTERM save and raise KeyboardInterrupt (qtc.tasks.runs.signals); the folder
+    then continues with `reopen` + `run` (`qtc run --resume`).
+    """
+    if options.backend:
+        from qtc.runtime.backends import resolve
+        resolve(options.backend)              # an unknown or absent backend fails before training
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    module = importlib.import_module(RUNNERS[built.spec.kind])
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main else None  # saves like Ctrl-C
-    try:
-        module.run(built, rundir, opts)
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-    print(f"done: results in {rundir.path}")
-    return 0
+    module = importlib.import_module(KINDS[built.spec.kind])
+    with RunLock(rundir.path), signals.as_interrupt():     # one writer per run folder
+        return module.run(built, rundir, options)
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
-
-
-def _record(rundir: RunDir, built: Built, opts: RunOptions) -> None:
+def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
     """Copy the specs as run and every resolved setting into the run folder."""
     spec = built.spec
-    rundir.write_text("spec.task", spec.source)
+    text = spec.source
     if spec.generator:
-        shutil.copyfile(spec.space_path(), rundir.path / Path(spec.generator.space).name)
-        if Path(spec.generator.space).name != spec.generator.space:
-            text = spec.source.replace(spec.generator.space, Path(spec.generator.space).name)
-            rundir.write_text("spec.task", text)
+        space = Path(spec.generator.space).name
+        rundir.write_text(space, spec.space_path().read_text())
+        if space != spec.generator.space:
+            text = spec.source.replace(spec.generator.space, space)
+    rundir.write_text("spec.task", text)
     rundir.write_text("parameters.txt", built.parameter_report() + "\n")
-    ident = identity(built, opts)
+    ident = identity(built, options)
     rundir.write_json(guard.FINGERPRINT, {"sha256": guard.fingerprint(ident), "identity": ident})
-    rundir.write_json("resolved.json", {
+    rundir.write_json(RESOLVED, {
         "task": spec.model_dump(exclude={"source", "file"}),
-        "options": asdict(opts),
+        "options": options.to_dict(),
         "program": {"qubits": built.program.qubits, "depth": built.program.depth,
                     "candidates": built.program.candidates} if built.program else None,
         "torch": torch.__version__,
@@ -141,63 +165,57 @@ def _record(rundir: RunDir, built: Built, opts: RunOptions) -> None:
 # --- resume: the same run, or a clear refusal ----------------------------------------------
 RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers")   # change the numbers
 BUDGET_OPTIONS = ("epochs", "episodes")                                  # may only grow
+PLACE_OPTIONS = ("data_root", "download", "backend")                     # where and how: may change
 
 
-def identity(built: Built, opts: RunOptions) -> dict:
+def identity(built: Built, options: RunOptions) -> dict:
     """guard.identity of this spec (its search space's text too) and these options."""
     spec = built.spec
     space = spec.space_path().read_text() if spec.generator else None
     return guard.identity(spec.model_dump(exclude={"source", "file"}), space,
-                          {k: getattr(opts, k) for k in RESULT_OPTIONS})
+                          {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS})
 
 
-def _reopen(rundir: RunDir, args) -> tuple[Built, RunOptions]:
-    """The run's own spec and settings, checked against its fingerprint and the command line."""
-    resolved = rundir.read_json("resolved.json")
-    opts = RunOptions(**resolved["options"])
-    built = load_task(rundir.path / "spec.task")
-    recorded = rundir.read_json(guard.FINGERPRINT) if (rundir.path / guard.FINGERPRINT).is_file() else None
-    if recorded is None:
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_identity(rundir: RunDir, built: Built, options: RunOptions, spec) -> None:
+    p = rundir.path / guard.FINGERPRINT
+    if not p.is_file():
         raise QtcError(f"{rundir.path} has no {guard.FINGERPRINT} (made by an older qtc): it cannot "
                        "be resumed safely; start a new run")
+    recorded = rundir.read_json(guard.FINGERPRINT)
     _refuse(rundir, "its files were edited since it started",
-            guard.differences(recorded["identity"], identity(built, opts)))
-    if getattr(args, "spec", None):
-        _refuse(rundir, f"{args.spec} is not the spec it was started with",
-                guard.differences(recorded["identity"], identity(load_task(args.spec), opts)))
-    fresh = resolve_options(built, args)
-    given = {"models": bool(args.models or getattr(args, "baselines", False)),
-             **{k: getattr(args, k, None) is not None for k in RESULT_OPTIONS if k != "models"}}
+            guard.differences(recorded["identity"], identity(built, options)))
+    if spec:
+        _refuse(rundir, f"{spec} is not the spec it was started with",
+                guard.differences(recorded["identity"], identity(load_task(spec), options)))
+
+
+def _apply_overrides(rundir: RunDir, built: Built, options: RunOptions,
+                     overrides: dict) -> tuple[RunOptions, dict]:
+    given = {k: v for k, v in overrides.items() if v is not None and v is not False}
+    if given.get("models") or given.get("baselines"):
+        fresh = resolve_options(built, models=given.get("models"), baselines=bool(given.get("baselines")))
+        given["models"] = fresh.models
+    given.pop("baselines", None)
     _refuse(rundir, "a resumed run keeps the settings it started with",
-            [f"--{k.replace('_', '-')} {getattr(fresh, k)!r} (the run has {getattr(opts, k)!r})"
-             for k in RESULT_OPTIONS if given[k] and getattr(fresh, k) != getattr(opts, k)])
-    changes = _extend(rundir, args, opts)
-    for k in ("data_root", "download", "backend"):    # where and how, not what: may change
-        if getattr(args, k, None):
-            setattr(opts, k, getattr(args, k))
-    if changes:
-        resolved.setdefault("extended", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), **changes})
-    rundir.write_json("resolved.json", {**resolved, "options": asdict(opts)})
-    if args.no_progress:
-        opts.progress = False
-    return built, opts
-
-
-def _extend(rundir: RunDir, args, opts: RunOptions) -> dict:
-    """--epochs/--episodes N with --resume: train on to N (never fewer than the run has)."""
+            [f"--{k.replace('_', '-')} {_plain(given[k])!r} (the run has {_plain(getattr(options, k))!r})"
+             for k in RESULT_OPTIONS if k in given and given[k] != getattr(options, k)])
     changes = {}
     for k in BUDGET_OPTIONS:
-        want, have = getattr(args, k, None), getattr(opts, k)
+        want, have = given.get(k), getattr(options, k)
         if want is None or want == have:
             continue
         if have is not None and want < have:
-            _refuse(rundir, "a resumed run can be extended, not shortened",
-                    [f"--{k} {want} (the run has {have})"])
+            _refuse(rundir, "a resumed run can be extended, not shortened", [f"--{k} {want} (the run has {have})"])
         changes[k] = [have, want]
-        setattr(opts, k, want)
     if changes:
         print("extending the run: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
-    return changes
+    update = {k: b for k, (a, b) in changes.items()}
+    update.update({k: given[k] for k in PLACE_OPTIONS if k in given})
+    return replace(options, **update), changes
 
 
 def _refuse(rundir: RunDir, why: str, diffs: list[str]) -> None:

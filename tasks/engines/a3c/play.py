@@ -1,0 +1,43 @@
+"""Watching a trained A3C policy: greedy episodes rendered as MiniGrid's text grids."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from qtc.tasks.engines.a3c.algorithm import make_env, obs_vector
+from qtc.tasks.engines.a3c.episodes import load_policy
+
+
+def play(actor, actor_net, env_id: str, episodes: int = 1, seed: int = 0,
+         max_episode_steps: int | None = None) -> tuple[str, list[float]]:
+    """Greedy (argmax) rollouts rendered as text grids; returns (text, reward per episode).
+
+    ``actor`` is a parameter source (``nn.Module``) or its flat weight vector.
+    """
+    with torch.no_grad():
+        flat = actor() if isinstance(actor, nn.Module) else torch.as_tensor(actor)
+        env = make_env(env_id, max_episode_steps)
+        names = [a.name for a in env.unwrapped.actions]
+        lines, rewards = [], []
+        for ep in range(episodes):
+            raw, _ = env.reset(seed=seed + ep)
+            total, step, done = 0.0, 0, False
+            lines += [f"episode {ep + 1}, start", env.unwrapped.pprint_grid(), ""]
+            while not done:
+                action = int(torch.argmax(actor_net(flat, obs_vector(raw))))
+                raw, reward, terminated, truncated, _ = env.step(action)
+                total, step, done = total + float(reward), step + 1, terminated or truncated
+                lines += [f"episode {ep + 1}, step {step}: {names[action]}",
+                          env.unwrapped.pprint_grid(), ""]
+            outcome = "reached the goal" if terminated else "time limit"
+            lines.append(f"episode {ep + 1}: reward {total:.3f} in {step} steps ({outcome})")
+            rewards.append(total)
+        env.close()
+    return "\n".join(lines), rewards
+def play_run(run_dir: Path | str, episodes: int = 1, seed: int = 0) -> tuple[str, list[float]]:
+    """``play`` for a run directory's exported policy (what ``qtc play RUNDIR`` calls)."""
+    pol = load_policy(run_dir)
+    return play(pol["actor_flat"], pol["actor_net"], pol["env_id"], episodes=episodes, seed=seed,
+                max_episode_steps=pol.get("max_episode_steps"))

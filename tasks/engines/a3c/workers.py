@@ -1,0 +1,474 @@
+"""A3C process supervision: the driver starts, watches, restarts and stops the workers.
+
+Global sources live in shared memory with an optimizer whose state is shared too (see
+algorithm.py). Each worker keeps local copies; per update it regenerates the flat weights
+*once* (a QT forward costs milliseconds), plays up to ``n_steps`` env steps with those weights
+fixed, computes the loss, copies its gradients onto the global parameters and steps the shared
+optimizer under a lock. The driver is the only writer of the engine folder (episodes.py); it
+counts episodes, restarts dead workers up to a limit and never blocks without a timeout.
+
+Start method: ``fork`` by default on Linux (a worker starts in ~50 ms instead of re-importing
+torch for ~2 s); ``spawn`` works too (then ``make_model`` must be importable). Either way each
+worker sets ``torch.set_num_threads(1)``: many single-threaded workers beat threads fighting over
+2 cores.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from collections import deque
+from dataclasses import asdict
+from multiprocessing.connection import wait as wait_connections
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.multiprocessing as tmp
+
+from qtc.errors import QtcError
+from qtc.tasks.engines.a3c.algorithm import (A3CConfig, a3c_loss, make_env, obs_vector, rollout,
+                                             share_state, shared_optimizer)
+from qtc.tasks.engines.a3c.episodes import EPISODES_CSV, EpisodeLog, read_episodes, save_policy
+from qtc.tasks.plots import plot_rewards
+from qtc.tasks.runs import signals
+from qtc.tasks.runs.rundir import CHECKPOINT, atomic_json, atomic_torch
+
+WORKER_NAME = "a3c-worker-{}"   # process names; tests and logs identify a worker by it
+
+
+class Shared:
+    """Synchronisation objects shared by the main process and the workers.
+
+    Raw values (no hidden locks): a worker killed while reading them cannot wedge anyone.
+    ``owner`` says which worker holds the optimizer lock, so the main process can release it
+    if that worker dies inside the critical section.
+    """
+
+    def __init__(self, ctx):
+        self.lock = ctx.Lock()
+        self.owner = ctx.RawValue("i", -1)
+        self.stop = ctx.RawValue("b", 0)
+
+
+def acquire(shared: Shared, who: int) -> bool:
+    """Take the optimizer lock, giving up (False) once a stop is requested."""
+    while not shared.lock.acquire(timeout=0.5):
+        if shared.stop.value:
+            return False
+    shared.owner.value = who
+    return True
+
+
+def release(shared: Shared) -> None:
+    shared.owner.value = -1
+    shared.lock.release()
+
+
+def push_grads(local_sources, global_sources, opt, shared: Shared, slot: int) -> bool:
+    """Copy local gradients onto the global parameters and step the shared optimizer."""
+    if not acquire(shared, slot):
+        return False
+    try:
+        for loc, glob in zip(local_sources, global_sources):
+            for lp, gp in zip(loc.parameters(), glob.parameters()):
+                gp.grad = lp.grad
+        opt.step()
+    finally:
+        release(shared)
+    return True
+
+
+def _sync(local_sources, global_sources) -> None:
+    for loc, glob in zip(local_sources, global_sources):
+        loc.load_state_dict(glob.state_dict())
+
+
+def _worker_loop(slot, seed, make_model, global_sources, opt, shared, conn, cfg: A3CConfig):
+    torch.manual_seed(seed)
+    actor_src, critic_src, actor_net, critic_net = make_model()
+    local = (actor_src, critic_src)
+    env = make_env(cfg.env_id, cfg.max_episode_steps)
+    obs = obs_vector(env.reset(seed=seed)[0])
+    ep_reward, ep_len = 0.0, 0
+    parent = os.getppid()
+    while not shared.stop.value and os.getppid() == parent:   # an orphan stops by itself
+        _sync(local, global_sources)
+        wa, wc = actor_src(), critic_src()          # once per update: a QT forward is costly
+        ro = rollout(env, actor_net, wa.detach(), obs, cfg.n_steps)
+        loss = a3c_loss(actor_net, critic_net, wa, wc, ro, cfg.gamma, cfg.entropy)
+        for src in local:
+            src.zero_grad(set_to_none=True)
+        loss.backward()
+        if not push_grads(local, global_sources, opt, shared, slot):
+            break
+        ep_reward += sum(ro.rewards)
+        ep_len += len(ro.rewards)
+        obs = ro.last_obs
+        if ro.terminated or ro.truncated:
+            conn.send(("episode", slot, ep_reward, ep_len))
+            obs = obs_vector(env.reset()[0])
+            ep_reward, ep_len = 0.0, 0
+
+
+def _worker_main(slot, seed, make_model, global_sources, opt, shared, conn, cfg):
+    """Process entry: Ctrl-C is the main process's business; errors go back as tracebacks."""
+    signals.in_worker()
+    torch.set_num_threads(1)
+    try:
+        _worker_loop(slot, seed, make_model, global_sources, opt, shared, conn, cfg)
+    except BaseException:
+        try:
+            conn.send(("error", slot, traceback.format_exc()))
+        except OSError:
+            pass
+        sys.exit(1)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The driver: supervision, checkpoints
+# --------------------------------------------------------------------------------------------
+
+def _describe_exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+class Trainer:
+    """State of one run in the driver process (the only writer of the engine folder)."""
+
+    def __init__(self, make_model, cfg: A3CConfig, *, workers: int, episodes: int, out_dir: Path,
+                 checkpoint_every_s: float, resume: bool, progress: bool, max_restarts: int,
+                 start_method: str, curve_window: int, optimizer: Callable):
+        self.make_model, self.cfg, self.n_workers, self.target = make_model, cfg, workers, episodes
+        self.out_dir, self.every_s, self.max_restarts = out_dir, checkpoint_every_s, max_restarts
+        self.curve_window, self.progress = curve_window, progress
+        self.ctx = tmp.get_context(start_method)
+        self.shared = Shared(self.ctx)
+        self.procs: dict[int, tuple] = {}        # slot -> (process, connection)
+        self.generation = [0] * workers          # restarts per slot, varies the seed
+        self.errors: list[str] = []
+        self.pending: dict[int, str] = {}        # slot -> traceback sent before it exited
+        self.restarts, self.count, self.rows, self.steps, self.elapsed0 = 0, 0, 0, 0, 0.0
+        self.recent = deque(maxlen=min(curve_window, 100))
+        self._build_globals(optimizer)
+        if resume:
+            self._load_checkpoint()
+        self.log = EpisodeLog(out_dir, self.rows if resume else None)
+        self.recent.extend(self.log.rewards()[-self.recent.maxlen:].tolist())
+
+    # -- setup -------------------------------------------------------------------------------
+    def _build_globals(self, optimizer: Callable) -> None:
+        torch.manual_seed(self.cfg.seed)
+        actor_src, critic_src, self.actor_net, self.critic_net = self.make_model()
+        self.sources = (actor_src, critic_src)
+        _check_model(actor_src, critic_src, self.actor_net, self.critic_net, self.cfg)
+        for src in self.sources:
+            src.share_memory()
+        params = [p for src in self.sources for p in src.parameters()]
+        self.opt = shared_optimizer(optimizer, params)
+
+    def _load_checkpoint(self) -> None:
+        path = self.out_dir / CHECKPOINT
+        if not path.exists():
+            raise QtcError(f"cannot resume: no {CHECKPOINT} in {self.out_dir}; "
+                           "hint: start without resume")
+        try:
+            ck = torch.load(path, weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - never unpickled, never trusted
+            raise QtcError(f"cannot resume from {path}: not a plain-tensor checkpoint "
+                           f"({type(exc).__name__}); start without resume") from None
+        if ck.get("config", {}).get("fingerprint") != self.cfg.fingerprint:
+            raise QtcError(f"cannot resume from {path}: it is another run's checkpoint (its "
+                           f"fingerprint differs from this run's); start without resume")
+        if ck["env_id"] != self.cfg.env_id:
+            raise QtcError(f"cannot resume: the checkpoint is for {ck['env_id']}, "
+                           f"this run asks for {self.cfg.env_id}")
+        try:
+            for src, state in zip(self.sources, (ck["actor_source"], ck["critic_source"])):
+                src.load_state_dict(state)
+            self.opt.load_state_dict(ck["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise QtcError(f"cannot resume from {path}: it does not fit this model ({exc})") from None
+        share_state(self.opt)              # load_state_dict made fresh, unshared state tensors
+        self.count, self.rows = int(ck["episodes"]), int(ck["csv_rows"])
+        self.steps, self.elapsed0 = int(ck["steps"]), float(ck["elapsed"])
+
+    # -- workers -----------------------------------------------------------------------------
+    def start_worker(self, slot: int) -> None:
+        reader, writer = self.ctx.Pipe(duplex=False)
+        seed = self.cfg.seed + slot + self.n_workers * self.generation[slot]
+        proc = self.ctx.Process(
+            target=_worker_main, name=WORKER_NAME.format(slot), daemon=True,
+            args=(slot, seed, self.make_model, self.sources, self.opt, self.shared, writer, self.cfg))
+        proc.start()
+        writer.close()                     # the worker holds the only write end: EOF when it dies
+        self.procs[slot] = (proc, reader)
+
+    def poll(self, timeout: float) -> None:
+        """Handle messages that arrive within ``timeout`` seconds."""
+        conns = {conn: slot for slot, (_, conn) in self.procs.items()}
+        for conn in wait_connections(list(conns), timeout=timeout):
+            self._drain(conns[conn], conn)
+
+    def _drain(self, slot: int, conn) -> None:
+        try:
+            while conn.poll(0):
+                self._handle(conn.recv())
+        except (EOFError, OSError):
+            pass                           # the worker is gone; check_workers reports it
+
+    def _handle(self, msg) -> None:
+        if msg[0] == "episode":
+            _, slot, reward, length = msg
+            if self.count < self.target:   # a few episodes finish after the stop: not logged
+                self.log.append(self.count + 1, slot, reward, length, self.elapsed())
+                self.count, self.rows, self.steps = self.count + 1, self.rows + 1, self.steps + length
+                self.recent.append(reward)
+                self.bar.update(1)
+        elif msg[0] == "error":
+            self.pending[msg[1]] = msg[2].rstrip()
+
+    def check_workers(self) -> bool:
+        """Report dead workers and restart them; False when the restart budget is spent."""
+        for slot, (proc, conn) in list(self.procs.items()):
+            if proc.is_alive() or (proc.exitcode == 0 and self.shared.stop.value):
+                continue
+            self._drain(slot, conn)
+            self._bury(slot, proc, conn)
+            if self.restarts >= self.max_restarts:
+                return False
+            self.restarts += 1
+            self.generation[slot] += 1
+            self._report(f"restarting worker {slot} (restart {self.restarts} of {self.max_restarts})")
+            self.start_worker(slot)
+        return True
+
+    def _bury(self, slot: int, proc, conn) -> None:
+        """Forget a dead worker; free the optimizer lock if it died holding it."""
+        proc.join(timeout=1.0)
+        conn.close()
+        del self.procs[slot]
+        note = ""
+        if self.shared.owner.value == slot:
+            self.shared.owner.value = -1
+            self.shared.lock.release()
+            note = " while holding the optimizer lock (released; that update may be partial)"
+        text = f"worker {slot} died ({_describe_exit(proc.exitcode)}){note}"
+        if slot in self.pending:
+            text += f"; it raised:\n{self.pending.pop(slot)}"
+        self.errors.append(text)
+        self._report(text)
+
+    def _report(self, text: str) -> None:
+        if self.progress:
+            self.bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+        with open(self.out_dir / "errors.log", "a") as fh:
+            fh.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {text}\n")
+
+    def stop_workers(self, grace_s: float = 5.0) -> None:
+        """Ask every worker to stop; terminate the ones still running after ``grace_s``."""
+        self.shared.stop.value = 1
+        deadline = time.monotonic() + grace_s
+        for slot, (proc, conn) in list(self.procs.items()):
+            while proc.is_alive() and time.monotonic() < deadline:
+                self._drain(slot, conn)    # a worker blocked on a full pipe must be able to exit
+                proc.join(timeout=0.05)
+        for slot, (proc, conn) in list(self.procs.items()):
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=2.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=2.0)
+            self._drain(slot, conn)
+            conn.close()
+            if self.shared.owner.value == slot:
+                self.shared.owner.value = -1
+                self.shared.lock.release()
+        self.procs.clear()
+
+    # -- saving ------------------------------------------------------------------------------
+    def elapsed(self) -> float:
+        return self.elapsed0 + time.monotonic() - self.t0
+
+    def save_checkpoint(self) -> None:
+        """Snapshot the global state under the optimizer lock; write it atomically."""
+        self.log.sync()
+        got = self.shared.lock.acquire(timeout=10.0)   # a wedged lock must not stop the save
+        try:
+            state = {
+                "version": 1, "env_id": self.cfg.env_id, "config": asdict(self.cfg),
+                "actor_source": {k: v.clone() for k, v in self.sources[0].state_dict().items()},
+                "critic_source": {k: v.clone() for k, v in self.sources[1].state_dict().items()},
+                "optimizer": clone_state(self.opt.state_dict()),
+                "episodes": self.count, "csv_rows": self.rows, "steps": self.steps,
+                "elapsed": self.elapsed(),
+            }
+        finally:
+            if got:
+                self.shared.lock.release()
+        atomic_torch(self.out_dir / CHECKPOINT, state)
+        self.last_save = time.monotonic()
+
+    def export_policy(self) -> Path:
+        return save_policy(self.out_dir, self.cfg.env_id, self.cfg.max_episode_steps, self.sources,
+                           (self.actor_net, self.critic_net))
+
+    # -- main loop ---------------------------------------------------------------------------
+    def run(self) -> dict:
+        from tqdm import tqdm
+
+        self.t0 = self.last_save = time.monotonic()
+        count0, steps0 = self.count, self.steps
+        tqdm.monitor_interval = 0          # no monitor thread: later forks (restarts) stay clean
+        self.bar = tqdm(total=self.target, initial=self.count, unit="ep", disable=not self.progress,
+                        dynamic_ncols=True, mininterval=0.5)
+        status = "completed"
+        with signals.as_interrupt():
+            try:
+                for slot in range(self.n_workers):
+                    self.start_worker(slot)
+                status = self._loop()
+            except KeyboardInterrupt:
+                status = "interrupted"
+                self._report("interrupted: stopping workers and saving")
+            finally:
+                with signals.held():          # a second Ctrl-C must not cut the save short
+                    self.stop_workers()
+                    self.save_checkpoint()
+                    self.log.close()
+                    self.bar.close()
+        return self._summary(status, time.monotonic() - self.t0, count0, steps0)
+
+    def _loop(self) -> str:
+        while self.count < self.target:
+            self.poll(timeout=0.2)
+            if not self.check_workers():
+                self._report(f"stopping: more than {self.max_restarts} worker restarts; "
+                             f"the checkpoint in {self.out_dir} holds the last good state")
+                return "failed"
+            self._show()
+            if time.monotonic() - self.last_save >= self.every_s:
+                self.save_checkpoint()
+        return "completed"
+
+    def _show(self) -> None:
+        if self.progress and self.recent:
+            self.bar.set_postfix(avg_reward=f"{np.mean(self.recent):.3f}",
+                                 steps_s=f"{self.steps / max(self.elapsed(), 1e-9):.0f}",
+                                 refresh=False)
+
+    def _summary(self, status: str, wall: float, count0: int, steps0: int) -> dict:
+        rewards = read_episodes(self.out_dir / EPISODES_CSV)["reward"]
+        curve = None
+        if len(rewards):
+            curve = self.out_dir / "rewards.png"
+            plot_rewards({self.out_dir.name: rewards}, self.curve_window, curve)
+        summary = {
+            "status": status, "episodes": self.count, "steps": self.steps,
+            "episodes_this_session": self.count - count0, "seconds": round(wall, 3),
+            "episodes_per_s": (self.count - count0) / max(wall, 1e-9),
+            "steps_per_s": (self.steps - steps0) / max(wall, 1e-9),
+            "final_avg_reward": float(rewards[-self.curve_window:].mean()) if len(rewards) else None,
+            "workers": self.n_workers, "restarts": self.restarts, "errors": self.errors,
+            "out_dir": str(self.out_dir), "checkpoint": str(self.out_dir / CHECKPOINT),
+            "policy": str(self.export_policy()), "curve": None if curve is None else str(curve),
+        }
+        atomic_json(self.out_dir / "summary.json", summary)
+        return summary
+def clone_state(sd):
+    """Deep-copy an optimizer state_dict's tensors (the originals keep changing)."""
+    if torch.is_tensor(sd):
+        return sd.clone()
+    if isinstance(sd, dict):
+        return {k: clone_state(v) for k, v in sd.items()}
+    if isinstance(sd, list):
+        return [clone_state(v) for v in sd]
+    return sd
+
+
+def _check_model(actor_src, critic_src, actor_net, critic_net, cfg: A3CConfig) -> None:
+    """Fail early, in the main process, with a clear message when the model does not fit."""
+    env = make_env(cfg.env_id, cfg.max_episode_steps)
+    obs = obs_vector(env.reset(seed=cfg.seed)[0])
+    n_actions = int(env.action_space.n)
+    env.close()
+    for name, src, net, width in (("actor", actor_src, actor_net, n_actions),
+                                  ("critic", critic_src, critic_net, 1)):
+        with torch.no_grad():
+            flat = src()
+            if flat.dim() != 1 or flat.numel() != net.num_params:
+                raise QtcError(f"the {name} source gives {tuple(flat.shape)} numbers but its "
+                               f"network needs a flat vector of {net.num_params}")
+            try:
+                out = net.forward(flat, obs)
+            except RuntimeError as exc:
+                raise QtcError(f"the {name} network cannot read a {obs.numel()}-value "
+                               f"{cfg.env_id} observation: {exc}") from None
+        if out.shape[-1:] != (width,):
+            raise QtcError(f"the {name} network gives {tuple(out.shape)} outputs per observation, "
+                           f"{cfg.env_id} needs {width}")
+        if not list(src.parameters()):
+            raise QtcError(f"the {name} source has no trainable parameters")
+
+
+def _validate(env_id, workers, episodes, gamma, n_steps, out_dir: Path, resume: bool) -> int:
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1 or episodes < 1 or n_steps < 1:
+        raise QtcError(f"workers, episodes and n_steps must be >= 1 (got {workers}, {episodes}, "
+                       f"{n_steps})")
+    if not 0.0 < gamma <= 1.0:
+        raise QtcError(f"gamma must be in (0, 1], got {gamma}")
+    if not resume and ((out_dir / CHECKPOINT).exists() or (out_dir / EPISODES_CSV).exists()):
+        raise QtcError(f"{out_dir} already holds an A3C run; hint: resume it, or choose a new "
+                       "output directory")
+    return workers
+
+
+def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episodes: int,
+              gamma: float = 0.9, n_steps: int = 5, optimizer: Callable | None = None,
+              entropy: float = 0.0, seed: int = 0,
+              out_dir: Path, checkpoint_every_s: float = 30.0, resume: bool = False,
+              max_episode_steps: int | None = None, progress: bool = True, max_restarts: int = 3,
+              start_method: str = "fork", curve_window: int = 1000,
+              fingerprint: str | None = None) -> dict:
+    """Train an actor-critic with A3C until ``episodes`` episodes (in total, across resumes).
+
+    Writes into ``out_dir``: ``episodes.csv`` (episode, worker, reward, length, time),
+    ``checkpoint.pt`` (every ``checkpoint_every_s`` and at the end), ``policy.pt`` and
+    ``policy.json`` (the exported classical policy: its tensors, and its networks as plain data), ``rewards.png`` (moving average +- one std, ``curve_window``),
+    ``summary.json``, and ``errors.log`` when something went wrong.
+
+    ``optimizer(params, foreach=False)`` builds the optimizer (the spec's ``train`` statement;
+    default Adam, lr 1e-4, betas (0.92, 0.999)); its state is shared by all workers.
+
+    Returns the summary: ``status`` is "completed", "interrupted" (Ctrl-C) or "failed" (a worker
+    kept dying after ``max_restarts`` restarts); ``errors`` lists what the workers reported.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workers = _validate(env_id, workers, episodes, gamma, n_steps, out_dir, resume)
+    cfg = A3CConfig(env_id=env_id, gamma=gamma, n_steps=n_steps, entropy=entropy, seed=seed,
+                    max_episode_steps=max_episode_steps, fingerprint=fingerprint)
+    trainer = Trainer(make_model, cfg, workers=workers, episodes=episodes, out_dir=out_dir,
+                      checkpoint_every_s=checkpoint_every_s, resume=resume, progress=progress,
+                      max_restarts=max_restarts, start_method=start_method,
+                      curve_window=curve_window, optimizer=optimizer or _default_adam)
+    return trainer.run()
+
+
+def _default_adam(params, **extra) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=1e-4, betas=(0.92, 0.999), **extra)

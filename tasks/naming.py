@@ -1,0 +1,83 @@
+"""Model names, in code and on disk: every conversion between the two lives here.
+
+A task's models are ``diffqas`` (the QT generator over the whole ensemble), ``fixed:K``
+(candidate K alone) and ``classical`` (the target network's own parameters). Folder names
+spell ``fixed:K`` as ``fixed_K``: a colon is not portable in file names (Windows, archivers).
+"""
+from __future__ import annotations
+
+from qtc.errors import QtcError
+
+DIFFQAS = "diffqas"
+CLASSICAL = "classical"
+_FIXED = "fixed:"
+_FIXED_FOLDER = "fixed_"
+
+
+def fixed(k: int) -> str:
+    """The model name of candidate `k` alone."""
+    return f"{_FIXED}{k}"
+
+
+def fixed_index(model: str) -> int | None:
+    """K for ``fixed:K``; None for every other model."""
+    if model.startswith(_FIXED) and model[len(_FIXED):].isdigit():
+        return int(model[len(_FIXED):])
+    return None
+
+
+def is_fixed(model: str) -> bool:
+    return fixed_index(model) is not None
+
+
+def folder(model: str) -> str:
+    """The model's folder name: ``fixed:K`` -> ``fixed_K``, the others as they are."""
+    k = fixed_index(model)
+    return model if k is None else f"{_FIXED_FOLDER}{k}"
+
+
+def from_folder(name: str) -> str:
+    """The inverse of `folder`."""
+    rest = name.removeprefix(_FIXED_FOLDER)
+    return fixed(int(rest)) if rest != name and rest.isdigit() else name
+
+
+def order(model: str) -> tuple[int, int]:
+    """Sort key: DiffQAS-QT, then the fixed candidates by index, then anything else."""
+    if model == DIFFQAS:
+        return (0, 0)
+    k = fixed_index(model)
+    return (1, k) if k is not None else (2, 0)
+
+
+def label(model: str, candidates) -> str:
+    """The display name: ``DiffQAS-QT``, ``config K+1 (<candidate label>)`` or ``classical``."""
+    k = fixed_index(model)
+    if k is not None:
+        return f"config {k + 1} ({candidates[k]})" if k < len(candidates) else model
+    return {DIFFQAS: "DiffQAS-QT", CLASSICAL: "classical"}.get(model, model)
+
+
+def parse_models(text: str, candidates: int, *, quantum: bool) -> list[str]:
+    """``diffqas,fixed,fixed:K,classical`` -> model names (``fixed`` = every candidate), in order.
+
+    `candidates` is the number of candidates of the task's space; `quantum` says whether the
+    task has a generator at all (without one only ``classical`` exists).
+    """
+    out: list[str] = []
+    for word in (w.strip() for w in text.split(",")):
+        k = fixed_index(word)
+        if not word:
+            continue
+        if word == DIFFQAS and quantum:
+            out.append(DIFFQAS)
+        elif word == "fixed" and quantum:
+            out += [fixed(i) for i in range(candidates)]
+        elif k is not None and quantum and k < candidates:
+            out.append(word)
+        elif word == CLASSICAL:
+            out.append(CLASSICAL)
+        else:
+            raise QtcError(f"unknown model '{word}' in --models: expected diffqas, fixed, fixed:K "
+                           f"(0 <= K < {candidates}) or classical")
+    return list(dict.fromkeys(out))

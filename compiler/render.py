@@ -24,6 +24,9 @@ from qtc.compiler.schedule import CircuitPlan, Pass, Plan, SOp, bytes_moved, par
 
 DTYPES = {"float64": ("double", 8, "long long"), "float32": ("float", 4, "int")}
 H100_BANDWIDTH = 3.35e12
+# Host cost of one kernel launch (CUDA driver + CuPy's call path), a lead to be measured on the
+# device: at ~140 launches a step at 17 qubits this is as large as the memory traffic itself.
+LAUNCH_OVERHEAD_S = 5e-6
 
 # --- symbolic 2x2 matrices ---------------------------------------------------------------
 # A real part is a tuple of (symbol, coefficient) with symbols "1", "c" (cos t/2), "s" (sin t/2);
@@ -772,6 +775,7 @@ def cost_report(prog: Program, dtype: str = "float64") -> str:
     itemsize = DTYPES[dtype][1]
     traffic = bytes_moved(plan, itemsize)
     dim = 1 << plan.n
+    launches = len(r.kernels["forward"]) + len(r.kernels["backward"])
     lines = [f"cost model: {plan.name}, {plan.n} qubits, depth {plan.depth}, {dtype}",
              f"simulated circuits: {len(plan.circuits)}; exact constants: {len(plan.constants)}",
              f"state buffer: {plan.size} reals ({plan.size * itemsize} bytes); lanes {1 << plan.lanes}",
@@ -790,7 +794,9 @@ def cost_report(prog: Program, dtype: str = "float64") -> str:
               f"backward passes {traffic['backward']}, gathers {traffic['gather']})",
               f"flops per step: {total_flops} (forward {r.fwd_flops}, backward {r.bwd_flops})",
               f"arithmetic intensity: {total_flops / max(traffic['total'], 1):.3f} flop/byte",
-              f"time at H100 bandwidth (3.35 TB/s): {traffic['total'] / H100_BANDWIDTH * 1e6:.2f} us"]
+              f"time at H100 bandwidth (3.35 TB/s): {traffic['total'] / H100_BANDWIDTH * 1e6:.2f} us",
+              f"launch overhead: {launches} launches x {LAUNCH_OVERHEAD_S * 1e6:g} us = "
+              f"{launches * LAUNCH_OVERHEAD_S * 1e6:.2f} us per step (unless replayed as a CUDA graph)"]
     return "\n".join(lines) + "\n"
 
 

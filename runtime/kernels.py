@@ -17,7 +17,7 @@ import torch
 from qtc.compiler.ir import Program
 from qtc.compiler.render import Rendered, render
 from qtc.compiler.schedule import plan_program
-from qtc.runtime import backends
+from qtc.runtime import backends, cuda
 from qtc.runtime.cache import build_shared, find_compiler
 from qtc.runtime.reference import constant_distribution
 
@@ -88,36 +88,25 @@ class _CpuLauncher:
 
 
 class _CudaLauncher:
-    """CuPy RawModule on torch CUDA tensors (shared through DLPack, torch's current stream)."""
-    BLOCK = 256
+    """The CUDA kernels bound to their arguments; compiling and launching: qtc.runtime.cuda."""
 
     def __init__(self, comp: Compiled):
-        import cupy
-        self.cupy = cupy
-        self.module = cupy.RawModule(code=comp.rendered.text, options=("--std=c++14",))
+        self.launcher = cuda.Launcher(comp.rendered)
         self.names = comp.rendered.kernels
         self.size = comp.plan.size
-        self.grid = 4 * cupy.cuda.Device().attributes["MultiProcessorCount"]
-
-    def _run(self, names, *tensors):
-        cp = self.cupy
-        args = tuple(cp.from_dlpack(t) for t in tensors)
-        with cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
-            for name, use in names:
-                self.module.get_function(name)((self.grid,), (self.BLOCK,), tuple(args[i] for i in use))
 
     def forward(self, th, wn, P):
         st = torch.empty(self.size, dtype=th.dtype, device=th.device)
         fwd = self.names["forward"]
         plan = [(fwd[0], (0,))] + [(k, (0, 1)) for k in fwd[1:-1]] + [(fwd[-1], (0, 2, 3))]
-        self._run(plan, st, th, wn, P)
+        self.launcher.run(plan, (st, th, wn, P), writes=(0, 3))
         return st
 
     def backward(self, st, th, wn, g, gth, gw):
         lam = torch.empty_like(st)
         bwd = self.names["backward"]
         plan = [(bwd[0], (0, 1, 3, 4, 6))] + [(k, (0, 1, 2, 5)) for k in bwd[1:]]
-        self._run(plan, st, lam, th, wn, g, gth, gw)
+        self.launcher.run(plan, (st, lam, th, wn, g, gth, gw), writes=(0, 1, 5, 6))
 
 
 def compiled(prog: Program, dtype: torch.dtype, device: str) -> Compiled:
@@ -186,13 +175,9 @@ def cpu_available() -> bool:
     return find_compiler() is not None
 
 
-def cuda_available() -> bool:
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
+def cpu_problem() -> str | None:
+    return None if cpu_available() else "no C++ compiler was found (looked for $CXX, g++, c++)"
 
 
-backends.register("cpu", cpu_available, _probabilities("cpu"))
-backends.register("cuda", cuda_available, _probabilities("cuda"))
+backends.register("cpu", cpu_available, _probabilities("cpu"), missing=cpu_problem)
+backends.register("cuda", cuda.available, _probabilities("cuda"), missing=cuda.problem)

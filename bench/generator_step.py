@@ -4,12 +4,17 @@ A step is P = sum_c w_c p_c(theta) (forward), loss = g . P, loss.backward() (the
 For every (n, L) and backend it reports the median seconds per step over --reps steps (after
 one warm-up step, which also compiles), the ratio to the reference backend and the peak RSS of
 a process that ran only that backend (each measurement runs in its own subprocess). It also
-prints the compiler's cost model (bytes moved and flops per step, and the time those bytes take
-at the memory bandwidth of an H100) and, with --breakdown, where the time of the cpu backend
-goes at the largest size (forward vs backward, per circuit and per pass; one thread).
+prints the compiler's cost model (bytes moved and flops per step, the time those bytes take
+at the memory bandwidth of an H100, and the step an H200 should take with its launch overhead,
+launched kernel by kernel or replayed as a CUDA graph) and, with --breakdown, where the time of
+the cpu backend goes at the largest size (forward vs backward, per circuit and per pass; one
+thread). Compiled backends also report the time to build their kernels (g++ or NVRTC; a hit in
+the kernel cache is fast). `cuda-graph` is the cuda backend with QTC_CUDA_GRAPHS=1. GPU steps
+are timed after torch.cuda.synchronize(), so the clock sees the kernels finish.
 
     python bench/generator_step.py                       # (11,10) (13,10) (17,15), all backends
     python bench/generator_step.py --sizes 17,15 --backends cpu --breakdown
+    python bench/generator_step.py --backend cuda cuda-graph cpu --dtype float32 --json steps.json
 
 PennyLane default.qubit is timed on the same circuits when PennyLane is installed.
 This is a benchmark, not a test: compare the backends of one run, not runs across machines.
@@ -45,14 +50,32 @@ def _inputs(prog, dtype):
     return theta, weights, g
 
 
+def _build_seconds(prog, backend: str, dtype) -> float | None:
+    """Seconds to build the compiled kernels (g++ or NVRTC, or a cache hit); None otherwise."""
+    if backend not in ("cpu", "cuda"):
+        return None
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import compiled
+    t = time.perf_counter()
+    comp = compiled(prog, Target(device=backend, dtype=str(dtype).replace("torch.", "")))
+    inner = getattr(getattr(comp.launcher, "launcher", None), "compile_seconds", None)
+    return inner if inner is not None else time.perf_counter() - t
+
+
 def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dict:
     """Median step time of one backend, in this process (called in a fresh subprocess)."""
     import torch
     import qtc.runtime.backends  # noqa: F401 - everything imported before the baseline
+    label = backend
+    if backend == "cuda-graph":
+        import qtc.runtime.cuda
+        qtc.runtime.cuda.GRAPHS, backend = True, "cuda"
     dtype = getattr(torch, dtype_name)
     prog = _program(n, depth)
     theta0, weights0, g = _inputs(prog, dtype)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    sync = torch.cuda.synchronize if backend == "cuda" else (lambda: None)
+    build = _build_seconds(prog, backend, dtype)
     if backend == "pennylane":
         step = _pennylane_step(prog, theta0, weights0, g)
     else:
@@ -61,8 +84,10 @@ def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dic
             weights = weights0.clone().requires_grad_()
             t0 = time.perf_counter()
             P = prog.probabilities(theta, weights, backend=backend)
+            sync()
             t1 = time.perf_counter()
             (P @ g).backward()
+            sync()
             t2 = time.perf_counter()
             return t1 - t0, t2 - t1
     t = time.perf_counter()
@@ -76,7 +101,7 @@ def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dic
         cpu.append(time.process_time() - c)
         fwd.append(f)
         bwd.append(b)
-    return {"backend": backend, "n": n, "L": depth, "median": statistics.median(total),
+    return {"backend": label, "n": n, "L": depth, "median": statistics.median(total), "build_s": build,
             "forward": statistics.median(fwd), "backward": statistics.median(bwd),
             "cpu_time": statistics.median(cpu), "warmup": warm, "reps": reps, "threads": torch.get_num_threads(),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -169,9 +194,12 @@ def cost_model(n: int, depth: int, dtype_name: str) -> dict:
     from qtc.compiler.cost import bytes_moved
     from qtc.compiler.pipeline import to_kernels
     from qtc.compiler.target import Target
+    from qtc.runtime.cuda import predicted_step
     r = to_kernels(_program(n, depth), Target(dtype=dtype_name))
     moved = bytes_moved(r.plan, r.target.itemsize)["total"]
-    return {"bytes": moved, "flops": r.fwd_flops + r.bwd_flops, "h100_s": moved / H100}
+    return {"bytes": moved, "flops": r.fwd_flops + r.bwd_flops, "h100_s": moved / H100,
+            "h200": predicted_step(r.plan, dtype_name),
+            "h200_graph": predicted_step(r.plan, dtype_name, graph=True)}
 
 
 def _subprocess(args) -> dict | None:
@@ -186,10 +214,12 @@ def _subprocess(args) -> dict | None:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="*", default=[f"{n},{L}" for n, L in SIZES], help="n,L pairs")
-    ap.add_argument("--backends", nargs="*", default=None, help="default: reference + every available")
+    ap.add_argument("--backends", "--backend", nargs="*", default=None,
+                    help="default: reference + every available; also cuda-graph (cuda, replayed as a graph)")
     ap.add_argument("--reps", type=int, default=7, help="timed steps per backend (reference: fewer)")
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     ap.add_argument("--breakdown", action="store_true", help="per-pass times at the largest size")
+    ap.add_argument("--json", type=Path, help="also write the cost models and the rows to this file")
     ap.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
@@ -207,12 +237,14 @@ def main(argv=None) -> None:
     sizes = [tuple(map(int, s.split(","))) for s in args.sizes]
     print(f"generator step = forward + backward of the 12-candidate paper ensemble, {args.dtype}, "
           f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
-    rows = []
+    rows, models = [], {}
     for n, L in sizes:
-        model = cost_model(n, L, args.dtype)
+        model = models[f"{n},{L}"] = cost_model(n, L, args.dtype)
+        h200, graph = model["h200"], model["h200_graph"]
         print(f"\n(n, L) = ({n}, {L}): cost model {model['bytes'] / 1e6:.1f} MB moved, "
               f"{model['flops'] / 1e9:.3f} GFlop per step -> {model['h100_s'] * 1e6:.1f} us at the H100's "
-              f"3.35 TB/s")
+              f"3.35 TB/s; H200 predicted {h200['total_s'] * 1e6:.0f} us ({h200['memory_s'] * 1e6:.0f} us "
+              f"memory + {h200['launches']} launches x 5 us), as a CUDA graph {graph['total_s'] * 1e6:.0f} us")
         ref = None
         for b in backends:
             reps = max(3, args.reps // 2) if b in ("reference", "pennylane") and n >= 15 else args.reps
@@ -222,16 +254,19 @@ def main(argv=None) -> None:
             ref = r["median"] if b == "reference" else ref
             r["ratio"] = (ref / r["median"]) if ref else float("nan")
             rows.append(r)
+            built = "" if r["build_s"] is None else f"; kernels built in {r['build_s']:.2f} s"
             print(f"  {b:<10} median {r['median']:9.4f} s/step (fwd {r['forward']:.4f}, bwd "
                   f"{r['backward']:.4f}; CPU time {r['cpu_time']:.4f} s; first step {r['warmup']:.2f} s)  {r['ratio']:8.1f}x vs reference"
                   f"  peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['peak_rss_mb'] - r['baseline_mb']:.0f} over "
-                  f"the {r['baseline_mb']:.0f} MB of importing torch and qtc)")
+                  f"the {r['baseline_mb']:.0f} MB of importing torch and qtc){built}")
     print("\n| (n, L) | backend | median s/step | CPU s/step | speed-up vs reference | peak RSS MB | "
           "over import MB |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['median']:.4f} | {r['cpu_time']:.4f} | {r['ratio']:.1f}x | "
               f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['baseline_mb']:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps({"dtype": args.dtype, "models": models, "rows": rows}, indent=1))
     if args.breakdown and "cpu" in backends:
         n, L = max(sizes)
         print("\n" + breakdown(n, L, args.dtype))

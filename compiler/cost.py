@@ -11,6 +11,9 @@ from qtc.compiler.render import Rendered
 from qtc.compiler.schedule import Plan
 
 H100_BANDWIDTH = 3.35e12  # bytes/s: what the report prices the traffic at
+# Host cost of one kernel launch (CUDA driver + CuPy's call path), a lead to be measured on the
+# device: at ~140 launches a step at 17 qubits this is as large as the memory traffic itself.
+LAUNCH_OVERHEAD_S = 5e-6
 
 
 def bytes_moved(plan: Plan, itemsize: int) -> dict[str, int]:
@@ -31,6 +34,7 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
     plan, target = kernels.plan, kernels.target
     traffic = bytes_moved(plan, target.itemsize)
     dim = 1 << plan.n
+    launches = len(kernels.kernels["forward"]) + len(kernels.kernels["backward"])
     lines = [f"cost model: {plan.name}, {plan.n} qubits, depth {plan.depth}, {target.dtype}",
              f"simulated circuits: {len(plan.circuits)}; exact constants: {len(plan.constants)}",
              f"state buffer: {plan.size} reals ({plan.size * target.itemsize} bytes); lanes {1 << plan.lanes}",
@@ -50,7 +54,9 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
               f"backward passes {traffic['backward']}, gathers {traffic['gather']})",
               f"flops per step: {total_flops} (forward {kernels.fwd_flops}, backward {kernels.bwd_flops})",
               f"arithmetic intensity: {total_flops / max(traffic['total'], 1):.3f} flop/byte",
-              f"time at H100 bandwidth (3.35 TB/s): {traffic['total'] / H100_BANDWIDTH * 1e6:.2f} us"]
+              f"time at H100 bandwidth (3.35 TB/s): {traffic['total'] / H100_BANDWIDTH * 1e6:.2f} us",
+              f"launch overhead: {launches} launches x {LAUNCH_OVERHEAD_S * 1e6:g} us = "
+              f"{launches * LAUNCH_OVERHEAD_S * 1e6:.2f} us per step (unless replayed as a CUDA graph)"]
     return "\n".join(lines) + "\n"
 
 

@@ -22,11 +22,18 @@ ANGLE_DTYPES = (torch.float32, torch.float64)
 
 # name -> (is_available() -> bool, probabilities(prog, theta, weights) -> Tensor)
 BACKENDS: dict[str, tuple[Callable[[], bool], Callable]] = {}
+# name -> what is missing when it is not available (a sentence), for the error message
+MISSING: dict[str, Callable[[], str | None]] = {}
+# words people use for a backend under another name: no 'did you mean cpu' for 'gpu'
+ALIASES = {"gpu": "cuda", "nvidia": "cuda", "cupy": "cuda", "host": "cpu", "ref": "reference"}
 _noticed: set[str] = set()
 
 
-def register(name: str, available: Callable[[], bool], fn: Callable) -> None:
+def register(name: str, available: Callable[[], bool], fn: Callable,
+             missing: Callable[[], str | None] | None = None) -> None:
     BACKENDS[name] = (available, fn)
+    if missing is not None:
+        MISSING[name] = missing
 
 
 def _reference(prog, theta, weights):
@@ -61,12 +68,22 @@ def resolve(backend: str = "auto") -> str:
                 "reference backend")
         return "reference"
     if backend not in BACKENDS:
-        hint = did_you_mean(backend, list(BACKENDS) + ["auto"])
+        hint = _unknown_hint(backend)
         raise QtcError(f"unknown backend '{backend}'" + (f": {hint}" if hint else ""))
     if not BACKENDS[backend][0]():
-        raise QtcError(f"backend '{backend}' is not available on this machine "
-                       f"(available: {', '.join(available_backends())})")
+        why = MISSING.get(backend, lambda: None)()
+        raise QtcError(f"backend '{backend}' is not available on this machine"
+                       + (f": {why}" if why else "")
+                       + f" (available: {', '.join(available_backends())})")
     return backend
+
+
+def _unknown_hint(backend: str) -> str | None:
+    if ALIASES.get(backend) == "cuda":
+        return "the GPU backend is called 'cuda'"
+    if backend in ALIASES:
+        return f"did you mean '{ALIASES[backend]}'?"
+    return did_you_mean(backend, list(BACKENDS) + ["auto"])
 
 
 def _notice(message: str) -> None:

@@ -20,7 +20,7 @@ from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
 from qtc.compiler.target import Target
-from qtc.runtime import backends
+from qtc.runtime import backends, cuda
 from qtc.runtime.cache import build_shared, find_compiler
 from qtc.runtime.reference import constant_distribution
 
@@ -105,34 +105,33 @@ class _CpuLauncher:
                    g=g, gth=gth, gw=gw)
 
 
+# the arguments each phase's kernels write (a CUDA graph copies these back out of its buffers)
+WRITES = {"forward": ("st", "P"), "backward": ("st", "lam", "gth", "gw")}
+
+
 class _CudaLauncher:
-    """CuPy RawModule on torch CUDA tensors (shared through DLPack, torch's current stream)."""
-    BLOCK = 256
+    """The CUDA kernels bound to their arguments; compiling and launching: qtc.runtime.cuda."""
 
     def __init__(self, comp: Compiled):
-        import cupy
-        self.cupy = cupy
+        self.launcher = cuda.Launcher(comp.rendered)
         self.rendered = comp.rendered
-        self.module = cupy.RawModule(code=comp.rendered.text, options=("--std=c++14",))
         self.size = comp.plan.size
-        self.grid = 4 * cupy.cuda.Device().attributes["MultiProcessorCount"]
 
-    def _run(self, names: list[str], **tensors) -> None:
-        cp = self.cupy
-        values = {k: cp.from_dlpack(t) for k, t in tensors.items()}
-        with cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream):
-            for name in names:
-                args = bind(self.rendered, name, values)
-                self.module.get_function(name)((self.grid,), (self.BLOCK,), args)
+    def _run(self, phase: str, **tensors) -> None:
+        """Every kernel of `phase`, its arguments bound by name (bind) as indices into `tensors`."""
+        names = list(tensors)
+        slots = {name: i for i, name in enumerate(names)}
+        launches = [(k, bind(self.rendered, k, slots)) for k in self.rendered.kernels[phase]]
+        writes = tuple(slots[n] for n in WRITES[phase] if n in slots)
+        self.launcher.run(launches, tuple(tensors.values()), writes=writes)
 
     def forward(self, th, wn, P):
         st = torch.empty(self.size, dtype=th.dtype, device=th.device)
-        self._run(self.rendered.kernels["forward"], st=st, th=th, wn=wn, P=P)
+        self._run("forward", st=st, th=th, wn=wn, P=P)
         return st
 
     def backward(self, st, th, wn, g, gth, gw):
-        self._run(self.rendered.kernels["backward"], st=st, lam=torch.empty_like(st), th=th,
-                  wn=wn, g=g, gth=gth, gw=gw)
+        self._run("backward", st=st, lam=torch.empty_like(st), th=th, wn=wn, g=g, gth=gth, gw=gw)
 
 
 def compiled(prog: Program, target: Target) -> Compiled:
@@ -200,13 +199,9 @@ def cpu_available() -> bool:
     return find_compiler() is not None
 
 
-def cuda_available() -> bool:
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        return False
-    return torch.cuda.is_available()
+def cpu_problem() -> str | None:
+    return None if cpu_available() else "no C++ compiler was found (looked for $CXX, g++, c++)"
 
 
-backends.register("cpu", cpu_available, _probabilities("cpu"))
-backends.register("cuda", cuda_available, _probabilities("cuda"))
+backends.register("cpu", cpu_available, _probabilities("cpu"), missing=cpu_problem)
+backends.register("cuda", cuda.available, _probabilities("cuda"), missing=cuda.problem)

@@ -161,3 +161,20 @@ def test_backward_twice(backend):
     first, = torch.autograd.grad(P @ g, theta, retain_graph=True)
     second, = torch.autograd.grad(P @ g, theta)
     assert torch.equal(first, second)
+
+
+@pytest.mark.skipif("cuda" not in available_backends(), reason="no CUDA GPU with CuPy here")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+def test_cuda_graph_replay_matches_kernel_by_kernel_launches(monkeypatch, dtype):
+    """QTC_CUDA_GRAPHS=1 replays the same kernels on static buffers: same values, twice over."""
+    from qtc.runtime import cuda
+    prog = program("hadamard_ent_rot", 8, 2)
+    theta, weights, g = inputs(prog, seed=5)
+    runs = []
+    for graphs in (False, True, True):
+        monkeypatch.setattr(cuda, "GRAPHS", graphs)
+        t, w = theta.to(dtype).requires_grad_(), weights.to(dtype).requires_grad_()
+        (probabilities(prog, t, w, backend="cuda").double() @ g).backward()
+        runs.append(torch.cat([t.grad.flatten(), w.grad]).double())
+    for other in runs[1:]:
+        assert (other - runs[0]).abs().max().item() <= TOL[dtype]

@@ -1,0 +1,178 @@
+"""The CUDA launch path without a GPU: what a missing GPU, CuPy or driver says, the grid sized
+from the state, the cost model's launch overhead, and the launches themselves against a
+recording stand-in for CuPy (the kernels' text is checked by nvcc in test_kernels.py, their
+numbers on a GPU by test_backends_numeric.py and bench/gpu_check.sh)."""
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+import qtc
+from qtc.compiler.cost import LAUNCH_OVERHEAD_S, cost_report
+from qtc.compiler.pipeline import to_kernels
+from qtc.compiler.target import Target
+from qtc.runtime import kernels
+from qtc.errors import QtcError
+from qtc.runtime import backends, cuda
+
+PAPER = Path(__file__).resolve().parents[1] / "specs" / "hadamard_ent_rot.qs"
+
+
+def paper(n: int, depth: int):
+    return qtc.compile(str(PAPER), qubits=n, depth=depth)
+
+
+# --- what is missing ---------------------------------------------------------------------------
+
+def test_cupy_built_for_a_newer_cuda_than_the_driver_names_both():
+    msg = cuda.version_problem("cupy-cuda13x 14.2.0", 13000, 12040)
+    assert "cupy-cuda13x 14.2.0" in msg and "CUDA 13.0" in msg and "CUDA 12.4" in msg
+    assert "cupy-cuda12x" in msg
+
+
+def test_matching_or_newer_driver_is_fine_and_no_driver_is_named():
+    assert cuda.version_problem("cupy-cuda13x 14.2.0", 13000, 13000) is None
+    assert cuda.version_problem("cupy-cuda12x 13.6.0", 12080, 13000) is None
+    assert "no NVIDIA driver" in cuda.version_problem("cupy-cuda13x 14.2.0", 13000, 0)
+
+
+@pytest.fixture
+def fresh_problem():
+    cuda.problem.cache_clear()
+    yield
+    cuda.problem.cache_clear()
+
+
+def test_without_cupy_the_error_names_cupy_and_the_extra(monkeypatch, fresh_problem):
+    monkeypatch.setitem(sys.modules, "cupy", None)       # import cupy -> ImportError
+    with pytest.raises(QtcError) as err:
+        backends.resolve("cuda")
+    text = str(err.value)
+    assert "CuPy is not installed" in text and "qtc[gpu]" in text and "cupy-cuda13x" in text
+    assert "'cpu'" not in text.split("(available")[0]
+
+
+def test_with_cupy_but_no_gpu_the_error_names_torch_and_the_missing_gpu(monkeypatch, fresh_problem):
+    monkeypatch.setitem(sys.modules, "cupy", types.ModuleType("cupy"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(QtcError, match="sees no CUDA GPU"):
+        backends.resolve("cuda")
+
+
+@pytest.mark.parametrize("word", ["gpu", "nvidia", "cupy"])
+def test_gpu_is_answered_with_cuda_not_cpu(word):
+    with pytest.raises(QtcError, match="the GPU backend is called 'cuda'"):
+        backends.resolve(word)
+
+
+# --- grids and the cost model ------------------------------------------------------------------
+
+def test_every_kernel_gets_threads_for_its_whole_state():
+    r = to_kernels(paper(6, 2), Target(device="cuda", dtype="float64"))
+    plan, work = r.plan, cuda.kernel_threads(r)
+    assert set(work) == set(r.kernels["forward"] + r.kernels["backward"])
+    assert work["qtc_init"] == plan.size and work["qtc_out"] == work["qtc_binit"] == 1 << plan.n
+    for j in range(plan.fwd_kernels):   # a pass of rank k has 2^(n-k) elements per tile lane
+        ranks = [c.fwd[j].rank for c in plan.circuits if j < len(c.fwd)]
+        assert work[f"qtc_fwd_{j}"] == 1 << (plan.n - min(ranks))
+
+
+def test_grid_grows_with_the_state_up_to_one_wave():
+    wave = 132 * 8
+    assert cuda.blocks_for(4, wave) == 1
+    assert cuda.blocks_for(1 << 14, wave) == (1 << 14) // cuda.BLOCK
+    assert cuda.blocks_for(1 << 24, wave) == wave
+    small = cuda.kernel_threads(to_kernels(paper(3, 1), Target(device="cuda", dtype="float32")))
+    large = cuda.kernel_threads(to_kernels(paper(13, 1), Target(device="cuda", dtype="float32")))
+    assert max(cuda.blocks_for(k, wave) for k in small.values()) == 1
+    assert min(cuda.blocks_for(k, wave) for k in large.values()) > 1
+
+
+def test_launch_overhead_is_in_the_cost_model_and_a_graph_pays_it_once():
+    prog = paper(11, 10)
+    r = to_kernels(prog, Target(dtype="float32"))
+    plan = r.plan
+    launches = cuda.launches_per_step(plan)
+    assert f"launch overhead: {launches} launches" in cost_report(prog, r)
+    direct = cuda.predicted_step(plan, "float32")
+    graph = cuda.predicted_step(plan, "float32", graph=True)
+    assert direct["launch_s"] == pytest.approx(launches * LAUNCH_OVERHEAD_S)
+    assert direct["memory_s"] == graph["memory_s"] > 0
+    assert graph["total_s"] < direct["total_s"]
+
+
+# --- launches, against a recording CuPy --------------------------------------------------------
+
+class _Recorder:
+    """Stands in for the parts of CuPy the Launcher touches; records every launch."""
+
+    def __init__(self):
+        self.launches, self.streams, self.code = [], [], None
+        rec = self
+
+        class Kernel:
+            def __init__(self, name):
+                self.name = name
+
+            def __call__(self, grid, block, args):
+                rec.launches.append((self.name, grid, block, tuple(int(a) for a in args),
+                                     rec.streams[-1]))
+
+        class RawModule:
+            def __init__(self, code, options):
+                rec.code = code
+
+            def get_function(self, name):
+                return Kernel(name)
+
+        class Ctx:
+            def __init__(self, *a):
+                self.args = a
+
+            def __enter__(self):
+                if self.args and isinstance(self.args[0], int) and len(self.args) == 2:
+                    rec.streams.append(self.args[0])
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+        class Device(Ctx):
+            attributes = {"MultiProcessorCount": 132, "MaxThreadsPerMultiProcessor": 2048}
+
+            def __enter__(self):
+                return self
+
+        compiler = types.SimpleNamespace(CompileException=RuntimeError)
+        self.module = types.SimpleNamespace(
+            RawModule=RawModule, cuda=types.SimpleNamespace(Device=Device, ExternalStream=Ctx,
+                                                            compiler=compiler))
+
+
+def test_launches_go_on_torchs_stream_in_order_with_grids_from_the_state(monkeypatch):
+    rec = _Recorder()
+    monkeypatch.setitem(sys.modules, "cupy", rec.module)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "current_stream",
+                        lambda device=None: types.SimpleNamespace(cuda_stream=0xABC))
+    r = to_kernels(paper(12, 2), Target(device="cuda", dtype="float32"))
+    launcher = cuda.Launcher(r)
+    assert rec.code == r.text and launcher.compile_seconds >= 0
+    tensors = [torch.empty(8) for _ in range(4)]
+    fwd = r.kernels["forward"]
+    slots = {"st": 0, "th": 1, "wn": 2, "P": 3}
+    plan = [(k, kernels.bind(r, k, slots)) for k in fwd]
+    launcher._launch(plan, tensors)
+    assert [name for name, *_ in rec.launches] == fwd
+    assert {stream for *_, stream in rec.launches} == {0xABC}
+    ptr = [t.data_ptr() for t in tensors]
+    assert rec.launches[-1][3] == (ptr[0], ptr[2], ptr[3])
+    work = cuda.kernel_threads(r)
+    for name, grid, block, _, _ in rec.launches:
+        assert block == (cuda.BLOCK,) and grid == (cuda.blocks_for(work[name], 132 * 8),)
+    with pytest.raises(ValueError, match="kernel argument 0 must be a contiguous tensor on cuda:0"):
+        launcher.run(plan, tensors, writes=(0, 3))

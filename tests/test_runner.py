@@ -21,6 +21,7 @@ def _run(args, **env):
                           env={**os.environ, **env})
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resume_finishes_the_run(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.Popen(QTC + ["run", "specs/narma5.task", "-o", str(out), "--models", "classical",

@@ -75,9 +75,9 @@ def probabilities(prog, theta: torch.Tensor, weights: torch.Tensor, *, backend: 
     weights = torch.as_tensor(weights)
     if not theta.is_floating_point():
         theta = theta.to(torch.get_default_dtype())
-    if theta.shape != (prog.depth, prog.qubits):
-        raise QtcError(f"theta has shape {tuple(theta.shape)}, expected (depth, qubits) = "
-                       f"({prog.depth}, {prog.qubits})")
+    if tuple(theta.shape) != prog.angle_shape:
+        what = "(depth, qubits" + (", angles per gate)" if len(prog.angle_shape) == 3 else ")")
+        raise QtcError(f"theta has shape {tuple(theta.shape)}, expected {what} = {prog.angle_shape}")
     if weights.shape != (len(prog.labels),):
         raise QtcError(f"weights have shape {tuple(weights.shape)}, expected ({len(prog.labels)},)")
     return BACKENDS[resolve(backend)][1](prog, theta, weights.to(theta.dtype))

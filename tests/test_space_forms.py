@@ -115,8 +115,7 @@ def test_pattern_diamond_is_bounded_not_exponential():
     ("pattern p0 = h(0)\n" + "".join(f"pattern p{i} = p{i - 1}\n" for i in range(1, 1000)) + "layer = p999",
      "nests 33 patterns deep, more than 32"),
     ("layer = rz(0, " + "+".join(["1"] * 500_000) + ")", "more than 4,096"),
-    (TEN + "\n"
-"untie layers\nlimit 1000000", "limit must be between 1 and 65536"),
+    (TEN + "\nuntie layers\nlimit 1000000", "limit must be between 1 and 65536"),
 ])
 def test_hostile_sizes_fail_at_once_with_the_bound(text, fragment):
     if fragment is None:
@@ -127,8 +126,7 @@ def test_hostile_sizes_fail_at_once_with_the_bound(text, fragment):
 
 
 def test_product_beyond_any_limit_states_the_size_it_needs():
-    err = error(TEN + "\n"
-                "untie layers", depth=6)
+    err = error(TEN + "\nuntie layers", depth=6)
     assert "1,000,000 candidates" in err.message and "at most 65,536" in err.hint
 
 

@@ -3,18 +3,28 @@
 Canonical order is itertools.product over the slots in declaration order (init first, then
 the layer's slots; for untied spaces layer 0's slots before layer 1's), first alternative
 first: for the paper's space this is Table I (1 = H-ent-RX ... 12 = none-cyc-RZ).
+
+Every size is checked against a stated bound before the work it measures is done: the number
+of candidates (the space's `limit`), the iterations of one gate's loops, the gates of one
+alternative and the gates of all candidates together.
 """
 from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle, Circuit, Op, Program
-from qtc.dsl.space import Call, Nothing, Ref, SearchSpace, Theta, evaluate
+from qtc.dsl.space import (MAX_ANGLES_PER_GATE, MAX_LIMIT, BoolOp, Call, Compare, Loop, Nothing, Ref,
+                           SearchSpace, affine, bindings, evaluate, render_expr)
 from qtc.errors import SpecError
 
-MAX_LOOP = 10_000  # iterations of one gate loop; far beyond any real register
+MAX_LOOP = 10_000          # iterations of one gate's loops; far beyond any real register
+MAX_ALT_OPS = 100_000      # gates of one alternative (patterns included) in one layer
+MAX_TOTAL_OPS = 2_000_000  # gates of all candidate circuits together
+_CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
 
 
 def expand(space: SearchSpace, qubits: int, depth: int) -> Program:
@@ -28,15 +38,20 @@ def expand(space: SearchSpace, qubits: int, depth: int) -> Program:
 def _expand(space: SearchSpace, n: int, depth: int) -> Program:
     init = space.init.alts if space.init else ()
     per_layer = [slot.alts for slot in space.layer]
-    count = max(len(init), 1) * math.prod(len(a) for a in per_layer) ** (1 if space.tied else depth)
+    count = candidate_count(space, depth)
     if count > space.limit:
         p = space.at("tie")
+        bound = (f"raise the limit with 'limit {count}'" if count <= MAX_LIMIT else
+                 f"no limit can be that high: at most {MAX_LIMIT:,} candidates are compiled")
         raise SpecError(f"the space has {count:,} candidates, more than the limit of {space.limit:,}",
-                        **p, hint="tie the layers ('tie layers'), lower the depth, or raise the "
-                        "limit with 'limit N' (every candidate is simulated)")
-    layer_ops = [[[_ops(space, alt.items, n, layer) for alt in alts] for alts in per_layer]
+                        **p, hint="tie the layers ('tie layers'), lower the depth, or " + bound +
+                        " (every candidate is simulated)")
+    memo: dict = {}
+    layer_ops = [[[_ops(space, alt.items, n, layer, memo) for alt in alts] for alts in per_layer]
                  for layer in range(depth)]
-    init_ops = [_ops(space, alt.items, n, None) for alt in init] or [()]
+    init_ops = [_ops(space, alt.items, n, None, memo) for alt in init] or [()]
+    _check_total(space, count, init_ops, layer_ops, depth)
+    layer_ops, init_ops, shape = _size_angles(layer_ops, init_ops, n, depth)
     init_labels = [alt.label for alt in init] or [""]
     slot_choices = list(itertools.product(*[range(len(a)) for a in per_layer]))
     if space.tied:
@@ -54,7 +69,43 @@ def _expand(space: SearchSpace, n: int, depth: int) -> Program:
     weights = _weights_init(space, len(labels))
     return Program(name=space.name, qubits=n, depth=depth, labels=tuple(labels),
                    source=tuple(source), circuits=tuple(source), weights_init=weights,
-                   weights_norm=space.weights_norm, angles_init=space.angles, space=space)
+                   weights_norm=space.weights_norm, angles_init=space.angles, angle_shape=shape,
+                   space=space)
+
+
+def candidate_count(space: SearchSpace, depth: int) -> int:
+    """Candidates of the product space, computed without building any (a Python int)."""
+    init = len(space.init.alts) if space.init else 1
+    per_layer = math.prod(len(slot.alts) for slot in space.layer)
+    return init * per_layer ** (1 if space.tied else depth)
+
+
+def _check_total(space: SearchSpace, count: int, init_ops, layer_ops, depth: int) -> None:
+    """Gates of all candidates together, counted before one is built: each alternative of a
+    slot appears in count / (its slot's size) candidates."""
+    total = sum(len(ops) for ops in init_ops) * (count // len(init_ops))
+    for alts_per_slot in layer_ops:
+        total += sum(sum(len(ops) for ops in alts) * (count // len(alts)) for alts in alts_per_slot)
+    if total > MAX_TOTAL_OPS:
+        raise SpecError(f"the {count:,} candidates have {total:,} gates in all, more than "
+                        f"{MAX_TOTAL_OPS:,} (depth {depth})", **space.at("layer"),
+                        hint="lower the depth or the qubits, or tie the layers")
+
+
+def _size_angles(layer_ops, init_ops, n: int, depth: int):
+    """theta has shape (L, n) unless some gate writes a third index: then (L, n, K) with K
+    one more than the largest third index used."""
+    ks = [op.angle.k for alts_per_slot in layer_ops for alts in alts_per_slot for ops in alts
+          for op in ops if isinstance(op.angle, Angle) and op.angle.k is not None]
+    if not ks:
+        return layer_ops, init_ops, (depth, n)
+    width = max(ks) + 1
+
+    def widen(ops):
+        return tuple(replace(op, angle=replace(op.angle, k=op.angle.k or 0, width=width))
+                     if isinstance(op.angle, Angle) else op for op in ops)
+    layer_ops = [[[widen(ops) for ops in alts] for alts in per_slot] for per_slot in layer_ops]
+    return layer_ops, init_ops, (depth, n, width)
 
 
 def _label(init: str, choices, per_layer, tied: bool) -> str:
@@ -64,14 +115,23 @@ def _label(init: str, choices, per_layer, tied: bool) -> str:
 
 
 def _weights_init(space: SearchSpace, count: int) -> tuple[float, ...]:
-    if space.weights_init is None:
-        value = 1.0 / count if space.weights_norm == "raw" else 0.0
-    else:
-        value = float(evaluate(space.weights_init, {"C": count, "pi": math.pi}))
-    return (value,) * count
+    env = {"C": count, "pi": math.pi}
+    w = space.weights_init
+    if w is None:
+        return ((1.0 / count) if space.weights_norm == "raw" else 0.0,) * count
+    if not isinstance(w, tuple):
+        return (float(evaluate(w, env, "a weight")),) * count
+    if len(w) != count:
+        raise SpecError(f"'weights init' lists {len(w)} value(s) but the space has {count} candidates",
+                        **space.at("weights"), hint="give one value per candidate, in the order of "
+                        "'qtc compile' (the product of the choices, first alternative first)")
+    return tuple(float(evaluate(e, env, "a weight")) for e in w)
 
 
-def _ops(space: SearchSpace, items, n: int, layer: int | None) -> tuple[Op, ...]:
+def _ops(space: SearchSpace, items, n: int, layer: int | None, memo: dict) -> tuple[Op, ...]:
+    """The gates of an item sequence in one layer (None = init). A pattern's gates are built
+    once per layer (memo), and no sequence may exceed MAX_ALT_OPS gates: a pattern that names
+    another twice per level doubles at every level."""
     env = {"n": n, "pi": math.pi}
     if layer is not None:
         env["layer"] = layer
@@ -80,29 +140,61 @@ def _ops(space: SearchSpace, items, n: int, layer: int | None) -> tuple[Op, ...]
         if isinstance(it, Nothing):
             continue
         if isinstance(it, Ref):
-            out += _ops(space, space.patterns[it.name], n, layer)
-        elif isinstance(it, Call):
-            out += _call(it, env, n)
+            key = (it.name, layer)
+            if key not in memo:
+                memo[key] = _ops(space, space.patterns[it.name], n, layer, memo)
+            part = memo[key]
+        else:
+            part = _call(it, env, n)
+        if len(out) + len(part) > MAX_ALT_OPS:
+            raise it.error(f"this sequence has more than {MAX_ALT_OPS:,} gates "
+                           f"({len(out) + len(part):,} so far){bindings(env)}",
+                           "a pattern that names another pattern twice doubles at every level")
+        out += part
     return tuple(out)
 
 
 def _call(call: Call, env: dict, n: int) -> list[Op]:
+    """A gate with its 'for' and 'if' clauses, outer clause first (as a comprehension)."""
     g = GATES[call.gate]
-    if call.loop is None:
-        return [_op(call, g, env, n)]
-    values = _range(call, env, n)
-    return [_op(call, g, {**env, call.loop.var: v}, n) for v in values]
+    envs = [env]
+    for cl in call.clauses:
+        if isinstance(cl, Loop):
+            envs = [{**e, cl.var: v} for e in envs for v in _range(cl, e)]
+            if len(envs) > MAX_LOOP:
+                raise cl.error(f"the loops run {len(envs):,} times, more than {MAX_LOOP:,}",
+                               "a loop over qubits needs at most n iterations")
+        else:
+            envs = [e for e in envs if _holds(cl.cond, e)]
+    return [_op(call, g, e, n) for e in envs]
 
 
-def _range(call: Call, env: dict, n: int) -> range:
-    span = call.loop.span
-    if span is None:
-        return range(n)
+def _holds(cond, env: dict) -> bool:
+    if isinstance(cond, Compare):
+        a, b = (evaluate(x, env, "an 'if' condition") for x in (cond.left, cond.right))
+        return _CMP[cond.op](a, b)
+    left = _holds(cond.left, env)
+    return (left and _holds(cond.right, env)) if cond.op == "and" else (left or _holds(cond.right, env))
+
+
+def _range(loop: Loop, env: dict) -> range:
+    """`a .. b` includes both ends and counts downwards when b < a: it is never empty. With
+    `step s` it counts by s in the direction of s, and is empty when it stops short of its
+    start by at most one step (`0 .. n - 2 step 1` at n = 1, `1 .. n - 2 step 2` at n = 2); a
+    range that runs further the other way than its step says is an error, never nothing."""
+    span = loop.span
     start, stop = _int(span.start, env, "range start"), _int(span.stop, env, "range end")
-    step = _int(span.step, env, "step") if span.step is not None else 1
-    if step <= 0:
-        raise span.error(f"the step must be positive, got {step}")
-    values = range(start, stop + 1, step)
+    if span.step is None:
+        step = 1 if stop >= start else -1
+    else:
+        step = _int(span.step, env, "step")
+        if step == 0:
+            raise span.error(f"the step must not be zero{bindings(env)}")
+    values = range(start, stop + (1 if step > 0 else -1), step)
+    if not values and (stop - start) * (1 if step > 0 else -1) < -abs(step):
+        way = "down" if step < 0 else "up"
+        raise span.error(f"the range {start} .. {stop} runs against its step {step} (it counts {way}wards)"
+                         f"{bindings(env)}", f"write 'step {-step}' to count the other way")
     if len(values) > MAX_LOOP:
         raise span.error(f"the loop runs {len(values):,} times, more than {MAX_LOOP:,}",
                          "a loop over qubits needs at most n iterations")
@@ -113,36 +205,39 @@ def _op(call: Call, g, env: dict, n: int) -> Op:
     qubits = tuple(_int(a, env, "qubit index") for a in call.args[:g.arity])
     for q, arg in zip(qubits, call.args):
         if not 0 <= q < n:
-            raise arg.error(f"qubit index {q} is out of range for {n} qubits (0..{n - 1})",
+            raise arg.error(f"qubit index {q} is out of range for {n} qubits (0..{n - 1}){bindings(env)}",
                             "check the loop range: 'n' is the number of qubits")
     if len(set(qubits)) != len(qubits):
         raise call.error(f"gate '{call.gate}' touches qubit {qubits[0]} twice "
-                         f"({call.gate}({', '.join(map(str, qubits))}) with {_bindings(call, env)})")
-    angle = None
-    if g.params:
-        arg = call.args[g.arity]
-        if isinstance(arg, Theta):
-            layer, q = _int(arg.layer, env, "angle layer"), _int(arg.qubit, env, "angle qubit")
-            if "layer" not in env:
-                raise arg.error("theta[...] is only available inside the 'layer' statement")
-            if layer != env["layer"] or not 0 <= q < n:
-                raise arg.error(f"theta[{layer}, {q}] is outside this layer's angles "
-                                f"theta[{env['layer']}, 0..{n - 1}]",
-                                "write theta[layer, q] with 0 <= q < n")
-            angle = Angle(layer, q)
-        else:
-            angle = float(evaluate(arg, env))
+                         f"({call.gate}({', '.join(map(str, qubits))}) with {_loop_values(call, env)})")
+    angle = _angle(call.args[g.arity], env, n) if g.params else None
     return Op(call.gate, qubits, angle)
 
 
-def _bindings(call: Call, env: dict) -> str:
-    return f"{call.loop.var} = {env[call.loop.var]}" if call.loop else "no loop"
+def _angle(arg, env: dict, n: int) -> Angle | float:
+    """A rotation angle: a constant, or scale * theta[layer, q(, k)] + shift."""
+    scale, theta, shift = affine(arg, env)
+    if theta is None or scale == 0:
+        return float(shift)
+    layer, q = _int(theta.layer, env, "angle layer"), _int(theta.qubit, env, "angle qubit")
+    k = None if theta.index is None else _int(theta.index, env, "angle index")
+    if layer != env["layer"] or not 0 <= q < n:
+        raise theta.error(f"theta[{layer}, {q}] is outside this layer's angles "
+                          f"theta[{env['layer']}, 0..{n - 1}]{bindings(env)}",
+                          "write theta[layer, q] with 0 <= q < n")
+    if k is not None and not 0 <= k < MAX_ANGLES_PER_GATE:
+        raise theta.error(f"the third index of {render_expr(theta)} is {k}, outside "
+                          f"0..{MAX_ANGLES_PER_GATE - 1}{bindings(env)}")
+    return Angle(layer, q, k=k, scale=float(scale), shift=float(shift))
+
+
+def _loop_values(call: Call, env: dict) -> str:
+    shown = [f"{cl.var} = {env[cl.var]}" for cl in call.clauses if isinstance(cl, Loop)]
+    return ", ".join(shown) if shown else "no loop"
 
 
 def _int(e, env: dict, what: str) -> int:
-    if isinstance(e, Theta):
-        raise e.error(f"expected a {what}, got an angle")
-    v = evaluate(e, env)
+    v = evaluate(e, env, f"a {what}")
     if not float(v).is_integer():
-        raise e.error(f"the {what} must be a whole number, got {v}")
+        raise e.error(f"the {what} must be a whole number, got {v}{bindings(env)}")
     return int(v)

@@ -15,12 +15,30 @@ from qtc.compiler.gates import GATES
 
 @dataclass(frozen=True)
 class Angle:
-    """A reference to the shared angle theta[layer, qubit]."""
+    """A rotation angle scale * theta[layer, qubit(, k)] + shift of the trainable angles.
+
+    theta has shape (L, n), or (L, n, width) when some gate writes a third index k (width =
+    the program's angles per (layer, qubit)); `offset` is the angle's place in flat theta, and
+    the gradient of the rotation's angle reaches theta times `scale` (the chain rule)."""
     layer: int
     qubit: int
+    k: int | None = None
+    width: int = 1
+    scale: float = 1.0
+    shift: float = 0.0
+
+    def offset(self, n: int) -> int:
+        return (self.layer * n + self.qubit) * self.width + (self.k or 0)
+
+    @property
+    def plain(self) -> bool:
+        return self.scale == 1.0 and self.shift == 0.0
 
     def __str__(self):
-        return f"theta[{self.layer},{self.qubit}]"
+        idx = f"{self.layer},{self.qubit}" + ("" if self.k is None else f",{self.k}")
+        scale = "" if self.scale == 1 else "-" if self.scale == -1 else f"{self.scale:.17g}*"
+        shift = "" if self.shift == 0 else f"{self.shift:+.17g}"
+        return f"{scale}theta[{idx}]{shift}"
 
 
 @dataclass(frozen=True)
@@ -67,7 +85,12 @@ class Program:
     weights_init: tuple[float, ...] = ()
     weights_norm: str = "raw"
     angles_init: tuple[str, tuple[float, ...]] = ("normal", (0.0, 0.01))
+    angle_shape: tuple[int, ...] = ()  # theta's shape: (depth, qubits) or (depth, qubits, K)
     space: object = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if not self.angle_shape:
+            object.__setattr__(self, "angle_shape", (self.depth, self.qubits))
 
     @property
     def candidates(self) -> list[str]:
@@ -114,7 +137,9 @@ def verify(prog: Program) -> Program:
             if (op.angle is None) != (g.params == 0):
                 raise IRError(f"after {where}: angle mismatch in '{op}' ({prog.label_of(node)})")
             if isinstance(op.angle, Angle) and not (0 <= op.angle.layer < prog.depth
-                                                    and 0 <= op.angle.qubit < n):
+                                                    and 0 <= op.angle.qubit < n
+                                                    and 0 <= (op.angle.k or 0) < op.angle.width
+                                                    and op.angle.width == _width(prog)):
                 raise IRError(f"after {where}: angle out of range in '{op}'")
             if node.real and not g.real:
                 raise IRError(f"after {where}: complex gate '{op}' in real circuit {prog.label_of(node)}")
@@ -124,9 +149,14 @@ def verify(prog: Program) -> Program:
     return prog
 
 
+def _width(prog: Program) -> int:
+    return prog.angle_shape[2] if len(prog.angle_shape) == 3 else 1
+
+
 def pretty(prog: Program) -> str:
     """Deterministic text of the program (what `qtc compile` writes as the IR)."""
-    lines = [f"program {prog.name} qubits {prog.qubits} depth {prog.depth}",
+    lines = [f"program {prog.name} qubits {prog.qubits} depth {prog.depth}"
+             + (f" angles {' x '.join(map(str, prog.angle_shape))}" if len(prog.angle_shape) == 3 else ""),
              f"passes {' '.join(prog.passes) or '-'}",
              f"weights {prog.weights_norm} init {' '.join(f'{w:.6g}' for w in prog.weights_init)}",
              "candidates"]

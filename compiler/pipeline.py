@@ -13,7 +13,7 @@ from qtc.compiler.passes import drop_trailing_diagonals, fold_clifford_constants
 from qtc.compiler.render import Rendered, render
 from qtc.compiler.schedule import plan_program
 from qtc.compiler.target import Target
-from qtc.dsl.space import SearchSpace, parse_space
+from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS, SearchSpace, parse_space
 from qtc.errors import SpecError
 
 PASSES = (
@@ -47,8 +47,9 @@ def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> t
     if L is None:
         raise SpecError("the space gives no depth", line=space.line, column=space.column,
                         hint="add 'depth L' to the space, or pass depth=L (--depth L)")
-    if not 1 <= n <= 30 or L < 1:
-        raise SpecError(f"qubits must be in 1..30 and depth >= 1, got qubits={n}, depth={L}")
+    if not 1 <= n <= MAX_QUBITS or not 1 <= L <= MAX_DEPTH:
+        raise SpecError(f"qubits must be in 1..{MAX_QUBITS} and depth in 1..{MAX_DEPTH:,}, got "
+                        f"qubits={n}, depth={L:,}", **space.at("depth"))
     return n, L
 
 

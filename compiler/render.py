@@ -179,9 +179,8 @@ class TileEmitter:
 
     def angle_vars(self, op: SOp, k: int) -> None:
         if isinstance(op.angle, Angle):
-            idx = op.angle.layer * self.plan.n + op.angle.qubit
-            self.sec.pre.append(f"const real c{k} = QTC_COS(th[{idx}] * (real)0.5), "
-                                f"s{k} = QTC_SIN(th[{idx}] * (real)0.5);")
+            half = _half_angle(op.angle, self.plan.n)
+            self.sec.pre.append(f"const real c{k} = QTC_COS({half}), s{k} = QTC_SIN({half});")
 
     def _parts(self, k: int, name: str, table: list, pms) -> tuple[Part, Part]:
         re = Part(self.sec, f"{name}{k}r", [e[0] for e in table], pms, k)
@@ -279,9 +278,17 @@ class TileEmitter:
                 body.append("{ " + " ".join(stmts) + " }")
         body.append(f"acc{k} += QTC_ACC(g{k});")
         self.sec.pre.append(f"qacc acc{k} = {{}};")
-        idx = op.angle.layer * self.plan.n + op.angle.qubit
-        self.sec.post.append(f"qtc_add(&gth[{idx}], QTC_HSUM(acc{k}));")
+        grad = "" if op.angle.scale == 1 else f"{op.angle.scale!r} * "  # the chain rule
+        self.sec.post.append(f"qtc_add(&gth[{op.angle.offset(self.plan.n)}], {grad}QTC_HSUM(acc{k}));")
         lines += decl + body
+
+
+def _half_angle(angle: Angle, n: int) -> str:
+    """C expression of t / 2 for t = scale * theta[...] + shift."""
+    th = f"th[{angle.offset(n)}]"
+    if angle.plain:
+        return f"{th} * (real)0.5"
+    return f"{th} * {_literal(angle.scale / 2)} + {_literal(angle.shift / 2)}"
 
 
 def _tile_base(pss: Pass, lanes: int) -> list[str]:

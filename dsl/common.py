@@ -72,7 +72,25 @@ def syntax_error(err: UnexpectedInput, keywords=()) -> SpecError:
     return SpecError(msg, line=line, column=col, hint=hint)
 
 
+MAX_SPEC_CHARS = 1 << 20   # a spec is a page of text; parsing a megabyte already takes seconds
+MAX_LINE_CHARS = 4096
+
+
+def check_size(text: str) -> None:
+    """Refuse a spec too large to parse at once, before the parser sees it."""
+    if len(text) > MAX_SPEC_CHARS:
+        line = text.count("\n", 0, MAX_SPEC_CHARS) + 1
+        raise SpecError(f"the spec has {len(text):,} characters, more than {MAX_SPEC_CHARS:,}", line=line,
+                        column=1)
+    for number, line in enumerate(text.split("\n"), 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise SpecError(f"line {number} has {len(line):,} characters, more than {MAX_LINE_CHARS:,}",
+                            line=number, column=MAX_LINE_CHARS + 1,
+                            hint="statements may span several lines: break it after an operator")
+
+
 def parse_text(grammar_name: str, text: str, keywords=()):
+    check_size(text)
     try:
         return grammar(grammar_name).parse(text)
     except UnexpectedInput as err:

@@ -15,6 +15,7 @@ from lark import Token, Transformer, v_args
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
+from qtc.dsl.space import MAX_DEPTH
 from qtc.errors import SpecError, did_you_mean
 
 TASK_KINDS = ("classify", "forecast", "a3c")
@@ -84,6 +85,8 @@ class GeneratorStmt(Stmt):
     def _depth(cls, v):
         if v is not None and v < 1:
             raise ValueError("depth must be at least 1")
+        if v is not None and v > MAX_DEPTH:  # refused before any layer is expanded
+            raise ValueError(f"depth must be at most {MAX_DEPTH:,}")
         return v
 
     @field_validator("qubits")

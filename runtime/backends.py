@@ -100,9 +100,9 @@ def probabilities(prog, theta: torch.Tensor, weights: torch.Tensor, *, backend: 
     if theta.dtype not in ANGLE_DTYPES:
         raise QtcError(f"theta has dtype {str(theta.dtype).removeprefix('torch.')}; qtc computes in "
                        "float32 or float64: convert it first (theta.float() or theta.double())")
-    if theta.shape != (prog.depth, prog.qubits):
-        raise QtcError(f"theta has shape {tuple(theta.shape)}, expected (depth, qubits) = "
-                       f"({prog.depth}, {prog.qubits})")
+    if tuple(theta.shape) != prog.angle_shape:
+        what = "(depth, qubits" + (", angles per gate)" if len(prog.angle_shape) == 3 else ")")
+        raise QtcError(f"theta has shape {tuple(theta.shape)}, expected {what} = {prog.angle_shape}")
     if weights.shape != (len(prog.labels),):
         raise QtcError(f"weights have shape {tuple(weights.shape)}, expected ({len(prog.labels)},)")
     return BACKENDS[resolve(backend)][1](prog, theta, weights.to(theta.dtype))

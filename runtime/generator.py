@@ -1,6 +1,6 @@
 """The Quantum-Train generator: circuit ensemble -> probabilities -> mapping -> target weights.
 
-QTGenerator holds the shared angles theta (L, n), the structural weights w (C,) and the mapping
+QTGenerator holds the shared angles theta (L, n) (or (L, n, K), see Program.angle_shape), the structural weights w (C,) and the mapping
 model; forward() returns the flat vector of the target network's p parameters:
     P = sum_c w_c p_c(theta)                              (the compiled ensemble)
     x_i = rescale(P_i), i < p                             ((beta tanh(gamma 2^(n-1) P))^alpha - mean)
@@ -92,7 +92,7 @@ class ClassicalParams(nn.Module):
 
 def _angles(program: Program, dtype) -> torch.Tensor:
     kind, args = program.angles_init
-    shape = (program.depth, program.qubits)
+    shape = program.angle_shape
     if kind == "normal":
         return torch.randn(shape, dtype=dtype) * args[1] + args[0]
     if kind == "uniform":

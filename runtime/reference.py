@@ -61,8 +61,7 @@ def simulate(circuit: Circuit, n: int, theta: torch.Tensor) -> torch.Tensor:
     for op in circuit.ops:
         g = GATES[op.gate]
         if g.params:
-            t = theta[op.angle.layer, op.angle.qubit] if isinstance(op.angle, Angle) else \
-                torch.tensor(float(op.angle), dtype=theta.dtype)
+            t = _angle(op.angle, theta, n)
             state = _apply_1q(state, _rotation(g.axis, t), op.qubits[0], n)
         elif g.lowering.kind == "frame":   # a pure permutation: a gather, no arithmetic
             state = state[_permutation(op.gate, op.qubits, n)]
@@ -71,6 +70,15 @@ def simulate(circuit: Circuit, n: int, theta: torch.Tensor) -> torch.Tensor:
         else:
             state = _apply_2q(state, torch.as_tensor(g.matrix(), dtype=cdt), op.qubits, n)
     return state
+
+
+def _angle(angle: Angle | float, theta: torch.Tensor, n: int) -> torch.Tensor:
+    """The rotation's angle: a constant, or scale * theta[...] + shift (autograd does the
+    chain rule)."""
+    if not isinstance(angle, Angle):
+        return torch.tensor(float(angle), dtype=theta.dtype)
+    t = theta.reshape(-1)[angle.offset(n)]
+    return t if angle.plain else angle.scale * t + angle.shift
 
 
 def candidate_probabilities(prog: Program, theta: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ space clifford_t
 qubits 5
 depth 3
 
-pattern mirror = swap(q, n - 1 - q) for q in 0 .. n // 2 - 1   # reverse the qubit order
+pattern mirror = swap(q, n - 1 - q) for q in 0 .. n // 2 - 1 step 1   # reverse the qubit order
 pattern plus   = h(q) for q in all
 
 init  = choose { plus | X: x(q) for q in 0 .. n - 1 step 2 }   # |+...+> or |10101>
@@ -14,6 +14,6 @@ layer = choose { S: s(q) for q in all | T: t(q) for q in all } ;
         choose { RX4: rx(q, pi / 4) for q in all
                | RY: ry(q, theta[layer, q]) for q in all
                | z(q) for q in all } ;
-        cz(q, q + 1) for q in 0 .. n - 2
+        cz(q, q + 1) for q in 0 .. n - 2 step 1     # (step 1: empty at n = 1)
 tie layers
 angles zeros

@@ -109,7 +109,7 @@ class Built:
             rows += [f"  qubits                {prog.qubits} (2^{prog.qubits} = {2 ** prog.qubits:,} >= "
                      f"{net.num_params:,})",
                      f"  depth                 {prog.depth}",
-                     f"  angles                {parts['angles']} = {prog.depth} x {prog.qubits}",
+                     f"  angles                {parts['angles']} = {' x '.join(map(str, prog.angle_shape))}",
                      f"  structural weights    {parts['structural weights']} "
                      f"({len(prog.labels)} candidates)",
                      f"  mapping               {parts['mapping']}",

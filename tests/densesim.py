@@ -93,12 +93,14 @@ def pauli_string(paulis: dict[int, str], n: int) -> np.ndarray:
 
 
 def angle_value(op, theta: np.ndarray) -> float | None:
-    """The numeric angle of an IR op (theta[layer, qubit] or a constant)."""
+    """The numeric angle of an IR op: a constant, or scale * theta[layer, qubit(, k)] + shift."""
     if op.angle is None:
         return None
     if isinstance(op.angle, (int, float)):
         return float(op.angle)
-    return float(theta[op.angle.layer, op.angle.qubit])
+    a = op.angle
+    index = (a.layer, a.qubit) if theta.ndim == 2 else (a.layer, a.qubit, a.k or 0)
+    return a.scale * float(theta[index]) + a.shift
 
 
 def statevector(circuit, n: int, theta) -> np.ndarray:

@@ -35,7 +35,7 @@ CASES = [  # (spec, qubits, depth): the paper space from 2 to 10 qubits, the oth
     ("hadamard_ent_rot", 8, 1), ("hadamard_ent_rot", 9, 1), ("hadamard_ent_rot", 10, 1),
     ("clifford_t", 1, 1), ("clifford_t", 4, 2), ("hardware_efficient", 2, 3),
     ("hardware_efficient", 5, 2), ("untied_two_layer", 3, 2), ("allgates", 3, 2),
-    ("allgates", 1, 1),
+    ("allgates", 1, 1), ("every_form", 2, 1), ("every_form", 4, 2), ("every_form", 5, 3),
 ]
 DTYPES = [torch.float64, torch.float32]
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -72,7 +72,7 @@ def program(spec: str, n: int, depth: int):
 
 def inputs(prog, seed: int = 0):
     gen = torch.Generator().manual_seed(seed)
-    theta = torch.rand(prog.depth, prog.qubits, generator=gen, dtype=torch.float64) * 6.0 - 3.0
+    theta = torch.rand(prog.angle_shape, generator=gen, dtype=torch.float64) * 6.0 - 3.0
     weights = torch.rand(len(prog.labels), generator=gen, dtype=torch.float64) + 0.1
     g = torch.randn(2 ** prog.qubits, generator=gen, dtype=torch.float64)
     return theta, weights, g

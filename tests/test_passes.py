@@ -41,8 +41,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def thetas(prog, count=3, seed=0):
     """Angles that are anything but small: zeros, then uniform in (-3 pi, 3 pi)."""
     g = torch.Generator().manual_seed(seed)
-    out = [torch.zeros(prog.depth, prog.qubits, dtype=torch.float64)]
-    out += [(torch.rand(prog.depth, prog.qubits, generator=g, dtype=torch.float64) * 2 - 1) * 3 * math.pi
+    out = [torch.zeros(prog.angle_shape, dtype=torch.float64)]
+    out += [(torch.rand(prog.angle_shape, generator=g, dtype=torch.float64) * 2 - 1) * 3 * math.pi
             for _ in range(count - 1)]
     return out
 

@@ -34,7 +34,7 @@ def test_every_space_in_specs_is_covered():
 
 def random_theta(prog, seed):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(prog.depth, prog.qubits, generator=g, dtype=torch.float64) * 2 - 1) * 2 * np.pi
+    return (torch.rand(prog.angle_shape, generator=g, dtype=torch.float64) * 2 - 1) * 2 * np.pi
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: f"{c[0]}-n{c[1]}-L{c[2]}")

@@ -1,0 +1,5 @@
+space s
+qubits 3
+depth 3
+layer = ry(q, theta[layer, q]) for q in all
+limit 1000000

@@ -1,0 +1,4 @@
+space s
+qubits 3
+depth 3
+layer = cz(i, j) for i in all for i in all

@@ -1,0 +1,44 @@
+space s
+qubits 3
+depth 3
+pattern p0 = h(0)
+pattern p1 = p0
+pattern p2 = p1
+pattern p3 = p2
+pattern p4 = p3
+pattern p5 = p4
+pattern p6 = p5
+pattern p7 = p6
+pattern p8 = p7
+pattern p9 = p8
+pattern p10 = p9
+pattern p11 = p10
+pattern p12 = p11
+pattern p13 = p12
+pattern p14 = p13
+pattern p15 = p14
+pattern p16 = p15
+pattern p17 = p16
+pattern p18 = p17
+pattern p19 = p18
+pattern p20 = p19
+pattern p21 = p20
+pattern p22 = p21
+pattern p23 = p22
+pattern p24 = p23
+pattern p25 = p24
+pattern p26 = p25
+pattern p27 = p26
+pattern p28 = p27
+pattern p29 = p28
+pattern p30 = p29
+pattern p31 = p30
+pattern p32 = p31
+pattern p33 = p32
+pattern p34 = p33
+pattern p35 = p34
+pattern p36 = p35
+pattern p37 = p36
+pattern p38 = p37
+pattern p39 = p38
+layer = p39 ; ry(q, theta[layer, q]) for q in all

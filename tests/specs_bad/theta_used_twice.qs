@@ -1,0 +1,4 @@
+space s
+qubits 3
+depth 3
+layer = ry(q, theta[layer, q] + theta[layer, q]) for q in all

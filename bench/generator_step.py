@@ -1,9 +1,12 @@
 """Benchmark: one generator training step of the paper's 12-candidate ensemble (shared theta).
 
 A step is P = sum_c w_c p_c(theta) (forward), loss = g . P, loss.backward() (theta and w).
-For every (n, L) and backend it reports the median seconds per step over --reps steps (after
-one warm-up step, which also compiles), the ratio to the reference backend and the peak RSS of
-a process that ran only that backend (each measurement runs in its own subprocess). It also
+For every (n, L), backend, thread count (--threads, default 1 and 2) and load (--load: idle, and
+busy = two busy-loop processes the benchmark starts itself) it reports the median wall and CPU
+seconds per step over --reps steps, the cold compile time (a fresh kernel cache), the load
+average, the thread setting the cpu backend chose (runtime/threads.py), the ratio to the
+reference backend and to Qulacs (its best thread count, same run and load), and the peak RSS
+(each measurement runs in its own subprocess). It also
 prints the compiler's cost model (bytes moved and flops per step, and the time those bytes take
 at the memory bandwidth of an H100) and, with --breakdown, where the time of the cpu backend
 goes at the largest size (forward vs backward, per circuit and per pass; one thread).
@@ -11,18 +14,21 @@ goes at the largest size (forward vs backward, per circuit and per pass; one thr
     python bench/generator_step.py                       # (11,10) (13,10) (17,15), all backends
     python bench/generator_step.py --sizes 17,15 --backends cpu --breakdown
 
-PennyLane default.qubit is timed on the same circuits when PennyLane is installed.
+PennyLane default.qubit and Qulacs are timed on the same circuits when installed (each is
+skipped with a note otherwise; `pip install qulacs`).
 This is a benchmark, not a test: compare the backends of one run, not runs across machines.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,16 +51,21 @@ def _inputs(prog, dtype):
     return theta, weights, g
 
 
-def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dict:
-    """Median step time of one backend, in this process (called in a fresh subprocess)."""
+def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str, threads: int) -> dict:
+    """Median step time of one backend, in this process (called in a fresh subprocess whose
+    kernel cache is empty: the compiled backends' build is timed as the cold compile)."""
     import torch
     import qtc.runtime.backends  # noqa: F401 - everything imported before the baseline
+    torch.set_num_threads(threads)
     dtype = getattr(torch, dtype_name)
     prog = _program(n, depth)
     theta0, weights0, g = _inputs(prog, dtype)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    compile_s = _cold_compile(prog, backend, dtype_name)
     if backend == "pennylane":
         step = _pennylane_step(prog, theta0, weights0, g)
+    elif backend == "qulacs":
+        step = _qulacs_step(prog, theta0, weights0, g)
     else:
         def step():
             theta = theta0.clone().requires_grad_()
@@ -66,7 +77,7 @@ def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dic
             t2 = time.perf_counter()
             return t1 - t0, t2 - t1
     t = time.perf_counter()
-    step()                                        # warm-up (and compile)
+    step()                                        # warm-up
     warm = time.perf_counter() - t
     fwd, bwd, total, cpu = [], [], [], []
     for _ in range(reps):
@@ -78,9 +89,79 @@ def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dic
         bwd.append(b)
     return {"backend": backend, "n": n, "L": depth, "median": statistics.median(total),
             "forward": statistics.median(fwd), "backward": statistics.median(bwd),
-            "cpu_time": statistics.median(cpu), "warmup": warm, "reps": reps, "threads": torch.get_num_threads(),
+            "cpu_time": statistics.median(cpu), "warmup": warm, "compile_s": compile_s, "reps": reps,
+            "threads": threads, "setting": _setting(prog, backend, threads),
+            "loadavg": os.getloadavg()[0],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "baseline_mb": baseline}
+
+
+def _cold_compile(prog, backend: str, dtype_name: str) -> float | None:
+    """Seconds to render and build the kernels (the subprocess's kernel cache is empty)."""
+    if backend not in ("cpu", "cuda"):
+        return None
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import compiled
+    t = time.perf_counter()
+    compiled(prog, Target(device=backend, dtype=dtype_name))
+    return time.perf_counter() - t
+
+
+def _setting(prog, backend: str, threads: int) -> str:
+    """The thread setting the cpu backend chooses at the end of the run (runtime/threads.py)."""
+    if backend != "cpu":
+        return "-"
+    from qtc.compiler.ir import Circuit
+    from qtc.runtime.threads import choose, idle_cores
+    circuits = sum(isinstance(c, Circuit) for c in prog.circuits)
+    s = choose(prog.qubits, circuits, threads, idle_cores())
+    return f"{s.threads}t mode {s.mode}"
+
+
+def _qulacs_step(prog, theta0, weights0, g):
+    """Qulacs on the same (unoptimised) candidate circuits: forward, then the adjoint gradient
+    of g . P per circuit (backprop_inner_product with the bra g * psi); numpy, no torch."""
+    import numpy as np
+    from qulacs import ParametricQuantumCircuit, QuantumState
+    from qtc.compiler.ir import Angle
+    n, theta, weights, gv = prog.qubits, theta0.double().numpy(), weights0.double().numpy(), g.double().numpy()
+    circuits = []
+    for circ in prog.source:
+        qc, slots = ParametricQuantumCircuit(n), []
+        for op in circ.ops:
+            if op.gate == "h":
+                qc.add_H_gate(op.qubits[0])
+            elif op.gate in ("cnot", "cx"):
+                qc.add_CNOT_gate(*op.qubits)
+            elif op.gate in ("rx", "ry", "rz") and isinstance(op.angle, Angle):
+                # Qulacs' R(t) = exp(+i t P / 2): pass -theta
+                getattr(qc, f"add_parametric_{op.gate.upper()}_gate")(op.qubits[0], 0.0)
+                slots.append(op.angle.layer * n + op.angle.qubit)
+            else:
+                raise SystemExit(f"the Qulacs comparison supports h, cnot and theta rotations, not {op}")
+        circuits.append((qc, slots))
+
+    def step():
+        t0 = time.perf_counter()
+        flat, states = theta.reshape(-1), []
+        P = np.zeros(1 << n)
+        for (qc, slots), w in zip(circuits, weights):
+            for i, k in enumerate(slots):
+                qc.set_parameter(i, -flat[k])
+            st = QuantumState(n)
+            qc.update_quantum_state(st)
+            psi = st.get_vector()
+            P += w * np.abs(psi) ** 2
+            states.append(psi)
+        t1 = time.perf_counter()
+        grad = np.zeros_like(flat)
+        for (qc, slots), w, psi in zip(circuits, weights, states):
+            bra = QuantumState(n)
+            bra.load(2 * w * gv * psi)
+            for k, d in zip(slots, qc.backprop_inner_product(bra)):
+                grad[k] -= d
+        return t1 - t0, time.perf_counter() - t1
+    return step
 
 
 def _pennylane_step(prog, theta0, weights0, g):
@@ -174,13 +255,49 @@ def cost_model(n: int, depth: int, dtype_name: str) -> dict:
     return {"bytes": moved, "flops": r.fwd_flops + r.bwd_flops, "h100_s": moved / H100}
 
 
-def _subprocess(args) -> dict | None:
-    cmd = [sys.executable, __file__, "--one", *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+def _subprocess(args, threads: int) -> dict | None:
+    """One measurement in a fresh process with an empty kernel cache and `threads` OpenMP
+    threads (Qulacs reads OMP_NUM_THREADS when it loads)."""
+    cmd = [sys.executable, __file__, "--one", *map(str, args), str(threads)]
+    with tempfile.TemporaryDirectory(prefix="qtc-bench-cache-") as cache:
+        env = os.environ | {"QTC_CACHE_DIR": cache, "OMP_NUM_THREADS": str(threads)}
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         print(f"  {args[0]} at ({args[1]}, {args[2]}) failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def competing_load(kind: str):
+    """'busy': two busy-loop processes compete for the cores while the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 if kind == "busy" else 0)]
+    try:
+        time.sleep(1.0 if procs else 0.0)    # let the scheduler see them
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _optional(backends: list[str]) -> list[str]:
+    """PennyLane and Qulacs when installed (a note when not)."""
+    out = []
+    for name, module in (("pennylane", "pennylane"), ("qulacs", "qulacs")):
+        try:
+            __import__(module)
+            out.append(name)
+        except ImportError:
+            print(f"{name} is not installed: its rows are skipped (pip install {module})")
+    return [b for b in out if b not in backends]
+
+
+def _row(r: dict) -> str:
+    compile_s = "-" if r["compile_s"] is None else f"{r['compile_s']:.2f}"
+    return (f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['load']} | {r['threads']} | {r['setting']} | "
+            f"{r['median']:.4f} | {r['cpu_time']:.4f} | {compile_s} | {r['loadavg']:.1f} | "
+            f"{r['ratio']:.1f}x | {r['vs_qulacs']:.1f}x | {r['peak_rss_mb']:.0f} |")
 
 
 def main(argv=None) -> None:
@@ -189,52 +306,59 @@ def main(argv=None) -> None:
     ap.add_argument("--backends", nargs="*", default=None, help="default: reference + every available")
     ap.add_argument("--reps", type=int, default=7, help="timed steps per backend (reference: fewer)")
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    ap.add_argument("--threads", default="1,2", help="thread counts to allow, comma-separated")
+    ap.add_argument("--load", default="idle,busy", help="idle and/or busy (two busy-loop processes)")
     ap.add_argument("--breakdown", action="store_true", help="per-pass times at the largest size")
-    ap.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.one:
-        backend, n, L, reps, dtype = args.one
-        print(json.dumps(measure(backend, int(n), int(L), int(reps), dtype)))
+        backend, n, L, reps, dtype, threads = args.one
+        print(json.dumps(measure(backend, int(n), int(L), int(reps), dtype, int(threads))))
         return
-    import torch
     from qtc.runtime.backends import available_backends
     backends = args.backends or [b for b in ["reference", "cpu", "cuda"] if b in available_backends()]
-    try:
-        import pennylane  # noqa: F401
-        backends.append("pennylane")
-    except ImportError:
-        print("PennyLane is not installed: its column is skipped")
+    backends += _optional(backends) if args.backends is None else []
     sizes = [tuple(map(int, s.split(","))) for s in args.sizes]
-    print(f"generator step = forward + backward of the 12-candidate paper ensemble, {args.dtype}, "
-          f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    loads = args.load.split(",")
+    print(f"generator step = forward + backward of the 12-candidate paper ensemble, {args.dtype}; "
+          f"load average at the start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     rows = []
     for n, L in sizes:
         model = cost_model(n, L, args.dtype)
         print(f"\n(n, L) = ({n}, {L}): cost model {model['bytes'] / 1e6:.1f} MB moved, "
               f"{model['flops'] / 1e9:.3f} GFlop per step -> {model['h100_s'] * 1e6:.1f} us at the H100's "
               f"3.35 TB/s")
-        ref = None
-        for b in backends:
-            reps = max(3, args.reps // 2) if b in ("reference", "pennylane") and n >= 15 else args.reps
-            r = _subprocess([b, n, L, reps, args.dtype])
-            if r is None:
-                continue
-            ref = r["median"] if b == "reference" else ref
-            r["ratio"] = (ref / r["median"]) if ref else float("nan")
-            rows.append(r)
-            print(f"  {b:<10} median {r['median']:9.4f} s/step (fwd {r['forward']:.4f}, bwd "
-                  f"{r['backward']:.4f}; CPU time {r['cpu_time']:.4f} s; first step {r['warmup']:.2f} s)  {r['ratio']:8.1f}x vs reference"
-                  f"  peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['peak_rss_mb'] - r['baseline_mb']:.0f} over "
-                  f"the {r['baseline_mb']:.0f} MB of importing torch and qtc)")
-    print("\n| (n, L) | backend | median s/step | CPU s/step | speed-up vs reference | peak RSS MB | "
-          "over import MB |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+        for load in loads:
+            rows += _measure_size(n, L, load, backends, thread_counts, args)
+    print("\n| (n, L) | backend | load | threads allowed | cpu setting | median wall s/step | "
+          "CPU s/step | cold compile s | load avg | vs reference | vs Qulacs (best threads) | peak RSS MB |")
+    print("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['median']:.4f} | {r['cpu_time']:.4f} | {r['ratio']:.1f}x | "
-              f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['baseline_mb']:.0f} |")
+        print(_row(r))
     if args.breakdown and "cpu" in backends:
         n, L = max(sizes)
         print("\n" + breakdown(n, L, args.dtype))
+
+
+def _measure_size(n: int, L: int, load: str, backends, thread_counts, args) -> list[dict]:
+    """Every backend x thread count at one size under one load; ratios within that set."""
+    out = []
+    with competing_load(load):
+        for b in backends:
+            reps = max(3, args.reps // 2) if b in ("reference", "pennylane") and n >= 15 else args.reps
+            for t in ([1] if b == "reference" else thread_counts):
+                r = _subprocess([b, n, L, reps, args.dtype], t)
+                if r is not None:
+                    r["load"] = load
+                    out.append(r)
+                    print(f"  {load:<5} {b:<10} {t} threads allowed ({r['setting']}): wall {r['median']:.4f} "
+                          f"s/step, CPU {r['cpu_time']:.4f} s/step, load avg {r['loadavg']:.1f}")
+    ref = min((r["median"] for r in out if r["backend"] == "reference"), default=float("nan"))
+    qulacs = min((r["median"] for r in out if r["backend"] == "qulacs"), default=float("nan"))
+    for r in out:
+        r["ratio"], r["vs_qulacs"] = ref / r["median"], qulacs / r["median"]
+    return out
 
 
 if __name__ == "__main__":

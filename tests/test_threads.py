@@ -55,10 +55,11 @@ def _env_after(code: str, **env) -> str:
 
 
 def test_importing_qtc_first_makes_waiting_threads_sleep_unless_the_user_chose():
-    show = "import os; print(os.environ.get('GOMP_SPINCOUNT'))"
-    assert _env_after("import qtc; " + show) == "10000"
+    show = "import os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    assert _env_after("import qtc; " + show) == "passive"
     assert _env_after("import torch, qtc; " + show) == "None"            # too late: left alone
-    assert _env_after("import qtc; " + show, GOMP_SPINCOUNT="5") == "5"
+    assert _env_after("import qtc; " + show, OMP_WAIT_POLICY="active") == "active"
+    assert _env_after("import qtc; " + show, GOMP_SPINCOUNT="5") == "None"
 
 
 def test_qtc_compile_prints_the_thread_setting(tmp_path):

@@ -1,7 +1,10 @@
 """qtc: a compiler and trainer for Quantum-Train with differentiable quantum architecture search."""
 from __future__ import annotations
 
+from qtc.runtime.threads import configure_waiting
+
 __version__ = "0.1.0"
+configure_waiting()   # before anything loads torch's OpenMP runtime (the kernels share it)
 
 
 def compile(source, *, qubits=None, depth=None):  # noqa: A001 - the contract's name

@@ -19,7 +19,8 @@ def _compile(args) -> int:
     from qtc.compile_cmd import write_outputs
     out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth)
     print(out.report, end="")
-    print(f"\nwrote {', '.join(str(p) for p in out.files)}")
+    print("\n" + _thread_setting(out.program))
+    print(f"wrote {', '.join(str(p) for p in out.files)}")
     return 0
 
 
@@ -36,6 +37,16 @@ def _run_options(built, args):
     from qtc.tasks.runs.runner import resolve_options
     return resolve_options(built, models=args.models, baselines=args.baselines, workers=args.workers,
                            seed=args.seed, progress=not args.no_progress, **_budget(args))
+
+
+def _thread_setting(prog) -> str:
+    """What a cpu step of `prog` would use now (depends on the machine: not in report.txt)."""
+    import torch
+
+    from qtc.compiler.ir import Circuit
+    from qtc.runtime.threads import describe
+    circuits = sum(isinstance(c, Circuit) for c in prog.circuits)
+    return describe(prog.qubits, circuits, torch.get_num_threads())
 
 
 def _run(args) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
 from qtc.compiler.report import program_outputs
 from qtc.errors import QtcError
@@ -18,6 +19,7 @@ from qtc.errors import QtcError
 class Outputs:
     report: str
     files: list[Path]
+    program: Program
 
 
 def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=None) -> Outputs:
@@ -43,4 +45,4 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
     for fname, text in texts.items():
         files.append(out / fname)
         files[-1].write_text(text)
-    return Outputs(texts["report.txt"], files)
+    return Outputs(texts["report.txt"], files, prog)

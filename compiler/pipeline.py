@@ -7,6 +7,8 @@ schedules or renders.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from qtc.compiler.expand import expand
 from qtc.compiler.ir import Program, verify
 from qtc.compiler.passes import drop_trailing_diagonals, fold_clifford_constants, infer_real, merge_duplicates
@@ -25,12 +27,30 @@ PASSES = (
 
 
 def lower(space: SearchSpace, qubits: int, depth: int, *, check: bool = False) -> Program:
-    prog = expand(space, qubits, depth)        # product space -> candidate circuits
+    return optimise(expand(space, qubits, depth), check=check)   # product space -> candidates
+
+
+def optimise(prog: Program, *, check: bool = False) -> Program:
+    """Run PASSES over an expanded Program (verify() after each with check=True)."""
     for p in PASSES:
         prog = p(prog)
         if check:
             verify(prog)
     return prog
+
+
+def only_candidate(prog: Program, k: int, *, check: bool = False) -> Program:
+    """The program of candidate k alone: what a fixed-architecture baseline simulates.
+
+    Its unoptimised circuit goes through the same PASSES on its own, so a Clifford candidate
+    becomes a free exact constant and a real one a real circuit, instead of paying for every
+    circuit of the ensemble under a one-hot weight. One label, weight 1 (raw)."""
+    if not 0 <= k < len(prog.labels):
+        raise IndexError(f"candidate {k} is out of range 0..{len(prog.labels) - 1}")
+    src = replace(prog.source[k], members=(0,))
+    alone = replace(prog, name=f"{prog.name}.{k}", labels=(prog.labels[k],), source=(src,),
+                    circuits=(src,), passes=(), weights_init=(1.0,), weights_norm="raw")
+    return optimise(alone, check=check)
 
 
 def to_kernels(prog: Program, target: Target) -> Rendered:

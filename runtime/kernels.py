@@ -20,11 +20,10 @@ from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
 from qtc.compiler.target import Target
-from qtc.runtime import backends, cuda
+from qtc.runtime import backends, cuda, threads
 from qtc.runtime.cache import build_shared, find_compiler
 from qtc.runtime.reference import constant_distribution
 
-SERIAL_BELOW = 14      # qubits: smaller states run on one thread
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _lock = threading.Lock()
 _compiled: dict[tuple, tuple] = {}   # (id(prog), target key) -> (weakref, Compiled)
@@ -80,16 +79,13 @@ class _CpuLauncher:
         self.size, self.ncirc, self.n = comp.plan.size, comp.ncirc, comp.n
 
     def _mode(self) -> int:
-        """0: whole circuits in parallel (no barriers), when there are enough of them;
-        1: every pass split across the threads. QTC_CPU_MODE overrides (for benchmarks).
-        Below SERIAL_BELOW qubits a step takes a few milliseconds: one thread, because waking
-        and joining threads costs more than it saves (and much more on a busy machine)."""
-        threads = torch.get_num_threads() if self.n >= SERIAL_BELOW else 1
-        self.lib.qtc_threads(*bind(self.rendered, "qtc_threads", {"k": threads}))
-        forced = os.environ.get("QTC_CPU_MODE")
-        if forced in ("0", "1"):
-            return int(forced)
-        return 0 if self.ncirc >= 2 * threads or threads == 1 else 1
+        """Set the threads of this step and return its mode (runtime/threads.py: one thread
+        below SERIAL_BELOW qubits or on a busy machine; QTC_THREADS / QTC_CPU_MODE override)."""
+        requested = torch.get_num_threads()
+        idle = threads.idle_cores() if self.n >= threads.SERIAL_BELOW and requested > 1 else requested
+        setting = threads.choose(self.n, self.ncirc, requested, idle)
+        self.lib.qtc_threads(*bind(self.rendered, "qtc_threads", {"k": setting.threads}))
+        return setting.mode
 
     def _call(self, name: str, mode: int, **tensors) -> None:
         values = {k: t.data_ptr() for k, t in tensors.items()} | {"mode": mode}

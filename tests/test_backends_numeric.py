@@ -178,3 +178,37 @@ def test_cuda_graph_replay_matches_kernel_by_kernel_launches(monkeypatch, dtype)
         runs.append(torch.cat([t.grad.flatten(), w.grad]).double())
     for other in runs[1:]:
         assert (other - runs[0]).abs().max().item() <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("case", [("hadamard_ent_rot", 4, 1), ("allgates", 3, 1)], ids=_ids)
+def test_fixed_candidate_alone_equals_ensemble_under_one_hot(backend, case, dtype):
+    """A fixed baseline simulates its candidate's program alone: same probabilities and theta
+    gradients as the whole ensemble with a one-hot weight, on every backend."""
+    from qtc.runtime.generator import QTGenerator
+    prog = program(*case)
+    theta, _, g = inputs(prog)
+    for k in range(len(prog.labels)):
+        gen = QTGenerator(prog, 2 ** prog.qubits, fixed=k, backend=backend, dtype=dtype)
+        with torch.no_grad():
+            gen.theta.copy_(theta)
+        alone = gen.probabilities()
+        (alone.double() @ g).backward()
+        t = theta.to(dtype).clone().requires_grad_()
+        whole = probabilities(prog, t, gen.weights, backend=backend)
+        (whole.double() @ g).backward()
+        tol = TOL[dtype]
+        assert (alone - whole).abs().max().item() <= tol, prog.labels[k]
+        assert (gen.theta.grad - t.grad).abs().max().item() <= tol, prog.labels[k]
+
+
+def test_fixed_clifford_candidate_simulates_nothing_and_real_stays_real():
+    """Candidate H-ent-RX (config 1) is a constant alone; none-ent-RY is one real circuit."""
+    from qtc.compiler.ir import Circuit, Constant
+    from qtc.runtime.generator import candidate_program
+    prog = program("hadamard_ent_rot", 5, 2)
+    first = candidate_program(prog, prog.labels.index("H-ent-RX"))
+    assert [type(c) for c in first.circuits] == [Constant]
+    ry = candidate_program(prog, prog.labels.index("none-ent-RY"))
+    assert [(type(c), c.real) for c in ry.circuits] == [(Circuit, True)]
+    assert candidate_program(prog, 3) is candidate_program(prog, 3)

@@ -1,0 +1,69 @@
+"""The per-step thread choice (runtime/threads.py): pure decisions, the env overrides, how
+waiting threads wait, and `qtc compile` showing the setting."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from qtc.errors import QtcError
+from qtc.runtime.threads import SERIAL_BELOW, choose, idle_cores
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_small_states_run_on_one_thread_whatever_is_allowed():
+    s = choose(SERIAL_BELOW - 1, 1, 8, 8, env={})
+    assert (s.threads, s.mode) == (1, 0)
+
+
+def test_a_busy_machine_gets_fewer_threads_down_to_one():
+    assert choose(17, 1, 2, 2, env={}).threads == 2
+    assert choose(17, 1, 4, 1, env={}).threads == 1
+    assert choose(17, 1, 2, 0, env={}).threads == 1
+
+
+def test_mode_is_whole_circuits_when_there_are_two_per_thread_else_split_passes():
+    assert choose(17, 4, 2, 2, env={}).mode == 0
+    assert choose(17, 3, 2, 2, env={}).mode == 1
+    assert choose(17, 1, 2, 0, env={}).mode == 0   # one thread: nothing to split
+
+
+def test_env_overrides_threads_and_mode_and_bad_values_are_clear_errors():
+    s = choose(10, 1, 2, 0, env={"QTC_THREADS": "2", "QTC_CPU_MODE": "1"})
+    assert (s.threads, s.mode) == (2, 1) and "QTC_CPU_MODE" in str(s)
+    with pytest.raises(QtcError, match="QTC_THREADS"):
+        choose(17, 1, 2, 2, env={"QTC_THREADS": "two"})
+    with pytest.raises(QtcError, match="QTC_CPU_MODE"):
+        choose(17, 1, 2, 2, env={"QTC_CPU_MODE": "3"})
+
+
+def test_idle_cores_counts_other_runnable_tasks():
+    cores = len(os.sched_getaffinity(0))
+    assert idle_cores("0.5 0.5 0.5 1/300 123") == cores          # only the caller runs
+    assert idle_cores(f"9 9 9 {cores + 1}/300 123") == 0          # every core taken by others
+    assert idle_cores("garbage") == cores
+
+
+def _env_after(code: str, **env) -> str:
+    base = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    return subprocess.run([sys.executable, "-c", code], env=base | env, capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def test_importing_qtc_first_makes_waiting_threads_sleep_unless_the_user_chose():
+    show = "import os; print(os.environ.get('OMP_WAIT_POLICY'))"
+    assert _env_after("import qtc; " + show) == "passive"
+    assert _env_after("import torch, qtc; " + show) == "None"            # too late: left alone
+    assert _env_after("import qtc; " + show, OMP_WAIT_POLICY="active") == "active"
+    assert _env_after("import qtc; " + show, GOMP_SPINCOUNT="5") == "None"
+
+
+def test_qtc_compile_prints_the_thread_setting(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "qtc", "compile", str(ROOT / "specs" / "hadamard_ent_rot.qs"),
+                          "--qubits", "4", "--depth", "1", "-o", str(tmp_path)],
+                         capture_output=True, text=True, check=True, env=os.environ | {"QTC_THREADS": "1"}).stdout
+    assert "cpu threads now: 1 thread, mode 0" in out and "waiting threads:" in out

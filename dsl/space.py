@@ -147,6 +147,7 @@ class SearchSpace(Node):
     tied: bool = True
     weights_norm: Literal["raw", "softmax"] = "raw"
     weights_init: Expr | None = None
+    weights_per_position: bool = False  # one weight vector per choice (qtc.compiler.factorised)
     angles: tuple[str, tuple[float, ...]] = ("normal", (0.0, 0.01))
     limit: int = DEFAULT_LIMIT
     file: str | None = None
@@ -289,7 +290,8 @@ def _apply(kind: str, c: list, p: dict, f: dict) -> None:
             raise SpecError(f"unknown weight normalisation '{norm}'", **pos(c[0]),
                             hint=did_you_mean(norm, WEIGHT_NORMS))
         f["weights_norm"] = norm
-        f["weights_init"] = c[1] if len(c) > 1 else None
+        f["weights_per_position"] = any(getattr(x, "type", None) == "PER" for x in c)
+        f["weights_init"] = c[-1] if len(c) > 1 and getattr(c[-1], "type", None) != "PER" else None
     elif kind == "angles":
         f["angles"] = _angles(c, p)
     elif kind == "limit":
@@ -332,6 +334,10 @@ def check_space(space: SearchSpace) -> None:
             _check_items(space, alt.items, scope=("n", "pi", "layer"), stack=())
     if space.init is not None and len({a.label for a in space.init.alts}) != len(space.init.alts):
         raise space.init.error("two init alternatives have the same label")
+    if space.weights_per_position and space.tied:
+        raise SpecError("weights per position need independent layers, but the layers are tied",
+                        **space.at("weights"), hint="write 'untie layers' (a tied space's choices "
+                        "are one choice for all layers: give it one weight per candidate)")
 
 
 def _check_items(space: SearchSpace, items, scope, stack) -> None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -113,6 +113,16 @@ class Factorised:
     @property
     def candidate_count(self) -> int:
         return self.costs.candidates
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One label per structural weight ("layer 0.1: RY"), positions in order; reports and
+        plots show the weights against these (candidates are not listed: there may be 10^8)."""
+        return tuple(f"{p.name}: {lab}" for p in self.positions for lab in p.labels)
+
+    @property
+    def candidates(self) -> list[str]:
+        return list(self.labels)
 
     def mask(self) -> torch.Tensor:
         """True where a weight entry stands for an alternative (False: padding)."""
@@ -200,14 +210,15 @@ def lower_factorised(space: SearchSpace, qubits: int, depth: int, *, form: str =
         chosen = choose_form(costs, form, space, qubits, depth)
     except SpecError as err:
         raise err.located(space.file, space.source) from None
-    enumerated = None
-    if chosen == "enumeration":
-        from qtc.compiler.pipeline import lower
-        enumerated = lower(space, qubits, depth)
-    return Factorised(name=space.name, qubits=qubits, depth=depth, steps=steps, form=chosen,
+    prog = Factorised(name=space.name, qubits=qubits, depth=depth, steps=steps, form=chosen,
                       costs=costs, weights_norm=space.weights_norm,
-                      weights_init=_weights_init(space, steps), angles_init=space.angles,
-                      enumerated=enumerated, space=space)
+                      weights_init=_weights_init(space, steps), angles_init=space.angles, space=space)
+    if chosen == "channel":
+        return prog
+    from qtc.compiler.pipeline import lower
+    enumerated = lower(space, qubits, depth)   # its initial weights: the positions' products
+    init = tuple(prog.candidate_weights(list(prog.weights_init)).tolist())
+    return replace(prog, enumerated=replace(enumerated, weights_init=init))
 
 
 def to_steps(space: SearchSpace, n: int, depth: int) -> tuple[Step, ...]:
@@ -304,3 +315,42 @@ def _weights_init(space: SearchSpace, steps) -> tuple[tuple[float, ...], ...]:
             value = float(evaluate(space.weights_init, {"C": k, "pi": math.pi}))
         out.append((value,) * k)
     return tuple(out)
+
+
+# --- structural weights for the generator (QTGenerator) -------------------------------------
+def initial_weights(prog, dtype) -> torch.Tensor:
+    """The trainable structural weights' start: (C,) for a Program, (positions, max alts) here."""
+    if not isinstance(prog, Factorised):
+        return torch.tensor(prog.weights_init, dtype=dtype)
+    return prog.weight_matrix(list(prog.weights_init), dtype)
+
+
+def one_hot(prog, candidate: int, dtype) -> torch.Tensor:
+    """Frozen weights selecting one candidate (canonical order): per position, its choice."""
+    if not isinstance(prog, Factorised):
+        out = torch.zeros(len(prog.labels), dtype=dtype)
+        out[candidate] = 1.0
+        return out
+    out = torch.zeros(prog.weights_shape, dtype=dtype)
+    rest = candidate
+    for s in reversed(prog.steps):            # mixed radix, the last slot varies fastest
+        rest, k = divmod(rest, len(s.alts))
+        if s.position is not None:
+            out[s.position, k] = 1.0
+    return out
+
+
+def normalised(prog, weights: torch.Tensor) -> torch.Tensor:
+    """The weights as used: softmax over the candidates, or over each position's alternatives."""
+    if prog.weights_norm != "softmax":
+        return weights if not isinstance(prog, Factorised) else weights * prog.mask()
+    if not isinstance(prog, Factorised):
+        return torch.softmax(weights, 0)
+    return torch.softmax(weights.masked_fill(~prog.mask(), float("-inf")), 1)
+
+
+def flat_weights(prog, weights: torch.Tensor) -> list[float]:
+    """The weights as a list aligned with `prog.labels` (padding dropped)."""
+    if not isinstance(prog, Factorised):
+        return weights.tolist()
+    return weights.detach()[prog.mask()].tolist()

@@ -78,6 +78,21 @@ def _kernel_outputs(prog: Program):
     return kernel_source(prog), cost_report(prog)
 
 
+def _program_texts(prog, text_parts: list[str]) -> tuple[str, str | None]:
+    """Append the program's report to `text_parts`; return (IR text, kernel source or None)."""
+    from qtc.compiler.factorised import Factorised
+    if isinstance(prog, Factorised):   # per-position weights: channel form or enumeration
+        from qtc.compiler.factorised_report import factorised_texts
+        report, ir_text, source = factorised_texts(prog)
+        text_parts.append(report)
+        return ir_text, source
+    text_parts.append(program_report(prog))
+    source, cost = _kernel_outputs(prog)
+    if cost:
+        text_parts.append("\n" + cost)
+    return pretty(prog), source
+
+
 def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=None) -> Outputs:
     """Compile a .qs or .task spec; write report.txt, program.ir (and kernels.cu)."""
     text_parts = []
@@ -94,16 +109,13 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
     else:
         prog = compile_space(spec, qubits=qubits, depth=depth)
         name = prog.name
-    text_parts.append(program_report(prog))
-    source, cost = _kernel_outputs(prog)
-    if cost:
-        text_parts.append("\n" + cost)
+    ir_text, source = _program_texts(prog, text_parts)
     report = "\n".join(text_parts)
     out = Path(out_dir) if out_dir else Path("out") / name
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "report.txt", out / "program.ir"]
     files[0].write_text(report)
-    files[1].write_text(pretty(prog))
+    files[1].write_text(ir_text)
     if source:
         files.append(out / "kernels.cu")
         files[-1].write_text(source)

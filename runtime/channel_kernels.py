@@ -1,4 +1,4 @@
-"""The channel form on the CPU: runtime/channel.c built by g++ (runtime.cache), driven by tables.
+"""The channel form on the CPU: compiler/channel.c built by g++ (runtime.cache), driven by tables.
 
 The C source is static (one build for every program); a program becomes flat tables: per step
 its alternatives, per alternative its ops, per op its kind, qubits and matrix (from the gate
@@ -11,16 +11,14 @@ import ctypes
 import threading
 import weakref
 from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 import torch
 
+from qtc.compiler.factorised_report import CHANNEL_SOURCE
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle
 from qtc.runtime.cache import build_shared
 
-SOURCE = Path(__file__).with_name("channel.c")
 KIND = {1: 0, 2: 1}          # gate arity -> kernel kind (one- / two-qubit matrix); cnot: 2
 AXIS = {"X": 1, "Y": 2, "Z": 3}
 _lock = threading.Lock()
@@ -29,7 +27,7 @@ _tables: dict[int, tuple] = {}
 
 @lru_cache(maxsize=1)
 def library() -> ctypes.CDLL:
-    lib = ctypes.CDLL(str(build_shared(SOURCE.read_text())))
+    lib = ctypes.CDLL(str(build_shared(CHANNEL_SOURCE.read_text())))
     p, i = ctypes.c_void_p, ctypes.c_int
     lib.qtc_ch_forward.argtypes = [i, i] + [p] * 11
     lib.qtc_ch_backward.argtypes = [i, i] + [p] * 13

@@ -11,6 +11,7 @@ from functools import cached_property
 
 import torch
 
+from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
 from qtc.dsl.space import parse_space
@@ -55,7 +56,9 @@ class Built:
     def models(self) -> list[str]:
         """The models this task runs: DiffQAS-QT, then the requested baselines."""
         out = ["diffqas"] if self.program is not None else []
-        if "fixed" in self.spec.compare.models and self.program is not None:
+        # per-position weights: the fixed candidates are the whole product space, not listed
+        if "fixed" in self.spec.compare.models and self.program is not None \
+                and not isinstance(self.program, Factorised):
             out += [f"fixed:{k}" for k in range(len(self.program.labels))]
         if "classical" in self.spec.compare.models or self.program is None:
             out.append("classical")
@@ -100,12 +103,18 @@ class Built:
                      f"  depth                 {prog.depth}",
                      f"  angles                {parts['angles']} = {prog.depth} x {prog.qubits}",
                      f"  structural weights    {parts['structural weights']} "
-                     f"({len(prog.labels)} candidates)",
+                     f"({_weights_for(prog)})",
                      f"  mapping               {parts['mapping']}",
                      f"  total trainable       {total} = {' + '.join(str(v) for v in parts.values())}",
                      f"  compression           {net.num_params / total:.1f}x "
                      f"({net.num_params:,} -> {total})"]
         return "\n".join(rows)
+
+
+def _weights_for(prog) -> str:
+    if isinstance(prog, Factorised):
+        return f"{len(prog.positions)} positions, {prog.candidate_count:,} candidates"
+    return f"{len(prog.labels)} candidates"
 
 
 def load_task(source) -> Built:

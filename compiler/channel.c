@@ -1,5 +1,5 @@
 // qtc channel-form kernels: a density matrix through a chain of mixed-unitary maps, forward and
-// adjoint backward (derivation: qtc/compiler/factorised.py). One source for CUDA and C++
+// adjoint backward (derivation: compiler/factorised.py; driver: runtime/channel_kernels.py). One source for CUDA and C++
 // (g++ -fopenmp), in the subset of qtc's generated kernels: each QTC_KERNEL is one flat loop.
 //
 // Layout: a density matrix rho of n qubits is 2 * 4^n reals, the real plane then the imaginary

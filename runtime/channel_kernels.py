@@ -21,6 +21,7 @@ from qtc.runtime.cache import build_shared
 
 KIND = {1: 0, 2: 1}          # gate arity -> kernel kind (one- / two-qubit matrix); cnot: 2
 AXIS = {"X": 1, "Y": 2, "Z": 3}
+SERIAL_BELOW = 8             # qubits: a smaller density matrix is cheaper on one thread
 _lock = threading.Lock()
 _tables: dict[int, tuple] = {}
 
@@ -99,7 +100,7 @@ class ChannelFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, theta, W, tab: Tables):
         lib = library()
-        lib.qtc_ch_threads(torch.get_num_threads())
+        _threads(lib, tab)
         th = theta.detach().to(torch.float64).contiguous()
         mats, wa = tables_inputs(tab, th, W)
         D2 = 2 * tab.dim * tab.dim
@@ -116,7 +117,7 @@ class ChannelFunction(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         tab, lib = ctx.tab, library()
-        lib.qtc_ch_threads(torch.get_num_threads())
+        _threads(lib, tab)
         g = grad.detach().to(torch.float64).contiguous()
         D2 = 2 * tab.dim * tab.dim
         scratch = torch.empty(4 * D2 + tab.dim, dtype=torch.float64)
@@ -131,6 +132,10 @@ class ChannelFunction(torch.autograd.Function):
         gW = torch.zeros(w_shape, dtype=torch.float64)
         gW[tab.where] = gw[tab.weighted]
         return gth.view(tab.shape).to(theta_dtype), gW.to(w_dtype), None
+
+
+def _threads(lib, tab: Tables) -> None:
+    lib.qtc_ch_threads(torch.get_num_threads() if tab.n >= SERIAL_BELOW else 1)
 
 
 def tables_inputs(tab: Tables, th: torch.Tensor, W: torch.Tensor):

@@ -5,6 +5,7 @@ gradients (theta and weights) agree to 1e-10 in float64 on the channel's referen
 density matrix, autograd) and cpu (compiled kernels, adjoint backward) paths, with raw weights
 that are unnormalised and negative.
 """
+import json
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,18 @@ def test_the_generator_trains_per_position_weights(norm):
     assert gen.weights.grad[prog.mask()].abs().sum() > 0 and gen.theta.grad.abs().sum() > 0
     assert gen.trainable_counts()["structural weights"] == 10 == len(gen.reported_weights())
     assert gen.architecture().startswith("layer 0.0 ")
+
+
+def test_a_forecast_run_reports_the_architecture_found(tmp_path, capsys):
+    (tmp_path / "space.qs").write_text(SMALL["paper_untied"].replace("qubits 3", "qubits auto 3"))
+    (tmp_path / "tiny.task").write_text(
+        (ROOT / "specs/bessel.task").read_text().replace("lstm 1 -> 20", "lstm 1 -> 4")
+        .replace("linear 20 -> 1", "linear 4 -> 1").replace("hadamard_ent_rot.qs depth 10", "space.qs depth 1")
+        .replace("compare fixed classical", "compare classical"))
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "tiny.task"), "-o", str(out), "--no-progress", "--epochs", "1",
+                 "--max-batches", "2", "--models", "diffqas", "--backend", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "architecture found (per-position favourites): init " in printed
+    row = json.loads((out / "metrics.json").read_text())[-1]
+    assert row["architecture"].startswith("init ") and len(row["structural_weights"]) == 2 + 2 + 3

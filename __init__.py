@@ -11,5 +11,5 @@ def compile(source, *, qubits=None, depth=None):  # noqa: A001 - the contract's 
     """Compile a search space (`.qs` path or spec text) into a Program that can be run
     (`.probabilities(theta, weights, backend=...)`, see DESIGN.md §3 and the README)."""
     from qtc.compiler.pipeline import compile_space
-    from qtc.runtime.backends import RunnableProgram
-    return RunnableProgram.of(compile_space(source, qubits=qubits, depth=depth))
+    from qtc.runtime.backends import runnable
+    return runnable(compile_space(source, qubits=qubits, depth=depth))

@@ -43,8 +43,14 @@ def _thread_setting(prog) -> str:
     """What a cpu step of `prog` would use now (depends on the machine: not in report.txt)."""
     import torch
 
+    from qtc.compiler.factorised import Factorised
     from qtc.compiler.ir import Circuit
     from qtc.runtime.threads import describe
+    if isinstance(prog, Factorised) and prog.form == "channel":
+        from qtc.runtime.channel_kernels import channel_threads
+        return f"cpu threads now: {channel_threads(prog.qubits)} (channel form)"
+    if isinstance(prog, Factorised):
+        prog = prog.enumerated
     circuits = sum(isinstance(c, Circuit) for c in prog.circuits)
     return describe(prog.qubits, circuits, torch.get_num_threads())
 

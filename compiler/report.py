@@ -5,6 +5,8 @@
 from __future__ import annotations
 
 from qtc.compiler.cost import cost_report
+from qtc.compiler.factorised import Factorised
+from qtc.compiler.factorised_report import CHANNEL_SOURCE, factorised_report, pretty_channel
 from qtc.compiler.ir import Circuit, Constant, Program, count_gates, pretty
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.target import Target
@@ -66,9 +68,17 @@ def _solve_single(constraints, n: int) -> int:
     return x
 
 
-def program_outputs(prog: Program, target: Target = Target()) -> dict[str, str]:
+def program_outputs(prog: Program | Factorised, target: Target = Target()) -> dict[str, str]:
     """What `qtc compile` writes for a program, file name -> text: the report (with the cost
-    model of the kernels), the IR and the kernel source, each computed once."""
+    model of the kernels), the IR and the kernel source, each computed once. A per-position
+    space reports the form chosen first, then its channel program or its enumerated one."""
+    if isinstance(prog, Factorised):
+        head = factorised_report(prog)
+        if prog.form == "channel":
+            return {"report.txt": head, "program.ir": pretty_channel(prog),
+                    "kernels.cu": CHANNEL_SOURCE.read_text()}
+        texts = program_outputs(prog.enumerated, target)
+        return {**texts, "report.txt": head + "\n" + texts["report.txt"]}
     kernels = to_kernels(prog, target)
     report = program_report(prog) + "\n\n" + cost_report(prog, kernels)
     return {"report.txt": report, "program.ir": pretty(prog), "kernels.cu": kernels.text}

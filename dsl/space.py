@@ -253,6 +253,7 @@ class SearchSpace(Node):
     tied: bool = True
     weights_norm: Literal["raw", "softmax"] = "raw"
     weights_init: Union[Expr, tuple[Expr, ...], None] = None   # one value, or one per candidate
+    weights_per_position: bool = False  # one weight vector per choice (qtc.compiler.factorised)
     angles: tuple[str, tuple[float, ...]] = ("normal", (0.0, 0.01))
     limit: int = DEFAULT_LIMIT
     file: str | None = None
@@ -440,7 +441,8 @@ def _apply(kind: str, c: list, p: dict, f: dict) -> None:
             raise SpecError(f"unknown weight normalisation '{norm}'", **pos(c[0]),
                             hint=did_you_mean(norm, WEIGHT_NORMS))
         f["weights_norm"] = norm
-        f["weights_init"] = c[1] if len(c) > 1 else None
+        f["weights_per_position"] = any(getattr(x, "type", None) == "PER" for x in c)
+        f["weights_init"] = c[-1] if len(c) > 1 and getattr(c[-1], "type", None) != "PER" else None
     elif kind == "angles":
         f["angles"] = _angles(c, p)
     elif kind == "limit":
@@ -484,6 +486,14 @@ def check_space(space: SearchSpace) -> None:
             for it in alt.items:
                 if isinstance(it, Call):
                     _check_call(it, BUILTINS + ("layer",), in_layer=True)
+    if space.weights_per_position and space.tied:
+        raise SpecError("weights per position need independent layers, but the layers are tied",
+                        **space.at("weights"), hint="write 'untie layers' (a tied space's choices "
+                        "are one choice for all layers: give it one weight per candidate)")
+    if space.weights_per_position and isinstance(space.weights_init, tuple):
+        raise SpecError("'weights ... per position' takes one initial value, not a list",
+                        **space.at("weights"), hint="write e.g. 'init 1 / C' (C is the number of "
+                        "alternatives of each position); a list gives one value per candidate")
 
 
 def _check_slot(space: SearchSpace, slot: Slot) -> None:

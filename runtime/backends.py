@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from qtc.compiler.factorised import Factorised, normalised
 from qtc.compiler.ir import Program
 from qtc.errors import QtcError, did_you_mean
 
@@ -94,38 +95,60 @@ def _notice(message: str) -> None:
 
 def probabilities(prog, theta: torch.Tensor, weights: torch.Tensor, *, backend: str = "auto"):
     """sum_c weights[c] p_c(theta) with `weights` as given (the mixture itself, no
-    normalisation), shape (2**qubits,), in theta's dtype, differentiable in both."""
+    normalisation), shape (2**qubits,), in theta's dtype, differentiable in both. For a
+    Factorised program `weights` are per position (a matrix or a list of vectors) and
+    w_c = prod_pos weights[pos, k_pos(c)] (qtc.runtime.channel)."""
     theta = torch.as_tensor(theta)
-    weights = torch.as_tensor(weights)
     if theta.dtype not in ANGLE_DTYPES:
         raise QtcError(f"theta has dtype {str(theta.dtype).removeprefix('torch.')}; qtc computes in "
                        "float32 or float64: convert it first (theta.float() or theta.double())")
     if tuple(theta.shape) != prog.angle_shape:
         what = "(depth, qubits" + (", angles per gate)" if len(prog.angle_shape) == 3 else ")")
         raise QtcError(f"theta has shape {tuple(theta.shape)}, expected {what} = {prog.angle_shape}")
+    if isinstance(prog, Factorised):
+        from qtc.runtime.channel import factorised_probabilities
+        return factorised_probabilities(prog, theta, prog.weight_matrix(weights, theta.dtype), backend=backend)
+    weights = torch.as_tensor(weights)
     if weights.shape != (len(prog.labels),):
         raise QtcError(f"weights have shape {tuple(weights.shape)}, expected ({len(prog.labels)},)")
     return BACKENDS[resolve(backend)][1](prog, theta, weights.to(theta.dtype))
 
 
-def mixture(prog: Program, weights: torch.Tensor) -> torch.Tensor:
+def mixture(prog: Program | Factorised, weights: torch.Tensor) -> torch.Tensor:
     """The ensemble's mixture from the trainable structural weights, as the space says:
-    softmax(weights) for `weights softmax`, the weights themselves for `weights raw`."""
+    softmax(weights) for `weights softmax`, the weights themselves for `weights raw` (per
+    position: over each position's alternatives, padding zero)."""
+    if isinstance(prog, Factorised):
+        return normalised(prog, prog.weight_matrix(weights, weights.dtype))
     return torch.softmax(weights, 0) if prog.weights_norm == "softmax" else weights
 
 
-class RunnableProgram(Program):
-    """A compiled Program that can be run: what `qtc.compile` returns."""
+class _Runnable:
+    """A compiled program that can be run (what `qtc.compile` returns): `probabilities`."""
 
     @classmethod
-    def of(cls, prog: Program) -> "RunnableProgram":
+    def of(cls, prog):
         return cls(**{f.name: getattr(prog, f.name) for f in fields(prog)})
 
     def probabilities(self, theta, weights, *, backend: str = "auto") -> torch.Tensor:
         """P = sum_c v_c p_c(theta), shape (2**qubits,), differentiable in theta and weights,
         where v = mixture(weights) applies the space's normalisation (softmax for `weights
         softmax`), exactly as QTGenerator does with its structural weights."""
-        weights = torch.as_tensor(weights)
+        weights = self.weight_matrix(weights, torch.float64) if isinstance(self, Factorised) \
+            else torch.as_tensor(weights)
         if not weights.is_floating_point():
             weights = weights.to(torch.float64)
         return probabilities(self, theta, mixture(self, weights), backend=backend)
+
+
+class RunnableProgram(_Runnable, Program):
+    """A compiled Program that can be run."""
+
+
+class RunnableFactorised(_Runnable, Factorised):
+    """A compiled per-position (Factorised) program that can be run."""
+
+
+def runnable(prog: Program | Factorised) -> RunnableProgram | RunnableFactorised:
+    """The runnable form of what `compile_space` returns."""
+    return (RunnableFactorised if isinstance(prog, Factorised) else RunnableProgram).of(prog)

@@ -1,7 +1,9 @@
 """The Quantum-Train generator: circuit ensemble -> probabilities -> mapping -> target weights.
 
-QTGenerator holds the shared angles theta (L, n) (or (L, n, K), see Program.angle_shape), the structural weights w (C,) and the mapping
-model; forward() returns the flat vector of the target network's p parameters:
+QTGenerator holds the shared angles theta (L, n) (or (L, n, K), see Program.angle_shape), the
+structural weights w (C,) -- or, for a space with `weights ... per position`, (positions, max
+alternatives) -- and the mapping model; forward() returns the flat vector of the target
+network's p parameters:
     P = sum_c w_c p_c(theta)                              (the compiled ensemble)
     x_i = rescale(P_i), i < p                             ((beta tanh(gamma 2^(n-1) P))^alpha - mean)
     weight_i = M(bits(i), x_i)  (- mean, as the original QT code)
@@ -18,6 +20,7 @@ import weakref
 import torch
 from torch import nn
 
+from qtc.compiler.factorised import Factorised, flat_weights, initial_weights, one_hot
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import only_candidate
 from qtc.runtime.backends import mixture, probabilities
@@ -56,13 +59,13 @@ class QTGenerator(nn.Module):
         self.rescale, self.gamma, self.beta, self.alpha, self.center = rescale, gamma, beta, alpha, center
         self.fixed = fixed
         self.theta = nn.Parameter(_angles(program, dtype))
-        if fixed is None:
-            self.weights = nn.Parameter(torch.tensor(program.weights_init, dtype=dtype))
+        if fixed is None:   # (C,), or (positions, max alternatives) for per-position weights
+            self.weights = nn.Parameter(initial_weights(program, dtype))
         else:
-            one_hot = torch.zeros(len(program.labels), dtype=dtype)
-            one_hot[fixed] = 1.0
-            self.register_buffer("weights", one_hot)
-        self.simulated = program if fixed is None else candidate_program(program, fixed)
+            self.register_buffer("weights", one_hot(program, fixed, dtype))
+        # a fixed candidate simulates alone; of a per-position space, under its one-hot weights
+        alone = fixed is not None and not isinstance(program, Factorised)
+        self.simulated = candidate_program(program, fixed) if alone else program
         idx = torch.arange(num_params)
         b = ((idx[:, None] >> torch.arange(n)) & 1).to(dtype)
         self.register_buffer("bits", 2 * b - 1 if bits == "pm1" else b, persistent=False)
@@ -80,10 +83,19 @@ class QTGenerator(nn.Module):
         (backends.mixture, as RunnableProgram.probabilities), a fixed baseline's one-hot as is."""
         return self.weights if self.fixed is not None else mixture(self.program, self.weights)
 
+    def reported_weights(self) -> list[float]:
+        """The structural weights as used, one per entry of `program.labels`."""
+        return flat_weights(self.program, self.structural_weights())
+
+    def architecture(self) -> str | None:
+        """Per-position weights: the favourite of every position (the architecture found)."""
+        if not isinstance(self.program, Factorised):
+            return None
+        return "; ".join(f"{pos} {lab}" for pos, lab in self.program.favourites(self.structural_weights()))
+
     def probabilities(self) -> torch.Tensor:
-        if self.fixed is not None:   # its candidate alone, weight 1
-            return probabilities(self.simulated, self.theta, self.weights[self.fixed:self.fixed + 1],
-                                 backend=self.backend)
+        if self.simulated is not self.program:   # its candidate alone, weight 1
+            return probabilities(self.simulated, self.theta, self.weights.new_ones(1), backend=self.backend)
         return probabilities(self.program, self.theta, self.structural_weights(), backend=self.backend)
 
     def forward(self) -> torch.Tensor:
@@ -100,7 +112,7 @@ class QTGenerator(nn.Module):
     def trainable_counts(self) -> dict[str, int]:
         """Trainable parameters by part (angles, structural weights, mapping)."""
         return {"angles": self.theta.numel(),
-                "structural weights": self.weights.numel() if self.fixed is None else 0,
+                "structural weights": len(flat_weights(self.program, self.weights)) if self.fixed is None else 0,
                 "mapping": sum(p.numel() for p in self.mapping.parameters())}
 
 

@@ -12,6 +12,7 @@ from functools import cached_property
 
 import torch
 
+from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
 from qtc.dsl.space import parse_space
@@ -64,16 +65,19 @@ class Built:
 
     def _models(self, compare) -> list[str]:
         out = [naming.DIFFQAS] if self.program is not None else []
-        if "fixed" in compare and self.program is not None:
-            out += [naming.fixed(k) for k in range(len(self.program.labels))]
+        out += [naming.fixed(k) for k in range(self._fixed_count())] if "fixed" in compare else []
         if "classical" in compare or self.program is None:
             out.append(naming.CLASSICAL)
         return out
 
     def select_models(self, text: str) -> list[str]:
         """The models a `--models diffqas,fixed,fixed:K,classical` list names, checked."""
-        n = len(self.program.labels) if self.program else 0
-        return naming.parse_models(text, n, quantum=self.program is not None)
+        return naming.parse_models(text, self._fixed_count(), quantum=self.program is not None)
+
+    def _fixed_count(self) -> int:
+        """Fixed candidates a run may train alone: every candidate of an enumerated space; none
+        of a per-position space (its candidates are the whole product space, not listed)."""
+        return 0 if self.program is None or isinstance(self.program, Factorised) else len(self.program.labels)
 
     def model_label(self, model: str) -> str:
         return naming.label(model, self.program.labels if self.program else ())
@@ -111,12 +115,18 @@ class Built:
                      f"  depth                 {prog.depth}",
                      f"  angles                {parts['angles']} = {' x '.join(map(str, prog.angle_shape))}",
                      f"  structural weights    {parts['structural weights']} "
-                     f"({len(prog.labels)} candidates)",
+                     f"({_weights_for(prog)})",
                      f"  mapping               {parts['mapping']}",
                      f"  total trainable       {total} = {' + '.join(str(v) for v in parts.values())}",
                      f"  compression           {net.num_params / total:.1f}x "
                      f"({net.num_params:,} -> {total})"]
         return "\n".join(rows)
+
+
+def _weights_for(prog) -> str:
+    if isinstance(prog, Factorised):
+        return f"{len(prog.positions)} positions, {prog.candidate_count:,} candidates"
+    return f"{len(prog.labels)} candidates"
 
 
 def load_task(source) -> Built:

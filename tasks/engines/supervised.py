@@ -106,7 +106,9 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
             row = {"model": model, "label": label, "epoch": epoch, "seconds": round(seconds, 3),
                    **evaluate(net, source, task)}
             if getattr(source, "fixed", 0) is None:
-                row["structural_weights"] = [round(w, 6) for w in source.structural_weights().tolist()]
+                row["structural_weights"] = [round(w, 6) for w in source.reported_weights()]
+                if source.architecture():
+                    row["architecture"] = source.architecture()   # per position: the favourites
             rows.append(row)
             rundir.log_metrics(rows)
             if task.on_epoch:
@@ -118,6 +120,8 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
     with torch.no_grad():
         rundir.export(model, {net.name: net}, {net.name: source().detach()})
     print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
+    if row.get("architecture"):
+        print(f"{label}: architecture found (per-position favourites): {row['architecture']}")
     return row
 
 

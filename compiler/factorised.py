@@ -1,0 +1,349 @@
+"""The full product space with per-position weights: channel form or enumeration, by cost.
+
+An untied space (`untie layers`) with `weights ... per position` gives every *position* (each
+`choose` with two or more alternatives: the init block's, then layer 0's in order, then layer
+1's, ...) its own weight vector w[pos, :]. A candidate c picks one alternative k_pos(c) at every
+position; its weight is the product of its positions' weights, w_c = prod_pos w[pos, k_pos(c)].
+Single-alternative slots are fixed gates (weight 1), so labels and order are those of `expand`.
+
+Why the ensemble is a channel (the derivation). Write U_c = U_{S,k_S} ... U_{1,k_1}, one unitary
+per step (a step is a position or a fixed slot) and rho_0 = |0><0|. Then
+    p_c = diag(U_c rho_0 U_c^dagger)
+    sum_c w_c p_c = sum_{k_1..k_S} prod_s w[s, k_s] diag(U_{S,k_S} ... U_{1,k_1} rho_0 U_{1,k_1}^dagger ... )
+and the sum over (k_1, ..., k_S) factorises innermost first: the k_1 sum touches only
+sum_k w[1, k] U_{1,k} rho_0 U_{1,k}^dagger = Phi_1(rho_0), the k_2 sum then only Phi_2 of that,
+and so on, giving
+    sum_c w_c p_c = diag(Phi_S o ... o Phi_1 (rho_0)),   Phi_s(rho) = sum_k w[s, k] U_{s,k} rho U_{s,k}^dagger.
+Only distributivity of the product of sums and linearity of rho -> U rho U^dagger are used: the
+identity holds for any real weights (unnormalised, negative); Phi_s is a channel only when the
+weights are a probability vector, which the proof never needs.
+
+Gradients (adjoint): with E_S = diag(g), g = dL/dP, and E_{s-1} = Phi_s^dagger(E_s) =
+sum_k w[s, k] U_{s,k}^dagger E_s U_{s,k}, the loss is L = Tr(E_s rho_s) for every s, so
+    dL/dw[s, k] = Tr(E_s U_{s,k} rho_{s-1} U_{s,k}^dagger);
+an angle t of a rotation R = exp(-i t P / 2) inside U_{s,k} = A R B contributes
+w[s, k] * Im Tr(F P sigma), with sigma = R B rho_{s-1} B^dagger R^dagger (the state just after R)
+and F = A^dagger E_s A (the observable just after R).
+
+Cost (in gate-amplitude updates): enumeration simulates every candidate's statevector,
+C x 2^n x (gates per candidate); the channel form runs one density matrix through every
+alternative once, 4^n x (sum over positions of the gates of all its alternatives).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from dataclasses import dataclass, field, replace
+
+import torch
+
+from qtc.compiler.expand import _ops, _size_angles
+from qtc.compiler.ir import Op, Program
+from qtc.dsl.space import SearchSpace, evaluate
+from qtc.errors import QtcError, SpecError
+
+BYTES_PER_ENTRY = 16            # a complex float64 density-matrix entry (two planes of doubles)
+SCRATCH_STATES = 4              # density matrices the backward pass needs beyond the stored ones
+CHANNEL_MEMORY = 4 << 30        # bytes of density matrices the channel form may hold
+FORMS = ("auto", "channel", "enumeration")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One slot of the circuit in order: its alternatives' gate lists and labels. `position` is
+    the index of its weight vector, or None for a fixed (single-alternative) slot."""
+    name: str
+    labels: tuple[str, ...]
+    alts: tuple[tuple[Op, ...], ...]
+    position: int | None = None
+    layer: int | None = None    # None: the init slot
+
+
+@dataclass(frozen=True)
+class Costs:
+    candidates: int
+    enumeration: float          # C x 2^n x gates per candidate
+    channel: float              # 4^n x gates of every alternative
+    channel_bytes: int          # density matrices held by the channel form's forward + backward
+    limit: int                  # the space's enumeration limit (candidates)
+
+    @property
+    def enumeration_fits(self) -> bool:
+        return self.candidates <= self.limit
+
+    @property
+    def channel_fits(self) -> bool:
+        return self.channel_bytes <= channel_memory()
+
+
+def channel_memory() -> int:
+    """The channel form's memory budget: QTC_CHANNEL_MEMORY (bytes) or CHANNEL_MEMORY."""
+    value = os.environ.get("QTC_CHANNEL_MEMORY", "")
+    return int(value) if value.isdigit() else CHANNEL_MEMORY
+
+
+@dataclass(frozen=True)
+class Factorised:
+    """A per-position-weighted product space, lowered to `form` ("channel" or "enumeration").
+
+    Weights are a (positions, max alternatives) matrix (entries past a position's alternatives
+    are ignored) or a list of per-position vectors; the runtime (qtc.runtime.channel) computes
+    the ensemble sum_c (prod_pos w[pos, k_pos(c)]) p_c(theta) in either form."""
+    name: str
+    qubits: int
+    depth: int
+    steps: tuple[Step, ...]
+    form: str
+    costs: Costs
+    weights_norm: str = "raw"
+    weights_init: tuple[tuple[float, ...], ...] = ()
+    angles_init: tuple[str, tuple[float, ...]] = ("normal", (0.0, 0.01))
+    angle_shape: tuple[int, ...] = ()  # theta's shape: (depth, qubits) or (depth, qubits, K)
+    enumerated: Program | None = None
+    space: object = field(default=None, compare=False, repr=False)
+
+    @property
+    def positions(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.position is not None)
+
+    @property
+    def weights_shape(self) -> tuple[int, int]:
+        return len(self.positions), max((len(p.alts) for p in self.positions), default=1)
+
+    @property
+    def candidate_count(self) -> int:
+        return self.costs.candidates
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """One label per structural weight ("layer 0.1: RY"), positions in order; reports and
+        plots show the weights against these (candidates are not listed: there may be 10^8)."""
+        return tuple(f"{p.name}: {lab}" for p in self.positions for lab in p.labels)
+
+    @property
+    def candidates(self) -> list[str]:
+        return list(self.labels)
+
+    def mask(self) -> torch.Tensor:
+        """True where a weight entry stands for an alternative (False: padding)."""
+        rows, cols = self.weights_shape
+        out = torch.zeros(rows, cols, dtype=torch.bool)
+        for i, p in enumerate(self.positions):
+            out[i, :len(p.alts)] = True
+        return out
+
+    def weight_matrix(self, weights, dtype=torch.float64) -> torch.Tensor:
+        """`weights` as the (positions, max alternatives) matrix, padding zeroed (differentiable)."""
+        return weight_matrix(self, weights, dtype)
+
+    def candidate_weights(self, weights) -> torch.Tensor:
+        """w_c = prod_pos w[pos, k_pos(c)] for every candidate in canonical (expand) order."""
+        W = self.weight_matrix(weights)
+        out = torch.ones(1, dtype=W.dtype)
+        for step in self.steps:
+            if step.position is not None:
+                out = (out[:, None] * W[step.position, :len(step.alts)][None, :]).reshape(-1)
+        return out
+
+    def favourites(self, weights) -> list[tuple[str, str]]:
+        """(position, label of its largest weight) per position: the architecture found."""
+        W = self.weight_matrix(weights).detach()
+        return [(p.name, p.labels[int(torch.argmax(W[i, :len(p.alts)]))])
+                for i, p in enumerate(self.positions)]
+
+    def architecture(self, weights) -> str:
+        """The favourite candidate's label, in `expand`'s format ("H-chain-RY/none-RZ")."""
+        best = dict(self.favourites(weights))
+        chosen = [best.get(s.name, s.labels[0]) for s in self.steps]
+        return architecture_label(self.steps, chosen)
+
+
+def weight_matrix(prog: Factorised, weights, dtype) -> torch.Tensor:
+    rows, cols = prog.weights_shape
+    if isinstance(weights, (list, tuple)):
+        if len(weights) != rows:
+            raise QtcError(f"weights give {len(weights)} positions, expected {rows}")
+        vecs = [torch.as_tensor(w, dtype=dtype).reshape(-1) for w in weights]
+        for p, v in zip(prog.positions, vecs):
+            if v.numel() != len(p.alts):
+                raise QtcError(f"position {p.name} has {len(p.alts)} alternatives, got "
+                               f"{v.numel()} weights")
+        return torch.stack([torch.cat([v, v.new_zeros(cols - v.numel())]) for v in vecs])
+    W = torch.as_tensor(weights).to(dtype)
+    if W.shape != (rows, cols):
+        raise QtcError(f"weights have shape {tuple(W.shape)}, expected (positions, max "
+                       f"alternatives) = ({rows}, {cols})")
+    return W * prog.mask().to(W.device)
+
+
+def architecture_label(steps, chosen) -> str:
+    """Join one label per step as `expand` labels a candidate: init, then layers split by '/'."""
+    init = [lab for s, lab in zip(steps, chosen) if s.layer is None]
+    layers: dict[int, list[str]] = {}
+    for s, lab in zip(steps, chosen):
+        if s.layer is not None:
+            layers.setdefault(s.layer, []).append(lab)
+    body = "/".join("-".join(v) for v in layers.values())
+    return f"{init[0]}-{body}" if init else body
+
+
+# --- lowering -------------------------------------------------------------------------------
+def lower_factorised(space: SearchSpace, qubits: int, depth: int, *, form: str = "auto") -> Factorised:
+    """Per-position space -> Factorised in the cheaper form that fits (or the one asked for)."""
+    try:
+        steps, shape = to_steps(space, qubits, depth)
+        costs = estimate(steps, qubits, space.limit)
+        chosen = choose_form(costs, form, space, qubits, depth)
+    except SpecError as err:
+        raise err.located(space.file, space.source) from None
+    prog = Factorised(name=space.name, qubits=qubits, depth=depth, steps=steps, form=chosen,
+                      costs=costs, weights_norm=space.weights_norm,
+                      weights_init=_weights_init(space, steps), angles_init=space.angles,
+                      angle_shape=shape, space=space)
+    if chosen == "channel":
+        return prog
+    from qtc.compiler.pipeline import lower
+    enumerated = lower(space, qubits, depth)   # its initial weights: the positions' products
+    init = tuple(prog.candidate_weights(list(prog.weights_init)).tolist())
+    return replace(prog, enumerated=replace(enumerated, weights_init=init))
+
+
+def to_steps(space: SearchSpace, n: int, depth: int) -> tuple[tuple[Step, ...], tuple[int, ...]]:
+    """The init slot, then every layer's slots, each with its alternatives' gate lists (built by
+    `expand`'s own machinery, angles sized as there), and theta's shape; slots of two or more
+    alternatives get a position."""
+    memo: dict = {}
+    layer_ops = [[[_ops(space, alt.items, n, layer, memo) for alt in slot.alts] for slot in space.layer]
+                 for layer in range(depth)]
+    init_ops = [_ops(space, alt.items, n, None, memo) for alt in space.init.alts] if space.init else []
+    layer_ops, init_ops, shape = _size_angles(layer_ops, init_ops, n, depth)
+    slots = [("init", space.init, None, init_ops)] if space.init else []
+    slots += [(f"layer {layer}.{s}", slot, layer, layer_ops[layer][s]) for layer in range(depth)
+              for s, slot in enumerate(space.layer)]
+    steps, pos = [], 0
+    for name, slot, layer, alts in slots:
+        weighted = len(alts) > 1
+        steps.append(Step(name=name, labels=tuple(a.label for a in slot.alts), alts=tuple(alts),
+                          position=pos if weighted else None, layer=layer))
+        pos += weighted
+    return tuple(steps), shape
+
+
+def estimate(steps, n: int, limit: int) -> Costs:
+    """Both forms' costs; the channel stores one density matrix per step plus scratch."""
+    candidates = math.prod(len(s.alts) for s in steps)
+    per_candidate = sum(sum(len(a) for a in s.alts) / len(s.alts) for s in steps)
+    every_alt = sum(len(a) for s in steps for a in s.alts)
+    return Costs(candidates=candidates, enumeration=float(candidates) * 2 ** n * per_candidate,
+                 channel=4.0 ** n * every_alt, limit=limit,
+                 channel_bytes=(len(steps) + 1 + SCRATCH_STATES) * BYTES_PER_ENTRY * 4 ** n)
+
+
+def choose_form(costs: Costs, form: str, space: SearchSpace, n: int, depth: int) -> str:
+    """The form asked for if it fits; "auto": the cheaper of those that fit (ties: enumeration,
+    today's path). Neither fits: a located error with both costs and the sizes that would fit."""
+    if form not in FORMS:
+        raise QtcError(f"unknown form '{form}': expected one of {', '.join(FORMS)}")
+    fits = {"enumeration": costs.enumeration_fits, "channel": costs.channel_fits}
+    if form != "auto":
+        if not fits[form]:
+            raise _too_large(costs, space, n, depth, only=form)
+        return form
+    usable = [f for f in ("enumeration", "channel") if fits[f]]
+    if not usable:
+        raise _too_large(costs, space, n, depth)
+    return min(usable, key=lambda f: getattr(costs, f))
+
+
+def _too_large(costs: Costs, space: SearchSpace, n: int, depth: int, only: str | None = None):
+    gib = costs.channel_bytes / 2 ** 30
+    what = {"enumeration": f"enumeration would cost {costs.enumeration:.3g} gate-amplitude "
+                           f"updates but {costs.candidates:,} candidates exceed the limit of "
+                           f"{costs.limit:,}",
+            "channel": f"the channel form would cost {costs.channel:.3g} but needs {gib:.3g} GiB "
+                       f"of density matrices (budget {channel_memory() / 2 ** 30:.3g} GiB)"}
+    forms = [only] if only else ["enumeration", "channel"]
+    fit = {"enumeration": _depth_that_enumerates(space, n), "channel": _qubits_for_channel(space, depth)}
+    sizes = {"enumeration": f"depth {fit['enumeration']}" if fit["enumeration"] else None,
+             "channel": f"qubits {fit['channel']}" if fit["channel"] else None}
+    would = [f"{f} at {sizes[f]}" for f in forms if sizes[f]]
+    hint = ("it fits " + " or ".join(would)) if would else "no size of this space fits"
+    hint += " (raise the limit with 'limit N' to enumerate more)" if "enumeration" in forms else ""
+    return SpecError(f"the space at {n} qubits, depth {depth} has {costs.candidates:,} candidates: "
+                     + "; ".join(what[f] for f in forms), **space.at("weights"), hint=hint)
+
+
+def _depth_that_enumerates(space: SearchSpace, n: int) -> int | None:
+    """The largest depth (at most the spec's search bound) whose product fits the limit."""
+    init = len(space.init.alts) if space.init else 1
+    per_layer = math.prod(len(s.alts) for s in space.layer)
+    if per_layer == 1:
+        return None
+    best = None
+    for L in itertools.count(1):
+        if init * per_layer ** L > space.limit:
+            return best
+        best = L
+
+
+def _qubits_for_channel(space: SearchSpace, depth: int) -> int | None:
+    """The most qubits whose density matrices fit the channel form's budget at this depth."""
+    steps = (1 if space.init else 0) + depth * len(space.layer) + 1 + SCRATCH_STATES
+    n = int(math.log(channel_memory() / (steps * BYTES_PER_ENTRY), 4)) if channel_memory() else 0
+    return n if n >= 1 else None
+
+
+def _weights_init(space: SearchSpace, steps) -> tuple[tuple[float, ...], ...]:
+    """Initial weights per position; in 'init E', C is the position's number of alternatives
+    (so 'init 1 / C' is uniform per position and the product uniform over the candidates)."""
+    out = []
+    for s in steps:
+        if s.position is None:
+            continue
+        k = len(s.alts)
+        if space.weights_init is None:
+            value = 1.0 / k if space.weights_norm == "raw" else 0.0
+        else:
+            value = float(evaluate(space.weights_init, {"C": k, "pi": math.pi}))
+        out.append((value,) * k)
+    return tuple(out)
+
+
+# --- structural weights for the generator (QTGenerator) -------------------------------------
+def initial_weights(prog, dtype) -> torch.Tensor:
+    """The trainable structural weights' start: (C,) for a Program, (positions, max alts) here."""
+    if not isinstance(prog, Factorised):
+        return torch.tensor(prog.weights_init, dtype=dtype)
+    return prog.weight_matrix(list(prog.weights_init), dtype)
+
+
+def one_hot(prog, candidate: int, dtype) -> torch.Tensor:
+    """Frozen weights selecting one candidate (canonical order): per position, its choice."""
+    if not isinstance(prog, Factorised):
+        out = torch.zeros(len(prog.labels), dtype=dtype)
+        out[candidate] = 1.0
+        return out
+    out = torch.zeros(prog.weights_shape, dtype=dtype)
+    rest = candidate
+    for s in reversed(prog.steps):            # mixed radix, the last slot varies fastest
+        rest, k = divmod(rest, len(s.alts))
+        if s.position is not None:
+            out[s.position, k] = 1.0
+    return out
+
+
+def normalised(prog, weights: torch.Tensor) -> torch.Tensor:
+    """The weights as used: softmax over the candidates, or over each position's alternatives."""
+    if prog.weights_norm != "softmax":
+        return weights if not isinstance(prog, Factorised) else weights * prog.mask()
+    if not isinstance(prog, Factorised):
+        return torch.softmax(weights, 0)
+    return torch.softmax(weights.masked_fill(~prog.mask(), float("-inf")), 1)
+
+
+def flat_weights(prog, weights: torch.Tensor) -> list[float]:
+    """The weights as a list aligned with `prog.labels` (padding dropped)."""
+    if not isinstance(prog, Factorised):
+        return weights.tolist()
+    return weights.detach()[prog.mask()].tolist()

@@ -1,0 +1,197 @@
+"""The full product space with per-position weights: channel form == enumeration (issue 15).
+
+Every untied space small enough to enumerate is lowered both ways; probabilities and
+gradients (theta and weights) agree to 1e-10 in float64 on the channel's reference (torch
+density matrix, autograd) and cpu (compiled kernels, adjoint backward) paths, with raw weights
+that are unnormalised and negative.
+"""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import qtc
+from qtc.cli import main
+from qtc.compiler.factorised import Factorised, lower_factorised, one_hot
+from qtc.dsl.space import parse_space
+from qtc.errors import SpecError
+from qtc.runtime.backends import probabilities
+from qtc.runtime.channel_kernels import ChannelFunction, tables
+from qtc.runtime.generator import QTGenerator
+
+ROOT = Path(__file__).resolve().parent.parent
+PER_POSITION = "weights raw per position init 1 / C"
+
+SMALL = {
+    # the shipped two-layer space: init, entangler-or-nothing, RY | RZ per layer
+    "untied_two_layer": (ROOT / "specs/untied_two_layer.qs").read_text()
+    .replace("weights raw init 1 / C", PER_POSITION),
+    # the paper's space untied at 3 qubits, depth 2: 2 x 6^2 = 72 candidates (RX, cyc wrap-around)
+    "paper_untied": (ROOT / "specs/hadamard_ent_rot_per_layer.qs").read_text()
+    .replace("qubits auto 11", "qubits 3").replace("depth 10", "depth 2"),
+    # no init; two-qubit matrices (cz, swap), a fixed slot, constant-angle and phase gates
+    "mixed_gates": f"""
+space mixed_gates
+qubits 3
+depth 2
+layer = choose {{ cz(q, q + 1) for q in 0 .. n - 2 | swap(0, n - 1) ; t(1) | x(0) ; s(n - 1) }} ;
+        rx(q, theta[layer, q]) for q in all ;
+        choose {{ ry(q, theta[layer, q]) for q in all | rz(0, pi / 3) ; rz(q, theta[layer, q]) for q in all }}
+untie layers
+{PER_POSITION}
+""",
+}
+
+
+def _forms(text):
+    space = parse_space(text)
+    n, L = space.qubits, space.depth
+    return (lower_factorised(space, n, L, form="channel"),
+            lower_factorised(space, n, L, form="enumeration"))
+
+
+def _inputs(prog: Factorised, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.randn(prog.depth, prog.qubits, generator=g, dtype=torch.float64) * 2
+    W = torch.randn(prog.weights_shape, generator=g, dtype=torch.float64)   # raw: any sign
+    cot = torch.randn(2 ** prog.qubits, generator=g, dtype=torch.float64)
+    return theta.requires_grad_(), W.requires_grad_(), cot
+
+
+def _value_and_grads(prog, theta, W, cot, backend):
+    P = probabilities(prog, theta, W, backend=backend)
+    return (P, *torch.autograd.grad((P * cot).sum(), (theta, W)))
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_channel_equals_enumeration_in_values_and_gradients(name, backend):
+    channel, enum = _forms(SMALL[name])
+    theta, W, cot = _inputs(channel, seed=len(name))
+    want = _value_and_grads(enum, theta, W, cot, "reference")
+    got = _value_and_grads(channel, theta, W, cot, backend)
+    for what, a, b in zip(("P", "dtheta", "dW"), got, want):
+        assert torch.allclose(a, b, atol=1e-10, rtol=0), f"{name} {backend} {what}: {(a - b).abs().max()}"
+    assert want[2].abs().sum() > 0 and want[1].abs().sum() > 0   # the check is not vacuous
+
+
+@pytest.mark.parametrize("backend", ["reference", "cpu"])
+def test_raw_weights_need_not_sum_to_one(backend):
+    channel, enum = _forms(SMALL["untied_two_layer"])
+    theta = torch.full((channel.depth, channel.qubits), 0.7, dtype=torch.float64)
+    W = torch.tensor([[2.0, -0.5]] * channel.weights_shape[0], dtype=torch.float64)
+    P = probabilities(channel, theta, W, backend=backend)
+    cw = channel.candidate_weights(W)
+    assert torch.isclose(P.sum(), cw.sum(), atol=1e-12)             # 1.5^5, not 1
+    assert abs(float(P.sum()) - 1.5 ** 5) < 1e-10
+    assert torch.allclose(P, probabilities(enum, theta, W, backend="reference"), atol=1e-10, rtol=0)
+
+
+def test_adjoint_backward_passes_gradcheck():
+    channel, _ = _forms(SMALL["mixed_gates"].replace("qubits 3", "qubits 2").replace("depth 2", "depth 1"))
+    theta, W, _ = _inputs(channel, seed=3)
+    f = lambda t, w: ChannelFunction.apply(t, w * channel.mask(), tables(channel))  # noqa: E731
+    assert torch.autograd.gradcheck(f, (theta, W), eps=1e-6, atol=1e-8)
+
+
+def test_favourites_are_the_argmax_of_every_position():
+    channel, enum = _forms(SMALL["untied_two_layer"])
+    W = torch.zeros(channel.weights_shape, dtype=torch.float64)
+    pick = [1, 0, 1, 1, 0]                       # none, chain, RZ, none, RY
+    for pos, k in enumerate(pick):
+        W[pos, k] = 0.9
+        W[pos, 1 - k] = 0.1
+    assert channel.favourites(W) == [("init", "none"), ("layer 0.0", "chain"), ("layer 0.1", "RZ"),
+                                     ("layer 1.0", "none"), ("layer 1.1", "RY")]
+    best = int(torch.argmax(channel.candidate_weights(W)))
+    assert channel.architecture(W) == enum.enumerated.labels[best] == "none-chain-RZ/none-RY"
+
+
+def test_a_fixed_candidate_is_a_one_hot_per_position():
+    channel, enum = _forms(SMALL["paper_untied"])
+    theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
+    k = 41
+    W = one_hot(channel, k, torch.float64)
+    single = torch.zeros(len(enum.enumerated.labels), dtype=torch.float64)
+    single[k] = 1
+    assert torch.allclose(probabilities(channel, theta, W, backend="cpu"),
+                          probabilities(enum.enumerated, theta, single, backend="reference"), atol=1e-12)
+    assert channel.architecture(W) == enum.enumerated.labels[k]
+
+
+def test_weights_accept_a_list_per_position():
+    channel, _ = _forms(SMALL["mixed_gates"])
+    theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
+    rows = [[0.2, -1.0, 0.5], [0.3, 0.7]] * channel.depth
+    W = torch.tensor([[0.2, -1.0, 0.5], [0.3, 0.7, 0.0]] * channel.depth, dtype=torch.float64)
+    assert torch.equal(probabilities(channel, theta, rows, backend="cpu"),
+                       probabilities(channel, theta, W, backend="cpu"))
+    with pytest.raises(qtc.errors.QtcError, match="has 2 alternatives, got 3"):
+        probabilities(channel, theta, [[1, 2, 3]] * (2 * channel.depth), backend="cpu")
+
+
+def test_the_compiler_picks_the_cheaper_form_that_fits():
+    assert qtc.compile(SMALL["untied_two_layer"]).form == "enumeration"
+    paper = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=11, depth=10)
+    assert paper.form == "channel" and paper.candidate_count == 2 * 6 ** 10
+    assert paper.costs.channel < paper.costs.enumeration and not paper.costs.enumeration_fits
+
+
+def test_per_position_weights_on_a_tied_space_are_a_located_error():
+    text = SMALL["untied_two_layer"].replace("untie layers", "tie layers")
+    with pytest.raises(SpecError) as err:
+        parse_space(text)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("weights"))
+    assert err.value.line == line and "tied" in err.value.message
+
+
+def test_a_product_too_large_for_both_forms_names_both_costs_and_what_fits(tmp_path, capsys):
+    spec = tmp_path / "big.qs"
+    spec.write_text((ROOT / "specs/hadamard_ent_rot_per_layer.qs").read_text())
+    assert main(["compile", str(spec), "--qubits", "20", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:19:1: error" in err and "120,932,352 candidates" in err
+    assert "enumeration would cost" in err and "the channel form would cost" in err
+    assert "fits enumeration at depth 4 or channel at qubits 11" in err
+    assert "Traceback" not in err
+
+
+def test_compile_reports_the_form_the_count_and_both_costs(tmp_path, capsys):
+    assert main(["compile", str(ROOT / "specs/hadamard_ent_rot_per_layer.qs"), "--qubits", "4",
+                 "--depth", "3", "-o", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "form: channel" in out and "candidates: 432 = 2 x 2 x 3" in out
+    assert "cost enumeration: " in out and "cost channel: " in out
+    assert (tmp_path / "program.ir").read_text().startswith("channel hadamard_ent_rot_per_layer")
+
+
+@pytest.mark.parametrize("norm", ["raw", "softmax"])
+def test_the_generator_trains_per_position_weights(norm):
+    text = SMALL["mixed_gates"].replace(PER_POSITION, f"weights {norm} per position")
+    prog = qtc.compile(text)
+    gen = QTGenerator(prog, 6, dtype=torch.float64, backend="cpu")
+    assert gen.weights.shape == prog.weights_shape == (4, 3)
+    used = gen.structural_weights()
+    assert torch.equal(used[~prog.mask()], torch.zeros(2, dtype=torch.float64))   # padding
+    if norm == "softmax":
+        assert torch.allclose(used.sum(1), torch.ones(4, dtype=torch.float64))
+    gen().square().sum().backward()
+    assert gen.weights.grad[prog.mask()].abs().sum() > 0 and gen.theta.grad.abs().sum() > 0
+    assert gen.trainable_counts()["structural weights"] == 10 == len(gen.reported_weights())
+    assert gen.architecture().startswith("layer 0.0 ")
+
+
+def test_a_forecast_run_reports_the_architecture_found(tmp_path, capsys):
+    (tmp_path / "space.qs").write_text(SMALL["paper_untied"].replace("qubits 3", "qubits auto 3"))
+    (tmp_path / "tiny.task").write_text(
+        (ROOT / "specs/bessel.task").read_text().replace("lstm 1 -> 20", "lstm 1 -> 4")
+        .replace("linear 20 -> 1", "linear 4 -> 1").replace("hadamard_ent_rot.qs depth 10", "space.qs depth 1")
+        .replace("compare fixed classical", "compare classical"))
+    out = tmp_path / "run"
+    assert main(["run", str(tmp_path / "tiny.task"), "-o", str(out), "--no-progress", "--epochs", "1",
+                 "--max-batches", "2", "--models", "diffqas", "--backend", "cpu"]) == 0
+    printed = capsys.readouterr().out
+    assert "architecture found (per-position favourites): init " in printed
+    row = json.loads((out / "metrics.json").read_text())[-1]
+    assert row["architecture"].startswith("init ") and len(row["structural_weights"]) == 2 + 2 + 3

@@ -41,6 +41,18 @@ layer = choose {{ cz(q, q + 1) for q in 0 .. n - 2 | swap(0, n - 1) ; t(1) | x(0
 untie layers
 {PER_POSITION}
 """,
+    # issue 18's forms: a named choice as a slot, affine angles, a third angle index (theta
+    # (L, n, 2)), nested loops with a condition
+    "space_forms": f"""
+space space_forms
+qubits 3
+depth 2
+pattern rot = choose {{ A: ry(q, 2 * theta[layer, q] + pi / 3) for q in all | B: rx(q, -theta[layer, q, 1]) for q in all }}
+init = choose {{ nothing | h(q) for q in all }}
+layer = rot ; choose {{ cz(i, j) for i in all for j in i + 1 .. n - 1 step 1 if (i + j) % 2 == 1 | nothing }}
+untie layers
+{PER_POSITION}
+""",
 }
 
 
@@ -53,7 +65,7 @@ def _forms(text):
 
 def _inputs(prog: Factorised, seed: int):
     g = torch.Generator().manual_seed(seed)
-    theta = torch.randn(prog.depth, prog.qubits, generator=g, dtype=torch.float64) * 2
+    theta = torch.randn(prog.angle_shape, generator=g, dtype=torch.float64) * 2
     W = torch.randn(prog.weights_shape, generator=g, dtype=torch.float64)   # raw: any sign
     cot = torch.randn(2 ** prog.qubits, generator=g, dtype=torch.float64)
     return theta.requires_grad_(), W.requires_grad_(), cot
@@ -136,6 +148,20 @@ def test_the_compiler_picks_the_cheaper_form_that_fits():
     paper = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=11, depth=10)
     assert paper.form == "channel" and paper.candidate_count == 2 * 6 ** 10
     assert paper.costs.channel < paper.costs.enumeration and not paper.costs.enumeration_fits
+
+
+def test_issue_18_forms_size_theta_as_the_enumeration_does():
+    channel, enum = _forms(SMALL["space_forms"])
+    assert channel.angle_shape == enum.enumerated.angle_shape == (2, 3, 2)
+    assert channel.weights_shape == (5, 2) and channel.candidate_count == 2 ** 5
+
+
+def test_a_per_candidate_init_list_on_per_position_weights_is_a_located_error():
+    text = SMALL["untied_two_layer"].replace(PER_POSITION, "weights raw per position init [1, 2]")
+    with pytest.raises(SpecError) as err:
+        parse_space(text)
+    line = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith("weights"))
+    assert err.value.line == line and "one initial value" in err.value.message
 
 
 def test_per_position_weights_on_a_tied_space_are_a_located_error():

@@ -6,7 +6,30 @@ import os
 import sys
 from pathlib import Path
 
-from qtc.errors import QtcError
+from qtc.errors import QtcError, os_error_message
+
+BACKENDS = ("auto", "cpu", "cuda", "reference")
+
+
+def int_in(lo: int, hi: int | None = None, what: str = "an integer"):
+    """An argparse type: an integer in [lo, hi]; anything else is a usage error (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            span = f"between {lo} and {hi:,}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
+        return value
+    parse.__name__ = what  # argparse names the type in "invalid ... value" messages
+    return parse
+
+
+positive = int_in(1, what="a positive integer")
+seed_value = int_in(0, 2 ** 32 - 1, what="a seed")           # torch and numpy seeds are 32-bit
+qubit_count = int_in(1, 30, what="a number of qubits")
+circuit_depth = int_in(1, 10_000, what="a depth")
 
 
 def _compile(args) -> int:
@@ -34,13 +57,13 @@ def _play(args) -> int:
 
 def add_budget_args(parser) -> None:
     """The overrides `qtc run` and `qtc sweep` share: budget, data and backend."""
-    parser.add_argument("--epochs", type=int, help="override the spec's epochs")
-    parser.add_argument("--episodes", type=int, help="override the spec's episodes (a3c)")
-    parser.add_argument("--limit", type=int, help="use only the first N examples of each split")
-    parser.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
+    parser.add_argument("--epochs", type=positive, help="override the spec's epochs")
+    parser.add_argument("--episodes", type=positive, help="override the spec's episodes (a3c)")
+    parser.add_argument("--limit", type=positive, help="use only the first N examples of each split")
+    parser.add_argument("--max-batches", type=positive, help="stop each epoch after N batches (smoke runs)")
     parser.add_argument("--data-root", help="where to look for data sets first")
     parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
-    parser.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    parser.add_argument("--backend", choices=BACKENDS, help="simulator backend")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
@@ -51,8 +74,8 @@ def parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compile", help="compile a .qs search space or a .task spec; print the report")
     c.add_argument("spec", help="a .qs or .task file")
-    c.add_argument("--qubits", type=int, help="override the number of qubits")
-    c.add_argument("--depth", type=int, help="override the depth")
+    c.add_argument("--qubits", type=qubit_count, help="override the number of qubits")
+    c.add_argument("--depth", type=circuit_depth, help="override the depth")
     c.add_argument("-o", "--output", type=Path, help="output folder (default out/<name>)")
     c.set_defaults(func=_compile)
 
@@ -63,22 +86,24 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--models", help="comma-separated: diffqas,fixed,classical (default from the spec)")
     r.add_argument("--baselines", action="store_true", help="also run the fixed candidates and "
                    "the classical network, whatever the spec's 'compare' says")
-    r.add_argument("--workers", type=int, help="A3C worker processes (default: the spec, else cores)")
-    r.add_argument("--seed", type=int, help="override the spec's seed")
+    r.add_argument("--workers", type=int_in(1, 256, "a worker count"),
+                   help="A3C worker processes (default: the spec, else cores)")
+    r.add_argument("--seed", type=seed_value, help="override the spec's seed")
     add_budget_args(r)
     r.set_defaults(func=_run)
 
     t = sub.add_parser("table2", help="reproduce the paper's Table II (5 data sets x 13 models + LSTM)")
-    t.add_argument("--epochs", type=int, help="override the specs' epochs (paper: 100)")
-    t.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0); ours = mean over seeds")
+    t.add_argument("--epochs", type=positive, help="override the specs' epochs (paper: 100)")
+    t.add_argument("--seeds", type=seed_value, nargs="+", help="seeds (default 0); ours = mean over seeds")
     t.add_argument("-o", "--output", type=Path, default=Path("runs/table2"), help="output folder "
                    "(default runs/table2; rerun the same command to resume)")
-    t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    t.add_argument("--jobs", type=positive, default=os.cpu_count() or 1,
+                   help="worker processes (default: cores)")
     t.add_argument("--datasets", help="comma-separated subset of bessel,damped_shm,delayed_qc,narma5,narma10")
     t.add_argument("--models", default="diffqas,fixed,classical", help="as for qtc run --models")
     t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
-    t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
-    t.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    t.add_argument("--max-batches", type=positive, help="stop each epoch after N batches (smoke runs)")
+    t.add_argument("--backend", choices=BACKENDS, help="simulator backend")
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
                    "earlier one (same compiled constant; by default their result is reused)")
     t.set_defaults(func=_table2)
@@ -86,8 +111,8 @@ def parser() -> argparse.ArgumentParser:
     y = sub.add_parser("play", help="watch a trained A3C policy act (text grid)")
     y.add_argument("rundir", type=Path)
     y.add_argument("--model", default="diffqas")
-    y.add_argument("--episodes", type=int, default=1)
-    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--episodes", type=positive, default=1)
+    y.add_argument("--seed", type=seed_value, default=0)
     y.set_defaults(func=_play)
 
     from qtc.tasks.experiments.sweep import add_parsers  # qtc sweep, qtc report
@@ -102,6 +127,9 @@ def main(argv=None) -> int:
     except QtcError as err:
         print(str(err), file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a full disk, a read-only folder, a file where a folder must be
+        print(os_error_message(err), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

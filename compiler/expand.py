@@ -68,6 +68,9 @@ def _weights_init(space: SearchSpace, count: int) -> tuple[float, ...]:
         value = 1.0 / count if space.weights_norm == "raw" else 0.0
     else:
         value = float(evaluate(space.weights_init, {"C": count, "pi": math.pi}))
+        if not math.isfinite(value):
+            raise space.weights_init.error(f"the initial structural weight must be a finite number, "
+                                           f"got {value}")
     return (value,) * count
 
 

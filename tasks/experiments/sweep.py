@@ -307,6 +307,46 @@ class PoolExecutor:
         self.futures.clear()
 
 
+RAY_TIMEOUT = 30.0   # seconds to wait for an existing cluster ($QTC_RAY_TIMEOUT overrides)
+
+
+def join_ray(ray, address: str, timeout: float) -> None:
+    """ray.init(address=...) that gives up after `timeout` seconds with a clear message: at an
+    address nobody answers, Ray itself retries for minutes and prints only its own warnings.
+    A HOST:PORT is probed first (a refused or silent port fails at once); the join then runs in
+    a daemon thread, abandoned if it has not finished in time."""
+    import socket
+    import threading
+
+    def failed(why: str) -> QtcError:
+        return QtcError(f"cannot join the Ray cluster at '{address}': {why}; hint: start one with "
+                        "'ray start --head' and pass the address it prints, or leave out --address "
+                        "for a local Ray")
+
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and "://" not in address:
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+        except OSError as err:
+            raise failed(f"nothing answers there ({err.strerror or err})") from None
+    outcome: list = []
+
+    def join():
+        try:
+            ray.init(address=address, log_to_driver=False)
+            outcome.append(None)
+        except Exception as err:  # noqa: BLE001 - reported to the caller's thread below
+            outcome.append(err)
+
+    thread = threading.Thread(target=join, daemon=True, name="qtc-ray-join")
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise failed(f"no answer within {timeout:g} s (set QTC_RAY_TIMEOUT to wait longer)")
+    if outcome[0] is not None:
+        raise failed(str(outcome[0]).splitlines()[0] if str(outcome[0]) else type(outcome[0]).__name__)
+
+
 class RayExecutor:
     """Trials as Ray tasks, each asking for its spec's CPUs and GPUs."""
     name = "ray"
@@ -318,12 +358,7 @@ class RayExecutor:
         self.owned = not ray.is_initialized()    # a Ray we start, we stop; a caller's stays up
         if self.owned:
             if address:
-                try:
-                    ray.init(address=address, log_to_driver=False)
-                except (ConnectionError, RuntimeError, ValueError) as err:
-                    raise QtcError(f"cannot join the Ray cluster at '{address}' ({err}); hint: start "
-                                   "one with 'ray start --head' and pass the address it prints, or "
-                                   "leave out --address for a local Ray") from None
+                join_ray(ray, address, float(os.environ.get("QTC_RAY_TIMEOUT") or RAY_TIMEOUT))
             else:
                 ray.init(**LOCAL_RAY, num_cpus=cpus or os.cpu_count() or 1)
         self.startup_seconds = time.perf_counter() - t0
@@ -551,18 +586,20 @@ def _record_settings(out: Path, trials: list[Trial], settings: dict) -> None:
 
 def add_parsers(sub) -> None:
     """Register `qtc sweep` and `qtc report` on the CLI's subparsers."""
-    from qtc.cli import add_budget_args
+    from qtc.cli import add_budget_args, int_in, positive
     s = sub.add_parser("sweep", help="run every (task, model, seed) trial on Ray or a process pool")
     s.add_argument("specs", nargs="+", metavar="SPEC", help=".task files")
     s.add_argument("--seeds", default="1", help="a count K (seeds 0..K-1) or a list 0,5,7 (default 1)")
     s.add_argument("--models", help="comma-separated: diffqas,fixed,fixed:K,classical (default: each spec's)")
     s.add_argument("--out", "-o", type=Path, default=Path("sweeps/sweep"), help="sweep folder")
-    s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
+    s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379); gives up "
+                   f"after $QTC_RAY_TIMEOUT seconds (default {RAY_TIMEOUT:g})")
     s.add_argument("--executor", default="auto", choices=("auto", "ray", "process", "serial"),
                    help="auto = Ray if installed, else a local process pool")
-    s.add_argument("--workers", type=int, help="CPUs for a local Ray / pool processes (default: all cores)")
-    s.add_argument("--cpus-per-trial", type=int, help="override the CPUs each trial asks for")
-    s.add_argument("--retries", type=int, default=1, help="retries of a failing trial (default 1)")
+    s.add_argument("--workers", type=positive, help="CPUs for a local Ray / pool processes (default: all cores)")
+    s.add_argument("--cpus-per-trial", type=positive, help="override the CPUs each trial asks for")
+    s.add_argument("--retries", type=int_in(0, 100, "a retry count"), default=1,
+                   help="retries of a failing trial (default 1)")
     add_budget_args(s)
     s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
     s.set_defaults(func=main_sweep)
@@ -574,8 +611,6 @@ def add_parsers(sub) -> None:
 
 
 def main_sweep(args) -> int:
-    if args.retries < 0:
-        raise QtcError("--retries must be >= 0")
     overrides = {k: getattr(args, k, None) for k in OVERRIDES if k != "workers"}
     if overrides.get("data_root"):
         overrides["data_root"] = str(Path(overrides["data_root"]).resolve())

@@ -11,6 +11,7 @@ Layout:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import time
@@ -81,7 +82,9 @@ class RunDir:
     # --- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
         tmp = self.path / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
+        data = io.BytesIO()  # serialised first: a full disk is then an OSError naming the file,
+        torch.save(state, data)  # not torch's RuntimeError from inside its zip writer
+        tmp.write_bytes(data.getbuffer())
         os.replace(tmp, self.path / CHECKPOINT)
 
     def load_checkpoint(self) -> dict | None:

@@ -36,10 +36,12 @@ def main() -> int:
     import qtc.tasks.runs.runner  # noqa: F401
     cases = [c for c in CASES if not args.prefix or c.name.startswith(tuple(args.prefix))]
     with ThreadPoolExecutor(2) as pool:
-        results = list(pool.map(lambda c: measure(c, args.timeout), cases))
-    for name, v, why in results:
-        if v != "clean":
-            print(f"{v:9s} {name}: {why.strip().splitlines()[-1] if why.strip() else ''}"[:300])
+        results = []
+        for name, v, why in pool.map(lambda c: measure(c, args.timeout), cases):
+            results.append((name, v, why))
+            if v != "clean":
+                print(f"{v:9s} {name}: {why.strip().splitlines()[-1] if why.strip() else ''}"[:300],
+                      flush=True)
     counts = collections.Counter(v for _, v, _ in results)
     print(f"tried {len(results)}: " + ", ".join(f"{k} {counts.get(k, 0)}" for k in VERDICTS))
     if args.json:

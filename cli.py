@@ -26,6 +26,19 @@ def int_in(lo: int, hi: int | None = None, what: str = "an integer"):
     return parse
 
 
+def spec_file(*suffixes: str):
+    """An argparse type: an existing file ending in one of `suffixes` (a spec's kind is its
+    suffix; a directory or a stray file is a usage error, not spec text to parse)."""
+    def parse(text: str) -> str:
+        if Path(text).suffix not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text} is not a {' or '.join(suffixes)} file")
+        if not Path(text).is_file():
+            raise argparse.ArgumentTypeError(f"no such spec file: {text}")
+        return text
+    parse.__name__ = "spec file"
+    return parse
+
+
 positive = int_in(1, what="a positive integer")
 seed_value = int_in(0, 2 ** 32 - 1, what="a seed")           # torch and numpy seeds are 32-bit
 qubit_count = int_in(1, 30, what="a number of qubits")
@@ -73,14 +86,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile a .qs search space or a .task spec; print the report")
-    c.add_argument("spec", help="a .qs or .task file")
+    c.add_argument("spec", type=spec_file(".qs", ".task"), help="a .qs or .task file")
     c.add_argument("--qubits", type=qubit_count, help="override the number of qubits")
     c.add_argument("--depth", type=circuit_depth, help="override the depth")
     c.add_argument("-o", "--output", type=Path, help="output folder (default out/<name>)")
     c.set_defaults(func=_compile)
 
     r = sub.add_parser("run", help="train a task (DiffQAS-QT and the requested baselines)")
-    r.add_argument("spec", nargs="?", help="a .task file (not needed with --resume)")
+    r.add_argument("spec", nargs="?", type=spec_file(".task"), help="a .task file (not needed with --resume)")
     r.add_argument("-o", "--output", type=Path, help="run folder (default runs/<task>-<time>)")
     r.add_argument("--resume", type=Path, metavar="RUNDIR", help="continue an interrupted run")
     r.add_argument("--models", help="comma-separated: diffqas,fixed,classical (default from the spec)")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qtc.compiler.ir import Circuit, Constant, Program, count_gates, pretty
 from qtc.compiler.pipeline import compile_space
+from qtc.errors import QtcError
 
 
 @dataclass
@@ -85,9 +86,12 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
         from qtc.tasks.build import load_task
         built = load_task(spec)
         if built.program is None:
-            from qtc.errors import QtcError
             raise QtcError(f"{spec}: the task has no 'generator': nothing to compile")
         prog, name = built.program, built.spec.name
+        biggest = max(net.num_params for net in built.nets.values())
+        if qubits and 2 ** qubits < biggest:
+            raise QtcError(f"--qubits {qubits} gives only {2 ** qubits:,} weights but {spec} needs "
+                           f"{biggest:,}: use at least {prog.qubits} (or leave --qubits out)")
         if qubits or depth:
             prog = compile_space(prog.space, qubits=qubits or prog.qubits, depth=depth or prog.depth)
         text_parts.append(built.parameter_report() + "\n")

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -22,6 +23,19 @@ import torch
 from qtc.errors import QtcError
 
 CHECKPOINT = "checkpoint.pt"
+
+
+@contextmanager
+def naming(path: Path):
+    """Name `path` in an OSError raised while writing it (or, for a folder, anything in it): a
+    write() on a full disk says only 'No space left on device', and the command line's message
+    must say where."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise
 
 
 class RunDir:
@@ -53,7 +67,8 @@ class RunDir:
         target = self.path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(text)
+        with naming(tmp):
+            tmp.write_text(text)
         os.replace(tmp, target)
         return target
 
@@ -61,7 +76,12 @@ class RunDir:
         return self.write_text(name, json.dumps(data, indent=2, default=str) + "\n")
 
     def read_json(self, name: str):
-        return json.loads((self.path / name).read_text())
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except ValueError as err:  # a damaged file must not be trusted
+            raise QtcError(f"{path} is damaged ({err}); this run folder cannot be continued: "
+                           "start a new run") from None
 
     # --- metrics --------------------------------------------------------------------------
     def metrics(self) -> list[dict]:
@@ -73,7 +93,7 @@ class RunDir:
         self.write_json("metrics.json", rows)
         keys = list(dict.fromkeys(k for r in rows for k in r))
         tmp = self.path / "metrics.csv.tmp"
-        with tmp.open("w", newline="") as fh:
+        with naming(tmp), tmp.open("w", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=keys)
             w.writeheader()
             w.writerows(rows)
@@ -84,7 +104,8 @@ class RunDir:
         tmp = self.path / (CHECKPOINT + ".tmp")
         data = io.BytesIO()  # serialised first: a full disk is then an OSError naming the file,
         torch.save(state, data)  # not torch's RuntimeError from inside its zip writer
-        tmp.write_bytes(data.getbuffer())
+        with naming(tmp):
+            tmp.write_bytes(data.getbuffer())
         os.replace(tmp, self.path / CHECKPOINT)
 
     def load_checkpoint(self) -> dict | None:

@@ -12,7 +12,7 @@ import torch
 
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
-from qtc.tasks.runs.rundir import RunDir
+from qtc.tasks.runs.rundir import RunDir, naming
 
 RUNNERS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast", "a3c": "qtc.tasks.kinds.minigrid"}
 
@@ -58,6 +58,8 @@ def resolve_options(built: Built, args) -> RunOptions:
 
 def _select_models(built: Built, text: str) -> list[str]:
     wanted, out = [w.strip() for w in text.split(",") if w.strip()], []
+    if not wanted:
+        raise QtcError(f"--models {text!r} names no model: expected diffqas, fixed, fixed:K or classical")
     n = len(built.program.labels) if built.program else 0
     for w in wanted:
         if w == "diffqas" and built.program:
@@ -98,7 +100,8 @@ def run_task(args) -> int:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main else None  # saves like Ctrl-C
     try:
-        module.run(built, rundir, opts)
+        with naming(rundir.path):  # a plot or an export on a full disk names the run folder
+            module.run(built, rundir, opts)
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)

@@ -46,6 +46,9 @@ class Case:
             (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
         return [a.replace("{tmp}", str(tmp)) for a in self.argv]
 
+    def environment(self, tmp: Path) -> dict[str, str]:
+        return {k: v.replace("{tmp}", str(tmp)) for k, v in self.env.items()}
+
     def expected_line(self) -> int | None:
         """1-based line of `at` in the first file, or None."""
         if self.at is None:
@@ -66,16 +69,14 @@ class Outcome:
 
 @contextlib.contextmanager
 def _environment(env: dict[str, str]):
-    old = {k: os.environ.get(k) for k in env}
+    """`env` set for the case; the whole environment restored after (qtc run sets QTC_BACKEND)."""
+    old = dict(os.environ)
     os.environ.update(env)
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        os.environ.clear()
+        os.environ.update(old)
 
 
 def run_inprocess(case: Case, tmp: Path) -> Outcome:
@@ -83,7 +84,7 @@ def run_inprocess(case: Case, tmp: Path) -> Outcome:
     from qtc.cli import main
     argv = case.materialise(tmp)
     err, out = io.StringIO(), io.StringIO()
-    with _environment(case.env), contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+    with _environment(case.environment(tmp)), contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             code = main(argv)
         except SystemExit as exc:  # argparse
@@ -139,7 +140,7 @@ def _kill(pid: int) -> None:
 def run_subprocess(case: Case, tmp: Path, timeout: float = TIME_LIMIT) -> Outcome:
     """`python -m qtc` on the case under the limits, in its own session (killed whole on a hang)."""
     argv = case.materialise(tmp)
-    env = {**os.environ, **case.env}
+    env = {**os.environ, **case.environment(tmp)}
     try:
         proc = subprocess.run([sys.executable, "-m", "qtc", *argv], capture_output=True, text=True,
                               timeout=timeout, env=env, preexec_fn=_limits, start_new_session=True,

@@ -120,6 +120,6 @@ def load_task(source) -> Built:
     from qtc.tasks.checks import check_task
     built = Built(parse_task(source))
     built.nets  # noqa: B018 - validate shapes now, with spec positions
-    check_task(built)
     built.program  # noqa: B018 - the generator's space and qubit count, located
+    check_task(built)
     return built

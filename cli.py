@@ -12,7 +12,45 @@ import signal
 import sys
 from pathlib import Path
 
-from qtc.errors import QtcError
+from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
+from qtc.dsl.task import MAX_SEED
+from qtc.errors import QtcError, os_error_message
+
+BACKENDS = ("auto", "cpu", "cuda", "reference")
+
+
+def int_in(lo: int, hi: int | None = None, what: str = "an integer"):
+    """An argparse type: an integer in [lo, hi]; anything else is a usage error (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < lo or (hi is not None and value > hi):
+            span = f"between {lo} and {hi:,}" if hi is not None else f"at least {lo}"
+            raise argparse.ArgumentTypeError(f"must be {span}, got {value}")
+        return value
+    parse.__name__ = what  # argparse names the type in "invalid ... value" messages
+    return parse
+
+
+def spec_file(*suffixes: str):
+    """An argparse type: an existing file ending in one of `suffixes` (a spec's kind is its
+    suffix; a directory or a stray file is a usage error, not spec text to parse)."""
+    def parse(text: str) -> str:
+        if Path(text).suffix not in suffixes:
+            raise argparse.ArgumentTypeError(f"{text} is not a {' or '.join(suffixes)} file")
+        if not Path(text).is_file():
+            raise argparse.ArgumentTypeError(f"no such spec file: {text}")
+        return text
+    parse.__name__ = "spec file"
+    return parse
+
+
+positive = int_in(1, what="a positive integer")
+seed_value = int_in(0, MAX_SEED, what="a seed")
+qubit_count = int_in(1, MAX_QUBITS, what="a number of qubits")
+circuit_depth = int_in(1, MAX_DEPTH, what="a depth")
 
 
 def _compile(args) -> int:
@@ -76,8 +114,6 @@ def _run(args) -> int:
 
 def _sweep(args) -> int:
     from qtc.tasks.experiments import sweep
-    if args.retries < 0:
-        raise QtcError("--retries must be >= 0")
     seeds = sweep.parse_seeds(args.seeds)
     overrides = _budget(args)
     if overrides["data_root"]:
@@ -115,14 +151,15 @@ def _play(args) -> int:
 
 
 def _budget_args(parser) -> None:
-    """The overrides `qtc run` and `qtc sweep` share: budget, data and backend."""
+    """The overrides `qtc run` and `qtc sweep` share: budget, data and backend. The counts are
+    plain integers here: their ranges are checked once, by RunOptions, for every caller."""
     parser.add_argument("--epochs", type=int, help="override the spec's epochs")
     parser.add_argument("--episodes", type=int, help="override the spec's episodes (a3c)")
     parser.add_argument("--limit", type=int, help="use only the first N examples of each split")
     parser.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     parser.add_argument("--data-root", help="where to look for data sets first")
     parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
-    parser.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    parser.add_argument("--backend", choices=BACKENDS, help="simulator backend")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
@@ -132,14 +169,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile a .qs search space or a .task spec; print the report")
-    c.add_argument("spec", help="a .qs or .task file")
-    c.add_argument("--qubits", type=int, help="override the number of qubits")
-    c.add_argument("--depth", type=int, help="override the depth")
+    c.add_argument("spec", type=spec_file(".qs", ".task"), help="a .qs or .task file")
+    c.add_argument("--qubits", type=qubit_count, help="override the number of qubits")
+    c.add_argument("--depth", type=circuit_depth, help="override the depth")
     c.add_argument("-o", "--output", type=Path, help="output folder (default out/<name>)")
     c.set_defaults(func=_compile)
 
     r = sub.add_parser("run", help="train a task (DiffQAS-QT and the requested baselines)")
-    r.add_argument("spec", nargs="?", help="a .task file (not needed with --resume)")
+    r.add_argument("spec", nargs="?", type=spec_file(".task"), help="a .task file (not needed with --resume)")
     r.add_argument("-o", "--output", type=Path, help="run folder (default runs/<task>-<time>)")
     r.add_argument("--resume", type=Path, metavar="RUNDIR", help="continue an interrupted run")
     r.add_argument("--models", help="comma-separated: diffqas,fixed,classical (default from the spec)")
@@ -152,17 +189,18 @@ def parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("table2", help="reproduce the paper's Table II (5 data sets x 13 models + LSTM)")
     t.add_argument("--epochs", type=int, help="override the specs' epochs (paper: 100)")
-    t.add_argument("--seeds", type=int, nargs="+", help="seeds (default 0); ours = mean over seeds")
+    t.add_argument("--seeds", type=seed_value, nargs="+", help="seeds (default 0); ours = mean over seeds")
     t.add_argument("-o", "--output", type=Path, default=Path("runs/table2"), help="output folder "
                    "(default runs/table2; rerun the same command to resume)")
-    t.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    t.add_argument("--jobs", type=positive, default=os.cpu_count() or 1,
+                   help="worker processes (default: cores)")
     t.add_argument("--executor", choices=("auto", "ray", "process", "serial"),
                    help="as for qtc sweep (default: serial with --jobs 1, else process)")
     t.add_argument("--datasets", help="comma-separated subset of bessel,damped_shm,delayed_qc,narma5,narma10")
     t.add_argument("--models", default="diffqas,fixed,classical", help="as for qtc run --models")
     t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
     t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
-    t.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    t.add_argument("--backend", choices=BACKENDS, help="simulator backend")
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
                    "earlier one (same compiled constant; by default their result is reused)")
     t.set_defaults(func=_table2)
@@ -170,21 +208,24 @@ def parser() -> argparse.ArgumentParser:
     y = sub.add_parser("play", help="watch a trained A3C policy act (text grid)")
     y.add_argument("rundir", type=Path)
     y.add_argument("--model", default="diffqas")
-    y.add_argument("--episodes", type=int, default=1)
-    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--episodes", type=positive, default=1)
+    y.add_argument("--seed", type=seed_value, default=0)
     y.set_defaults(func=_play)
 
+    from qtc.tasks.experiments.sweep import RAY_TIMEOUT
     s = sub.add_parser("sweep", help="run every (task, model, seed) trial on Ray or a process pool")
     s.add_argument("specs", nargs="+", metavar="SPEC", help=".task files")
     s.add_argument("--seeds", default="1", help="a count K (seeds 0..K-1) or a list 0,5,7 (default 1)")
     s.add_argument("--models", help="comma-separated: diffqas,fixed,fixed:K,classical (default: each spec's)")
     s.add_argument("--out", "-o", type=Path, default=Path("sweeps/sweep"), help="sweep folder")
-    s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379)")
+    s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379); gives up "
+                   f"after $QTC_RAY_TIMEOUT seconds (default {RAY_TIMEOUT:g})")
     s.add_argument("--executor", default="auto", choices=("auto", "ray", "process", "serial"),
                    help="auto = Ray if installed, else a local process pool")
-    s.add_argument("--workers", type=int, help="CPUs for a local Ray / pool processes (default: all cores)")
-    s.add_argument("--cpus-per-trial", type=int, help="override the CPUs each trial asks for")
-    s.add_argument("--retries", type=int, default=1, help="retries of a failing trial (default 1)")
+    s.add_argument("--workers", type=positive, help="CPUs for a local Ray / pool processes (default: all cores)")
+    s.add_argument("--cpus-per-trial", type=positive, help="override the CPUs each trial asks for")
+    s.add_argument("--retries", type=int_in(0, 100, "a retry count"), default=1,
+                   help="retries of a failing trial (default 1)")
     _budget_args(s)
     s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
     s.set_defaults(func=_sweep)
@@ -205,6 +246,9 @@ def main(argv=None) -> int:
     except QtcError as err:
         print(str(err), file=sys.stderr)
         return err.exit_code
+    except OSError as err:  # a full disk, a read-only folder, a file where a folder must be
+        print(os_error_message(err), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -31,6 +31,10 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
         if built.program is None:
             raise QtcError(f"{spec}: the task has no 'generator': nothing to compile")
         prog, name = built.program, built.spec.name
+        biggest = max(net.num_params for net in built.nets.values())
+        if qubits and 2 ** qubits < biggest:
+            raise QtcError(f"--qubits {qubits} gives only {2 ** qubits:,} weights but {spec} needs "
+                           f"{biggest:,}: use at least {prog.qubits} (or leave --qubits out)")
         if qubits or depth:
             prog = compile_space(prog.space, qubits=qubits or prog.qubits, depth=depth or prog.depth)
         header = built.parameter_report() + "\n\n"

@@ -1,6 +1,8 @@
 """User-facing errors: the CLI prints them without a traceback and exits non-zero."""
 from __future__ import annotations
 
+import errno
+
 
 class QtcError(Exception):
     """An error the user can fix (bad input, missing data, ...). Printed as-is, exit code 2."""
@@ -47,3 +49,26 @@ def did_you_mean(word: str, options) -> str | None:
     if options and len(options) <= 12:
         return "expected one of: " + ", ".join(options)
     return None
+
+
+# errno -> (what happened, what to do), for the OSErrors a run can meet outside the spec.
+_OS_ERRORS = {
+    errno.ENOSPC: ("the disk is full", "free some space or write elsewhere"),
+    errno.EDQUOT: ("the disk quota is used up", "free some space or write elsewhere"),
+    errno.EFBIG: ("the file grew beyond the size allowed", "write elsewhere or raise the limit"),
+    errno.EROFS: ("the file system is read-only", "write elsewhere"),
+    errno.EACCES: ("permission denied", "fix the permissions or write elsewhere"),
+    errno.EPERM: ("operation not permitted", "fix the permissions or write elsewhere"),
+    errno.ENOTDIR: ("a file stands where a folder is needed", "remove it or choose another path"),
+    errno.EEXIST: ("a file stands where a folder is needed", "remove it or choose another path"),
+    errno.EISDIR: ("a folder stands where a file is needed", "remove it or choose another path"),
+}
+
+
+def os_error_message(err: OSError, where: str = "a run's folder: -o DIR; the kernel cache: "
+                     "QTC_CACHE_DIR") -> str:
+    """The path, what went wrong and what to do, for an OSError met outside the spec; `where`
+    says which setting chooses another place."""
+    what, todo = _OS_ERRORS.get(err.errno, (err.strerror or str(err), "check the path"))
+    path = f" {err.filename}" if err.filename else ""
+    return f"error: cannot use{path}: {what}\nhint: {todo} ({where})"

@@ -120,12 +120,20 @@ def _weights_init(space: SearchSpace, count: int) -> tuple[float, ...]:
     if w is None:
         return ((1.0 / count) if space.weights_norm == "raw" else 0.0,) * count
     if not isinstance(w, tuple):
-        return (float(evaluate(w, env, "a weight")),) * count
+        return (_weight(w, env),) * count
     if len(w) != count:
         raise SpecError(f"'weights init' lists {len(w)} value(s) but the space has {count} candidates",
                         **space.at("weights"), hint="give one value per candidate, in the order of "
                         "'qtc compile' (the product of the choices, first alternative first)")
-    return tuple(float(evaluate(e, env, "a weight")) for e in w)
+    return tuple(_weight(e, env) for e in w)
+
+
+def _weight(e, env: dict) -> float:
+    """One initial structural weight: finite numbers parse, but `1e300 * 1e300` is inf."""
+    value = float(evaluate(e, env, "a weight"))
+    if not math.isfinite(value):
+        raise e.error(f"the initial structural weight must be a finite number, got {value}")
+    return value
 
 
 def _ops(space: SearchSpace, items, n: int, layer: int | None, memo: dict) -> tuple[Op, ...]:

@@ -371,6 +371,9 @@ def _default_label(items) -> str:
 
 
 def _label(label, items, p) -> Alt:
+    if label in KEYWORDS:
+        raise SpecError(f"'{label}' is a keyword and cannot label an alternative", **p,
+                        hint=f"choose another label, e.g. '{label.upper()}'")
     return Alt(label=label or _default_label(items), items=tuple(items), **p)
 
 
@@ -462,7 +465,21 @@ def _angles(c: list, p: dict):
                         hint=did_you_mean(dist, ANGLE_INITS))
     if len(args) != ANGLE_INITS[dist]:
         raise SpecError(f"'{dist}' takes {ANGLE_INITS[dist]} argument(s), got {len(args)}", **p)
-    return dist, tuple(float(evaluate(a, {"pi": math.pi}, "an angle initialisation")) for a in args)
+    values = tuple(float(evaluate(a, {"pi": math.pi}, "an angle initialisation")) for a in args)
+    _check_angles(dist, values, args)
+    return dist, values
+
+
+def _check_angles(dist: str, values: tuple[float, ...], args) -> None:
+    """Every parameter finite; normal's std not negative; uniform's bounds in order."""
+    for v, a in zip(values, args):
+        if not math.isfinite(v):
+            raise a.error(f"the '{dist}' parameter must be a finite number, got {v}")
+    if dist == "normal" and values[1] < 0:
+        raise args[1].error(f"the std of 'normal' must not be negative, got {values[1]:g}")
+    if dist == "uniform" and values[0] > values[1]:
+        raise args[0].error(f"'uniform(a, b)' needs a <= b, got a = {values[0]:g} > b = {values[1]:g}",
+                            f"write uniform({values[1]:g}, {values[0]:g})")
 
 
 # --- semantic checks that need no qubit count ---------------------------------------------

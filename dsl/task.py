@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from lark import Token, Transformer, v_args
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from lark import Token, Transformer, Tree, v_args
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.dsl.space import MAX_DEPTH
@@ -21,6 +21,15 @@ from qtc.errors import SpecError, did_you_mean
 TASK_KINDS = ("classify", "forecast", "a3c")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")     # a task name becomes a folder name
 ENV_ID = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")   # [namespace/]name[-vN], no module
+MAX_LIST_DEPTH = 3          # `[[1, 2]]` is as deep as any statement needs; deeper is a mistake
+MAX_SEED = 2 ** 32 - 1      # torch and numpy seeds are 32-bit
+MAX_WORKERS = 256           # A3C worker processes
+
+# Value types with their ranges: every option of every statement is one of these (or a choice).
+Count = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]      # Adam's betas
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
 
 
 class Atom(BaseModel):
@@ -32,7 +41,7 @@ class Atom(BaseModel):
 
 
 class Stmt(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     line: int | None = None
     column: int | None = None
     positional: tuple[str, ...] = ()  # class-level: names of positional arguments
@@ -43,12 +52,12 @@ class DataStmt(Stmt):
     """`data mnist classes [1, 5] normalize [0.5, 0.5]` / `data bessel points 1000` / ..."""
     positional: tuple[str, ...] = ("dataset",)
     dataset: str
-    classes: tuple[int, int] | None = None
-    normalize: tuple[float, float] = (0.5, 0.5)
-    limit: int | None = None           # keep the first N examples of each split (smoke runs)
+    classes: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = None
+    normalize: tuple[float, Positive] = (0.5, 0.5)   # mean, std
+    limit: Count | None = None         # keep the first N examples of each split (smoke runs)
     download: bool = False
-    window: int = 4
-    split: float = 0.67
+    window: Annotated[int, Field(ge=1, le=10_000)] = 4
+    split: Annotated[float, Field(gt=0, lt=1)] = 0.67
     drop_last: bool = False
     options: dict[str, Any] = {}      # data-set specific generator options (series)
 
@@ -60,7 +69,7 @@ class GeneratorStmt(Stmt):
     qubits: int | Literal["auto"] = "auto"
     depth: int | None = None
     mapping: Literal["linear", "mlp"] = "linear"
-    hidden: int = 16                  # width of the 'mlp' mapping
+    hidden: Annotated[int, Field(ge=1, le=4096)] = 16    # width of the 'mlp' mapping
     init_scale: float = 1.0           # multiplies the mapping's initial weights (torch default = 1)
     bits: Literal["pm1", "01"] = "pm1"
     rescale: Literal["qt", "none"] = "qt"
@@ -68,7 +77,7 @@ class GeneratorStmt(Stmt):
     beta: float = 0.8
     alpha: float = 0.3
     center: bool = True               # subtract the mean of the mapped outputs (original QT code)
-    backend: str = "auto"
+    backend: Literal["auto", "cpu", "cuda", "reference"] = "auto"
 
     @field_validator("space")
     @classmethod
@@ -83,10 +92,8 @@ class GeneratorStmt(Stmt):
     @field_validator("depth")
     @classmethod
     def _depth(cls, v):
-        if v is not None and v < 1:
-            raise ValueError("depth must be at least 1")
-        if v is not None and v > MAX_DEPTH:  # refused before any layer is expanded
-            raise ValueError(f"depth must be at most {MAX_DEPTH:,}")
+        if v is not None and not 1 <= v <= MAX_DEPTH:  # refused before any layer is expanded
+            raise ValueError(f"depth must be between 1 and {MAX_DEPTH}")
         return v
 
     @field_validator("qubits")
@@ -101,23 +108,16 @@ class TrainStmt(Stmt):
     """`train adam lr 1e-3 batch 100 epochs 30 seed 0`"""
     positional: tuple[str, ...] = ("optimizer",)
     optimizer: Literal["adam", "rmsprop", "sgd"]
-    lr: float = 1e-3
-    batch: int = 100
-    epochs: int = 10
-    episodes: int = 1000
-    seed: int = 0
-    alpha: float = 0.99
-    eps: float = 1e-8
-    betas: tuple[float, float] = (0.9, 0.999)
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-
-    @field_validator("lr", "batch", "epochs", "episodes")
-    @classmethod
-    def _positive(cls, v):
-        if v <= 0:
-            raise ValueError("must be positive")
-        return v
+    lr: Positive = 1e-3
+    batch: Annotated[int, Field(ge=1, le=10_000_000)] = 100
+    epochs: Annotated[int, Field(ge=1, le=1_000_000)] = 10
+    episodes: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1000
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.99    # RMSprop's smoothing constant
+    eps: Positive = 1e-8
+    betas: tuple[Fraction, Fraction] = (0.9, 0.999)
+    momentum: NonNegative = 0.0
+    weight_decay: NonNegative = 0.0
 
 
 class CompareStmt(Stmt):
@@ -130,7 +130,7 @@ class EnvStmt(Stmt):
     """`env MiniGrid-Empty-5x5-v0 max_steps 100`"""
     positional: tuple[str, ...] = ("id",)
     id: str
-    max_steps: int | None = None
+    max_steps: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
 
     @field_validator("id")
     @classmethod
@@ -144,16 +144,16 @@ class EnvStmt(Stmt):
 
 class A3CStmt(Stmt):
     """`a3c workers 2 gamma 0.9 n_steps 5 entropy 0 window 1000`"""
-    workers: int | None = None
-    gamma: float = 0.9
-    n_steps: int = 5
-    entropy: float = 0.0
-    window: int = 1000
+    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = None
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.9     # the discount; 0 would learn nothing
+    n_steps: Annotated[int, Field(ge=1, le=10_000)] = 5
+    entropy: NonNegative = 0.0
+    window: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
 
 
 class ReportStmt(Stmt):
     """`report epochs [1, 15, 30, 100]`: which epochs get prediction plots (forecasting)."""
-    epochs: tuple[int, ...] = ()
+    epochs: tuple[Count, ...] = ()
 
 
 STATEMENTS: dict[str, type[Stmt]] = {
@@ -254,6 +254,7 @@ def parse_task(source, *, file: str | None = None) -> TaskSpec:
 
 def _build(text: str, file: str | None) -> TaskSpec:
     tree = parse_text("task.lark", text, tuple(STATEMENTS) + ("network", "task"))
+    _check_nesting(tree)
     fields: dict[str, Any] = {"networks": {}, "file": file, "source": text}
     for kind, payload in (transform(_ToAtoms(), c) for c in tree.children):
         if kind == "header":
@@ -286,7 +287,32 @@ def _build(text: str, file: str | None) -> TaskSpec:
     if "train" not in fields:
         raise SpecError("the task has no 'train' statement", line=1, column=1,
                         hint="e.g. 'train adam lr 1e-3 batch 100 epochs 10 seed 0'")
-    return TaskSpec(**fields)
+    spec = TaskSpec(**fields)
+    _check_report(spec)
+    return spec
+
+
+def _check_nesting(tree: Tree) -> None:
+    """Lists nested deeper than MAX_LIST_DEPTH are an error, found by an iterative walk before
+    the (recursive) transformer could hit Python's recursion limit."""
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if not isinstance(node, Tree):
+            continue
+        depth += node.data == "list"
+        if depth > MAX_LIST_DEPTH:
+            raise SpecError(f"lists nested more than {MAX_LIST_DEPTH} deep", **pos(node.meta))
+        stack.extend((c, depth) for c in node.children)
+
+
+def _check_report(spec: TaskSpec) -> None:
+    """`report epochs` must name epochs the training reaches."""
+    late = [e for e in spec.report.epochs if e > spec.train.epochs]
+    if late:
+        raise SpecError(f"'report' epoch {late[0]} is beyond the training's {spec.train.epochs} "
+                        "epochs", line=spec.report.line, column=spec.report.column,
+                        hint="list epochs between 1 and the 'train' statement's epochs")
 
 
 def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
@@ -307,6 +333,11 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
     known = [f for f in model.model_fields if f not in ("line", "column", "positional", *values)]
     while rest:
         key = rest.pop(0)
+        if isinstance(key.value, str) and key.value in where:
+            first = where[key.value]
+            raise SpecError(f"option '{key.value}' is given twice in one '{_keyword(model)}' "
+                            f"statement (first at column {first.column})", line=key.line,
+                            column=key.column, hint="keep one of them")
         if not isinstance(key.value, str) or key.value not in known:
             if model is DataStmt and isinstance(key.value, str) and rest:
                 where[key.value] = rest[0]  # data-set specific option, checked by the task
@@ -320,9 +351,9 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
         values[key.value] = where[key.value].value
         if key.value in ("options",):
             raise SpecError("'options' is not an option name", line=key.line, column=key.column)
-    for name, value in values.items():
+    for name, value in {**values, **values.get("options", {})}.items():
         for v in (value if isinstance(value, list) else [value]):
-            if isinstance(v, float) and not math.isfinite(v):
+            if _non_finite(v):
                 atom = where.get(name)
                 raise SpecError(f"'{name}' must be a finite number, got {v}",
                                 **({"line": atom.line, "column": atom.column} if atom else p))
@@ -341,6 +372,16 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
                         **at) from None
 
 
+def _non_finite(v) -> bool:
+    """A float that is inf or nan, also when written as a word (`nan`, `inf`, `-Infinity`)."""
+    if isinstance(v, str):
+        try:
+            v = float(v)
+        except ValueError:
+            return False
+    return isinstance(v, float) and not math.isfinite(v)
+
+
 def _keyword(model: type[Stmt]) -> str:
     return next(k for k, m in STATEMENTS.items() if m is model)
 
@@ -352,4 +393,9 @@ def _pydantic_message(e: dict) -> str:
         return f"expected {ctx['expected']}"
     if e.get("type") == "missing" and len(e.get("loc", ())) > 1:
         return "too few items"
+    bounds = {"greater_than_equal": ("ge", "must be at least"), "greater_than": ("gt", "must be above"),
+              "less_than_equal": ("le", "must be at most"), "less_than": ("lt", "must be below")}
+    if e.get("type") in bounds:
+        key, words = bounds[e["type"]]
+        return f"{words} {ctx[key]:,}" if isinstance(ctx.get(key), int) else f"{words} {ctx.get(key)}"
     return msg.removeprefix("Value error, ")

@@ -17,11 +17,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 from qtc.compiler.render import PART   # the kernel source's part separator
-from qtc.errors import QtcError
+from qtc.errors import QtcError, os_error_message
 
 CPU_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-std=c++17")
 LINK_FLAGS = ("-shared", "-fopenmp")
@@ -123,6 +124,20 @@ def split_units(source: str, jobs: int) -> list[str]:
     return [head + "\n" + "\n".join(b) for b in bins]
 
 
+@contextmanager
+def _cache_errors(directory: Path):
+    """An OSError in the cache (a read-only or full disk, a file where the folder should be) as
+    a QtcError naming the path and the way out. A read-only cache that already holds the
+    entry still works: only a build writes."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(directory)
+        raise QtcError(os_error_message(err, f"the kernel cache {directory}: set QTC_CACHE_DIR "
+                                             "to a writable folder with free space")) from None
+
+
 def build_shared(source: str, *, compiler: str | None = None,
                  flags: tuple[str, ...] = CPU_FLAGS, tag: str = "") -> Path:
     """Compile `source` into a shared object (cached under a key that includes `tag`) and
@@ -132,6 +147,11 @@ def build_shared(source: str, *, compiler: str | None = None,
         raise QtcError("no C++ compiler found (looked for $CXX, g++, c++): install g++ or use "
                        "backend='reference'")
     directory = cache_dir()
+    with _cache_errors(directory):
+        return _build_cached(source, compiler, flags, tag, directory)
+
+
+def _build_cached(source: str, compiler: str, flags: tuple[str, ...], tag: str, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     key = entry_key(source, compiler, flags, tag)
     found = lookup(directory, key)
@@ -149,7 +169,9 @@ def build_shared(source: str, *, compiler: str | None = None,
                                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         errors = [p.communicate()[1] for p in procs]
         if any(p.returncode for p in procs):
-            raise QtcError(f"compiling the kernels failed ({compiler}):\n"
+            raise QtcError(f"compiling the kernels failed ({compiler}, in the kernel cache "
+                           f"{directory}: a full or read-only disk fails here too; QTC_CACHE_DIR "
+                           "chooses another folder):\n"
                            + "".join(e for e, p in zip(errors, procs) if p.returncode)[-4000:])
         objs = [str(Path(tmp) / f"part{i}.o") for i in range(len(units))]
         proc = subprocess.run([compiler, *LINK_FLAGS, *objs, "-o", str(obj)],
@@ -159,10 +181,7 @@ def build_shared(source: str, *, compiler: str | None = None,
         digest = _sha256_file(obj)
         final = directory / f"{key}-{digest[:16]}.so"
         if not final.exists() or _sha256_file(final) != digest:
-            fd, part = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".so")
-            os.close(fd)
-            shutil.copyfile(obj, part)
-            os.replace(part, final)
+            _write_atomic(final, obj.read_bytes())
         meta = {"file": final.name, "size": final.stat().st_size, "sha256": digest}
         _write_atomic(directory / f"{key}.json", json.dumps(meta).encode())
         _write_atomic(directory / f"{key}.cu", source.encode())

@@ -15,7 +15,7 @@ import torch
 from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
-from qtc.dsl.space import parse_space
+from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.task import TaskSpec, parse_task
 from qtc.errors import SpecError
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for
@@ -48,6 +48,12 @@ class Built:
         space = parse_space(path)
         biggest = max(net.num_params for net in self.nets.values())
         need = qubits_for(biggest)
+        if need > MAX_QUBITS:
+            net = max(self.spec.networks.values(), key=lambda n: self.nets[n.name].num_params)
+            raise SpecError(f"network '{net.name}' has {biggest:,} parameters: a generator for it "
+                            f"needs {need} qubits, more than the {MAX_QUBITS} qtc simulates",
+                            line=net.line, column=net.column, file=self.spec.file,
+                            source=self.spec.source, hint="make the network smaller")
         n = gen.qubits if gen.qubits != "auto" else (need if space.qubits_auto else space.qubits) or need
         if 2 ** n < biggest:
             raise SpecError(f"target has {biggest:,} parameters but {n} qubits give only {2 ** n:,}",
@@ -130,6 +136,11 @@ def _weights_for(prog) -> str:
 
 
 def load_task(source) -> Built:
+    """Parse a task and check everything its spec decided (shapes, data, env, qubits) now, as
+    located spec errors, before any data is made or any run folder written."""
+    from qtc.tasks.checks import check_task
     built = Built(parse_task(source))
     built.nets  # noqa: B018 - validate shapes now, with spec positions
+    built.program  # noqa: B018 - the generator's space and qubit count, located
+    check_task(built)
     return built

@@ -80,4 +80,6 @@ def parse_models(text: str, candidates: int, *, quantum: bool) -> list[str]:
         else:
             raise QtcError(f"unknown model '{word}' in --models: expected diffqas, fixed, fixed:K "
                            f"(0 <= K < {candidates}) or classical")
+    if not out:
+        raise QtcError(f"--models {text!r} names no model: expected diffqas, fixed, fixed:K or classical")
     return list(dict.fromkeys(out))

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from qtc.cli import main
-from qtc.errors import QtcError
+from qtc.errors import QtcError, SpecError
 from qtc.tasks.engines import a3c
 from qtc.tasks.engines.a3c import workers
 from qtc.tasks.kinds import minigrid as a3c_task
@@ -242,16 +242,14 @@ class _FailingFactory:
         return self.real(*args)
 
 
-def test_bad_environment_and_missing_networks_are_clean_errors(tmp_path):
-    rundir = RunDir(tmp_path / "run")
-    rundir.path.mkdir()
-    built = load_task(_write_spec(tmp_path, env="MiniGrid-Nowhere-v0"))
-    with pytest.raises(QtcError, match="unknown environment 'MiniGrid-Nowhere-v0'"):
-        a3c_task.run(built, rundir, _options())
+def test_bad_environment_and_missing_networks_are_located_errors_at_load(tmp_path):
+    with pytest.raises(SpecError, match="gymnasium has no environment 'MiniGrid-Nowhere-v0'") as err:
+        load_task(_write_spec(tmp_path, env="MiniGrid-Nowhere-v0"))
+    assert err.value.line is not None
     text = CLASSICAL_SPEC.format(env="MiniGrid-Empty-5x5-v0").replace("network critic", "network value")
     (tmp_path / "renamed.task").write_text(text)
-    with pytest.raises(QtcError, match="networks named actor and critic; missing critic"):
-        a3c_task.run(load_task(tmp_path / "renamed.task"), rundir, _options())
+    with pytest.raises(SpecError, match="networks named actor and critic; missing critic"):
+        load_task(tmp_path / "renamed.task")
 
 
 def test_model_stats_reads_threshold_final_average_and_rate():

@@ -102,11 +102,11 @@ EXPECTED = {
                                      "(got 'cubic')", None),
     "task_bad_optimizer.task": (7, 7, "'train' option 'optimizer': expected 'adam', 'rmsprop' or 'sgd' "
                                 "(got 'adamw')", None),
-    "task_option_negative.task": (7, 37, "'train' option 'epochs': must be positive (got 0)", None),
+    "task_option_negative.task": (7, 37, "'train' option 'epochs': must be at least 1 (got 0)", None),
     "task_option_list_length.task": (2, 20, "'data' option 'classes': Tuple should have at most 2 items", None),
-    "task_generator_depth_zero.task": (7, 37, "'generator' option 'depth': depth must be at least 1 (got 0)",
+    "task_generator_depth_zero.task": (7, 37, "'generator' option 'depth': depth must be between 1 and 10000 (got 0)",
                                        None),
-    "task_generator_depth_huge.task": (7, 37, "'generator' option 'depth': depth must be at most 10,000", None),
+    "task_generator_depth_huge.task": (7, 37, "'generator' option 'depth': depth must be between 1 and 10000 (got 1000000000)", None),
     # --- tasks: networks
     "task_shape_mismatch.task": (8, 3, "'linear' expects [500] but the previous layer gives shape [512]", None),
     "task_conv_channels.task": (5, 3, "'conv2d' expects [3, H, W] but the previous layer gives shape "

@@ -27,6 +27,10 @@ import numpy as np
 from qtc.errors import QtcError, did_you_mean
 
 NAMES = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
+# Bounds checked before any array is made: a spec cannot ask for more memory or time than this.
+MAX_POINTS = 1_000_000         # points of a series (the paper uses at most 2,200)
+MAX_EVALUATIONS = 20_000_000   # cells of Bessel's integral, points x nodes (about 160 MB)
+MAX_STEPS = 2_000_000          # RK4 substeps of damped_shm (a few seconds)
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,11 +76,15 @@ def bessel_j(order: int, x) -> np.ndarray:
     """
     x = np.asarray(x, dtype=np.float64)
     n = int(order)
-    reach = float(np.max(np.abs(x))) if x.size else 0.0
-    m = 2 * (int(math.ceil(reach)) + abs(n)) + 64
+    m = _bessel_nodes(float(np.max(np.abs(x))) if x.size else 0.0, n)
     tau = 2.0 * np.pi * np.arange(m) / m
     phase = n * tau - x[..., None] * np.sin(tau)
     return np.cos(phase).mean(axis=-1)
+
+
+def _bessel_nodes(reach: float, order: int) -> int:
+    """Trapezoidal nodes for J_order on |x| <= reach (see bessel_j)."""
+    return 2 * (int(math.ceil(reach)) + abs(int(order))) + 64
 
 
 def rk4(f: Callable[[float, tuple], tuple], y0, times, max_step: float) -> np.ndarray:
@@ -120,6 +128,13 @@ def min_max(values: np.ndarray, low: float = -1.0, high: float = 1.0) -> np.ndar
 def _bessel(*, points: int = 1000, start: float = 2.0, stop: float = 100.0, order: int = 2,
             scale: bool = True) -> Series:
     _need_points("bessel", "points", points)
+    if not isinstance(order, (int, np.integer)) or isinstance(order, bool):
+        raise QtcError(f"bessel: order must be an integer, got {order!r}")
+    nodes = _bessel_nodes(max(abs(start), abs(stop)), order)
+    if points * nodes > MAX_EVALUATIONS:
+        raise QtcError(f"bessel: points {points:,} x {nodes:,} integration nodes (order {order}, "
+                       f"|x| up to {max(abs(start), abs(stop)):g}) exceeds the bound of "
+                       f"{MAX_EVALUATIONS:,} evaluations; use fewer points, a lower order or a smaller range")
     x = np.linspace(start, stop, int(points))
     values = bessel_j(order, x)
     return _scalar("bessel", values, x, scale)
@@ -131,6 +146,9 @@ def _damped_shm(*, points: int = 240, duration: float = 20.0, damping: float = 0
     _need_points("damped_shm", "points", points)
     if not max_step > 0:
         raise QtcError(f"damped_shm: max_step must be > 0, got {max_step}")
+    if duration / max_step > MAX_STEPS:
+        raise QtcError(f"damped_shm: duration {duration:g} / max_step {max_step:g} is more than "
+                       f"{MAX_STEPS:,} integration steps; use a larger max_step")
     t = np.linspace(0.0, duration, int(points))
 
     def pendulum(_t, y):  # theta'' = -b theta' - g sin(theta)
@@ -145,8 +163,8 @@ def _delayed_qc(*, start: float = -2.0, stop: float = 20.0, step: float = 0.01, 
                 scale: bool = True) -> Series:
     if not step > 0:
         raise QtcError(f"delayed_qc: step must be > 0, got {step}")
+    _need_points("delayed_qc", "(stop - start) / step", max(0, math.ceil((stop - start) / step)))
     x = np.arange(start, stop, step)  # np.arange as in the authors' code: 2200 points
-    _need_points("delayed_qc", "(stop - start) / step", len(x))
     values = np.zeros_like(x)
     for k in range(int(pulses)):
         values += np.exp(-sharpness * (x - spacing * k) ** 2) * np.exp(-x / decay)
@@ -185,8 +203,9 @@ def _narma(name: str, default_order: int):
               alpha: float = 0.3, beta: float = 0.05, gamma: float = 1.5, delta: float = 0.1,
               scale: bool = False) -> Series:
         _need_points(name, "length", length)
-        if int(order) < 1:
-            raise QtcError(f"{name}: order must be a positive integer, got {order}")
+        if not isinstance(order, (int, np.integer)) or not 1 <= order <= length:
+            raise QtcError(f"{name}: order must be an integer between 1 and the length {length}, "
+                           f"got {order!r}")
         u = narma_input(length, period, freqs, amplitude)
         y = narma(u, int(order), y0, alpha, beta, gamma, delta)
         if scale:  # the paper does not scale NARMA; offered for experiments
@@ -202,8 +221,8 @@ def _scalar(name: str, values: np.ndarray, axis: np.ndarray, scale: bool) -> Ser
 
 
 def _need_points(name: str, option: str, value) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 3:
-        raise QtcError(f"{name}: {option} must be an integer >= 3, got {value!r}")
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 3 <= value <= MAX_POINTS:
+        raise QtcError(f"{name}: {option} must be an integer between 3 and {MAX_POINTS:,}, got {value!r}")
 
 
 _GENERATORS = {

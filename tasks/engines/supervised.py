@@ -19,7 +19,7 @@ from qtc.errors import QtcError
 from qtc.tasks.build import Built
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.runs import signals
-from qtc.tasks.runs.rundir import RunDir
+from qtc.tasks.runs.rundir import CHECKPOINT, RunDir
 
 
 @dataclass
@@ -96,6 +96,8 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
                     _interrupted(rundir, f"at {label}, epoch {epoch + 1}, batch {b}")
                 idx = order[b * batch:(b + 1) * batch]
                 loss = task.loss(net.forward(source(), x[idx]), y[idx])
+                if not torch.isfinite(loss):  # before the step: the checkpoint stays the last good state
+                    raise _diverged(rundir, label, epoch, f"batch {b + 1}: the loss is {loss.item()}")
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 optim.step()
@@ -103,8 +105,10 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4g}")
             seconds = time.perf_counter() - t0
             epoch, start_batch = epoch + 1, 0
-            row = {"model": model, "label": label, "epoch": epoch, "seconds": round(seconds, 3),
-                   **evaluate(net, source, task)}
+            scores = evaluate(net, source, task)
+            if scores is None:
+                raise _diverged(rundir, label, epoch - 1, "the outputs after its last batch are not finite")
+            row = {"model": model, "label": label, "epoch": epoch, "seconds": round(seconds, 3), **scores}
             if getattr(source, "fixed", 0) is None:
                 row["structural_weights"] = [round(w, 6) for w in source.reported_weights()]
                 if source.architecture():
@@ -125,9 +129,20 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
     return row
 
 
+def _diverged(rundir: RunDir, label: str, epoch: int, what: str) -> QtcError:
+    """Which model, epoch and batch went non-finite, and where the last good state is kept."""
+    ckpt = rundir.path / CHECKPOINT
+    before = (f"the checkpoint before it is {ckpt} (after epoch {epoch})" if epoch and ckpt.is_file()
+              else "it diverged in its first epoch, before any checkpoint of it")
+    return QtcError(f"training diverged: {label}, epoch {epoch + 1}, {what}; {before}\n"
+                    "hint: lower 'lr' in the 'train' statement (a resumed run would diverge the same "
+                    "way) and start a new run")
+
+
 @torch.no_grad()
-def evaluate(net, source, task: Supervised) -> dict[str, float]:
-    """Loss and scores on the train and test sets, with the weights generated once."""
+def evaluate(net, source, task: Supervised) -> dict[str, float] | None:
+    """Loss and scores on the train and test sets, with the weights generated once; None when
+    the outputs are not finite (the training diverged)."""
     flat = source()
     out = {}
     for split, data in (("train", task.train), ("test", task.test)):
@@ -135,8 +150,7 @@ def evaluate(net, source, task: Supervised) -> dict[str, float]:
         outputs = torch.cat([net.forward(flat, x[i:i + task.eval_batch])
                              for i in range(0, len(x), task.eval_batch)])
         if not torch.isfinite(outputs).all():
-            raise QtcError(f"training diverged: non-finite outputs on the {split} set "
-                           "(lower the learning rate)")
+            return None
         out[f"{split}_loss"] = float(task.loss(outputs, y))
         out.update({f"{split}_{k}": v for k, v in task.scores(outputs, y).items()})
     return out

@@ -325,6 +325,46 @@ class PoolExecutor:
         self.futures.clear()
 
 
+RAY_TIMEOUT = 30.0   # seconds to wait for an existing cluster ($QTC_RAY_TIMEOUT overrides)
+
+
+def join_ray(ray, address: str, timeout: float) -> None:
+    """ray.init(address=...) that gives up after `timeout` seconds with a clear message: at an
+    address nobody answers, Ray itself retries for minutes and prints only its own warnings.
+    A HOST:PORT is probed first (a refused or silent port fails at once); the join then runs in
+    a daemon thread, abandoned if it has not finished in time."""
+    import socket
+    import threading
+
+    def failed(why: str) -> QtcError:
+        return QtcError(f"cannot join the Ray cluster at '{address}': {why}; hint: start one with "
+                        "'ray start --head' and pass the address it prints, or leave out --address "
+                        "for a local Ray")
+
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and "://" not in address:
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+        except OSError as err:
+            raise failed(f"nothing answers there ({err.strerror or err})") from None
+    outcome: list = []
+
+    def join():
+        try:
+            ray.init(address=address, log_to_driver=False)
+            outcome.append(None)
+        except Exception as err:  # noqa: BLE001 - reported to the caller's thread below
+            outcome.append(err)
+
+    thread = threading.Thread(target=join, daemon=True, name="qtc-ray-join")
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise failed(f"no answer within {timeout:g} s (set QTC_RAY_TIMEOUT to wait longer)")
+    if outcome[0] is not None:
+        raise failed(str(outcome[0]).splitlines()[0] if str(outcome[0]) else type(outcome[0]).__name__)
+
+
 class RayExecutor:
     """Trials as Ray tasks, each asking for its spec's CPUs and GPUs."""
     name = "ray"
@@ -336,12 +376,7 @@ class RayExecutor:
         self.owned = not ray.is_initialized()    # a Ray we start, we stop; a caller's stays up
         if self.owned:
             if address:
-                try:
-                    ray.init(address=address, log_to_driver=False)
-                except (ConnectionError, RuntimeError, ValueError) as err:
-                    raise QtcError(f"cannot join the Ray cluster at '{address}' ({err}); hint: start "
-                                   "one with 'ray start --head' and pass the address it prints, or "
-                                   "leave out --address for a local Ray") from None
+                join_ray(ray, address, float(os.environ.get("QTC_RAY_TIMEOUT") or RAY_TIMEOUT))
             else:
                 ray.init(**LOCAL_RAY, num_cpus=cpus or os.cpu_count() or 1)
         self.startup_seconds = time.perf_counter() - t0

@@ -32,17 +32,7 @@ def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
 
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every requested model on the spec's two classes; return {model: final metrics row}."""
-    data = built.spec.data
-    if data is None or data.classes is None:
-        raise QtcError(f"{built.spec.file}: a classify task needs "
-                       "'data <mnist|fashion_mnist> classes [A, B]'")
-    net = next(iter(built.nets.values()))
-    if net.output_shape != (2,):
-        raise QtcError(f"the network's output shape is {list(net.output_shape)}, "
-                       "a binary classifier needs [2]")
-    if tuple(net.input_shape) != (1, 28, 28):
-        raise QtcError(f"the network's input shape is {list(net.input_shape)}, "
-                       "the images are [1, 28, 28]")
+    data = built.spec.data  # its set, classes and the network's shapes: checked by load_task
     # Data first: a missing or corrupt data set must fail before any checkpoint exists.
     train, test = load_binary(data.dataset, tuple(data.classes), data_root=opts.data_root,
                               normalize=tuple(data.normalize), download=opts.download, limit=opts.limit)

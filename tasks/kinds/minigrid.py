@@ -75,14 +75,10 @@ def model_factory(built: Built, spec_path: Path | str, model: str, seed: int,
 # --------------------------------------------------------------------------------------------
 
 def check_task(built: Built) -> None:
-    """The spec must name an environment and two networks called actor and critic."""
-    spec = built.spec
-    if spec.env is None:
-        raise QtcError(f"{spec.file}: an a3c task needs 'env ID', e.g. 'env MiniGrid-Empty-5x5-v0'")
-    missing = [n for n in NETS if n not in built.nets]
-    if missing:
-        raise QtcError(f"{spec.file}: an a3c task needs networks named actor and critic; "
-                       f"missing {', '.join(missing)} (found {', '.join(built.nets) or 'none'})")
+    """The run's task must be an a3c one (its env and networks are checked by load_task)."""
+    if built.spec.kind != "a3c":
+        raise QtcError(f"{built.spec.file} is a '{built.spec.kind}' task, not an a3c one: "
+                       "there is no policy to play")
 
 
 def run(built: Built, rundir: RunDir, opts) -> dict:
@@ -91,7 +87,6 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     Raises QtcError when a model failed (its status is in summary.md), KeyboardInterrupt after
     a Ctrl-C (the model's checkpoint is saved; the message says how to resume).
     """
-    check_task(built)
     spec_path = rundir.path / "spec.task"
     if not spec_path.is_file():            # run() called without the runner's run folder
         spec_path = Path(built.spec.file)

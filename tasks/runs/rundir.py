@@ -24,6 +24,7 @@ import os
 import pickle
 import secrets
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -38,6 +39,19 @@ RESOLVED = "resolved.json"
 METRICS = "metrics.json"
 
 
+@contextmanager
+def located(path: Path):
+    """Name `path` in an OSError raised while writing it (or, for a folder, anything in it): a
+    write() on a full disk says only 'No space left on device', and the command line's message
+    must say where."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is None:
+            err.filename = str(path)
+        raise
+
+
 def atomic_write(path: Path | str, write: Callable[[Path], object]) -> Path:
     """Let `write(tmp)` fill a temp file beside `path`, then rename it over `path`.
 
@@ -49,8 +63,9 @@ def atomic_write(path: Path | str, write: Callable[[Path], object]) -> Path:
     # unique per writer (two processes never share a temp file); the suffix is kept last
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp{path.suffix}")
     try:
-        write(tmp)
-        os.replace(tmp, path)
+        with located(path):
+            write(tmp)
+            os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -66,7 +81,9 @@ def atomic_json(path: Path | str, data, indent: int = 2) -> Path:
 
 
 def atomic_torch(path: Path | str, obj) -> Path:
-    return atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    data = io.BytesIO()  # serialised first: a full disk is then an OSError naming the file,
+    torch.save(obj, data)  # not torch's RuntimeError from inside its zip writer
+    return atomic_write(path, lambda tmp: tmp.write_bytes(data.getbuffer()))
 
 
 def csv_text(rows: list[dict], keys=None) -> str:
@@ -123,7 +140,12 @@ class RunDir:
         return atomic_json(guard.inside(self.path, self.path / name), data)
 
     def read_json(self, name: str):
-        return json.loads((self.path / name).read_text())
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except ValueError as err:  # a damaged file must not be trusted
+            raise QtcError(f"{path} is damaged ({err}); this run folder cannot be continued: "
+                           "start a new run") from None
 
     # --- metrics --------------------------------------------------------------------------
     def metrics(self) -> list[dict]:

@@ -14,15 +14,17 @@ from pathlib import Path
 
 import torch
 
+from qtc.dsl.task import MAX_SEED, MAX_WORKERS
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.runs import guard, signals
 from qtc.tasks.runs.guard import RunLock
-from qtc.tasks.runs.rundir import RESOLVED, RunDir
+from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
 
 KINDS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast",
          "a3c": "qtc.tasks.kinds.minigrid"}
 _COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches")   # None, or a whole number >= 1
+_MAXIMA = {"workers": MAX_WORKERS}                                    # and at most this
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,13 @@ class RunOptions:
         object.__setattr__(self, "models", tuple(self.models))
         for name in _COUNTS:
             value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
-                raise QtcError(f"--{name.replace('_', '-')} must be a whole number >= 1, got {value!r}")
-        if not _is_int(self.seed) or self.seed < 0:
-            raise QtcError(f"--seed must be a whole number >= 0, got {self.seed!r}")
+            top = _MAXIMA.get(name)
+            if value is not None and (not _is_int(value) or value < 1 or (top and value > top)):
+                span = f"between 1 and {top:,}" if top else ">= 1"
+                raise QtcError(f"--{name.replace('_', '-')} must be a whole number {span}, got {value!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise QtcError(f"--seed must be a whole number between 0 and {MAX_SEED:,} (torch and "
+                           f"numpy seeds are 32-bit), got {self.seed!r}")
         if self.data_root is not None:
             object.__setattr__(self, "data_root", str(self.data_root))
 
@@ -76,7 +81,7 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
     """The spec's settings with every override that is not None applied."""
     spec = built.spec
     chosen = built.baseline_models() if baselines else built.models()
-    if models:
+    if models is not None:
         chosen = built.select_models(models)
     return RunOptions(
         models=tuple(chosen),
@@ -137,7 +142,8 @@ def run(built: Built, options: RunOptions, rundir: RunDir) -> dict:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     module = importlib.import_module(KINDS[built.spec.kind])
     with RunLock(rundir.path), signals.as_interrupt():     # one writer per run folder
-        return module.run(built, rundir, options)
+        with located(rundir.path):  # a plot or an export on a full disk names the run folder
+            return module.run(built, rundir, options)
 
 
 def record(rundir: RunDir, built: Built, options: RunOptions) -> None:

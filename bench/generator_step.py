@@ -1,39 +1,54 @@
 """Benchmark: one generator training step of the paper's 12-candidate ensemble (shared theta).
 
 A step is P = sum_c w_c p_c(theta) (forward), loss = g . P, loss.backward() (theta and w).
-For every (n, L) and backend it reports the median seconds per step over --reps steps (after
-one warm-up step, which also compiles), the ratio to the reference backend and the peak RSS of
-a process that ran only that backend (each measurement runs in its own subprocess). It also
-prints the compiler's cost model (bytes moved and flops per step, the time those bytes take
-at the memory bandwidth of an H100, and the step an H200 should take with its launch overhead,
-launched kernel by kernel or replayed as a CUDA graph) and, with --breakdown, where the time of
-the cpu backend goes at the largest size (forward vs backward, per circuit and per pass; one
-thread). Compiled backends also report the time to build their kernels (g++ or NVRTC; a hit in
-the kernel cache is fast). `cuda-graph` is the cuda backend with QTC_CUDA_GRAPHS=1. GPU steps
-are timed after torch.cuda.synchronize(), so the clock sees the kernels finish.
+For every (n, L), load (--load: idle, and busy = two busy-loop processes the benchmark starts
+itself), backend and thread count (--threads, default 1 and 2; the reference runs on one thread,
+cuda and cuda-graph on the largest count) it reports, over --reps steps after one warm-up step:
+  - the median wall and CPU seconds per step (forward and backward apart); GPU steps are timed
+    after torch.cuda.synchronize(), so the clock sees the kernels finish;
+  - the cold compile: every measurement runs in its own process with an empty kernel cache, so
+    the compiled backends render and build their kernels (g++, or NVRTC on cuda, whose part is
+    reported too) from scratch;
+  - the load average and the thread setting the cpu backend's last pass ran with
+    (qtc.runtime.threads), since a loaded machine changes both;
+  - the ratio to the reference backend and to Qulacs at its best thread count (same size and
+    load), and the peak RSS of the process.
+It also prints the compiler's cost model (bytes moved and flops per step, the time those bytes
+take at the memory bandwidth of an H100, and the step an H200 should take with its launch
+overhead, launched kernel by kernel or replayed as a CUDA graph) and, with --breakdown, where
+the time of the cpu backend goes at the largest size (forward vs backward, per circuit and per
+pass; one thread). `cuda-graph` is the cuda backend with QTC_CUDA_GRAPHS=1. --json writes the
+cost models and the rows (bench/gpu_check.py reads them).
 
     python bench/generator_step.py                       # (11,10) (13,10) (17,15), all backends
     python bench/generator_step.py --sizes 17,15 --backends cpu --breakdown
-    python bench/generator_step.py --backend cuda cuda-graph cpu --dtype float32 --json steps.json
+    python bench/generator_step.py --backends cuda cuda-graph cpu --dtype float32 --load idle \\
+        --threads 16 --json steps.json
 
-PennyLane default.qubit is timed on the same circuits when PennyLane is installed.
+PennyLane default.qubit and Qulacs are timed on the same circuits when installed (each is
+skipped with a note otherwise; `pip install -e .[bench]` brings Qulacs).
 This is a benchmark, not a test: compare the backends of one run, not runs across machines.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "hadamard_ent_rot.qs"
 SIZES = [(11, 10), (13, 10), (17, 15)]
 H100 = 3.35e12
+LOADS = ("idle", "busy")
+OPTIONAL = ("pennylane", "qulacs")        # timed when installed; the module has the same name
+GPU = ("cuda", "cuda-graph")              # the host's thread count does not matter to these
 
 
 def _program(n: int, depth: int):
@@ -50,48 +65,57 @@ def _inputs(prog, dtype):
     return theta, weights, g
 
 
-def _build_seconds(prog, backend: str, dtype) -> float | None:
-    """Seconds to build the compiled kernels (g++ or NVRTC, or a cache hit); None otherwise."""
-    if backend not in ("cpu", "cuda"):
-        return None
-    from qtc.compiler.target import Target
-    from qtc.runtime.kernels import compiled
-    t = time.perf_counter()
-    comp = compiled(prog, Target(device=backend, dtype=str(dtype).replace("torch.", "")))
-    inner = getattr(getattr(comp.launcher, "launcher", None), "compile_seconds", None)
-    return inner if inner is not None else time.perf_counter() - t
+# --- one measurement (in its own process) ------------------------------------------------------
 
-
-def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dict:
-    """Median step time of one backend, in this process (called in a fresh subprocess)."""
+def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads: int) -> dict:
+    """Median step time of one backend, in this process (called in a fresh subprocess whose
+    kernel cache is empty: the compiled backends' build is timed as the cold compile)."""
+    import qtc.runtime.backends  # noqa: F401 - before torch: qtc makes OpenMP's waiting threads sleep
     import torch
-    import qtc.runtime.backends  # noqa: F401 - everything imported before the baseline
-    label = backend
-    if backend == "cuda-graph":
+    torch.set_num_threads(threads)
+    backend = "cuda" if label == "cuda-graph" else label
+    if label == "cuda-graph":
         import qtc.runtime.cuda
-        qtc.runtime.cuda.GRAPHS, backend = True, "cuda"
+        qtc.runtime.cuda.GRAPHS = True
     dtype = getattr(torch, dtype_name)
     prog = _program(n, depth)
     theta0, weights0, g = _inputs(prog, dtype)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    sync = torch.cuda.synchronize if backend == "cuda" else (lambda: None)
-    build = _build_seconds(prog, backend, dtype)
-    if backend == "pennylane":
-        step = _pennylane_step(prog, theta0, weights0, g)
-    else:
-        def step():
-            theta = theta0.clone().requires_grad_()
-            weights = weights0.clone().requires_grad_()
-            t0 = time.perf_counter()
-            P = prog.probabilities(theta, weights, backend=backend)
-            sync()
-            t1 = time.perf_counter()
-            (P @ g).backward()
-            sync()
-            t2 = time.perf_counter()
-            return t1 - t0, t2 - t1
+    comp, compile_s = _cold_compile(prog, backend, dtype_name)
+    times = _time_steps(_step(prog, backend, theta0, weights0, g), reps)
+    return {"backend": label, "n": n, "L": depth, **times, "reps": reps, "threads": threads,
+            "compile_s": compile_s, "nvrtc_s": _nvrtc_seconds(comp), "setting": _setting(comp),
+            "loadavg": os.getloadavg()[0],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "baseline_mb": baseline}
+
+
+def _cold_compile(prog, backend: str, dtype_name: str):
+    """(Compiled, seconds to render and build its kernels) for cpu and cuda, else (None, None);
+    the subprocess's kernel cache is empty, so this is the cold compile."""
+    if backend not in ("cpu", "cuda"):
+        return None, None
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import compiled
     t = time.perf_counter()
-    step()                                        # warm-up (and compile)
+    comp = compiled(prog, Target(device=backend, dtype=dtype_name))
+    return comp, time.perf_counter() - t
+
+
+def _nvrtc_seconds(comp) -> float | None:
+    """NVRTC's part of the cold compile on cuda (None elsewhere, or with no circuit to run)."""
+    return getattr(getattr(getattr(comp, "launcher", None), "launcher", None), "compile_seconds", None)
+
+
+def _setting(comp) -> str:
+    """The thread setting of the cpu backend's last pass (qtc.runtime.threads); '-' elsewhere."""
+    s = getattr(getattr(comp, "launcher", None), "last_setting", None)
+    return "-" if s is None else f"{s.threads}t mode {s.mode}"
+
+
+def _time_steps(step, reps: int) -> dict:
+    """Medians over `reps` steps after a warm-up step: wall (total, forward, backward) and CPU."""
+    t = time.perf_counter()
+    step()
     warm = time.perf_counter() - t
     fwd, bwd, total, cpu = [], [], [], []
     for _ in range(reps):
@@ -101,11 +125,76 @@ def measure(backend: str, n: int, depth: int, reps: int, dtype_name: str) -> dic
         cpu.append(time.process_time() - c)
         fwd.append(f)
         bwd.append(b)
-    return {"backend": label, "n": n, "L": depth, "median": statistics.median(total), "build_s": build,
-            "forward": statistics.median(fwd), "backward": statistics.median(bwd),
-            "cpu_time": statistics.median(cpu), "warmup": warm, "reps": reps, "threads": torch.get_num_threads(),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "baseline_mb": baseline}
+    return {"median": statistics.median(total), "forward": statistics.median(fwd),
+            "backward": statistics.median(bwd), "cpu_time": statistics.median(cpu), "warmup": warm}
+
+
+def _step(prog, backend: str, theta0, weights0, g):
+    """A function running one step and returning its (forward, backward) wall seconds."""
+    if backend == "pennylane":
+        return _pennylane_step(prog, theta0, weights0, g)
+    if backend == "qulacs":
+        return _qulacs_step(prog, theta0, weights0, g)
+    import torch
+    sync = torch.cuda.synchronize if backend == "cuda" else (lambda: None)
+
+    def step():
+        theta = theta0.clone().requires_grad_()
+        weights = weights0.clone().requires_grad_()
+        t0 = time.perf_counter()
+        P = prog.probabilities(theta, weights, backend=backend)
+        sync()
+        t1 = time.perf_counter()
+        (P @ g).backward()
+        sync()
+        return t1 - t0, time.perf_counter() - t1
+    return step
+
+
+def _qulacs_step(prog, theta0, weights0, g):
+    """Qulacs on the same (unoptimised) candidate circuits: forward, then the adjoint gradient
+    of g . P per circuit (backprop_inner_product with the bra g * psi); numpy, no torch."""
+    import numpy as np
+    from qulacs import ParametricQuantumCircuit, QuantumState
+    from qtc.compiler.ir import Angle
+    n, theta, weights, gv = prog.qubits, theta0.double().numpy(), weights0.double().numpy(), g.double().numpy()
+    circuits = []
+    for circ in prog.source:
+        qc, slots = ParametricQuantumCircuit(n), []
+        for op in circ.ops:
+            if op.gate == "h":
+                qc.add_H_gate(op.qubits[0])
+            elif op.gate in ("cnot", "cx"):
+                qc.add_CNOT_gate(*op.qubits)
+            elif op.gate in ("rx", "ry", "rz") and isinstance(op.angle, Angle):
+                # Qulacs' R(t) = exp(+i t P / 2): pass -theta
+                getattr(qc, f"add_parametric_{op.gate.upper()}_gate")(op.qubits[0], 0.0)
+                slots.append(op.angle.layer * n + op.angle.qubit)
+            else:
+                raise SystemExit(f"the Qulacs comparison supports h, cnot and theta rotations, not {op}")
+        circuits.append((qc, slots))
+
+    def step():
+        t0 = time.perf_counter()
+        flat, states = theta.reshape(-1), []
+        P = np.zeros(1 << n)
+        for (qc, slots), w in zip(circuits, weights):
+            for i, k in enumerate(slots):
+                qc.set_parameter(i, -flat[k])
+            st = QuantumState(n)
+            qc.update_quantum_state(st)
+            psi = st.get_vector()
+            P += w * np.abs(psi) ** 2
+            states.append(psi)
+        t1 = time.perf_counter()
+        grad = np.zeros_like(flat)
+        for (qc, slots), w, psi in zip(circuits, weights, states):
+            bra = QuantumState(n)
+            bra.load(2 * w * gv * psi)
+            for k, d in zip(slots, qc.backprop_inner_product(bra)):
+                grad[k] -= d
+        return t1 - t0, time.perf_counter() - t1
+    return step
 
 
 def _pennylane_step(prog, theta0, weights0, g):
@@ -191,6 +280,7 @@ def breakdown(n: int, depth: int, dtype_name: str) -> str:
 
 
 def cost_model(n: int, depth: int, dtype_name: str) -> dict:
+    """Bytes and flops per step from the plan, the H100 memory time, the H200 predicted step."""
     from qtc.compiler.cost import bytes_moved
     from qtc.compiler.pipeline import to_kernels
     from qtc.compiler.target import Target
@@ -202,73 +292,189 @@ def cost_model(n: int, depth: int, dtype_name: str) -> dict:
             "h200_graph": predicted_step(r.plan, dtype_name, graph=True)}
 
 
-def _subprocess(args) -> dict | None:
-    cmd = [sys.executable, __file__, "--one", *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+# --- the driver --------------------------------------------------------------------------------
+
+def _subprocess(args, threads: int) -> dict | None:
+    """One measurement in a fresh process with an empty kernel cache and `threads` OpenMP
+    threads (Qulacs reads OMP_NUM_THREADS when it loads)."""
+    cmd = [sys.executable, __file__, "--one", *map(str, args), str(threads)]
+    with tempfile.TemporaryDirectory(prefix="qtc-bench-cache-") as cache:
+        env = os.environ | {"QTC_CACHE_DIR": cache, "OMP_NUM_THREADS": str(threads)}
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         print(f"  {args[0]} at ({args[1]}, {args[2]}) failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
         return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", nargs="*", default=[f"{n},{L}" for n, L in SIZES], help="n,L pairs")
-    ap.add_argument("--backends", "--backend", nargs="*", default=None,
-                    help="default: reference + every available; also cuda-graph (cuda, replayed as a graph)")
-    ap.add_argument("--reps", type=int, default=7, help="timed steps per backend (reference: fewer)")
-    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    ap.add_argument("--breakdown", action="store_true", help="per-pass times at the largest size")
-    ap.add_argument("--json", type=Path, help="also write the cost models and the rows to this file")
-    ap.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
-    if args.one:
-        backend, n, L, reps, dtype = args.one
-        print(json.dumps(measure(backend, int(n), int(L), int(reps), dtype)))
-        return
-    import torch
-    from qtc.runtime.backends import available_backends
-    backends = args.backends or [b for b in ["reference", "cpu", "cuda"] if b in available_backends()]
+@contextlib.contextmanager
+def competing_load(kind: str):
+    """'busy': two busy-loop processes compete for the cores while the block runs."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(2 if kind == "busy" else 0)]
     try:
-        import pennylane  # noqa: F401
-        backends.append("pennylane")
-    except ImportError:
-        print("PennyLane is not installed: its column is skipped")
-    sizes = [tuple(map(int, s.split(","))) for s in args.sizes]
-    print(f"generator step = forward + backward of the 12-candidate paper ensemble, {args.dtype}, "
-          f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
-    rows, models = [], {}
-    for n, L in sizes:
-        model = models[f"{n},{L}"] = cost_model(n, L, args.dtype)
-        h200, graph = model["h200"], model["h200_graph"]
-        print(f"\n(n, L) = ({n}, {L}): cost model {model['bytes'] / 1e6:.1f} MB moved, "
-              f"{model['flops'] / 1e9:.3f} GFlop per step -> {model['h100_s'] * 1e6:.1f} us at the H100's "
-              f"3.35 TB/s; H200 predicted {h200['total_s'] * 1e6:.0f} us ({h200['memory_s'] * 1e6:.0f} us "
-              f"memory + {h200['launches']} launches x 5 us), as a CUDA graph {graph['total_s'] * 1e6:.0f} us")
-        ref = None
+        time.sleep(1.0 if procs else 0.0)    # let the scheduler see them
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def _thread_counts(backend: str, allowed: list[int]) -> list[int]:
+    """The reference on one thread (it is the slow baseline), GPU backends once, others each."""
+    return [1] if backend == "reference" else [max(allowed)] if backend in GPU else allowed
+
+
+def _measure_size(n: int, L: int, load: str, backends, allowed, args) -> list[dict]:
+    """Every backend x thread count at one size under one load; ratios within that set."""
+    out = []
+    with competing_load(load):
         for b in backends:
             reps = max(3, args.reps // 2) if b in ("reference", "pennylane") and n >= 15 else args.reps
-            r = _subprocess([b, n, L, reps, args.dtype])
-            if r is None:
-                continue
-            ref = r["median"] if b == "reference" else ref
-            r["ratio"] = (ref / r["median"]) if ref else float("nan")
-            rows.append(r)
-            built = "" if r["build_s"] is None else f"; kernels built in {r['build_s']:.2f} s"
-            print(f"  {b:<10} median {r['median']:9.4f} s/step (fwd {r['forward']:.4f}, bwd "
-                  f"{r['backward']:.4f}; CPU time {r['cpu_time']:.4f} s; first step {r['warmup']:.2f} s)  {r['ratio']:8.1f}x vs reference"
-                  f"  peak RSS {r['peak_rss_mb']:7.0f} MB (+{r['peak_rss_mb'] - r['baseline_mb']:.0f} over "
-                  f"the {r['baseline_mb']:.0f} MB of importing torch and qtc){built}")
-    print("\n| (n, L) | backend | median s/step | CPU s/step | speed-up vs reference | peak RSS MB | "
-          "over import MB |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        print(f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['median']:.4f} | {r['cpu_time']:.4f} | {r['ratio']:.1f}x | "
-              f"{r['peak_rss_mb']:.0f} | {r['peak_rss_mb'] - r['baseline_mb']:.0f} |")
+            for t in _thread_counts(b, allowed):
+                r = _subprocess([b, n, L, reps, args.dtype], t)
+                if r is not None:
+                    out.append(r | {"load": load})
+                    print(_progress(out[-1]))
+    ref = min((r["median"] for r in out if r["backend"] == "reference"), default=None)
+    qulacs = min((r["median"] for r in out if r["backend"] == "qulacs"), default=None)
+    for r in out:
+        r["ratio"] = None if ref is None else ref / r["median"]
+        r["vs_qulacs"] = None if qulacs is None else qulacs / r["median"]
+    return out
+
+
+def _fmt(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.1f}x"
+
+
+def _progress(r: dict) -> str:
+    built = "" if r["compile_s"] is None else f"; cold compile {r['compile_s']:.2f} s" + \
+        ("" if r["nvrtc_s"] is None else f" (NVRTC {r['nvrtc_s']:.2f} s)")
+    return (f"  {r['load']:<5} {r['backend']:<10} {r['threads']} threads allowed ({r['setting']}): wall "
+            f"{r['median']:.4f} s/step (fwd {r['forward']:.4f}, bwd {r['backward']:.4f}), CPU "
+            f"{r['cpu_time']:.4f} s/step, first step {r['warmup']:.2f} s, load avg {r['loadavg']:.1f}{built}")
+
+
+def _model_line(n: int, L: int, m: dict) -> str:
+    h200, graph = m["h200"], m["h200_graph"]
+    return (f"\n(n, L) = ({n}, {L}): cost model {m['bytes'] / 1e6:.1f} MB moved, {m['flops'] / 1e9:.3f} "
+            f"GFlop per step -> {m['h100_s'] * 1e6:.1f} us at the H100's 3.35 TB/s; H200 predicted "
+            f"{h200['total_s'] * 1e6:.0f} us ({h200['memory_s'] * 1e6:.0f} us memory + {h200['launches']} "
+            f"launches x 5 us), as a CUDA graph {graph['total_s'] * 1e6:.0f} us")
+
+
+TABLE = ("| (n, L) | backend | load | threads allowed | cpu setting | median wall s/step | CPU s/step | "
+         "cold compile s (NVRTC) | load avg | vs reference | vs Qulacs (best threads) | peak RSS MB "
+         "(over import) |\n|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def _row(r: dict) -> str:
+    compile_s = _fmt(r["compile_s"], ".2f") + ("" if r["nvrtc_s"] is None else f" ({r['nvrtc_s']:.2f})")
+    return (f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['load']} | {r['threads']} | {r['setting']} | "
+            f"{r['median']:.4f} | {r['cpu_time']:.4f} | {compile_s} | {r['loadavg']:.1f} | "
+            f"{_times(r['ratio'])} | {_times(r['vs_qulacs'])} | {r['peak_rss_mb']:.0f} "
+            f"(+{r['peak_rss_mb'] - r['baseline_mb']:.0f}) |")
+
+
+def _backends(requested: list[str] | None, ap) -> list[str]:
+    """The requested backends (each available, else a clear error), or by default the reference,
+    every available compiled backend and the optional libraries that are installed."""
+    from qtc.errors import QtcError
+    from qtc.runtime.backends import available_backends, resolve
+    if requested is None:
+        return [b for b in ["reference", "cpu", "cuda"] if b in available_backends()] + \
+            [b for b in OPTIONAL if _installed(b, note=True)]
+    for b in requested:
+        if b in OPTIONAL:
+            if not _installed(b, note=False):
+                ap.error(f"{b} is not installed (pip install {b})")
+            continue
+        try:
+            resolve("cuda" if b == "cuda-graph" else b)
+        except QtcError as e:
+            ap.error(str(e))
+    return requested
+
+
+def _installed(module: str, note: bool) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        if note:
+            print(f"{module} is not installed: its rows are skipped (pip install {module})")
+        return False
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        n, L = map(int, text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is n,L (two whole numbers), got {text!r}") from None
+    if n < 1 or L < 1:
+        raise argparse.ArgumentTypeError(f"n and L must be positive, got {text!r}")
+    return n, L
+
+
+def _positive_list(text: str) -> list[int]:
+    parts = text.split(",")
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, got {text!r}")
+    return [int(p) for p in parts]
+
+
+def _loads(text: str) -> list[str]:
+    bad = [k for k in text.split(",") if k not in LOADS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown load {bad[0]!r}: choose from {', '.join(LOADS)}")
+    return text.split(",")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", nargs="*", type=_size, default=SIZES, help="n,L pairs")
+    ap.add_argument("--backends", "--backend", nargs="*", default=None,
+                    help="default: reference + every available + PennyLane/Qulacs when installed; "
+                         "also cuda-graph (cuda, replayed as a graph)")
+    ap.add_argument("--reps", type=int, default=7, help="timed steps per backend (reference: fewer)")
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    ap.add_argument("--threads", type=_positive_list, default=[1, 2], help="thread counts to allow, e.g. 1,2")
+    ap.add_argument("--load", type=_loads, default=list(LOADS), help="idle and/or busy (two busy-loop processes)")
+    ap.add_argument("--breakdown", action="store_true", help="per-pass times at the largest size")
+    ap.add_argument("--json", type=Path, help="also write the cost models and the rows to this file")
+    ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
+    return ap
+
+
+def main(argv=None) -> None:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if args.one:
+        backend, n, L, reps, dtype, threads = args.one
+        print(json.dumps(measure(backend, int(n), int(L), int(reps), dtype, int(threads))))
+        return
+    if args.reps < 1:
+        ap.error(f"--reps must be at least 1, got {args.reps}")
+    backends = _backends(args.backends, ap)
+    print(f"generator step = forward + backward of the 12-candidate paper ensemble, {args.dtype}; "
+          f"load average at the start {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    rows, models = [], {}
+    for n, L in args.sizes:
+        models[f"{n},{L}"] = cost_model(n, L, args.dtype)
+        print(_model_line(n, L, models[f"{n},{L}"]))
+        for load in args.load:
+            rows += _measure_size(n, L, load, backends, args.threads, args)
+    print("\n" + TABLE)
+    print("\n".join(_row(r) for r in rows))
     if args.json:
         args.json.write_text(json.dumps({"dtype": args.dtype, "models": models, "rows": rows}, indent=1))
     if args.breakdown and "cpu" in backends:
-        n, L = max(sizes)
+        n, L = max(args.sizes)
         print("\n" + breakdown(n, L, args.dtype))
 
 

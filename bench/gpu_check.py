@@ -267,12 +267,13 @@ class _AllDone:
 # --- bench and epoch ---------------------------------------------------------------------------
 
 def step_bench(p: dict, result: Path) -> None:
-    """generator_step.py once per size, so that a slow size leaves the others' rows."""
+    """generator_step.py once per size, so that a slow size leaves the others' rows; idle (no
+    competing load) and every core allowed, so there is one row per backend."""
     for n, depth in p["sizes"]:
         with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
             cmd = [sys.executable, str(ROOT / "bench" / "generator_step.py"), "--sizes", f"{n},{depth}",
                    "--backends", *p["backends"], "--dtype", p["dtype"], "--reps", str(p["reps"]),
-                   "--json", tmp.name]
+                   "--load", "idle", "--threads", str(len(os.sched_getaffinity(0))), "--json", tmp.name]
             proc = subprocess.run(cmd, cwd=ROOT, check=False)
             got = json.loads(Path(tmp.name).read_text() or "{}") if proc.returncode == 0 else {}
         model = got.get("models", {}).get(f"{n},{depth}")
@@ -537,18 +538,19 @@ def _numerics_md(rows) -> list[str]:
 
 def _bench_md(rows) -> list[str]:
     out = ["", "## Generator step (forward + backward, median)", "",
-           "| (n, L) | backend | ms/step | predicted ms (H200) | kernels built s | vs cpu |",
-           "|---|---|---:|---:|---:|---:|"]
+           "| (n, L) | backend | ms/step | predicted ms (H200) | cold compile s | NVRTC s | vs cpu |",
+           "|---|---|---:|---:|---:|---:|---:|"]
     for size in rows:
         model, got = size.get("model") or {}, {r["backend"]: r for r in size["rows"]}
         cpu = got.get("cpu", {}).get("median")
         for name, r in got.items():
             pred = (model.get("h200_graph") if name == "cuda-graph" else model.get("h200")) if name.startswith("cuda") else None
             out.append(f"| ({size['n']}, {size['L']}) | {name} | {r['median'] * 1e3:.3f} | "
-                       f"{_fmt(pred and pred['total_s'] * 1e3, '.3f')} | {_fmt(r.get('build_s'), '.2f')} | "
+                       f"{_fmt(pred and pred['total_s'] * 1e3, '.3f')} | {_fmt(r.get('compile_s'), '.2f')} | "
+                       f"{_fmt(r.get('nvrtc_s'), '.2f')} | "
                        f"{_fmt(cpu and cpu / r['median'], '.1f')}x |")
         if not got:
-            out.append(f"| ({size['n']}, {size['L']}) | (no result) | - | - | - | - |")
+            out.append(f"| ({size['n']}, {size['L']}) | (no result) | - | - | - | - | - |")
     return out
 
 

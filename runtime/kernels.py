@@ -77,13 +77,14 @@ class _CpuLauncher:
             getattr(self.lib, name).argtypes = [ctypes.c_int if ctype == "int" else ctypes.c_void_p
                                                 for ctype, _ in comp.rendered.signature[name]]
         self.size, self.ncirc, self.n = comp.plan.size, comp.ncirc, comp.n
+        self.last_setting: threads.Setting | None = None   # what the latest pass ran with (benchmarks)
 
     def _mode(self) -> int:
         """Set the threads of this step and return its mode (runtime/threads.py: one thread
         below SERIAL_BELOW qubits or on a busy machine; QTC_THREADS / QTC_CPU_MODE override)."""
         requested = torch.get_num_threads()
         idle = threads.idle_cores() if self.n >= threads.SERIAL_BELOW and requested > 1 else requested
-        setting = threads.choose(self.n, self.ncirc, requested, idle)
+        setting = self.last_setting = threads.choose(self.n, self.ncirc, requested, idle)
         self.lib.qtc_threads(*bind(self.rendered, "qtc_threads", {"k": setting.threads}))
         return setting.mode
 

@@ -67,3 +67,20 @@ def test_qtc_compile_prints_the_thread_setting(tmp_path):
                           "--qubits", "4", "--depth", "1", "-o", str(tmp_path)],
                          capture_output=True, text=True, check=True, env=os.environ | {"QTC_THREADS": "1"}).stdout
     assert "cpu threads now: 1 thread, mode 0" in out and "waiting threads:" in out
+
+
+def test_the_cpu_launcher_records_the_setting_its_last_pass_ran_with(monkeypatch):
+    import torch
+    import qtc
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import compiled, cpu_available
+    if not cpu_available():
+        pytest.skip("no C++ compiler")
+    monkeypatch.setenv("QTC_THREADS", "2")
+    prog = qtc.compile(str(ROOT / "specs" / "hadamard_ent_rot.qs"), qubits=4, depth=1)
+    comp = compiled(prog, Target(device="cpu", dtype="float64"))
+    assert comp.launcher.last_setting is None
+    theta = torch.rand(prog.angle_shape, dtype=torch.float64, requires_grad=True)
+    prog.probabilities(theta, torch.ones(len(prog.labels)), backend="cpu").sum().backward()
+    assert comp.launcher.last_setting == choose(4, comp.ncirc, 1, 0)
+    assert comp.launcher.last_setting.threads == 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -109,9 +110,40 @@ def _budget_args(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
 
 
+def version_text() -> str:
+    """`qtc X.Y.Z`, plus the git commit (and `-dirty`) when qtc runs from a checkout, so a result
+    can be traced to the exact code that made it."""
+    from qtc import __version__
+    root = Path(__file__).resolve().parent
+    text = f"qtc {__version__}"
+    if not (root / ".git").exists():          # an installed copy: no commit to report
+        return text
+    git = ["git", "-C", str(root)]
+    try:
+        commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return text
+    return f"{text} (git {commit}{'-dirty' if dirty else ''})" if commit else text
+
+
+class _Version(argparse.Action):
+    """`--version`, computed only when asked (it may run git)."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, help="print the version (and git commit) and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qtc", description="Quantum-Train with differentiable "
                                 "quantum architecture search: compile search spaces, run tasks.")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile a .qs search space or a .task spec; print the report")
@@ -191,6 +223,20 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader of our stdout went away (`qtc compile X.task | head`): stop quietly.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush cannot raise again;
+    141 (128 + SIGPIPE) is what a Unix tool stopped by the closed pipe reports.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

@@ -18,10 +18,23 @@ from qtc.errors import QtcError
 
 def _compile(args) -> int:
     from qtc.compile_cmd import write_outputs
-    out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth)
+    out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth,
+                        settings=_settings(args))
     print(out.report, end="")
     print(f"\nwrote {', '.join(str(p) for p in out.files)}")
     return 0
+
+
+def _settings(args) -> dict[str, str]:
+    """`--set statement.option=value`s, in order; each option at most once (none is replaced)."""
+    from qtc.dsl.task import parse_setting
+    out: dict[str, str] = {}
+    for text in args.set or ():
+        path, value = parse_setting(text)
+        if path in out:
+            raise QtcError(f"--set {path} given twice ({out[path]} and {value}): give it once")
+        out[path] = value
+    return out
 
 
 def _budget(args) -> dict:
@@ -46,11 +59,12 @@ def _run(args) -> int:
         overrides = {"models": args.models, "baselines": args.baselines, "workers": args.workers,
                      "seed": args.seed, **_budget(args)}
         built, options, rundir = runner.reopen(args.resume, spec=args.spec, overrides=overrides,
+                                               settings=_settings(args),
                                                progress=False if args.no_progress else None)
     elif not args.spec:
         raise QtcError("qtc run needs a .task file (or --resume RUNDIR)")
     else:
-        built = load_task(args.spec)
+        built = load_task(args.spec, _settings(args))
         options = _run_options(built, args)
         rundir = runner.start(built, options, args.output)
     runner.run(built, options, rundir)
@@ -98,6 +112,12 @@ def _play(args) -> int:
     return play_run(args.rundir, args.model, episodes=args.episodes, seed=args.seed)
 
 
+def _set_arg(parser) -> None:
+    parser.add_argument("--set", action="append", metavar="STATEMENT.OPTION=VALUE",
+                        help="change one option of the .task, checked like the spec's own (e.g. "
+                        "--set train.lr=3e-4 --set generator.depth=12); repeatable")
+
+
 def _budget_args(parser) -> None:
     """The overrides `qtc run` and `qtc sweep` share: budget, data and backend."""
     parser.add_argument("--epochs", type=int, help="override the spec's epochs")
@@ -108,6 +128,7 @@ def _budget_args(parser) -> None:
     parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
     parser.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    _set_arg(parser)
 
 
 def version_text() -> str:
@@ -151,6 +172,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--qubits", type=int, help="override the number of qubits")
     c.add_argument("--depth", type=int, help="override the depth")
     c.add_argument("-o", "--output", type=Path, help="output folder (default out/<name>)")
+    _set_arg(c)
     c.set_defaults(func=_compile)
 
     r = sub.add_parser("run", help="train a task (DiffQAS-QT and the requested baselines)")

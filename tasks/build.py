@@ -7,7 +7,7 @@ parameter source.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
@@ -15,7 +15,7 @@ import torch
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
 from qtc.dsl.space import parse_space
-from qtc.dsl.task import TaskSpec, parse_task
+from qtc.dsl.task import TaskSpec, parse_task, with_settings
 from qtc.errors import SpecError
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for
 from qtc.tasks import naming
@@ -24,8 +24,12 @@ from qtc.tasks.network import TargetNet
 
 @dataclass
 class Built:
-    """A parsed task with its networks and compiled generator program."""
+    """A parsed task with its networks and compiled generator program.
+
+    `spec` already has `settings` (`--set statement.option=value`, as given) applied; they are
+    kept to be recorded, since the spec file alone no longer says how the task was run."""
     spec: TaskSpec
+    settings: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def nets(self) -> dict[str, TargetNet]:
@@ -119,7 +123,9 @@ class Built:
         return "\n".join(rows)
 
 
-def load_task(source) -> Built:
-    built = Built(parse_task(source))
+def load_task(source, settings: dict[str, str] | None = None) -> Built:
+    """Parse a .task (path or text), apply `settings`, and check the networks' shapes now."""
+    settings = dict(settings or {})
+    built = Built(with_settings(parse_task(source), settings), settings)
     built.nets  # noqa: B018 - validate shapes now, with spec positions
     return built

@@ -101,19 +101,25 @@ def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
 
 
 def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None = None,
+           settings: dict[str, str] | None = None,
            progress: bool | None = None) -> tuple[Built, RunOptions, RunDir]:
     """An existing run folder with its spec and recorded settings, checked against its fingerprint.
 
     `overrides` are the values the user gave again (None = not given): the options that change
     the numbers must match the run's, the budget (epochs, episodes) may only grow (the run is
     extended and the extension recorded), where and how to run (data_root, download, backend)
-    may change. `spec`, if given, must be the spec the run started with.
+    may change. `spec`, if given, must be the spec the run started with; `settings` (`--set`),
+    if given, must be the run's.
     """
     rundir = RunDir.existing(path)
     with RunLock(rundir.path):
         resolved = rundir.read_json(RESOLVED)
         options = RunOptions.from_dict(resolved["options"])
-        built = load_task(rundir.path / "spec.task")
+        recorded = resolved.get("settings") or {}
+        if settings and settings != recorded:
+            _refuse(rundir, "a resumed run keeps the settings it started with",
+                    [f"--set {_shown(settings)} (the run has {_shown(recorded) or 'none'})"])
+        built = load_task(rundir.path / "spec.task", recorded)
         _check_identity(rundir, built, options, spec)
         options, changes = _apply_overrides(rundir, built, options, overrides or {})
         if changes:
@@ -155,6 +161,7 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
     rundir.write_json(guard.FINGERPRINT, {"sha256": guard.fingerprint(ident), "identity": ident})
     rundir.write_json(RESOLVED, {
         "task": spec.model_dump(exclude={"source", "file"}),
+        "settings": dict(built.settings),     # --set values, applied to spec.task on resume
         "options": options.to_dict(),
         "program": {"qubits": built.program.qubits, "depth": built.program.depth,
                     "candidates": built.program.candidates} if built.program else None,
@@ -176,6 +183,10 @@ def identity(built: Built, options: RunOptions) -> dict:
                           {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS})
 
 
+def _shown(settings: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in settings.items())
+
+
 def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
@@ -190,7 +201,7 @@ def _check_identity(rundir: RunDir, built: Built, options: RunOptions, spec) -> 
             guard.differences(recorded["identity"], identity(built, options)))
     if spec:
         _refuse(rundir, f"{spec} is not the spec it was started with",
-                guard.differences(recorded["identity"], identity(load_task(spec), options)))
+                guard.differences(recorded["identity"], identity(load_task(spec, built.settings), options)))
 
 
 def _apply_overrides(rundir: RunDir, built: Built, options: RunOptions,

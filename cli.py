@@ -80,9 +80,12 @@ def _sweep(args) -> int:
     overrides = _budget(args)
     if overrides["data_root"]:
         overrides["data_root"] = str(Path(overrides["data_root"]).resolve())
+    fixed, grid = _settings(args), sweep.parse_grid(args.grid)
     trials = sweep.plan(args.specs, seeds, args.models, overrides=overrides,
-                        cpus_per_trial=args.cpus_per_trial)
-    settings = {"seeds": seeds, "models": args.models, "command": " ".join(sys.argv)}
+                        cpus_per_trial=args.cpus_per_trial, settings=fixed, grid=grid)
+    settings = {"seeds": seeds, "models": args.models, "set": fixed, "grid": grid,
+                "overrides": {k: v for k, v in overrides.items() if v is not None and v is not False},
+                "command": " ".join(sys.argv)}
     return sweep.run_sweep(trials, args.out, executor=args.executor, address=args.address,
                            workers=args.workers, retries=args.retries, progress=not args.no_progress,
                            settings=settings, report=not args.no_report)
@@ -223,6 +226,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--cpus-per-trial", type=int, help="override the CPUs each trial asks for")
     s.add_argument("--retries", type=int, default=1, help="retries of a failing trial (default 1)")
     _budget_args(s)
+    s.add_argument("--grid", action="append", metavar="STATEMENT.OPTION=V1,V2,...",
+                   help="run every task at each value (several --grid: every combination), each "
+                   "point in its own folder <task>@<option>=<value>; repeatable")
     s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
     s.set_defaults(func=_sweep)
 

@@ -39,7 +39,7 @@ def _settings(args) -> dict[str, str]:
 
 def _budget(args) -> dict:
     """The budget, data and backend overrides `qtc run`, `qtc sweep` and `qtc table2` share."""
-    names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend")
+    names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend", "threads")
     out = {k: getattr(args, k, None) for k in names}
     out["download"] = bool(out["download"])
     return out
@@ -57,7 +57,8 @@ def _run(args) -> int:
     from qtc.tasks.runs import runner
     if args.resume:
         overrides = {"models": args.models, "baselines": args.baselines, "workers": args.workers,
-                     "seed": args.seed, **_budget(args)}
+                     "seed": args.seed, **_budget(args),
+                     "threads": runner.resolve_threads(args.threads, None)}   # QTC_THREADS too
         built, options, rundir = runner.reopen(args.resume, spec=args.spec, overrides=overrides,
                                                settings=_settings(args),
                                                progress=False if args.no_progress else None)
@@ -115,6 +116,11 @@ def _play(args) -> int:
     return play_run(args.rundir, args.model, episodes=args.episodes, seed=args.seed)
 
 
+def _threads_arg(parser) -> None:
+    parser.add_argument("--threads", type=int, help="torch threads per run (default 1, in a sweep "
+                        "the trial's CPUs; QTC_THREADS=N overrides the default)")
+
+
 def _set_arg(parser) -> None:
     parser.add_argument("--set", action="append", metavar="STATEMENT.OPTION=VALUE",
                         help="change one option of the .task, checked like the spec's own (e.g. "
@@ -131,6 +137,7 @@ def _budget_args(parser) -> None:
     parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
     parser.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    _threads_arg(parser)
     _set_arg(parser)
 
 
@@ -203,6 +210,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
     t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     t.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    _threads_arg(t)
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
                    "earlier one (same compiled constant; by default their result is reused)")
     t.set_defaults(func=_table2)

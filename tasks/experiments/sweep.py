@@ -20,7 +20,8 @@ then recorded as failed with its error; the other trials go on.
 Executors: "ray" (a local Ray started on this machine's cores, or an existing cluster with
 `address`), "process" (concurrent.futures.ProcessPoolExecutor, spawn context: the same trials
 and the same numbers without Ray) and "serial" (in this process, for debugging). Every trial
-sets torch's thread count to its CPU count, so all executors compute the same numbers.
+sets torch's thread count to its CPU count (or --threads / QTC_THREADS), so all executors
+compute the same numbers.
 """
 from __future__ import annotations
 
@@ -216,12 +217,9 @@ def run_trial(trial: dict, out: str) -> dict:
     A folder with resolved.json is resumed (from its checkpoint, if any); anything else in the
     folder (a run that died before it recorded its settings) is cleared first, if qtc made it.
     """
-    import torch
     from qtc.tasks.runs.rundir import RunDir
     from qtc.tasks.runs.runner import run
     t = Trial(**trial)
-    # One thread per CPU asked for: the same numbers on Ray and in the process pool.
-    torch.set_num_threads(t.cpus)
     folder = guard.inside(out, Path(out) / t.key)
     resume = (folder / RESOLVED).is_file()
     if folder.exists() and not resume:
@@ -247,9 +245,11 @@ def _open_trial(t: Trial, folder: Path, resume: bool):
     if resume:
         return runner.reopen(folder, progress=False)
     built = load_task(t.spec, dict(t.settings))
-    workers = t.overrides.get("workers") or (t.cpus if t.kind == "a3c" else None)
+    workers = t.overrides.get("workers", t.cpus if t.kind == "a3c" else None)
+    threads = runner.resolve_threads(t.overrides.get("threads"), t.cpus)   # default: its CPUs
     options = runner.resolve_options(built, **{**t.overrides, "models": t.model, "seed": t.seed,
-                                               "workers": workers, "progress": False})
+                                               "workers": workers, "threads": threads,
+                                               "progress": False})
     return built, options, runner.start(built, options, folder)
 
 

@@ -8,6 +8,7 @@ A run folder is started with `start` (which records the specs and settings) or r
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -22,7 +23,12 @@ from qtc.tasks.runs.rundir import RESOLVED, RunDir
 
 KINDS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast",
          "a3c": "qtc.tasks.kinds.minigrid"}
-_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches")   # None, or a whole number >= 1
+_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches", "threads")   # None, or a whole number >= 1
+# torch's threads for a run. One: the small target networks (a 1,781-parameter LSTM, 6k-parameter
+# MLPs, a CNN at batch 100) spend more time waking threads than computing, and on a small busy
+# machine extra threads fight the other processes (issue 13: 5.4-6.4 s/epoch with torch's default
+# threads against 0.2-0.8 s with one, on bessel).
+DEFAULT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ class RunOptions:
     data_root: str | None = None
     download: bool = False
     backend: str | None = None
+    threads: int = DEFAULT_THREADS
     progress: bool = True
 
     def __post_init__(self):
@@ -72,7 +79,7 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
                     epochs: int | None = None, episodes: int | None = None, workers: int | None = None,
                     limit: int | None = None, max_batches: int | None = None, seed: int | None = None,
                     data_root: str | None = None, download: bool = False, backend: str | None = None,
-                    progress: bool = True) -> RunOptions:
+                    threads: int | None = None, progress: bool = True) -> RunOptions:
     """The spec's settings with every override that is not None applied."""
     spec = built.spec
     chosen = built.baseline_models() if baselines else built.models()
@@ -85,11 +92,23 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
         limit=_given(limit, spec.data.limit if spec.data else None),
         max_batches=max_batches, seed=_given(seed, spec.train.seed), data_root=data_root,
         download=bool(download or (spec.data and spec.data.download)), backend=backend,
-        progress=progress)
+        threads=resolve_threads(threads, DEFAULT_THREADS), progress=progress)
 
 
 def _given(override, default):
     return default if override is None else override
+
+
+def resolve_threads(given: int | None, default: int) -> int:
+    """--threads if given, else $QTC_THREADS if set, else `default` (checked by RunOptions)."""
+    if given is not None:
+        return given
+    env = os.environ.get("QTC_THREADS", "").strip()
+    if not env:
+        return default
+    if not env.isdigit():
+        raise QtcError(f"QTC_THREADS must be a whole number >= 1, got {env!r}")
+    return int(env)
 
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
@@ -140,7 +159,8 @@ def run(built: Built, options: RunOptions, rundir: RunDir) -> dict:
     if options.backend:
         from qtc.runtime.backends import resolve
         resolve(options.backend)              # an unknown or absent backend fails before training
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(options.threads)
+    print(f"torch threads: {options.threads} (--threads N or QTC_THREADS=N to change)", flush=True)
     module = importlib.import_module(KINDS[built.spec.kind])
     with RunLock(rundir.path), signals.as_interrupt():     # one writer per run folder
         return module.run(built, rundir, options)
@@ -172,7 +192,7 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
 # --- resume: the same run, or a clear refusal ----------------------------------------------
 RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers")   # change the numbers
 BUDGET_OPTIONS = ("epochs", "episodes")                                  # may only grow
-PLACE_OPTIONS = ("data_root", "download", "backend")                     # where and how: may change
+PLACE_OPTIONS = ("data_root", "download", "backend", "threads")          # where and how: may change
 
 
 def identity(built: Built, options: RunOptions) -> dict:

@@ -15,6 +15,10 @@ from pathlib import Path
 
 from qtc.errors import QtcError
 
+# The backends' names (qtc.runtime.backends registers them; importing it here would load torch
+# for every `qtc --help`): a misspelt --backend is a usage error before anything starts.
+BACKENDS = ("auto", "cpu", "cuda", "reference")
+
 
 def _compile(args) -> int:
     from qtc.compile_cmd import write_outputs
@@ -135,7 +139,8 @@ def _budget_args(parser) -> None:
     parser.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     parser.add_argument("--data-root", help="where to look for data sets first")
     parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
-    parser.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="simulator backend (default: the spec's, else auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     _threads_arg(parser)
     _set_arg(parser)
@@ -209,7 +214,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--models", default="diffqas,fixed,classical", help="as for qtc run --models")
     t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
     t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
-    t.add_argument("--backend", help="simulator backend: auto, cpu, cuda, reference")
+    t.add_argument("--backend", choices=BACKENDS, help="simulator backend (default: the spec's, else auto)")
     _threads_arg(t)
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
                    "earlier one (same compiled constant; by default their result is reused)")

@@ -166,7 +166,7 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
     task; `skip(built, model)` leaves a model out (a preset's choice, e.g. Table II's ties).
     """
     from qtc.tasks.build import load_task
-    from qtc.tasks.runs.runner import resolve_options
+    from qtc.tasks.runs.runner import check, resolve_options
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}
     trials, names = [], {}
     for spec in specs:
@@ -181,6 +181,7 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
                                "a sweep folder holds one task of each name")
             chosen = built.select_models(models) if models else built.models()
             resolve_options(built, **overrides)      # bad overrides fail here, not in every trial
+            check(built)          # and a bad spec (the backend is checked where the trial runs)
             cpus, gpus = trial_resources(built, cpus_per_trial)
             for model in (m for m in chosen if not skip(built, m)):
                 for seed in seeds:

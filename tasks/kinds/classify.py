@@ -15,10 +15,10 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from qtc.errors import QtcError
+from qtc.errors import QtcError, SpecError, did_you_mean
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
-from qtc.tasks.data.images import load_binary
+from qtc.tasks.data.images import CLASSES, DATASETS, load_binary
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines.supervised import Supervised, train_all
 
@@ -30,12 +30,21 @@ def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     return {"accuracy": float((outputs.argmax(1) == targets).float().mean())}
 
 
-def run(built: Built, rundir: RunDir, opts) -> dict:
-    """Train every requested model on the spec's two classes; return {model: final metrics row}."""
-    data = built.spec.data
+def check(built: Built) -> None:
+    """What `run` needs of the spec, checked when it is loaded (`qtc compile`, before a run folder
+    exists): a known image set, two different classes it has, a [1, 28, 28] -> [2] network."""
+    spec, data = built.spec, built.spec.data
+    at = {"file": spec.file, "source": spec.source}
     if data is None or data.classes is None:
-        raise QtcError(f"{built.spec.file}: a classify task needs "
-                       "'data <mnist|fashion_mnist> classes [A, B]'")
+        raise SpecError("a classify task needs 'data <mnist|fashion_mnist> classes [A, B]'",
+                        line=(data or spec).line, column=(data or spec).column, **at)
+    if data.dataset not in DATASETS:
+        raise SpecError(f"unknown image data set '{data.dataset}'", line=data.line, column=data.column,
+                        hint=did_you_mean(data.dataset, DATASETS), **at)
+    bad = [c for c in data.classes if c not in CLASSES]
+    if bad or data.classes[0] == data.classes[1]:
+        raise SpecError(f"classes {list(data.classes)}: expected two different labels in "
+                        f"{CLASSES.start}..{CLASSES.stop - 1}", line=data.line, column=data.column, **at)
     net = next(iter(built.nets.values()))
     if net.output_shape != (2,):
         raise QtcError(f"the network's output shape is {list(net.output_shape)}, "
@@ -43,6 +52,13 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     if tuple(net.input_shape) != (1, 28, 28):
         raise QtcError(f"the network's input shape is {list(net.input_shape)}, "
                        "the images are [1, 28, 28]")
+
+
+def run(built: Built, rundir: RunDir, opts) -> dict:
+    """Train every requested model on the spec's two classes; return {model: final metrics row}."""
+    check(built)
+    data = built.spec.data
+    net = next(iter(built.nets.values()))
     # Data first: a missing or corrupt data set must fail before any checkpoint exists.
     train, test = load_binary(data.dataset, tuple(data.classes), data_root=opts.data_root,
                               normalize=tuple(data.normalize), download=opts.download, limit=opts.limit)

@@ -161,6 +161,12 @@ def mse_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]
             "mae": float((outputs - targets).abs().mean())}
 
 
+def check(built: Built) -> None:
+    """What `run` needs of the spec, checked when it is loaded (`qtc compile`, before a run folder
+    exists): a known series with valid options, and a network that fits its windows."""
+    _check_network(built, load_series(built)[1])
+
+
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every model of opts.models on the spec's series; write metrics, plots and the summary."""
     series, wins, description = load_series(built)

@@ -85,6 +85,9 @@ def check_task(built: Built) -> None:
                        f"missing {', '.join(missing)} (found {', '.join(built.nets) or 'none'})")
 
 
+check = check_task      # what the runner checks when a spec is loaded, before a run folder exists
+
+
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every model in ``opts.models``; return {model: engine summary}.
 

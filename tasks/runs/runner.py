@@ -111,8 +111,19 @@ def resolve_threads(given: int | None, default: int) -> int:
     return int(env)
 
 
+def check(built: Built, options: RunOptions | None = None) -> None:
+    """Everything that can be checked before training: the task kind's needs of the spec (data
+    set, classes, networks, env) and the backend. Errors here come before any run folder."""
+    importlib.import_module(KINDS[built.spec.kind]).check(built)
+    if options is not None and options.backend:
+        from qtc.runtime.backends import resolve
+        resolve(options.backend)              # an unknown or absent backend fails before training
+
+
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
-    """A new run folder (default runs/<task>-<time>) holding the specs and settings as run."""
+    """A new run folder (default runs/<task>-<time>) holding the specs and settings as run;
+    nothing is created when `check` fails."""
+    check(built, options)
     rundir = RunDir.create(output, built.spec.name)
     record(rundir, built, options)
     print(f"run folder {rundir.path}")
@@ -156,9 +167,7 @@ def run(built: Built, options: RunOptions, rundir: RunDir) -> dict:
     Ctrl-C and SIGTERM save and raise KeyboardInterrupt (qtc.tasks.runs.signals); the folder
     then continues with `reopen` + `run` (`qtc run --resume`).
     """
-    if options.backend:
-        from qtc.runtime.backends import resolve
-        resolve(options.backend)              # an unknown or absent backend fails before training
+    check(built, options)
     torch.set_num_threads(options.threads)
     print(f"torch threads: {options.threads} (--threads N or QTC_THREADS=N to change)", flush=True)
     module = importlib.import_module(KINDS[built.spec.kind])

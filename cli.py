@@ -149,9 +149,9 @@ def _budget_args(parser) -> None:
 def version_text() -> str:
     """`qtc X.Y.Z`, plus the git commit (and `-dirty`) when qtc runs from a checkout, so a result
     can be traced to the exact code that made it."""
-    from qtc import __version__
+    import qtc
     root = Path(__file__).resolve().parent
-    text = f"qtc {__version__}"
+    text = f"qtc {qtc.__version__}"
     if not (root / ".git").exists():          # an installed copy: no commit to report
         return text
     git = ["git", "-C", str(root)]

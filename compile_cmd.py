@@ -32,9 +32,9 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
         from qtc.tasks.build import load_task
         from qtc.tasks.runs.runner import check
         built = load_task(spec, {**(settings or {}), **_size_settings(settings or {}, qubits, depth)})
-        check(built)                          # data set, classes, networks: what a run would need
         if built.program is None:
             raise QtcError(f"{spec}: the task has no 'generator': nothing to compile")
+        check(built)                          # data set, classes, networks: what a run would need
         prog, name = built.program, built.spec.name
         header = built.parameter_report() + "\n\n"
     elif settings:

@@ -216,15 +216,15 @@ def test_corrupt_data_exits_2_and_writes_no_checkpoint(tmp_path, monkeypatch, ca
 
 
 @needs_mnist
-def test_absent_class_exits_2_naming_the_classes_found(mnist_env, capsys):
+def test_a_class_the_data_sets_lack_is_a_located_error_before_any_run_folder(mnist_env, capsys):
     spec = mnist_env / "absent.task"
     spec.write_text((SPECS / "mnist_1v5.task").read_text().replace("classes [1, 5]", "classes [1, 11]"))
     shutil.copy(SPECS / "hadamard_ent_rot.qs", mnist_env)
     out = mnist_env / "run"
     assert _run(spec, "-o", out, "--models", "classical") == 2
     err = capsys.readouterr().err
-    assert "[11] not in" in err and "classes found: [0, 1, 2" in err
-    assert not (out / "checkpoint.pt").exists()
+    assert "absent.task:3:1: error: classes [1, 11]: expected two different labels in 0..9" in err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("edit, expected", [

@@ -51,6 +51,13 @@ class DataStmt(Stmt):
     drop_last: bool = False
     options: dict[str, Any] = {}      # data-set specific generator options (series)
 
+    @field_validator("limit")
+    @classmethod
+    def _limit(cls, v):               # the same rule as --limit
+        if v is not None and v < 1:
+            raise ValueError("must be at least 1 (or left out: every example)")
+        return v
+
 
 class GeneratorStmt(Stmt):
     """`generator hadamard_ent_rot.qs depth 15 mapping linear bits pm1 rescale qt`"""
@@ -116,6 +123,13 @@ class TrainStmt(Stmt):
             raise ValueError("must be positive")
         return v
 
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v):                # the same rule as --seed (torch seeds are unsigned)
+        if v < 0:
+            raise ValueError("must be 0 or more")
+        return v
+
 
 class CompareStmt(Stmt):
     """`compare fixed classical`: baselines run next to DiffQAS-QT."""
@@ -146,6 +160,13 @@ class A3CStmt(Stmt):
     n_steps: int = 5
     entropy: float = 0.0
     window: int = 1000
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):             # the same rule as --workers
+        if v is not None and v < 1:
+            raise ValueError("must be at least 1 (or left out: one per core)")
+        return v
 
 
 class ReportStmt(Stmt):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -52,19 +53,36 @@ seed_value = int_in(0, MAX_SEED, what="a seed")
 qubit_count = int_in(1, MAX_QUBITS, what="a number of qubits")
 circuit_depth = int_in(1, MAX_DEPTH, what="a depth")
 
+# The backends' names (qtc.runtime.backends registers them; importing it here would load torch
+# for every `qtc --help`): a misspelt --backend is a usage error before anything starts.
+BACKENDS = ("auto", "cpu", "cuda", "reference")
+
 
 def _compile(args) -> int:
     from qtc.compile_cmd import write_outputs
-    out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth)
+    out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth,
+                        settings=_settings(args))
     print(out.report, end="")
     print("\n" + _thread_setting(out.program))
     print(f"wrote {', '.join(str(p) for p in out.files)}")
     return 0
 
 
+def _settings(args) -> dict[str, str]:
+    """`--set statement.option=value`s, in order; each option at most once (none is replaced)."""
+    from qtc.dsl.task import parse_setting
+    out: dict[str, str] = {}
+    for text in args.set or ():
+        path, value = parse_setting(text)
+        if path in out:
+            raise QtcError(f"--set {path} given twice ({out[path]} and {value}): give it once")
+        out[path] = value
+    return out
+
+
 def _budget(args) -> dict:
     """The budget, data and backend overrides `qtc run`, `qtc sweep` and `qtc table2` share."""
-    names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend")
+    names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend", "threads")
     out = {k: getattr(args, k, None) for k in names}
     out["download"] = bool(out["download"])
     return out
@@ -98,13 +116,15 @@ def _run(args) -> int:
     from qtc.tasks.runs import runner
     if args.resume:
         overrides = {"models": args.models, "baselines": args.baselines, "workers": args.workers,
-                     "seed": args.seed, **_budget(args)}
+                     "seed": args.seed, **_budget(args),
+                     "threads": runner.resolve_threads(args.threads, None)}   # QTC_THREADS too
         built, options, rundir = runner.reopen(args.resume, spec=args.spec, overrides=overrides,
+                                               settings=_settings(args),
                                                progress=False if args.no_progress else None)
     elif not args.spec:
         raise QtcError("qtc run needs a .task file (or --resume RUNDIR)")
     else:
-        built = load_task(args.spec)
+        built = load_task(args.spec, _settings(args))
         options = _run_options(built, args)
         rundir = runner.start(built, options, args.output)
     runner.run(built, options, rundir)
@@ -118,9 +138,12 @@ def _sweep(args) -> int:
     overrides = _budget(args)
     if overrides["data_root"]:
         overrides["data_root"] = str(Path(overrides["data_root"]).resolve())
+    fixed, grid = _settings(args), sweep.parse_grid(args.grid)
     trials = sweep.plan(args.specs, seeds, args.models, overrides=overrides,
-                        cpus_per_trial=args.cpus_per_trial)
-    settings = {"seeds": seeds, "models": args.models, "command": " ".join(sys.argv)}
+                        cpus_per_trial=args.cpus_per_trial, settings=fixed, grid=grid)
+    settings = {"seeds": seeds, "models": args.models, "set": fixed, "grid": grid,
+                "overrides": {k: v for k, v in overrides.items() if v is not None and v is not False},
+                "command": " ".join(sys.argv)}
     return sweep.run_sweep(trials, args.out, executor=args.executor, address=args.address,
                            workers=args.workers, retries=args.retries, progress=not args.no_progress,
                            settings=settings, report=not args.no_report)
@@ -150,6 +173,17 @@ def _play(args) -> int:
     return play_run(args.rundir, args.model, episodes=args.episodes, seed=args.seed)
 
 
+def _threads_arg(parser) -> None:
+    parser.add_argument("--threads", type=int, help="torch threads per run (default 1, in a sweep "
+                        "the trial's CPUs; QTC_THREADS=N overrides the default)")
+
+
+def _set_arg(parser) -> None:
+    parser.add_argument("--set", action="append", metavar="STATEMENT.OPTION=VALUE",
+                        help="change one option of the .task, checked like the spec's own (e.g. "
+                        "--set train.lr=3e-4 --set generator.depth=12); repeatable")
+
+
 def _budget_args(parser) -> None:
     """The overrides `qtc run` and `qtc sweep` share: budget, data and backend. The counts are
     plain integers here: their ranges are checked once, by RunOptions, for every caller."""
@@ -159,13 +193,47 @@ def _budget_args(parser) -> None:
     parser.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     parser.add_argument("--data-root", help="where to look for data sets first")
     parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
-    parser.add_argument("--backend", choices=BACKENDS, help="simulator backend")
+    parser.add_argument("--backend", choices=BACKENDS,
+                        help="simulator backend (default: the spec's, else auto)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    _threads_arg(parser)
+    _set_arg(parser)
+
+
+def version_text() -> str:
+    """`qtc X.Y.Z`, plus the git commit (and `-dirty`) when qtc runs from a checkout, so a result
+    can be traced to the exact code that made it."""
+    import qtc
+    root = Path(__file__).resolve().parent
+    text = f"qtc {qtc.__version__}"
+    if not (root / ".git").exists():          # an installed copy: no commit to report
+        return text
+    git = ["git", "-C", str(root)]
+    try:
+        commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return text
+    return f"{text} (git {commit}{'-dirty' if dirty else ''})" if commit else text
+
+
+class _Version(argparse.Action):
+    """`--version`, computed only when asked (it may run git)."""
+
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, help="print the version (and git commit) and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qtc", description="Quantum-Train with differentiable "
                                 "quantum architecture search: compile search spaces, run tasks.")
+    p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compile", help="compile a .qs search space or a .task spec; print the report")
@@ -173,6 +241,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--qubits", type=qubit_count, help="override the number of qubits")
     c.add_argument("--depth", type=circuit_depth, help="override the depth")
     c.add_argument("-o", "--output", type=Path, help="output folder (default out/<name>)")
+    _set_arg(c)
     c.set_defaults(func=_compile)
 
     r = sub.add_parser("run", help="train a task (DiffQAS-QT and the requested baselines)")
@@ -200,7 +269,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--models", default="diffqas,fixed,classical", help="as for qtc run --models")
     t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
     t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
-    t.add_argument("--backend", choices=BACKENDS, help="simulator backend")
+    t.add_argument("--backend", choices=BACKENDS, help="simulator backend (default: the spec's, else auto)")
+    _threads_arg(t)
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
                    "earlier one (same compiled constant; by default their result is reused)")
     t.set_defaults(func=_table2)
@@ -227,6 +297,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--retries", type=int_in(0, 100, "a retry count"), default=1,
                    help="retries of a failing trial (default 1)")
     _budget_args(s)
+    s.add_argument("--grid", action="append", metavar="STATEMENT.OPTION=V1,V2,...",
+                   help="run every task at each value (several --grid: every combination), each "
+                   "point in its own folder <task>@<option>=<value>; repeatable")
     s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
     s.set_defaults(func=_sweep)
 
@@ -252,6 +325,20 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        return _closed_pipe()
+
+
+def _closed_pipe() -> int:
+    """The reader of our stdout went away (`qtc compile X.task | head`): stop quietly.
+
+    stdout is pointed at /dev/null so that the interpreter's final flush cannot raise again;
+    141 (128 + SIGPIPE) is what a Unix tool stopped by the closed pipe reports.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

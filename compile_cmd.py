@@ -22,22 +22,25 @@ class Outputs:
     program: Program
 
 
-def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=None) -> Outputs:
-    """Compile a .qs or .task spec; write report.txt, program.ir and kernels.cu."""
+def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=None,
+                  settings: dict[str, str] | None = None) -> Outputs:
+    """Compile a .qs or .task spec; write report.txt, program.ir and kernels.cu.
+
+    For a .task, `qubits` and `depth` are the settings generator.qubits and generator.depth, so
+    they are checked like the spec's own values and the parameter table shows the size compiled.
+    """
     header = ""
     if str(spec).endswith(".task"):
         from qtc.tasks.build import load_task
-        built = load_task(spec)
+        from qtc.tasks.runs.runner import check
+        built = load_task(spec, {**(settings or {}), **_size_settings(settings or {}, qubits, depth)})
         if built.program is None:
             raise QtcError(f"{spec}: the task has no 'generator': nothing to compile")
+        check(built)                          # data set, classes, networks: what a run would need
         prog, name = built.program, built.spec.name
-        biggest = max(net.num_params for net in built.nets.values())
-        if qubits and 2 ** qubits < biggest:
-            raise QtcError(f"--qubits {qubits} gives only {2 ** qubits:,} weights but {spec} needs "
-                           f"{biggest:,}: use at least {prog.qubits} (or leave --qubits out)")
-        if qubits or depth:
-            prog = compile_space(prog.space, qubits=qubits or prog.qubits, depth=depth or prog.depth)
         header = built.parameter_report() + "\n\n"
+    elif settings:
+        raise QtcError(f"--set changes .task specs; a search space ({spec}) takes --qubits and --depth")
     else:
         prog = compile_space(spec, qubits=qubits, depth=depth)
         name = prog.name
@@ -50,3 +53,12 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
         files.append(out / fname)
         files[-1].write_text(text)
     return Outputs(texts["report.txt"], files, prog)
+
+
+def _size_settings(settings: dict[str, str], qubits, depth) -> dict[str, str]:
+    """--qubits/--depth as generator settings (given twice, with --set too, is an error)."""
+    out = {k: str(v) for k, v in (("generator.qubits", qubits), ("generator.depth", depth)) if v is not None}
+    twice = sorted(set(out) & set(settings))
+    if twice:
+        raise QtcError(f"{', '.join(twice)} given twice (--qubits/--depth and --set): give one")
+    return out

@@ -60,7 +60,9 @@ def to_kernels(prog: Program, target: Target) -> Rendered:
 
 
 def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> tuple[int, int]:
-    n, L = qubits or space.qubits, depth or space.depth
+    # None means 'not given': an explicit 0 is checked below, never replaced by the space's size
+    n = space.qubits if qubits is None else qubits
+    L = space.depth if depth is None else depth
     if n is None:
         raise SpecError("the space says 'qubits auto' but nothing gives the size", **space.at("qubits"),
                         hint="pass qubits=N (or --qubits N), or compile a .task that uses this space")

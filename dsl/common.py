@@ -24,9 +24,10 @@ _TERMINAL_NAMES = {
 
 
 @lru_cache(maxsize=None)
-def grammar(name: str) -> Lark:
+def grammar(name: str, start: str = "start") -> Lark:
+    """The parser of a grammar file from rule `start` (a task's `values` parse `--set` values)."""
     text = (HERE / name).read_text()
-    return Lark(text, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+    return Lark(text, parser="lalr", start=start, propagate_positions=True, maybe_placeholders=False)
 
 
 def _describe(terminals) -> str:
@@ -89,10 +90,10 @@ def check_size(text: str) -> None:
                             hint="statements may span several lines: break it after an operator")
 
 
-def parse_text(grammar_name: str, text: str, keywords=()):
+def parse_text(grammar_name: str, text: str, keywords=(), start: str = "start"):
     check_size(text)
     try:
-        return grammar(grammar_name).parse(text)
+        return grammar(grammar_name, start).parse(text)
     except UnexpectedInput as err:
         raise syntax_error(err, keywords) from None
 

@@ -61,6 +61,13 @@ class DataStmt(Stmt):
     drop_last: bool = False
     options: dict[str, Any] = {}      # data-set specific generator options (series)
 
+    @field_validator("limit")
+    @classmethod
+    def _limit(cls, v):               # the same rule as --limit
+        if v is not None and v < 1:
+            raise ValueError("must be at least 1 (or left out: every example)")
+        return v
+
 
 class GeneratorStmt(Stmt):
     """`generator hadamard_ent_rot.qs depth 15 mapping linear bits pm1 rescale qt`"""
@@ -119,6 +126,13 @@ class TrainStmt(Stmt):
     momentum: NonNegative = 0.0
     weight_decay: NonNegative = 0.0
 
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v):                # the same rule as --seed (torch seeds are unsigned)
+        if v < 0:
+            raise ValueError("must be 0 or more")
+        return v
+
 
 class CompareStmt(Stmt):
     """`compare fixed classical`: baselines run next to DiffQAS-QT."""
@@ -149,6 +163,13 @@ class A3CStmt(Stmt):
     n_steps: Annotated[int, Field(ge=1, le=10_000)] = 5
     entropy: NonNegative = 0.0
     window: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, v):             # the same rule as --workers
+        if v is not None and v < 1:
+            raise ValueError("must be at least 1 (or left out: one per core)")
+        return v
 
 
 class ReportStmt(Stmt):
@@ -399,3 +420,90 @@ def _pydantic_message(e: dict) -> str:
         key, words = bounds[e["type"]]
         return f"{words} {ctx[key]:,}" if isinstance(ctx.get(key), int) else f"{words} {ctx.get(key)}"
     return msg.removeprefix("Value error, ")
+
+
+# --- settings: `--set statement.option=value` ----------------------------------------------
+def parse_setting(text: str) -> tuple[str, str]:
+    """'train.lr=3e-4' -> ('train.lr', '3e-4'); the value is checked when it is applied."""
+    path, eq, value = text.partition("=")
+    if not eq or not path.strip() or not value.strip():
+        raise SpecError(f"--set {text!r}: expected STATEMENT.OPTION=VALUE, e.g. train.lr=3e-4",
+                        file="<command line>")
+    return path.strip(), value.strip()
+
+
+def with_settings(spec: TaskSpec, settings: dict[str, str]) -> TaskSpec:
+    """The spec with every `statement.option = value` applied, each statement validated again by
+    its own model: a setting obeys exactly the rules the same option obeys in a spec file."""
+    updates: dict[str, Stmt] = {}
+    for path, text in settings.items():
+        key, name = _setting_path(path)
+        stmt = updates.get(key) or getattr(spec, key)
+        if stmt is None:
+            raise _setting_error(path, text, f"the task has no '{key}' statement to change",
+                                 f"add a line '{key} ...' to {spec.file or 'the spec'}")
+        try:
+            value = setting_value(text)
+        except SpecError as err:
+            raise _setting_error(path, text, f"cannot read the value: {err.message}") from None
+        updates[key] = _with_option(stmt, name, value, path, text)
+    return spec.model_copy(update=updates)
+
+
+def setting_value(text: str) -> Any:
+    """A value written as in a spec (`3e-4`, `sgd`, `[3, 7]`; several words make a list)."""
+    tree = parse_text("task.lark", text, start="values")
+    atoms = [a.value for a in transform(_ToAtoms(), tree).children]
+    return atoms[0] if len(atoms) == 1 else atoms
+
+
+def _setting_path(path: str) -> tuple[str, str]:
+    key, dot, name = path.partition(".")
+    if key not in STATEMENTS:
+        raise _setting_error(path, None, f"no statement '{key}'", _close(key, STATEMENTS),
+                             f"statements: {', '.join(STATEMENTS)}")
+    options = _options(STATEMENTS[key])
+    if not dot or not name:
+        raise _setting_error(path, None, "name an option: STATEMENT.OPTION=VALUE",
+                             f"'{key}' options: {', '.join(options)}")
+    if name not in options and STATEMENTS[key] is not DataStmt:   # data sets take their own options
+        raise _setting_error(path, None, f"'{key}' has no option '{name}'", _close(name, options),
+                             f"'{key}' options: {', '.join(options)}")
+    return key, name
+
+
+def _close(word: str, options) -> str | None:
+    """'did you mean ...?' only (the hint lists every allowed name itself)."""
+    hint = did_you_mean(word, options)
+    return hint if hint and hint.startswith("did you mean") else None
+
+
+def _options(model: type[Stmt]) -> list[str]:
+    return [f for f in model.model_fields if f not in ("line", "column", "positional", "options")]
+
+
+def _with_option(stmt: Stmt, name: str, value: Any, path: str, text: str) -> Stmt:
+    model = type(stmt)
+    values = stmt.model_dump(exclude={"line", "column", "positional"})
+    if f"*{name}" in model.model_fields["positional"].default and not isinstance(value, list):
+        value = [value]                                  # a variadic option is always a list
+    if name in model.model_fields:
+        values[name] = value
+    else:
+        values["options"] = {**values.get("options", {}), name: value}
+    try:
+        new = model(**values, line=stmt.line, column=stmt.column)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise _setting_error(path, text, f"'{_keyword(model)}' option '{first['loc'][0]}': "
+                             f"{_pydantic_message(first)}") from None
+    got = getattr(new, name, new.model_dump().get("options", {}).get(name))
+    if any(isinstance(v, float) and not math.isfinite(v) for v in (got if isinstance(got, tuple) else [got])):
+        raise _setting_error(path, text, f"'{name}' must be a finite number")     # 'inf' reads as one
+    return new
+
+
+def _setting_error(path: str, text: str | None, message: str, *hints: str | None) -> SpecError:
+    shown = path if text is None else f"{path}={text}"
+    return SpecError(f"--set {shown}: {message}", file="<command line>",
+                     hint="; ".join(h for h in hints if h) or None)

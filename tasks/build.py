@@ -7,7 +7,7 @@ parameter source.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import torch
@@ -16,7 +16,7 @@ from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
 from qtc.dsl.space import MAX_QUBITS, parse_space
-from qtc.dsl.task import TaskSpec, parse_task
+from qtc.dsl.task import TaskSpec, parse_task, with_settings
 from qtc.errors import SpecError
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for
 from qtc.tasks import naming
@@ -25,8 +25,12 @@ from qtc.tasks.network import TargetNet
 
 @dataclass
 class Built:
-    """A parsed task with its networks and compiled generator program."""
+    """A parsed task with its networks and compiled generator program.
+
+    `spec` already has `settings` (`--set statement.option=value`, as given) applied; they are
+    kept to be recorded, since the spec file alone no longer says how the task was run."""
     spec: TaskSpec
+    settings: dict[str, str] = field(default_factory=dict)
 
     @cached_property
     def nets(self) -> dict[str, TargetNet]:
@@ -135,11 +139,13 @@ def _weights_for(prog) -> str:
     return f"{len(prog.labels)} candidates"
 
 
-def load_task(source) -> Built:
-    """Parse a task and check everything its spec decided (shapes, data, env, qubits) now, as
-    located spec errors, before any data is made or any run folder written."""
+def load_task(source, settings: dict[str, str] | None = None) -> Built:
+    """Parse a .task (path or text), apply `settings` (--set), and check everything its spec
+    decided (shapes, data, env, qubits) now, as located spec errors, before any data is made or
+    any run folder written."""
     from qtc.tasks.checks import check_task
-    built = Built(parse_task(source))
+    settings = dict(settings or {})
+    built = Built(with_settings(parse_task(source), settings), settings)
     built.nets  # noqa: B018 - validate shapes now, with spec positions
     built.program  # noqa: B018 - the generator's space and qubit count, located
     check_task(built)

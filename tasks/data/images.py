@@ -36,7 +36,7 @@ from qtc.errors import QtcError
 from qtc.runtime.cache import user_cache
 
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
-CLASSES = tuple(range(10))   # both: digits 0-9, or FashionMNIST's ten kinds of clothing
+CLASSES = range(10)           # both sets: labels 0..9 (digits; FashionMNIST's ten garments)
 # Other folder names a person is likely to have used for each data set.
 ALIASES = {"mnist": ("mnist",), "fashion_mnist": ("fashion-mnist", "fashion_mnist", "fashionmnist")}
 DEBIAN_DIRS = {"fashion_mnist": Path("/usr/share/datasets/fashion-mnist")}

@@ -478,6 +478,7 @@ def _md_head(root, records, sweep: dict) -> list[str]:
             f"- trials: {len(records)} ({n['done']} done, {n['failed']} failed, {n['pending']} unfinished)",
             f"- seeds: {sorted({r.seed for r in records})}",
             f"- overrides: {sweep.get('overrides') or 'none (the specs as written)'}",
+            f"- settings (--set): {sweep.get('set') or 'none'}; grid (--grid): {sweep.get('grid') or 'none'}",
             f"- trial time: {sum(secs):.0f} s in total" + (f", {np.mean(secs):.1f} s per trial" if secs else ""),
             "", "Files: `summary.csv` (this table), `table2.md` / `table2.csv`, `weights.csv`, `curves.csv` "
             "(the curves behind the PNGs), `trials.csv` (every trial's status).", ""]

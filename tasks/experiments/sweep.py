@@ -5,6 +5,7 @@ single model with a single seed, into its own run folder::
 
     OUT/sweep.json                         the sweep's settings (specs, seeds, models, overrides)
     OUT/<task>/<model>/seed<k>/            a normal qtc run folder (metrics.json, checkpoint.pt, ...)
+    OUT/<task>@<setting>/<model>/seed<k>/  the same, for one point of a `--grid` (e.g. bessel@train.lr=1e-3)
     OUT/<task>/<model>/seed<k>/trial.json  status: done | failed, attempts, error, seconds
     OUT/<task>/<model>/seed<k>/trial.log   what the run printed
     OUT/report/                            `qtc report OUT` (written at the end of a sweep)
@@ -19,13 +20,16 @@ then recorded as failed with its error; the other trials go on.
 Executors: "ray" (a local Ray started on this machine's cores, or an existing cluster with
 `address`), "process" (concurrent.futures.ProcessPoolExecutor, spawn context: the same trials
 and the same numbers without Ray) and "serial" (in this process, for debugging). Every trial
-sets torch's thread count to its CPU count, so all executors compute the same numbers.
+sets torch's thread count to its CPU count (or --threads / QTC_THREADS), so all executors
+compute the same numbers.
 """
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
+import re
 import sys
 import time
 import traceback
@@ -59,11 +63,21 @@ class Trial:
     cpus: int = 1
     gpus: float = 0.0
     overrides: dict = field(default_factory=dict, hash=False, compare=False)  # resolve_options keywords
+    settings: tuple[tuple[str, str], ...] = ()   # --set and this trial's --grid point, applied to the spec
+    variant: str = ""                            # the grid point as a folder-name part ("" = no grid)
+
+    def __post_init__(self):     # from JSON (to_dict) the pairs come back as lists
+        object.__setattr__(self, "settings", tuple(tuple(p) for p in self.settings))
+
+    @property
+    def group(self) -> str:
+        """What the report groups by: the task, or the task at one grid point."""
+        return f"{self.task}@{self.variant}" if self.variant else self.task
 
     @property
     def key(self) -> str:
-        """The trial's folder relative to the sweep folder: <task>/<model>/seed<k>."""
-        return f"{self.task}/{naming.folder(self.model)}/seed{self.seed}"
+        """The trial's folder relative to the sweep folder: <task>[@<grid point>]/<model>/seed<k>."""
+        return f"{self.group}/{naming.folder(self.model)}/seed{self.seed}"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -107,35 +121,72 @@ def trial_resources(built, cpus_per_trial: int | None = None) -> tuple[int, floa
     return max(1, int(cpus)), gpus
 
 
+def parse_grid(texts) -> dict[str, list[str]]:
+    """`--grid train.lr=1e-3,1e-2` (repeatable) -> {"train.lr": ["1e-3", "1e-2"]}.
+
+    Values are split at commas outside brackets, so a list value stays whole (`data.classes=[1, 5],[3, 7]`).
+    """
+    from qtc.dsl.task import parse_setting
+    grid: dict[str, list[str]] = {}
+    for text in texts or ():
+        path, values = parse_setting(text)
+        if path in grid:
+            raise QtcError(f"--grid {path} given twice: list all its values in one --grid")
+        grid[path] = [v.strip() for v in re.split(r",(?![^\[]*\])", values)]
+        if "" in grid[path] or len(set(grid[path])) < len(grid[path]):
+            raise QtcError(f"--grid {text}: expected distinct, comma-separated values")
+    return grid
+
+
+def grid_points(settings: dict[str, str], grid: dict[str, list[str]]) -> list[tuple[dict, str]]:
+    """(settings, folder label) of every point of the cartesian product of `grid`, on top of the
+    fixed `settings`; no grid gives the one point (settings, "")."""
+    both = sorted(set(settings) & set(grid))
+    if both:
+        raise QtcError(f"{', '.join(both)} given with both --set and --grid: give one")
+    points, labels = [], {}
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, values))
+        label = ",".join(f"{k}={re.sub(r'[^A-Za-z0-9._+=-]', '_', v)}" for k, v in point.items())
+        if label in labels:
+            raise QtcError(f"grid points {labels[label]} and {point} would share the folder '{label}'")
+        labels[label] = point
+        points.append(({**settings, **point}, label))
+    return points
+
+
 def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
          overrides: dict | None = None, cpus_per_trial: int | None = None,
-         skip=lambda built, model: False) -> list[Trial]:
-    """Every (task, model, seed) trial, task by task, then model, then seed.
+         skip=lambda built, model: False, settings: dict[str, str] | None = None,
+         grid: dict[str, list[str]] | None = None) -> list[Trial]:
+    """Every (task, grid point, model, seed) trial, in that order of nesting.
 
-    `overrides` are run settings for every trial (keywords of `resolve_options`); `skip(built,
-    model)` leaves a model out (a preset's choice, e.g. Table II's tied candidates).
+    `overrides` are run settings for every trial (keywords of `resolve_options`); `settings`
+    (`--set`) change every trial's spec, each point of `grid` (`--grid`) is a variant of every
+    task; `skip(built, model)` leaves a model out (a preset's choice, e.g. Table II's ties).
     """
     from qtc.tasks.build import load_task
-    from qtc.tasks.runs.runner import resolve_options
+    from qtc.tasks.runs.runner import check, resolve_options
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}
     trials, names = [], {}
     for spec in specs:
         path = Path(spec).resolve()
         if not path.is_file():
             raise QtcError(f"spec file {spec} not found (qtc sweep takes .task files)")
-        built = load_task(path)
-        name = built.spec.name
-        if name in names and names[name] != path:
-            raise QtcError(f"two specs define task '{name}' ({names[name]} and {path}): "
-                           "a sweep folder holds one task of each name")
-        names[name] = path
-        chosen = built.select_models(models) if models else built.models()
-        resolve_options(built, **overrides)      # bad overrides fail here, not in every trial
-        cpus, gpus = trial_resources(built, cpus_per_trial)
-        for model in (m for m in chosen if not skip(built, m)):
-            for seed in seeds:
-                trials.append(Trial(str(path), name, built.spec.kind, model, seed, cpus, gpus,
-                                    dict(overrides)))
+        for point, variant in grid_points(settings or {}, grid or {}):
+            built = load_task(path, point)       # a bad setting fails here, not in every trial
+            name = built.spec.name
+            if names.setdefault(name, path) != path:
+                raise QtcError(f"two specs define task '{name}' ({names[name]} and {path}): "
+                               "a sweep folder holds one task of each name")
+            chosen = built.select_models(models) if models else built.models()
+            resolve_options(built, **overrides)      # bad overrides fail here, not in every trial
+            check(built)          # and a bad spec (the backend is checked where the trial runs)
+            cpus, gpus = trial_resources(built, cpus_per_trial)
+            for model in (m for m in chosen if not skip(built, m)):
+                for seed in seeds:
+                    trials.append(Trial(str(path), name, built.spec.kind, model, seed, cpus, gpus,
+                                        dict(overrides), tuple(point.items()), variant))
     return list(dict.fromkeys(trials))
 
 
@@ -167,12 +218,9 @@ def run_trial(trial: dict, out: str) -> dict:
     A folder with resolved.json is resumed (from its checkpoint, if any); anything else in the
     folder (a run that died before it recorded its settings) is cleared first, if qtc made it.
     """
-    import torch
     from qtc.tasks.runs.rundir import RunDir
     from qtc.tasks.runs.runner import run
     t = Trial(**trial)
-    # One thread per CPU asked for: the same numbers on Ray and in the process pool.
-    torch.set_num_threads(t.cpus)
     folder = guard.inside(out, Path(out) / t.key)
     resume = (folder / RESOLVED).is_file()
     if folder.exists() and not resume:
@@ -197,10 +245,12 @@ def _open_trial(t: Trial, folder: Path, resume: bool):
     from qtc.tasks.runs import runner
     if resume:
         return runner.reopen(folder, progress=False)
-    built = load_task(t.spec)
-    workers = t.overrides.get("workers") or (t.cpus if t.kind == "a3c" else None)
+    built = load_task(t.spec, dict(t.settings))
+    workers = t.overrides.get("workers", t.cpus if t.kind == "a3c" else None)
+    threads = runner.resolve_threads(t.overrides.get("threads"), t.cpus)   # default: its CPUs
     options = runner.resolve_options(built, **{**t.overrides, "models": t.model, "seed": t.seed,
-                                               "workers": workers, "progress": False})
+                                               "workers": workers, "threads": threads,
+                                               "progress": False})
     return built, options, runner.start(built, options, folder)
 
 
@@ -595,7 +645,8 @@ def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retrie
 
 
 def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -> dict:
-    return {"status": status, "task": t.task, "model": t.model, "seed": t.seed, "spec": t.spec,
+    return {"status": status, "task": t.group, "model": t.model, "seed": t.seed, "spec": t.spec,
+            "settings": dict(t.settings),
             "kind": t.kind, "attempts": attempts, "cpus": t.cpus, "gpus": t.gpus,
             "error": outcome.get("error"), "seconds": outcome.get("seconds"),
             "resumed": outcome.get("resumed"), "final": outcome.get("final"),

@@ -15,10 +15,10 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from qtc.errors import QtcError
+from qtc.errors import QtcError, SpecError, did_you_mean
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
-from qtc.tasks.data.images import load_binary
+from qtc.tasks.data.images import CLASSES, DATASETS, load_binary
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines.supervised import Supervised, train_all
 

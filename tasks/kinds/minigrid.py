@@ -81,6 +81,9 @@ def check_task(built: Built) -> None:
                        "there is no policy to play")
 
 
+check = check_task      # what the runner checks when a spec is loaded, before a run folder exists
+
+
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every model in ``opts.models``; return {model: engine summary}.
 
@@ -232,6 +235,9 @@ def load_actor(run_path: Path | str, model: str):
         raise QtcError(f"{path} is not an A3C run folder (no spec.task, no {a3c.POLICY}); "
                        "hint: pass the folder 'qtc run' printed")
     built = load_task(path / "spec.task")
+    if built.spec.kind != "a3c":
+        raise QtcError(f"{path} is a {built.spec.kind} run ({built.spec.name}): qtc play watches a "
+                       "policy, so it needs an A3C run (e.g. one of specs/minigrid_5x5.task)")
     check_task(built)
     net, env = built.nets["actor"], built.spec.env
     run = RunDir(path)

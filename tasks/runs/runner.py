@@ -8,6 +8,7 @@ A run folder is started with `start` (which records the specs and settings) or r
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -23,8 +24,13 @@ from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
 
 KINDS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast",
          "a3c": "qtc.tasks.kinds.minigrid"}
-_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches")   # None, or a whole number >= 1
+_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches", "threads")   # None, or a whole number >= 1
 _MAXIMA = {"workers": MAX_WORKERS}                                    # and at most this
+# torch's threads for a run. One: the small target networks (a 1,781-parameter LSTM, 6k-parameter
+# MLPs, a CNN at batch 100) spend more time waking threads than computing, and on a small busy
+# machine extra threads fight the other processes (issue 13: 5.4-6.4 s/epoch with torch's default
+# threads against 0.2-0.8 s with one, on bessel).
+DEFAULT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -40,6 +46,7 @@ class RunOptions:
     data_root: str | None = None
     download: bool = False
     backend: str | None = None
+    threads: int = DEFAULT_THREADS
     progress: bool = True
 
     def __post_init__(self):
@@ -77,7 +84,7 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
                     epochs: int | None = None, episodes: int | None = None, workers: int | None = None,
                     limit: int | None = None, max_batches: int | None = None, seed: int | None = None,
                     data_root: str | None = None, download: bool = False, backend: str | None = None,
-                    progress: bool = True) -> RunOptions:
+                    threads: int | None = None, progress: bool = True) -> RunOptions:
     """The spec's settings with every override that is not None applied."""
     spec = built.spec
     chosen = built.baseline_models() if baselines else built.models()
@@ -90,15 +97,38 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
         limit=_given(limit, spec.data.limit if spec.data else None),
         max_batches=max_batches, seed=_given(seed, spec.train.seed), data_root=data_root,
         download=bool(download or (spec.data and spec.data.download)), backend=backend,
-        progress=progress)
+        threads=resolve_threads(threads, DEFAULT_THREADS), progress=progress)
 
 
 def _given(override, default):
     return default if override is None else override
 
 
+def resolve_threads(given: int | None, default: int) -> int:
+    """--threads if given, else $QTC_THREADS if set, else `default` (checked by RunOptions)."""
+    if given is not None:
+        return given
+    env = os.environ.get("QTC_THREADS", "").strip()
+    if not env:
+        return default
+    if not env.isdigit():
+        raise QtcError(f"QTC_THREADS must be a whole number >= 1, got {env!r}")
+    return int(env)
+
+
+def check(built: Built, options: RunOptions | None = None) -> None:
+    """Everything that can be checked before training and was not checked when the spec was
+    loaded (load_task checks the kind's needs: data set, classes, networks, env): the backend.
+    Errors here come before any run folder."""
+    if options is not None and options.backend:
+        from qtc.runtime.backends import resolve
+        resolve(options.backend)              # an unknown or absent backend fails before training
+
+
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
-    """A new run folder (default runs/<task>-<time>) holding the specs and settings as run."""
+    """A new run folder (default runs/<task>-<time>) holding the specs and settings as run;
+    nothing is created when `check` fails."""
+    check(built, options)
     rundir = RunDir.create(output, built.spec.name)
     record(rundir, built, options)
     print(f"run folder {rundir.path}")
@@ -106,19 +136,25 @@ def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
 
 
 def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None = None,
+           settings: dict[str, str] | None = None,
            progress: bool | None = None) -> tuple[Built, RunOptions, RunDir]:
     """An existing run folder with its spec and recorded settings, checked against its fingerprint.
 
     `overrides` are the values the user gave again (None = not given): the options that change
     the numbers must match the run's, the budget (epochs, episodes) may only grow (the run is
     extended and the extension recorded), where and how to run (data_root, download, backend)
-    may change. `spec`, if given, must be the spec the run started with.
+    may change. `spec`, if given, must be the spec the run started with; `settings` (`--set`),
+    if given, must be the run's.
     """
     rundir = RunDir.existing(path)
     with RunLock(rundir.path):
         resolved = rundir.read_json(RESOLVED)
         options = RunOptions.from_dict(resolved["options"])
-        built = load_task(rundir.path / "spec.task")
+        recorded = resolved.get("settings") or {}
+        if settings and settings != recorded:
+            _refuse(rundir, "a resumed run keeps the settings it started with",
+                    [f"--set {_shown(settings)} (the run has {_shown(recorded) or 'none'})"])
+        built = load_task(rundir.path / "spec.task", recorded)
         _check_identity(rundir, built, options, spec)
         options, changes = _apply_overrides(rundir, built, options, overrides or {})
         if changes:
@@ -136,10 +172,9 @@ def run(built: Built, options: RunOptions, rundir: RunDir) -> dict:
     Ctrl-C and SIGTERM save and raise KeyboardInterrupt (qtc.tasks.runs.signals); the folder
     then continues with `reopen` + `run` (`qtc run --resume`).
     """
-    if options.backend:
-        from qtc.runtime.backends import resolve
-        resolve(options.backend)              # an unknown or absent backend fails before training
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    check(built, options)
+    torch.set_num_threads(options.threads)
+    print(f"torch threads: {options.threads} (--threads N or QTC_THREADS=N to change)", flush=True)
     module = importlib.import_module(KINDS[built.spec.kind])
     with RunLock(rundir.path), signals.as_interrupt():     # one writer per run folder
         with located(rundir.path):  # a plot or an export on a full disk names the run folder
@@ -161,6 +196,7 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
     rundir.write_json(guard.FINGERPRINT, {"sha256": guard.fingerprint(ident), "identity": ident})
     rundir.write_json(RESOLVED, {
         "task": spec.model_dump(exclude={"source", "file"}),
+        "settings": dict(built.settings),     # --set values, applied to spec.task on resume
         "options": options.to_dict(),
         "program": {"qubits": built.program.qubits, "depth": built.program.depth,
                     "candidates": built.program.candidates} if built.program else None,
@@ -171,7 +207,7 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
 # --- resume: the same run, or a clear refusal ----------------------------------------------
 RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers")   # change the numbers
 BUDGET_OPTIONS = ("epochs", "episodes")                                  # may only grow
-PLACE_OPTIONS = ("data_root", "download", "backend")                     # where and how: may change
+PLACE_OPTIONS = ("data_root", "download", "backend", "threads")          # where and how: may change
 
 
 def identity(built: Built, options: RunOptions) -> dict:
@@ -180,6 +216,10 @@ def identity(built: Built, options: RunOptions) -> dict:
     space = spec.space_path().read_text() if spec.generator else None
     return guard.identity(spec.model_dump(exclude={"source", "file"}), space,
                           {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS})
+
+
+def _shown(settings: dict[str, str]) -> str:
+    return " ".join(f"{k}={v}" for k, v in settings.items())
 
 
 def _plain(value):
@@ -196,7 +236,7 @@ def _check_identity(rundir: RunDir, built: Built, options: RunOptions, spec) -> 
             guard.differences(recorded["identity"], identity(built, options)))
     if spec:
         _refuse(rundir, f"{spec} is not the spec it was started with",
-                guard.differences(recorded["identity"], identity(load_task(spec), options)))
+                guard.differences(recorded["identity"], identity(load_task(spec, built.settings), options)))
 
 
 def _apply_overrides(rundir: RunDir, built: Built, options: RunOptions,

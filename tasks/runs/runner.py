@@ -103,7 +103,10 @@ def _given(override, default):
 
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
-    """A new run folder (default runs/<task>-<time>) holding the specs and settings as run."""
+    """A new run folder (default runs/<task>-<time>) holding the specs and settings as run.
+
+    The task kind's preflight checks run first: bad input leaves nothing behind."""
+    importlib.import_module(KINDS[built.spec.kind]).preflight(built, options)
     rundir = RunDir.create(output, built.spec.name)
     record(rundir, built, options)
     print(f"run folder {rundir.path}")

@@ -257,9 +257,9 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
 
 def _rule_text(opts) -> str:
     """The selection rule in words."""
-    return {"last": "the last epoch", "train": "the epoch with the lowest training MSE",
-            "validation": f"the epoch with the lowest MSE on the held-out last {opts.validation:g} of the "
-                          "training windows"}[opts.select]
+    if opts.select == "validation":
+        return f"the epoch with the lowest MSE on the held-out last {opts.validation:g} of the training windows"
+    return {"last": "the last epoch", "train": "the epoch with the lowest training MSE"}[opts.select]
 
 
 def _final_plots(built: Built, rundir: RunDir, done: dict[str, dict]) -> None:

@@ -82,9 +82,11 @@ def _settings(args) -> dict[str, str]:
 
 def _budget(args) -> dict:
     """The budget, data and backend overrides `qtc run`, `qtc sweep` and `qtc table2` share."""
+    from qtc.tasks.engines.selection import parse_select
     names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend", "threads")
     out = {k: getattr(args, k, None) for k in names}
     out["download"] = bool(out["download"])
+    out["select"] = parse_select(getattr(args, "select", None))
     return out
 
 
@@ -114,6 +116,14 @@ def _thread_setting(prog) -> str:
 def _run(args) -> int:
     from qtc.tasks.build import load_task
     from qtc.tasks.runs import runner
+    if args.seeds is not None and (args.resume or args.seed is not None):
+        raise QtcError("--seeds runs a folder per (model, seed): it goes without --seed and --resume "
+                       "(rerun the same command to resume)")
+    if args.spec and not args.resume:
+        built = load_task(args.spec, _settings(args))
+        seeds = _seeds(args.seeds) if args.seeds is not None else built.spec.train.seeds
+        if seeds:
+            return _run_seeds(args, built, seeds)
     if args.resume:
         overrides = {"models": args.models, "baselines": args.baselines, "workers": args.workers,
                      "seed": args.seed, **_budget(args),
@@ -124,12 +134,25 @@ def _run(args) -> int:
     elif not args.spec:
         raise QtcError("qtc run needs a .task file (or --resume RUNDIR)")
     else:
-        built = load_task(args.spec, _settings(args))
         options = _run_options(built, args)
         rundir = runner.start(built, options, args.output)
     runner.run(built, options, rundir)
     print(f"done: results in {rundir.path}")
     return 0
+
+
+def _seeds(text: str) -> list[int]:
+    from qtc.tasks.experiments.sweep import parse_seeds
+    return parse_seeds(text)
+
+
+def _run_seeds(args, built, seeds) -> int:
+    """`qtc run SPEC --seeds ...`: every model for every seed, one resumable folder each."""
+    from qtc.tasks.experiments.seeded import run_seeds
+    _run_options(built, args)            # bad overrides fail before any folder is made
+    return run_seeds(built, list(seeds), models=args.models, baselines=args.baselines, out=args.output,
+                     overrides=_budget(args), command="qtc " + " ".join(sys.argv[1:]),
+                     progress=not args.no_progress)
 
 
 def _sweep(args) -> int:
@@ -195,6 +218,7 @@ def _budget_args(parser) -> None:
     parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
     parser.add_argument("--backend", choices=BACKENDS,
                         help="simulator backend (default: the spec's, else auto)")
+    _select_arg(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     _threads_arg(parser)
     _set_arg(parser)
@@ -230,6 +254,12 @@ class _Version(argparse.Action):
         parser.exit()
 
 
+def _select_arg(parser) -> None:
+    parser.add_argument("--select", nargs="+", metavar="RULE", help="which epoch is reported and "
+                        "exported: last, train (lowest training loss) or validation F (lowest loss "
+                        "on the last fraction F of the training data, held out); default: the spec")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="qtc", description="Quantum-Train with differentiable "
                                 "quantum architecture search: compile search spaces, run tasks.")
@@ -253,6 +283,8 @@ def parser() -> argparse.ArgumentParser:
                    "the classical network, whatever the spec's 'compare' says")
     r.add_argument("--workers", type=int, help="A3C worker processes (default: the spec, else cores)")
     r.add_argument("--seed", type=int, help="override the spec's seed")
+    r.add_argument("--seeds", help="a count K (seeds 0..K-1) or a list 0,1,2: every model for every "
+                   "seed, a folder per (model, seed) under -o, a report over seeds (default: the spec)")
     _budget_args(r)
     r.set_defaults(func=_run)
 
@@ -271,6 +303,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     t.add_argument("--backend", choices=BACKENDS, help="simulator backend (default: the spec's, else auto)")
     _threads_arg(t)
+    _select_arg(t)
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
                    "earlier one (same compiled constant; by default their result is reused)")
     t.set_defaults(func=_table2)

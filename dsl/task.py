@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from lark import Token, Transformer, Tree, v_args
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.dsl.space import MAX_DEPTH
@@ -112,8 +112,16 @@ class GeneratorStmt(Stmt):
 
 
 class TrainStmt(Stmt):
-    """`train adam lr 1e-3 batch 100 epochs 30 seed 0`"""
+    """`train adam lr 1e-3 batch 100 epochs 30 seed 0 [seeds K | seeds [..]] [order sequential]
+    [select last | train | validation F]`
+
+    `select` says which epoch's checkpoint is reported and exported: the last, the one with the
+    lowest training loss, or the one with the lowest loss on a validation block (the last
+    fraction F of the training data, held out from training). Test data never choose.
+    """
     positional: tuple[str, ...] = ("optimizer",)
+    # `select validation F`: the number after the rule is the `validation` field.
+    follows: ClassVar[dict[tuple[str, str], str]] = {("select", "validation"): "validation"}
     optimizer: Literal["adam", "rmsprop", "sgd"]
     lr: Positive = 1e-3
     batch: Annotated[int, Field(ge=1, le=10_000_000)] = 100
@@ -125,6 +133,10 @@ class TrainStmt(Stmt):
     betas: tuple[Fraction, Fraction] = (0.9, 0.999)
     momentum: NonNegative = 0.0
     weight_decay: NonNegative = 0.0
+    seeds: int | tuple[int, ...] | None = None     # a count K (seeds 0..K-1) or a list
+    order: Literal["shuffle", "sequential"] = "shuffle"
+    select: Literal["last", "train", "validation"] = "last"
+    validation: float | None = None                # F of `select validation F`
 
     @field_validator("seed")
     @classmethod
@@ -132,6 +144,40 @@ class TrainStmt(Stmt):
         if v < 0:
             raise ValueError("must be 0 or more")
         return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v):
+        return None if v is None else check_seeds(v)
+
+    @field_validator("validation")
+    @classmethod
+    def _fraction(cls, v):
+        if v is not None and not 0 < v < 1:
+            raise ValueError(f"the validation fraction must be between 0 and 1 (exclusive), got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _rule(self):
+        if self.select == "validation" and self.validation is None:
+            raise ValueError("'select validation' needs the fraction of the training data to hold "
+                             "out, e.g. 'select validation 0.2'")
+        return self
+
+
+def check_seeds(seeds) -> tuple[int, ...]:
+    """A seed count K (-> 0..K-1) or a list of distinct seeds >= 0, as a tuple; ValueError else."""
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ValueError(f"a seed count must be at least 1, got {seeds}")
+        return tuple(range(seeds))
+    seeds = tuple(seeds)
+    if not seeds or min(seeds) < 0:
+        raise ValueError("seeds must name at least one seed, each >= 0")
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"seed(s) {', '.join(map(str, repeated))} repeat: each seed runs once")
+    return seeds
 
 
 class CompareStmt(Stmt):
@@ -370,6 +416,10 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             raise SpecError(f"option '{key.value}' needs a value", line=key.line, column=key.column)
         where[key.value] = rest.pop(0)
         values[key.value] = where[key.value].value
+        follow = getattr(model, "follows", {}).get((key.value, str(values[key.value])))
+        if follow and rest and isinstance(rest[0].value, (int, float)):
+            where[follow] = rest.pop(0)
+            values[follow] = where[follow].value
         if key.value in ("options",):
             raise SpecError("'options' is not an option name", line=key.line, column=key.column)
     for name, value in {**values, **values.get("options", {})}.items():

@@ -183,7 +183,7 @@ def test_exported_models_alone_score_the_trained_test_accuracy(mnist_env):
 
 # --------------------------------------------------------------------------- bad input
 
-def test_missing_data_exits_2_without_traceback_or_checkpoint(tmp_path, monkeypatch, capsys):
+def test_missing_data_exits_2_without_traceback_or_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"),
            "QTC_CACHE_DIR": str(kernel_cache_dir())}
@@ -193,13 +193,11 @@ def test_missing_data_exits_2_without_traceback_or_checkpoint(tmp_path, monkeypa
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and "MNIST" in done.stderr and "--data-root" in done.stderr
-    assert not (out / "checkpoint.pt").exists() and not (out / "metrics.json").exists()
-    # Resuming it finds no trusted state either: the same clear error again.
-    _private_data_cache(monkeypatch, tmp_path / "cache")
-    monkeypatch.delenv("QTC_DATA", raising=False)
+    assert not out.exists()          # the data are checked before the run folder is made
+    # So there is nothing to resume: a clear error, nothing written.
     assert main(["run", "--resume", str(out), "--no-progress"]) == 2
-    assert "MNIST" in capsys.readouterr().err
-    assert not (out / "checkpoint.pt").exists()
+    assert "not a qtc run folder" in capsys.readouterr().err
+    assert not out.exists()
 
 
 @needs_mnist

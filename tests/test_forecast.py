@@ -119,7 +119,8 @@ def test_data_options_reach_the_generator_and_unknown_ones_are_located(tmp_path)
     good = tmp_path / "good.task"
     good.write_text(text.replace("data bessel window 4 split 0.67", "data bessel window 4 split 0.5 points 304"))
     series, wins, desc = FC.load_series(load_task(good))
-    assert len(series) == 304 and len(wins.x_train) == 150 and len(wins.x_test) == 150
+    # drop_last (the authors' loop, as the specs ship): 304 - 4 - 1 = 299 windows
+    assert len(series) == 304 and len(wins.x_train) == 149 and len(wins.x_test) == 150
     assert "linspace(2, 100, 304)" in desc
     bad = tmp_path / "bad.task"
     bad.write_text(text.replace("data bessel window 4 split 0.67", "data bessel window 4 split 0.67 pointz 300"))

@@ -48,8 +48,10 @@ def test_plan_and_seeds(tmp_path):
     assert [t.key for t in trials] == ["tiny/diffqas/seed0", "tiny/diffqas/seed1", "tiny/fixed_1/seed0",
                                       "tiny/fixed_1/seed1", "tiny/classical/seed0", "tiny/classical/seed1"]
     assert all(t.cpus == 1 and t.gpus == 0 for t in trials)
-    assert parse_seeds("0,5,5") == [0, 5]
+    assert parse_seeds("0,5,7") == [0, 5, 7]
     from qtc.errors import QtcError
+    with pytest.raises(QtcError, match="repeat"):
+        parse_seeds("0,5,5")
     with pytest.raises(QtcError):
         parse_seeds("x")
     with pytest.raises(QtcError):

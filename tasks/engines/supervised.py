@@ -4,11 +4,14 @@ Models (DiffQAS-QT, each fixed candidate, classical) are trained one after anoth
 seed, the same data order and the same budget. A checkpoint after every epoch (and on Ctrl-C,
 mid-epoch) holds the finished models' results and the current model's full state, so a resumed
 run ends with exactly the metrics of an uninterrupted one.
+
+The reported (and exported) checkpoint is the epoch the selection rule picks
+(qtc.tasks.engines.selection); selection.json records the rule and the epoch of each model.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
@@ -17,6 +20,7 @@ from tqdm import tqdm
 
 from qtc.errors import QtcError
 from qtc.tasks.build import Built
+from qtc.tasks.engines import selection
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.runs import signals
 from qtc.tasks.runs.rundir import CHECKPOINT, RunDir
@@ -33,8 +37,19 @@ class Supervised:
     eval_batch: int = 1000
 
 
+def held_out(task: Supervised, opts, batch: int) -> tuple[Supervised, TensorDataset | None]:
+    """The task with its validation block (the end of the training data) cut off, and the block."""
+    if opts.select != "validation":
+        return task, None
+    x, y = task.train.tensors
+    n_fit, _ = selection.validation_split(len(x), opts.validation, batch)
+    fit = TensorDataset(x[:n_fit], y[:n_fit])
+    return replace(task, train=fit), TensorDataset(x[n_fit:], y[n_fit:])
+
+
 def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str, dict]:
-    """Train every model in opts.models; return {model: final metrics row}."""
+    """Train every model in opts.models; return {model: the selected epoch's metrics row}."""
+    task, val = held_out(task, opts, built.spec.train.batch)
     state = rundir.load_checkpoint() or {"done": {}, "current": None}
     rows = [r for r in rundir.metrics() if r["model"] in state["done"]]
     current = state.get("current")
@@ -46,13 +61,24 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
                 continue
             # A finished model trains on from its final state when --resume --epochs extends it.
             resume = current if current and current["model"] == model else state.get("final", {}).get(model)
-            state["done"][model] = _train_one(built, rundir, opts, task, model, resume, state, rows, stop)
+            state["done"][model] = _train_one(built, rundir, opts, task, val, model, resume, state, rows, stop)
             state.setdefault("final", {})[model] = state["current"]
             state["current"] = None
             rundir.save_checkpoint(state)
+            rundir.write_json(SELECTION, {m: _choice(opts, r) for m, r in state["done"].items()})
             if stop.requested and model != opts.models[-1]:
                 _interrupted(rundir, f"after {built.model_label(model)}")
     return state["done"]
+
+
+SELECTION = "selection.json"
+
+
+def _choice(opts, row: dict) -> dict:
+    """What selection.json records for one model: the rule and the epoch it picked."""
+    key = selection.criterion(opts.select)
+    return {"rule": opts.select, "validation": opts.validation, "epoch": row["epoch"],
+            "criterion": key, "value": row.get(key) if key else None}
 
 
 def _interrupted(rundir: RunDir, where: str):
@@ -60,16 +86,16 @@ def _interrupted(rundir: RunDir, where: str):
     raise KeyboardInterrupt
 
 
-def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows, stop) -> dict:
+def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state, rows, stop) -> dict:
     net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
     torch.manual_seed(opts.seed)
     source = built.sources(model, backend=opts.backend)[net.name]
     optim = make_optimizer(built.spec.train, source.parameters())
-    epoch, start_batch = 0, 0
+    epoch, start_batch, best = 0, 0, None
     if resume:
         source.load_state_dict(resume["source"])
         optim.load_state_dict(resume["optim"])
-        epoch, start_batch = resume["epoch"], resume["batch"]
+        epoch, start_batch, best = resume["epoch"], resume["batch"], resume.get("best")
     x, y = task.train.tensors
     batch = built.spec.train.batch
     n_batches = (len(x) + batch - 1) // batch
@@ -82,12 +108,12 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
 
     def checkpoint(ep, b):
         state["current"] = {"model": model, "epoch": ep, "batch": b, "source": source.state_dict(),
-                            "optim": optim.state_dict()}
+                            "optim": optim.state_dict(), "best": best}
         rundir.save_checkpoint(state)
 
     try:
         while epoch < opts.epochs:
-            order = torch.randperm(len(x), generator=torch.Generator().manual_seed(opts.seed * 100_003 + epoch))
+            order = selection.batch_order(len(x), opts.seed, epoch, built.spec.train.order)
             t0 = time.perf_counter()
             for b in range(start_batch, n_batches):
                 if stop.requested:
@@ -105,7 +131,7 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4g}")
             seconds = time.perf_counter() - t0
             epoch, start_batch = epoch + 1, 0
-            scores = evaluate(net, source, task)
+            scores = evaluate(net, source, task, val)
             if scores is None:
                 raise _diverged(rundir, label, epoch - 1, "the outputs after its last batch are not finite")
             row = {"model": model, "label": label, "epoch": epoch, "seconds": round(seconds, 3), **scores}
@@ -114,6 +140,8 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
                 if source.architecture():
                     row["architecture"] = source.architecture()   # per position: the favourites
             rows.append(row)
+            if selection.is_better(opts.select, row, best and best["row"]):
+                best = {"row": row, "source": {k: v.clone() for k, v in source.state_dict().items()}}
             rundir.log_metrics(rows)
             if task.on_epoch:
                 with torch.no_grad():
@@ -121,9 +149,14 @@ def _train_one(built, rundir, opts, task: Supervised, model, resume, state, rows
             checkpoint(epoch, 0)
     finally:
         bar.close()
-    with torch.no_grad():
-        rundir.export(model, {net.name: net}, {net.name: source().detach()})
-    print(f"{label}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
+    if best is None:           # a checkpoint written before selection existed: its last epoch
+        best = {"row": row, "source": source.state_dict()}
+    with torch.no_grad():     # the selected epoch is what is exported (the live state stays the last)
+        flat = torch.func.functional_call(source, best["source"], ())
+        rundir.export(model, {net.name: net}, {net.name: flat.detach()})
+    row = best["row"]
+    print(f"{label} (epoch {row['epoch']}, select {opts.select}): "
+          + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
     if row.get("architecture"):
         print(f"{label}: architecture found (per-position favourites): {row['architecture']}")
     return row
@@ -140,12 +173,13 @@ def _diverged(rundir: RunDir, label: str, epoch: int, what: str) -> QtcError:
 
 
 @torch.no_grad()
-def evaluate(net, source, task: Supervised) -> dict[str, float] | None:
-    """Loss and scores on the train and test sets, with the weights generated once; None when
-    the outputs are not finite (the training diverged)."""
+def evaluate(net, source, task: Supervised, val: TensorDataset | None = None) -> dict[str, float] | None:
+    """Loss and scores on the train (and validation) and test sets, with the weights generated
+    once; None when the outputs are not finite (the training diverged)."""
     flat = source()
     out = {}
-    for split, data in (("train", task.train), ("test", task.test)):
+    splits = (("train", task.train),) + ((("val", val),) if val is not None else ()) + (("test", task.test),)
+    for split, data in splits:
         x, y = data.tensors
         outputs = torch.cat([net.forward(flat, x[i:i + task.eval_batch])
                              for i in range(0, len(x), task.eval_batch)])

@@ -88,20 +88,19 @@ class Trial:
 # --------------------------------------------------------------------------------------------
 
 def parse_seeds(text: str | int | None) -> list[int]:
-    """`3` -> seeds 0, 1, 2; `0,5,7` -> those seeds."""
+    """`3` -> seeds 0, 1, 2; `0,5,7` -> those seeds (each once: a repeat is an error)."""
+    from qtc.dsl.task import check_seeds
     if text is None:
         return [0]
     text = str(text).strip()
     try:
-        if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
-        else:
-            seeds = list(range(int(text)))
+        seeds = [int(s) for s in text.split(",") if s.strip()] if "," in text else int(text)
     except ValueError:
         raise QtcError(f"--seeds expects a count (3 = seeds 0, 1, 2) or a comma list (0,5,7), got '{text}'") from None
-    if not seeds or min(seeds) < 0:
-        raise QtcError(f"--seeds must name at least one seed >= 0, got '{text}'")
-    return list(dict.fromkeys(seeds))
+    try:
+        return list(check_seeds(seeds))
+    except ValueError as err:
+        raise QtcError(f"--seeds {text}: {err}") from None
 
 
 def trial_resources(built, cpus_per_trial: int | None = None) -> tuple[int, float]:

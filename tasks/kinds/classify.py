@@ -20,9 +20,12 @@ from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
 from qtc.tasks.data.images import CLASSES, DATASETS, load_binary
 from qtc.tasks.runs.rundir import RunDir
-from qtc.tasks.engines.supervised import Supervised, train_all
+from qtc.tasks.engines import selection
+from qtc.tasks.engines.baselines import majority_baseline
+from qtc.tasks.engines.supervised import SELECTION, Supervised, held_out, train_all
 
 CURVE_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+BASELINES = "baselines.json"
 
 
 def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
@@ -30,13 +33,27 @@ def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     return {"accuracy": float((outputs.argmax(1) == targets).float().mean())}
 
 
+def preflight(built: Built, opts) -> None:
+    """Errors the run would meet, raised before its folder exists: missing data, a validation
+    block smaller than one batch (the spec's set, classes and shapes: checked by load_task)."""
+    train, _ = _load(built, opts)
+    if opts.select == "validation":
+        selection.validation_split(len(train), opts.validation, built.spec.train.batch)
+
+
+def _load(built: Built, opts):
+    """The spec's two classes (train, test)."""
+    data = built.spec.data
+    return load_binary(data.dataset, tuple(data.classes), data_root=opts.data_root,
+                       normalize=tuple(data.normalize), download=opts.download, limit=opts.limit)
+
+
 def run(built: Built, rundir: RunDir, opts) -> dict:
-    """Train every requested model on the spec's two classes; return {model: final metrics row}."""
-    data = built.spec.data  # its set, classes and the network's shapes: checked by load_task
-    # Data first: a missing or corrupt data set must fail before any checkpoint exists.
-    train, test = load_binary(data.dataset, tuple(data.classes), data_root=opts.data_root,
-                              normalize=tuple(data.normalize), download=opts.download, limit=opts.limit)
+    """Train every requested model on the spec's two classes; return {model: selected metrics row}."""
+    train, test = _load(built, opts)
     task = Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy)
+    fit, _ = held_out(task, opts, built.spec.train.batch)    # the baseline sees what the models train on
+    rundir.write_json(BASELINES, majority_baseline(fit.train.tensors[1], test.tensors[1]))
     done: dict = {}
     try:
         # One model at a time, so the figures and summary are refreshed after each of them.
@@ -61,7 +78,12 @@ def report(built: Built, rundir: RunDir) -> None:
         plots.structural_weights(built.program.labels, weights[-1]["structural_weights"],
                                  rundir.path / "structural_weights.png",
                                  title=f"DiffQAS-QT structural weights after epoch {weights[-1]['epoch']}")
-    rundir.write_text("summary.md", summary(built, rows))
+    rundir.write_text("summary.md", summary(built, rows, _optional_json(rundir, SELECTION),
+                                            _optional_json(rundir, BASELINES)))
+
+
+def _optional_json(rundir: RunDir, name: str) -> dict:
+    return rundir.read_json(name) if (rundir.path / name).is_file() else {}
 
 
 def _figure_title(built: Built) -> str:
@@ -70,11 +92,16 @@ def _figure_title(built: Built) -> str:
     return f"{built.spec.name}: {name} {data.classes[0]} vs {data.classes[1]}"
 
 
-def final_rows(rows: list[dict]) -> dict[str, dict]:
-    """The last epoch's row of each model, in first-seen order."""
+def final_rows(rows: list[dict], selected: dict | None = None) -> dict[str, dict]:
+    """The reported row of each model, in first-seen order: the epoch selection.json names
+    (`selected`), else the last."""
     out: dict[str, dict] = {}
     for r in rows:
-        if r["model"] not in out or r["epoch"] >= out[r["model"]]["epoch"]:
+        pick = (selected or {}).get(r["model"], {}).get("epoch")
+        if pick is not None:
+            if r["epoch"] == pick:
+                out[r["model"]] = r
+        elif r["model"] not in out or r["epoch"] >= out[r["model"]]["epoch"]:
             out[r["model"]] = r
     return out
 
@@ -92,9 +119,11 @@ def rank_among_fixed(final: dict[str, dict], key: str = "test_accuracy") -> tupl
     return 1 + sum(v > mine for v in fixed), len(fixed) + 1
 
 
-def summary(built: Built, rows: list[dict]) -> str:
-    """Markdown: the final accuracy table and DiffQAS-QT's standing among the fixed candidates."""
-    final = final_rows(rows)
+def summary(built: Built, rows: list[dict], selected: dict | None = None,
+            baselines: dict | None = None) -> str:
+    """Markdown: the reported accuracies (each model at its selected epoch), the majority-class
+    baseline, and DiffQAS-QT's standing among the fixed candidates."""
+    final = final_rows(rows, selected)
     lines = [f"# {_figure_title(built)}", "",
              "| model | label | epochs | train acc | test acc | train loss | test loss | s/epoch |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
@@ -103,6 +132,10 @@ def summary(built: Built, rows: list[dict]) -> str:
         lines.append(f"| {model} | {r.get('label', model)} | {r['epoch']} | {r['train_accuracy']:.4f} | "
                      f"{r['test_accuracy']:.4f} | {r['train_loss']:.4g} | {r['test_loss']:.4g} | "
                      f"{sum(secs) / len(secs):.1f} |")
+    lines += [f"| *baseline* | {name} (class {b['class']}) | - | {b['train_accuracy']:.4f} | "
+              f"{b['test_accuracy']:.4f} | - | - | - |" for name, b in (baselines or {}).items()]
+    rule = next(iter((selected or {}).values()), {}).get("rule", "last")
+    lines += ["", f"Reported epoch per model: select {rule} (selection.json)."]
     rank = rank_among_fixed(final)
     lines.append("")
     if rank:

@@ -25,7 +25,9 @@ from qtc.tasks import naming
 from qtc.tasks.data import series as S
 from qtc.tasks.build import Built
 from qtc.tasks.runs.rundir import RunDir
-from qtc.tasks.engines.supervised import Supervised, train_all
+from qtc.tasks.engines import selection
+from qtc.tasks.engines.baselines import forecast_baselines
+from qtc.tasks.engines.supervised import Supervised, held_out, train_all
 
 # Paper Table II: test MSE per data set; keys "DiffQAS-QT" and "Config 1" .. "Config 12".
 PAPER_COLUMNS = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
@@ -148,6 +150,15 @@ def mse_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]
             "mae": float((outputs - targets).abs().mean())}
 
 
+def preflight(built: Built, opts) -> None:
+    """Errors the run would meet, raised before its folder exists: data options, network shape,
+    a validation block smaller than one batch."""
+    _, wins, _ = load_series(built)
+    _check_network(built, wins)
+    if opts.select == "validation":
+        selection.validation_split(len(wins.x_train), opts.validation, built.spec.train.batch)
+
+
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every model of opts.models on the spec's series; write metrics, plots and the summary."""
     series, wins, description = load_series(built)
@@ -169,8 +180,11 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     task = Supervised(train=torch.utils.data.TensorDataset(wins.x_train, wins.y_train),
                       test=torch.utils.data.TensorDataset(wins.x_test, wins.y_test),
                       loss=F.mse_loss, scores=mse_scores, on_epoch=on_epoch)
+    fit, _ = held_out(task, opts, built.spec.train.batch)    # baselines see what the models train on
+    base = forecast_baselines(*fit.train.tensors, *task.test.tensors)
+    rundir.write_json(BASELINES, base)
     done = train_all(built, rundir, opts, task)
-    summary = write_summary(built, rundir, opts, done, description, wins)
+    summary = write_summary(built, rundir, opts, done, description, wins, base)
     print(summary["table"])
     return done
 
@@ -186,9 +200,13 @@ def fmt(v: float | None) -> str:
     return f"{v:.6f}" if v >= 5e-6 else f"{v:.2e}"
 
 
+BASELINES = "baselines.json"
+
+
 def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], description: str,
-                  wins: S.Windows) -> dict:
-    """summary.md / summary.json: one row per model, ours beside the paper's Table II value."""
+                  wins: S.Windows, baselines: dict) -> dict:
+    """summary.md / summary.json: one row per model (at its selected epoch), ours beside the
+    paper's Table II value, then the naive baselines."""
     dataset = built.spec.data.dataset
     rows = []
     for model, row in done.items():
@@ -203,20 +221,32 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
              f"- data: {description}",
              f"- windows: {len(wins.x_train)} train, {len(wins.x_test)} test (window "
              f"{built.spec.data.window}, split {built.spec.data.split}, time order)",
-             f"- seed {opts.seed}, {opts.epochs} epochs"
-             + (f", at most {opts.max_batches} batches per epoch" if opts.max_batches else ""), "",
-             "| model | train MSE | test MSE | paper test MSE | ours / paper |",
-             "|---|---|---|---|---|"]
+             f"- seed {opts.seed}, {opts.epochs} epochs, batch order {built.spec.train.order}"
+             + (f", at most {opts.max_batches} batches per epoch" if opts.max_batches else ""),
+             f"- reported epoch: {_rule_text(opts)} (selection.json)", "",
+             "| model | epoch | train MSE | test MSE | paper test MSE | ours / paper |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
-        lines.append(f"| {r['label']} | {fmt(r['train_mse'])} | {fmt(r['test_mse'])} | "
+        lines.append(f"| {r['label']} | {r['epochs']} | {fmt(r['train_mse'])} | {fmt(r['test_mse'])} | "
                      f"{fmt(r['paper_test_mse'])} | {ratio} |")
-    table = "\n".join(lines[-(len(rows) + 2):])
+    lines += [f"| *baseline:* {name} | - | {fmt(b['train_mse'])} | {fmt(b['test_mse'])} | - | - |"
+              for name, b in baselines.items()]
+    table = "\n".join(lines[-(len(rows) + len(baselines) + 2):])
     rundir.write_text("summary.md", "\n".join(lines) + "\n")
     rundir.write_json("summary.json", {"task": built.spec.name, "dataset": dataset, "seed": opts.seed,
-                                       "epochs": opts.epochs, "description": description, "rows": rows})
+                                       "epochs": opts.epochs, "select": opts.select,
+                                       "validation": opts.validation, "description": description,
+                                       "rows": rows, "baselines": baselines})
     _final_plots(built, rundir, done)
     return {"rows": rows, "table": table}
+
+
+def _rule_text(opts) -> str:
+    """The selection rule in words."""
+    if opts.select == "validation":
+        return f"the epoch with the lowest MSE on the held-out last {opts.validation:g} of the training windows"
+    return {"last": "the last epoch", "train": "the epoch with the lowest training MSE"}[opts.select]
 
 
 def _final_plots(built: Built, rundir: RunDir, done: dict[str, dict]) -> None:

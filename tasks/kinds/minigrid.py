@@ -84,6 +84,14 @@ def check_task(built: Built) -> None:
 check = check_task      # what the runner checks when a spec is loaded, before a run folder exists
 
 
+def preflight(built: Built, opts) -> None:
+    """Errors the run would meet, raised before its folder exists."""
+    check_task(built)
+    if opts.select != "last":
+        raise QtcError(f"select {opts.select}: A3C runs report their last policy; selection by "
+                       "evaluation episodes is not implemented for a3c tasks (use 'select last')")
+
+
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every model in ``opts.models``; return {model: engine summary}.
 

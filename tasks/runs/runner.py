@@ -18,7 +18,9 @@ import torch
 from qtc.dsl.task import MAX_SEED, MAX_WORKERS
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
+from qtc.tasks.engines import selection
 from qtc.tasks.runs import guard, signals
+from qtc.tasks.runs.provenance import provenance
 from qtc.tasks.runs.guard import RunLock
 from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
 
@@ -48,9 +50,12 @@ class RunOptions:
     backend: str | None = None
     threads: int = DEFAULT_THREADS
     progress: bool = True
+    select: str = "last"                  # which epoch is reported: last | train | validation
+    validation: float | None = None       # the held-out fraction of `select validation F`
 
     def __post_init__(self):
         object.__setattr__(self, "models", tuple(self.models))
+        selection.check_rule(self.select, self.validation)
         for name in _COUNTS:
             value = getattr(self, name)
             top = _MAXIMA.get(name)
@@ -84,9 +89,15 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
                     epochs: int | None = None, episodes: int | None = None, workers: int | None = None,
                     limit: int | None = None, max_batches: int | None = None, seed: int | None = None,
                     data_root: str | None = None, download: bool = False, backend: str | None = None,
-                    threads: int | None = None, progress: bool = True) -> RunOptions:
-    """The spec's settings with every override that is not None applied."""
+                    threads: int | None = None, progress: bool = True,
+                    select: tuple | None = None) -> RunOptions:
+    """The spec's settings with every override that is not None applied.
+
+    `select` is (rule, fraction or None), e.g. ("validation", 0.2): it replaces the spec's rule and
+    fraction together.
+    """
     spec = built.spec
+    rule, fraction = select if select else (spec.train.select, spec.train.validation)
     chosen = built.baseline_models() if baselines else built.models()
     if models is not None:
         chosen = built.select_models(models)
@@ -97,7 +108,8 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
         limit=_given(limit, spec.data.limit if spec.data else None),
         max_batches=max_batches, seed=_given(seed, spec.train.seed), data_root=data_root,
         download=bool(download or (spec.data and spec.data.download)), backend=backend,
-        threads=resolve_threads(threads, DEFAULT_THREADS), progress=progress)
+        threads=resolve_threads(threads, DEFAULT_THREADS), progress=progress, select=rule,
+        validation=fraction)
 
 
 def _given(override, default):
@@ -127,8 +139,10 @@ def check(built: Built, options: RunOptions | None = None) -> None:
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
     """A new run folder (default runs/<task>-<time>) holding the specs and settings as run;
-    nothing is created when `check` fails."""
+    nothing is created when `check` or the task kind's preflight (missing data, a validation
+    block smaller than a batch) fails."""
     check(built, options)
+    importlib.import_module(KINDS[built.spec.kind]).preflight(built, options)
     rundir = RunDir.create(output, built.spec.name)
     record(rundir, built, options)
     print(f"run folder {rundir.path}")
@@ -202,10 +216,15 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
                     "candidates": built.program.candidates} if built.program else None,
         "torch": torch.__version__,
     })
+    rundir.write_json(PROVENANCE, provenance(spec.model_dump(exclude={"source", "file"}), options.backend,
+                                             spec.generator.backend if spec.generator else None))
+
+
+PROVENANCE = "provenance.json"
 
 
 # --- resume: the same run, or a clear refusal ----------------------------------------------
-RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers")   # change the numbers
+RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers", "select", "validation")
 BUDGET_OPTIONS = ("epochs", "episodes")                                  # may only grow
 PLACE_OPTIONS = ("data_root", "download", "backend", "threads")          # where and how: may change
 
@@ -246,6 +265,8 @@ def _apply_overrides(rundir: RunDir, built: Built, options: RunOptions,
         fresh = resolve_options(built, models=given.get("models"), baselines=bool(given.get("baselines")))
         given["models"] = fresh.models
     given.pop("baselines", None)
+    if "select" in given:
+        given["select"], given["validation"] = given["select"]
     _refuse(rundir, "a resumed run keeps the settings it started with",
             [f"--{k.replace('_', '-')} {_plain(given[k])!r} (the run has {_plain(getattr(options, k))!r})"
              for k in RESULT_OPTIONS if k in given and given[k] != getattr(options, k)])

@@ -1,0 +1,42 @@
+"""Predictors that cost nothing, shown beside the models so a figure has a floor to beat.
+
+Forecasting: the mean of the training targets, the window's last value, and a least-squares
+linear autoregression on the same window (with an intercept), fitted on the training windows.
+Classification: the training set's majority class. Each is fitted on the data the models train
+on and scored on the test set with the models' own metric.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _mse(pred: torch.Tensor, y: torch.Tensor) -> float:
+    return float(((pred.reshape(-1) - y.reshape(-1)).double() ** 2).mean())
+
+
+def _ar_design(x: torch.Tensor) -> torch.Tensor:
+    """[window values..., 1] per example, in float64."""
+    flat = x.reshape(len(x), -1).double()
+    return torch.cat([flat, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
+
+
+def forecast_baselines(x_train, y_train, x_test, y_test) -> dict[str, dict[str, float]]:
+    """{name: {train_mse, test_mse}} of the three naive forecasters."""
+    mean = y_train.double().mean()
+    coef = torch.linalg.lstsq(_ar_design(x_train), y_train.reshape(-1, 1).double()).solution
+    predictors = {
+        "mean of training targets": lambda x: mean.expand(len(x)),
+        "last value": lambda x: x.reshape(len(x), -1)[:, -1].double(),
+        "linear AR (least squares)": lambda x: (_ar_design(x) @ coef).reshape(-1),
+    }
+    return {name: {"train_mse": _mse(f(x_train), y_train), "test_mse": _mse(f(x_test), y_test)}
+            for name, f in predictors.items()}
+
+
+def majority_baseline(y_train, y_test) -> dict[str, dict[str, float]]:
+    """{'majority class': {train_accuracy, test_accuracy}}: always the most frequent training class."""
+    counts = torch.bincount(y_train)
+    label = int(counts.argmax())         # ties: the smaller class label
+    return {"majority class": {"train_accuracy": float((y_train == label).double().mean()),
+                               "test_accuracy": float((y_test == label).double().mean()),
+                               "class": label}}

@@ -1,0 +1,41 @@
+"""What produced a run's numbers: qtc, its commit, torch, backend, threads, dtype, the spec.
+
+Written into every run folder as provenance.json, so a figure can be traced to the code and the
+machine set-up behind it (a kernel's summation order, the thread count or the backend can move
+a run's metrics; the same values reproduce them bit for bit).
+"""
+from __future__ import annotations
+
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+import qtc
+
+NOT_A_CHECKOUT = "not a checkout"
+
+
+def git_commit(folder: Path) -> str:
+    """The commit checked out in `folder` (+ '-dirty' with uncommitted changes), or NOT_A_CHECKOUT."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+    try:
+        if git("rev-parse", "--show-toplevel") != str(folder.resolve()):
+            return NOT_A_CHECKOUT           # a folder inside someone else's repository
+        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    except (OSError, subprocess.SubprocessError):
+        return NOT_A_CHECKOUT
+
+
+def provenance(spec_dump: dict, backend: str | None, generator_backend: str | None) -> dict:
+    """The provenance record of a run with this resolved spec and backend choice."""
+    from qtc.runtime.backends import resolve
+    chosen = backend or generator_backend
+    return {"qtc": qtc.__version__, "commit": git_commit(Path(qtc.__file__).resolve().parent),
+            "torch": torch.__version__, "python": platform.python_version(),
+            "backend": resolve(chosen) if chosen else None, "backend_requested": chosen,
+            "threads": torch.get_num_threads(), "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
+            "machine": platform.machine(), "spec": spec_dump}

@@ -82,11 +82,18 @@ def test_an_absurd_start_is_flagged_and_a_sensible_one_is_not():
     assert "init_scale" in lines[-1]
 
 
+def _readme_tour_block() -> str:
+    readme = (REPO / "README.md").read_text()
+    return re.search(r"A task \(`specs/mnist_1v5.task`\)[^`]*```\n(.*?)```", readme, re.S).group(1)
+
+
 def _readme_tour_task() -> str:
     """The task of the README's tour, as printed there, without any init_scale option."""
-    readme = (REPO / "README.md").read_text()
-    block = re.search(r"A task \(`specs/mnist_1v5.task`\)[^`]*```\n(.*?)```", readme, re.S).group(1)
-    return re.sub(r" init_scale \S+", "", block)
+    return re.sub(r" init_scale \S+", "", _readme_tour_block())
+
+
+def test_the_readme_tour_shows_the_shipped_spec_verbatim():
+    assert _readme_tour_block() == (REPO / "specs/mnist_1v5.task").read_text()
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ class GeneratorStmt(Stmt):
     depth: int | None = None
     mapping: Literal["linear", "mlp"] = "linear"
     hidden: Annotated[int, Field(ge=1, le=4096)] = 16    # width of the 'mlp' mapping
-    init_scale: float = 1.0           # multiplies the mapping's initial weights (torch default = 1)
+    init_scale: float = 1.0           # multiplies the calibrated initial scale (QTGenerator: torch's output scale)
     bits: Literal["pm1", "01"] = "pm1"
     rescale: Literal["qt", "none"] = "qt"
     gamma: float = 0.1

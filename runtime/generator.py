@@ -10,12 +10,20 @@ network's p parameters:
 A fixed-architecture baseline is the same module with w a frozen one-hot vector; it simulates
 the program of its candidate alone (compiler.pipeline.only_candidate), which gives the same
 probabilities and gradients as the ensemble under that one-hot at the cost of one candidate.
+
+The initial scale. torch's default init would give M weights of O(1), and so target weights of
+std ~0.6 that a CNN turns into a first loss of ~1e5. Given a `calibrate` function (the target
+network's TargetNet.init_scale_for), the generator multiplies M's output layer by the factor that
+gives the target network, at initialisation, the output scale torch's own init gives it, times
+`init_scale`. Scaling M's parameters (not its output) keeps Adam's steps large relative to them,
+as the paper's hand-tuned 0.01 did; the trainable counts are unchanged.
 """
 from __future__ import annotations
 
 import math
 import threading
 import weakref
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -50,6 +58,7 @@ class QTGenerator(nn.Module):
     def __init__(self, program: Program, num_params: int, *, mapping: str = "linear", hidden: int = 16,
                  bits: str = "pm1", rescale: str = "qt", gamma: float = 0.1, beta: float = 0.8,
                  alpha: float = 0.3, center: bool = True, init_scale: float = 1.0, fixed: int | None = None,
+                 calibrate: Callable[[torch.Tensor], float] | None = None,
                  backend: str = "auto", dtype: torch.dtype = torch.float32):
         super().__init__()
         n = program.qubits
@@ -74,9 +83,14 @@ class QTGenerator(nn.Module):
         else:
             self.mapping = nn.Sequential(nn.Linear(n + 1, hidden, dtype=dtype), nn.Tanh(),
                                          nn.Linear(hidden, 1, dtype=dtype))
-        with torch.no_grad():  # the generated weights' initial scale is the mapping's scale
-            for p in self.mapping.parameters():
-                p.mul_(init_scale)
+        with torch.no_grad():  # the output is linear in the last layer: scaling it scales the weights
+            factor = init_scale * (calibrate(self()) if calibrate is not None else 1.0)
+            for p in self.output_layer().parameters():
+                p.mul_(factor)
+
+    def output_layer(self) -> nn.Linear:
+        """The mapping's last linear layer (the whole mapping when it is linear)."""
+        return self.mapping if isinstance(self.mapping, nn.Linear) else self.mapping[-1]
 
     def structural_weights(self) -> torch.Tensor:
         """The ensemble's mixture as used: the space's normalisation of the trainable weights

@@ -105,6 +105,7 @@ class Built:
                                         hidden=gen.hidden, bits=gen.bits, rescale=gen.rescale,
                                         gamma=gen.gamma, beta=gen.beta, alpha=gen.alpha,
                                         center=gen.center, init_scale=gen.init_scale, fixed=fixed,
+                                        calibrate=net.init_scale_for,
                                         backend=backend or gen.backend)
         return out
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -52,6 +53,38 @@ class TargetNet:
         self.output_shape = shape
         self.param_shapes = [(f"{i}.{name}", s) for i, p in enumerate(plans) for name, s in p.params]
         self.num_params = sum(math.prod(s) for _, s in self.param_shapes)
+
+    def init_stds(self) -> list[tuple[int, float]]:
+        """(size, std) per parameter tensor, in flat order: the std torch's default init gives it
+        (U(-b, b), std b/sqrt(3); b = 1/sqrt(fan_in) for conv2d and linear, 1/sqrt(hidden) for
+        the LSTM weight). What `absurd_tensors` compares generated weights with."""
+        return [(math.prod(shape), _init_bound(plan) / math.sqrt(3))
+                for plan in self.plans for _, shape in plan.params]
+
+    def absurd_tensors(self, flat: torch.Tensor, factor: float = 10.0) -> list[str]:
+        """Tensors of `flat` that are non-finite or whose std is over `factor` x torch's init std."""
+        out = []
+        for (name, _), chunk, (size, std) in zip(self.param_shapes, flat.detach().split(
+                [size for size, _ in self.init_stds()]), self.init_stds()):
+            spread = float(chunk.std()) if size > 1 else float(chunk.abs().max())
+            if not math.isfinite(spread) or spread > factor * std:
+                out.append(f"{name} (std {spread:.3g}, torch's init {std:.3g})")
+        return out
+
+    def init_scale_for(self, flat: torch.Tensor) -> float:
+        """The factor s for which this network on `flat * s` has the output scale torch's default
+        init gives it: the std, over a fixed batch of standard-normal inputs, of each output's
+        deviation from its batch mean (the input-dependent part; the whole std swings 4x with the
+        reference init's biases). Generated weights are far from iid (a smooth function of the
+        index bits), so matching each tensor's std is not enough: their coherent sums make the
+        outputs ~300x too large. The global RNG is untouched."""
+        flat = flat.detach()
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(0)
+            probe = torch.randn(PROBE_BATCH, *self.input_shape, dtype=flat.dtype)
+            reference = self.flatten_module(self.module()).to(flat.dtype)
+            want = _input_spread(self.forward(reference, probe))
+            return solve_scale(lambda s: _input_spread(self.forward(flat * s, probe)), want)
 
     def __getstate__(self):
         return self.__dict__
@@ -125,6 +158,26 @@ class TargetNet:
                         f" {count:>9,d} params")
         rows.append(f"  total {self.num_params:,d} parameters")
         return "\n".join(rows)
+
+
+PROBE_BATCH = 256
+
+
+def _input_spread(outputs: torch.Tensor) -> float:
+    return float((outputs - outputs.mean(0)).std())
+
+
+def solve_scale(spread: Callable[[float], float], want: float, lo: float = 1e-8, hi: float = 1e4) -> float:
+    """Bisection in log space for s with spread(s) = want (spread grows with s: a network's output
+    grows with its weights)."""
+    a, b = math.log(lo), math.log(hi)
+    for _ in range(48):
+        mid = (a + b) / 2
+        if spread(math.exp(mid)) > want:
+            b = mid
+        else:
+            a = mid
+    return math.exp((a + b) / 2)
 
 
 def lstm_last(x, weight, bias, hidden):
@@ -222,6 +275,14 @@ def _plan(layer: Layer, shape: tuple[int, ...]) -> LayerPlan:
         _no_args(layer)
         return LayerPlan(kind, (), {}, shape, shape)
     raise layer.error(f"unknown layer '{kind}'", did_you_mean(kind, LAYER_KINDS + ("input",)))
+
+
+def _init_bound(plan: LayerPlan) -> float:
+    """torch's default uniform bound for one of `plan`'s tensors (weight or bias alike; the
+    LSTM's bias starts at 0 in LSTMLast, so the weight's bound stands for it)."""
+    if plan.kind == "lstm":
+        return 1 / math.sqrt(plan.opts["hidden"])
+    return 1 / math.sqrt(math.prod(plan.params[0][1][1:]))   # fan_in of the layer's weight
 
 
 def _no_args(layer: Layer) -> None:

@@ -10,6 +10,8 @@ The reported (and exported) checkpoint is the epoch the selection rule picks
 """
 from __future__ import annotations
 
+import math
+import sys
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -121,7 +123,11 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
                     bar.close()
                     _interrupted(rundir, f"at {label}, epoch {epoch + 1}, batch {b}")
                 idx = order[b * batch:(b + 1) * batch]
-                loss = task.loss(net.forward(source(), x[idx]), y[idx])
+                flat = source()
+                loss = task.loss(net.forward(flat, x[idx]), y[idx])
+                if epoch == 0 and b == 0:
+                    for line in first_step_warnings(net, flat, loss.item()):
+                        print(f"warning: {label}: {line}", file=sys.stderr)
                 if not torch.isfinite(loss):  # before the step: the checkpoint stays the last good state
                     raise _diverged(rundir, label, epoch, f"batch {b + 1}: the loss is {loss.item()}")
                 optim.zero_grad(set_to_none=True)
@@ -170,6 +176,18 @@ def _diverged(rundir: RunDir, label: str, epoch: int, what: str) -> QtcError:
     return QtcError(f"training diverged: {label}, epoch {epoch + 1}, {what}; {before}\n"
                     "hint: lower 'lr' in the 'train' statement (a resumed run would diverge the same "
                     "way) and start a new run")
+ABSURD_LOSS = 100.0   # the tasks' losses start near 1: cross-entropy ln 2, MSE of series in [0, 1]
+
+
+def first_step_warnings(net, flat: torch.Tensor, loss: float) -> list[str]:
+    """What is absurd about a model's first step: generated weights far above torch's init scale
+    or a huge first loss. Such a run ends at chance (loss 8e4, accuracy 0.50) with no error."""
+    out = [f"generated weights far from torch's init scale: {t}" for t in net.absurd_tensors(flat)]
+    if not math.isfinite(loss) or loss > ABSURD_LOSS:
+        out.append(f"first loss {loss:.3g} (a sensible start is ~1)")
+    if out:
+        out.append("lower the generator's init_scale (a multiplier on the calibrated scale, default 1)")
+    return out
 
 
 @torch.no_grad()

@@ -11,8 +11,10 @@ import pytest
 import torch
 
 import qtc
+from qtc.compiler.factorised import Factorised, lower_factorised
 from qtc.compiler.ir import Circuit, Constant
 from qtc.runtime import reference
+from qtc.runtime.backends import RunnableProgram
 
 import densesim
 
@@ -41,6 +43,8 @@ def random_theta(prog, seed):
 def case(request):
     space, n, depth = request.param
     prog = qtc.compile(SPECS / space, qubits=n, depth=depth)
+    if isinstance(prog, Factorised):   # per position: its candidates enumerated (channel form: test_channel)
+        prog = RunnableProgram.of(lower_factorised(prog.space, n, depth, form="enumeration").enumerated)
     theta = random_theta(prog, seed=n * 100 + depth)
     ref = reference.candidate_probabilities(prog, theta)
     return prog, theta, ref

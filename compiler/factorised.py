@@ -333,13 +333,13 @@ def one_hot(prog, candidate: int, dtype) -> torch.Tensor:
     return out
 
 
-def normalised(prog, weights: torch.Tensor) -> torch.Tensor:
-    """The weights as used: softmax over the candidates, or over each position's alternatives."""
+def normalised(prog: Factorised, weights: torch.Tensor) -> torch.Tensor:
+    """Per-position weights as used: softmax over each position's alternatives, or raw; padding
+    zero either way (runtime.backends.mixture, which does a Program's (C,) weights itself)."""
+    mask = prog.mask().to(weights.device)
     if prog.weights_norm != "softmax":
-        return weights if not isinstance(prog, Factorised) else weights * prog.mask()
-    if not isinstance(prog, Factorised):
-        return torch.softmax(weights, 0)
-    return torch.softmax(weights.masked_fill(~prog.mask(), float("-inf")), 1)
+        return weights * mask
+    return torch.softmax(weights.masked_fill(~mask, float("-inf")), 1)
 
 
 def flat_weights(prog, weights: torch.Tensor) -> list[float]:

@@ -17,7 +17,7 @@ from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
 from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.task import TaskSpec, parse_task, with_settings
-from qtc.errors import SpecError
+from qtc.errors import QtcError, SpecError
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
@@ -82,6 +82,10 @@ class Built:
 
     def select_models(self, text: str) -> list[str]:
         """The models a `--models diffqas,fixed,fixed:K,classical` list names, checked."""
+        if isinstance(self.program, Factorised) and any(w.strip().startswith("fixed") for w in text.split(",")):
+            raise QtcError(f"--models {text}: a per-position space has no fixed baselines (its "
+                           f"{self.program.candidate_count:,} candidates are the whole product space); "
+                           "run diffqas, then train the architecture it reports as its own space")
         return naming.parse_models(text, self._fixed_count(), quantum=self.program is not None)
 
     def _fixed_count(self) -> int:

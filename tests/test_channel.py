@@ -208,14 +208,25 @@ def test_the_generator_trains_per_position_weights(norm):
     assert gen.architecture().startswith("layer 0.0 ")
 
 
-def test_a_forecast_run_reports_the_architecture_found(tmp_path, capsys):
+def _tiny_task(tmp_path) -> Path:
     (tmp_path / "space.qs").write_text(SMALL["paper_untied"].replace("qubits 3", "qubits auto 3"))
     (tmp_path / "tiny.task").write_text(
         (ROOT / "specs/bessel.task").read_text().replace("lstm 1 -> 20", "lstm 1 -> 4")
         .replace("linear 20 -> 1", "linear 4 -> 1").replace("hadamard_ent_rot.qs depth 10", "space.qs depth 1")
         .replace("compare fixed classical", "compare classical"))
+    return tmp_path / "tiny.task"
+
+
+def test_fixed_baselines_of_a_per_position_space_are_a_clear_error(tmp_path, capsys):
+    assert main(["run", str(_tiny_task(tmp_path)), "-o", str(tmp_path / "run"), "--models", "fixed:3"]) == 2
+    err = capsys.readouterr().err
+    assert "no fixed baselines" in err and "12 candidates" in err and "Traceback" not in err
+
+
+def test_a_forecast_run_reports_the_architecture_found(tmp_path, capsys):
+    task = _tiny_task(tmp_path)
     out = tmp_path / "run"
-    assert main(["run", str(tmp_path / "tiny.task"), "-o", str(out), "--no-progress", "--epochs", "1",
+    assert main(["run", str(task), "-o", str(out), "--no-progress", "--epochs", "1",
                  "--max-batches", "2", "--models", "diffqas", "--backend", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "architecture found (per-position favourites): init " in printed

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 import qtc
+from qtc.compiler.factorised import Factorised, lower_factorised
 from qtc.compiler.ir import Circuit, Constant
-from qtc.dsl.space import parse_space
 from qtc.runtime import reference
+from qtc.runtime.backends import RunnableProgram
 
 import densesim
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-# spaces with per-position weights lower to the channel form: tests/test_channel.py covers them
-SPACES = sorted(p.name for p in SPECS.glob("*.qs") if not parse_space(p).weights_per_position)
+SPACES = sorted(p.name for p in SPECS.glob("*.qs"))
 # (qubits, depth) per space; untied_two_layer enumerates (2 x 2)^depth layer choices: depth <= 2
 SIZES = {"untied_two_layer.qs": [(2, 1), (3, 2), (8, 2)]}
 DEFAULT_SIZES = [(2, 1), (3, 2), (5, 3), (8, 2)]
@@ -43,6 +43,8 @@ def random_theta(prog, seed):
 def case(request):
     space, n, depth = request.param
     prog = qtc.compile(SPECS / space, qubits=n, depth=depth)
+    if isinstance(prog, Factorised):   # per position: its candidates enumerated (channel form: test_channel)
+        prog = RunnableProgram.of(lower_factorised(prog.space, n, depth, form="enumeration").enumerated)
     theta = random_theta(prog, seed=n * 100 + depth)
     ref = reference.candidate_probabilities(prog, theta)
     return prog, theta, ref

@@ -80,7 +80,7 @@ def _forecast(built) -> None:
 
 # --- a3c ------------------------------------------------------------------------------------
 def _a3c(built) -> None:
-    from qtc.tasks.engines.a3c import OBS_SIZE
+    from qtc.tasks.engines.a3c.algorithm import OBS_SIZE
     spec = built.spec
     if spec.env is None:
         raise _error(spec, None, "an a3c task needs an 'env' statement",

@@ -315,14 +315,13 @@ def parser() -> argparse.ArgumentParser:
     y.add_argument("--seed", type=seed_value, default=0)
     y.set_defaults(func=_play)
 
-    from qtc.tasks.experiments.sweep import RAY_TIMEOUT
     s = sub.add_parser("sweep", help="run every (task, model, seed) trial on Ray or a process pool")
     s.add_argument("specs", nargs="+", metavar="SPEC", help=".task files")
     s.add_argument("--seeds", default="1", help="a count K (seeds 0..K-1) or a list 0,5,7 (default 1)")
     s.add_argument("--models", help="comma-separated: diffqas,fixed,fixed:K,classical (default: each spec's)")
     s.add_argument("--out", "-o", type=Path, default=Path("sweeps/sweep"), help="sweep folder")
     s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379); gives up "
-                   f"after $QTC_RAY_TIMEOUT seconds (default {RAY_TIMEOUT:g})")
+                   "when it does not answer in time ($QTC_RAY_TIMEOUT seconds sets the wait)")
     s.add_argument("--executor", default="auto", choices=("auto", "ray", "process", "serial"),
                    help="auto = Ray if installed, else a local process pool")
     s.add_argument("--workers", type=positive, help="CPUs for a local Ray / pool processes (default: all cores)")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from qtc.cli import main
+from qtc.dsl.task import MAX_SEED, MAX_WORKERS
 from qtc.errors import QtcError
 from qtc.runtime import backends
 from qtc.tasks import naming
@@ -40,8 +41,16 @@ def tiny(tmp_path):
 @pytest.mark.parametrize("field", ["epochs", "episodes", "workers", "limit", "max_batches"])
 @pytest.mark.parametrize("value", [0, -3, 2.5, True])
 def test_run_options_reject_counts_that_are_not_whole_numbers_from_one(field, value):
-    with pytest.raises(QtcError, match=f"--{field.replace('_', '-')} must be a whole number >= 1"):
+    with pytest.raises(QtcError, match=f"--{field.replace('_', '-')} must be a whole number (>= 1|between 1)"):
         runner.RunOptions(**{field: value})
+
+
+def test_run_options_bound_workers_and_seeds_as_the_spec_does():
+    runner.RunOptions(workers=MAX_WORKERS, seed=MAX_SEED)
+    with pytest.raises(QtcError, match="--workers must be a whole number between 1 and 256, got 257"):
+        runner.RunOptions(workers=MAX_WORKERS + 1)
+    with pytest.raises(QtcError, match="--seed must be a whole number between 0 and 4,294,967,295"):
+        runner.RunOptions(seed=MAX_SEED + 1)
 
 
 def test_run_options_are_frozen_and_round_trip_through_resolved_json():
@@ -52,7 +61,7 @@ def test_run_options_are_frozen_and_round_trip_through_resolved_json():
     assert runner.RunOptions.from_dict(opts.to_dict()) == opts
     with pytest.raises(QtcError, match="unknown run option.*epoch\\b"):
         runner.RunOptions.from_dict({"epoch": 2})
-    with pytest.raises(QtcError, match="--seed must be a whole number >= 0"):
+    with pytest.raises(QtcError, match="--seed must be a whole number between 0 and"):
         runner.RunOptions(seed=-1)
 
 

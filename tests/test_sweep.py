@@ -24,15 +24,15 @@ network {{
   linear 4 -> 1
 }}
 generator hadamard_ent_rot.qs depth 2 mapping linear bits pm1 rescale qt
-train rmsprop lr 0.01 alpha 0.99 eps 1e-8 batch 10 epochs {epochs} seed 0
+train rmsprop lr {lr} alpha 0.99 eps 1e-8 batch 10 epochs {epochs} seed 0
 compare classical
 """
 BUDGET = {"max_batches": 3, "backend": "reference"}   # reference: no kernel compilation
 
 
-def _spec(folder: Path, name: str = "tiny", *, window: int = 4, epochs: int = 2) -> str:
+def _spec(folder: Path, name: str = "tiny", *, window: int = 4, epochs: int = 2, lr: float = 0.01) -> str:
     p = folder / f"{name}.task"
-    p.write_text(TINY.format(name=name, window=window, epochs=epochs))
+    p.write_text(TINY.format(name=name, window=window, epochs=epochs, lr=lr))
     return str(p)
 
 
@@ -60,12 +60,12 @@ def test_plan_and_seeds(tmp_path):
 
 def test_failing_trial_is_recorded_and_others_go_on(tmp_path):
     good = _spec(tmp_path, "good")
-    bad = _spec(tmp_path, "bad", window=5)    # network input [4, 1] vs windows of 5: fails at run time
+    bad = _spec(tmp_path, "bad", lr=1e30)    # a valid spec whose training diverges: fails at run time
     trials = plan([bad, good], [0], "classical", overrides=BUDGET)
     res = sweep(trials, tmp_path / "out", executor="serial", retries=1, progress=False)
     assert res.done == ["good/classical/seed0"] and res.failed == ["bad/classical/seed0"]
     st = read_status(tmp_path / "out" / "bad/classical/seed0")
-    assert st["status"] == "failed" and st["attempts"] == 2 and "input" in st["error"]
+    assert st["status"] == "failed" and st["attempts"] == 2 and "training diverged" in st["error"]
     assert read_status(tmp_path / "out" / "good/classical/seed0")["status"] == "done"
     rep = write_report(tmp_path / "out")
     text = rep.markdown.read_text()

@@ -176,8 +176,8 @@ CASES: list[Case] = [
     task("gen_center_number", F, "mapping linear", "mapping linear center 7", "center", at="center 7"),
     task("gen_space_missing", F, "hadamard_ent_rot.qs", "no_such_space.qs", "not found",
          at="no_such_space.qs"),
-    task("gen_space_not_qs", F, "hadamard_ent_rot.qs depth", "spec.task depth", "expected 'space'",
-         at="task f : forecast"),
+    task("gen_space_not_qs", F, "hadamard_ent_rot.qs depth", "spec.task depth", "must be a .qs file",
+         at="spec.task depth"),
     task("gen_network_needs_31_qubits", C, "linear 784 -> 2", "linear 784 -> 2000000 ; linear 2000000 -> 2",
          "31 qubits", at="network {"),
     # --- forecast data -----------------------------------------------------------------------

@@ -351,14 +351,14 @@ def main(argv=None) -> int:
     except QtcError as err:
         print(str(err), file=sys.stderr)
         return err.exit_code
+    except BrokenPipeError:  # an OSError too: before the general case
+        return _closed_pipe()
     except OSError as err:  # a full disk, a read-only folder, a file where a folder must be
         print(os_error_message(err), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return _closed_pipe()
 
 
 def _closed_pipe() -> int:

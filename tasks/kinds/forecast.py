@@ -151,10 +151,9 @@ def mse_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]
 
 
 def preflight(built: Built, opts) -> None:
-    """Errors the run would meet, raised before its folder exists: data options, network shape,
-    a validation block smaller than one batch."""
+    """Errors the run would meet, raised before its folder exists: a validation block smaller
+    than one batch (data options and the network's shape: checked by load_task)."""
     _, wins, _ = load_series(built)
-    _check_network(built, wins)
     if opts.select == "validation":
         selection.validation_split(len(wins.x_train), opts.validation, built.spec.train.batch)
 

@@ -26,7 +26,7 @@ from qtc.runtime.generator import ClassicalParams as FlatSource
 from qtc.tasks.engines import a3c
 from qtc.tasks.engines.a3c import (episodes_to_threshold, play, play_run, read_episodes,
                                    shared_optimizer, train_a3c)
-from qtc.tasks.engines.a3c import algorithm, workers
+from qtc.tasks.engines.a3c import algorithm, evaluation, workers
 from qtc.tasks.plots import moving_average_band, plot_rewards
 
 ENV = "MiniGrid-Empty-5x5-v0"
@@ -356,3 +356,94 @@ def test_play_renders_greedy_rollouts_as_text():
 def test_read_episodes_reports_a_missing_log(tmp_path):
     with pytest.raises(QtcError, match="no episode log"):
         read_episodes(tmp_path)
+
+
+# -- one worker: bit-identical resume; evaluation episodes and model selection ----------------
+
+def _same_run(a, b) -> None:
+    """Same episode log (reward, length per episode), final policy and shared optimizer state."""
+    assert [(r["reward"], r["length"]) for r in csv_rows(a)] == \
+        [(r["reward"], r["length"]) for r in csv_rows(b)]
+    ck_a, ck_b = (torch.load(d / "checkpoint.pt", weights_only=True) for d in (a, b))
+    for key in ("actor_source", "critic_source"):
+        for name, tensor in ck_a[key].items():
+            assert torch.equal(tensor, ck_b[key][name]), (key, name)
+    for pa, pb in zip(ck_a["optimizer"]["state"].values(), ck_b["optimizer"]["state"].values()):
+        for name, tensor in pa.items():
+            assert torch.equal(tensor, pb[name]), name
+    pol_a, pol_b = (torch.load(d / "policy.pt", weights_only=True) for d in (a, b))
+    assert all(torch.equal(pol_a[k], pol_b[k]) for k in pol_a)
+
+
+ONE = dict(workers=1, max_episode_steps=20, optimizer=lambda p, **kw: torch.optim.Adam(p, lr=1e-2, **kw))
+
+
+def test_one_worker_resume_after_episode_budget_cuts_is_bit_identical(tmp_path):
+    run(tmp_path, "whole", episodes=7, **ONE)
+    for budget in (2, 5):
+        run(tmp_path, "cut", episodes=budget, resume=budget > 2, **ONE)
+    s = run(tmp_path, "cut", episodes=7, resume=True, **ONE)
+    assert s["episodes_this_session"] == 2
+    _same_run(tmp_path / "whole", tmp_path / "cut")
+
+
+def test_one_worker_resume_after_ctrl_c_is_bit_identical(tmp_path, monkeypatch):
+    run(tmp_path, "whole", episodes=7, **ONE)
+    original = workers.Trainer._handle
+
+    def interrupt_after_two(self, msg):          # Ctrl-C once 2 episodes are logged: no timing
+        original(self, msg)
+        if msg[0] == "episode" and self.count == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(workers.Trainer, "_handle", interrupt_after_two)
+    s = run(tmp_path, "cut", episodes=7, **ONE)
+    assert s["status"] == "interrupted" and 2 <= s["episodes"] < 7
+    monkeypatch.undo()
+    assert run(tmp_path, "cut", episodes=7, resume=True, **ONE)["status"] == "completed"
+    _same_run(tmp_path / "whole", tmp_path / "cut")
+
+
+def test_training_resets_never_use_the_evaluation_seeds():
+    train = {evaluation.train_seed(s, e) for s in (0, 1, 2 ** 32 - 1) for e in range(500)}
+    assert len(train) == 1500 and max(train) < evaluation.EVAL_SEED0
+    assert evaluation.eval_seeds(3) == [evaluation.EVAL_SEED0 + i for i in range(3)]
+
+
+class _SeedLog:
+    """make_env whose envs append every reset seed to a file (forked workers inherit it)."""
+
+    def __init__(self, path):
+        self.path, self.real = path, workers.make_env
+
+    def __call__(self, *args):
+        env, path = self.real(*args), self.path
+        reset = env.reset
+
+        def logged(*, seed=None, **kw):
+            with open(path, "a") as fh:
+                fh.write(f"{seed}\n")
+            return reset(seed=seed, **kw)
+        env.reset = logged
+        return env
+
+
+def test_evaluation_episodes_select_the_best_policy_on_held_out_seeds(tmp_path, monkeypatch):
+    log = tmp_path / "seeds.txt"
+    monkeypatch.setattr(workers, "make_env", _SeedLog(log))
+    s = run(tmp_path, episodes=7, eval_every=3, eval_episodes=2, **ONE)
+    evals = s["evaluations"]
+    assert [e["episode"] for e in evals] == [3, 6, 7]           # every 3, and the last episode
+    best = max(evals, key=lambda e: e["reward"])                 # ties: the earliest
+    assert s["selected"] == {"episode": best["episode"], "reward": best["reward"]}
+    check, *seeds = [int(x) for x in log.read_text().split()]
+    assert check == 0                                            # the driver's model check: the run seed
+    held_out = [x for x in seeds if x >= evaluation.EVAL_SEED0]
+    assert held_out == evaluation.eval_seeds(2) * 3              # 2 evaluation episodes, 3 times
+    assert len(set(seeds) - set(held_out)) == 7                  # one fresh seed per training episode
+    ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    pol = a3c.load_policy(tmp_path / "run")
+    assert torch.equal(pol["actor_flat"], ck["best"]["actor_flat"])    # the selected one is exported
+    env = algorithm.make_env(ENV, 20)
+    rewards = evaluation.evaluate(env, evaluation.greedy(pol["actor_net"], pol["actor_flat"]),
+                                  evaluation.eval_seeds(2))
+    assert float(np.mean(rewards)) == pytest.approx(best["reward"])

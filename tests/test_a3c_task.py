@@ -260,3 +260,82 @@ def test_model_stats_reads_threshold_final_average_and_rate():
     assert stats["final_avg"] == pytest.approx(0.95) and stats["episodes_per_s"] == pytest.approx(2.0)
     short = a3c_task.model_stats(rewards[:3], np.array([1.0, 2.0, 3.0]), window=4)
     assert short["to_threshold"] is None and short["final_avg"] == 0.0
+
+
+# -- model selection by evaluation episodes, the random-policy baseline, background Ctrl-C ----
+
+SELECT_SPEC = CLASSICAL_SPEC.replace("episodes 6 seed 3", "episodes 6 seed 3 select validation").replace(
+    "window 4", "window 4 eval_every 2 eval_episodes 3")
+
+
+def test_select_validation_picks_the_best_evaluation_and_records_it(tmp_path):
+    spec = tmp_path / "sel.task"
+    spec.write_text(SELECT_SPEC)
+    run = tmp_path / "run"
+    assert main(["run", str(spec), "--workers", "1", "-o", str(run), "--no-progress"]) == 0
+    evals = json.loads((run / "a3c" / "classical" / "summary.json").read_text())["evaluations"]
+    assert [e["episode"] for e in evals] == [2, 4, 6]
+    best = max(evals, key=lambda e: e["reward"])
+    chosen = json.loads((run / "selection.json").read_text())["classical"]
+    assert chosen == {"rule": "validation", "episode": best["episode"], "criterion": "eval_reward",
+                      "value": best["reward"], "eval_every": 2, "eval_episodes": 3}
+    base = json.loads((run / "baselines.json").read_text())["random policy"]
+    assert base["episodes"] == 3 and 0 <= base["eval_reward"] < 1
+    text = (run / "summary.md").read_text()
+    assert "| random policy | uniform random actions |" in text
+    assert f"episode {best['episode']} (select validation" in text
+
+
+def test_select_last_records_the_last_episode_and_the_baseline(tmp_path):
+    rundir = RunDir(tmp_path / "run")
+    rundir.path.mkdir()
+    a3c_task.run(load_task(_write_spec(tmp_path)), rundir, _options(episodes=3, workers=1))
+    chosen = json.loads((rundir.path / "selection.json").read_text())["classical"]
+    assert (chosen["rule"], chosen["episode"]) == ("last", 3)
+    assert json.loads((rundir.path / "baselines.json").read_text())["random policy"]["episodes"] == 10
+
+
+@pytest.mark.parametrize("old, new, line, message", [
+    ("seed 3", "seed 3 select validation 0.2", 13, "takes no fraction"),
+    ("seed 3", "seed 3 select train", 13, "'select train' is not defined for a3c"),
+    ("window 4", "window 4 eval_every 0", 14, "eval_every"),
+])
+def test_bad_a3c_selection_is_a_located_spec_error(old, new, line, message):
+    from qtc.dsl.task import parse_task
+    with pytest.raises(SpecError, match=message) as err:
+        parse_task(CLASSICAL_SPEC.replace(old, new))
+    assert err.value.line == line
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--select", "validation", "0.2"], "takes no fraction"),
+    (["--select", "train"], "'select train' is not defined for a3c"),
+])
+def test_bad_a3c_select_flag_exits_2_and_writes_nothing(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    assert main(["run", str(_write_spec(tmp_path)), "-o", str(out), "--no-progress", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_sigint_stops_a_background_a3c_run_at_an_episode_boundary(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    run = tmp_path / "run"
+    # Started as with '&' (SIGINT ignored at start), then SIGINT to the driver alone.
+    proc = subprocess.Popen([sys.executable, "-m", "qtc", "run", str(_write_spec(tmp_path)), "--episodes",
+                             "1000000", "--workers", "1", "-o", str(run), "--no-progress"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    log, deadline = run / "a3c" / "classical" / "episodes.csv", time.time() + 240
+    while not (log.is_file() and len(log.read_text().splitlines()) > 2):
+        assert proc.poll() is None and time.time() < deadline, "the run never logged an episode"
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=120) == 130
+    ck = torch.load(run / "a3c" / "classical" / "checkpoint.pt", weights_only=True)
+    assert ck["episodes"] == len(episodes(run / "a3c" / "classical")) >= 2
+    assert ck["worker_state"]["episode"] == ck["episodes"]     # cut at a boundary: resumable exactly

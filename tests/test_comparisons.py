@@ -18,7 +18,7 @@ from qtc.errors import QtcError, SpecError
 from qtc.tasks.build import load_task
 from qtc.tasks.data import series as S
 from qtc.tasks.engines import selection
-from qtc.tasks.engines.baselines import forecast_baselines, majority_baseline
+from qtc.tasks.engines.baselines import forecast_baselines, majority_baseline, random_policy_baseline
 from qtc.tasks.engines.supervised import Supervised, train_all
 from qtc.tasks.experiments import paired
 from qtc.tasks.kinds import forecast as FC
@@ -146,6 +146,16 @@ def test_majority_class_baseline():
 
 A = [0.010, 0.020, 0.012, 0.030, 0.008, 0.015]
 B = [0.020, 0.018, 0.030, 0.045, 0.016, 0.030]
+
+
+def test_random_policy_baseline_plays_the_evaluation_episodes():
+    from qtc.tasks.engines.a3c.evaluation import EVAL_SEED0
+    env = "MiniGrid-Empty-5x5-v0"
+    one_step = random_policy_baseline(env, 1, episodes=3)     # the goal is 3 steps away: never reached
+    assert one_step == {"random policy": {"eval_reward": 0.0, "episodes": 3, "first_seed": EVAL_SEED0}}
+    long = random_policy_baseline(env, 100, episodes=20)
+    assert long == random_policy_baseline(env, 100, episodes=20)          # fixed seeds, fixed actions
+    assert 0 < long["random policy"]["eval_reward"] < 1
 
 
 def test_paired_statistics_against_scipy_on_fixed_numbers():

@@ -52,6 +52,8 @@ class A3CConfig:
     seed: int = 0
     max_episode_steps: int | None = None
     fingerprint: str | None = None     # the run's (guard.identity); a resume must match it
+    eval_every: int | None = None      # evaluate every this many episodes (None: never)
+    eval_episodes: int = 10            # greedy episodes per evaluation, on evaluation.eval_seeds
 
 
 @dataclass

@@ -74,12 +74,10 @@ def episodes_to_threshold(rewards, window: int, threshold: float = 0.9) -> int |
     return int(hit[0] + window) if hit.size else None
 
 
-def save_policy(out_dir: Path, env_id: str, max_episode_steps: int | None, sources, nets) -> Path:
+def save_policy(out_dir: Path, env_id: str, max_episode_steps: int | None, flats, nets) -> Path:
     """The classical policy: generated flat weights (policy.pt, tensors only) and the target
     networks as plain data (policy.json), so loading it never runs pickled code."""
-    with torch.no_grad():
-        flats = {"actor_flat": sources[0]().detach().clone(),
-                 "critic_flat": sources[1]().detach().clone()}
+    flats = {"actor_flat": flats[0], "critic_flat": flats[1]}
     path = Path(out_dir) / POLICY
     atomic_json(path.with_suffix(".json"), {"env_id": env_id, "max_episode_steps": max_episode_steps,
                                             "actor_net": nets[0].record(), "critic_net": nets[1].record()})

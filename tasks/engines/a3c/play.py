@@ -6,8 +6,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qtc.tasks.engines.a3c.algorithm import make_env, obs_vector
+from qtc.tasks.engines.a3c.algorithm import make_env
 from qtc.tasks.engines.a3c.episodes import load_policy
+from qtc.tasks.engines.a3c.evaluation import greedy, run_episode
 
 
 def play(actor, actor_net, env_id: str, episodes: int = 1, seed: int = 0,
@@ -18,24 +19,27 @@ def play(actor, actor_net, env_id: str, episodes: int = 1, seed: int = 0,
     """
     with torch.no_grad():
         flat = actor() if isinstance(actor, nn.Module) else torch.as_tensor(actor)
-        env = make_env(env_id, max_episode_steps)
-        names = [a.name for a in env.unwrapped.actions]
-        lines, rewards = [], []
-        for ep in range(episodes):
-            raw, _ = env.reset(seed=seed + ep)
-            total, step, done = 0.0, 0, False
-            lines += [f"episode {ep + 1}, start", env.unwrapped.pprint_grid(), ""]
-            while not done:
-                action = int(torch.argmax(actor_net(flat, obs_vector(raw))))
-                raw, reward, terminated, truncated, _ = env.step(action)
-                total, step, done = total + float(reward), step + 1, terminated or truncated
-                lines += [f"episode {ep + 1}, step {step}: {names[action]}",
-                          env.unwrapped.pprint_grid(), ""]
-            outcome = "reached the goal" if terminated else "time limit"
-            lines.append(f"episode {ep + 1}: reward {total:.3f} in {step} steps ({outcome})")
-            rewards.append(total)
-        env.close()
+    env = make_env(env_id, max_episode_steps)
+    names = [a.name for a in env.unwrapped.actions]
+    lines, rewards = [], []
+    for ep in range(episodes):
+        steps = []
+
+        def show(action):                            # None: the start grid
+            if action is None:
+                lines.append(f"episode {ep + 1}, start")
+            else:
+                steps.append(action)
+                lines.append(f"episode {ep + 1}, step {len(steps)}: {names[action]}")
+            lines.extend([env.unwrapped.pprint_grid(), ""])
+        total, step, reached = run_episode(env, greedy(actor_net, flat), seed + ep, on_step=show)
+        outcome = "reached the goal" if reached else "time limit"
+        lines.append(f"episode {ep + 1}: reward {total:.3f} in {step} steps ({outcome})")
+        rewards.append(total)
+    env.close()
     return "\n".join(lines), rewards
+
+
 def play_run(run_dir: Path | str, episodes: int = 1, seed: int = 0) -> tuple[str, list[float]]:
     """``play`` for a run directory's exported policy (what ``qtc play RUNDIR`` calls)."""
     pol = load_policy(run_dir)

@@ -20,7 +20,7 @@ import sys
 import time
 import traceback
 from collections import deque
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait as wait_connections
 from pathlib import Path
 from typing import Callable
@@ -32,6 +32,7 @@ import torch.multiprocessing as tmp
 from qtc.errors import QtcError
 from qtc.tasks.engines.a3c.algorithm import (A3CConfig, a3c_loss, make_env, obs_vector, rollout,
                                              share_state, shared_optimizer)
+from qtc.tasks.engines.a3c import evaluation
 from qtc.tasks.engines.a3c.episodes import EPISODES_CSV, EpisodeLog, read_episodes, save_policy
 from qtc.tasks.plots import plot_rewards
 from qtc.tasks.runs import signals
@@ -52,6 +53,7 @@ class Shared:
         self.lock = ctx.Lock()
         self.owner = ctx.RawValue("i", -1)
         self.stop = ctx.RawValue("b", 0)
+        self.episodes = ctx.RawValue("q", 0)      # the run's finished episodes (under the lock)
 
 
 def acquire(shared: Shared, who: int) -> bool:
@@ -87,39 +89,108 @@ def _sync(local_sources, global_sources) -> None:
         loc.load_state_dict(glob.state_dict())
 
 
-def _worker_loop(slot, seed, make_model, global_sources, opt, shared, conn, cfg: A3CConfig):
-    torch.manual_seed(seed)
-    actor_src, critic_src, actor_net, critic_net = make_model()
-    local = (actor_src, critic_src)
-    env = make_env(cfg.env_id, cfg.max_episode_steps)
-    obs = obs_vector(env.reset(seed=seed)[0])
-    ep_reward, ep_len = 0.0, 0
-    parent = os.getppid()
-    while not shared.stop.value and os.getppid() == parent:   # an orphan stops by itself
-        _sync(local, global_sources)
-        wa, wc = actor_src(), critic_src()          # once per update: a QT forward is costly
-        ro = rollout(env, actor_net, wa.detach(), obs, cfg.n_steps)
-        loss = a3c_loss(actor_net, critic_net, wa, wc, ro, cfg.gamma, cfg.entropy)
-        for src in local:
-            src.zero_grad(set_to_none=True)
-        loss.backward()
-        if not push_grads(local, global_sources, opt, shared, slot):
-            break
-        ep_reward += sum(ro.rewards)
-        ep_len += len(ro.rewards)
-        obs = ro.last_obs
-        if ro.terminated or ro.truncated:
-            conn.send(("episode", slot, ep_reward, ep_len))
-            obs = obs_vector(env.reset()[0])
-            ep_reward, ep_len = 0.0, 0
+@dataclass(frozen=True)
+class Session:
+    """Where the run stands when a worker starts (plain data, pickled to spawned workers)."""
+
+    target: int                         # the episode budget: a worker stops after the episode reaching it
+    exact: bool                         # one worker: stop only between episodes, report the RNG there
+    rng: torch.Tensor | None = None     # the torch RNG state to continue from (an exact resume)
 
 
-def _worker_main(slot, seed, make_model, global_sources, opt, shared, conn, cfg):
+class _Worker:
+    """One worker process's loop: episodes of n-step updates to the global sources."""
+
+    def __init__(self, slot, seed, make_model, global_sources, opt, shared, cfg: A3CConfig, exact):
+        torch.manual_seed(seed)
+        actor_src, critic_src, self.actor_net, self.critic_net = make_model()
+        self.slot, self.seed, self.cfg, self.exact = slot, seed, cfg, exact
+        self.local, self.global_sources, self.opt, self.shared = (actor_src, critic_src), global_sources, opt, shared
+        self.env = make_env(cfg.env_id, cfg.max_episode_steps)
+        self.eval_env = make_env(cfg.env_id, cfg.max_episode_steps) if cfg.eval_every else None
+        self.parent = os.getppid()
+
+    def stopped(self, inside_episode: bool) -> bool:
+        """A stop request (an exact worker waits for the episode's end) or an orphaned worker."""
+        asked = self.shared.stop.value and not (self.exact and inside_episode)
+        return bool(asked) or os.getppid() != self.parent
+
+    def train_episode(self, episode: int) -> tuple[float, int] | None:
+        """Play episode `episode`, updating the global sources every n_steps steps: its
+        (reward, length), or None when stopped inside it."""
+        actor_src, critic_src = self.local
+        obs = obs_vector(self.env.reset(seed=evaluation.train_seed(self.seed, episode))[0])
+        reward, length = 0.0, 0
+        while not self.stopped(inside_episode=True):
+            _sync(self.local, self.global_sources)
+            wa, wc = actor_src(), critic_src()          # once per update: a QT forward is costly
+            ro = rollout(self.env, self.actor_net, wa.detach(), obs, self.cfg.n_steps)
+            loss = a3c_loss(self.actor_net, self.critic_net, wa, wc, ro, self.cfg.gamma, self.cfg.entropy)
+            for src in self.local:
+                src.zero_grad(set_to_none=True)
+            loss.backward()
+            if not push_grads(self.local, self.global_sources, self.opt, self.shared, self.slot):
+                return None
+            reward, length, obs = reward + sum(ro.rewards), length + len(ro.rewards), ro.last_obs
+            if ro.terminated or ro.truncated:
+                return reward, length
+        return None
+
+    def count_episode(self) -> int | None:
+        """The run's episode count after this one (None when stopped waiting for the lock)."""
+        if not acquire(self.shared, self.slot):
+            return None
+        try:
+            self.shared.episodes.value += 1
+            return int(self.shared.episodes.value)
+        finally:
+            release(self.shared)
+
+    def evaluate(self) -> tuple[list[float], torch.Tensor, torch.Tensor] | None:
+        """Greedy episodes of the global policy on the evaluation seeds: (rewards, flats)."""
+        if not acquire(self.shared, self.slot):
+            return None
+        try:
+            _sync(self.local, self.global_sources)      # a consistent snapshot, under the lock
+        finally:
+            release(self.shared)
+        with torch.no_grad():
+            wa, wc = (src().detach().clone() for src in self.local)
+        return evaluation.evaluate(self.eval_env, evaluation.greedy(self.actor_net, wa),
+                                   evaluation.eval_seeds(self.cfg.eval_episodes)), wa, wc
+
+    def run(self, conn, session: Session) -> None:
+        """Train until the budget, a stop or the driver's death. Tensors go to the driver as
+        numpy arrays (by value: torch would send a shared-memory handle that dies with us)."""
+        if session.rng is not None:
+            torch.set_rng_state(session.rng)
+        episode = int(self.shared.episodes.value)
+        while not self.stopped(inside_episode=False):
+            ended = self.train_episode(episode)
+            if ended is None:
+                return                                   # cut inside an episode: no exact state
+            conn.send(("episode", self.slot, *ended))
+            episode, done = episode + 1, self.count_episode()
+            if done is None:
+                return
+            every = self.cfg.eval_every
+            if every and (done % every == 0 or done == session.target):
+                result = self.evaluate()
+                if result is not None:
+                    rewards, wa, wc = result
+                    conn.send(("eval", done, rewards, wa.numpy(), wc.numpy()))
+            if done >= session.target:
+                break
+        if self.exact:
+            conn.send(("state", self.slot, episode, torch.get_rng_state().numpy()))
+
+
+def _worker_main(slot, seed, make_model, global_sources, opt, shared, conn, cfg, session):
     """Process entry: Ctrl-C is the main process's business; errors go back as tracebacks."""
     signals.in_worker()
     torch.set_num_threads(1)
     try:
-        _worker_loop(slot, seed, make_model, global_sources, opt, shared, conn, cfg)
+        _Worker(slot, seed, make_model, global_sources, opt, shared, cfg, session.exact).run(conn, session)
     except BaseException:
         try:
             conn.send(("error", slot, traceback.format_exc()))
@@ -159,10 +230,14 @@ class Trainer:
         self.errors: list[str] = []
         self.pending: dict[int, str] = {}        # slot -> traceback sent before it exited
         self.restarts, self.count, self.rows, self.steps, self.elapsed0 = 0, 0, 0, 0, 0.0
+        self.evaluations: list[dict] = []        # {episode, reward}: one per evaluation
+        self.best: dict | None = None            # the best evaluation, with its policy's flats
+        self.worker_state: dict | None = None    # one worker stopped between episodes: its RNG
         self.recent = deque(maxlen=min(curve_window, 100))
         self._build_globals(optimizer)
         if resume:
             self._load_checkpoint()
+        self.shared.episodes.value = self.count
         self.log = EpisodeLog(out_dir, self.rows if resume else None)
         self.recent.extend(self.log.rewards()[-self.recent.maxlen:].tolist())
 
@@ -202,14 +277,20 @@ class Trainer:
         share_state(self.opt)              # load_state_dict made fresh, unshared state tensors
         self.count, self.rows = int(ck["episodes"]), int(ck["csv_rows"])
         self.steps, self.elapsed0 = int(ck["steps"]), float(ck["elapsed"])
+        self.evaluations, self.best = ck.get("evaluations", []), ck.get("best")
+        self.worker_state = ck.get("worker_state")
 
     # -- workers -----------------------------------------------------------------------------
     def start_worker(self, slot: int) -> None:
         reader, writer = self.ctx.Pipe(duplex=False)
         seed = self.cfg.seed + slot + self.n_workers * self.generation[slot]
+        state, self.worker_state = self.worker_state, None      # used once: by the first start
+        exact = self.n_workers == 1
+        rng = state["rng"] if exact and state and state["episode"] == self.count else None
         proc = self.ctx.Process(
             target=_worker_main, name=WORKER_NAME.format(slot), daemon=True,
-            args=(slot, seed, self.make_model, self.sources, self.opt, self.shared, writer, self.cfg))
+            args=(slot, seed, self.make_model, self.sources, self.opt, self.shared, writer, self.cfg,
+                  Session(self.target, exact, rng)))
         proc.start()
         writer.close()                     # the worker holds the only write end: EOF when it dies
         self.procs[slot] = (proc, reader)
@@ -235,13 +316,23 @@ class Trainer:
                 self.count, self.rows, self.steps = self.count + 1, self.rows + 1, self.steps + length
                 self.recent.append(reward)
                 self.bar.update(1)
+        elif msg[0] == "eval":
+            _, episode, rewards, actor_flat, critic_flat = msg
+            mean = float(np.mean(rewards))
+            self.evaluations.append({"episode": episode, "reward": mean})
+            if self.best is None or mean > self.best["reward"]:      # ties keep the earlier
+                self.best = {"episode": episode, "reward": mean, "actor_flat": torch.from_numpy(actor_flat),
+                             "critic_flat": torch.from_numpy(critic_flat)}
+        elif msg[0] == "state":
+            self.worker_state = {"episode": msg[2], "rng": torch.from_numpy(msg[3])}
         elif msg[0] == "error":
             self.pending[msg[1]] = msg[2].rstrip()
 
     def check_workers(self) -> bool:
         """Report dead workers and restart them; False when the restart budget is spent."""
         for slot, (proc, conn) in list(self.procs.items()):
-            if proc.is_alive() or (proc.exitcode == 0 and self.shared.stop.value):
+            finished = self.shared.stop.value or self.shared.episodes.value >= self.target
+            if proc.is_alive() or (proc.exitcode == 0 and finished):
                 continue
             self._drain(slot, conn)
             self._bury(slot, proc, conn)
@@ -314,7 +405,8 @@ class Trainer:
                 "critic_source": {k: v.clone() for k, v in self.sources[1].state_dict().items()},
                 "optimizer": clone_state(self.opt.state_dict()),
                 "episodes": self.count, "csv_rows": self.rows, "steps": self.steps,
-                "elapsed": self.elapsed(),
+                "elapsed": self.elapsed(), "evaluations": self.evaluations, "best": self.best,
+                "worker_state": self.worker_state,
             }
         finally:
             if got:
@@ -323,7 +415,13 @@ class Trainer:
         self.last_save = time.monotonic()
 
     def export_policy(self) -> Path:
-        return save_policy(self.out_dir, self.cfg.env_id, self.cfg.max_episode_steps, self.sources,
+        """The selected policy (best evaluation) when there are evaluations, else the last."""
+        if self.best is not None:
+            flats = (self.best["actor_flat"], self.best["critic_flat"])
+        else:
+            with torch.no_grad():
+                flats = tuple(src().detach().clone() for src in self.sources)
+        return save_policy(self.out_dir, self.cfg.env_id, self.cfg.max_episode_steps, flats,
                            (self.actor_net, self.critic_net))
 
     # -- main loop ---------------------------------------------------------------------------
@@ -385,6 +483,8 @@ class Trainer:
             "workers": self.n_workers, "restarts": self.restarts, "errors": self.errors,
             "out_dir": str(self.out_dir), "checkpoint": str(self.out_dir / CHECKPOINT),
             "policy": str(self.export_policy()), "curve": None if curve is None else str(curve),
+            "evaluations": self.evaluations,
+            "selected": self.best and {"episode": self.best["episode"], "reward": self.best["reward"]},
         }
         atomic_json(self.out_dir / "summary.json", summary)
         return summary
@@ -424,12 +524,13 @@ def _check_model(actor_src, critic_src, actor_net, critic_net, cfg: A3CConfig) -
             raise QtcError(f"the {name} source has no trainable parameters")
 
 
-def _validate(env_id, workers, episodes, gamma, n_steps, out_dir: Path, resume: bool) -> int:
+def _validate(workers, episodes, gamma, n_steps, eval_every, eval_episodes, out_dir: Path,
+              resume: bool) -> int:
     if workers is None:
         workers = os.cpu_count() or 1
-    if workers < 1 or episodes < 1 or n_steps < 1:
-        raise QtcError(f"workers, episodes and n_steps must be >= 1 (got {workers}, {episodes}, "
-                       f"{n_steps})")
+    if min(workers, episodes, n_steps, eval_episodes, eval_every or 1) < 1:
+        raise QtcError(f"workers, episodes, n_steps, eval_every and eval_episodes must be >= 1 "
+                       f"(got {workers}, {episodes}, {n_steps}, {eval_every}, {eval_episodes})")
     if not 0.0 < gamma <= 1.0:
         raise QtcError(f"gamma must be in (0, 1], got {gamma}")
     if not resume and ((out_dir / CHECKPOINT).exists() or (out_dir / EPISODES_CSV).exists()):
@@ -444,7 +545,8 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
               out_dir: Path, checkpoint_every_s: float = 30.0, resume: bool = False,
               max_episode_steps: int | None = None, progress: bool = True, max_restarts: int = 3,
               start_method: str = "fork", curve_window: int = 1000,
-              fingerprint: str | None = None) -> dict:
+              fingerprint: str | None = None, eval_every: int | None = None,
+              eval_episodes: int = 10) -> dict:
     """Train an actor-critic with A3C until ``episodes`` episodes (in total, across resumes).
 
     Writes into ``out_dir``: ``episodes.csv`` (episode, worker, reward, length, time),
@@ -455,14 +557,24 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
     ``optimizer(params, foreach=False)`` builds the optimizer (the spec's ``train`` statement;
     default Adam, lr 1e-4, betas (0.92, 0.999)); its state is shared by all workers.
 
+    ``eval_every`` E: after every E-th episode (and the last) the worker that finished it plays
+    ``eval_episodes`` greedy episodes of the global policy on the evaluation seeds (never trained
+    on); the policy with the best mean evaluation reward is the one exported (model selection).
+
+    With one worker the run is deterministic: a run cut by its episode budget or by Ctrl-C /
+    SIGTERM stops between episodes, and resuming it gives bit for bit what an uninterrupted run
+    gives. Several workers update asynchronously (Hogwild-style) and are not reproducible.
+
     Returns the summary: ``status`` is "completed", "interrupted" (Ctrl-C) or "failed" (a worker
-    kept dying after ``max_restarts`` restarts); ``errors`` lists what the workers reported.
+    kept dying after ``max_restarts`` restarts); ``errors`` lists what the workers reported;
+    ``evaluations`` and ``selected`` the evaluations and the one exported.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    workers = _validate(env_id, workers, episodes, gamma, n_steps, out_dir, resume)
+    workers = _validate(workers, episodes, gamma, n_steps, eval_every, eval_episodes, out_dir, resume)
     cfg = A3CConfig(env_id=env_id, gamma=gamma, n_steps=n_steps, entropy=entropy, seed=seed,
-                    max_episode_steps=max_episode_steps, fingerprint=fingerprint)
+                    max_episode_steps=max_episode_steps, fingerprint=fingerprint,
+                    eval_every=eval_every, eval_episodes=eval_episodes)
     trainer = Trainer(make_model, cfg, workers=workers, episodes=episodes, out_dir=out_dir,
                       checkpoint_every_s=checkpoint_every_s, resume=resume, progress=progress,
                       max_restarts=max_restarts, start_method=start_method,

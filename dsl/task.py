@@ -12,7 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
 from lark import Token, Transformer, Tree, v_args
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.dsl.space import MAX_DEPTH
@@ -117,7 +117,9 @@ class TrainStmt(Stmt):
 
     `select` says which epoch's checkpoint is reported and exported: the last, the one with the
     lowest training loss, or the one with the lowest loss on a validation block (the last
-    fraction F of the training data, held out from training). Test data never choose.
+    fraction F of the training data, held out from training). Test data never choose. An a3c
+    task takes `select last` or `select validation` with no fraction: its validation set is the
+    evaluation episodes of the `a3c` statement (`eval_every`, `eval_episodes`).
     """
     positional: tuple[str, ...] = ("optimizer",)
     # `select validation F`: the number after the rule is the `validation` field.
@@ -157,12 +159,25 @@ class TrainStmt(Stmt):
             raise ValueError(f"the validation fraction must be between 0 and 1 (exclusive), got {v}")
         return v
 
-    @model_validator(mode="after")
-    def _rule(self):
-        if self.select == "validation" and self.validation is None:
-            raise ValueError("'select validation' needs the fraction of the training data to hold "
-                             "out, e.g. 'select validation 0.2'")
-        return self
+
+def select_problem(kind: str, rule: str, fraction: float | None) -> str | None:
+    """What is wrong with selection rule `rule` (and its fraction) for a task of `kind`, or None.
+
+    Classification and forecasting hold out a fraction of the training data; an a3c task's
+    validation set is its evaluation episodes, and it has no per-checkpoint training loss.
+    """
+    if kind != "a3c":
+        if rule == "validation" and fraction is None:
+            return ("'select validation' needs the fraction of the training data to hold out, "
+                    "e.g. 'select validation 0.2'")
+        return None
+    if rule == "train":
+        return ("'select train' is not defined for a3c tasks (there is no training loss per "
+                "checkpoint); use 'select last' or 'select validation' (evaluation episodes)")
+    if fraction is not None:
+        return (f"for an a3c task 'select validation' takes no fraction (got {fraction:g}): its "
+                "validation set is the evaluation episodes ('a3c eval_every E eval_episodes N')")
+    return None
 
 
 def check_seeds(seeds) -> tuple[int, ...]:
@@ -203,12 +218,15 @@ class EnvStmt(Stmt):
 
 
 class A3CStmt(Stmt):
-    """`a3c workers 2 gamma 0.9 n_steps 5 entropy 0 window 1000`"""
+    """`a3c workers 2 gamma 0.9 n_steps 5 entropy 0 window 1000 eval_every 1000 eval_episodes 10`"""
     workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = None
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.9     # the discount; 0 would learn nothing
     n_steps: Annotated[int, Field(ge=1, le=10_000)] = 5
     entropy: NonNegative = 0.0
     window: Annotated[int, Field(ge=1, le=10_000_000)] = 1000
+    # `select validation`: every eval_every episodes, eval_episodes greedy episodes on held-out seeds
+    eval_every: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1000
+    eval_episodes: Annotated[int, Field(ge=1, le=100_000)] = 10
 
     @field_validator("workers")
     @classmethod
@@ -356,6 +374,7 @@ def _build(text: str, file: str | None) -> TaskSpec:
                         hint="e.g. 'train adam lr 1e-3 batch 100 epochs 10 seed 0'")
     spec = TaskSpec(**fields)
     _check_report(spec)
+    _check_select(spec)
     return spec
 
 
@@ -380,6 +399,13 @@ def _check_report(spec: TaskSpec) -> None:
         raise SpecError(f"'report' epoch {late[0]} is beyond the training's {spec.train.epochs} "
                         "epochs", line=spec.report.line, column=spec.report.column,
                         hint="list epochs between 1 and the 'train' statement's epochs")
+
+
+def _check_select(spec: TaskSpec) -> None:
+    """The `train` statement's selection rule must fit the task's kind."""
+    problem = select_problem(spec.kind, spec.train.select, spec.train.validation)
+    if problem:
+        raise SpecError(problem, line=spec.train.line, column=spec.train.column)
 
 
 def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
@@ -497,7 +523,12 @@ def with_settings(spec: TaskSpec, settings: dict[str, str]) -> TaskSpec:
         except SpecError as err:
             raise _setting_error(path, text, f"cannot read the value: {err.message}") from None
         updates[key] = _with_option(stmt, name, value, path, text)
-    return spec.model_copy(update=updates)
+    new = spec.model_copy(update=updates)
+    problem = select_problem(new.kind, new.train.select, new.train.validation)
+    if problem:
+        shown = ", ".join(f"{p}={t}" for p, t in settings.items() if p.startswith("train."))
+        raise SpecError(f"--set {shown}: {problem}", file="<command line>")
+    return new
 
 
 def setting_value(text: str) -> Any:

@@ -264,7 +264,8 @@ def test_model_stats_reads_threshold_final_average_and_rate():
 
 # -- model selection by evaluation episodes, the random-policy baseline, background Ctrl-C ----
 
-SELECT_SPEC = CLASSICAL_SPEC.replace("episodes 6 seed 3", "episodes 6 seed 3 select validation").replace(
+TINY = CLASSICAL_SPEC.format(env="MiniGrid-Empty-5x5-v0")
+SELECT_SPEC = TINY.replace("episodes 6 seed 3", "episodes 6 seed 3 select validation").replace(
     "window 4", "window 4 eval_every 2 eval_episodes 3")
 
 
@@ -282,7 +283,7 @@ def test_select_validation_picks_the_best_evaluation_and_records_it(tmp_path):
     base = json.loads((run / "baselines.json").read_text())["random policy"]
     assert base["episodes"] == 3 and 0 <= base["eval_reward"] < 1
     text = (run / "summary.md").read_text()
-    assert "| random policy | uniform random actions |" in text
+    assert "| *baseline:* random policy | uniform random actions |" in text
     assert f"episode {best['episode']} (select validation" in text
 
 
@@ -303,7 +304,7 @@ def test_select_last_records_the_last_episode_and_the_baseline(tmp_path):
 def test_bad_a3c_selection_is_a_located_spec_error(old, new, line, message):
     from qtc.dsl.task import parse_task
     with pytest.raises(SpecError, match=message) as err:
-        parse_task(CLASSICAL_SPEC.replace(old, new))
+        parse_task(TINY.replace(old, new))
     assert err.value.line == line
 
 

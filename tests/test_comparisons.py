@@ -216,6 +216,8 @@ def test_bad_selection_order_and_seeds_are_located_spec_errors(train, message):
     (["--select", "best"], "unknown selection rule"),
     (["--select", "validation", "2"], "between 0 and 1"),
     (["--select", "validation", "0.05"], "fewer than one batch"),     # 8 of 158 windows, batch 10
+    (["--select", "validation"], "needs the fraction"),
+    (["--set", "train.select=validation"], "needs the fraction"),
     (["--seeds", "0,1,1"], "repeat"),
     (["--seeds", "2", "--seed", "1"], "without --seed"),
 ])

@@ -3,7 +3,8 @@
 Forecasting: the mean of the training targets, the window's last value, and a least-squares
 linear autoregression on the same window (with an intercept), fitted on the training windows.
 Classification: the training set's majority class. Each is fitted on the data the models train
-on and scored on the test set with the models' own metric.
+on and scored on the test set with the models' own metric. MiniGrid: a uniformly random policy,
+scored by its mean reward over the evaluation episodes (the seeds `select validation` uses).
 """
 from __future__ import annotations
 
@@ -40,3 +41,16 @@ def majority_baseline(y_train, y_test) -> dict[str, dict[str, float]]:
     return {"majority class": {"train_accuracy": float((y_train == label).double().mean()),
                                "test_accuracy": float((y_test == label).double().mean()),
                                "class": label}}
+
+
+def random_policy_baseline(env_id: str, max_episode_steps: int | None, episodes: int,
+                           seed: int = 0) -> dict[str, dict]:
+    """{'random policy': {eval_reward, episodes, first_seed}}: uniformly random actions (from a
+    generator seeded `seed`) on the A3C evaluation episodes."""
+    from qtc.tasks.engines.a3c import algorithm, evaluation   # the A3C engine: MiniGrid tasks only
+    env = algorithm.make_env(env_id, max_episode_steps)
+    seeds = evaluation.eval_seeds(episodes)
+    rewards = evaluation.evaluate(env, evaluation.uniform(int(env.action_space.n), seed), seeds)
+    env.close()
+    return {"random policy": {"eval_reward": sum(rewards) / len(rewards), "episodes": episodes,
+                              "first_seed": seeds[0]}}

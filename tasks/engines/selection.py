@@ -3,7 +3,8 @@
 Model selection never reads test data: the rule is `last` (the final epoch), `train` (the epoch
 with the lowest loss on the data it trained on) or `validation` (the lowest loss on a block held
 out from training: the last fraction F of the training data -- for a series the end of the
-training region, for images the end of the training set). The order is `shuffle` (a fresh
+training region, for images the end of the training set; for A3C, which takes no fraction, the
+best mean reward of greedy evaluation episodes on held-out seeds: qtc.tasks.engines.a3c). The order is `shuffle` (a fresh
 permutation per epoch, from the seed and the epoch only: every model of a seed sees the same
 order) or `sequential` (the data's own order: the time order of a series' windows).
 """
@@ -55,10 +56,11 @@ def is_better(rule: str, row: dict, best: dict | None) -> bool:
 
 
 def check_rule(rule: str, fraction: float | None) -> None:
-    """A clear error for a rule or fraction that no spec statement could have given."""
+    """A clear error for a rule or fraction that no spec statement could have given (whether the
+    kind needs a fraction -- supervised ones do, a3c takes none -- is dsl.task.select_problem's)."""
     if rule not in RULES:
         raise QtcError(f"unknown selection rule {rule!r}: expected one of {', '.join(RULES)}")
-    if rule == "validation" and (fraction is None or not 0 < fraction < 1):
+    if rule == "validation" and fraction is not None and not 0 < fraction < 1:
         raise QtcError(f"select validation needs a fraction between 0 and 1 (exclusive), got {fraction}")
     if rule != "validation" and fraction is not None:
         raise QtcError(f"a validation fraction ({fraction}) goes only with 'select validation'")

@@ -28,11 +28,14 @@ import torch
 from qtc.errors import QtcError
 from qtc.tasks import plots
 from qtc.tasks.engines import a3c
+from qtc.tasks.engines.baselines import random_policy_baseline
 from qtc.tasks.engines.optim import make_optimizer
+from qtc.tasks.engines.supervised import SELECTION
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.runs.rundir import RunDir
 
 THRESHOLD = 0.9          # the paper's "solved" moving-average reward
+BASELINES = "baselines.json"
 NETS = ("actor", "critic")
 
 # Built tasks by spec path. run() seeds it with its own Built so forked workers reuse the
@@ -85,11 +88,9 @@ check = check_task      # what the runner checks when a spec is loaded, before a
 
 
 def preflight(built: Built, opts) -> None:
-    """Errors the run would meet, raised before its folder exists."""
+    """Errors the run would meet, raised before its folder exists (the selection rule is the
+    runner's check)."""
     check_task(built)
-    if opts.select != "last":
-        raise QtcError(f"select {opts.select}: A3C runs report their last policy; selection by "
-                       "evaluation episodes is not implemented for a3c tasks (use 'select last')")
 
 
 def run(built: Built, rundir: RunDir, opts) -> dict:
@@ -102,10 +103,13 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     if not spec_path.is_file():            # run() called without the runner's run folder
         spec_path = Path(built.spec.file)
     episodes = opts.episodes or built.spec.train.episodes
+    env, cfg = built.spec.env, built.spec.a3c
+    rundir.write_json(BASELINES, random_policy_baseline(env.id, env.max_steps, cfg.eval_episodes, opts.seed))
     results: dict = {}
     try:
         for model in opts.models:
             results[model] = _train_model(built, rundir, opts, spec_path, model, episodes)
+            rundir.write_json(SELECTION, {m: choice(opts, cfg, s) for m, s in results.items()})
             report(built, rundir, opts.models)
             if results[model]["status"] == "interrupted":
                 raise KeyboardInterrupt
@@ -143,10 +147,24 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
         workers=opts.workers or cfg.workers, episodes=episodes, gamma=cfg.gamma,
         n_steps=cfg.n_steps, optimizer=functools.partial(make_optimizer, spec.train), entropy=cfg.entropy,
         seed=opts.seed, out_dir=out, resume=resume, max_episode_steps=spec.env.max_steps,
-        progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint())
+        progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint(),
+        eval_every=cfg.eval_every if opts.select == "validation" else None,
+        eval_episodes=cfg.eval_episodes)
     if summary["status"] == "completed":
         _export(built, rundir, model)
     return summary
+
+
+def choice(opts, cfg, summary: dict) -> dict:
+    """What selection.json records for one model: the rule and the episode whose policy it
+    exported (validation: the best mean reward of the evaluation episodes)."""
+    picked = summary.get("selected")
+    if opts.select != "validation":
+        return {"rule": "last", "episode": summary["episodes"], "criterion": None, "value": None}
+    if not picked:                  # stopped before its first evaluation: its last policy
+        return {"rule": "validation", "episode": summary["episodes"], "criterion": None, "value": None}
+    return {"rule": "validation", "episode": picked["episode"], "criterion": "eval_reward",
+            "value": picked["reward"], "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes}
 
 
 def _read_summary(out: Path) -> dict | None:
@@ -194,24 +212,38 @@ def report(built: Built, rundir: RunDir, models) -> None:
         if not (out / a3c.EPISODES_CSV).is_file():
             continue
         log = a3c.read_episodes(out)
-        status = (_read_summary(out) or {}).get("status", "running or killed")
-        rows.append((model, status, model_stats(log["reward"], log["time"], window)))
+        summary = _read_summary(out) or {}
+        stats = {**model_stats(log["reward"], log["time"], window), "selected": summary.get("selected")}
+        rows.append((model, summary.get("status", "running or killed"), stats))
         if len(log["reward"]):
             curves[built.model_label(model)] = log["reward"]
     if curves:
         plots.plot_rewards(curves, window, rundir.path / "rewards.png",
                          title=f"{built.spec.name}: {built.spec.env.id}")
-    rundir.write_text("summary.md", summary_text(built, rows))
+    baselines = rundir.read_json(BASELINES) if (rundir.path / BASELINES).is_file() else {}
+    rundir.write_text("summary.md", summary_text(built, rows, baselines))
 
 
-def summary_text(built: Built, rows) -> str:
-    """Markdown table: one row per (model, status, stats)."""
-    window = built.spec.a3c.window
+def _exported(s: dict) -> str:
+    """Which policy a model exported, in words."""
+    picked = s.get("selected")
+    if picked:
+        return f"episode {picked['episode']:,} (select validation: mean eval reward {picked['reward']:.3f})"
+    return f"last (episode {s['episodes']:,})"
+
+
+def summary_text(built: Built, rows, baselines: dict | None = None) -> str:
+    """Markdown table: one row per (model, status, stats), then the cost-nothing baselines."""
+    window, cfg = built.spec.a3c.window, built.spec.a3c
     lines = [f"# {built.spec.name}: A3C on {built.spec.env.id}", "",
              f"Moving-average window {window} episodes; 'to {THRESHOLD}' = episodes until the mean "
              f"reward of a full window first reaches {THRESHOLD}.", "",
-             f"| model | label | status | episodes | final avg (last {window}) | to {THRESHOLD} | episodes/s |",
-             "|---|---|---|---:|---:|---:|---:|"]
+             f"Evaluation: greedy episodes on {cfg.eval_episodes} held-out seeds (every {cfg.eval_every:,} "
+             "episodes with 'select validation'); the exported policy is the one named in the last "
+             "column (selection.json).", "",
+             f"| model | label | status | episodes | final avg (last {window}) | to {THRESHOLD} | episodes/s "
+             "| exported policy |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
     for model, status, s in rows:
         final = "-" if s["final_avg"] is None else f"{s['final_avg']:.3f}"
         if s["final_avg"] is not None and s["episodes"] < window:
@@ -219,9 +251,11 @@ def summary_text(built: Built, rows) -> str:
         reach = "not reached" if s["to_threshold"] is None else f"{s['to_threshold']:,}"
         rate = "-" if s["episodes_per_s"] is None else f"{s['episodes_per_s']:.2f}"
         lines.append(f"| {model} | {built.model_label(model)} | {status} | {s['episodes']:,} | {final} | "
-                     f"{reach} | {rate} |")
+                     f"{reach} | {rate} | {_exported(s)} |")
     if not rows:
-        lines.append("| (no model trained yet) | | | | | | |")
+        lines.append("| (no model trained yet) | | | | | | | |")
+    lines += [f"| *baseline:* {name} | uniform random actions | - | - | - | - | - | mean eval reward "
+              f"{b['eval_reward']:.3f} over {b['episodes']} episodes |" for name, b in (baselines or {}).items()]
     return "\n".join(lines) + "\n"
 
 

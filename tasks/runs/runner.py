@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from qtc.dsl.task import MAX_SEED, MAX_WORKERS
+from qtc.dsl.task import MAX_SEED, MAX_WORKERS, select_problem
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.engines import selection
@@ -130,11 +130,14 @@ def resolve_threads(given: int | None, default: int) -> int:
 
 def check(built: Built, options: RunOptions | None = None) -> None:
     """Everything that can be checked before training and was not checked when the spec was
-    loaded (load_task checks the kind's needs: data set, classes, networks, env): the backend.
-    Errors here come before any run folder."""
+    loaded (load_task checks the kind's needs: data set, classes, networks, env): the backend and
+    the selection rule. Errors here come before any run folder."""
     if options is not None and options.backend:
         from qtc.runtime.backends import resolve
         resolve(options.backend)              # an unknown or absent backend fails before training
+    problem = options and select_problem(built.spec.kind, options.select, options.validation)
+    if problem:                               # --select's rule for this kind (a spec's is located)
+        raise QtcError(problem)
 
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:

@@ -340,3 +340,28 @@ def test_sigint_stops_a_background_a3c_run_at_an_episode_boundary(tmp_path):
     ck = torch.load(run / "a3c" / "classical" / "checkpoint.pt", weights_only=True)
     assert ck["episodes"] == len(episodes(run / "a3c" / "classical")) >= 2
     assert ck["worker_state"]["episode"] == ck["episodes"]     # cut at a boundary: resumable exactly
+
+
+def _same_models(a: Path, b: Path) -> None:
+    for run in (a, b):
+        assert (run / "models" / "classical" / "actor.pt").is_file()
+    log = [[(r["reward"], r["length"]) for r in episodes(d / "a3c" / "classical")] for d in (a, b)]
+    assert log[0] == log[1]
+    for name in ("actor.pt", "critic.pt"):
+        sa, sb = (torch.load(d / "models" / "classical" / name, weights_only=True) for d in (a, b))
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), name
+
+
+def test_one_worker_qtc_run_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, monkeypatch):
+    spec = _write_spec(tmp_path)
+    args = ["--workers", "1", "--no-progress"]
+    assert main(["run", str(spec), "-o", str(tmp_path / "whole"), *args]) == 0
+    _interrupt_after(monkeypatch, 2)                       # Ctrl-C once 2 of 6 episodes are logged
+    assert main(["run", str(spec), "-o", str(tmp_path / "cut"), *args]) == 130
+    monkeypatch.undo()
+    assert main(["run", "--resume", str(tmp_path / "cut"), "--no-progress"]) == 0
+    _same_models(tmp_path / "whole", tmp_path / "cut")
+    # an episode budget cut, extended on resume
+    assert main(["run", str(spec), "-o", str(tmp_path / "short"), "--episodes", "4", *args]) == 0
+    assert main(["run", "--resume", str(tmp_path / "short"), "--episodes", "6", "--no-progress"]) == 0
+    _same_models(tmp_path / "whole", tmp_path / "short")

@@ -5,9 +5,12 @@
 summary.json, errors.log). After each model it exports the classical actor and critic to
 ``<run>/models/<model>/`` and refreshes, in the run folder:
 
-    rewards.png   moving-average reward (+- one std, the spec's ``a3c window``) of every model so far
-    summary.md    per model: status, episodes, final average, episodes to a moving average of 0.9,
-                  episodes/s
+    rewards.png     moving-average reward (+- one std, the spec's ``a3c window``) of every model so far
+    summary.md      per model: status, episodes, final average, episodes to a moving average of 0.9,
+                    episodes/s, the exported policy; the random-policy baseline's row
+    selection.json  per model: the rule and the episode whose policy was exported (`select
+                    validation`: the best mean reward of the evaluation episodes)
+    baselines.json  a uniformly random policy's mean reward on the evaluation episodes
 
 Resuming (``qtc run --resume RUNDIR``) skips models whose summary.json says "completed" and
 continues an interrupted or failed one from its checkpoint. Ctrl-C (or SIGTERM) inside a model

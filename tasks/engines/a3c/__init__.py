@@ -10,8 +10,11 @@ Protocol (what the engine receives, so QT generators and classical baselines plu
   (top-level function or ``functools.partial``) so every worker builds identical modules.
 
 The rooms: algorithm.py (rollout, loss, shared optimizer: the A3C itself), workers.py (the
-driver and its worker processes), episodes.py (the engine folder's files), play.py (watching a
-trained policy).
+driver and its worker processes), episodes.py (the engine folder's files), evaluation.py (episode
+seeds, greedy evaluation episodes on held-out seeds), play.py (watching a trained policy).
+
+One worker is deterministic (an interrupted and resumed run equals an uninterrupted one bit for
+bit); several workers update asynchronously (Hogwild-style) and are not reproducible.
 """
 from qtc.tasks.engines.a3c.algorithm import A3CConfig, a3c_loss, shared_optimizer  # noqa: F401
 from qtc.tasks.engines.a3c.episodes import (EPISODES_CSV, POLICY, episodes_to_threshold,  # noqa: F401

@@ -7,6 +7,12 @@ fixed, computes the loss, copies its gradients onto the global parameters and st
 optimizer under a lock. The driver is the only writer of the engine folder (episodes.py); it
 counts episodes, restarts dead workers up to a limit and never blocks without a timeout.
 
+Determinism: every training episode resets its environment with a seed from its index
+(evaluation.train_seed). With one worker a stop (Ctrl-C, SIGTERM, the episode budget) waits for
+the episode's end and the worker reports its torch RNG state, so the checkpoint is the exact state
+between two episodes and a resumed run continues bit for bit. Several workers step the shared
+weights asynchronously (Hogwild-style): their update order depends on timing, not reproducible.
+
 Start method: ``fork`` by default on Linux (a worker starts in ~50 ms instead of re-importing
 torch for ~2 s); ``spawn`` works too (then ``make_model`` must be importable). Either way each
 worker sets ``torch.set_num_threads(1)``: many single-threaded workers beat threads fighting over
@@ -174,7 +180,7 @@ class _Worker:
             if done is None:
                 return
             every = self.cfg.eval_every
-            if every and (done % every == 0 or done == session.target):
+            if every and done <= session.target and (done % every == 0 or done == session.target):
                 result = self.evaluate()
                 if result is not None:
                     rewards, wa, wc = result
@@ -528,7 +534,7 @@ def _validate(workers, episodes, gamma, n_steps, eval_every, eval_episodes, out_
               resume: bool) -> int:
     if workers is None:
         workers = os.cpu_count() or 1
-    if min(workers, episodes, n_steps, eval_episodes, eval_every or 1) < 1:
+    if min(workers, episodes, n_steps, eval_episodes, 1 if eval_every is None else eval_every) < 1:
         raise QtcError(f"workers, episodes, n_steps, eval_every and eval_episodes must be >= 1 "
                        f"(got {workers}, {episodes}, {n_steps}, {eval_every}, {eval_episodes})")
     if not 0.0 < gamma <= 1.0:

@@ -257,7 +257,8 @@ class _Version(argparse.Action):
 def _select_arg(parser) -> None:
     parser.add_argument("--select", nargs="+", metavar="RULE", help="which epoch is reported and "
                         "exported: last, train (lowest training loss) or validation F (lowest loss "
-                        "on the last fraction F of the training data, held out); default: the spec")
+                        "on the last fraction F of the training data, held out; an a3c task: "
+                        "validation with no F, the best evaluation episodes); default: the spec")
 
 
 def parser() -> argparse.ArgumentParser:

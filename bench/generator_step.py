@@ -13,7 +13,10 @@ cuda and cuda-graph on the largest count) it reports, over --reps steps after on
     (qtc.runtime.threads), since a loaded machine changes both;
   - the ratio to the reference backend and to Qulacs at its best thread count (same size and
     load), and the peak RSS of the process.
-It also prints the compiler's cost model (bytes moved and flops per step, the time those bytes
+--programs chooses what a step runs: the ensemble (DiffQAS-QT's generator), config 2 alone
+(one real circuit), or the fixed baselines, each candidate's own program in turn (fixed12: all
+twelve; fixed-trained: the ones a run trains, a merged twin once); the summary prints busy / idle
+and fixed / ensemble ratios. It also prints the compiler's cost model (bytes moved and flops per step, the time those bytes
 take at the memory bandwidth of an H100, and the step an H200 should take with its launch
 overhead, launched kernel by kernel or replayed as a CUDA graph) and, with --breakdown, where
 the time of the cpu backend goes at the largest size (forward vs backward, per circuit and per
@@ -22,6 +25,7 @@ cost models and the rows (bench/gpu_check.py reads them).
 
     python bench/generator_step.py                       # (11,10) (13,10) (17,15), all backends
     python bench/generator_step.py --sizes 17,15 --backends cpu --breakdown
+    python bench/generator_step.py --sizes 13,10 --backends cpu --programs ensemble,single,fixed-trained
     python bench/generator_step.py --backends cuda cuda-graph cpu --dtype float32 --load idle \\
         --threads 16 --json steps.json
 
@@ -47,6 +51,7 @@ SPEC = Path(__file__).resolve().parents[1] / "specs" / "hadamard_ent_rot.qs"
 SIZES = [(11, 10), (13, 10), (17, 15)]
 H100 = 3.35e12
 LOADS = ("idle", "busy")
+KINDS = ("ensemble", "single", "fixed12", "fixed-trained")
 OPTIONAL = ("pennylane", "qulacs")        # timed when installed; the module has the same name
 GPU = ("cuda", "cuda-graph")              # the host's thread count does not matter to these
 
@@ -54,6 +59,21 @@ GPU = ("cuda", "cuda-graph")              # the host's thread count does not mat
 def _program(n: int, depth: int):
     import qtc
     return qtc.compile(str(SPEC), qubits=n, depth=depth)
+
+
+def _programs(kind: str, n: int, depth: int) -> list:
+    """The programs one step of `kind` runs: the ensemble (DiffQAS-QT's generator), one real
+    circuit alone (config 2, H-ent-RY), or the fixed baselines: all twelve candidates alone
+    (fixed12) or the ones a run trains (fixed-trained: a compiler-merged twin is trained once)."""
+    from qtc.compiler.pipeline import only_candidate
+    from qtc.tasks.experiments.table2 import tied_candidates
+    prog = _program(n, depth)
+    if kind == "ensemble":
+        return [prog]
+    if kind == "single":
+        return [only_candidate(prog, 1)]
+    skip = tied_candidates(prog) if kind == "fixed-trained" else {}
+    return [only_candidate(prog, k) for k in range(len(prog.labels)) if k not in skip]
 
 
 def _inputs(prog, dtype):
@@ -67,9 +87,11 @@ def _inputs(prog, dtype):
 
 # --- one measurement (in its own process) ------------------------------------------------------
 
-def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads: int) -> dict:
+def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads: int,
+            kind: str = "ensemble") -> dict:
     """Median step time of one backend, in this process (called in a fresh subprocess whose
-    kernel cache is empty: the compiled backends' build is timed as the cold compile)."""
+    kernel cache is empty: the compiled backends' build is timed as the cold compile). A step of
+    several programs (the fixed baselines) runs one step of each in turn."""
     import qtc.runtime.backends  # noqa: F401 - before torch: qtc makes OpenMP's waiting threads sleep
     import torch
     torch.set_num_threads(threads)
@@ -78,12 +100,15 @@ def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads:
         import qtc.runtime.cuda
         qtc.runtime.cuda.GRAPHS = True
     dtype = getattr(torch, dtype_name)
-    prog = _program(n, depth)
-    theta0, weights0, g = _inputs(prog, dtype)
+    progs = _programs(kind, n, depth)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    comp, compile_s = _cold_compile(prog, backend, dtype_name)
-    times = _time_steps(_step(prog, backend, theta0, weights0, g), reps)
-    return {"backend": label, "n": n, "L": depth, **times, "reps": reps, "threads": threads,
+    built = [_cold_compile(p, backend, dtype_name) for p in progs]
+    compile_s = None if built[0][1] is None else sum(s for _, s in built)
+    steps = [_step(p, backend, *_inputs(p, dtype)) for p in progs]
+    times = _time_steps(steps[0] if len(steps) == 1 else _in_turn(steps), reps)
+    comp = built[-1][0]
+    return {"backend": label, "program": kind, "programs": len(progs), "n": n, "L": depth, **times,
+            "reps": reps, "threads": threads,
             "compile_s": compile_s, "nvrtc_s": _nvrtc_seconds(comp), "setting": _setting(comp),
             "loadavg": os.getloadavg()[0],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "baseline_mb": baseline}
@@ -99,6 +124,17 @@ def _cold_compile(prog, backend: str, dtype_name: str):
     t = time.perf_counter()
     comp = compiled(prog, Target(device=backend, dtype=dtype_name))
     return comp, time.perf_counter() - t
+
+
+def _in_turn(steps):
+    """One step of each program in turn, as one step: (forward, backward) seconds summed."""
+    def step():
+        f = b = 0.0
+        for s in steps:
+            df, db = s()
+            f, b = f + df, b + db
+        return f, b
+    return step
 
 
 def _nvrtc_seconds(comp) -> float | None:
@@ -325,14 +361,14 @@ def _thread_counts(backend: str, allowed: list[int]) -> list[int]:
     return [1] if backend == "reference" else [max(allowed)] if backend in GPU else allowed
 
 
-def _measure_size(n: int, L: int, load: str, backends, allowed, args) -> list[dict]:
-    """Every backend x thread count at one size under one load; ratios within that set."""
+def _measure_size(n: int, L: int, load: str, kind: str, backends, allowed, args) -> list[dict]:
+    """Every backend x thread count at one size, program kind and load; ratios within that set."""
     out = []
     with competing_load(load):
         for b in backends:
             reps = max(3, args.reps // 2) if b in ("reference", "pennylane") and n >= 15 else args.reps
             for t in _thread_counts(b, allowed):
-                r = _subprocess([b, n, L, reps, args.dtype], t)
+                r = _subprocess([b, n, L, reps, args.dtype, kind], t)
                 if r is not None:
                     out.append(r | {"load": load})
                     print(_progress(out[-1]))
@@ -355,7 +391,7 @@ def _times(ratio: float | None) -> str:
 def _progress(r: dict) -> str:
     built = "" if r["compile_s"] is None else f"; cold compile {r['compile_s']:.2f} s" + \
         ("" if r["nvrtc_s"] is None else f" (NVRTC {r['nvrtc_s']:.2f} s)")
-    return (f"  {r['load']:<5} {r['backend']:<10} {r['threads']} threads allowed ({r['setting']}): wall "
+    return (f"  {r['program']:<13} {r['load']:<5} {r['backend']:<10} {r['threads']} threads allowed ({r['setting']}): wall "
             f"{r['median']:.4f} s/step (fwd {r['forward']:.4f}, bwd {r['backward']:.4f}), CPU "
             f"{r['cpu_time']:.4f} s/step, first step {r['warmup']:.2f} s, load avg {r['loadavg']:.1f}{built}")
 
@@ -368,17 +404,41 @@ def _model_line(n: int, L: int, m: dict) -> str:
             f"launches x 5 us), as a CUDA graph {graph['total_s'] * 1e6:.0f} us")
 
 
-TABLE = ("| (n, L) | backend | load | threads allowed | cpu setting | median wall s/step | CPU s/step | "
+TABLE = ("| (n, L) | program | backend | load | threads allowed | cpu setting | median wall s/step | CPU s/step | "
          "cold compile s (NVRTC) | load avg | vs reference | vs Qulacs (best threads) | peak RSS MB "
-         "(over import) |\n|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+         "(over import) |\n|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def _row(r: dict) -> str:
     compile_s = _fmt(r["compile_s"], ".2f") + ("" if r["nvrtc_s"] is None else f" ({r['nvrtc_s']:.2f})")
-    return (f"| ({r['n']}, {r['L']}) | {r['backend']} | {r['load']} | {r['threads']} | {r['setting']} | "
+    return (f"| ({r['n']}, {r['L']}) | {r['program']} ({r['programs']}) | {r['backend']} | {r['load']} | {r['threads']} | {r['setting']} | "
             f"{r['median']:.4f} | {r['cpu_time']:.4f} | {compile_s} | {r['loadavg']:.1f} | "
             f"{_times(r['ratio'])} | {_times(r['vs_qulacs'])} | {r['peak_rss_mb']:.0f} "
             f"(+{r['peak_rss_mb'] - r['baseline_mb']:.0f}) |")
+
+
+def summary(rows: list[dict]) -> list[str]:
+    """The issue's ratios from the rows: busy / idle per program, backend and thread count, and
+    the fixed baselines' step over the ensemble's (each at its best thread count, same load)."""
+    def med(n, L, kind, backend, load, threads=None):
+        hits = [r["median"] for r in rows if (r["n"], r["L"], r["program"], r["backend"], r["load"]) ==
+                (n, L, kind, backend, load) and threads in (None, r["threads"])]
+        return min(hits, default=None)
+    out = []
+    for n, L, kind, backend, threads in sorted({(r["n"], r["L"], r["program"], r["backend"], r["threads"])
+                                                for r in rows}):
+        idle, busy = med(n, L, kind, backend, "idle", threads), med(n, L, kind, backend, "busy", threads)
+        if idle and busy:
+            out.append(f"({n}, {L}) {kind:<13} {backend:<10} {threads} threads allowed: busy / idle "
+                       f"= {busy / idle:.2f}x")
+    for n, L, backend, load in sorted({(r["n"], r["L"], r["backend"], r["load"]) for r in rows}):
+        ens = med(n, L, "ensemble", backend, load)
+        for kind in ("fixed12", "fixed-trained"):
+            fixed = med(n, L, kind, backend, load)
+            if ens and fixed:
+                out.append(f"({n}, {L}) {backend:<10} {load:<5}: {kind} / ensemble = {fixed / ens:.2f}x "
+                           f"(best thread count each)")
+    return out
 
 
 def _backends(requested: list[str] | None, ap) -> list[str]:
@@ -435,6 +495,13 @@ def _loads(text: str) -> list[str]:
     return text.split(",")
 
 
+def _kinds(text: str) -> list[str]:
+    bad = [k for k in text.split(",") if k not in KINDS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown program {bad[0]!r}: choose from {', '.join(KINDS)}")
+    return text.split(",")
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", nargs="*", type=_size, default=SIZES, help="n,L pairs")
@@ -445,9 +512,13 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     ap.add_argument("--threads", type=_positive_list, default=[1, 2], help="thread counts to allow, e.g. 1,2")
     ap.add_argument("--load", type=_loads, default=list(LOADS), help="idle and/or busy (two busy-loop processes)")
+    ap.add_argument("--programs", type=_kinds, default=["ensemble"],
+                    help="what a step runs: ensemble (DiffQAS-QT), single (config 2 alone), fixed12 "
+                         "(the 12 baselines, each alone, in turn), fixed-trained (those a run trains: "
+                         "merged twins once); comma-separated")
     ap.add_argument("--breakdown", action="store_true", help="per-pass times at the largest size")
     ap.add_argument("--json", type=Path, help="also write the cost models and the rows to this file")
-    ap.add_argument("--one", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--one", nargs=7, help=argparse.SUPPRESS)
     return ap
 
 
@@ -455,8 +526,8 @@ def main(argv=None) -> None:
     ap = _parser()
     args = ap.parse_args(argv)
     if args.one:
-        backend, n, L, reps, dtype, threads = args.one
-        print(json.dumps(measure(backend, int(n), int(L), int(reps), dtype, int(threads))))
+        backend, n, L, reps, dtype, kind, threads = args.one
+        print(json.dumps(measure(backend, int(n), int(L), int(reps), dtype, int(threads), kind)))
         return
     if args.reps < 1:
         ap.error(f"--reps must be at least 1, got {args.reps}")
@@ -467,10 +538,14 @@ def main(argv=None) -> None:
     for n, L in args.sizes:
         models[f"{n},{L}"] = cost_model(n, L, args.dtype)
         print(_model_line(n, L, models[f"{n},{L}"]))
-        for load in args.load:
-            rows += _measure_size(n, L, load, backends, args.threads, args)
+        for kind in args.programs:
+            for load in args.load:
+                rows += _measure_size(n, L, load, kind, backends, args.threads, args)
     print("\n" + TABLE)
     print("\n".join(_row(r) for r in rows))
+    ratios = summary(rows)
+    if ratios:
+        print("\n" + "\n".join(ratios))
     if args.json:
         args.json.write_text(json.dumps({"dtype": args.dtype, "models": models, "rows": rows}, indent=1))
     if args.breakdown and "cpu" in backends:

@@ -47,10 +47,17 @@ def cache_dir() -> Path:
 
 
 def find_compiler() -> str | None:
-    """The host C++ compiler ($CXX, else g++, else c++), or None."""
-    for name in (os.environ.get("CXX"), "g++", "c++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
+    """The host C++ compiler ($CXX, else g++, else c++), or None. Asked on every step (backend
+    resolution): the PATH search is done once per value of $CXX."""
+    return _compiler_named(os.environ.get("CXX"))
+
+
+@lru_cache(maxsize=None)
+def _compiler_named(cxx: str | None) -> str | None:
+    for name in (cxx, "g++", "c++"):
+        found = shutil.which(name) if name else None
+        if found:
+            return found
     return None
 
 

@@ -269,6 +269,18 @@ def test_auto_falls_back_to_reference_without_a_compiler(monkeypatch, capsys):
         backends.resolve("cpu")
 
 
+@needs_cxx
+def test_compiler_lookup_follows_cxx(monkeypatch):
+    """find_compiler is asked on every step and remembers its PATH search, but per value of
+    $CXX: changing CXX changes the answer."""
+    import shutil
+    monkeypatch.setenv("CXX", "no-such-compiler-qtc")
+    assert cache.find_compiler() == (shutil.which("g++") or shutil.which("c++"))
+    if shutil.which("c++"):
+        monkeypatch.setenv("CXX", "c++")
+        assert cache.find_compiler() == shutil.which("c++")
+
+
 def test_backends_registered():
     assert {"reference", "cpu", "cuda"} <= set(backends.BACKENDS)
     if cache.find_compiler():

@@ -24,6 +24,9 @@ ENV_ID = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")   # [namespace/]name[
 MAX_LIST_DEPTH = 3          # `[[1, 2]]` is as deep as any statement needs; deeper is a mistake
 MAX_SEED = 2 ** 32 - 1      # torch and numpy seeds are 32-bit
 MAX_WORKERS = 256           # A3C worker processes
+BACKENDS = ("auto", "cpu", "cuda", "reference")    # what a spec or --backend names (runtime.backends runs them)
+# words people use for a backend under another name: no 'did you mean cpu' for 'gpu'
+BACKEND_ALIASES = {"gpu": "cuda", "nvidia": "cuda", "cupy": "cuda", "host": "cpu", "ref": "reference"}
 
 # Value types with their ranges: every option of every statement is one of these (or a choice).
 Count = Annotated[int, Field(ge=1)]
@@ -84,7 +87,7 @@ class GeneratorStmt(Stmt):
     beta: float = 0.8
     alpha: float = 0.3
     center: bool = True               # subtract the mean of the mapped outputs (original QT code)
-    backend: Literal["auto", "cpu", "cuda", "reference"] = "auto"
+    backend: Literal[BACKENDS] = "auto"
 
     @field_validator("space")
     @classmethod
@@ -163,6 +166,15 @@ class TrainStmt(Stmt):
             raise ValueError("'select validation' needs the fraction of the training data to hold "
                              "out, e.g. 'select validation 0.2'")
         return self
+
+
+def backend_hint(word: str) -> str | None:
+    """The hint for an unknown backend name: the real name of an alias, else a close match."""
+    if BACKEND_ALIASES.get(word) == "cuda":
+        return "the GPU backend is called 'cuda'"
+    if word in BACKEND_ALIASES:
+        return f"did you mean '{BACKEND_ALIASES[word]}'?"
+    return did_you_mean(word, BACKENDS)
 
 
 def check_seeds(seeds) -> tuple[int, ...]:

@@ -15,8 +15,9 @@ The initial scale. torch's default init would give M weights of O(1), and so tar
 std ~0.6 that a CNN turns into a first loss of ~1e5. Given a `calibrate` function (the target
 network's TargetNet.init_scale_for or QTModel's, both `output_scale`), the generator multiplies
 M's output layer by the factor that gives the target network, at initialisation, the output
-scale torch's own init gives it, times `init_scale`. Scaling M's parameters (not its output) keeps Adam's steps large relative to them,
-as the paper's hand-tuned 0.01 did; the trainable counts are unchanged.
+scale torch's own init gives it, times `init_scale`. Scaling M's parameters (not its output)
+keeps Adam's steps large relative to them, as the paper's hand-tuned 0.01 did; the trainable
+counts are unchanged.
 """
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
-from qtc.dsl.task import BACKENDS, MAX_SEED, backend_hint
+from qtc.dsl.task import BACKENDS, RANGES, backend_hint
 from qtc.errors import QtcError, os_error_message
 
 def int_in(lo: int, hi: int | None = None, what: str = "an integer"):
@@ -46,7 +46,7 @@ def spec_file(*suffixes: str):
 
 
 positive = int_in(1, what="a positive integer")
-seed_value = int_in(0, MAX_SEED, what="a seed")
+seed_value = int_in(*RANGES["seed"], what="a seed")
 qubit_count = int_in(1, MAX_QUBITS, what="a number of qubits")
 circuit_depth = int_in(1, MAX_DEPTH, what="a depth")
 

@@ -54,7 +54,7 @@ def _resolved(run: Path) -> dict:
 
 # --- no value silently replaced --------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "--epochs must be a whole number >= 1, got 0"),
+    (["--epochs", "0"], "--epochs must be a whole number between 1 and 1,000,000, got 0"),
     (["--max-batches", "0"], "--max-batches must be a whole number >= 1, got 0"),
     (["--limit", "-5"], "--limit must be a whole number >= 1, got -5"),
     (["--seed", "-3"], "--seed must be a whole number between 0 and 4,294,967,295"),

@@ -13,3 +13,11 @@ def compile(source, *, qubits=None, depth=None):  # noqa: A001 - the contract's 
     from qtc.compiler.pipeline import compile_space
     from qtc.runtime.backends import runnable
     return runnable(compile_space(source, qubits=qubits, depth=depth))
+
+
+def __getattr__(name: str):
+    """`qtc.QTModel` (runtime/model.py), imported on first use: `qtc --help` does not load torch."""
+    if name == "QTModel":
+        from qtc.runtime.model import QTModel
+        return QTModel
+    raise AttributeError(f"module 'qtc' has no attribute {name!r}")

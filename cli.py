@@ -14,11 +14,8 @@ import sys
 from pathlib import Path
 
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
-from qtc.dsl.task import MAX_SEED
+from qtc.dsl.task import BACKENDS, RANGES, backend_hint
 from qtc.errors import QtcError, os_error_message
-
-BACKENDS = ("auto", "cpu", "cuda", "reference")
-
 
 def int_in(lo: int, hi: int | None = None, what: str = "an integer"):
     """An argparse type: an integer in [lo, hi]; anything else is a usage error (exit 2)."""
@@ -49,13 +46,18 @@ def spec_file(*suffixes: str):
 
 
 positive = int_in(1, what="a positive integer")
-seed_value = int_in(0, MAX_SEED, what="a seed")
+seed_value = int_in(*RANGES["seed"], what="a seed")
 qubit_count = int_in(1, MAX_QUBITS, what="a number of qubits")
 circuit_depth = int_in(1, MAX_DEPTH, what="a depth")
 
-# The backends' names (qtc.runtime.backends registers them; importing it here would load torch
-# for every `qtc --help`): a misspelt --backend is a usage error before anything starts.
-BACKENDS = ("auto", "cpu", "cuda", "reference")
+
+def backend_name(text: str) -> str:
+    """An argparse type: a backend's name (dsl.task.BACKENDS; qtc.runtime.backends would load
+    torch for every `qtc --help`): a misspelt one is a usage error with the alias hint."""
+    if text in BACKENDS:
+        return text
+    hint = backend_hint(text)
+    raise argparse.ArgumentTypeError(f"unknown backend '{text}'" + (f": {hint}" if hint else ""))
 
 
 def _compile(args) -> int:
@@ -216,7 +218,7 @@ def _budget_args(parser) -> None:
     parser.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     parser.add_argument("--data-root", help="where to look for data sets first")
     parser.add_argument("--download", action="store_true", help="allow downloading missing data sets")
-    parser.add_argument("--backend", choices=BACKENDS,
+    parser.add_argument("--backend", type=backend_name,
                         help="simulator backend (default: the spec's, else auto)")
     _select_arg(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
@@ -302,7 +304,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--models", default="diffqas,fixed,classical", help="as for qtc run --models")
     t.add_argument("--spec-dir", type=Path, help="folder with <dataset>.task specs (default: bundled)")
     t.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
-    t.add_argument("--backend", choices=BACKENDS, help="simulator backend (default: the spec's, else auto)")
+    t.add_argument("--backend", type=backend_name, help="simulator backend (default: the spec's, else auto)")
     _threads_arg(t)
     _select_arg(t)
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "

@@ -23,10 +23,18 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")     # a task name becomes a folder na
 ENV_ID = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")   # [namespace/]name[-vN], no module
 MAX_LIST_DEPTH = 3          # `[[1, 2]]` is as deep as any statement needs; deeper is a mistake
 MAX_SEED = 2 ** 32 - 1      # torch and numpy seeds are 32-bit
-MAX_WORKERS = 256           # A3C worker processes
+# (least, most or None) of the counts a spec and the command line both set: the statements'
+# fields below and RunOptions (--epochs, --episodes, --seed, --workers, --limit) check these.
+RANGES = {"epochs": (1, 1_000_000), "episodes": (1, 1_000_000_000), "seed": (0, MAX_SEED),
+          "workers": (1, 256), "limit": (1, None)}
+BACKENDS = ("auto", "cpu", "cuda", "reference")    # what a spec or --backend names (runtime.backends runs them)
+# words people use for a backend under another name: no 'did you mean cpu' for 'gpu'
+BACKEND_ALIASES = {"gpu": "cuda", "nvidia": "cuda", "cupy": "cuda", "host": "cpu", "ref": "reference"}
 
 # Value types with their ranges: every option of every statement is one of these (or a choice).
 Count = Annotated[int, Field(ge=1)]
+Epochs, Episodes, Seed, Workers, Limit = (Annotated[int, Field(ge=RANGES[k][0], le=RANGES[k][1])]
+                                          for k in ("epochs", "episodes", "seed", "workers", "limit"))
 Fraction = Annotated[float, Field(ge=0, lt=1)]      # Adam's betas
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
@@ -54,19 +62,12 @@ class DataStmt(Stmt):
     dataset: str
     classes: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = None
     normalize: tuple[float, Positive] = (0.5, 0.5)   # mean, std
-    limit: Count | None = None         # keep the first N examples of each split (smoke runs)
+    limit: Limit | None = None         # keep the first N examples of each split (smoke runs)
     download: bool = False
     window: Annotated[int, Field(ge=1, le=10_000)] = 4
     split: Annotated[float, Field(gt=0, lt=1)] = 0.67
     drop_last: bool = False
     options: dict[str, Any] = {}      # data-set specific generator options (series)
-
-    @field_validator("limit")
-    @classmethod
-    def _limit(cls, v):               # the same rule as --limit
-        if v is not None and v < 1:
-            raise ValueError("must be at least 1 (or left out: every example)")
-        return v
 
 
 class GeneratorStmt(Stmt):
@@ -84,7 +85,7 @@ class GeneratorStmt(Stmt):
     beta: float = 0.8
     alpha: float = 0.3
     center: bool = True               # subtract the mean of the mapped outputs (original QT code)
-    backend: Literal["auto", "cpu", "cuda", "reference"] = "auto"
+    backend: Literal[BACKENDS] = "auto"
 
     @field_validator("space")
     @classmethod
@@ -127,9 +128,9 @@ class TrainStmt(Stmt):
     optimizer: Literal["adam", "rmsprop", "sgd"]
     lr: Positive = 1e-3
     batch: Annotated[int, Field(ge=1, le=10_000_000)] = 100
-    epochs: Annotated[int, Field(ge=1, le=1_000_000)] = 10
-    episodes: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1000
-    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 0
+    epochs: Epochs = 10
+    episodes: Episodes = 1000
+    seed: Seed = 0
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.99    # RMSprop's smoothing constant
     eps: Positive = 1e-8
     betas: tuple[Fraction, Fraction] = (0.9, 0.999)
@@ -139,13 +140,6 @@ class TrainStmt(Stmt):
     order: Literal["shuffle", "sequential"] = "shuffle"
     select: Literal["last", "train", "validation"] = "last"
     validation: float | None = None                # F of `select validation F`
-
-    @field_validator("seed")
-    @classmethod
-    def _seed(cls, v):                # the same rule as --seed (torch seeds are unsigned)
-        if v < 0:
-            raise ValueError("must be 0 or more")
-        return v
 
     @field_validator("seeds")
     @classmethod
@@ -178,6 +172,15 @@ def select_problem(kind: str, rule: str, fraction: float | None) -> str | None:
         return (f"for an a3c task 'select validation' takes no fraction (got {fraction:g}): its "
                 "validation set is the evaluation episodes ('a3c eval_every E eval_episodes N')")
     return None
+
+
+def backend_hint(word: str) -> str | None:
+    """The hint for an unknown backend name: the real name of an alias, else a close match."""
+    if BACKEND_ALIASES.get(word) == "cuda":
+        return "the GPU backend is called 'cuda'"
+    if word in BACKEND_ALIASES:
+        return f"did you mean '{BACKEND_ALIASES[word]}'?"
+    return did_you_mean(word, BACKENDS)
 
 
 def check_seeds(seeds) -> tuple[int, ...]:
@@ -219,7 +222,7 @@ class EnvStmt(Stmt):
 
 class A3CStmt(Stmt):
     """`a3c workers 2 gamma 0.9 n_steps 5 entropy 0 window 1000 eval_every 1000 eval_episodes 10`"""
-    workers: Annotated[int, Field(ge=1, le=MAX_WORKERS)] | None = None
+    workers: Workers | None = None
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.9     # the discount; 0 would learn nothing
     n_steps: Annotated[int, Field(ge=1, le=10_000)] = 5
     entropy: NonNegative = 0.0
@@ -227,13 +230,6 @@ class A3CStmt(Stmt):
     # `select validation`: every eval_every episodes, eval_episodes greedy episodes on held-out seeds
     eval_every: Annotated[int, Field(ge=1, le=1_000_000_000)] = 1000
     eval_episodes: Annotated[int, Field(ge=1, le=100_000)] = 10
-
-    @field_validator("workers")
-    @classmethod
-    def _workers(cls, v):             # the same rule as --workers
-        if v is not None and v < 1:
-            raise ValueError("must be at least 1 (or left out: one per core)")
-        return v
 
 
 class ReportStmt(Stmt):

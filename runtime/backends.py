@@ -17,7 +17,8 @@ import torch
 
 from qtc.compiler.factorised import Factorised, normalised
 from qtc.compiler.ir import Program
-from qtc.errors import QtcError, did_you_mean
+from qtc.dsl.task import backend_hint
+from qtc.errors import QtcError
 
 ANGLE_DTYPES = (torch.float32, torch.float64)
 
@@ -25,8 +26,6 @@ ANGLE_DTYPES = (torch.float32, torch.float64)
 BACKENDS: dict[str, tuple[Callable[[], bool], Callable]] = {}
 # name -> what is missing when it is not available (a sentence), for the error message
 MISSING: dict[str, Callable[[], str | None]] = {}
-# words people use for a backend under another name: no 'did you mean cpu' for 'gpu'
-ALIASES = {"gpu": "cuda", "nvidia": "cuda", "cupy": "cuda", "host": "cpu", "ref": "reference"}
 _noticed: set[str] = set()
 
 
@@ -69,7 +68,7 @@ def resolve(backend: str = "auto") -> str:
                 "reference backend")
         return "reference"
     if backend not in BACKENDS:
-        hint = _unknown_hint(backend)
+        hint = backend_hint(backend)
         raise QtcError(f"unknown backend '{backend}'" + (f": {hint}" if hint else ""))
     if not BACKENDS[backend][0]():
         why = MISSING.get(backend, lambda: None)()
@@ -77,14 +76,6 @@ def resolve(backend: str = "auto") -> str:
                        + (f": {why}" if why else "")
                        + f" (available: {', '.join(available_backends())})")
     return backend
-
-
-def _unknown_hint(backend: str) -> str | None:
-    if ALIASES.get(backend) == "cuda":
-        return "the GPU backend is called 'cuda'"
-    if backend in ALIASES:
-        return f"did you mean '{ALIASES[backend]}'?"
-    return did_you_mean(backend, list(BACKENDS) + ["auto"])
 
 
 def _notice(message: str) -> None:

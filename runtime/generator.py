@@ -13,10 +13,11 @@ probabilities and gradients as the ensemble under that one-hot at the cost of on
 
 The initial scale. torch's default init would give M weights of O(1), and so target weights of
 std ~0.6 that a CNN turns into a first loss of ~1e5. Given a `calibrate` function (the target
-network's TargetNet.init_scale_for), the generator multiplies M's output layer by the factor that
-gives the target network, at initialisation, the output scale torch's own init gives it, times
-`init_scale`. Scaling M's parameters (not its output) keeps Adam's steps large relative to them,
-as the paper's hand-tuned 0.01 did; the trainable counts are unchanged.
+network's TargetNet.init_scale_for or QTModel's, both `output_scale`), the generator multiplies
+M's output layer by the factor that gives the target network, at initialisation, the output
+scale torch's own init gives it, times `init_scale`. Scaling M's parameters (not its output)
+keeps Adam's steps large relative to them, as the paper's hand-tuned 0.01 did; the trainable
+counts are unchanged.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from torch import nn
 from qtc.compiler.factorised import Factorised, flat_weights, initial_weights, one_hot
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import only_candidate
+from qtc.errors import QtcError
 from qtc.runtime.backends import mixture, probabilities
 
 
@@ -40,6 +42,48 @@ _alone: dict[tuple[int, int], tuple] = {}   # (id(program), k) -> (weakref, prog
 
 def qubits_for(num_params: int) -> int:
     return max(1, math.ceil(math.log2(num_params)))
+
+
+def sized_qubits(space, num_params: int) -> int:
+    """The qubits of a generator for `num_params` from `space` (a SearchSpace) when nothing else
+    says: ceil(log2) of the count for 'qubits auto', else the space's own size."""
+    need = qubits_for(num_params)
+    return (need if space.qubits_auto else space.qubits) or need
+
+
+PROBE_BATCH = 256
+
+
+def output_scale(run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 reference: Callable[[], torch.Tensor], flat: torch.Tensor, input_shape) -> float:
+    """The factor s for which the network `run(weights, x)` on `flat * s` has the output scale it
+    has on `reference()` (its weights as torch initialises them): the std, over a fixed batch of
+    standard-normal inputs of `input_shape`, of each output's deviation from its batch mean (the
+    input-dependent part; the whole std swings 4x with the reference init's biases). The global
+    RNG is untouched (`reference()` draws from a forked one)."""
+    flat = flat.detach()
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        probe = torch.randn(PROBE_BATCH, *input_shape, dtype=flat.dtype)
+        want = _input_spread(run(reference().to(flat.dtype), probe))
+        return solve_scale(lambda s: _input_spread(run(flat * s, probe)), want)
+
+
+def _input_spread(outputs: torch.Tensor) -> float:
+    return float((outputs - outputs.mean(0)).std())
+
+
+def solve_scale(spread: Callable[[float], float], want: float, lo: float = 1e-8, hi: float = 1e4) -> float:
+    """Bisection in log space for s with spread(s) = want (spread grows with s: a network's output
+    grows with its weights)."""
+    a, b = math.log(lo), math.log(hi)
+    for _ in range(48):
+        mid = (a + b) / 2
+        if spread(math.exp(mid)) > want:
+            b = mid
+        else:
+            a = mid
+    return math.exp((a + b) / 2)
 
 
 def candidate_program(program: Program, k: int) -> Program:
@@ -63,7 +107,7 @@ class QTGenerator(nn.Module):
         super().__init__()
         n = program.qubits
         if num_params > 2 ** n:
-            raise ValueError(f"target has {num_params} parameters but {n} qubits give only {2 ** n}")
+            raise QtcError(f"target has {num_params} parameters but {n} qubits give only {2 ** n}")
         self.program, self.num_params, self.backend = program, num_params, backend
         self.rescale, self.gamma, self.beta, self.alpha, self.center = rescale, gamma, beta, alpha, center
         self.fixed = fixed

@@ -18,7 +18,7 @@ from qtc.compiler.pipeline import compile_space
 from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.task import TaskSpec, parse_task, with_settings
 from qtc.errors import QtcError, SpecError
-from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for
+from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for, sized_qubits
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
 
@@ -58,7 +58,7 @@ class Built:
                             f"needs {need} qubits, more than the {MAX_QUBITS} qtc simulates",
                             line=net.line, column=net.column, file=self.spec.file,
                             source=self.spec.source, hint="make the network smaller")
-        n = gen.qubits if gen.qubits != "auto" else (need if space.qubits_auto else space.qubits) or need
+        n = gen.qubits if gen.qubits != "auto" else sized_qubits(space, biggest)
         if 2 ** n < biggest:
             raise SpecError(f"target has {biggest:,} parameters but {n} qubits give only {2 ** n:,}",
                             line=gen.line, column=gen.column, file=self.spec.file,

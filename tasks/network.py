@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -17,6 +16,7 @@ from torch import nn
 
 from qtc.dsl.task import Layer, NetworkSpec
 from qtc.errors import SpecError, did_you_mean
+from qtc.runtime.generator import output_scale
 
 ACTIVATIONS = {"relu": F.relu, "tanh": torch.tanh, "sigmoid": torch.sigmoid}
 
@@ -73,18 +73,10 @@ class TargetNet:
 
     def init_scale_for(self, flat: torch.Tensor) -> float:
         """The factor s for which this network on `flat * s` has the output scale torch's default
-        init gives it: the std, over a fixed batch of standard-normal inputs, of each output's
-        deviation from its batch mean (the input-dependent part; the whole std swings 4x with the
-        reference init's biases). Generated weights are far from iid (a smooth function of the
-        index bits), so matching each tensor's std is not enough: their coherent sums make the
-        outputs ~300x too large. The global RNG is untouched."""
-        flat = flat.detach()
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(0)
-            probe = torch.randn(PROBE_BATCH, *self.input_shape, dtype=flat.dtype)
-            reference = self.flatten_module(self.module()).to(flat.dtype)
-            want = _input_spread(self.forward(reference, probe))
-            return solve_scale(lambda s: _input_spread(self.forward(flat * s, probe)), want)
+        init gives it (runtime.generator.output_scale). Generated weights are far from iid (a
+        smooth function of the index bits), so matching each tensor's std is not enough: their
+        coherent sums make the outputs ~300x too large."""
+        return output_scale(self.forward, lambda: self.flatten_module(self.module()), flat, self.input_shape)
 
     def __getstate__(self):
         return self.__dict__
@@ -158,26 +150,6 @@ class TargetNet:
                         f" {count:>9,d} params")
         rows.append(f"  total {self.num_params:,d} parameters")
         return "\n".join(rows)
-
-
-PROBE_BATCH = 256
-
-
-def _input_spread(outputs: torch.Tensor) -> float:
-    return float((outputs - outputs.mean(0)).std())
-
-
-def solve_scale(spread: Callable[[float], float], want: float, lo: float = 1e-8, hi: float = 1e4) -> float:
-    """Bisection in log space for s with spread(s) = want (spread grows with s: a network's output
-    grows with its weights)."""
-    a, b = math.log(lo), math.log(hi)
-    for _ in range(48):
-        mid = (a + b) / 2
-        if spread(math.exp(mid)) > want:
-            b = mid
-        else:
-            a = mid
-    return math.exp((a + b) / 2)
 
 
 def lstm_last(x, weight, bias, hidden):

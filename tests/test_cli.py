@@ -54,7 +54,7 @@ def _resolved(run: Path) -> dict:
 
 # --- no value silently replaced --------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
-    (["--epochs", "0"], "--epochs must be a whole number >= 1, got 0"),
+    (["--epochs", "0"], "--epochs must be a whole number between 1 and 1,000,000, got 0"),
     (["--max-batches", "0"], "--max-batches must be a whole number >= 1, got 0"),
     (["--limit", "-5"], "--limit must be a whole number >= 1, got -5"),
     (["--seed", "-3"], "--seed must be a whole number between 0 and 4,294,967,295"),
@@ -101,6 +101,14 @@ def test_set_round_trips_into_resolved_json_and_a_resume_keeps_it(tiny, tmp_path
     capsys.readouterr()
     assert main(["run", "--resume", str(run), "--set", "train.lr=1e-3"]) == 2
     assert "--set train.lr=1e-3 (the run has train.lr=3e-4 generator.depth=3)" in capsys.readouterr().err
+
+
+def test_set_applies_to_every_seed_of_a_seeds_run(tiny, tmp_path, capsys):
+    out = tmp_path / "seeds"
+    assert main(["run", str(tiny), *SMOKE, "--seeds", "0,1", "--set", "train.lr=3e-4", "-o", str(out)]) == 0
+    for seed in (0, 1):
+        res = _resolved(out / "tiny" / "classical" / f"seed{seed}")
+        assert res["settings"] == {"train.lr": "3e-4"} and res["task"]["train"]["lr"] == 3e-4
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -179,10 +187,15 @@ def test_a_bad_data_statement_fails_at_compile_and_before_a_run_folder(tmp_path,
     assert message in capsys.readouterr().err and not (tmp_path / "run").exists()
 
 
-def test_an_unknown_backend_is_a_usage_error(tiny, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["run", "table2"])
+@pytest.mark.parametrize("word, hint", [("gpu", "the GPU backend is called 'cuda'"),
+                                        ("cpuu", "did you mean 'cpu'?")])
+def test_an_unknown_backend_is_a_usage_error_with_the_alias_hint(tiny, tmp_path, capsys, command, word, hint):
+    spec = [str(tiny)] if command == "run" else []
     with pytest.raises(SystemExit) as exit_:
-        main(["run", str(tiny), "--backend", "gpu", "-o", str(tmp_path / "run")])
-    assert exit_.value.code == 2 and "invalid choice: 'gpu'" in capsys.readouterr().err
+        main([command, *spec, "--backend", word, "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"unknown backend '{word}': {hint}" in err and "Traceback" not in err
     assert not (tmp_path / "run").exists()
 
 

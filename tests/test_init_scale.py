@@ -15,10 +15,9 @@ import pytest
 import torch
 
 from qtc.cli import main
-from qtc.runtime.generator import QTGenerator
+from qtc.runtime.generator import PROBE_BATCH, QTGenerator, _input_spread
 from qtc.tasks.build import load_task
 from qtc.tasks.engines.supervised import first_step_warnings
-from qtc.tasks.network import PROBE_BATCH, _input_spread
 
 REPO = Path(__file__).resolve().parents[1]
 MNIST = REPO.parent / "shared/data/mnist-10k"

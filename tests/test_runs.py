@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from qtc.cli import main
-from qtc.dsl.task import MAX_SEED, MAX_WORKERS
+from qtc.dsl.task import RANGES, STATEMENTS
 from qtc.errors import QtcError
 from qtc.runtime import backends
 from qtc.tasks import naming
@@ -45,12 +45,23 @@ def test_run_options_reject_counts_that_are_not_whole_numbers_from_one(field, va
         runner.RunOptions(**{field: value})
 
 
-def test_run_options_bound_workers_and_seeds_as_the_spec_does():
-    runner.RunOptions(workers=MAX_WORKERS, seed=MAX_SEED)
-    with pytest.raises(QtcError, match="--workers must be a whole number between 1 and 256, got 257"):
-        runner.RunOptions(workers=MAX_WORKERS + 1)
-    with pytest.raises(QtcError, match="--seed must be a whole number between 0 and 4,294,967,295"):
-        runner.RunOptions(seed=MAX_SEED + 1)
+@pytest.mark.parametrize("name, statement", [("epochs", "train"), ("episodes", "train"), ("seed", "train"),
+                                             ("workers", "a3c"), ("limit", "data")])
+def test_run_options_accept_exactly_the_range_the_spec_accepts(name, statement):
+    """Each count the command line and a spec both set has one range (dsl.task.RANGES), checked by both."""
+    lo, hi = RANGES[name]
+    base = {"train": {"optimizer": "adam"}, "data": {"dataset": "x"}}.get(statement, {})
+    for value in (lo, hi):
+        if value is not None:
+            STATEMENTS[statement](**base, **{name: value})
+            runner.RunOptions(**{name: value})
+    for value in (lo - 1, None if hi is None else hi + 1):
+        if value is None:
+            continue
+        with pytest.raises(ValueError):
+            STATEMENTS[statement](**base, **{name: value})
+        with pytest.raises(QtcError, match=f"--{name} must be a whole number"):
+            runner.RunOptions(**{name: value})
 
 
 def test_run_options_are_frozen_and_round_trip_through_resolved_json():
@@ -77,7 +88,7 @@ def test_resolve_options_applies_only_the_overrides_given(tiny):
 def test_bad_limits_on_the_command_line_exit_2_without_a_traceback(tiny, tmp_path, capsys):
     assert main(["run", tiny.spec.file, "--epochs", "0", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "--epochs must be a whole number >= 1, got 0" in err and "Traceback" not in err
+    assert "--epochs must be a whole number between 1 and 1,000,000, got 0" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
 
 

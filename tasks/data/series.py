@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -46,6 +46,9 @@ class Series:
     inputs: np.ndarray
     targets: np.ndarray
     axis: np.ndarray
+    # the raw (min, max) each part was min-max scaled from ("series" for the scalar ones,
+    # "inputs" and "targets" for a scaled NARMA); empty: unscaled
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -113,12 +116,13 @@ def _rk4_step(f, t: float, y: tuple, h: float) -> tuple:
     return tuple(a + h / 6 * (b + 2 * c + 2 * d + e) for a, b, c, d, e in zip(y, k1, k2, k3, k4))
 
 
-def min_max(values: np.ndarray, low: float = -1.0, high: float = 1.0) -> np.ndarray:
-    """Affine map of `values` onto [low, high] (sklearn's MinMaxScaler, as the authors used)."""
+def min_max(values: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+    """Affine map of `values` onto [-1, 1] (sklearn's MinMaxScaler, as the authors used), and the
+    raw (min, max) it maps from (an exported model's inputs need them)."""
     lo, hi = float(np.min(values)), float(np.max(values))
     if not hi > lo:
         raise QtcError(f"cannot min-max scale a constant series (every value is {lo})")
-    return low + (high - low) * (values - lo) / (hi - lo)
+    return -1.0 + 2.0 * (values - lo) / (hi - lo), (lo, hi)
 
 
 # --------------------------------------------------------------------------------------------
@@ -208,16 +212,20 @@ def _narma(name: str, default_order: int):
                            f"got {order!r}")
         u = narma_input(length, period, freqs, amplitude)
         y = narma(u, int(order), y0, alpha, beta, gamma, delta)
+        ranges = {}
         if scale:  # the paper does not scale NARMA; offered for experiments
-            u, y = min_max(u), min_max(y)
-        return Series(name, u, y, np.arange(len(u), dtype=np.float64))
+            (u, ranges["inputs"]), (y, ranges["targets"]) = min_max(u), min_max(y)
+        return Series(name, u, y, np.arange(len(u), dtype=np.float64), ranges)
     build.__name__ = f"_{name}"
     return build
 
 
 def _scalar(name: str, values: np.ndarray, axis: np.ndarray, scale: bool) -> Series:
-    values = min_max(values) if scale else np.asarray(values, dtype=np.float64)
-    return Series(name, values, values, axis)
+    if not scale:
+        values = np.asarray(values, dtype=np.float64)
+        return Series(name, values, values, axis)
+    values, span = min_max(values)
+    return Series(name, values, values, axis, {"series": span})
 
 
 def _need_points(name: str, option: str, value) -> None:

@@ -36,6 +36,7 @@ class Supervised:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     scores: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]   # (outputs, targets) -> metrics
     on_epoch: Callable[[str, int, torch.Tensor], None] | None = None     # (model, epoch, flat) hook
+    preprocessing: str = ""       # markdown for the exported models' README: inputs and outputs
     eval_batch: int = 1000
 
 
@@ -159,7 +160,7 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
         best = {"row": row, "source": source.state_dict()}
     with torch.no_grad():     # the selected epoch is what is exported (the live state stays the last)
         flat = torch.func.functional_call(source, best["source"], ())
-        rundir.export(model, {net.name: net}, {net.name: flat.detach()})
+        rundir.export(model, {net.name: net}, {net.name: flat.detach()}, task.preprocessing)
     row = best["row"]
     print(f"{label} (epoch {row['epoch']}, select {opts.select}): "
           + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))

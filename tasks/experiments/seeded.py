@@ -22,9 +22,9 @@ def run_seeds(built, seeds: list[int], *, models: str | None, baselines: bool, o
         built.baseline_models() if baselines else built.models())
     tied = ties(built, chosen) if built.program is not None else {}
     spec = str(Path(built.spec.file).resolve())
-    trials = sweep.plan([spec], seeds, ",".join(chosen), overrides=overrides,
+    trials = sweep.plan([spec], seeds, ",".join(chosen), overrides=overrides, settings=built.settings,
                         skip=lambda _built, model: model in tied)
     out = Path(out) if out else Path("runs") / f"{built.spec.name}-seeds"
-    settings = {"seeds": seeds, "models": ",".join(chosen), "ties": {built.spec.name: tied},
+    settings = {"seeds": seeds, "models": ",".join(chosen), "ties": {built.spec.name: tied}, "set": built.settings,
                 "command": command, "overrides": {k: v for k, v in overrides.items() if v}}
     return sweep.run_sweep(trials, out, executor="serial", progress=progress, settings=settings)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from qtc.errors import QtcError, SpecError, did_you_mean
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
-from qtc.tasks.data.images import CLASSES, DATASETS, load_binary
+from qtc.tasks.data.images import CLASSES, DATASETS, _torchvision_class, load_binary
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import majority_baseline
@@ -51,7 +51,8 @@ def _load(built: Built, opts):
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every requested model on the spec's two classes; return {model: selected metrics row}."""
     train, test = _load(built, opts)
-    task = Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy)
+    task = Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy,
+                      preprocessing=preprocessing(built))
     fit, _ = held_out(task, opts, built.spec.train.batch)    # the baseline sees what the models train on
     rundir.write_json(BASELINES, majority_baseline(fit.train.tensors[1], test.tensors[1]))
     done: dict = {}
@@ -64,6 +65,19 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
         if rundir.metrics():  # interrupted or failed: still leave figures of what was done
             report(built, rundir)
     return done
+
+
+def preprocessing(built: Built) -> str:
+    """What an exported classifier expects and returns (its README): the spec's normalisation
+    and which of its two classes is output 0 and which 1 (images.load_binary's mapping)."""
+    data, net = built.spec.data, next(iter(built.nets.values()))
+    (mean, std), (a, b) = data.normalize, data.classes
+    name, labels = DATASETS[data.dataset], _torchvision_class(data.dataset).classes
+    return (f"- input: float32, shape (N, {', '.join(map(str, net.input_shape))}): {name} images, each "
+            f"pixel x (0..255) as `(x / 255 - {mean:g}) / {std:g}` (the spec's `normalize "
+            f"[{mean:g}, {std:g}]`)\n"
+            f"- output: 2 logits; index 0 is {name} label {a} ({labels[a]}), index 1 is label {b} "
+            f"({labels[b]}) (the spec's `classes [{a}, {b}]`); the prediction is the argmax\n")
 
 
 def report(built: Built, rundir: RunDir) -> None:

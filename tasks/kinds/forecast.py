@@ -178,7 +178,8 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
 
     task = Supervised(train=torch.utils.data.TensorDataset(wins.x_train, wins.y_train),
                       test=torch.utils.data.TensorDataset(wins.x_test, wins.y_test),
-                      loss=F.mse_loss, scores=mse_scores, on_epoch=on_epoch)
+                      loss=F.mse_loss, scores=mse_scores, on_epoch=on_epoch,
+                      preprocessing=preprocessing(built, series, description))
     fit, _ = held_out(task, opts, built.spec.train.batch)    # baselines see what the models train on
     base = forecast_baselines(*fit.train.tensors, *task.test.tensors)
     rundir.write_json(BASELINES, base)
@@ -186,6 +187,24 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     summary = write_summary(built, rundir, opts, done, description, wins, base)
     print(summary["table"])
     return done
+
+
+def preprocessing(built: Built, series: S.Series, description: str) -> str:
+    """What an exported forecaster expects and returns (its README): the window and the series'
+    scaling with the constants of this run's series."""
+    window = built.spec.data.window
+    narma = series.inputs is not series.targets        # inputs u, target y; else one series
+    lines = [f"- data: {description}",
+             f"- input: float32, shape (N, {window}, 1): the {window} values before the one predicted "
+             f"(of the {'input u' if narma else 'series'}, oldest first; the spec's `window {window}`)",
+             "- output: shape (N, 1), the next value" + (" of the target y" if narma else "")]
+    if not series.ranges:
+        lines.append("- scaling: none, the series is unscaled: inputs and output are its raw values")
+    for part, (lo, hi) in series.ranges.items():
+        lines.append(f"- scaling ({part}): min-max to [-1, 1] from this run's raw {part}, lo = {lo!r}, "
+                     f"hi = {hi!r}: `scaled = -1 + 2 * (x - lo) / (hi - lo)`; back to raw values: "
+                     "`x = lo + (y + 1) * (hi - lo) / 2`")
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------------------------

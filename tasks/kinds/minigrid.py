@@ -31,6 +31,7 @@ import torch
 from qtc.errors import QtcError
 from qtc.tasks import plots
 from qtc.tasks.engines import a3c
+from qtc.tasks.engines.a3c.algorithm import OBS_SIZE, make_env
 from qtc.tasks.engines.baselines import random_policy_baseline
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.engines.supervised import SELECTION
@@ -190,7 +191,21 @@ def _export(built: Built, rundir: RunDir, model: str) -> Path:
     """Write the trained actor and critic (generated weights) as plain torch models."""
     pol = a3c.load_policy(rundir.engine_dir(model))
     return rundir.export(model, {n: built.nets[n] for n in NETS},
-                         {"actor": pol["actor_flat"], "critic": pol["critic_flat"]})
+                         {"actor": pol["actor_flat"], "critic": pol["critic_flat"]}, preprocessing(built))
+
+
+def preprocessing(built: Built) -> str:
+    """What the exported actor and critic expect and return (their README): a3c.obs_vector's
+    encoding of the observation and the environment's action names."""
+    env_id = built.spec.env.id
+    actions = ", ".join(f"{a.value} {a.name}" for a in make_env(env_id).unwrapped.actions)
+    return (f"- environment: `{env_id}` (gymnasium with minigrid installed)\n"
+            f"- input: float32, shape (N, {OBS_SIZE}): `obs['image']` (the 7x7x3 agent view of object, "
+            f"colour and state indices) flattened in C order to {OBS_SIZE} float32 raw integers, no "
+            "scaling: `torch.as_tensor(obs['image'].reshape(-1), dtype=torch.float32)`\n"
+            f"- actor output: {built.nets['actor'].output_shape[0]} logits over the actions {actions}; "
+            "softmax is the policy (greedy: argmax)\n"
+            "- critic output: 1 value, the state's estimated return\n")
 
 
 # --------------------------------------------------------------------------------------------

@@ -190,18 +190,24 @@ class RunDir:
         return state
 
     # --- export ---------------------------------------------------------------------------
-    def export(self, model: str, nets: dict, flats: dict[str, torch.Tensor]) -> Path:
-        """Write each network of `model` as a plain state_dict plus a stand-alone loader."""
+    def export(self, model: str, nets: dict, flats: dict[str, torch.Tensor], preprocessing: str) -> Path:
+        """Write each network of `model` as a plain state_dict plus a stand-alone loader, and a
+        README with a loading snippet and `preprocessing` (the kind's markdown: what the inputs
+        must be and what the outputs mean)."""
         folder = self.model_dir(model)
+        stems = {name: "model" if len(nets) == 1 else name for name in nets}
         for name, net in nets.items():
-            stem = "model" if len(nets) == 1 else name
-            atomic_torch(folder / f"{stem}.pt", net.state_dict(flats[name].detach().cpu()))
-            atomic_text(folder / f"{stem}.py", net.torch_source().replace("path='model.pt'",
-                                                                          f"path='{stem}.pt'"))
+            atomic_torch(folder / f"{stems[name]}.pt", net.state_dict(flats[name].detach().cpu()))
+            atomic_text(folder / f"{stems[name]}.py", net.torch_source().replace(
+                "path='model.pt'", f"path='{stems[name]}.pt'"))
+        loads = "".join(f"{'net' if stem == 'model' else stem} = load('{stem}')\n" for stem in stems.values())
+        files = ", ".join(f"`{stem}.pt` (a plain state_dict) and `{stem}.py`" for stem in stems.values())
         atomic_text(folder / "README.md",
-            f"# {model}: the trained classical network(s)\n\nNo qtc and no quantum code needed:\n\n"
-            "```python\nimport torch, importlib.util\n"
-            f"spec = importlib.util.spec_from_file_location('m', '{'model' if len(nets) == 1 else 'NAME'}.py')\n"
-            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-            f"net = m.load('{'model' if len(nets) == 1 else 'NAME'}.pt')\n```\n")
+            f"# {model}: the trained classical network(s)\n\nNo qtc and no quantum code needed: "
+            f"{files} (the .py rebuilds the network with torch alone). In this folder:\n\n"
+            "```python\nimport importlib.util\n\n\ndef load(stem):\n"
+            "    spec = importlib.util.spec_from_file_location(stem, f'{stem}.py')\n"
+            "    m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "    return m.load(f'{stem}.pt')\n\n\n"
+            f"{loads}```\n\n## Preprocessing\n\n{preprocessing}")
         return folder

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from qtc.dsl.task import MAX_SEED, MAX_WORKERS, select_problem
+from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.engines import selection
@@ -26,8 +26,8 @@ from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
 
 KINDS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast",
          "a3c": "qtc.tasks.kinds.minigrid"}
-_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches", "threads")   # None, or a whole number >= 1
-_MAXIMA = {"workers": MAX_WORKERS}                                    # and at most this
+# None, or a whole number in its range: the spec's (dsl.task.RANGES), else >= 1
+_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches", "threads")
 # torch's threads for a run. One: the small target networks (a 1,781-parameter LSTM, 6k-parameter
 # MLPs, a CNN at batch 100) spend more time waking threads than computing, and on a small busy
 # machine extra threads fight the other processes (issue 13: 5.4-6.4 s/epoch with torch's default
@@ -57,14 +57,9 @@ class RunOptions:
         object.__setattr__(self, "models", tuple(self.models))
         selection.check_rule(self.select, self.validation)
         for name in _COUNTS:
-            value = getattr(self, name)
-            top = _MAXIMA.get(name)
-            if value is not None and (not _is_int(value) or value < 1 or (top and value > top)):
-                span = f"between 1 and {top:,}" if top else ">= 1"
-                raise QtcError(f"--{name.replace('_', '-')} must be a whole number {span}, got {value!r}")
-        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
-            raise QtcError(f"--seed must be a whole number between 0 and {MAX_SEED:,} (torch and "
-                           f"numpy seeds are 32-bit), got {self.seed!r}")
+            if getattr(self, name) is not None:
+                _check_count(name, getattr(self, name))
+        _check_count("seed", self.seed)
         if self.data_root is not None:
             object.__setattr__(self, "data_root", str(self.data_root))
 
@@ -79,6 +74,15 @@ class RunOptions:
         if unknown:
             raise QtcError(f"unknown run option(s) {', '.join(unknown)} (expected {', '.join(sorted(known))})")
         return cls(**data)
+
+
+def _check_count(name: str, value) -> None:
+    """`--name`'s value: a whole number in the spec's range for it (>= 1 if the spec has none)."""
+    lo, hi = RANGES.get(name, (1, None))
+    if not _is_int(value) or value < lo or (hi is not None and value > hi):
+        span = f"between {lo} and {hi:,}" if hi is not None else f">= {lo}"
+        why = " (torch and numpy seeds are 32-bit)" if name == "seed" else ""
+        raise QtcError(f"--{name.replace('_', '-')} must be a whole number {span}{why}, got {value!r}")
 
 
 def _is_int(value) -> bool:

@@ -510,42 +510,47 @@ def _band(task, model, label, curve, series: list[np.ndarray]) -> list[dict]:
 
 
 def plot_curves(path: Path, task: str, kind: str, rows: list[dict]) -> Path | None:
-    """One panel per curve; DiffQAS-QT thick, classical dashed, the fixed candidates thin; bands = 1 std."""
+    """`bands_figure`, saved to `path`; None when the task has no curves."""
+    from qtc.tasks import plots
+    fig = bands_figure(task, kind, rows)
+    return None if fig is None else plots.save(fig, path, dpi=100)
+
+
+def bands_figure(task: str, kind: str, rows: list[dict]):
+    """One panel per curve, every model's mean over seeds with a one-std band clipped to the
+    metric's range (rewards, accuracies in [0, 1]; MSE positive on its log axis); models with
+    identical bands (tied candidates) drawn once, labelled as a tie; the legend outside."""
     from qtc.tasks import plots
     plt = plots.pyplot()
     mine = [r for r in rows if r["task"] == task]
     names = list(dict.fromkeys(r["curve"] for r in mine))
     if not names:
         return None
+    log = kind == "forecast"
     fig, axes = plt.subplots(1, len(names), figsize=(6.2 * len(names), 4.4), squeeze=False)
     models = sorted({r["model"] for r in mine}, key=naming.order)
-    cmap = plt.get_cmap("tab20")
+    pts = {(m, c): [r for r in mine if r["model"] == m and r["curve"] == c] for m in models for c in names}
+    ties = plots.ties({m: tuple(plots.series_key([(p["mean"], p["std"]) for p in pts[m, c]]) for c in names)
+                       for m in models})
     for ax, curve in zip(axes[0], names):
-        for i, model in enumerate(models):
-            pts = [r for r in mine if r["curve"] == curve and r["model"] == model]
-            if not pts:
+        for i, tie in enumerate(ties):
+            got = pts[tie[0], curve]
+            if not got:
                 continue
-            x = np.array([p["step"] for p in pts])
-            m = np.array([p["mean"] for p in pts])
-            s = np.array([p["std"] for p in pts])
-            style = ({"color": "k", "lw": 2.4, "zorder": 5} if model == "diffqas" else
-                     {"color": "0.35", "lw": 1.8, "ls": "--", "zorder": 4} if model == "classical" else
-                     {"color": cmap(i % 20), "lw": 0.9})
-            ax.plot(x, m, label=f"{pts[0]['label']} (n={pts[0]['n']})", **style)
-            lo = m - s
-            if kind == "forecast":  # log scale: a band below zero would swallow the plot
-                lo = np.where(lo > 0, lo, np.array([p["min"] for p in pts]))
-            ax.fill_between(x, lo, m + s, color=style["color"], alpha=0.18 if model == "diffqas" else 0.08,
-                            lw=0)
-        if kind == "forecast":
+            x, m, s = (np.array([p[k] for p in got]) for k in ("step", "mean", "std"))
+            label = naming.tie_label(tie) if len(tie) > 1 else got[0]["label"]
+            band = plots.clip_band(m, m - s, m + s, bounds=plots.bounds_of(curve), log=log)
+            plots.draw(ax, x, m, model=tie[0], label=f"{label} (n={got[0]['n']})", index=i, band=band,
+                       alpha=0.08)
+        if log:
             ax.set_yscale("log")
         ax.set_xlabel("episode" if kind == "a3c" else "epoch")
         ax.set_ylabel(curve.replace("_", " "))
         ax.set_title(f"{task}: {curve.replace('_', ' ')}", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6.5, ncol=2 if len(models) > 6 else 1, loc="best")
+    plots.legend_outside(fig, axes[0][0])
     fig.tight_layout()
-    return plots.save(fig, path, dpi=100, bbox_inches=None)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------

@@ -123,6 +123,13 @@ def paper_value(dataset: str, key: str | None) -> float | None:
 
 def plot_predictions(path, series: S.Series, wins: S.Windows, pred_train, pred_test, title: str,
                      window: int) -> None:
+    """`predictions_figure`, saved to `path`."""
+    from qtc.tasks import plots
+    plots.save(predictions_figure(series, wins, pred_train, pred_test, title, window), path, dpi=110)
+
+
+def predictions_figure(series: S.Series, wins: S.Windows, pred_train, pred_test, title: str,
+                       window: int):
     """Ground truth over the whole series, predictions on train and test windows, the split line."""
     from qtc.tasks import plots
     plt = plots.pyplot()
@@ -135,10 +142,12 @@ def plot_predictions(path, series: S.Series, wins: S.Windows, pred_train, pred_t
     ax.plot(t_train, pred_train, color="tab:blue", lw=1.0, label="prediction (train)")
     ax.plot(t_test, pred_test, color="tab:red", lw=1.0, label="prediction (test)")
     ax.axvline(axis[window + n_train], color="k", ls="--", lw=1.0, label="train / test")
+    ax.set_xlabel("time step")
+    ax.set_ylabel("value")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    plots.legend_outside(fig, ax)
     fig.tight_layout()
-    plots.save(fig, path, dpi=110, bbox_inches=None)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from qtc.errors import QtcError
 from qtc.tasks.build import Built
-from qtc.tasks.engines import selection
+from qtc.tasks.engines import progress, selection
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.runs import signals
 from qtc.tasks.runs.rundir import CHECKPOINT, RunDir
@@ -36,6 +36,7 @@ class Supervised:
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     scores: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]   # (outputs, targets) -> metrics
     on_epoch: Callable[[str, int, torch.Tensor], None] | None = None     # (model, epoch, flat) hook
+    on_model: Callable[[str], None] | None = None                        # after each model (figures)
     eval_batch: int = 1000
 
 
@@ -57,9 +58,11 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
     current = state.get("current")
     if current:
         rows += [r for r in rundir.metrics() if r["model"] == current["model"] and r["epoch"] <= current["epoch"]]
+    overall = progress.Overall(len(opts.models))
     with signals.deferred() as stop:
         for model in opts.models:
             if model in state["done"] and state["done"][model]["epoch"] >= opts.epochs:
+                overall.finished(trained=False)
                 continue
             # A finished model trains on from its final state when --resume --epochs extends it.
             resume = current if current and current["model"] == model else state.get("final", {}).get(model)
@@ -68,6 +71,9 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
             state["current"] = None
             rundir.save_checkpoint(state)
             rundir.write_json(SELECTION, {m: _choice(opts, r) for m, r in state["done"].items()})
+            if task.on_model:
+                task.on_model(model)
+            progress.say(overall.finished())
             if stop.requested and model != opts.models[-1]:
                 _interrupted(rundir, f"after {built.model_label(model)}")
     return state["done"]
@@ -105,8 +111,10 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
         n_batches = min(n_batches, opts.max_batches)
     label = built.model_label(model)
     row = next((r for r in reversed(rows) if r["model"] == model), None)
+    lines = not progress.bars(opts.progress)
     bar = tqdm(total=opts.epochs * n_batches, initial=epoch * n_batches + start_batch, desc=label,
-               disable=not opts.progress, unit="batch", dynamic_ncols=True, leave=False)
+               disable=lines, unit="batch", dynamic_ncols=True, leave=False)
+    t_start = time.perf_counter()
 
     def checkpoint(ep, b):
         state["current"] = {"model": model, "epoch": ep, "batch": b, "source": source.state_dict(),
@@ -149,6 +157,8 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
             if selection.is_better(opts.select, row, best and best["row"]):
                 best = {"row": row, "source": {k: v.clone() for k, v in source.state_dict().items()}}
             rundir.log_metrics(rows)
+            if lines:
+                progress.say(progress.epoch_line(label, row, opts.epochs, time.perf_counter() - t_start))
             if task.on_epoch:
                 with torch.no_grad():
                     task.on_epoch(model, epoch, source().detach())

@@ -10,8 +10,6 @@ figures and summary:
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 import torch.nn.functional as F
 
@@ -51,15 +49,14 @@ def _load(built: Built, opts):
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every requested model on the spec's two classes; return {model: selected metrics row}."""
     train, test = _load(built, opts)
-    task = Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy)
+    # The figures and summary are refreshed after each model.
+    task = Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy,
+                      on_model=lambda _model: report(built, rundir))
     fit, _ = held_out(task, opts, built.spec.train.batch)    # the baseline sees what the models train on
     rundir.write_json(BASELINES, majority_baseline(fit.train.tensors[1], test.tensors[1]))
     done: dict = {}
     try:
-        # One model at a time, so the figures and summary are refreshed after each of them.
-        for model in opts.models:
-            done = train_all(built, rundir, replace(opts, models=[model]), task)
-            report(built, rundir)
+        done = train_all(built, rundir, opts, task)
     finally:
         if rundir.metrics():  # interrupted or failed: still leave figures of what was done
             report(built, rundir)

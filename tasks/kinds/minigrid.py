@@ -27,7 +27,7 @@ import torch
 
 from qtc.errors import QtcError
 from qtc.tasks import plots
-from qtc.tasks.engines import a3c
+from qtc.tasks.engines import a3c, progress
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.runs.rundir import RunDir
@@ -103,10 +103,13 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
         spec_path = Path(built.spec.file)
     episodes = opts.episodes or built.spec.train.episodes
     results: dict = {}
+    overall = progress.Overall(len(opts.models))
     try:
         for model in opts.models:
+            before = _completed(rundir.engine_dir(model), episodes)
             results[model] = _train_model(built, rundir, opts, spec_path, model, episodes)
             report(built, rundir, opts.models)
+            progress.say(overall.finished(trained=before is None))
             if results[model]["status"] == "interrupted":
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -127,8 +130,8 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
                  episodes: int) -> dict:
     """Train (or resume, or skip) one model; export it when it completed."""
     out = rundir.engine_dir(model)
-    done = _read_summary(out)
-    if done and done.get("status") == "completed" and done.get("episodes", 0) >= episodes:
+    done = _completed(out, episodes)
+    if done:
         print(f"{model}: already completed ({done['episodes']} episodes), skipping")
         _export(built, rundir, model)
         return done
@@ -143,10 +146,17 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
         workers=opts.workers or cfg.workers, episodes=episodes, gamma=cfg.gamma,
         n_steps=cfg.n_steps, optimizer=functools.partial(make_optimizer, spec.train), entropy=cfg.entropy,
         seed=opts.seed, out_dir=out, resume=resume, max_episode_steps=spec.env.max_steps,
-        progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint())
+        progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint(),
+        label=built.model_label(model))
     if summary["status"] == "completed":
         _export(built, rundir, model)
     return summary
+
+
+def _completed(out: Path, episodes: int) -> dict | None:
+    """The engine summary of a model that already completed `episodes` episodes, else None."""
+    done = _read_summary(out)
+    return done if done and done.get("status") == "completed" and done.get("episodes", 0) >= episodes else None
 
 
 def _read_summary(out: Path) -> dict | None:
@@ -197,10 +207,11 @@ def report(built: Built, rundir: RunDir, models) -> None:
         status = (_read_summary(out) or {}).get("status", "running or killed")
         rows.append((model, status, model_stats(log["reward"], log["time"], window)))
         if len(log["reward"]):
-            curves[built.model_label(model)] = log["reward"]
+            curves[model] = log["reward"]
     if curves:
         plots.plot_rewards(curves, window, rundir.path / "rewards.png",
-                         title=f"{built.spec.name}: {built.spec.env.id}")
+                           title=f"{built.spec.name}: {built.spec.env.id}",
+                           labels={m: built.model_label(m) for m in curves})
     rundir.write_text("summary.md", summary_text(built, rows))
 
 

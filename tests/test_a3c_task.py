@@ -133,7 +133,7 @@ def test_resume_of_a_finished_run_skips_every_model(short_run, capsys):
     assert main(["run", "--resume", str(short_run), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "classical: already completed (20 episodes), skipping" in out
-    assert "diffqas: already completed (20 episodes), skipping" in out
+    assert "DiffQAS-QT: already completed (20 episodes), skipping" in out
     for m, text in before.items():
         assert (short_run / "a3c" / m / "episodes.csv").read_text() == text
 

@@ -56,3 +56,42 @@ def test_a3c_logged_to_a_file_prints_a_line_every_few_episodes_and_no_bar(tmp_pa
     assert "\r" not in text
     counts = [ln.split(",")[0] for ln in text.splitlines() if ": episode" in ln]
     assert counts == [f"classical: episode {n}/40" for n in range(2, 41, 2)]
+
+
+def _final(diffqas, *fixed):
+    return {"diffqas": {"test_accuracy": diffqas},
+            **{f"fixed:{k}": {"test_accuracy": v} for k, v in enumerate(fixed)}}
+
+
+def test_a_summary_says_all_tie_instead_of_a_rank():
+    from qtc.tasks.kinds.classify import standing
+    text = standing(_final(0.5, *[0.5] * 8))
+    assert "all tie" in text and "ranks" not in text
+
+
+def test_a_summary_names_the_tied_candidates_once_with_one_based_configs():
+    from qtc.tasks.kinds.classify import standing
+    text = standing(_final(0.8, 0.9, 0.7, 0.8, 0.8))
+    assert text == ("DiffQAS-QT ranks 2 of 5 by final test accuracy among itself and the 4 fixed "
+                    "candidates, tied with configs 3, 4; better: config 1.")
+
+
+def _cell(label, n, median):
+    return {"label": label, "n": n, "median": median, "q1": median, "q3": median, "min": median,
+            "max": median, "mean": median, "std": 0.0 if n > 1 else float("nan")}
+
+
+def test_one_seed_gives_no_best_and_no_plus_minus_zero():
+    from qtc.tasks.experiments.report import _spread, best_rows
+    rows = [_cell("DiffQAS-QT", 1, 0.9), _cell("config 1 (H-ent-RX)", 1, 0.8)]
+    assert best_rows(rows, higher=True) == ([], "One seed: no spread, so no model is marked best.")
+    assert _spread(rows[0], "classify").endswith("one seed: no spread") and "±" not in _spread(rows[0], "")
+
+
+def test_all_tied_seeded_models_are_not_called_best():
+    from qtc.tasks.experiments.report import best_rows
+    rows = [_cell(f"config {k}", 3, 0.5) for k in range(1, 5)]
+    assert best_rows(rows, higher=True) == ([], "All 4 models tie (median 0.5).")
+    rows[1]["median"] = rows[2]["median"] = 0.7
+    best, note = best_rows(rows, higher=True)
+    assert best == [rows[1], rows[2]] and note == "Tied for best: config 2, config 3."

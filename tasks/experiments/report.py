@@ -638,22 +638,44 @@ def _md_summary(summary: list[dict]) -> list[str]:
         rows = [s for s in summary if s["task"] == task]
         kind = rows[0]["kind"]
         _, name, higher, _ = METRICS.get(kind, ("test_loss", "test loss", False, False))
-        got = [s for s in rows if s["n"]]
-        best = (max if higher else min)(got, key=lambda s: s["median"]) if got else None
+        best, note = best_rows(rows, higher)
         L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", "",
               "| model | median | IQR | min .. max | mean ± std | n | epochs | per seed |",
               "|---|---|---|---|---|---|---|---|"]
         for s in rows:
-            mark = " **best**" if s is best else ""
+            mark = " **best**" if any(s is b for b in best) else ""
             extra = "".join([f", {s['failed']} failed" if s["failed"] else "",
                              f", {s['pending']} unfinished" if s["pending"] else ""])
             per = ", ".join(f"{k}: {_num(v, kind)}" for k, v in s["values"].items())
-            L.append(f"| {s['label']}{mark} | {_num(s['median'], kind)} | {_num(s['q1'], kind)} .. "
-                     f"{_num(s['q3'], kind)} | {_num(s['min'], kind)} .. {_num(s['max'], kind)} | "
-                     f"{_num(s['mean'], kind)} ± {_num(s['std'], kind)} | "
+            L.append(f"| {s['label']}{mark} | {_num(s['median'], kind)} | {_spread(s, kind)} | "
                      f"{s['n']}{extra} | {s['epochs'] or '-'} | {per} |")
-        L.append("")
+        L += ["", note, ""] if note else [""]
     return L
+
+
+def _spread(s: dict, kind: str) -> str:
+    """The IQR, min .. max and mean ± std cells; with one seed there is no spread to show."""
+    if s["n"] < 2:
+        return "- | - | one seed: no spread"
+    return (f"{_num(s['q1'], kind)} .. {_num(s['q3'], kind)} | {_num(s['min'], kind)} .. "
+            f"{_num(s['max'], kind)} | {_num(s['mean'], kind)} ± {_num(s['std'], kind)}")
+
+
+def best_rows(rows: list[dict], higher: bool) -> tuple[list[dict], str]:
+    """The rows to mark best (by median) and a note: no mark with one seed (a single run ranks
+    nothing) or when every model ties; the tied rows are all marked when several share the best."""
+    got = [s for s in rows if s["n"]]
+    if not got:
+        return [], ""
+    if any(s["n"] < 2 for s in got):
+        return [], "One seed: no spread, so no model is marked best."
+    top = (max if higher else min)(s["median"] for s in got)
+    best = [s for s in got if s["median"] == top]
+    if len(best) == len(got) > 1:
+        return [], f"All {len(got)} models tie (median {top:.6g})."
+    if len(best) > 1:
+        return best, "Tied for best: " + ", ".join(s["label"] for s in best) + "."
+    return best, ""
 
 
 def _md_table2(cells: dict) -> list[str]:
@@ -678,7 +700,8 @@ def _md_weights(w: list[dict]) -> list[str]:
         rows = sorted([x for x in w if x["task"] == task], key=lambda x: x["rank"])
         a, b = rows[0], rows[1] if len(rows) > 1 else None
         v = max(rows, key=lambda x: x["argmax_votes"])
-        L.append(f"| {task} | {a['index'] + 1} {a['candidate']} | {a['mean']:.4f} ± {a['std']:.4f} | "
+        spread = f" ± {a['std']:.4f}" if a["seeds"] > 1 else " (one seed: no spread)"
+        L.append(f"| {task} | {a['index'] + 1} {a['candidate']} | {a['mean']:.4f}{spread} | "
                  f"{a['argmax_votes']}/{a['seeds']} | "
                  + (f"{b['index'] + 1} {b['candidate']} | {b['mean']:.4f} | " if b else "- | - | ")
                  + f"{v['index'] + 1} {v['candidate']} ({v['argmax_votes']}/{v['seeds']}) |")

@@ -132,14 +132,14 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
     out = rundir.engine_dir(model)
     done = _completed(out, episodes)
     if done:
-        print(f"{model}: already completed ({done['episodes']} episodes), skipping")
+        print(f"{built.model_label(model)}: already completed ({done['episodes']} episodes), skipping")
         _export(built, rundir, model)
         return done
     resume = (out / a3c.CHECKPOINT).is_file()
     if not resume:
         _clear_partial(out)
     spec, cfg = built.spec, built.spec.a3c
-    print(f"{model} ({built.model_label(model)}): {'resuming' if resume else 'training'} "
+    print(f"{built.model_label(model)}: {'resuming' if resume else 'training'} "
           f"{episodes} episodes on {spec.env.id}")
     summary = a3c.train_a3c(
         model_factory(built, spec_path, model, opts.seed, opts.backend), env_id=spec.env.id,
@@ -221,18 +221,18 @@ def summary_text(built: Built, rows) -> str:
     lines = [f"# {built.spec.name}: A3C on {built.spec.env.id}", "",
              f"Moving-average window {window} episodes; 'to {THRESHOLD}' = episodes until the mean "
              f"reward of a full window first reaches {THRESHOLD}.", "",
-             f"| model | label | status | episodes | final avg (last {window}) | to {THRESHOLD} | episodes/s |",
-             "|---|---|---|---:|---:|---:|---:|"]
+             f"| model | status | episodes | final avg (last {window}) | to {THRESHOLD} | episodes/s |",
+             "|---|---|---:|---:|---:|---:|"]
     for model, status, s in rows:
         final = "-" if s["final_avg"] is None else f"{s['final_avg']:.3f}"
         if s["final_avg"] is not None and s["episodes"] < window:
             final += f" (all {s['episodes']})"
         reach = "not reached" if s["to_threshold"] is None else f"{s['to_threshold']:,}"
         rate = "-" if s["episodes_per_s"] is None else f"{s['episodes_per_s']:.2f}"
-        lines.append(f"| {model} | {built.model_label(model)} | {status} | {s['episodes']:,} | {final} | "
+        lines.append(f"| {built.model_label(model)} | {status} | {s['episodes']:,} | {final} | "
                      f"{reach} | {rate} |")
     if not rows:
-        lines.append("| (no model trained yet) | | | | | | |")
+        lines.append("| (no model trained yet) | | | | | |")
     return "\n".join(lines) + "\n"
 
 

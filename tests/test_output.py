@@ -95,3 +95,15 @@ def test_all_tied_seeded_models_are_not_called_best():
     rows[1]["median"] = rows[2]["median"] = 0.7
     best, note = best_rows(rows, higher=True)
     assert best == [rows[1], rows[2]] and note == "Tied for best: config 2, config 3."
+
+
+def test_structural_weights_that_never_moved_are_found_from_the_recorded_weights():
+    from qtc.tasks.engines.supervised import unmoved_note, unmoved_weights
+    w0 = [1 / 12] * 12
+    rows = [{"model": "diffqas", "epoch": e,
+             "structural_weights": [round(w + (0 if k in (8, 11) else 1e-4 * e * (k + 1)), 6)
+                                    for k, w in enumerate(w0)]} for e in (1, 2, 3)]
+    rows.append({"model": "fixed:0", "epoch": 1})
+    assert unmoved_weights(rows) == [8, 11]
+    assert unmoved_note(rows) == "configs 9, 12: structural weight never moved (gradient 0)"
+    assert unmoved_weights(rows[:1]) == [] and unmoved_note(rows[:1]) is None   # one epoch: unknown

@@ -21,6 +21,7 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from qtc.errors import QtcError
+from qtc.tasks import naming
 from qtc.tasks.build import Built
 from qtc.tasks.engines import progress, selection
 from qtc.tasks.engines.optim import make_optimizer
@@ -186,6 +187,29 @@ def _diverged(rundir: RunDir, label: str, epoch: int, what: str) -> QtcError:
     return QtcError(f"training diverged: {label}, epoch {epoch + 1}, {what}; {before}\n"
                     "hint: lower 'lr' in the 'train' statement (a resumed run would diverge the same "
                     "way) and start a new run")
+WEIGHT_ROUNDING = 1e-6   # the metrics rows keep structural weights to 6 decimals
+
+
+def unmoved_weights(rows: list[dict], model: str = "diffqas") -> list[int]:
+    """Candidates whose structural weight is the same (to the recorded rounding) at every epoch
+    `model` recorded, over at least two epochs. In the paper space configs 9 and 12 (a delta on
+    |0...0>) stay at their initial weight: the rescaling's tanh saturates there, so their gradient
+    is 0. Found from the recorded weights, not from the space."""
+    history = [r["structural_weights"] for r in rows if r["model"] == model and r.get("structural_weights")]
+    if len(history) < 2:
+        return []
+    return [k for k in range(len(history[0]))
+            if max(h[k] for h in history) - min(h[k] for h in history) <= WEIGHT_ROUNDING]
+
+
+def unmoved_note(rows: list[dict]) -> str | None:
+    """``configs 9, 12: structural weight never moved (gradient 0)``, or None."""
+    stuck = unmoved_weights(rows)
+    if not stuck:
+        return None
+    return f"{naming.configs([naming.fixed(k) for k in stuck])}: structural weight never moved (gradient 0)"
+
+
 ABSURD_LOSS = 100.0   # the tasks' losses start near 1: cross-entropy ln 2, MSE of series in [0, 1]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from qtc.compiler.factorised import Factorised
 from qtc.errors import QtcError, SpecError, did_you_mean
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
@@ -20,7 +21,7 @@ from qtc.tasks.data.images import CLASSES, DATASETS, load_binary
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import majority_baseline
-from qtc.tasks.engines.supervised import SELECTION, Supervised, held_out, train_all
+from qtc.tasks.engines.supervised import SELECTION, Supervised, held_out, train_all, unmoved_note
 
 CURVE_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 BASELINES = "baselines.json"
@@ -138,4 +139,6 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
     rule = next(iter((selected or {}).values()), {}).get("rule", "last")
     lines += ["", f"Reported epoch per model: select {rule} (selection.json)."]
     lines += ["", standing(final) + " One seed: no spread (`qtc run --seeds K` reports over seeds)."]
+    note = unmoved_note(rows) if not isinstance(built.program, Factorised) else None
+    lines += ["", f"Note: {note}."] if note else []
     return "\n".join(lines) + "\n"

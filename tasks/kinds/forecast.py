@@ -20,6 +20,7 @@ import re
 import torch
 import torch.nn.functional as F
 
+from qtc.compiler.factorised import Factorised
 from qtc.errors import QtcError, SpecError
 from qtc.tasks import naming
 from qtc.tasks.data import series as S
@@ -27,7 +28,7 @@ from qtc.tasks.build import Built
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import forecast_baselines
-from qtc.tasks.engines.supervised import Supervised, held_out, train_all
+from qtc.tasks.engines.supervised import Supervised, held_out, train_all, unmoved_note
 
 # Paper Table II: test MSE per data set; keys "DiffQAS-QT" and "Config 1" .. "Config 12".
 PAPER_COLUMNS = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
@@ -241,6 +242,8 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
     lines += [f"| *baseline:* {name} | - | {fmt(b['train_mse'])} | {fmt(b['test_mse'])} | - | - |"
               for name, b in baselines.items()]
     table = "\n".join(lines[-(len(rows) + len(baselines) + 2):])
+    note = unmoved_note(rundir.metrics()) if not isinstance(built.program, Factorised) else None
+    lines += ["", f"Note: {note}."] if note else []
     rundir.write_text("summary.md", "\n".join(lines) + "\n")
     rundir.write_json("summary.json", {"task": built.spec.name, "dataset": dataset, "seed": opts.seed,
                                        "epochs": opts.epochs, "select": opts.select,

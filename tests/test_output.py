@@ -1,6 +1,7 @@
 """What a run prints (issue 13): bars only on a terminal, short plain lines in a log, an ETA."""
 import contextlib
 import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,24 @@ def test_structural_weights_that_never_moved_are_found_from_the_recorded_weights
     assert unmoved_weights(rows) == [8, 11]
     assert unmoved_note(rows) == "configs 9, 12: structural weight never moved (gradient 0)"
     assert unmoved_weights(rows[:1]) == [] and unmoved_note(rows[:1]) is None   # one epoch: unknown
+
+
+def test_tensorboard_events_are_written_beside_the_metrics(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    out = tmp_path / "run"
+    assert main(["run", str(SPECS / "bessel.task"), "-o", str(out), "--models", "classical",
+                 "--epochs", "2", "--max-batches", "2", "--tensorboard"]) == 0
+    events = EventAccumulator(str(out / "tensorboard" / "classical")).Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2]
+    assert "test/mse" in events.Tags()["scalars"]
+
+
+def test_tensorboard_without_the_package_is_a_clear_error_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)     # import fails
+    out = tmp_path / "run"
+    assert main(["run", str(SPECS / "bessel.task"), "-o", str(out), "--models", "classical",
+                 "--epochs", "1", "--tensorboard"]) == 2
+    err = capsys.readouterr().err
+    assert "--tensorboard needs the tensorboard package" in err and "Traceback" not in err
+    assert not out.exists()

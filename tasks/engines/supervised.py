@@ -25,7 +25,7 @@ from qtc.tasks import naming
 from qtc.tasks.build import Built
 from qtc.tasks.engines import progress, selection
 from qtc.tasks.engines.optim import make_optimizer
-from qtc.tasks.runs import signals
+from qtc.tasks.runs import signals, tensorboard
 from qtc.tasks.runs.rundir import CHECKPOINT, RunDir
 
 
@@ -116,6 +116,7 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
     bar = tqdm(total=opts.epochs * n_batches, initial=epoch * n_batches + start_batch, desc=label,
                disable=lines, unit="batch", dynamic_ncols=True, leave=False)
     t_start = time.perf_counter()
+    board = tensorboard.writer(rundir.path, model) if getattr(opts, "tensorboard", False) else None
 
     def checkpoint(ep, b):
         state["current"] = {"model": model, "epoch": ep, "batch": b, "source": source.state_dict(),
@@ -158,6 +159,8 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
             if selection.is_better(opts.select, row, best and best["row"]):
                 best = {"row": row, "source": {k: v.clone() for k, v in source.state_dict().items()}}
             rundir.log_metrics(rows)
+            if board:
+                tensorboard.log_row(board, row)
             if lines:
                 progress.say(progress.epoch_line(label, row, opts.epochs, time.perf_counter() - t_start))
             if task.on_epoch:
@@ -166,6 +169,8 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
             checkpoint(epoch, 0)
     finally:
         bar.close()
+        if board:
+            board.close()
     if best is None:           # a checkpoint written before selection existed: its last epoch
         best = {"row": row, "source": source.state_dict()}
     with torch.no_grad():     # the selected epoch is what is exported (the live state stays the last)

@@ -30,6 +30,7 @@ from qtc.tasks import plots
 from qtc.tasks.engines import a3c, progress
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.build import Built, load_task
+from qtc.tasks.runs import tensorboard
 from qtc.tasks.runs.rundir import RunDir
 
 THRESHOLD = 0.9          # the paper's "solved" moving-average reward
@@ -147,7 +148,8 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
         n_steps=cfg.n_steps, optimizer=functools.partial(make_optimizer, spec.train), entropy=cfg.entropy,
         seed=opts.seed, out_dir=out, resume=resume, max_episode_steps=spec.env.max_steps,
         progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint(),
-        label=built.model_label(model))
+        label=built.model_label(model),
+        board=functools.partial(tensorboard.writer, rundir.path, model) if opts.tensorboard else None)
     if summary["status"] == "completed":
         _export(built, rundir, model)
     return summary

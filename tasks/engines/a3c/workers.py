@@ -150,10 +150,12 @@ class Trainer:
 
     def __init__(self, make_model, cfg: A3CConfig, *, workers: int, episodes: int, out_dir: Path,
                  checkpoint_every_s: float, resume: bool, progress: bool, max_restarts: int,
-                 start_method: str, curve_window: int, optimizer: Callable, label: str):
+                 start_method: str, curve_window: int, optimizer: Callable, label: str,
+                 board: Callable | None = None):
         self.make_model, self.cfg, self.n_workers, self.target = make_model, cfg, workers, episodes
         self.out_dir, self.every_s, self.max_restarts = out_dir, checkpoint_every_s, max_restarts
         self.curve_window, self.label = curve_window, label
+        self.open_board, self.board = board, None
         self.bars = prog.bars(progress)
         self.line_every = prog.episode_every(episodes)
         self.ctx = tmp.get_context(start_method)
@@ -239,6 +241,9 @@ class Trainer:
                 self.count, self.rows, self.steps = self.count + 1, self.rows + 1, self.steps + length
                 self.recent.append(reward)
                 self.bar.update(1)
+                if self.board:
+                    self.board.add_scalar("episode/reward", reward, self.count)
+                    self.board.add_scalar("episode/length", length, self.count)
                 if not self.bars and (self.count % self.line_every == 0 or self.count == self.target):
                     prog.say(prog.episodes_line(self.label, self.count, self.target,
                                                 float(np.mean(self.recent)), self.elapsed()))
@@ -347,6 +352,7 @@ class Trainer:
             try:
                 for slot in range(self.n_workers):
                     self.start_worker(slot)
+                self.board = self.open_board() if self.open_board else None   # after the forks
                 status = self._loop()
             except KeyboardInterrupt:
                 status = "interrupted"
@@ -357,6 +363,8 @@ class Trainer:
                     self.save_checkpoint()
                     self.log.close()
                     self.bar.close()
+                    if self.board:
+                        self.board.close()
         return self._summary(status, time.monotonic() - self.t0, count0, steps0)
 
     def _loop(self) -> str:
@@ -452,7 +460,8 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
               out_dir: Path, checkpoint_every_s: float = 30.0, resume: bool = False,
               max_episode_steps: int | None = None, progress: bool = True, max_restarts: int = 3,
               start_method: str = "fork", curve_window: int = 1000,
-              fingerprint: str | None = None, label: str | None = None) -> dict:
+              fingerprint: str | None = None, label: str | None = None,
+              board: Callable | None = None) -> dict:
     """Train an actor-critic with A3C until ``episodes`` episodes (in total, across resumes).
 
     Writes into ``out_dir``: ``episodes.csv`` (episode, worker, reward, length, time),
@@ -463,6 +472,9 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
     ``label`` names the model in the progress lines and the plot (default: the folder's name).
     Without a terminal (or with ``progress`` off) a plain line every ``episode_every`` episodes
     says how far it is (qtc.tasks.engines.progress); on a terminal a tqdm bar does.
+
+    ``board()``, if given, opens a TensorBoard SummaryWriter (in the driver, after the workers
+    fork): every episode's reward and length are logged to it.
 
     ``optimizer(params, foreach=False)`` builds the optimizer (the spec's ``train`` statement;
     default Adam, lr 1e-4, betas (0.92, 0.999)); its state is shared by all workers.
@@ -479,7 +491,7 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
                       checkpoint_every_s=checkpoint_every_s, resume=resume, progress=progress,
                       max_restarts=max_restarts, start_method=start_method,
                       curve_window=curve_window, optimizer=optimizer or _default_adam,
-                      label=label or out_dir.name)
+                      label=label or out_dir.name, board=board)
     return trainer.run()
 
 

@@ -105,7 +105,7 @@ def parse_models(text: str, candidates: int, *, quantum: bool) -> list[str]:
             out.append(CLASSICAL)
         else:
             raise QtcError(f"unknown model '{word}' in --models: expected diffqas, fixed, fixed:K "
-                           f"(0 <= K < {candidates}) or classical")
+                           f"(0 <= K < {candidates}; fixed:K is config K+1) or classical")
     if not out:
         raise QtcError(f"--models {text!r} names no model: expected diffqas, fixed, fixed:K or classical")
     return list(dict.fromkeys(out))

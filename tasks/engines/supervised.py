@@ -192,6 +192,8 @@ def _diverged(rundir: RunDir, label: str, epoch: int, what: str) -> QtcError:
     return QtcError(f"training diverged: {label}, epoch {epoch + 1}, {what}; {before}\n"
                     "hint: lower 'lr' in the 'train' statement (a resumed run would diverge the same "
                     "way) and start a new run")
+
+
 WEIGHT_ROUNDING = 1e-6   # the metrics rows keep structural weights to 6 decimals
 
 

@@ -89,6 +89,8 @@ def _budget(args) -> dict:
     out = {k: getattr(args, k, None) for k in names}
     out["download"] = bool(out["download"])
     out["select"] = parse_select(getattr(args, "select", None))
+    if getattr(args, "tensorboard", False):     # only when given: older sweeps recorded no such key
+        out["tensorboard"] = True
     return out
 
 
@@ -221,7 +223,11 @@ def _budget_args(parser) -> None:
     parser.add_argument("--backend", type=backend_name,
                         help="simulator backend (default: the spec's, else auto)")
     _select_arg(parser)
-    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars (a plain line per epoch is printed all the same)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="also write TensorBoard event files into RUNDIR/tensorboard/<model> "
+                        "(needs the tensorboard package: pip install tensorboard)")
     _threads_arg(parser)
     _set_arg(parser)
 

@@ -6,7 +6,7 @@ again here.
 """
 from __future__ import annotations
 
-from qtc.compiler.ir import Program
+from qtc.compiler.ir import Program, numbered
 from qtc.compiler.render import Rendered
 from qtc.compiler.schedule import Plan
 
@@ -42,12 +42,12 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
              f"backward {len(kernels.kernels['backward'])}"]
     for c in plan.circuits:
         kind = "real" if c.real else "complex"
-        lines.append(f"circuit [{' '.join(map(str, c.members))}] {kind} {c.label}: "
+        lines.append(f"circuit [{numbered(c.members)}] {kind} {c.label}: "
                      f"{len(c.lowered.ops)} ops after frames; forward {len(c.fwd)} passes "
                      f"(ranks {_ranks(c.fwd)}), backward {len(c.bwd)} passes (ranks {_ranks(c.bwd)})")
     for i in plan.constants:
         node = prog.circuits[i]
-        lines.append(f"constant [{' '.join(map(str, node.members))}] {prog.label_of(node)}: exact, "
+        lines.append(f"constant [{numbered(node.members)}] {prog.label_of(node)}: exact, "
                      f"no simulation")
     total_flops = kernels.fwd_flops + kernels.bwd_flops + 8 * dim * len(plan.circuits)
     lines += [f"bytes per step: {traffic['total']} (forward passes {traffic['forward']}, "

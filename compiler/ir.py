@@ -104,6 +104,12 @@ class Program:
         return " = ".join(self.labels[m] for m in node.members)
 
 
+def numbered(members) -> str:
+    """Candidate indices as the user reads them: 1-based, as in the report's candidate list and
+    the paper's configs (``0 2 3 5`` -> ``1 3 4 6``)."""
+    return " ".join(str(m + 1) for m in members)
+
+
 def count_gates(circuit: Circuit) -> dict[str, int]:
     out: dict[str, int] = {}
     for op in circuit.ops:
@@ -162,7 +168,7 @@ def pretty(prog: Program) -> str:
              "candidates"]
     lines += [f"  {i:3d} {lab}" for i, lab in enumerate(prog.labels)]
     for node in prog.circuits:
-        members = " ".join(map(str, node.members))
+        members = numbered(node.members)
         if isinstance(node, Constant):
             lines.append(f"constant [{members}] {prog.label_of(node)}")
             lines += [f"  parity {mask:0{prog.qubits}b} = {p}" for mask, p in node.constraints]

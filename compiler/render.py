@@ -23,7 +23,7 @@ from functools import lru_cache
 from importlib import resources
 
 from qtc.compiler import symbolic
-from qtc.compiler.ir import Angle
+from qtc.compiler.ir import Angle, numbered
 from qtc.compiler.schedule import CircuitPlan, Pass, Plan, SOp, parity
 from qtc.compiler.target import Target
 
@@ -344,7 +344,7 @@ def _section(plan: Plan, circ: CircuitPlan, pss: Pass, backward: bool) -> tuple[
             if plane:
                 lines += [f"QTC_ST({plane}p, y0 ^ {o}L, {plane}{s});" for s, o in enumerate(offs)]
     sec.body = ptrs + ["for (long t = t0; t < t1; t += step) {"] + ["  " + x for x in lines] + ["}"]
-    head = (f"// circuit [{' '.join(map(str, circ.members))}] {circ.label}: {len(pss.ops)} ops, "
+    head = (f"// circuit [{numbered(circ.members)}] {circ.label}: {len(pss.ops)} ops, "
             f"rank {pss.rank}, {tiles} tiles")
     return sec, head
 

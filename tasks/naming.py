@@ -53,9 +53,35 @@ def order(model: str) -> tuple[int, int]:
 def label(model: str, candidates) -> str:
     """The display name: ``DiffQAS-QT``, ``config K+1 (<candidate label>)`` or ``classical``."""
     k = fixed_index(model)
+    if k is not None and k < len(candidates):
+        return f"{short(model)} ({candidates[k]})"
+    return short(model)
+
+
+def short(model: str) -> str:
+    """The display name without the candidate: ``DiffQAS-QT``, ``config K+1`` or ``classical``."""
+    k = fixed_index(model)
     if k is not None:
-        return f"config {k + 1} ({candidates[k]})" if k < len(candidates) else model
+        return f"config {k + 1}"
     return {DIFFQAS: "DiffQAS-QT", CLASSICAL: "classical"}.get(model, model)
+
+
+def configs(models) -> str:
+    """Several models named once: ``configs 1, 9, 12`` when all are fixed candidates (1-based,
+    as in the paper), else their short names joined with commas."""
+    ks = [fixed_index(m) for m in models]
+    if len(ks) > 1 and None not in ks:
+        return "configs " + ", ".join(str(k + 1) for k in ks)
+    return ", ".join(short(m) for m in models)
+
+
+def tie_label(models) -> str:
+    """The one legend entry of tied models: ``configs 1=3=4=6 (tie)``; with another model among
+    them, their short names joined by ``=``."""
+    ks = [fixed_index(m) for m in models]
+    if None not in ks:
+        return "configs " + "=".join(str(k + 1) for k in ks) + " (tie)"
+    return " = ".join(short(m) for m in models) + " (tie)"
 
 
 def parse_models(text: str, candidates: int, *, quantum: bool) -> list[str]:
@@ -79,7 +105,7 @@ def parse_models(text: str, candidates: int, *, quantum: bool) -> list[str]:
             out.append(CLASSICAL)
         else:
             raise QtcError(f"unknown model '{word}' in --models: expected diffqas, fixed, fixed:K "
-                           f"(0 <= K < {candidates}) or classical")
+                           f"(0 <= K < {candidates}; fixed:K is config K+1) or classical")
     if not out:
         raise QtcError(f"--models {text!r} names no model: expected diffqas, fixed, fixed:K or classical")
     return list(dict.fromkeys(out))

@@ -94,7 +94,7 @@ def test_run_folder_holds_every_model_figure_and_summary(short_run):
             assert (short_run / "models" / model / name).is_file()
     assert (short_run / "rewards.png").stat().st_size > 5000
     summary = (short_run / "summary.md").read_text()
-    lines = [ln for ln in summary.splitlines() if ln.startswith("| classical") or ln.startswith("| diffqas")]
+    lines = [ln for ln in summary.splitlines() if ln.startswith(("| classical", "| DiffQAS-QT"))]
     assert len(lines) == 2 and all("| completed | 20 |" in ln for ln in lines)
     assert "DiffQAS-QT" in summary and "not reached" in summary
 
@@ -133,7 +133,7 @@ def test_resume_of_a_finished_run_skips_every_model(short_run, capsys):
     assert main(["run", "--resume", str(short_run), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "classical: already completed (20 episodes), skipping" in out
-    assert "diffqas: already completed (20 episodes), skipping" in out
+    assert "DiffQAS-QT: already completed (20 episodes), skipping" in out
     for m, text in before.items():
         assert (short_run / "a3c" / m / "episodes.csv").read_text() == text
 
@@ -179,11 +179,11 @@ def test_ctrl_c_stops_the_model_loop_and_resume_continues(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert f"qtc run --resume {run}" in err
     assert not (run / "a3c" / "fixed_0").exists()          # the second model never started
-    assert "| classical | classical | interrupted |" in (run / "summary.md").read_text()
+    assert "| classical | interrupted |" in (run / "summary.md").read_text()
     assert len(episodes(run / "a3c" / "classical")) == 3
     monkeypatch.undo()
     assert main(["run", "--resume", str(run), "--no-progress"]) == 0
-    assert "classical (classical): resuming 8 episodes" in capsys.readouterr().out
+    assert "classical: resuming 8 episodes" in capsys.readouterr().out
     for model in ("classical", "fixed_0"):
         rows = episodes(run / "a3c" / model)
         assert [int(r["episode"]) for r in rows] == list(range(1, 9))
@@ -224,7 +224,7 @@ def test_dying_workers_give_a_failed_status_and_a_clean_error(tmp_path, monkeypa
     rundir.path.mkdir()
     with pytest.raises(QtcError, match="A3C training failed for classical.*--resume"):
         a3c_task.run(built, rundir, _options())
-    assert "| classical | classical | failed |" in (rundir.path / "summary.md").read_text()
+    assert "| classical | failed |" in (rundir.path / "summary.md").read_text()
     log = (rundir.path / "a3c" / "classical" / "errors.log").read_text()
     assert "injected fault" in log
     assert not (rundir.path / "models" / "classical").exists()     # nothing exported

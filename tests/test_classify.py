@@ -89,7 +89,7 @@ def test_mnist_spec_runs_diffqas_and_classical_and_writes_the_run_folder(mnist_e
     for r in rows:
         assert 0.0 <= r["test_accuracy"] <= 1.0 and r["train_loss"] > 0
     assert len(rows[0]["structural_weights"]) == 12
-    assert "| diffqas | DiffQAS-QT | 1 |" in (out / "summary.md").read_text()
+    assert "| DiffQAS-QT | 1 |" in (out / "summary.md").read_text()
 
 
 @pytest.mark.skipif(not _fashion_available(), reason="FashionMNIST not installed")

@@ -21,10 +21,11 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from qtc.errors import QtcError
+from qtc.tasks import naming
 from qtc.tasks.build import Built
-from qtc.tasks.engines import selection
+from qtc.tasks.engines import progress, selection
 from qtc.tasks.engines.optim import make_optimizer
-from qtc.tasks.runs import signals
+from qtc.tasks.runs import signals, tensorboard
 from qtc.tasks.runs.rundir import CHECKPOINT, RunDir
 
 
@@ -37,6 +38,7 @@ class Supervised:
     scores: Callable[[torch.Tensor, torch.Tensor], dict[str, float]]   # (outputs, targets) -> metrics
     on_epoch: Callable[[str, int, torch.Tensor], None] | None = None     # (model, epoch, flat) hook
     preprocessing: str = ""       # markdown for the exported models' README: inputs and outputs
+    on_model: Callable[[str], None] | None = None                        # after each model (figures)
     eval_batch: int = 1000
 
 
@@ -58,9 +60,11 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
     current = state.get("current")
     if current:
         rows += [r for r in rundir.metrics() if r["model"] == current["model"] and r["epoch"] <= current["epoch"]]
+    overall = progress.Overall(len(opts.models))
     with signals.deferred() as stop:
         for model in opts.models:
             if model in state["done"] and state["done"][model]["epoch"] >= opts.epochs:
+                overall.finished(trained=False)
                 continue
             # A finished model trains on from its final state when --resume --epochs extends it.
             resume = current if current and current["model"] == model else state.get("final", {}).get(model)
@@ -69,6 +73,9 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
             state["current"] = None
             rundir.save_checkpoint(state)
             rundir.write_json(SELECTION, {m: _choice(opts, r) for m, r in state["done"].items()})
+            if task.on_model:
+                task.on_model(model)
+            progress.say(overall.finished())
             if stop.requested and model != opts.models[-1]:
                 _interrupted(rundir, f"after {built.model_label(model)}")
     return state["done"]
@@ -106,8 +113,11 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
         n_batches = min(n_batches, opts.max_batches)
     label = built.model_label(model)
     row = next((r for r in reversed(rows) if r["model"] == model), None)
+    lines = not progress.bars(opts.progress)
     bar = tqdm(total=opts.epochs * n_batches, initial=epoch * n_batches + start_batch, desc=label,
-               disable=not opts.progress, unit="batch", dynamic_ncols=True, leave=False)
+               disable=lines, unit="batch", dynamic_ncols=True, leave=False)
+    t_start = time.perf_counter()
+    board = tensorboard.writer(rundir.path, model) if getattr(opts, "tensorboard", False) else None
 
     def checkpoint(ep, b):
         state["current"] = {"model": model, "epoch": ep, "batch": b, "source": source.state_dict(),
@@ -150,12 +160,18 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
             if selection.is_better(opts.select, row, best and best["row"]):
                 best = {"row": row, "source": {k: v.clone() for k, v in source.state_dict().items()}}
             rundir.log_metrics(rows)
+            if board:
+                tensorboard.log_row(board, row)
+            if lines:
+                progress.say(progress.epoch_line(label, row, opts.epochs, time.perf_counter() - t_start))
             if task.on_epoch:
                 with torch.no_grad():
                     task.on_epoch(model, epoch, source().detach())
             checkpoint(epoch, 0)
     finally:
         bar.close()
+        if board:
+            board.close()
     if best is None:           # a checkpoint written before selection existed: its last epoch
         best = {"row": row, "source": source.state_dict()}
     with torch.no_grad():     # the selected epoch is what is exported (the live state stays the last)
@@ -177,6 +193,31 @@ def _diverged(rundir: RunDir, label: str, epoch: int, what: str) -> QtcError:
     return QtcError(f"training diverged: {label}, epoch {epoch + 1}, {what}; {before}\n"
                     "hint: lower 'lr' in the 'train' statement (a resumed run would diverge the same "
                     "way) and start a new run")
+
+
+WEIGHT_ROUNDING = 1e-6   # the metrics rows keep structural weights to 6 decimals
+
+
+def unmoved_weights(rows: list[dict], model: str = "diffqas") -> list[int]:
+    """Candidates whose structural weight is the same (to the recorded rounding) at every epoch
+    `model` recorded, over at least two epochs. In the paper space configs 9 and 12 (a delta on
+    |0...0>) stay at their initial weight: the rescaling's tanh saturates there, so their gradient
+    is 0. Found from the recorded weights, not from the space."""
+    history = [r["structural_weights"] for r in rows if r["model"] == model and r.get("structural_weights")]
+    if len(history) < 2:
+        return []
+    return [k for k in range(len(history[0]))
+            if max(h[k] for h in history) - min(h[k] for h in history) <= WEIGHT_ROUNDING]
+
+
+def unmoved_note(rows: list[dict]) -> str | None:
+    """``configs 9, 12: structural weight never moved (gradient 0)``, or None."""
+    stuck = unmoved_weights(rows)
+    if not stuck:
+        return None
+    return f"{naming.configs([naming.fixed(k) for k in stuck])}: structural weight never moved (gradient 0)"
+
+
 ABSURD_LOSS = 100.0   # the tasks' losses start near 1: cross-entropy ln 2, MSE of series in [0, 1]
 
 

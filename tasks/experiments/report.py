@@ -510,42 +510,47 @@ def _band(task, model, label, curve, series: list[np.ndarray]) -> list[dict]:
 
 
 def plot_curves(path: Path, task: str, kind: str, rows: list[dict]) -> Path | None:
-    """One panel per curve; DiffQAS-QT thick, classical dashed, the fixed candidates thin; bands = 1 std."""
+    """`bands_figure`, saved to `path`; None when the task has no curves."""
+    from qtc.tasks import plots
+    fig = bands_figure(task, kind, rows)
+    return None if fig is None else plots.save(fig, path, dpi=100)
+
+
+def bands_figure(task: str, kind: str, rows: list[dict]):
+    """One panel per curve, every model's mean over seeds with a one-std band clipped to the
+    metric's range (rewards, accuracies in [0, 1]; MSE positive on its log axis); models with
+    identical bands (tied candidates) drawn once, labelled as a tie; the legend outside."""
     from qtc.tasks import plots
     plt = plots.pyplot()
     mine = [r for r in rows if r["task"] == task]
     names = list(dict.fromkeys(r["curve"] for r in mine))
     if not names:
         return None
+    log = kind == "forecast"
     fig, axes = plt.subplots(1, len(names), figsize=(6.2 * len(names), 4.4), squeeze=False)
     models = sorted({r["model"] for r in mine}, key=naming.order)
-    cmap = plt.get_cmap("tab20")
+    pts = {(m, c): [r for r in mine if r["model"] == m and r["curve"] == c] for m in models for c in names}
+    ties = plots.ties({m: tuple(plots.series_key([(p["mean"], p["std"]) for p in pts[m, c]]) for c in names)
+                       for m in models})
     for ax, curve in zip(axes[0], names):
-        for i, model in enumerate(models):
-            pts = [r for r in mine if r["curve"] == curve and r["model"] == model]
-            if not pts:
+        for i, tie in enumerate(ties):
+            got = pts[tie[0], curve]
+            if not got:
                 continue
-            x = np.array([p["step"] for p in pts])
-            m = np.array([p["mean"] for p in pts])
-            s = np.array([p["std"] for p in pts])
-            style = ({"color": "k", "lw": 2.4, "zorder": 5} if model == "diffqas" else
-                     {"color": "0.35", "lw": 1.8, "ls": "--", "zorder": 4} if model == "classical" else
-                     {"color": cmap(i % 20), "lw": 0.9})
-            ax.plot(x, m, label=f"{pts[0]['label']} (n={pts[0]['n']})", **style)
-            lo = m - s
-            if kind == "forecast":  # log scale: a band below zero would swallow the plot
-                lo = np.where(lo > 0, lo, np.array([p["min"] for p in pts]))
-            ax.fill_between(x, lo, m + s, color=style["color"], alpha=0.18 if model == "diffqas" else 0.08,
-                            lw=0)
-        if kind == "forecast":
+            x, m, s = (np.array([p[k] for p in got]) for k in ("step", "mean", "std"))
+            label = naming.tie_label(tie) if len(tie) > 1 else got[0]["label"]
+            band = plots.clip_band(m, m - s, m + s, bounds=plots.bounds_of(curve), log=log)
+            plots.draw(ax, x, m, model=tie[0], label=f"{label} (n={got[0]['n']})", index=i, band=band,
+                       alpha=0.08)
+        if log:
             ax.set_yscale("log")
         ax.set_xlabel("episode" if kind == "a3c" else "epoch")
         ax.set_ylabel(curve.replace("_", " "))
         ax.set_title(f"{task}: {curve.replace('_', ' ')}", fontsize=10)
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=6.5, ncol=2 if len(models) > 6 else 1, loc="best")
+    plots.legend_outside(fig, axes[0][0])
     fig.tight_layout()
-    return plots.save(fig, path, dpi=100, bbox_inches=None)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------
@@ -633,22 +638,44 @@ def _md_summary(summary: list[dict]) -> list[str]:
         rows = [s for s in summary if s["task"] == task]
         kind = rows[0]["kind"]
         _, name, higher, _ = METRICS.get(kind, ("test_loss", "test loss", False, False))
-        got = [s for s in rows if s["n"]]
-        best = (max if higher else min)(got, key=lambda s: s["median"]) if got else None
+        best, note = best_rows(rows, higher)
         L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", "",
               "| model | median | IQR | min .. max | mean ± std | n | epochs | per seed |",
               "|---|---|---|---|---|---|---|---|"]
         for s in rows:
-            mark = " **best**" if s is best else ""
+            mark = " **best**" if any(s is b for b in best) else ""
             extra = "".join([f", {s['failed']} failed" if s["failed"] else "",
                              f", {s['pending']} unfinished" if s["pending"] else ""])
             per = ", ".join(f"{k}: {_num(v, kind)}" for k, v in s["values"].items())
-            L.append(f"| {s['label']}{mark} | {_num(s['median'], kind)} | {_num(s['q1'], kind)} .. "
-                     f"{_num(s['q3'], kind)} | {_num(s['min'], kind)} .. {_num(s['max'], kind)} | "
-                     f"{_num(s['mean'], kind)} ± {_num(s['std'], kind)} | "
+            L.append(f"| {s['label']}{mark} | {_num(s['median'], kind)} | {_spread(s, kind)} | "
                      f"{s['n']}{extra} | {s['epochs'] or '-'} | {per} |")
-        L.append("")
+        L += ["", note, ""] if note else [""]
     return L
+
+
+def _spread(s: dict, kind: str) -> str:
+    """The IQR, min .. max and mean ± std cells; with one seed there is no spread to show."""
+    if s["n"] < 2:
+        return "- | - | one seed: no spread"
+    return (f"{_num(s['q1'], kind)} .. {_num(s['q3'], kind)} | {_num(s['min'], kind)} .. "
+            f"{_num(s['max'], kind)} | {_num(s['mean'], kind)} ± {_num(s['std'], kind)}")
+
+
+def best_rows(rows: list[dict], higher: bool) -> tuple[list[dict], str]:
+    """The rows to mark best (by median) and a note: no mark with one seed (a single run ranks
+    nothing) or when every model ties; the tied rows are all marked when several share the best."""
+    got = [s for s in rows if s["n"]]
+    if not got:
+        return [], ""
+    if any(s["n"] < 2 for s in got):
+        return [], "One seed: no spread, so no model is marked best."
+    top = (max if higher else min)(s["median"] for s in got)
+    best = [s for s in got if s["median"] == top]
+    if len(best) == len(got) > 1:
+        return [], f"All {len(got)} models tie (median {top:.6g})."
+    if len(best) > 1:
+        return best, "Tied for best: " + ", ".join(s["label"] for s in best) + "."
+    return best, ""
 
 
 def _md_table2(cells: dict) -> list[str]:
@@ -673,7 +700,8 @@ def _md_weights(w: list[dict]) -> list[str]:
         rows = sorted([x for x in w if x["task"] == task], key=lambda x: x["rank"])
         a, b = rows[0], rows[1] if len(rows) > 1 else None
         v = max(rows, key=lambda x: x["argmax_votes"])
-        L.append(f"| {task} | {a['index'] + 1} {a['candidate']} | {a['mean']:.4f} ± {a['std']:.4f} | "
+        spread = f" ± {a['std']:.4f}" if a["seeds"] > 1 else " (one seed: no spread)"
+        L.append(f"| {task} | {a['index'] + 1} {a['candidate']} | {a['mean']:.4f}{spread} | "
                  f"{a['argmax_votes']}/{a['seeds']} | "
                  + (f"{b['index'] + 1} {b['candidate']} | {b['mean']:.4f} | " if b else "- | - | ")
                  + f"{v['index'] + 1} {v['candidate']} ({v['argmax_votes']}/{v['seeds']}) |")

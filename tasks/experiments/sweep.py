@@ -39,6 +39,7 @@ from pathlib import Path
 
 from qtc.errors import QtcError
 from qtc.tasks import naming
+from qtc.tasks.engines.progress import clock
 from qtc.tasks.runs import guard, signals
 from qtc.tasks.runs.rundir import RESOLVED, atomic_json
 
@@ -520,10 +521,10 @@ class Progress:
 
     def line(self) -> str:
         eta = self.eta()
-        eta_text = "?" if eta is None else _clock(eta)
+        eta_text = "?" if eta is None else clock(eta)
         pending = self.total - self.done - self.failed - self.running
         return (f"sweep: {self.done}/{self.total} done ({self.skipped} earlier), {self.running} running, "
-                f"{self.failed} failed, {pending} pending; elapsed {_clock(time.perf_counter() - self.t0)}, "
+                f"{self.failed} failed, {pending} pending; elapsed {clock(time.perf_counter() - self.t0)}, "
                 f"ETA {eta_text}")
 
     def show(self, force: bool = False) -> None:
@@ -546,11 +547,6 @@ class Progress:
     def close(self) -> None:
         if self.enabled and self.tty:
             self.stream.write("\n")
-
-
-def _clock(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 @dataclass
@@ -673,7 +669,7 @@ def run_sweep(trials: list[Trial], out: Path | str, *, report: bool = True, **op
     """
     print(f"sweep {out}: {len(trials)} trials")
     res = sweep(trials, out, **options)
-    print(f"sweep finished in {_clock(res.seconds)} on {res.executor}"
+    print(f"sweep finished in {clock(res.seconds)} on {res.executor}"
           + (f" (start-up {res.startup_seconds:.1f} s)" if res.startup_seconds else "")
           + f": {len(res.done)} done, {len(res.skipped)} skipped (done earlier), {len(res.failed)} failed")
     for key in res.failed:

@@ -10,19 +10,17 @@ figures and summary:
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 import torch.nn.functional as F
 
-from qtc.errors import QtcError, SpecError, did_you_mean
+from qtc.compiler.factorised import Factorised
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
-from qtc.tasks.data.images import CLASSES, DATASETS, _torchvision_class, load_binary
+from qtc.tasks.data.images import DATASETS, _torchvision_class, load_binary
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import majority_baseline
-from qtc.tasks.engines.supervised import SELECTION, Supervised, held_out, train_all
+from qtc.tasks.engines.supervised import SELECTION, Supervised, held_out, train_all, unmoved_note
 
 CURVE_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 BASELINES = "baselines.json"
@@ -51,16 +49,14 @@ def _load(built: Built, opts):
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every requested model on the spec's two classes; return {model: selected metrics row}."""
     train, test = _load(built, opts)
+    # The figures and summary are refreshed after each model.
     task = Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy,
-                      preprocessing=preprocessing(built))
+                      preprocessing=preprocessing(built), on_model=lambda _model: report(built, rundir))
     fit, _ = held_out(task, opts, built.spec.train.batch)    # the baseline sees what the models train on
     rundir.write_json(BASELINES, majority_baseline(fit.train.tensors[1], test.tensors[1]))
     done: dict = {}
     try:
-        # One model at a time, so the figures and summary are refreshed after each of them.
-        for model in opts.models:
-            done = train_all(built, rundir, replace(opts, models=[model]), task)
-            report(built, rundir)
+        done = train_all(built, rundir, opts, task)
     finally:
         if rundir.metrics():  # interrupted or failed: still leave figures of what was done
             report(built, rundir)
@@ -120,17 +116,21 @@ def final_rows(rows: list[dict], selected: dict | None = None) -> dict[str, dict
     return out
 
 
-def rank_among_fixed(final: dict[str, dict], key: str = "test_accuracy") -> tuple[int, int] | None:
-    """DiffQAS-QT's rank (1 = best) by `key` among itself and the fixed candidates, and their count.
-
-    Ties count in DiffQAS-QT's favour (rank = 1 + number of candidates strictly better); None
-    when DiffQAS-QT or all fixed candidates are missing.
-    """
-    fixed = [r[key] for m, r in final.items() if naming.is_fixed(m)]
-    if "diffqas" not in final or not fixed:
-        return None
-    mine = final["diffqas"][key]
-    return 1 + sum(v > mine for v in fixed), len(fixed) + 1
+def standing(final: dict[str, dict], key: str = "test_accuracy") -> str:
+    """DiffQAS-QT's place by `key` among itself and the fixed candidates, in words: its rank
+    (1 = best; ties count in its favour) with the candidates it ties named once, or "all tie"."""
+    fixed = {m: r[key] for m, r in final.items() if naming.is_fixed(m)}
+    if naming.DIFFQAS not in final or not fixed:
+        return "DiffQAS-QT's rank among the fixed candidates: not available (not all were run)."
+    mine, what = final[naming.DIFFQAS][key], key.replace("_", " ")
+    if all(v == mine for v in fixed.values()):
+        return f"DiffQAS-QT and the {len(fixed)} fixed candidates all tie on final {what} ({mine:.4f})."
+    better = sorted((m for m, v in fixed.items() if v > mine), key=lambda m: -fixed[m])
+    tied = [m for m, v in fixed.items() if v == mine]
+    return (f"DiffQAS-QT ranks {1 + len(better)} of {len(fixed) + 1} by final {what} among itself and "
+            f"the {len(fixed)} fixed candidates"
+            + (f", tied with {naming.configs(tied)}" if tied else "")
+            + (f"; better: {naming.configs(better)}." if better else "."))
 
 
 def summary(built: Built, rows: list[dict], selected: dict | None = None,
@@ -139,25 +139,18 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
     baseline, and DiffQAS-QT's standing among the fixed candidates."""
     final = final_rows(rows, selected)
     lines = [f"# {_figure_title(built)}", "",
-             "| model | label | epochs | train acc | test acc | train loss | test loss | s/epoch |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]
+             "| model | epochs | train acc | test acc | train loss | test loss | s/epoch |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for model, r in final.items():
         secs = [x["seconds"] for x in rows if x["model"] == model]
-        lines.append(f"| {model} | {r.get('label', model)} | {r['epoch']} | {r['train_accuracy']:.4f} | "
+        lines.append(f"| {r.get('label', model)} | {r['epoch']} | {r['train_accuracy']:.4f} | "
                      f"{r['test_accuracy']:.4f} | {r['train_loss']:.4g} | {r['test_loss']:.4g} | "
                      f"{sum(secs) / len(secs):.1f} |")
-    lines += [f"| *baseline* | {name} (class {b['class']}) | - | {b['train_accuracy']:.4f} | "
+    lines += [f"| *baseline:* {name} (class {b['class']}) | - | {b['train_accuracy']:.4f} | "
               f"{b['test_accuracy']:.4f} | - | - | - |" for name, b in (baselines or {}).items()]
     rule = next(iter((selected or {}).values()), {}).get("rule", "last")
     lines += ["", f"Reported epoch per model: select {rule} (selection.json)."]
-    rank = rank_among_fixed(final)
-    lines.append("")
-    if rank:
-        better = sorted((r["test_accuracy"], r.get("label", m)) for m, r in final.items()
-                        if naming.is_fixed(m) and r["test_accuracy"] > final["diffqas"]["test_accuracy"])
-        lines.append(f"DiffQAS-QT ranks {rank[0]} of {rank[1]} by final test accuracy among itself and "
-                     f"the {rank[1] - 1} fixed candidates (ties count in its favour)"
-                     + (f"; better: {', '.join(lab for _, lab in reversed(better))}." if better else "."))
-    else:
-        lines.append("DiffQAS-QT's rank among the fixed candidates: not available (not all were run).")
+    lines += ["", standing(final) + " One seed: no spread (`qtc run --seeds K` reports over seeds)."]
+    note = unmoved_note(rows) if not isinstance(built.program, Factorised) else None
+    lines += ["", f"Note: {note}."] if note else []
     return "\n".join(lines) + "\n"

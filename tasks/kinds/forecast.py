@@ -20,6 +20,7 @@ import re
 import torch
 import torch.nn.functional as F
 
+from qtc.compiler.factorised import Factorised
 from qtc.errors import QtcError, SpecError
 from qtc.tasks import naming
 from qtc.tasks.data import series as S
@@ -27,7 +28,7 @@ from qtc.tasks.build import Built
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import forecast_baselines
-from qtc.tasks.engines.supervised import Supervised, held_out, train_all
+from qtc.tasks.engines.supervised import Supervised, held_out, train_all, unmoved_note
 
 # Paper Table II: test MSE per data set; keys "DiffQAS-QT" and "Config 1" .. "Config 12".
 PAPER_COLUMNS = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
@@ -123,6 +124,13 @@ def paper_value(dataset: str, key: str | None) -> float | None:
 
 def plot_predictions(path, series: S.Series, wins: S.Windows, pred_train, pred_test, title: str,
                      window: int) -> None:
+    """`predictions_figure`, saved to `path`."""
+    from qtc.tasks import plots
+    plots.save(predictions_figure(series, wins, pred_train, pred_test, title, window), path, dpi=110)
+
+
+def predictions_figure(series: S.Series, wins: S.Windows, pred_train, pred_test, title: str,
+                       window: int):
     """Ground truth over the whole series, predictions on train and test windows, the split line."""
     from qtc.tasks import plots
     plt = plots.pyplot()
@@ -135,10 +143,12 @@ def plot_predictions(path, series: S.Series, wins: S.Windows, pred_train, pred_t
     ax.plot(t_train, pred_train, color="tab:blue", lw=1.0, label="prediction (train)")
     ax.plot(t_test, pred_test, color="tab:red", lw=1.0, label="prediction (test)")
     ax.axvline(axis[window + n_train], color="k", ls="--", lw=1.0, label="train / test")
+    ax.set_xlabel("time step")
+    ax.set_ylabel("value")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="best")
+    plots.legend_outside(fig, ax)
     fig.tight_layout()
-    plots.save(fig, path, dpi=110, bbox_inches=None)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,6 +261,8 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
     lines += [f"| *baseline:* {name} | - | {fmt(b['train_mse'])} | {fmt(b['test_mse'])} | - | - |"
               for name, b in baselines.items()]
     table = "\n".join(lines[-(len(rows) + len(baselines) + 2):])
+    note = unmoved_note(rundir.metrics()) if not isinstance(built.program, Factorised) else None
+    lines += ["", f"Note: {note}."] if note else []
     rundir.write_text("summary.md", "\n".join(lines) + "\n")
     rundir.write_json("summary.json", {"task": built.spec.name, "dataset": dataset, "seed": opts.seed,
                                        "epochs": opts.epochs, "select": opts.select,

@@ -30,12 +30,13 @@ import torch
 
 from qtc.errors import QtcError
 from qtc.tasks import plots
-from qtc.tasks.engines import a3c
+from qtc.tasks.engines import a3c, progress
 from qtc.tasks.engines.a3c.algorithm import OBS_SIZE, make_env
 from qtc.tasks.engines.baselines import random_policy_baseline
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.engines.supervised import SELECTION
 from qtc.tasks.build import Built, load_task
+from qtc.tasks.runs import tensorboard
 from qtc.tasks.runs.rundir import RunDir
 
 THRESHOLD = 0.9          # the paper's "solved" moving-average reward
@@ -110,11 +111,14 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     env, cfg = built.spec.env, built.spec.a3c
     rundir.write_json(BASELINES, random_policy_baseline(env.id, env.max_steps, cfg.eval_episodes, opts.seed))
     results: dict = {}
+    overall = progress.Overall(len(opts.models))
     try:
         for model in opts.models:
+            before = _completed(rundir.engine_dir(model), episodes)
             results[model] = _train_model(built, rundir, opts, spec_path, model, episodes)
             rundir.write_json(SELECTION, {m: choice(opts, cfg, s) for m, s in results.items()})
             report(built, rundir, opts.models)
+            progress.say(overall.finished(trained=before is None))
             if results[model]["status"] == "interrupted":
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
@@ -135,16 +139,16 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
                  episodes: int) -> dict:
     """Train (or resume, or skip) one model; export it when it completed."""
     out = rundir.engine_dir(model)
-    done = _read_summary(out)
-    if done and done.get("status") == "completed" and done.get("episodes", 0) >= episodes:
-        print(f"{model}: already completed ({done['episodes']} episodes), skipping")
+    done = _completed(out, episodes)
+    if done:
+        print(f"{built.model_label(model)}: already completed ({done['episodes']} episodes), skipping")
         _export(built, rundir, model)
         return done
     resume = (out / a3c.CHECKPOINT).is_file()
     if not resume:
         _clear_partial(out)
     spec, cfg = built.spec, built.spec.a3c
-    print(f"{model} ({built.model_label(model)}): {'resuming' if resume else 'training'} "
+    print(f"{built.model_label(model)}: {'resuming' if resume else 'training'} "
           f"{episodes} episodes on {spec.env.id}")
     summary = a3c.train_a3c(
         model_factory(built, spec_path, model, opts.seed, opts.backend), env_id=spec.env.id,
@@ -153,7 +157,8 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
         seed=opts.seed, out_dir=out, resume=resume, max_episode_steps=spec.env.max_steps,
         progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint(),
         eval_every=cfg.eval_every if opts.select == "validation" else None,
-        eval_episodes=cfg.eval_episodes)
+        eval_episodes=cfg.eval_episodes, label=built.model_label(model),
+        board=functools.partial(tensorboard.writer, rundir.path, model) if opts.tensorboard else None)
     if summary["status"] == "completed":
         _export(built, rundir, model)
     return summary
@@ -169,6 +174,10 @@ def choice(opts, cfg, summary: dict) -> dict:
         return {"rule": "validation", "episode": summary["episodes"], "criterion": None, "value": None}
     return {"rule": "validation", "episode": picked["episode"], "criterion": "eval_reward",
             "value": picked["reward"], "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes}
+def _completed(out: Path, episodes: int) -> dict | None:
+    """The engine summary of a model that already completed `episodes` episodes, else None."""
+    done = _read_summary(out)
+    return done if done and done.get("status") == "completed" and done.get("episodes", 0) >= episodes else None
 
 
 def _read_summary(out: Path) -> dict | None:
@@ -234,10 +243,11 @@ def report(built: Built, rundir: RunDir, models) -> None:
         stats = {**model_stats(log["reward"], log["time"], window), "selected": summary.get("selected")}
         rows.append((model, summary.get("status", "running or killed"), stats))
         if len(log["reward"]):
-            curves[built.model_label(model)] = log["reward"]
+            curves[model] = log["reward"]
     if curves:
         plots.plot_rewards(curves, window, rundir.path / "rewards.png",
-                         title=f"{built.spec.name}: {built.spec.env.id}")
+                           title=f"{built.spec.name}: {built.spec.env.id}",
+                           labels={m: built.model_label(m) for m in curves})
     baselines = rundir.read_json(BASELINES) if (rundir.path / BASELINES).is_file() else {}
     rundir.write_text("summary.md", summary_text(built, rows, baselines))
 
@@ -259,20 +269,20 @@ def summary_text(built: Built, rows, baselines: dict | None = None) -> str:
              f"Evaluation: greedy episodes on {cfg.eval_episodes} held-out seeds (every {cfg.eval_every:,} "
              "episodes with 'select validation'); the exported policy is the one named in the last "
              "column (selection.json).", "",
-             f"| model | label | status | episodes | final avg (last {window}) | to {THRESHOLD} | episodes/s "
+             f"| model | status | episodes | final avg (last {window}) | to {THRESHOLD} | episodes/s "
              "| exported policy |",
-             "|---|---|---|---:|---:|---:|---:|---|"]
+             "|---|---|---:|---:|---:|---:|---|"]
     for model, status, s in rows:
         final = "-" if s["final_avg"] is None else f"{s['final_avg']:.3f}"
         if s["final_avg"] is not None and s["episodes"] < window:
             final += f" (all {s['episodes']})"
         reach = "not reached" if s["to_threshold"] is None else f"{s['to_threshold']:,}"
         rate = "-" if s["episodes_per_s"] is None else f"{s['episodes_per_s']:.2f}"
-        lines.append(f"| {model} | {built.model_label(model)} | {status} | {s['episodes']:,} | {final} | "
+        lines.append(f"| {built.model_label(model)} | {status} | {s['episodes']:,} | {final} | "
                      f"{reach} | {rate} | {_exported(s)} |")
     if not rows:
-        lines.append("| (no model trained yet) | | | | | | | |")
-    lines += [f"| *baseline:* {name} | uniform random actions | - | - | - | - | - | mean eval reward "
+        lines.append("| (no model trained yet) | | | | | | |")
+    lines += [f"| *baseline:* {name} (uniform random actions) | - | - | - | - | - | mean eval reward "
               f"{b['eval_reward']:.3f} over {b['episodes']} episodes |" for name, b in (baselines or {}).items()]
     return "\n".join(lines) + "\n"
 

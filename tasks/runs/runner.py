@@ -19,7 +19,7 @@ from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.engines import selection
-from qtc.tasks.runs import guard, signals
+from qtc.tasks.runs import guard, signals, tensorboard
 from qtc.tasks.runs.provenance import provenance
 from qtc.tasks.runs.guard import RunLock
 from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
@@ -50,6 +50,7 @@ class RunOptions:
     backend: str | None = None
     threads: int = DEFAULT_THREADS
     progress: bool = True
+    tensorboard: bool = False             # event files in RUNDIR/tensorboard/<model> (opt-in)
     select: str = "last"                  # which epoch is reported: last | train | validation
     validation: float | None = None       # the held-out fraction of `select validation F`
 
@@ -94,7 +95,7 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
                     limit: int | None = None, max_batches: int | None = None, seed: int | None = None,
                     data_root: str | None = None, download: bool = False, backend: str | None = None,
                     threads: int | None = None, progress: bool = True,
-                    select: tuple | None = None) -> RunOptions:
+                    select: tuple | None = None, tensorboard: bool = False) -> RunOptions:
     """The spec's settings with every override that is not None applied.
 
     `select` is (rule, fraction or None), e.g. ("validation", 0.2): it replaces the spec's rule and
@@ -113,7 +114,7 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
         max_batches=max_batches, seed=_given(seed, spec.train.seed), data_root=data_root,
         download=bool(download or (spec.data and spec.data.download)), backend=backend,
         threads=resolve_threads(threads, DEFAULT_THREADS), progress=progress, select=rule,
-        validation=fraction)
+        validation=fraction, tensorboard=tensorboard)
 
 
 def _given(override, default):
@@ -134,14 +135,17 @@ def resolve_threads(given: int | None, default: int) -> int:
 
 def check(built: Built, options: RunOptions | None = None) -> None:
     """Everything that can be checked before training and was not checked when the spec was
-    loaded (load_task checks the kind's needs: data set, classes, networks, env): the backend and
-    the selection rule. Errors here come before any run folder."""
+    loaded (load_task checks the kind's needs: data set, classes, networks, env): the backend, the
+    selection rule and, with --tensorboard, the tensorboard package. Errors here come before any
+    run folder."""
     if options is not None and options.backend:
         from qtc.runtime.backends import resolve
         resolve(options.backend)              # an unknown or absent backend fails before training
     problem = options and select_problem(built.spec.kind, options.select, options.validation)
     if problem:                               # --select's rule for this kind (a spec's is located)
         raise QtcError(problem)
+    if options is not None and options.tensorboard:
+        tensorboard.require()
 
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
@@ -233,7 +237,7 @@ PROVENANCE = "provenance.json"
 # --- resume: the same run, or a clear refusal ----------------------------------------------
 RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers", "select", "validation")
 BUDGET_OPTIONS = ("epochs", "episodes")                                  # may only grow
-PLACE_OPTIONS = ("data_root", "download", "backend", "threads")          # where and how: may change
+PLACE_OPTIONS = ("data_root", "download", "backend", "threads", "tensorboard")          # where and how: may change
 
 
 def identity(built: Built, options: RunOptions) -> dict:

@@ -40,6 +40,8 @@ from qtc.tasks.engines.a3c.algorithm import (A3CConfig, a3c_loss, make_env, obs_
                                              share_state, shared_optimizer)
 from qtc.tasks.engines.a3c import evaluation
 from qtc.tasks.engines.a3c.episodes import EPISODES_CSV, EpisodeLog, read_episodes, save_policy
+from qtc.tasks import naming
+from qtc.tasks.engines import progress as prog   # `progress` is train_a3c's flag
 from qtc.tasks.plots import plot_rewards
 from qtc.tasks.runs import signals
 from qtc.tasks.runs.rundir import CHECKPOINT, atomic_json, atomic_torch
@@ -225,10 +227,14 @@ class Trainer:
 
     def __init__(self, make_model, cfg: A3CConfig, *, workers: int, episodes: int, out_dir: Path,
                  checkpoint_every_s: float, resume: bool, progress: bool, max_restarts: int,
-                 start_method: str, curve_window: int, optimizer: Callable):
+                 start_method: str, curve_window: int, optimizer: Callable, label: str,
+                 board: Callable | None = None):
         self.make_model, self.cfg, self.n_workers, self.target = make_model, cfg, workers, episodes
         self.out_dir, self.every_s, self.max_restarts = out_dir, checkpoint_every_s, max_restarts
-        self.curve_window, self.progress = curve_window, progress
+        self.curve_window, self.label = curve_window, label
+        self.open_board, self.board = board, None
+        self.bars = prog.bars(progress)
+        self.line_every = prog.episode_every(episodes)
         self.ctx = tmp.get_context(start_method)
         self.shared = Shared(self.ctx)
         self.procs: dict[int, tuple] = {}        # slot -> (process, connection)
@@ -322,6 +328,12 @@ class Trainer:
                 self.count, self.rows, self.steps = self.count + 1, self.rows + 1, self.steps + length
                 self.recent.append(reward)
                 self.bar.update(1)
+                if self.board:
+                    self.board.add_scalar("episode/reward", reward, self.count)
+                    self.board.add_scalar("episode/length", length, self.count)
+                if not self.bars and (self.count % self.line_every == 0 or self.count == self.target):
+                    prog.say(prog.episodes_line(self.label, self.count, self.target,
+                                                float(np.mean(self.recent)), self.elapsed()))
         elif msg[0] == "eval":
             _, episode, rewards, actor_flat, critic_flat = msg
             mean = float(np.mean(rewards))
@@ -367,7 +379,7 @@ class Trainer:
         self._report(text)
 
     def _report(self, text: str) -> None:
-        if self.progress:
+        if self.bars:
             self.bar.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr)
@@ -437,13 +449,14 @@ class Trainer:
         self.t0 = self.last_save = time.monotonic()
         count0, steps0 = self.count, self.steps
         tqdm.monitor_interval = 0          # no monitor thread: later forks (restarts) stay clean
-        self.bar = tqdm(total=self.target, initial=self.count, unit="ep", disable=not self.progress,
+        self.bar = tqdm(total=self.target, initial=self.count, unit="ep", disable=not self.bars,
                         dynamic_ncols=True, mininterval=0.5)
         status = "completed"
         with signals.as_interrupt():
             try:
                 for slot in range(self.n_workers):
                     self.start_worker(slot)
+                self.board = self.open_board() if self.open_board else None   # after the forks
                 status = self._loop()
             except KeyboardInterrupt:
                 status = "interrupted"
@@ -454,6 +467,8 @@ class Trainer:
                     self.save_checkpoint()
                     self.log.close()
                     self.bar.close()
+                    if self.board:
+                        self.board.close()
         return self._summary(status, time.monotonic() - self.t0, count0, steps0)
 
     def _loop(self) -> str:
@@ -469,7 +484,7 @@ class Trainer:
         return "completed"
 
     def _show(self) -> None:
-        if self.progress and self.recent:
+        if self.bars and self.recent:
             self.bar.set_postfix(avg_reward=f"{np.mean(self.recent):.3f}",
                                  steps_s=f"{self.steps / max(self.elapsed(), 1e-9):.0f}",
                                  refresh=False)
@@ -479,7 +494,8 @@ class Trainer:
         curve = None
         if len(rewards):
             curve = self.out_dir / "rewards.png"
-            plot_rewards({self.out_dir.name: rewards}, self.curve_window, curve)
+            model = naming.from_folder(self.out_dir.name)
+            plot_rewards({model: rewards}, self.curve_window, curve, labels={model: self.label})
         summary = {
             "status": status, "episodes": self.count, "steps": self.steps,
             "episodes_this_session": self.count - count0, "seconds": round(wall, 3),
@@ -552,13 +568,21 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
               max_episode_steps: int | None = None, progress: bool = True, max_restarts: int = 3,
               start_method: str = "fork", curve_window: int = 1000,
               fingerprint: str | None = None, eval_every: int | None = None,
-              eval_episodes: int = 10) -> dict:
+              eval_episodes: int = 10, label: str | None = None,
+              board: Callable | None = None) -> dict:
     """Train an actor-critic with A3C until ``episodes`` episodes (in total, across resumes).
 
     Writes into ``out_dir``: ``episodes.csv`` (episode, worker, reward, length, time),
     ``checkpoint.pt`` (every ``checkpoint_every_s`` and at the end), ``policy.pt`` and
     ``policy.json`` (the exported classical policy: its tensors, and its networks as plain data), ``rewards.png`` (moving average +- one std, ``curve_window``),
     ``summary.json``, and ``errors.log`` when something went wrong.
+
+    ``label`` names the model in the progress lines and the plot (default: the folder's name).
+    Without a terminal (or with ``progress`` off) a plain line every ``episode_every`` episodes
+    says how far it is (qtc.tasks.engines.progress); on a terminal a tqdm bar does.
+
+    ``board()``, if given, opens a TensorBoard SummaryWriter (in the driver, after the workers
+    fork): every episode's reward and length are logged to it.
 
     ``optimizer(params, foreach=False)`` builds the optimizer (the spec's ``train`` statement;
     default Adam, lr 1e-4, betas (0.92, 0.999)); its state is shared by all workers.
@@ -584,7 +608,8 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
     trainer = Trainer(make_model, cfg, workers=workers, episodes=episodes, out_dir=out_dir,
                       checkpoint_every_s=checkpoint_every_s, resume=resume, progress=progress,
                       max_restarts=max_restarts, start_method=start_method,
-                      curve_window=curve_window, optimizer=optimizer or _default_adam)
+                      curve_window=curve_window, optimizer=optimizer or _default_adam,
+                      label=label or out_dir.name, board=board)
     return trainer.run()
 
 

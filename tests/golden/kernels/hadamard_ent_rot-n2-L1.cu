@@ -155,7 +155,7 @@ QTC_END
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [1] H-ent-RY: 4 ops, rank 0, 1 tiles
+// circuit [2] H-ent-RY: 4 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const qv A0r_0 = qtc_sel1(1, (((real)0.7071067811865475)), (((real)-0.7071067811865475)));
   const qv A0r_1 = qtc_sel1(1, (((real)-0.7071067811865475)), (((real)0.7071067811865475)));
@@ -192,7 +192,7 @@ QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [4] H-cyc-RY: 4 ops, rank 0, 1 tiles
+// circuit [5] H-cyc-RY: 4 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const qv A0r_0 = qtc_sel1(1, (((real)0.7071067811865475)), (((real)-0.7071067811865475)));
   const qv A0r_1 = qtc_sel1(1, (((real)-0.7071067811865475)), (((real)0.7071067811865475)));
@@ -229,7 +229,7 @@ QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [6] none-ent-RX: 2 ops, rank 0, 1 tiles
+// circuit [7] none-ent-RX: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
@@ -251,7 +251,7 @@ QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [7] none-ent-RY: 2 ops, rank 0, 1 tiles
+// circuit [8] none-ent-RY: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c3(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const qv B0r_0 = qtc_sel1(1, (-s0), (s0));
@@ -276,7 +276,7 @@ QTC_FN qtc_f0_c3(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [9] none-cyc-RX: 2 ops, rank 0, 1 tiles
+// circuit [10] none-cyc-RX: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c4(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
@@ -298,7 +298,7 @@ QTC_FN qtc_f0_c4(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [10] none-cyc-RY: 2 ops, rank 0, 1 tiles
+// circuit [11] none-cyc-RY: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c5(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const qv B0r_0 = qtc_sel1(2, (-s0), (s0));
@@ -323,7 +323,7 @@ QTC_FN qtc_f0_c5(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [1] H-ent-RY: 4 ops, rank 0, 1 tiles
+// circuit [2] H-ent-RY: 4 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(3, (((real)-1.0)), (((real)1.0)));
@@ -383,7 +383,7 @@ QTC_FN qtc_b0_c0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [4] H-cyc-RY: 4 ops, rank 0, 1 tiles
+// circuit [5] H-cyc-RY: 4 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(3, (((real)-1.0)), (((real)1.0)));
@@ -443,7 +443,7 @@ QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [6] none-ent-RX: 2 ops, rank 0, 1 tiles
+// circuit [7] none-ent-RX: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   qacc acc0 = {};
@@ -483,7 +483,7 @@ QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [7] none-ent-RY: 2 ops, rank 0, 1 tiles
+// circuit [8] none-ent-RY: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c3(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(3, (((real)-1.0)), (((real)1.0)));
@@ -529,7 +529,7 @@ QTC_FN qtc_b0_c3(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [9] none-cyc-RX: 2 ops, rank 0, 1 tiles
+// circuit [10] none-cyc-RX: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c4(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   qacc acc0 = {};
@@ -569,7 +569,7 @@ QTC_FN qtc_b0_c4(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [10] none-cyc-RY: 2 ops, rank 0, 1 tiles
+// circuit [11] none-cyc-RY: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c5(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(3, (((real)-1.0)), (((real)1.0)));

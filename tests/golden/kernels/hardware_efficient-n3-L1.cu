@@ -96,7 +96,7 @@ QTC_END
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [0] H-RY-ring: 6 ops, rank 0, 1 tiles
+// circuit [1] H-RY-ring: 6 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const qv A0r_0 = qtc_sel1(1, (((real)0.7071067811865475)), (((real)-0.7071067811865475)));
   const qv A0r_1 = qtc_sel1(1, (((real)-0.7071067811865475)), (((real)0.7071067811865475)));
@@ -146,7 +146,7 @@ QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [2] none-RY-ring: 3 ops, rank 0, 1 tiles
+// circuit [3] none-RY-ring: 3 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const qv B0r_0 = qtc_sel1(1, (-s0), (s0));
@@ -178,7 +178,7 @@ QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [3] none-RX-ring: 3 ops, rank 0, 1 tiles
+// circuit [4] none-RX-ring: 3 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
@@ -204,7 +204,7 @@ QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [0] H-RY-ring: 6 ops, rank 0, 1 tiles
+// circuit [1] H-RY-ring: 6 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[2] * (real)0.5), s0 = QTC_SIN(th[2] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(4, (((real)-1.0)), (((real)1.0)));
@@ -287,7 +287,7 @@ QTC_FN qtc_b0_c0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [2] none-RY-ring: 3 ops, rank 0, 1 tiles
+// circuit [3] none-RY-ring: 3 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[2] * (real)0.5), s0 = QTC_SIN(th[2] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(4, (((real)-1.0)), (((real)1.0)));
@@ -349,7 +349,7 @@ QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [3] none-RX-ring: 3 ops, rank 0, 1 tiles
+// circuit [4] none-RX-ring: 3 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[2] * (real)0.5), s0 = QTC_SIN(th[2] * (real)0.5);
   qacc acc0 = {};

@@ -113,7 +113,7 @@ QTC_END
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [0] H-chain-RY: 4 ops, rank 0, 1 tiles
+// circuit [1] H-chain-RY: 4 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const qv A0r_0 = qtc_sel1(1, (((real)0.7071067811865475)), (((real)-0.7071067811865475)));
   const qv A0r_1 = qtc_sel1(1, (((real)-0.7071067811865475)), (((real)0.7071067811865475)));
@@ -150,7 +150,7 @@ QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [2] H-none-RY: 4 ops, rank 0, 1 tiles
+// circuit [3] H-none-RY: 4 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const qv A0r_0 = qtc_sel1(1, (((real)0.7071067811865475)), (((real)-0.7071067811865475)));
   const qv A0r_1 = qtc_sel1(1, (((real)-0.7071067811865475)), (((real)0.7071067811865475)));
@@ -187,7 +187,7 @@ QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [4] none-chain-RY: 2 ops, rank 0, 1 tiles
+// circuit [5] none-chain-RY: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const qv B0r_0 = qtc_sel1(1, (-s0), (s0));
@@ -212,7 +212,7 @@ QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [6] none-none-RY: 2 ops, rank 0, 1 tiles
+// circuit [7] none-none-RY: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_f0_c3(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const qv B0r_0 = qtc_sel1(1, (-s0), (s0));
@@ -237,7 +237,7 @@ QTC_FN qtc_f0_c3(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [0] H-chain-RY: 4 ops, rank 0, 1 tiles
+// circuit [1] H-chain-RY: 4 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(3, (((real)-1.0)), (((real)1.0)));
@@ -297,7 +297,7 @@ QTC_FN qtc_b0_c0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [2] H-none-RY: 4 ops, rank 0, 1 tiles
+// circuit [3] H-none-RY: 4 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(2, (((real)-1.0)), (((real)1.0)));
@@ -357,7 +357,7 @@ QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [4] none-chain-RY: 2 ops, rank 0, 1 tiles
+// circuit [5] none-chain-RY: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(3, (((real)-1.0)), (((real)1.0)));
@@ -403,7 +403,7 @@ QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [6] none-none-RY: 2 ops, rank 0, 1 tiles
+// circuit [7] none-none-RY: 2 ops, rank 0, 1 tiles
 QTC_FN qtc_b0_c3(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(2, (((real)-1.0)), (((real)1.0)));

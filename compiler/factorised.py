@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from qtc.compiler.expand import _ops, _size_angles
+from qtc.compiler.expand import size_angles, slot_ops
 from qtc.compiler.ir import Op, Program
 from qtc.dsl.space import SearchSpace, evaluate
 from qtc.errors import QtcError, SpecError
@@ -214,10 +214,10 @@ def to_steps(space: SearchSpace, n: int, depth: int) -> tuple[tuple[Step, ...], 
     `expand`'s own machinery, angles sized as there), and theta's shape; slots of two or more
     alternatives get a position."""
     memo: dict = {}
-    layer_ops = [[[_ops(space, alt.items, n, layer, memo) for alt in slot.alts] for slot in space.layer]
+    layer_ops = [[[slot_ops(space, alt.items, n, layer, memo) for alt in slot.alts] for slot in space.layer]
                  for layer in range(depth)]
-    init_ops = [_ops(space, alt.items, n, None, memo) for alt in space.init.alts] if space.init else []
-    layer_ops, init_ops, shape = _size_angles(layer_ops, init_ops, n, depth)
+    init_ops = [slot_ops(space, alt.items, n, None, memo) for alt in space.init.alts] if space.init else []
+    layer_ops, init_ops, shape = size_angles(layer_ops, init_ops, n, depth)
     slots = [("init", space.init, None, init_ops)] if space.init else []
     slots += [(f"layer {layer}.{s}", slot, layer, layer_ops[layer][s]) for layer in range(depth)
               for s, slot in enumerate(space.layer)]

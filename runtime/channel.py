@@ -14,7 +14,7 @@ from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Op
 from qtc.errors import QtcError
 from qtc.runtime import backends
-from qtc.runtime.reference import _angle, _complex_dtype, _rotation
+from qtc.runtime.reference import angle_value, complex_dtype, rotation_matrix
 
 CHANNEL_BACKENDS = ("reference", "cpu")
 
@@ -42,7 +42,7 @@ def probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, backend: str = 
 
 def reference_probabilities(prog, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     n = prog.qubits
-    cdt = _complex_dtype(theta.dtype)
+    cdt = complex_dtype(theta.dtype)
     rho = torch.zeros((2,) * (2 * n), dtype=cdt)
     rho[(0,) * (2 * n)] = 1
     for step in prog.steps:
@@ -67,10 +67,10 @@ def _conjugate_by(rho: torch.Tensor, ops: tuple[Op, ...], n: int, theta: torch.T
 def gate_matrix(op: Op, theta: torch.Tensor, n: int) -> torch.Tensor:
     """The op's matrix from the gate table (rotations differentiable in theta)."""
     g = GATES[op.gate]
-    cdt = _complex_dtype(theta.dtype)
+    cdt = complex_dtype(theta.dtype)
     if not g.params:
         return torch.as_tensor(g.matrix(), dtype=cdt)
-    return _rotation(g.axis, _angle(op.angle, theta, n))
+    return rotation_matrix(g.axis, angle_value(op.angle, theta, n))
 
 
 def apply_axes(rho: torch.Tensor, m: torch.Tensor, qubits, n: int, *, column: bool) -> torch.Tensor:

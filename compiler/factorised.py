@@ -44,7 +44,8 @@ from qtc.dsl.space import SearchSpace, evaluate
 from qtc.errors import QtcError, SpecError
 
 BYTES_PER_ENTRY = 16            # a complex float64 density-matrix entry (two planes of doubles)
-SCRATCH_STATES = 4              # density matrices the backward pass needs beyond the stored ones
+SCRATCH_STATES = 6              # density matrices the backward pass needs beyond the stored ones
+                                # (state and observable, each with a spare for gathers; E, E_new)
 CHANNEL_MEMORY = 4 << 30        # bytes of density matrices the channel form may hold
 FORMS = ("auto", "channel", "enumeration")
 

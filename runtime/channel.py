@@ -16,7 +16,7 @@ from qtc.errors import QtcError
 from qtc.runtime import backends
 from qtc.runtime.reference import angle_value, complex_dtype, rotation_matrix
 
-CHANNEL_BACKENDS = ("reference", "cpu")
+CHANNEL_BACKENDS = ("reference", "cpu", "cuda")
 
 
 def factorised_probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
@@ -36,8 +36,9 @@ def probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, backend: str = 
         name = "cpu" if backends.BACKENDS["cpu"][0]() else "reference"
     if name == "reference":
         return reference_probabilities(prog, theta, W)
-    from qtc.runtime.channel_kernels import cpu_probabilities
-    return cpu_probabilities(prog, theta, W)
+    from qtc.runtime import channel_kernels
+    run = channel_kernels.cpu_probabilities if name == "cpu" else channel_kernels.cuda_probabilities
+    return run(prog, theta, W)
 
 
 def reference_probabilities(prog, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

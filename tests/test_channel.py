@@ -107,6 +107,23 @@ def test_adjoint_backward_passes_gradcheck():
     assert torch.autograd.gradcheck(f, (theta, W), eps=1e-6, atol=1e-8)
 
 
+def test_a_cnot_network_or_a_layer_of_rz_is_one_pass_and_ry_h_are_real_passes():
+    """The specialised kernels: a run of monomial gates is one gather over the density matrix,
+    a one-qubit gate one pass over both sides (real for H and RY)."""
+    channel = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=5, depth=2)
+    tab = tables(channel)
+    passes = {}
+    for step in channel.steps:
+        first = tab.steps[channel.steps.index(step)][0]
+        for label, a in zip(step.labels, range(first, first + len(step.alts))):
+            passes[label] = [(seg.kind, seg.real, len(seg.grads)) for seg in tab.alts[a]]
+    assert passes["none"] == []
+    assert passes["H"] == [("dense", True, 0)] * 5
+    assert passes["ent"] == passes["cyc"] == [("mono", False, 0)]
+    assert passes["RZ"] == [("mono", False, 5)]                       # gradients at its end
+    assert passes["RY"] == [("dense", True, 1)] * 5 and passes["RX"] == [("dense", False, 1)] * 5
+
+
 def test_favourites_are_the_argmax_of_every_position():
     channel, enum = _forms(SMALL["untied_two_layer"])
     W = torch.zeros(channel.weights_shape, dtype=torch.float64)

@@ -2,8 +2,8 @@
 
 Every untied space small enough to enumerate is lowered both ways; probabilities and
 gradients (theta and weights) agree to 1e-10 in float64 on the channel's reference (torch
-density matrix, autograd) and cpu (compiled kernels, adjoint backward) paths, with raw weights
-that are unnormalised and negative.
+density matrix, autograd), cpu and cuda (compiled kernels, adjoint backward; cuda skips without
+CuPy and a GPU) paths, with raw weights that are unnormalised and negative.
 """
 import json
 from pathlib import Path
@@ -16,12 +16,16 @@ from qtc.cli import main
 from qtc.compiler.factorised import Factorised, lower_factorised, one_hot
 from qtc.dsl.space import parse_space
 from qtc.errors import SpecError
+from qtc.runtime import cuda
 from qtc.runtime.backends import probabilities
 from qtc.runtime.channel_kernels import ChannelFunction, tables
 from qtc.runtime.generator import QTGenerator
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_POSITION = "weights raw per position init 1 / C"
+# every backend; cuda runs where CuPy and a GPU are (bench/gpu_check.py's channel row too)
+BACKENDS = ["reference", "cpu",
+            pytest.param("cuda", marks=pytest.mark.skipif(not cuda.available(), reason="no CuPy / GPU"))]
 
 SMALL = {
     # the shipped two-layer space: init, entangler-or-nothing, RY | RZ per layer
@@ -76,7 +80,7 @@ def _value_and_grads(prog, theta, W, cot, backend):
     return (P, *torch.autograd.grad((P * cot).sum(), (theta, W)))
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_channel_equals_enumeration_in_values_and_gradients(name, backend):
     channel, enum = _forms(SMALL[name])
@@ -88,7 +92,7 @@ def test_channel_equals_enumeration_in_values_and_gradients(name, backend):
     assert want[2].abs().sum() > 0 and want[1].abs().sum() > 0   # the check is not vacuous
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_raw_weights_need_not_sum_to_one(backend):
     channel, enum = _forms(SMALL["untied_two_layer"])
     theta = torch.full((channel.depth, channel.qubits), 0.7, dtype=torch.float64)

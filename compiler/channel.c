@@ -99,23 +99,29 @@ QTC_KERNEL qtc_ch_gather(const real* in, real* out, long D, int n, const int* t,
   }
 }
 
-// out[i] = row i's share of Tr(F P_q S) for Hermitian F, S (S[j^f, i] = conj S[i, j^f]):
-// axis 0 (P = 1): the real part; axis 1, 2, 3 (X, Y, Z on qubit q): the imaginary part.
-QTC_KERNEL qtc_ch_trace(const real* F, const real* S, real* out, int n, int axis, int q) {
+// Traces for gradients, for Hermitian F, S (S[j^f, i] = conj S[i, j^f]): term t writes row i's
+// share of Tr(F P S) to out[slot[t] * 2^n + i], P = the Pauli axis[t] on qubit qubit[t]; axis 0
+// (P = 1): the real part; axis 1, 2, 3 (X, Y, Z): the imaginary part. Each thread walks one row
+// of F and S per term: the row stays in cache, so F and S are read from memory about once.
+QTC_KERNEL qtc_ch_traces(const real* F, const real* S, real* out, int n, const int* axis,
+                         const int* qubit, const int* slot, int terms) {
   const long dim = 1L << n, D = dim * dim;
-  const long f = (axis == 1 || axis == 2) ? 1L << q : 0;
   QTC_FOR(i, dim) {
-    real acc = 0;
-    for (long j = 0; j < dim; ++j) {
-      const long a = i * dim + j, b = i * dim + (j ^ f);
-      const real re = F[a] * S[b] + F[D + a] * S[D + b];      // F[i,j] conj(S[i, j^f])
-      const real imag = F[D + a] * S[b] - F[a] * S[D + b];
-      const int bit = (int)((j >> q) & 1);
-      if (axis == 0) acc += re;
-      else if (axis == 1) acc += imag;
-      else if (axis == 2) acc += bit ? re : -re;                // p(j) = -i (bit 0) or +i (bit 1)
-      else acc += bit ? -imag : imag;                           // p(j) = +1 (bit 0) or -1 (bit 1)
+    for (int t = 0; t < terms; ++t) {
+      const int ax = axis[t], q = qubit[t];
+      const long f = (ax == 1 || ax == 2) ? 1L << q : 0;
+      real acc = 0;
+      for (long j = 0; j < dim; ++j) {
+        const long a = i * dim + j, b = i * dim + (j ^ f);
+        const real re = F[a] * S[b] + F[D + a] * S[D + b];      // F[i,j] conj(S[i, j^f])
+        const real imag = F[D + a] * S[b] - F[a] * S[D + b];
+        const int bit = (int)((j >> q) & 1);
+        if (ax == 0) acc += re;
+        else if (ax == 1) acc += imag;
+        else if (ax == 2) acc += bit ? re : -re;                // p(j) = -i (bit 0) or +i (bit 1)
+        else acc += bit ? -imag : imag;                         // p(j) = +1 (bit 0) or -1 (bit 1)
+      }
+      out[slot[t] * dim + i] = acc;
     }
-    out[i] = acc;
   }
 }

@@ -10,9 +10,12 @@ index table and phases, so a CNOT network costs one pass whatever its length). T
 run the same kernels in the same order. ChannelFunction is the torch.autograd.Function:
 forward keeps every step's density matrix, backward runs the adjoint chain (float64).
 
-Gradients at a segment: a dense rotation's at the state just after it; a monomial run's
-rotations (RZ: diagonal) all at the run's end, since only diagonal gates may follow a rotation
-inside a run and they commute with its generator Z.
+Gradients: a rotation's Im Tr(F P sigma) may be taken at any later point of its alternative
+as long as every gate in between commutes with its generator P (gates on other qubits; diagonal
+gates for RZ). So a layer of rotations on distinct qubits, or a monomial run's RZs (only
+diagonal gates may follow a rotation inside a run), have all their traces taken at the end of
+the alternative, beside the weight's Tr(E X), in one `qtc_ch_traces` pass; the others at the
+state just after their segment, walking the alternative backwards.
 """
 from __future__ import annotations
 
@@ -62,13 +65,20 @@ def source() -> tuple[str, dict[str, str]]:
 @dataclass
 class Segment:
     """One pass: kind "dense" (ops: one gate) or "mono" (a run of monomial gates); `grads`: the
-    (rotation index, axis, qubit) whose gradient traces are taken after the pass."""
+    (rotation index, axis, qubit) whose gradient traces are taken just after the pass (walking
+    back), `terms`: their (offset, count) in Tables.terms."""
     kind: str
     ops: list
     grads: list
     real: bool = False
     phased: bool = False
     index: int = 0            # dense: row of the matrices; mono: row of the tables and phases
+    terms: tuple[int, int] = (0, 0)
+
+    def commutes_with(self, axis: int, qubit: int) -> bool:
+        """Whether every gate of the pass commutes with the Pauli `axis` on `qubit`."""
+        return all(qubit not in op.qubits or (axis == AXIS["Z"] and GATES[op.gate].diagonal)
+                   for op in self.ops)
 
 
 class Tables:
@@ -86,6 +96,11 @@ class Tables:
         self.dense: list = []            # ops of the dense segments
         self.mono: list[list] = []       # ops of the monomial segments
         self.alts = [self._segments(ops, a) for a, (_, _, ops) in enumerate(alts)]
+        self.terms: list[tuple[int, int, int]] = []   # (axis, qubit, row of the trace rows)
+        self.ends = [self._terms([(a, 0, 0)] + self._deferred(segs)) for a, segs in enumerate(self.alts)]
+        for segs in self.alts:
+            for seg in segs:
+                seg.terms = self._terms([(self.nalts + r, ax, q) for r, ax, q in seg.grads])
         self.theta_index = torch.tensor([op.angle.offset(self.n) for op in self.rotations], dtype=torch.long)
         self.scale = torch.tensor([op.angle.scale for op in self.rotations], dtype=torch.float64)
         self.rot_alt_t = torch.tensor(self.rot_alt, dtype=torch.long)
@@ -119,6 +134,21 @@ class Tables:
             last.phased = last.phased or param or not _unit_phases(g.matrix(0.0))
         return segs
 
+    def _deferred(self, segs: list[Segment]) -> list[tuple[int, int, int]]:
+        """Take out of each pass the gradients whose generator commutes with every later pass:
+        their traces move to the alternative's end (as (row, axis, qubit))."""
+        out = []
+        for i, seg in enumerate(segs):
+            late = [g for g in seg.grads if all(s.commutes_with(g[1], g[2]) for s in segs[i + 1:])]
+            seg.grads = [g for g in seg.grads if g not in late]
+            out += [(self.nalts + r, ax, q) for r, ax, q in late]
+        return out
+
+    def _terms(self, rows: list[tuple[int, int, int]]) -> tuple[int, int]:
+        start = len(self.terms)
+        self.terms += [(ax, q, row) for row, ax, q in rows]
+        return start, len(rows)
+
     def _rotation(self, op, alt: int) -> int:
         self.rotations.append(op)
         self.rot_alt.append(alt)
@@ -145,12 +175,13 @@ class Tables:
             adj[i] = phi.conj()
         return {"mats": torch.from_numpy(mats), "fwd": _planes(fwd), "adj": _planes(adj)}
 
-    def static(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """The index tables (forward: p^-1, adjoint: p) on `device`, moved once."""
+    def static(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """The index tables (forward: p^-1, adjoint: p) and the trace terms (axis, qubit, row
+        as three int32 rows) on `device`, moved once."""
         key = str(device)
         if key not in self._static:
-            self._static[key] = (torch.from_numpy(self.perm_inv).to(device),
-                                 torch.from_numpy(self.perm).to(device))
+            terms = _ints(np.array(self.terms, dtype=np.int32).reshape(-1, 3).T)
+            self._static[key] = tuple(torch.from_numpy(t).to(device) for t in (self.perm_inv, self.perm, terms))
         return self._static[key]
 
     def alt_weights(self, W: torch.Tensor) -> torch.Tensor:
@@ -263,7 +294,7 @@ class Run:
     def __init__(self, k, tab: Tables, inp: dict, wa: list[float], device: torch.device):
         self.k, self.tab, self.wa = k, tab, wa
         self.inp = {name: t.to(device) for name, t in inp.items()}
-        self.pinv, self.perm = tab.static(device)
+        self.pinv, self.perm, self.terms = tab.static(device)
 
     def apply(self, seg: Segment, src, out, alpha: float, beta: float, inverse: bool = False) -> None:
         """out = alpha * (seg applied to src, or its adjoint) + beta * out."""
@@ -277,8 +308,12 @@ class Run:
             e = self.inp["adj" if inverse else "fwd"][seg.index]
             self.k("qtc_ch_gather", t.D, src, out, t.D, t.n, table, e, int(seg.phased), alpha, beta)
 
-    def trace(self, F, S, rows, axis: int, q: int) -> None:
-        self.k("qtc_ch_trace", self.tab.dim, F, S, rows, self.tab.n, axis, q)
+    def traces(self, F, S, rows, terms: tuple[int, int]) -> None:
+        """The trace terms Tables.terms[offset:offset + count] of (F, S) into their rows."""
+        start, count = terms
+        if count:
+            ax, q, slot = (self.terms[r, start:] for r in range(3))
+            self.k("qtc_ch_traces", self.tab.dim, F, S, rows, self.tab.n, ax, q, slot, count)
 
     def chain(self, segs, src, out, alpha: float, beta: float, spare) -> None:
         """out = alpha * U src U^dagger + beta * out for the segments' U; intermediate states in
@@ -319,7 +354,8 @@ def forward(run: Run, states: torch.Tensor, spare) -> None:
 def backward(run: Run, states: torch.Tensor, g: torch.Tensor, rows: torch.Tensor, buf) -> None:
     """The adjoint chain: E := diag(g); per step backwards and alternative a: X = U_a rho U_a^+,
     rows[a] <- Tr(E X); walking its segments backwards, the rotations' Im Tr(Y P X) rows, then
-    X and Y = the observable un-applied; E_new = sum_a w_a U_a^+ E U_a."""
+    X and Y = the observable un-applied (X only while an earlier pass still has traces to take);
+    E_new = sum_a w_a U_a^+ E U_a."""
     tab = run.tab
     X, XT, Y, YT, E, En = buf
     E.zero_()
@@ -328,12 +364,11 @@ def backward(run: Run, states: torch.Tensor, g: torch.Tensor, rows: torch.Tensor
         for j, a in enumerate(tab.steps[s]):
             beta, segs = 0.0 if j == 0 else 1.0, tab.alts[a]
             run.chain(segs, states[s], X, 1.0, 0.0, (XT, Y))
-            run.trace(E, X, rows[a], 0, 0)
+            run.traces(E, X, rows, tab.ends[a])       # the weight's, and the deferred rotations'
             x, y = X, E
             for i in range(len(segs) - 1, -1, -1):
                 seg = segs[i]
-                for slot, axis, q in seg.grads:
-                    run.trace(y, x, rows[tab.nalts + slot], axis, q)
+                run.traces(y, x, rows, seg.terms)
                 if any(sg.grads for sg in segs[:i]):
                     dst = _next_buffer(seg, x, (X, XT))
                     run.apply(seg, x, dst, 1.0, 0.0, inverse=True)

@@ -45,6 +45,17 @@ layer = choose {{ cz(q, q + 1) for q in 0 .. n - 2 | swap(0, n - 1) ; t(1) | x(0
 untie layers
 {PER_POSITION}
 """,
+    # rotations followed by gates that do not commute with them (their traces are taken walking
+    # back through the alternative), a monomial run split after a rotation, a shared angle
+    "walk": f"""
+space walk
+qubits 3
+depth 2
+layer = choose {{ ry(q, theta[layer, q]) for q in all ; cnot(0, 1) ; rx(q, theta[layer, q]) for q in all |
+                  h(0) ; rz(q, theta[layer, q]) for q in all ; cnot(1, 2) ; rz(2, theta[layer, 0]) ; ry(2, theta[layer, 1]) }}
+untie layers
+{PER_POSITION}
+""",
     # issue 18's forms: a named choice as a slot, affine angles, a third angle index (theta
     # (L, n, 2)), nested loops with a condition
     "space_forms": f"""
@@ -116,16 +127,20 @@ def test_a_cnot_network_or_a_layer_of_rz_is_one_pass_and_ry_h_are_real_passes():
     a one-qubit gate one pass over both sides (real for H and RY)."""
     channel = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=5, depth=2)
     tab = tables(channel)
-    passes = {}
+    passes, at_end = {}, {}
     for step in channel.steps:
         first = tab.steps[channel.steps.index(step)][0]
         for label, a in zip(step.labels, range(first, first + len(step.alts))):
             passes[label] = [(seg.kind, seg.real, len(seg.grads)) for seg in tab.alts[a]]
+            at_end[label] = tab.ends[a][1]
     assert passes["none"] == []
     assert passes["H"] == [("dense", True, 0)] * 5
     assert passes["ent"] == passes["cyc"] == [("mono", False, 0)]
-    assert passes["RZ"] == [("mono", False, 5)]                       # gradients at its end
-    assert passes["RY"] == [("dense", True, 1)] * 5 and passes["RX"] == [("dense", False, 1)] * 5
+    assert passes["RZ"] == [("mono", False, 0)]
+    assert passes["RY"] == [("dense", True, 0)] * 5 and passes["RX"] == [("dense", False, 0)] * 5
+    # rotations on distinct qubits commute: every angle's trace is taken at the end of its
+    # alternative, with the weight's, in one pass
+    assert at_end == {"none": 1, "H": 1, "ent": 1, "cyc": 1, "RX": 6, "RY": 6, "RZ": 6}
 
 
 def test_favourites_are_the_argmax_of_every_position():

@@ -36,25 +36,26 @@ QTC_KERNEL qtc_ch_threads(int k) { omp_set_num_threads(k > 0 ? k : 1); }
            out[D + x[k]] = alpha * (im) + beta * out[D + x[k]]; } } while (0)
 
 // A one-qubit gate m on qubit q, both sides: out[a, b] = sum m[a, a'] conj(m[b, b']) in[a', b'].
+// The matrix is read into registers once (in and out may be the same array, so the compiler
+// could not keep m in registers across the stores otherwise).
 QTC_KERNEL qtc_ch_dense(const real* in, real* out, long D, int n, int q, const real* m,
                         real alpha, real beta) {
+  const real ar0 = m[0], ai0 = m[1], ar1 = m[2], ai1 = m[3];   // row 0: m[0][0], m[0][1]
+  const real br0 = m[4], bi0 = m[5], br1 = m[6], bi1 = m[7];   // row 1: m[1][0], m[1][1]
   QTC_FOR(i, D / 4) {
     QTC_QUAD(x, i, n, q);
-    real vr[4], vi[4], tr[4], ti[4];
-    for (int k = 0; k < 4; ++k) { vr[k] = in[x[k]]; vi[k] = in[D + x[k]]; }
-    for (int a = 0; a < 2; ++a)          // rows: t[a, b] = sum m[a, a'] v[a', b]
-      for (int b = 0; b < 2; ++b) {
-        const real m0r = m[4 * a], m0i = m[4 * a + 1], m1r = m[4 * a + 2], m1i = m[4 * a + 3];
-        tr[2 * a + b] = m0r * vr[b] - m0i * vi[b] + m1r * vr[2 + b] - m1i * vi[2 + b];
-        ti[2 * a + b] = m0r * vi[b] + m0i * vr[b] + m1r * vi[2 + b] + m1i * vr[2 + b];
-      }
-    for (int a = 0; a < 2; ++a)          // columns: o[a, b] = sum conj(m[b, b']) t[a, b']
-      for (int b = 0; b < 2; ++b) {
-        const real m0r = m[4 * b], m0i = m[4 * b + 1], m1r = m[4 * b + 2], m1i = m[4 * b + 3];
-        const real re = m0r * tr[2 * a] + m0i * ti[2 * a] + m1r * tr[2 * a + 1] + m1i * ti[2 * a + 1];
-        const real im = m0r * ti[2 * a] - m0i * tr[2 * a] + m1r * ti[2 * a + 1] - m1i * tr[2 * a + 1];
-        QTC_STORE(out, D, x, 2 * a + b, re, im, alpha, beta);
-      }
+    const real v0r = in[x0], v0i = in[D + x0], v1r = in[x1], v1i = in[D + x1];
+    const real v2r = in[x2], v2i = in[D + x2], v3r = in[x3], v3i = in[D + x3];
+    // rows: t[a, b] = m[a][0] v[0, b] + m[a][1] v[1, b]  (v[a', b] at index 2 a' + b)
+    const real t0r = ar0 * v0r - ai0 * v0i + ar1 * v2r - ai1 * v2i, t0i = ar0 * v0i + ai0 * v0r + ar1 * v2i + ai1 * v2r;
+    const real t1r = ar0 * v1r - ai0 * v1i + ar1 * v3r - ai1 * v3i, t1i = ar0 * v1i + ai0 * v1r + ar1 * v3i + ai1 * v3r;
+    const real t2r = br0 * v0r - bi0 * v0i + br1 * v2r - bi1 * v2i, t2i = br0 * v0i + bi0 * v0r + br1 * v2i + bi1 * v2r;
+    const real t3r = br0 * v1r - bi0 * v1i + br1 * v3r - bi1 * v3i, t3i = br0 * v1i + bi0 * v1r + br1 * v3i + bi1 * v3r;
+    // columns: o[a, b] = conj(m[b][0]) t[a, 0] + conj(m[b][1]) t[a, 1]
+    QTC_STORE(out, D, x, 0, ar0 * t0r + ai0 * t0i + ar1 * t1r + ai1 * t1i, ar0 * t0i - ai0 * t0r + ar1 * t1i - ai1 * t1r, alpha, beta);
+    QTC_STORE(out, D, x, 1, br0 * t0r + bi0 * t0i + br1 * t1r + bi1 * t1i, br0 * t0i - bi0 * t0r + br1 * t1i - bi1 * t1r, alpha, beta);
+    QTC_STORE(out, D, x, 2, ar0 * t2r + ai0 * t2i + ar1 * t3r + ai1 * t3i, ar0 * t2i - ai0 * t2r + ar1 * t3i - ai1 * t3r, alpha, beta);
+    QTC_STORE(out, D, x, 3, br0 * t2r + bi0 * t2i + br1 * t3r + bi1 * t3i, br0 * t2i - bi0 * t2r + br1 * t3i - bi1 * t3r, alpha, beta);
   }
 }
 

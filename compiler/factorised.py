@@ -147,17 +147,26 @@ class Factorised:
                 out = (out[:, None] * W[step.position, :len(step.alts)][None, :]).reshape(-1)
         return out
 
+    def choices(self, weights) -> list[int]:
+        """Per step, the alternative of its largest weight (a fixed slot: its only one)."""
+        W = self.weight_matrix(weights).detach()
+        return [0 if s.position is None else int(torch.argmax(W[s.position, :len(s.alts)]))
+                for s in self.steps]
+
     def favourites(self, weights) -> list[tuple[str, str]]:
         """(position, label of its largest weight) per position: the architecture found."""
-        W = self.weight_matrix(weights).detach()
-        return [(p.name, p.labels[int(torch.argmax(W[i, :len(p.alts)]))])
-                for i, p in enumerate(self.positions)]
+        return [(s.name, s.labels[k]) for s, k in zip(self.steps, self.choices(weights))
+                if s.position is not None]
 
     def architecture(self, weights) -> str:
         """The favourite candidate's label, in `expand`'s format ("H-chain-RY/none-RZ")."""
-        best = dict(self.favourites(weights))
-        chosen = [best.get(s.name, s.labels[0]) for s in self.steps]
-        return architecture_label(self.steps, chosen)
+        return architecture_label(self.steps, [s.labels[k] for s, k in zip(self.steps, self.choices(weights))])
+
+    def unflatten(self, flat) -> torch.Tensor:
+        """The inverse of `flat_weights`: a list aligned with `weight_labels` as the matrix."""
+        W = torch.zeros(self.weights_shape, dtype=torch.float64)
+        W[self.mask()] = torch.as_tensor(flat, dtype=torch.float64)
+        return W
 
 
 def weight_matrix(prog: Factorised, weights, dtype) -> torch.Tensor:

@@ -14,6 +14,7 @@ import torch
 import qtc
 from qtc.cli import main
 from qtc.compiler.factorised import Factorised, lower_factorised, one_hot
+from qtc.compiler.pipeline import found_candidate
 from qtc.dsl.space import parse_space
 from qtc.errors import SpecError
 from qtc.runtime import cuda
@@ -156,6 +157,19 @@ def test_favourites_are_the_argmax_of_every_position():
     assert channel.architecture(W) == enum.enumerated.labels[best] == "none-chain-RZ/none-RY"
 
 
+def test_the_found_architecture_is_the_favourite_candidate_alone():
+    channel, enum = _forms(SMALL["paper_untied"])
+    W = torch.rand(channel.weights_shape, dtype=torch.float64)
+    found = found_candidate(channel, W)
+    best = int(torch.argmax(channel.candidate_weights(W)))
+    assert found.labels == (enum.enumerated.labels[best],) == (channel.architecture(W),)
+    theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
+    single = torch.zeros(len(enum.enumerated.labels), dtype=torch.float64)
+    single[best] = 1
+    assert torch.allclose(probabilities(found, theta, torch.ones(1, dtype=torch.float64), backend="cpu"),
+                          probabilities(enum.enumerated, theta, single, backend="reference"), atol=1e-12)
+
+
 def test_a_fixed_candidate_is_a_one_hot_per_position():
     channel, enum = _forms(SMALL["paper_untied"])
     theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
@@ -268,3 +282,28 @@ def test_a_forecast_run_reports_the_architecture_found(tmp_path, capsys):
     assert "architecture found (per-position favourites): init " in printed
     row = json.loads((out / "metrics.json").read_text())[-1]
     assert row["architecture"].startswith("init ") and len(row["structural_weights"]) == 2 + 2 + 3
+
+
+def test_a_forecast_run_trains_the_found_architecture_beside_diffqas(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(_tiny_task(tmp_path)), "-o", str(out), "--no-progress", "--epochs", "1",
+                 "--max-batches", "2", "--models", "found,diffqas", "--backend", "cpu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["model"] for r in summary["rows"]] == ["diffqas", "found"]   # found after its search
+    assert summary["rows"][1]["label"] == "found architecture"
+    printed = capsys.readouterr().out
+    assert "| found architecture | 1 |" in printed
+    rows = {r["model"]: r for r in json.loads((out / "metrics.json").read_text())}
+    assert "structural_weights" not in rows["found"] and rows["found"]["test_mse"] > 0
+    # the favourites of diffqas's weights, as one candidate label
+    favourites = rows["diffqas"]["architecture"]            # "init H; layer 0.0 ent; layer 0.1 RY"
+    found = rows["found"]["architecture"]                   # "H-ent-RY"
+    assert found.split("-") == [part.rsplit(" ", 1)[1] for part in favourites.split("; ")]
+    assert f"found architecture: trains alone: {found}" in printed
+
+
+def test_found_without_diffqas_is_a_clear_error(tmp_path, capsys):
+    assert main(["run", str(_tiny_task(tmp_path)), "-o", str(tmp_path / "run"), "--models", "found"]) == 2
+    err = capsys.readouterr().err
+    assert "needs diffqas in the same run" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

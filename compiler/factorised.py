@@ -117,14 +117,12 @@ class Factorised:
         return self.costs.candidates
 
     @property
-    def labels(self) -> tuple[str, ...]:
+    def weight_labels(self) -> tuple[str, ...]:
         """One label per structural weight ("layer 0.1: RY"), positions in order; reports and
-        plots show the weights against these (candidates are not listed: there may be 10^8)."""
+        plots show the weights against these. A per-position program has no `labels` or
+        `candidates` list: its candidates are the product space (120,932,352 for the paper's
+        space untied at depth 10), counted by `candidate_count`, the found one `architecture`."""
         return tuple(f"{p.name}: {lab}" for p in self.positions for lab in p.labels)
-
-    @property
-    def candidates(self) -> list[str]:
-        return list(self.labels)
 
     def mask(self) -> torch.Tensor:
         """True where a weight entry stands for an alternative (False: padding)."""
@@ -353,7 +351,7 @@ def normalised(prog: Factorised, weights: torch.Tensor) -> torch.Tensor:
 
 
 def flat_weights(prog, weights: torch.Tensor) -> list[float]:
-    """The weights as a list aligned with `prog.labels` (padding dropped)."""
+    """The weights as a list aligned with `prog.weight_labels` (padding dropped)."""
     if not isinstance(prog, Factorised):
         return weights.tolist()
     return weights.detach()[prog.mask()].tolist()

@@ -93,10 +93,15 @@ class Built:
     def _fixed_count(self) -> int:
         """Fixed candidates a run may train alone: every candidate of an enumerated space; none
         of a per-position space (its candidates are the whole product space, not listed)."""
-        return 0 if self.program is None or isinstance(self.program, Factorised) else len(self.program.labels)
+        return len(self.candidate_labels())
+
+    def candidate_labels(self) -> tuple[str, ...]:
+        """The candidates' labels of an enumerated space; none of a per-position one (its
+        candidates are not listed) or of a task without a generator."""
+        return self.program.labels if isinstance(self.program, Program) else ()
 
     def model_label(self, model: str) -> str:
-        return naming.label(model, self.program.labels if self.program else ())
+        return naming.label(model, self.candidate_labels())
 
     def found_program(self, weights) -> Program:
         """The architecture DiffQAS-QT found, alone: from its structural weights as reported

@@ -21,6 +21,7 @@ from qtc.runtime import cuda
 from qtc.runtime.backends import probabilities
 from qtc.runtime.channel_kernels import ChannelFunction, tables
 from qtc.runtime.generator import QTGenerator
+from qtc.tasks.runs.rundir import RESOLVED
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_POSITION = "weights raw per position init 1 / C"
@@ -200,6 +201,16 @@ def test_the_compiler_picks_the_cheaper_form_that_fits():
     assert paper.costs.channel < paper.costs.enumeration and not paper.costs.enumeration_fits
 
 
+def test_a_per_position_program_labels_its_weights_and_lists_no_candidates():
+    prog = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=3, depth=1)
+    assert prog.weight_labels == ("init: H", "init: none", "layer 0.0: ent", "layer 0.0: cyc",
+                                  "layer 0.1: RX", "layer 0.1: RY", "layer 0.1: RZ")
+    assert not hasattr(prog, "candidates") and not hasattr(prog, "labels")
+    assert prog.candidate_count == 12 and prog.architecture(torch.eye(3)[[0, 0, 0]]) == "H-ent-RX"
+    tied = qtc.compile(ROOT / "specs/hadamard_ent_rot.qs", qubits=3, depth=1)
+    assert tied.weight_labels == tuple(tied.candidates)       # one weight per candidate there
+
+
 def test_issue_18_forms_size_theta_as_the_enumeration_does():
     channel, enum = _forms(SMALL["space_forms"])
     assert channel.angle_shape == enum.enumerated.angle_shape == (2, 3, 2)
@@ -282,6 +293,9 @@ def test_a_forecast_run_reports_the_architecture_found(tmp_path, capsys):
     assert "architecture found (per-position favourites): init " in printed
     row = json.loads((out / "metrics.json").read_text())[-1]
     assert row["architecture"].startswith("init ") and len(row["structural_weights"]) == 2 + 2 + 3
+    program = json.loads((out / RESOLVED).read_text())["program"]
+    assert program["candidates"] == [] and len(program["weights"]) == 7     # labels of the weights
+    assert program["weights"][0] == "init: H"
 
 
 def test_a_forecast_run_trains_the_found_architecture_beside_diffqas(tmp_path, capsys):

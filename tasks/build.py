@@ -24,6 +24,9 @@ from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
 
 
+SUPERVISED = ("classify", "forecast")    # the kinds whose engine trains `found` after diffqas
+
+
 @dataclass
 class Built:
     """A parsed task with its networks and compiled generator program.
@@ -80,7 +83,7 @@ class Built:
         out += [naming.fixed(k) for k in range(self._fixed_count())] if "fixed" in compare else []
         if "classical" in compare or self.program is None:
             out.append(naming.CLASSICAL)
-        return out
+        return self._found_supported(out)
 
     def select_models(self, text: str) -> list[str]:
         """The models a `--models diffqas,found,fixed,fixed:K,classical` list names, checked."""
@@ -88,7 +91,14 @@ class Built:
             raise QtcError(f"--models {text}: a per-position space has no fixed baselines (its "
                            f"{self.program.candidate_count:,} candidates are the whole product space); "
                            "'found' trains the architecture DiffQAS-QT finds (--models diffqas,found)")
-        return naming.parse_models(text, self._fixed_count(), quantum=self.program is not None)
+        return self._found_supported(naming.parse_models(text, self._fixed_count(), quantum=self.program is not None))
+
+    def _found_supported(self, models: list[str]) -> list[str]:
+        """`found` trains in the supervised engine (classify, forecast), after diffqas."""
+        if naming.FOUND in models and self.spec.kind not in SUPERVISED:
+            raise QtcError(f"model 'found' runs in {' and '.join(SUPERVISED)} tasks, not in "
+                           f"{self.spec.kind} ones (train the architecture diffqas reports as a space)")
+        return models
 
     def _fixed_count(self) -> int:
         """Fixed candidates a run may train alone: every candidate of an enumerated space; none

@@ -77,8 +77,15 @@ class Segment:
 
     def commutes_with(self, axis: int, qubit: int) -> bool:
         """Whether every gate of the pass commutes with the Pauli `axis` on `qubit`."""
-        return all(qubit not in op.qubits or (axis == AXIS["Z"] and GATES[op.gate].diagonal)
-                   for op in self.ops)
+        return all(commutes(op, axis, qubit) for op in self.ops)
+
+
+def commutes(op, axis: int, qubit: int) -> bool:
+    """Whether the gate commutes with the Pauli `axis` on `qubit`: it acts elsewhere, or it is
+    diagonal and the Pauli is Z, or it is a one-qubit rotation (or phase) about that Pauli."""
+    g = GATES[op.gate]
+    return (qubit not in op.qubits or (axis == AXIS["Z"] and g.diagonal)
+            or (g.arity == 1 and g.axis is not None and AXIS[g.axis] == axis))
 
 
 class Tables:
@@ -97,7 +104,13 @@ class Tables:
         self.mono: list[list] = []       # ops of the monomial segments
         self.alts = [self._segments(ops, a) for a, (_, _, ops) in enumerate(alts)]
         self.terms: list[tuple[int, int, int]] = []   # (axis, qubit, row of the trace rows)
-        self.ends = [self._terms([(a, 0, 0)] + self._deferred(segs)) for a, segs in enumerate(self.alts)]
+        # an alternative whose every gate commutes with every rotation's generator in it (a layer
+        # of rotations on distinct qubits, a CNOT network, a diagonal run of RZ): its traces
+        # Tr(E P U rho U^+) = Tr(U^+ E U P rho) need no state X at all (`start`)
+        self.start = [all(s.commutes_with(ax, q) for seg in segs for _, ax, q in seg.grads for s in segs)
+                      for segs in self.alts]
+        self.ends = [self._terms([(a, 0, 0)] + (self._all_grads(segs) if start else self._deferred(segs)))
+                     for a, (segs, start) in enumerate(zip(self.alts, self.start))]
         for segs in self.alts:
             for seg in segs:
                 seg.terms = self._terms([(self.nalts + r, ax, q) for r, ax, q in seg.grads])
@@ -142,6 +155,12 @@ class Tables:
             late = [g for g in seg.grads if all(s.commutes_with(g[1], g[2]) for s in segs[i + 1:])]
             seg.grads = [g for g in seg.grads if g not in late]
             out += [(self.nalts + r, ax, q) for r, ax, q in late]
+        return out
+
+    def _all_grads(self, segs: list[Segment]) -> list[tuple[int, int, int]]:
+        out = [(self.nalts + r, ax, q) for seg in segs for r, ax, q in seg.grads]
+        for seg in segs:
+            seg.grads = []
         return out
 
     def _terms(self, rows: list[tuple[int, int, int]]) -> tuple[int, int]:
@@ -315,17 +334,18 @@ class Run:
             ax, q, slot = (self.terms[r, start:] for r in range(3))
             self.k("qtc_ch_traces", self.tab.dim, F, S, rows, self.tab.n, ax, q, slot, count)
 
-    def chain(self, segs, src, out, alpha: float, beta: float, spare) -> None:
-        """out = alpha * U src U^dagger + beta * out for the segments' U; intermediate states in
-        the two `spare` buffers (a dense pass runs in place, a gather into the other one)."""
+    def chain(self, segs, src, out, alpha: float, beta: float, spare, inverse: bool = False) -> None:
+        """out = alpha * U src U^dagger + beta * out for the segments' U (inverse: U^dagger src U);
+        intermediate states in the two `spare` buffers (a dense pass runs in place, a gather
+        into the other one)."""
         if not segs:
             _accumulate(out, src, alpha, beta)
             return
-        cur = src
-        for i, seg in enumerate(segs):
-            last = i == len(segs) - 1
+        cur, order = src, list(reversed(segs)) if inverse else segs
+        for i, seg in enumerate(order):
+            last = i == len(order) - 1
             dst = out if last else _next_buffer(seg, cur, spare)
-            self.apply(seg, cur, dst, alpha if last else 1.0, beta if last else 0.0)
+            self.apply(seg, cur, dst, alpha if last else 1.0, beta if last else 0.0, inverse)
             cur = dst
 
 
@@ -352,7 +372,8 @@ def forward(run: Run, states: torch.Tensor, spare) -> None:
 
 
 def backward(run: Run, states: torch.Tensor, g: torch.Tensor, rows: torch.Tensor, buf) -> None:
-    """The adjoint chain: E := diag(g); per step backwards and alternative a: X = U_a rho U_a^+,
+    """The adjoint chain: E := diag(g); per step backwards and alternative a (not `start`, see
+    Tables; those trace U_a^+ E U_a against rho): X = U_a rho U_a^+,
     rows[a] <- Tr(E X); walking its segments backwards, the rotations' Im Tr(Y P X) rows, then
     X and Y = the observable un-applied (X only while an earlier pass still has traces to take);
     E_new = sum_a w_a U_a^+ E U_a."""
@@ -363,6 +384,11 @@ def backward(run: Run, states: torch.Tensor, g: torch.Tensor, rows: torch.Tensor
     for s in range(len(tab.steps) - 1, -1, -1):
         for j, a in enumerate(tab.steps[s]):
             beta, segs = 0.0 if j == 0 else 1.0, tab.alts[a]
+            if tab.start[a]:                          # Y = U^+ E U, traces against rho itself
+                run.chain(segs, E, Y, 1.0, 0.0, (YT, XT), inverse=True)
+                run.traces(Y, states[s], rows, tab.ends[a])
+                _accumulate(En, Y, run.wa[a], beta)
+                continue
             run.chain(segs, states[s], X, 1.0, 0.0, (XT, Y))
             run.traces(E, X, rows, tab.ends[a])       # the weight's, and the deferred rotations'
             x, y = X, E

@@ -143,6 +143,11 @@ def test_a_cnot_network_or_a_layer_of_rz_is_one_pass_and_ry_h_are_real_passes():
     # rotations on distinct qubits commute: every angle's trace is taken at the end of its
     # alternative, with the weight's, in one pass
     assert at_end == {"none": 1, "H": 1, "ent": 1, "cyc": 1, "RX": 6, "RY": 6, "RZ": 6}
+    # and every gate of each alternative commutes with its rotations' generators: the backward
+    # pass traces U^+ E U against the stored state, with no forward replay of the alternative
+    assert all(tab.start)
+    walk = tables(_forms(SMALL["walk"])[0])
+    assert walk.start.count(False) == 4 and any(seg.grads for segs in walk.alts for seg in segs)
 
 
 def test_favourites_are_the_argmax_of_every_position():

@@ -7,8 +7,10 @@ cpu backend (its compiled statevector kernels), both from the same theta and W. 
 seconds (process time, all threads) beside wall seconds: on a shared machine the CPU seconds
 are the steadier figure. The first step of each is a warm-up (it also builds the kernels).
 
-    python bench/channel_step.py                         # (4,2) (5,2) (11,10)
+    python bench/channel_step.py                         # (7,4) (9,6) (11,10), both forms
     python bench/channel_step.py --sizes 5,3 --reps 5
+    python bench/channel_step.py --forms channel         # skip enumeration (its cold compile
+                                                         # of thousands of candidates is minutes)
 
 This is a benchmark, not a test.
 """
@@ -27,7 +29,8 @@ from qtc.errors import SpecError
 from qtc.runtime.backends import probabilities
 
 SPEC = Path(__file__).resolve().parents[1] / "specs" / "hadamard_ent_rot_per_layer.qs"
-SIZES = [(4, 2), (5, 2), (11, 10)]
+SIZES = [(7, 4), (9, 6), (11, 10)]
+FORMS = ("channel", "enumeration")
 
 
 def _step(prog, theta, W, g) -> tuple[float, float]:
@@ -52,13 +55,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=[f"{n},{L}" for n, L in SIZES])
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS))
     args = ap.parse_args()
     space = parse_space(SPEC)
     print(f"torch threads {torch.get_num_threads()}; median of {args.reps} steps after a warm-up")
     print(f"{'(n, L)':>9} {'form':>12} {'candidates':>12} {'wall s/step':>12} {'CPU s/step':>11}")
     for size in args.sizes:
         n, L = map(int, size.split(","))
-        for form in ("channel", "enumeration"):
+        for form in args.forms:
             try:
                 prog = lower_factorised(space, n, L, form=form)
             except SpecError as err:   # a form that does not fit is reported

@@ -14,6 +14,9 @@ not eat the others (a step keeps every row it wrote before it stopped):
                float32 and float64, every shipped space at small n and the paper space at
                (11, 10), (13, 10), (17, 15) (the reference up to REFERENCE_MAX_QUBITS), also
                replayed as a CUDA graph and repeated (a moving difference is a race)
+  channel      the channel form (issue 15) of the paper space untied per layer: cuda against the
+               cpu kernels, the torch reference (up to CHANNEL_REFERENCE_MAX qubits) and the
+               enumeration where it fits, float64, with the step time of each backend
   bench        bench/generator_step.py at those sizes beside the cost model's prediction, with the
                NVRTC compile time, for cuda, cuda as a graph and cpu
   epoch        one epoch of `qtc run specs/fmnist_1v5.task --models diffqas --backend cuda`
@@ -43,6 +46,9 @@ SPECS = ROOT / "specs"
 LOCK = ROOT / "bench" / "gpu_requirements.txt"
 PAPER = [(11, 10), (13, 10), (17, 15)]
 REFERENCE_MAX_QUBITS = 13      # the reference keeps every intermediate state for autograd
+CHANNEL = [(5, 2), (7, 4), (11, 10)]   # the channel form's device sizes (per-layer paper space)
+CHANNEL_REFERENCE_MAX = 7      # the torch density matrix keeps 4^n complex states for autograd
+CHANNEL_ENUMERATE_MAX = 100    # candidates: above, the enumeration's check costs more than the step
 TOL = {"float64": 1e-9, "float32": 1e-4}   # relative norm ||out - ref|| / ||ref||
 TREE_LIMIT = 64 << 20          # what travels to the device: tracked + untracked files + carry
 TOTAL_BUDGET = 300             # seconds for the whole command on the device, install included
@@ -79,12 +85,14 @@ def plan(mode: str, carry: Path, *, epoch_spec: str | None = None, epoch_data: s
         small, paper, backend, others = [(5, 2)], PAPER, "cuda", ["cpu"]
         bench = {"sizes": PAPER, "backends": ["cuda", "cuda-graph", "cpu"], "reps": 20}
         epoch = {"limit": None, "max_batches": None}
-        budgets = (20, 110, 70, 70)
+        channel = CHANNEL
+        budgets = (20, 95, 35, 60, 60)
     else:
         small, paper, backend, others = [(3, 1)], [(5, 2)], "cpu", []
         bench = {"sizes": [(5, 2)], "backends": ["cpu"], "reps": 3}
         epoch = {"limit": 200, "max_batches": 2}
-        budgets = (30, 240, 120, 300) if mode == "dry" else (30, 120, 60, 120)
+        channel = [(3, 1), (5, 2)] if mode == "dry" else [(3, 1)]
+        budgets = (30, 240, 120, 120, 300) if mode == "dry" else (30, 120, 60, 60, 120)
         if mode == "quick":
             spaces = [paper_space]
     cases = [(s, n, L, d) for d in ("float32", "float64") for s in spaces for n, L in small]
@@ -92,8 +100,10 @@ def plan(mode: str, carry: Path, *, epoch_spec: str | None = None, epoch_data: s
     return [Step("environment", budgets[0]),
             Step("numerics", budgets[1], {"backend": backend, "others": others, "cases": cases,
                                            "reference_max": REFERENCE_MAX_QUBITS}),
-            Step("bench", budgets[2], {**bench, "dtype": "float32"}),
-            Step("epoch", budgets[3], {**epoch, "backend": backend,
+            Step("channel", budgets[2], {"backend": backend, "others": others, "cases": channel,
+                                         "reference_max": CHANNEL_REFERENCE_MAX, "reps": 3}),
+            Step("bench", budgets[3], {**bench, "dtype": "float32"}),
+            Step("epoch", budgets[4], {**epoch, "backend": backend,
                                        "spec": epoch_spec or str(SPECS / "fmnist_1v5.task"),
                                        "data_root": epoch_data or data})]
 
@@ -157,8 +167,10 @@ def _inputs(prog, seed: int):
     hide unwritten outputs)."""
     import torch
     gen = torch.Generator().manual_seed(seed)
-    theta = torch.rand(prog.depth, prog.qubits, generator=gen, dtype=torch.float64) * 6.0 - 3.0
-    weights = torch.rand(len(prog.labels), generator=gen, dtype=torch.float64) + 0.1
+    from qtc.compiler.factorised import Factorised
+    theta = torch.rand(prog.angle_shape, generator=gen, dtype=torch.float64) * 6.0 - 3.0
+    shape = prog.weights_shape if isinstance(prog, Factorised) else (len(prog.labels),)
+    weights = torch.rand(shape, generator=gen, dtype=torch.float64) + 0.1
     g = torch.randn(2 ** prog.qubits, generator=gen, dtype=torch.float64)
     return theta, weights, g
 
@@ -170,8 +182,9 @@ def _evaluate(prog, backend: str, dtype: str, theta, weights, g):
     from qtc.runtime.backends import probabilities
     t = theta.to(getattr(torch, dtype), copy=True).requires_grad_()    # fresh leaves: no
     w = weights.to(getattr(torch, dtype), copy=True).requires_grad_()  # gradient piles up
-    P = reference.probabilities(prog, t, w) if backend == "reference" else \
-        probabilities(prog, t, w, backend=backend)
+    from qtc.compiler.factorised import Factorised
+    plain = backend == "reference" and not isinstance(prog, Factorised)   # a Factorised: its own reference
+    P = reference.probabilities(prog, t, w) if plain else probabilities(prog, t, w, backend=backend)
     (P.double() @ g).backward()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -226,8 +239,9 @@ def step_numerics(p: dict, result: Path) -> None:
 def _build_times(prog, backend: str, dtype: str) -> dict:
     """Seconds to render and build the kernels, and NVRTC's part of it on cuda."""
     import torch
+    from qtc.compiler.factorised import Factorised
     from qtc.runtime.kernels import compiled
-    if backend not in ("cpu", "cuda"):
+    if backend not in ("cpu", "cuda") or isinstance(prog, Factorised):
         return {}
     start = time.perf_counter()
     from qtc.compiler.target import Target
@@ -249,7 +263,12 @@ def _prebuild_cpu(cases):
     def build(case):
         space, n, depth, dtype = case
         target = Target(dtype=dtype)
-        build_shared(to_kernels(qtc.compile(space, qubits=n, depth=depth), target).text, tag=target.key)
+        prog = qtc.compile(space, qubits=n, depth=depth)
+        if hasattr(prog, "enumerated"):         # a per-position space: its enumeration, if any
+            if prog.enumerated is None:
+                return
+            prog = prog.enumerated
+        build_shared(to_kernels(prog, target).text, tag=target.key)
     futures = [pool.submit(build, c) for c in cases]
     pool.shutdown(wait=False)
     return _AllDone(futures)
@@ -262,6 +281,43 @@ class _AllDone:
     def result(self):
         for f in self.futures:
             f.result()
+
+
+# --- the channel form --------------------------------------------------------------------------
+
+def step_channel(p: dict, result: Path) -> None:
+    """The per-layer paper space lowered to the channel form at each size: `backend` repeated,
+    against the other backends, the channel's torch reference (small n) and the enumeration
+    where the product fits; then the median step (forward + backward) per backend."""
+    import statistics
+    from qtc.compiler.factorised import lower_factorised
+    from qtc.dsl.space import parse_space
+    space = parse_space(SPECS / "hadamard_ent_rot_per_layer.qs")
+    for n, depth in p["cases"]:
+        prog = lower_factorised(space, n, depth, form="channel")
+        theta, weights, g = _inputs(prog, zlib.crc32(f"channel {n} {depth}".encode()))
+        ev = lambda b, form=prog: _evaluate(form, b, "float64", theta, weights, g)  # noqa: E731
+        start = time.perf_counter()
+        out = ev(p["backend"])
+        row = {"space": "per_layer channel", "n": n, "L": depth, "dtype": "float64",
+               "build_s": round(time.perf_counter() - start, 3)}
+        checks = {"repeat": _difference(ev(p["backend"]), out)}
+        for other in p["others"]:
+            checks[f"vs_{other}"] = _difference(out, ev(other))
+        if n <= p["reference_max"]:
+            checks["vs_reference"] = _difference(out, ev("reference"))
+        if prog.candidate_count <= CHANNEL_ENUMERATE_MAX:     # torch statevectors, no build
+            checks["vs_enumeration"] = _difference(out, ev("reference", lower_factorised(space, n, depth, form="enumeration")))
+        times = {}
+        for b in [p["backend"], *p["others"]]:
+            laps = []
+            for _ in range(p["reps"]):
+                t = time.perf_counter()
+                ev(b)
+                laps.append(time.perf_counter() - t)
+            times[b] = round(statistics.median(laps) * 1e3, 3)
+        row.update(checks=checks, step_ms=times, ok=all(_within(d, TOL["float64"]) for d in checks.values()))
+        _emit(result, row)
 
 
 # --- bench and epoch ---------------------------------------------------------------------------
@@ -309,7 +365,7 @@ def step_carry_data(p: dict, result: Path) -> None:
     _emit(result, {"train": len(carried[0]), "test": len(carried[1]), "same": same, "ok": same})
 
 
-STEPS = {"environment": step_environment, "numerics": step_numerics, "bench": step_bench,
+STEPS = {"environment": step_environment, "numerics": step_numerics, "channel": step_channel, "bench": step_bench,
          "epoch": step_epoch, "carry-data": step_carry_data}
 
 
@@ -514,7 +570,8 @@ def summary(report: dict) -> str:
     lines += ["| step | status | seconds (budget) |", "|---|---|---:|"]
     lines += [f"| {s['name']} | {s['status']} | {s['seconds']} ({s['budget']}) |" for s in report["steps"]]
     for s in report["steps"]:
-        lines += {"numerics": _numerics_md, "bench": _bench_md, "epoch": _epoch_md}.get(s["name"], lambda r: [])(s["rows"])
+        lines += {"numerics": _numerics_md, "channel": _channel_md, "bench": _bench_md,
+                  "epoch": _epoch_md}.get(s["name"], lambda r: [])(s["rows"])
     return "\n".join(lines) + "\n"
 
 
@@ -533,6 +590,21 @@ def _numerics_md(rows) -> list[str]:
         cells = [_fmt(r["checks"][k]["rel"]) if k in r["checks"] else "-" for k in kinds]
         out.append(f"| {r['space']} | {r['n']} | {r['L']} | {r['dtype']} | {_fmt(r.get('build_s'), '.2f')} | "
                    f"{_fmt(r.get('nvrtc_s'), '.2f')} | " + " | ".join(cells) + f" | {'yes' if r['ok'] else 'NO'} |")
+    return out
+
+
+def _channel_md(rows) -> list[str]:
+    if not rows:
+        return []
+    kinds = sorted({k for r in rows for k in r["checks"]})
+    backends = sorted({b for r in rows for b in r["step_ms"]})
+    out = ["", "## Channel form (per-layer paper space, float64; relative norm of the difference)", "",
+           "| (n, L) | " + " | ".join(kinds) + " | " + " | ".join(f"{b} ms/step" for b in backends) + " | ok |",
+           "|---|" + "---:|" * (len(kinds) + len(backends)) + "---|"]
+    for r in rows:
+        cells = [_fmt(r["checks"][k]["rel"]) if k in r["checks"] else "-" for k in kinds]
+        cells += [_fmt(r["step_ms"].get(b), ".3f") for b in backends]
+        out.append(f"| ({r['n']}, {r['L']}) | " + " | ".join(cells) + f" | {'yes' if r['ok'] else 'NO'} |")
     return out
 
 

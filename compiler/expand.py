@@ -47,11 +47,11 @@ def _expand(space: SearchSpace, n: int, depth: int) -> Program:
                         **p, hint="tie the layers ('tie layers'), lower the depth, or " + bound +
                         " (every candidate is simulated)")
     memo: dict = {}
-    layer_ops = [[[_ops(space, alt.items, n, layer, memo) for alt in alts] for alts in per_layer]
+    layer_ops = [[[slot_ops(space, alt.items, n, layer, memo) for alt in alts] for alts in per_layer]
                  for layer in range(depth)]
-    init_ops = [_ops(space, alt.items, n, None, memo) for alt in init] or [()]
+    init_ops = [slot_ops(space, alt.items, n, None, memo) for alt in init] or [()]
     _check_total(space, count, init_ops, layer_ops, depth)
-    layer_ops, init_ops, shape = _size_angles(layer_ops, init_ops, n, depth)
+    layer_ops, init_ops, shape = size_angles(layer_ops, init_ops, n, depth)
     init_labels = [alt.label for alt in init] or [""]
     slot_choices = list(itertools.product(*[range(len(a)) for a in per_layer]))
     if space.tied:
@@ -92,7 +92,7 @@ def _check_total(space: SearchSpace, count: int, init_ops, layer_ops, depth: int
                         hint="lower the depth or the qubits, or tie the layers")
 
 
-def _size_angles(layer_ops, init_ops, n: int, depth: int):
+def size_angles(layer_ops, init_ops, n: int, depth: int):
     """theta has shape (L, n) unless some gate writes a third index: then (L, n, K) with K
     one more than the largest third index used."""
     ks = [op.angle.k for alts_per_slot in layer_ops for alts in alts_per_slot for ops in alts
@@ -136,7 +136,7 @@ def _weight(e, env: dict) -> float:
     return value
 
 
-def _ops(space: SearchSpace, items, n: int, layer: int | None, memo: dict) -> tuple[Op, ...]:
+def slot_ops(space: SearchSpace, items, n: int, layer: int | None, memo: dict) -> tuple[Op, ...]:
     """The gates of an item sequence in one layer (None = init). A pattern's gates are built
     once per layer (memo), and no sequence may exceed MAX_ALT_OPS gates: a pattern that names
     another twice per level doubles at every level."""
@@ -150,7 +150,7 @@ def _ops(space: SearchSpace, items, n: int, layer: int | None, memo: dict) -> tu
         if isinstance(it, Ref):
             key = (it.name, layer)
             if key not in memo:
-                memo[key] = _ops(space, space.patterns[it.name], n, layer, memo)
+                memo[key] = slot_ops(space, space.patterns[it.name], n, layer, memo)
             part = memo[key]
         else:
             part = _call(it, env, n)

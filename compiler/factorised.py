@@ -38,13 +38,14 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from qtc.compiler.expand import _ops, _size_angles
+from qtc.compiler.expand import size_angles, slot_ops
 from qtc.compiler.ir import Op, Program
 from qtc.dsl.space import SearchSpace, evaluate
 from qtc.errors import QtcError, SpecError
 
 BYTES_PER_ENTRY = 16            # a complex float64 density-matrix entry (two planes of doubles)
-SCRATCH_STATES = 4              # density matrices the backward pass needs beyond the stored ones
+SCRATCH_STATES = 6              # density matrices the backward pass needs beyond the stored ones
+                                # (state and observable, each with a spare for gathers; E, E_new)
 CHANNEL_MEMORY = 4 << 30        # bytes of density matrices the channel form may hold
 FORMS = ("auto", "channel", "enumeration")
 
@@ -116,14 +117,12 @@ class Factorised:
         return self.costs.candidates
 
     @property
-    def labels(self) -> tuple[str, ...]:
+    def weight_labels(self) -> tuple[str, ...]:
         """One label per structural weight ("layer 0.1: RY"), positions in order; reports and
-        plots show the weights against these (candidates are not listed: there may be 10^8)."""
+        plots show the weights against these. A per-position program has no `labels` or
+        `candidates` list: its candidates are the product space (120,932,352 for the paper's
+        space untied at depth 10), counted by `candidate_count`, the found one `architecture`."""
         return tuple(f"{p.name}: {lab}" for p in self.positions for lab in p.labels)
-
-    @property
-    def candidates(self) -> list[str]:
-        return list(self.labels)
 
     def mask(self) -> torch.Tensor:
         """True where a weight entry stands for an alternative (False: padding)."""
@@ -146,17 +145,26 @@ class Factorised:
                 out = (out[:, None] * W[step.position, :len(step.alts)][None, :]).reshape(-1)
         return out
 
+    def choices(self, weights) -> list[int]:
+        """Per step, the alternative of its largest weight (a fixed slot: its only one)."""
+        W = self.weight_matrix(weights).detach()
+        return [0 if s.position is None else int(torch.argmax(W[s.position, :len(s.alts)]))
+                for s in self.steps]
+
     def favourites(self, weights) -> list[tuple[str, str]]:
         """(position, label of its largest weight) per position: the architecture found."""
-        W = self.weight_matrix(weights).detach()
-        return [(p.name, p.labels[int(torch.argmax(W[i, :len(p.alts)]))])
-                for i, p in enumerate(self.positions)]
+        return [(s.name, s.labels[k]) for s, k in zip(self.steps, self.choices(weights))
+                if s.position is not None]
 
     def architecture(self, weights) -> str:
         """The favourite candidate's label, in `expand`'s format ("H-chain-RY/none-RZ")."""
-        best = dict(self.favourites(weights))
-        chosen = [best.get(s.name, s.labels[0]) for s in self.steps]
-        return architecture_label(self.steps, chosen)
+        return architecture_label(self.steps, [s.labels[k] for s, k in zip(self.steps, self.choices(weights))])
+
+    def unflatten(self, flat) -> torch.Tensor:
+        """The inverse of `flat_weights`: a list aligned with `weight_labels` as the matrix."""
+        W = torch.zeros(self.weights_shape, dtype=torch.float64)
+        W[self.mask()] = torch.as_tensor(flat, dtype=torch.float64)
+        return W
 
 
 def weight_matrix(prog: Factorised, weights, dtype) -> torch.Tensor:
@@ -214,10 +222,10 @@ def to_steps(space: SearchSpace, n: int, depth: int) -> tuple[tuple[Step, ...], 
     `expand`'s own machinery, angles sized as there), and theta's shape; slots of two or more
     alternatives get a position."""
     memo: dict = {}
-    layer_ops = [[[_ops(space, alt.items, n, layer, memo) for alt in slot.alts] for slot in space.layer]
+    layer_ops = [[[slot_ops(space, alt.items, n, layer, memo) for alt in slot.alts] for slot in space.layer]
                  for layer in range(depth)]
-    init_ops = [_ops(space, alt.items, n, None, memo) for alt in space.init.alts] if space.init else []
-    layer_ops, init_ops, shape = _size_angles(layer_ops, init_ops, n, depth)
+    init_ops = [slot_ops(space, alt.items, n, None, memo) for alt in space.init.alts] if space.init else []
+    layer_ops, init_ops, shape = size_angles(layer_ops, init_ops, n, depth)
     slots = [("init", space.init, None, init_ops)] if space.init else []
     slots += [(f"layer {layer}.{s}", slot, layer, layer_ops[layer][s]) for layer in range(depth)
               for s, slot in enumerate(space.layer)]
@@ -343,7 +351,7 @@ def normalised(prog: Factorised, weights: torch.Tensor) -> torch.Tensor:
 
 
 def flat_weights(prog, weights: torch.Tensor) -> list[float]:
-    """The weights as a list aligned with `prog.labels` (padding dropped)."""
+    """The weights as a list aligned with `prog.weight_labels` (padding dropped)."""
     if not isinstance(prog, Factorised):
         return weights.tolist()
     return weights.detach()[prog.mask()].tolist()

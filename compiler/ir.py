@@ -97,6 +97,11 @@ class Program:
         """Candidate labels in the space's canonical order (the API contract)."""
         return list(self.labels)
 
+    @property
+    def weight_labels(self) -> tuple[str, ...]:
+        """One label per structural weight: here a weight per candidate (as Factorised's)."""
+        return self.labels
+
     def with_circuits(self, circuits, pass_name: str) -> "Program":
         return replace(self, circuits=tuple(circuits), passes=self.passes + (pass_name,))
 

@@ -8,15 +8,19 @@ schedules or renders.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from qtc.compiler.expand import expand
-from qtc.compiler.ir import Program, verify
+from qtc.compiler.ir import Circuit, Program, verify
 from qtc.compiler.passes import drop_trailing_diagonals, fold_clifford_constants, infer_real, merge_duplicates
 from qtc.compiler.render import Rendered, render
 from qtc.compiler.schedule import plan_program
 from qtc.compiler.target import Target
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS, SearchSpace, parse_space
 from qtc.errors import SpecError
+
+if TYPE_CHECKING:      # factorised.py imports this module (lower): no import cycle at run time
+    from qtc.compiler.factorised import Factorised
 
 PASSES = (
     drop_trailing_diagonals,   # phases before the measurement change nothing
@@ -50,6 +54,18 @@ def only_candidate(prog: Program, k: int, *, check: bool = False) -> Program:
     src = replace(prog.source[k], members=(0,))
     alone = replace(prog, name=f"{prog.name}.{k}", labels=(prog.labels[k],), source=(src,),
                     circuits=(src,), passes=(), weights_init=(1.0,), weights_norm="raw")
+    return optimise(alone, check=check)
+
+
+def found_candidate(prog: Factorised, weights, *, check: bool = False) -> Program:
+    """The program of the architecture a per-position search found (every position's favourite)
+    alone: only_candidate for a product space whose candidates are not enumerated."""
+    ops = tuple(op for s, k in zip(prog.steps, prog.choices(weights)) for op in s.alts[k])
+    src = Circuit(members=(0,), ops=ops)
+    alone = Program(name=f"{prog.name}.found", qubits=prog.qubits, depth=prog.depth,
+                    labels=(prog.architecture(weights),), source=(src,), circuits=(src,),
+                    weights_init=(1.0,), weights_norm="raw", angles_init=prog.angles_init,
+                    angle_shape=prog.angle_shape, space=prog.space)
     return optimise(alone, check=check)
 
 

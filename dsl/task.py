@@ -199,9 +199,10 @@ def check_seeds(seeds) -> tuple[int, ...]:
 
 
 class CompareStmt(Stmt):
-    """`compare fixed classical`: baselines run next to DiffQAS-QT."""
+    """`compare fixed found classical`: baselines run next to DiffQAS-QT (`found`: the
+    architecture it found, trained alone after it)."""
     positional: tuple[str, ...] = ("*models",)
-    models: tuple[Literal["fixed", "classical"], ...] = ()
+    models: tuple[Literal["fixed", "found", "classical"], ...] = ()
 
 
 class EnvStmt(Stmt):

@@ -3,8 +3,9 @@
 `reference` is plain torch: the density matrix is a (2,)*2n complex tensor (axes 0..n-1 the row
 index, n..2n-1 the column index; axis i of either holds qubit n-1-i, so reshaping to
 (2^n, 2^n) gives basis index bit q = qubit q). A gate U acts on the row axes and conj(U) on the
-column axes (U rho U^dagger); autograd gives the gradients: it is the oracle. `cpu` runs the
-compiled kernels of qtc.runtime.channel_kernels (forward and adjoint backward).
+column axes (U rho U^dagger); autograd gives the gradients: it is the oracle. `cpu` and `cuda`
+run the compiled kernels of qtc.runtime.channel_kernels (forward and adjoint backward), one
+source and one driver for both.
 """
 from __future__ import annotations
 
@@ -12,11 +13,8 @@ import torch
 
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Op
-from qtc.errors import QtcError
 from qtc.runtime import backends
-from qtc.runtime.reference import _angle, _complex_dtype, _rotation
-
-CHANNEL_BACKENDS = ("reference", "cpu")
+from qtc.runtime.reference import angle_value, complex_dtype, rotation_matrix
 
 
 def factorised_probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
@@ -28,21 +26,18 @@ def factorised_probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, back
 
 
 def probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
-    """The channel form on `backend` (auto: cpu, else reference)."""
+    """The channel form on `backend` (auto: cuda, else cpu, else reference: backends.resolve)."""
     name = backends.resolve(backend)
-    if name not in CHANNEL_BACKENDS:
-        if backend != "auto":
-            raise QtcError(f"the channel form runs on {' and '.join(CHANNEL_BACKENDS)}, not '{name}'")
-        name = "cpu" if backends.BACKENDS["cpu"][0]() else "reference"
     if name == "reference":
         return reference_probabilities(prog, theta, W)
-    from qtc.runtime.channel_kernels import cpu_probabilities
-    return cpu_probabilities(prog, theta, W)
+    from qtc.runtime import channel_kernels
+    run = channel_kernels.cpu_probabilities if name == "cpu" else channel_kernels.cuda_probabilities
+    return run(prog, theta, W)
 
 
 def reference_probabilities(prog, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     n = prog.qubits
-    cdt = _complex_dtype(theta.dtype)
+    cdt = complex_dtype(theta.dtype)
     rho = torch.zeros((2,) * (2 * n), dtype=cdt)
     rho[(0,) * (2 * n)] = 1
     for step in prog.steps:
@@ -67,10 +62,10 @@ def _conjugate_by(rho: torch.Tensor, ops: tuple[Op, ...], n: int, theta: torch.T
 def gate_matrix(op: Op, theta: torch.Tensor, n: int) -> torch.Tensor:
     """The op's matrix from the gate table (rotations differentiable in theta)."""
     g = GATES[op.gate]
-    cdt = _complex_dtype(theta.dtype)
+    cdt = complex_dtype(theta.dtype)
     if not g.params:
         return torch.as_tensor(g.matrix(), dtype=cdt)
-    return _rotation(g.axis, _angle(op.angle, theta, n))
+    return rotation_matrix(g.axis, angle_value(op.angle, theta, n))
 
 
 def apply_axes(rho: torch.Tensor, m: torch.Tensor, qubits, n: int, *, column: bool) -> torch.Tensor:

@@ -131,6 +131,36 @@ def predicted_step(plan: Plan, dtype: str, *, bandwidth: float = H200_BANDWIDTH,
 # --- compiling and launching -------------------------------------------------------------------
 
 
+class Module:
+    """Source text compiled by NVRTC for the current GPU: its kernels by name, and one wave of
+    resident blocks (the grid cap). `launch` puts one kernel on torch's current stream."""
+
+    def __init__(self, text: str, names):
+        import cupy
+        self.cupy = cupy
+        self.device = torch.device("cuda", torch.cuda.current_device())
+        t = time.perf_counter()
+        with cupy.cuda.Device(self.device.index):
+            try:
+                module = cupy.RawModule(code=text, options=NVRTC_OPTIONS)
+                self.kernels = {name: module.get_function(name) for name in names}
+            except cupy.cuda.compiler.CompileException as e:
+                raise QtcError(f"compiling the CUDA kernels failed (NVRTC):\n{str(e)[-4000:]}") from None
+            attrs = cupy.cuda.Device(self.device.index).attributes
+        self.compile_seconds = time.perf_counter() - t
+        self.wave = attrs["MultiProcessorCount"] * (attrs["MaxThreadsPerMultiProcessor"] // BLOCK)
+
+    def stream(self):
+        """CuPy's view of torch's current stream on this device (a context manager)."""
+        return self.cupy.cuda.ExternalStream(torch.cuda.current_stream(self.device).cuda_stream,
+                                             self.device.index)
+
+    def launch(self, name: str, threads: int, args: tuple) -> None:
+        """Kernel `name` with `threads` elements of work (grid: blocks_for) on torch's stream."""
+        with self.cupy.cuda.Device(self.device.index), self.stream():
+            self.kernels[name]((blocks_for(threads, self.wave),), (BLOCK,), args)
+
+
 class Launcher:
     """The rendered program compiled by NVRTC for the current GPU, and its launches.
 
@@ -142,21 +172,10 @@ class Launcher:
     GRAPH_COPIES = 4 + 2 + 7 + 4
 
     def __init__(self, rendered: Rendered):
-        import cupy
-        self.cupy = cupy
-        self.device = torch.device("cuda", torch.cuda.current_device())
-        names = rendered.kernels["forward"] + rendered.kernels["backward"]
-        t = time.perf_counter()
-        with cupy.cuda.Device(self.device.index):
-            try:
-                module = cupy.RawModule(code=rendered.text, options=NVRTC_OPTIONS)
-                self.kernels = {name: module.get_function(name) for name in names}
-            except cupy.cuda.compiler.CompileException as e:
-                raise QtcError(f"compiling the CUDA kernels failed (NVRTC):\n{str(e)[-4000:]}") from None
-            attrs = cupy.cuda.Device(self.device.index).attributes
-        self.compile_seconds = time.perf_counter() - t
-        wave = attrs["MultiProcessorCount"] * (attrs["MaxThreadsPerMultiProcessor"] // BLOCK)
-        self.grid = {name: blocks_for(k, wave) for name, k in kernel_threads(rendered).items()}
+        self.module = Module(rendered.text, rendered.kernels["forward"] + rendered.kernels["backward"])
+        self.cupy, self.device, self.kernels = self.module.cupy, self.module.device, self.module.kernels
+        self.compile_seconds = self.module.compile_seconds
+        self.grid = {name: blocks_for(k, self.module.wave) for name, k in kernel_threads(rendered).items()}
         self.graphs: dict[tuple, tuple] = {}
         self._lock = threading.Lock()
 
@@ -174,9 +193,7 @@ class Launcher:
         """One launch per kernel, on torch's current stream (raw pointers: no DLPack per call)."""
         cp = self.cupy
         ptrs = [np.uint64(t.data_ptr()) for t in tensors]
-        stream = cp.cuda.ExternalStream(torch.cuda.current_stream(self.device).cuda_stream,
-                                        self.device.index)
-        with cp.cuda.Device(self.device.index), stream:
+        with cp.cuda.Device(self.device.index), self.module.stream():
             for name, use in launches:
                 self.kernels[name]((self.grid[name],), (BLOCK,), tuple(ptrs[i] for i in use))
 

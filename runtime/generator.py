@@ -142,7 +142,7 @@ class QTGenerator(nn.Module):
         return self.weights if self.fixed is not None else mixture(self.program, self.weights)
 
     def reported_weights(self) -> list[float]:
-        """The structural weights as used, one per entry of `program.labels`."""
+        """The structural weights as used, one per entry of `program.weight_labels`."""
         return flat_weights(self.program, self.structural_weights())
 
     def architecture(self) -> str | None:

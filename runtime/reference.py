@@ -13,13 +13,13 @@ from qtc.compiler.gates import GATES, PAULIS
 from qtc.compiler.ir import Angle, Circuit, Constant, Program
 
 
-def _complex_dtype(dtype: torch.dtype) -> torch.dtype:
+def complex_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
-def _rotation(axis: str, t: torch.Tensor) -> torch.Tensor:
+def rotation_matrix(axis: str, t: torch.Tensor) -> torch.Tensor:
     """exp(-i t P / 2) = cos(t/2) I - i sin(t/2) P as a differentiable 2x2 complex tensor."""
-    cdt = _complex_dtype(t.dtype)
+    cdt = complex_dtype(t.dtype)
     pauli = torch.as_tensor(PAULIS[axis], dtype=cdt)
     c, s = torch.cos(t / 2).to(cdt), torch.sin(t / 2).to(cdt)
     return c * torch.eye(2, dtype=cdt) - 1j * s * pauli
@@ -55,14 +55,14 @@ def _apply_2q(state, m, qubits, n):
 
 def simulate(circuit: Circuit, n: int, theta: torch.Tensor) -> torch.Tensor:
     """Final statevector of one circuit (complex, shape (2**n,))."""
-    cdt = _complex_dtype(theta.dtype)
+    cdt = complex_dtype(theta.dtype)
     state = torch.zeros(2 ** n, dtype=cdt)
     state[0] = 1
     for op in circuit.ops:
         g = GATES[op.gate]
         if g.params:
-            t = _angle(op.angle, theta, n)
-            state = _apply_1q(state, _rotation(g.axis, t), op.qubits[0], n)
+            t = angle_value(op.angle, theta, n)
+            state = _apply_1q(state, rotation_matrix(g.axis, t), op.qubits[0], n)
         elif g.lowering.kind == "frame":   # a pure permutation: a gather, no arithmetic
             state = state[_permutation(op.gate, op.qubits, n)]
         elif g.arity == 1:
@@ -72,7 +72,7 @@ def simulate(circuit: Circuit, n: int, theta: torch.Tensor) -> torch.Tensor:
     return state
 
 
-def _angle(angle: Angle | float, theta: torch.Tensor, n: int) -> torch.Tensor:
+def angle_value(angle: Angle | float, theta: torch.Tensor, n: int) -> torch.Tensor:
     """The rotation's angle: a constant, or scale * theta[...] + shift (autograd does the
     chain rule)."""
     if not isinstance(angle, Angle):

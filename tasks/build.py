@@ -1,8 +1,9 @@
 """From a TaskSpec to runnable pieces: target networks, the compiled program, the models.
 
 A *model* of a task is one of: "diffqas" (the QT generator over the whole ensemble), "fixed:K"
-(candidate K alone, structural weights frozen to a one-hot) and "classical" (the target
-network's own parameters); qtc.tasks.naming spells them. Every model maps network name ->
+(candidate K alone, structural weights frozen to a one-hot), "found" (the architecture
+DiffQAS-QT found, alone, the same way) and "classical" (the target network's own parameters);
+qtc.tasks.naming spells them. Every model maps network name ->
 parameter source.
 """
 from __future__ import annotations
@@ -14,13 +15,16 @@ import torch
 
 from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
-from qtc.compiler.pipeline import compile_space
+from qtc.compiler.pipeline import compile_space, found_candidate, only_candidate
 from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.task import TaskSpec, parse_task, with_settings
 from qtc.errors import QtcError, SpecError
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for, sized_qubits
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
+
+
+SUPERVISED = ("classify", "forecast")    # the kinds whose engine trains `found` after diffqas
 
 
 @dataclass
@@ -75,29 +79,52 @@ class Built:
 
     def _models(self, compare) -> list[str]:
         out = [naming.DIFFQAS] if self.program is not None else []
+        out += [naming.FOUND] if "found" in compare and self.program is not None else []
         out += [naming.fixed(k) for k in range(self._fixed_count())] if "fixed" in compare else []
         if "classical" in compare or self.program is None:
             out.append(naming.CLASSICAL)
-        return out
+        return self._found_supported(out)
 
     def select_models(self, text: str) -> list[str]:
-        """The models a `--models diffqas,fixed,fixed:K,classical` list names, checked."""
+        """The models a `--models diffqas,found,fixed,fixed:K,classical` list names, checked."""
         if isinstance(self.program, Factorised) and any(w.strip().startswith("fixed") for w in text.split(",")):
             raise QtcError(f"--models {text}: a per-position space has no fixed baselines (its "
                            f"{self.program.candidate_count:,} candidates are the whole product space); "
-                           "run diffqas, then train the architecture it reports as its own space")
-        return naming.parse_models(text, self._fixed_count(), quantum=self.program is not None)
+                           "'found' trains the architecture DiffQAS-QT finds (--models diffqas,found)")
+        return self._found_supported(naming.parse_models(text, self._fixed_count(), quantum=self.program is not None))
+
+    def _found_supported(self, models: list[str]) -> list[str]:
+        """`found` trains in the supervised engine (classify, forecast), after diffqas."""
+        if naming.FOUND in models and self.spec.kind not in SUPERVISED:
+            raise QtcError(f"model 'found' runs in {' and '.join(SUPERVISED)} tasks, not in "
+                           f"{self.spec.kind} ones (train the architecture diffqas reports as a space)")
+        return models
 
     def _fixed_count(self) -> int:
         """Fixed candidates a run may train alone: every candidate of an enumerated space; none
         of a per-position space (its candidates are the whole product space, not listed)."""
-        return 0 if self.program is None or isinstance(self.program, Factorised) else len(self.program.labels)
+        return len(self.candidate_labels())
+
+    def candidate_labels(self) -> tuple[str, ...]:
+        """The candidates' labels of an enumerated space; none of a per-position one (its
+        candidates are not listed) or of a task without a generator."""
+        return self.program.labels if isinstance(self.program, Program) else ()
 
     def model_label(self, model: str) -> str:
-        return naming.label(model, self.program.labels if self.program else ())
+        return naming.label(model, self.candidate_labels())
 
-    def sources(self, model: str, *, backend: str | None = None) -> dict[str, torch.nn.Module]:
-        """A fresh parameter source per network for `model` (uses the global torch RNG)."""
+    def found_program(self, weights) -> Program:
+        """The architecture DiffQAS-QT found, alone: from its structural weights as reported
+        (a list aligned with the program's weight labels), every position's favourite of a
+        per-position space, the largest weight's candidate of an enumerated one."""
+        if isinstance(self.program, Factorised):
+            return found_candidate(self.program, self.program.unflatten(weights))
+        return only_candidate(self.program, int(torch.as_tensor(weights).argmax()))
+
+    def sources(self, model: str, *, backend: str | None = None,
+                found: list[float] | None = None) -> dict[str, torch.nn.Module]:
+        """A fresh parameter source per network for `model` (uses the global torch RNG);
+        `found`: DiffQAS-QT's structural weights, which the model "found" needs."""
         out = {}
         for name, net in self.nets.items():
             if model == naming.CLASSICAL:
@@ -105,7 +132,13 @@ class Built:
             else:
                 gen = self.spec.generator
                 fixed = naming.fixed_index(model)
-                out[name] = QTGenerator(self.program, net.num_params, mapping=gen.mapping,
+                program = self.program
+                if model == naming.FOUND:
+                    if found is None:
+                        raise QtcError("the model 'found' needs DiffQAS-QT's structural weights: "
+                                       "train diffqas first (--models diffqas,found)")
+                    program, fixed = self.found_program(found), 0
+                out[name] = QTGenerator(program, net.num_params, mapping=gen.mapping,
                                         hidden=gen.hidden, bits=gen.bits, rescale=gen.rescale,
                                         gamma=gen.gamma, beta=gen.beta, alpha=gen.alpha,
                                         center=gen.center, init_scale=gen.init_scale, fixed=fixed,

@@ -1,7 +1,9 @@
 """Model names, in code and on disk: every conversion between the two lives here.
 
 A task's models are ``diffqas`` (the QT generator over the whole ensemble), ``fixed:K``
-(candidate K alone) and ``classical`` (the target network's own parameters). Folder names
+(candidate K alone), ``found`` (the architecture DiffQAS-QT's search found, trained alone after
+it: every position's favourite of a per-position space, the argmax candidate of an enumerated
+one) and ``classical`` (the target network's own parameters). Folder names
 spell ``fixed:K`` as ``fixed_K``: a colon is not portable in file names (Windows, archivers).
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from qtc.errors import QtcError
 
 DIFFQAS = "diffqas"
 CLASSICAL = "classical"
+FOUND = "found"
 _FIXED = "fixed:"
 _FIXED_FOLDER = "fixed_"
 
@@ -43,9 +46,12 @@ def from_folder(name: str) -> str:
 
 
 def order(model: str) -> tuple[int, int]:
-    """Sort key: DiffQAS-QT, then the fixed candidates by index, then anything else."""
+    """Sort key: DiffQAS-QT, the architecture it found, the fixed candidates by index, then
+    anything else."""
     if model == DIFFQAS:
         return (0, 0)
+    if model == FOUND:
+        return (0, 1)
     k = fixed_index(model)
     return (1, k) if k is not None else (2, 0)
 
@@ -63,7 +69,7 @@ def short(model: str) -> str:
     k = fixed_index(model)
     if k is not None:
         return f"config {k + 1}"
-    return {DIFFQAS: "DiffQAS-QT", CLASSICAL: "classical"}.get(model, model)
+    return {DIFFQAS: "DiffQAS-QT", FOUND: "found architecture", CLASSICAL: "classical"}.get(model, model)
 
 
 def configs(models) -> str:
@@ -85,7 +91,8 @@ def tie_label(models) -> str:
 
 
 def parse_models(text: str, candidates: int, *, quantum: bool) -> list[str]:
-    """``diffqas,fixed,fixed:K,classical`` -> model names (``fixed`` = every candidate), in order.
+    """``diffqas,found,fixed,fixed:K,classical`` -> model names (``fixed`` = every candidate), in
+    order, except that ``found`` follows ``diffqas`` (it trains what that search found).
 
     `candidates` is the number of candidates of the task's space; `quantum` says whether the
     task has a generator at all (without one only ``classical`` exists).
@@ -95,8 +102,8 @@ def parse_models(text: str, candidates: int, *, quantum: bool) -> list[str]:
         k = fixed_index(word)
         if not word:
             continue
-        if word == DIFFQAS and quantum:
-            out.append(DIFFQAS)
+        if word in (DIFFQAS, FOUND) and quantum:
+            out.append(word)
         elif word == "fixed" and quantum:
             out += [fixed(i) for i in range(candidates)]
         elif k is not None and quantum and k < candidates:
@@ -104,8 +111,16 @@ def parse_models(text: str, candidates: int, *, quantum: bool) -> list[str]:
         elif word == CLASSICAL:
             out.append(CLASSICAL)
         else:
-            raise QtcError(f"unknown model '{word}' in --models: expected diffqas, fixed, fixed:K "
-                           f"(0 <= K < {candidates}; fixed:K is config K+1) or classical")
+            raise QtcError(f"unknown model '{word}' in --models: expected diffqas, found, fixed, "
+                           f"fixed:K (0 <= K < {candidates}; fixed:K is config K+1) or classical")
     if not out:
-        raise QtcError(f"--models {text!r} names no model: expected diffqas, fixed, fixed:K or classical")
-    return list(dict.fromkeys(out))
+        raise QtcError(f"--models {text!r} names no model: expected diffqas, found, fixed, fixed:K "
+                       "or classical")
+    if FOUND in out and DIFFQAS not in out:
+        raise QtcError(f"--models {text}: 'found' trains the architecture DiffQAS-QT finds, so it "
+                       "needs diffqas in the same run (--models diffqas,found)")
+    out = list(dict.fromkeys(out))
+    if FOUND in out:                 # right after the search it depends on
+        out.remove(FOUND)
+        out.insert(out.index(DIFFQAS) + 1, FOUND)
+    return out

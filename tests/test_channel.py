@@ -2,8 +2,8 @@
 
 Every untied space small enough to enumerate is lowered both ways; probabilities and
 gradients (theta and weights) agree to 1e-10 in float64 on the channel's reference (torch
-density matrix, autograd) and cpu (compiled kernels, adjoint backward) paths, with raw weights
-that are unnormalised and negative.
+density matrix, autograd), cpu and cuda (compiled kernels, adjoint backward; cuda skips without
+CuPy and a GPU) paths, with raw weights that are unnormalised and negative.
 """
 import json
 from pathlib import Path
@@ -14,14 +14,20 @@ import torch
 import qtc
 from qtc.cli import main
 from qtc.compiler.factorised import Factorised, lower_factorised, one_hot
+from qtc.compiler.pipeline import found_candidate
 from qtc.dsl.space import parse_space
 from qtc.errors import SpecError
+from qtc.runtime import cuda
 from qtc.runtime.backends import probabilities
 from qtc.runtime.channel_kernels import ChannelFunction, tables
 from qtc.runtime.generator import QTGenerator
+from qtc.tasks.runs.rundir import RESOLVED
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_POSITION = "weights raw per position init 1 / C"
+# every backend; cuda runs where CuPy and a GPU are (bench/gpu_check.py's channel row too)
+BACKENDS = ["reference", "cpu",
+            pytest.param("cuda", marks=pytest.mark.skipif(not cuda.available(), reason="no CuPy / GPU"))]
 
 SMALL = {
     # the shipped two-layer space: init, entangler-or-nothing, RY | RZ per layer
@@ -38,6 +44,17 @@ depth 2
 layer = choose {{ cz(q, q + 1) for q in 0 .. n - 2 | swap(0, n - 1) ; t(1) | x(0) ; s(n - 1) }} ;
         rx(q, theta[layer, q]) for q in all ;
         choose {{ ry(q, theta[layer, q]) for q in all | rz(0, pi / 3) ; rz(q, theta[layer, q]) for q in all }}
+untie layers
+{PER_POSITION}
+""",
+    # rotations followed by gates that do not commute with them (their traces are taken walking
+    # back through the alternative), a monomial run split after a rotation, a shared angle
+    "walk": f"""
+space walk
+qubits 3
+depth 2
+layer = choose {{ ry(q, theta[layer, q]) for q in all ; cnot(0, 1) ; rx(q, theta[layer, q]) for q in all |
+                  h(0) ; rz(q, theta[layer, q]) for q in all ; cnot(1, 2) ; rz(2, theta[layer, 0]) ; ry(2, theta[layer, 1]) }}
 untie layers
 {PER_POSITION}
 """,
@@ -76,7 +93,7 @@ def _value_and_grads(prog, theta, W, cot, backend):
     return (P, *torch.autograd.grad((P * cot).sum(), (theta, W)))
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("name", sorted(SMALL))
 def test_channel_equals_enumeration_in_values_and_gradients(name, backend):
     channel, enum = _forms(SMALL[name])
@@ -88,7 +105,7 @@ def test_channel_equals_enumeration_in_values_and_gradients(name, backend):
     assert want[2].abs().sum() > 0 and want[1].abs().sum() > 0   # the check is not vacuous
 
 
-@pytest.mark.parametrize("backend", ["reference", "cpu"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_raw_weights_need_not_sum_to_one(backend):
     channel, enum = _forms(SMALL["untied_two_layer"])
     theta = torch.full((channel.depth, channel.qubits), 0.7, dtype=torch.float64)
@@ -107,6 +124,32 @@ def test_adjoint_backward_passes_gradcheck():
     assert torch.autograd.gradcheck(f, (theta, W), eps=1e-6, atol=1e-8)
 
 
+def test_a_cnot_network_or_a_layer_of_rz_is_one_pass_and_ry_h_are_real_passes():
+    """The specialised kernels: a run of monomial gates is one gather over the density matrix,
+    a one-qubit gate one pass over both sides (real for H and RY)."""
+    channel = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=5, depth=2)
+    tab = tables(channel)
+    passes, at_end = {}, {}
+    for step in channel.steps:
+        first = tab.steps[channel.steps.index(step)][0]
+        for label, a in zip(step.labels, range(first, first + len(step.alts))):
+            passes[label] = [(seg.kind, seg.real, len(seg.grads)) for seg in tab.alts[a]]
+            at_end[label] = tab.ends[a][1]
+    assert passes["none"] == []
+    assert passes["H"] == [("dense", True, 0)] * 5
+    assert passes["ent"] == passes["cyc"] == [("mono", False, 0)]
+    assert passes["RZ"] == [("mono", False, 0)]
+    assert passes["RY"] == [("dense", True, 0)] * 5 and passes["RX"] == [("dense", False, 0)] * 5
+    # rotations on distinct qubits commute: every angle's trace is taken at the end of its
+    # alternative, with the weight's, in one pass
+    assert at_end == {"none": 1, "H": 1, "ent": 1, "cyc": 1, "RX": 6, "RY": 6, "RZ": 6}
+    # and every gate of each alternative commutes with its rotations' generators: the backward
+    # pass traces U^+ E U against the stored state, with no forward replay of the alternative
+    assert all(tab.start)
+    walk = tables(_forms(SMALL["walk"])[0])
+    assert walk.start.count(False) == 4 and any(seg.grads for segs in walk.alts for seg in segs)
+
+
 def test_favourites_are_the_argmax_of_every_position():
     channel, enum = _forms(SMALL["untied_two_layer"])
     W = torch.zeros(channel.weights_shape, dtype=torch.float64)
@@ -118,6 +161,19 @@ def test_favourites_are_the_argmax_of_every_position():
                                      ("layer 1.0", "none"), ("layer 1.1", "RY")]
     best = int(torch.argmax(channel.candidate_weights(W)))
     assert channel.architecture(W) == enum.enumerated.labels[best] == "none-chain-RZ/none-RY"
+
+
+def test_the_found_architecture_is_the_favourite_candidate_alone():
+    channel, enum = _forms(SMALL["paper_untied"])
+    W = torch.rand(channel.weights_shape, dtype=torch.float64)
+    found = found_candidate(channel, W)
+    best = int(torch.argmax(channel.candidate_weights(W)))
+    assert found.labels == (enum.enumerated.labels[best],) == (channel.architecture(W),)
+    theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
+    single = torch.zeros(len(enum.enumerated.labels), dtype=torch.float64)
+    single[best] = 1
+    assert torch.allclose(probabilities(found, theta, torch.ones(1, dtype=torch.float64), backend="cpu"),
+                          probabilities(enum.enumerated, theta, single, backend="reference"), atol=1e-12)
 
 
 def test_a_fixed_candidate_is_a_one_hot_per_position():
@@ -148,6 +204,16 @@ def test_the_compiler_picks_the_cheaper_form_that_fits():
     paper = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=11, depth=10)
     assert paper.form == "channel" and paper.candidate_count == 2 * 6 ** 10
     assert paper.costs.channel < paper.costs.enumeration and not paper.costs.enumeration_fits
+
+
+def test_a_per_position_program_labels_its_weights_and_lists_no_candidates():
+    prog = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=3, depth=1)
+    assert prog.weight_labels == ("init: H", "init: none", "layer 0.0: ent", "layer 0.0: cyc",
+                                  "layer 0.1: RX", "layer 0.1: RY", "layer 0.1: RZ")
+    assert not hasattr(prog, "candidates") and not hasattr(prog, "labels")
+    assert prog.candidate_count == 12 and prog.architecture(torch.eye(3)[[0, 0, 0]]) == "H-ent-RX"
+    tied = qtc.compile(ROOT / "specs/hadamard_ent_rot.qs", qubits=3, depth=1)
+    assert tied.weight_labels == tuple(tied.candidates)       # one weight per candidate there
 
 
 def test_issue_18_forms_size_theta_as_the_enumeration_does():
@@ -232,3 +298,31 @@ def test_a_forecast_run_reports_the_architecture_found(tmp_path, capsys):
     assert "architecture found (per-position favourites): init " in printed
     row = json.loads((out / "metrics.json").read_text())[-1]
     assert row["architecture"].startswith("init ") and len(row["structural_weights"]) == 2 + 2 + 3
+    program = json.loads((out / RESOLVED).read_text())["program"]
+    assert program["candidates"] == [] and len(program["weights"]) == 7     # labels of the weights
+    assert program["weights"][0] == "init: H"
+
+
+def test_a_forecast_run_trains_the_found_architecture_beside_diffqas(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(_tiny_task(tmp_path)), "-o", str(out), "--no-progress", "--epochs", "1",
+                 "--max-batches", "2", "--models", "found,diffqas", "--backend", "cpu"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["model"] for r in summary["rows"]] == ["diffqas", "found"]   # found after its search
+    assert summary["rows"][1]["label"] == "found architecture"
+    printed = capsys.readouterr().out
+    assert "| found architecture | 1 |" in printed
+    rows = {r["model"]: r for r in json.loads((out / "metrics.json").read_text())}
+    assert "structural_weights" not in rows["found"] and rows["found"]["test_mse"] > 0
+    # the favourites of diffqas's weights, as one candidate label
+    favourites = rows["diffqas"]["architecture"]            # "init H; layer 0.0 ent; layer 0.1 RY"
+    found = rows["found"]["architecture"]                   # "H-ent-RY"
+    assert found.split("-") == [part.rsplit(" ", 1)[1] for part in favourites.split("; ")]
+    assert f"found architecture: trains alone: {found}" in printed
+
+
+def test_found_without_diffqas_is_a_clear_error(tmp_path, capsys):
+    assert main(["run", str(_tiny_task(tmp_path)), "-o", str(tmp_path / "run"), "--models", "found"]) == 2
+    err = capsys.readouterr().err
+    assert "needs diffqas in the same run" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

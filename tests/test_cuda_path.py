@@ -4,6 +4,8 @@ recording stand-in for CuPy (the kernels' text is checked by nvcc in test_kernel
 numbers on a GPU by test_backends_numeric.py and bench/gpu_check.sh)."""
 from __future__ import annotations
 
+import shutil
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -17,7 +19,7 @@ from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.target import Target
 from qtc.runtime import kernels
 from qtc.errors import QtcError
-from qtc.runtime import backends, cuda
+from qtc.runtime import backends, channel_kernels, cuda
 
 PAPER = Path(__file__).resolve().parents[1] / "specs" / "hadamard_ent_rot.qs"
 
@@ -176,3 +178,63 @@ def test_launches_go_on_torchs_stream_in_order_with_grids_from_the_state(monkeyp
         assert block == (cuda.BLOCK,) and grid == (cuda.blocks_for(work[name], 132 * 8),)
     with pytest.raises(ValueError, match="kernel argument 0 must be a contiguous tensor on cuda:0"):
         launcher.run(plan, tensors, writes=(0, 3))
+
+
+# --- the channel form (issue 15): compiler/channel.c through the same Module ---------------------
+
+NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nvcc").exists() else None)
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_nvcc_compiles_the_channel_kernels(tmp_path, arch):
+    text, sigs = channel_kernels.source()
+    src = tmp_path / "channel.cu"
+    src.write_text(text)
+    out = subprocess.run([NVCC, "--ptx", f"-arch={arch}", str(src), "-o", str(tmp_path / "c.ptx")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ptx = (tmp_path / "c.ptx").read_text()
+    cuda_kernels = set(sigs) - {"qtc_ch_threads"}          # the CPU's thread setting only
+    assert cuda_kernels and all(f".entry {name}(" in ptx for name in cuda_kernels)
+    assert ".entry qtc_ch_threads(" not in ptx
+
+
+class _Logged:
+    """The CPU kernels, recording each launch's name, work and non-pointer arguments."""
+
+    def __init__(self):
+        self.inner, self.calls = channel_kernels.CpuKernels(), []
+
+    def threads(self, n):
+        self.inner.threads(n)
+
+    def __call__(self, name, work, *args):
+        self.calls.append((name, work, tuple(a for a in args if not isinstance(a, torch.Tensor))))
+        self.inner(name, work, *args)
+
+
+def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(monkeypatch):
+    rec = _Recorder()
+    monkeypatch.setitem(sys.modules, "cupy", rec.module)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "current_stream",
+                        lambda device=None: types.SimpleNamespace(cuda_stream=0xABC))
+    prog = qtc.compile(PAPER.with_name("hadamard_ent_rot_per_layer.qs"), qubits=3, depth=2)
+    tab = channel_kernels.tables(prog)
+    gpu, cpu = channel_kernels.CudaKernels(), _Logged()
+    assert rec.code == channel_kernels.source()[0]
+    theta = torch.randn(prog.angle_shape, dtype=torch.float64).numpy().reshape(-1)
+    wa = tab.alt_weights(torch.rand(prog.weights_shape, dtype=torch.float64)).tolist()
+    for k in (cpu, gpu):     # the recorder computes nothing: the GPU run only records its launches
+        run = channel_kernels.Run(k, tab, tab.inputs(theta), wa, torch.device("cpu"))
+        states = torch.empty(len(tab.steps) + 1, 2 * tab.D, dtype=torch.float64)
+        channel_kernels.forward(run, states, tuple(torch.empty(2, 2 * tab.D, dtype=torch.float64)))
+    assert [name for name, *_ in rec.launches] == [name for name, *_ in cpu.calls]
+    assert {"qtc_ch_dense", "qtc_ch_dense_real", "qtc_ch_gather"} <= {name for name, *_ in cpu.calls}
+    assert {stream for *_, stream in rec.launches} == {0xABC}
+    for (name, grid, block, args, _), (_, work, scalars) in zip(rec.launches, cpu.calls):
+        assert block == (cuda.BLOCK,) and grid == (cuda.blocks_for(work, 132 * 8),)
+        kinds = [k for k in gpu.sigs[name] if k != "p"]
+        assert [int(a) for a, k in zip(args, gpu.sigs[name]) if k != "p"] == [int(s) for s in scalars]
+        assert len(kinds) == len(scalars)

@@ -93,11 +93,12 @@ def test_tree_size_counts_tracked_files_and_the_carry(tmp_path):
 def test_the_device_plan_fits_five_minutes_and_the_returned_files():
     steps = gpu_check.plan("device", ROOT / ".gpu")
     assert sum(s.budget for s in steps) + gpu_check.INSTALL_BUDGET <= 300
-    assert [s.name for s in steps] == ["environment", "numerics", "bench", "epoch"]
+    assert [s.name for s in steps] == ["environment", "numerics", "channel", "bench", "epoch"]
     cases = steps[1].params["cases"]
     assert {(n, L) for _, n, L, _ in cases} >= set(gpu_check.PAPER)
     assert {Path(s).name for s, *_ in cases} == {p.name for p in (ROOT / "specs").glob("*.qs")}
-    assert steps[3].params["backend"] == "cuda" and steps[3].params["spec"].endswith("fmnist_1v5.task")
+    assert steps[2].params["backend"] == "cuda" and (11, 10) in steps[2].params["cases"]
+    assert steps[4].params["backend"] == "cuda" and steps[4].params["spec"].endswith("fmnist_1v5.task")
     assert len(gpu_check.OUT_FILES) <= 8
 
 
@@ -119,6 +120,9 @@ def test_dry_run_runs_every_step_on_the_cpu_backend(tmp_path):
     assert {r["dtype"] for r in steps["numerics"]["rows"]} == {"float32", "float64"}
     assert all("vs_reference" in r["checks"] for r in steps["numerics"]["rows"])
     assert steps["bench"]["rows"][0]["rows"][0]["backend"] == "cpu"
+    channel = steps["channel"]["rows"][0]
+    assert {"repeat", "vs_reference", "vs_enumeration"} <= set(channel["checks"]) and channel["ok"]
     assert steps["epoch"]["rows"][0]["test_accuracy"] is not None
     md = (out / "gpu_check.md").read_text()
     assert "## Numerics" in md and "## Generator step" in md and "## One epoch" in md
+    assert "## Channel form" in md

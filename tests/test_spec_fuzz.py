@@ -105,4 +105,4 @@ def test_the_mutator_does_produce_errors_and_valid_specs():
 
 @pytest.mark.parametrize("text", SPACE_TEXTS)
 def test_unmutated_spaces_compile(text):
-    assert qtc.compile(text, qubits=3, depth=2).labels
+    assert qtc.compile(text, qubits=3, depth=2).weight_labels

@@ -99,7 +99,8 @@ def _interrupted(rundir: RunDir, where: str):
 def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state, rows, stop) -> dict:
     net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
     torch.manual_seed(opts.seed)
-    source = built.sources(model, backend=opts.backend)[net.name]
+    found = state["done"].get(naming.DIFFQAS, {}).get("structural_weights")   # for "found"
+    source = built.sources(model, backend=opts.backend, found=found)[net.name]
     optim = make_optimizer(built.spec.train, source.parameters())
     epoch, start_batch, best = 0, 0, None
     if resume:
@@ -156,6 +157,8 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
                 row["structural_weights"] = [round(w, 6) for w in source.reported_weights()]
                 if source.architecture():
                     row["architecture"] = source.architecture()   # per position: the favourites
+            elif model == naming.FOUND:
+                row["architecture"] = source.program.labels[0]   # the one circuit it trains
             rows.append(row)
             if selection.is_better(opts.select, row, best and best["row"]):
                 best = {"row": row, "source": {k: v.clone() for k, v in source.state_dict().items()}}
@@ -181,7 +184,8 @@ def _train_one(built, rundir, opts, task: Supervised, val, model, resume, state,
     print(f"{label} (epoch {row['epoch']}, select {opts.select}): "
           + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
     if row.get("architecture"):
-        print(f"{label}: architecture found (per-position favourites): {row['architecture']}")
+        what = "trains alone" if model == naming.FOUND else "architecture found (per-position favourites)"
+        print(f"{label}: {what}: {row['architecture']}")
     return row
 
 

@@ -62,6 +62,7 @@ class TrialRecord:
     error: str | None = None
     rows: list = field(default_factory=list)
     candidates: list = field(default_factory=list)
+    weight_labels: list = field(default_factory=list)   # one per structural weight
     episodes: dict | None = None
     window: int = 1000
     selected: int | None = None       # the epoch selection.json names (None: the last)
@@ -109,7 +110,9 @@ def _record(root: Path, folder: Path) -> TrialRecord:
                       dataset=((task.get("data") or {}).get("dataset") or ""),
                       attempts=int(status.get("attempts") or 0), seconds=status.get("seconds"),
                       error=status.get("error"))
-    rec.candidates = list(((resolved.get("program") or {}).get("candidates")) or [])
+    program = resolved.get("program") or {}
+    rec.candidates = list(program.get("candidates") or [])
+    rec.weight_labels = list(program.get("weights") or rec.candidates)   # older runs: candidates
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)
     rows = _read_json(folder / "metrics.json") or []
     rec.rows = [r for r in rows if r.get("model") == model]
@@ -458,7 +461,7 @@ def weights(records: list[TrialRecord]) -> list[dict]:
         if not recs:
             continue
         w = np.array([r.rows[-1]["structural_weights"] for r in recs], dtype=float)
-        cands = recs[0].candidates or [f"candidate {k}" for k in range(w.shape[1])]
+        cands = recs[0].weight_labels or [f"candidate {k}" for k in range(w.shape[1])]
         votes = np.bincount(w.argmax(1), minlength=w.shape[1])
         mean = w.mean(0)
         std = w.std(0, ddof=1) if len(w) > 1 else np.zeros_like(mean)

@@ -85,7 +85,7 @@ def report(built: Built, rundir: RunDir) -> None:
                  log_keys=("train_loss", "test_loss"))
     weights = [r for r in rows if r["model"] == "diffqas" and r.get("structural_weights")]
     if weights and built.program is not None:
-        plots.structural_weights(built.program.labels, weights[-1]["structural_weights"],
+        plots.structural_weights(built.program.weight_labels, weights[-1]["structural_weights"],
                                  rundir.path / "structural_weights.png",
                                  title=f"DiffQAS-QT structural weights after epoch {weights[-1]['epoch']}")
     rundir.write_text("summary.md", summary(built, rows, _optional_json(rundir, SELECTION),

@@ -100,7 +100,7 @@ def _located(built: Built, message: str, options: dict) -> SpecError:
 
 def paper_key(built: Built, model: str) -> str | None:
     """'DiffQAS-QT' / 'Config k' when `model` corresponds to a row of the paper's Table II."""
-    return paper_row(model, built.program.labels if built.program is not None else ())
+    return paper_row(model, built.candidate_labels())
 
 
 def paper_row(model: str, candidates) -> str | None:
@@ -286,7 +286,7 @@ def _final_plots(built: Built, rundir: RunDir, done: dict[str, dict]) -> None:
                  title=f"{built.spec.name}: MSE per epoch", log_keys=("train_mse", "test_mse"))
     weights = done.get("diffqas", {}).get("structural_weights")
     if weights:
-        plots.structural_weights(list(built.program.labels), weights,
+        plots.structural_weights(list(built.program.weight_labels), weights,
                                  rundir.path / "plots" / "structural_weights.png",
                                  title=f"{built.spec.name}: DiffQAS-QT structural weights after "
                                        f"{done['diffqas']['epoch']} epochs")

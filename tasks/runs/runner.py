@@ -224,7 +224,8 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
         "settings": dict(built.settings),     # --set values, applied to spec.task on resume
         "options": options.to_dict(),
         "program": {"qubits": built.program.qubits, "depth": built.program.depth,
-                    "candidates": built.program.candidates} if built.program else None,
+                    "candidates": list(built.candidate_labels()),
+                    "weights": list(built.program.weight_labels)} if built.program else None,
         "torch": torch.__version__,
     })
     rundir.write_json(PROVENANCE, provenance(spec.model_dump(exclude={"source", "file"}), options.backend,

@@ -283,7 +283,7 @@ def test_select_validation_picks_the_best_evaluation_and_records_it(tmp_path):
     base = json.loads((run / "baselines.json").read_text())["random policy"]
     assert base["episodes"] == 3 and 0 <= base["eval_reward"] < 1
     text = (run / "summary.md").read_text()
-    assert "| *baseline:* random policy | uniform random actions |" in text
+    assert "| *baseline:* random policy (uniform random actions) |" in text
     assert f"episode {best['episode']} (select validation" in text
 
 

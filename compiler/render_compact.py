@@ -125,8 +125,9 @@ def _gpu_kernels(plan: Plan, backward: bool) -> list[str]:
     """CUDA: kernel j runs pass j of every circuit that has one (as the unrolled kernels do)."""
     tag, args, call = ("b", BWD_ARGS, "st, lam, th, gth") if backward else ("f", FWD_ARGS, "st, th")
     name = "bwd" if backward else "fwd"
+    # one copy of the pass loop (not inlined into every kernel: NVRTC's time grows with each)
     out = ["#ifdef __CUDACC__",
-           f"QTC_INL void qtc_{name}_all(int j, {args}) {{",
+           f"static __device__ __noinline__ void qtc_{name}_all(int j, {args}) {{",
            "  const long t0 = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> QTC_M;",
            "  const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;",
            f"  for (int c = 0; c < {len(plan.circuits)}; ++c) {{",

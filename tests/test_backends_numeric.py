@@ -143,8 +143,8 @@ def _run_rendering(prog, rendering: str, dtype, theta, weights, g):
     from qtc.runtime.kernels import ProgramFunction, compiled
     comp = compiled(prog, Target(dtype=str(dtype).removeprefix("torch."), rendering=rendering))
     assert comp.rendered.target.rendering == rendering
-    theta = theta.to(dtype).requires_grad_()
-    weights = weights.to(dtype).requires_grad_()
+    theta = theta.detach().to(dtype).clone().requires_grad_()      # fresh leaves: no grad carried over
+    weights = weights.detach().to(dtype).clone().requires_grad_()
     P = ProgramFunction.apply(theta, weights, comp)
     (P.double() @ g).backward()
     return P.detach().double(), theta.grad.double(), weights.grad.double()

@@ -19,7 +19,7 @@ H100_BANDWIDTH = 3.35e12  # bytes/s: what the report prices the traffic at
 LAUNCH_OVERHEAD_S = 5e-6
 # The unrolled renderer writes ~130 bytes per (op, register, state plane) of every pass (fitted
 # on the paper space from (5, 2) to (17, 15): 129-172 bytes). Measured on the shared 2-core
-# machine (load 7-13; see docs/compact.md): at (11, 10) the unrolled 3.3 MB took 808 s of wall
+# machine (load 7-13; README "Kernel rendering"): at (11, 10) the unrolled 3.3 MB took 808 s of wall
 # time to build cold and 6.6 ms CPU per step, the compact 0.1 MB 14 s and 32.8 ms. The compact
 # passes are not as fast yet, so "auto" keeps the unrolled ones wherever they build at all
 # (7.5 MB at (17, 15), 28-38 s on an idle machine) and renders compact beyond that;

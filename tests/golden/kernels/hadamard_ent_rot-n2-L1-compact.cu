@@ -227,7 +227,7 @@ QTC_INL void qtc_bpass(int k, real* QTC_RESTRICT st, real* QTC_RESTRICT lam, con
 }
 
 #ifdef __CUDACC__
-QTC_INL void qtc_fwd_all(int j, real* QTC_RESTRICT st, const real* QTC_RESTRICT th) {
+static __device__ __noinline__ void qtc_fwd_all(int j, real* QTC_RESTRICT st, const real* QTC_RESTRICT th) {
   const long t0 = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> QTC_M;
   const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;
   for (int c = 0; c < 6; ++c) {
@@ -239,7 +239,7 @@ QTC_KERNEL qtc_fwd_0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th) { qtc_f
 #endif
 
 #ifdef __CUDACC__
-QTC_INL void qtc_bwd_all(int j, real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth) {
+static __device__ __noinline__ void qtc_bwd_all(int j, real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth) {
   const long t0 = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> QTC_M;
   const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;
   for (int c = 0; c < 6; ++c) {

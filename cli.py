@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from qtc.compiler.target import RENDERINGS
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
 from qtc.dsl.task import BACKENDS, RANGES, backend_hint
 from qtc.errors import QtcError, os_error_message
@@ -63,7 +64,7 @@ def backend_name(text: str) -> str:
 def _compile(args) -> int:
     from qtc.compile_cmd import write_outputs
     out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth,
-                        settings=_settings(args))
+                        settings=_settings(args), rendering=args.rendering)
     print(out.report, end="")
     print("\n" + _thread_setting(out.program))
     print(f"wrote {', '.join(str(p) for p in out.files)}")
@@ -280,6 +281,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--qubits", type=qubit_count, help="override the number of qubits")
     c.add_argument("--depth", type=circuit_depth, help="override the depth")
     c.add_argument("-o", "--output", type=Path, help="output folder (default out/<name>)")
+    c.add_argument("--rendering", choices=RENDERINGS,
+                   help="how the kernels are written: unrolled code per op, or compact loops over "
+                        "tables (default: $QTC_RENDERING, else the cost model chooses by size)")
     _set_arg(c)
     c.set_defaults(func=_compile)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
 from qtc.compiler.report import program_outputs
+from qtc.compiler.target import Target, rendering_from_env
 from qtc.errors import QtcError
 
 
@@ -23,8 +24,11 @@ class Outputs:
 
 
 def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=None,
-                  settings: dict[str, str] | None = None) -> Outputs:
+                  settings: dict[str, str] | None = None, rendering: str | None = None) -> Outputs:
     """Compile a .qs or .task spec; write report.txt, program.ir and kernels.cu.
+
+    `rendering` (auto, unrolled, compact) forces how the kernels are rendered; None: as
+    $QTC_RENDERING says, else the cost model chooses.
 
     For a .task, `qubits` and `depth` are the settings generator.qubits and generator.depth, so
     they are checked like the spec's own values and the parameter table shows the size compiled.
@@ -44,7 +48,7 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
     else:
         prog = compile_space(spec, qubits=qubits, depth=depth)
         name = prog.name
-    texts = program_outputs(prog)
+    texts = program_outputs(prog, Target(rendering=rendering or rendering_from_env()))
     texts["report.txt"] = header + texts["report.txt"]
     out = Path(out_dir) if out_dir else Path("out") / name
     out.mkdir(parents=True, exist_ok=True)

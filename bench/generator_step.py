@@ -8,7 +8,8 @@ cuda and cuda-graph on the largest count) it reports, over --reps steps after on
     after torch.cuda.synchronize(), so the clock sees the kernels finish;
   - the cold compile: every measurement runs in its own process with an empty kernel cache, so
     the compiled backends render and build their kernels (g++, or NVRTC on cuda, whose part is
-    reported too) from scratch;
+    reported too) from scratch; with --renderings unrolled compact, once per rendering (the
+    row's backend says which ran, e.g. "cpu [compact]");
   - the load average and the thread setting the cpu backend's last pass ran with
     (qtc.runtime.threads), since a loaded machine changes both;
   - the ratio to the reference backend and to Qulacs at its best thread count (same size and
@@ -107,8 +108,9 @@ def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads:
     steps = [_step(p, backend, *_inputs(p, dtype)) for p in progs]
     times = _time_steps(steps[0] if len(steps) == 1 else _in_turn(steps), reps)
     comp = built[-1][0]
-    return {"backend": label, "program": kind, "programs": len(progs), "n": n, "L": depth, **times,
-            "reps": reps, "threads": threads,
+    rendered = "" if comp is None else f" [{comp.rendered.target.rendering}]"   # which kernels ran
+    return {"backend": label + rendered, "program": kind, "programs": len(progs), "n": n, "L": depth,
+            **times, "reps": reps, "threads": threads,
             "compile_s": compile_s, "nvrtc_s": _nvrtc_seconds(comp), "setting": _setting(comp),
             "loadavg": os.getloadavg()[0],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "baseline_mb": baseline}
@@ -119,10 +121,10 @@ def _cold_compile(prog, backend: str, dtype_name: str):
     the subprocess's kernel cache is empty, so this is the cold compile."""
     if backend not in ("cpu", "cuda"):
         return None, None
-    from qtc.compiler.target import Target
+    from qtc.compiler.target import Target, rendering_from_env
     from qtc.runtime.kernels import compiled
     t = time.perf_counter()
-    comp = compiled(prog, Target(device=backend, dtype=dtype_name))
+    comp = compiled(prog, Target(device=backend, dtype=dtype_name, rendering=rendering_from_env()))
     return comp, time.perf_counter() - t
 
 
@@ -330,12 +332,14 @@ def cost_model(n: int, depth: int, dtype_name: str) -> dict:
 
 # --- the driver --------------------------------------------------------------------------------
 
-def _subprocess(args, threads: int) -> dict | None:
-    """One measurement in a fresh process with an empty kernel cache and `threads` OpenMP
-    threads (Qulacs reads OMP_NUM_THREADS when it loads)."""
+def _subprocess(args, threads: int, rendering: str = "auto") -> dict | None:
+    """One measurement in a fresh process with an empty kernel cache, `threads` OpenMP threads
+    (Qulacs reads OMP_NUM_THREADS when it loads) and the compiled backends' kernels rendered as
+    `rendering` (QTC_RENDERING)."""
     cmd = [sys.executable, __file__, "--one", *map(str, args), str(threads)]
     with tempfile.TemporaryDirectory(prefix="qtc-bench-cache-") as cache:
-        env = os.environ | {"QTC_CACHE_DIR": cache, "OMP_NUM_THREADS": str(threads)}
+        env = os.environ | {"QTC_CACHE_DIR": cache, "OMP_NUM_THREADS": str(threads),
+                            "QTC_RENDERING": rendering}
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         print(f"  {args[0]} at ({args[1]}, {args[2]}) failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
@@ -368,10 +372,11 @@ def _measure_size(n: int, L: int, load: str, kind: str, backends, allowed, args)
         for b in backends:
             reps = max(3, args.reps // 2) if b in ("reference", "pennylane") and n >= 15 else args.reps
             for t in _thread_counts(b, allowed):
-                r = _subprocess([b, n, L, reps, args.dtype, kind], t)
-                if r is not None:
-                    out.append(r | {"load": load})
-                    print(_progress(out[-1]))
+                for rendering in (args.renderings if b in ("cpu",) + GPU else ["auto"]):
+                    r = _subprocess([b, n, L, reps, args.dtype, kind], t, rendering)
+                    if r is not None:
+                        out.append(r | {"load": load})
+                        print(_progress(out[-1]))
     ref = min((r["median"] for r in out if r["backend"] == "reference"), default=None)
     qulacs = min((r["median"] for r in out if r["backend"] == "qulacs"), default=None)
     for r in out:
@@ -516,6 +521,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="what a step runs: ensemble (DiffQAS-QT), single (config 2 alone), fixed12 "
                          "(the 12 baselines, each alone, in turn), fixed-trained (those a run trains: "
                          "merged twins once); comma-separated")
+
+    ap.add_argument("--renderings", nargs="+", default=["auto"], choices=["auto", "unrolled", "compact"],
+                    help="the kernel renderings to time on cpu and cuda (each with its cold compile)")
     ap.add_argument("--breakdown", action="store_true", help="per-pass times at the largest size")
     ap.add_argument("--json", type=Path, help="also write the cost models and the rows to this file")
     ap.add_argument("--one", nargs=7, help=argparse.SUPPRESS)

@@ -6,14 +6,26 @@ again here.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from qtc.compiler.ir import Program, numbered
 from qtc.compiler.render import Rendered
 from qtc.compiler.schedule import Plan
+from qtc.compiler.target import Target
 
 H100_BANDWIDTH = 3.35e12  # bytes/s: what the report prices the traffic at
 # Host cost of one kernel launch (CUDA driver + CuPy's call path), a lead to be measured on the
 # device: at ~140 launches a step at 17 qubits this is as large as the memory traffic itself.
 LAUNCH_OVERHEAD_S = 5e-6
+# The unrolled renderer writes ~130 bytes per (op, register, state plane) of every pass (fitted
+# on the paper space from (5, 2) to (17, 15): 129-172 bytes). Measured on the shared 2-core
+# machine (load 7-13; README "Kernel rendering"): at (11, 10) the unrolled 3.3 MB took 808 s of wall
+# time to build cold and 6.6 ms CPU per step, the compact 0.1 MB 14 s and 32.8 ms. The compact
+# passes are not as fast yet, so "auto" keeps the unrolled ones wherever they build at all
+# (7.5 MB at (17, 15), 28-38 s on an idle machine) and renders compact beyond that;
+# QTC_RENDERING=compact or `qtc compile --rendering compact` chooses the quick build.
+UNROLLED_BYTES_PER_STATEMENT = 130
+UNROLLED_MAX_BYTES = 8 << 20   # "auto" renders compact above this estimated unrolled size
 
 
 def bytes_moved(plan: Plan, itemsize: int) -> dict[str, int]:
@@ -28,6 +40,27 @@ def bytes_moved(plan: Plan, itemsize: int) -> dict[str, int]:
     return {"forward": fwd, "backward": bwd, "gather": ends, "total": fwd + bwd + ends}
 
 
+def unrolled_statements(plan: Plan) -> int:
+    """(op, register, state plane) blocks the unrolled renderer writes: each pass's ops times
+    its 2^rank registers times the planes of its states (the backward pass holds two states)."""
+    blocks = lambda passes: sum(len(p.ops) << p.rank for p in passes)  # noqa: E731
+    return sum(c.planes * (blocks(c.fwd) + 2 * blocks(c.bwd)) for c in plan.circuits)
+
+
+def unrolled_bytes(plan: Plan) -> int:
+    """The size the unrolled source would have, estimated without rendering it."""
+    return UNROLLED_BYTES_PER_STATEMENT * unrolled_statements(plan)
+
+
+def with_rendering(plan: Plan, target: Target) -> Target:
+    """The Target with its rendering decided: "auto" is unrolled up to UNROLLED_MAX_BYTES of
+    estimated unrolled source (the fastest passes), compact above (a build in seconds)."""
+    if target.rendering != "auto":
+        return target
+    big = unrolled_bytes(plan) > UNROLLED_MAX_BYTES
+    return replace(target, rendering="compact" if big else "unrolled")
+
+
 def cost_report(prog: Program, kernels: Rendered) -> str:
     """Deterministic text: passes, launches, bytes moved and flops per training step, and the
     time the bytes imply at the memory bandwidth of an H100."""
@@ -36,6 +69,8 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
     dim = 1 << plan.n
     launches = len(kernels.kernels["forward"]) + len(kernels.kernels["backward"])
     lines = [f"cost model: {plan.name}, {plan.n} qubits, depth {plan.depth}, {target.dtype}",
+             f"rendering: {target.rendering}, {len(kernels.text.encode())} bytes of source (unrolled: "
+             f"~{unrolled_bytes(plan)} bytes estimated; auto renders compact above {UNROLLED_MAX_BYTES})",
              f"simulated circuits: {len(plan.circuits)}; exact constants: {len(plan.constants)}",
              f"state buffer: {plan.size} reals ({plan.size * target.itemsize} bytes); lanes {1 << plan.lanes}",
              f"launches per step: forward {len(kernels.kernels['forward'])}, "

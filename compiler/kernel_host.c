@@ -1,16 +1,14 @@
 // qtc CPU drivers (qtc/compiler/kernel_host.c): run every pass of every circuit in order.
-// The generated lines above define the pass tables QTC_{F,B}_{FNS,TILES,START,ORDER},
-// QTC_NCIRC and QTC_{F,B}PASSES. mode 0: whole circuits in parallel (dynamic schedule, costliest
+// The generated lines above define the pass tables QTC_{F,B}_{TILES,START,ORDER}, QTC_NCIRC,
+// QTC_{F,B}PASSES and qtc_fpass / qtc_bpass, which run pass k (of every circuit's passes in
+// order) over some of its tiles: a call through a table of functions (unrolled rendering) or
+// the table-driven loop of kernel_compact.h (compact rendering). mode 0: whole circuits in parallel (dynamic schedule, costliest
 // first; no barrier between passes); mode 1: every pass split across the threads (for fewer
 // circuits than threads).
 #ifndef __CUDACC__
-typedef void (*qtc_ffn)(real*, const real*, long, long, long);
-typedef void (*qtc_bfn)(real*, real*, const real*, double*, long, long, long);
-static const qtc_ffn qtc_f_fns[] = {QTC_F_FNS};
 static const long qtc_f_tiles[] = {QTC_F_TILES};
 static const int qtc_f_start[] = {QTC_F_START};
 static const int qtc_f_order[] = {QTC_F_ORDER};
-static const qtc_bfn qtc_b_fns[] = {QTC_B_FNS};
 static const long qtc_b_tiles[] = {QTC_B_TILES};
 static const int qtc_b_start[] = {QTC_B_START};
 static const int qtc_b_order[] = {QTC_B_ORDER};
@@ -20,7 +18,7 @@ static const int qtc_b_order[] = {QTC_B_ORDER};
     for (int i = 0; i < QTC_NCIRC; ++i) { \
       const int c = qtc_##tag##_order[i]; \
       for (int k = qtc_##tag##_start[c]; k < qtc_##tag##_start[c + 1]; ++k) \
-        qtc_##tag##_fns[k](__VA_ARGS__, 0, qtc_##tag##_tiles[k], 1); \
+        qtc_##tag##pass(k, __VA_ARGS__, 0, qtc_##tag##_tiles[k], 1); \
     } \
   } else { \
     _Pragma("omp parallel") { \
@@ -28,8 +26,9 @@ static const int qtc_b_order[] = {QTC_B_ORDER};
       for (int j = 0; j < passes; ++j) { \
         for (int c = 0; c < QTC_NCIRC; ++c) { \
           const int k = qtc_##tag##_start[c] + j; \
+          if (k >= qtc_##tag##_start[c + 1]) continue; /* circuit c has no pass j */ \
           const long T = qtc_##tag##_tiles[k]; \
-          if (k < qtc_##tag##_start[c + 1]) qtc_##tag##_fns[k](__VA_ARGS__, T * id / nt, T * (id + 1) / nt, 1); \
+          qtc_##tag##pass(k, __VA_ARGS__, T * id / nt, T * (id + 1) / nt, 1); \
         } \
         _Pragma("omp barrier") \
       } \
@@ -54,10 +53,10 @@ extern "C" void qtc_profile(real* st, real* lam, const real* th, const real* wn,
 #define QTC_TICK u = omp_get_wtime(); out[o++] = u - t; t = u;
   omp_set_num_threads(1);
   qtc_init(st); QTC_TICK
-  for (int k = 0; k < qtc_f_start[QTC_NCIRC]; ++k) { qtc_f_fns[k](st, th, 0, qtc_f_tiles[k], 1); QTC_TICK }
+  for (int k = 0; k < qtc_f_start[QTC_NCIRC]; ++k) { qtc_fpass(k, st, th, 0, qtc_f_tiles[k], 1); QTC_TICK }
   qtc_out(st, wn, P); QTC_TICK
   qtc_binit(st, lam, wn, g, gw); QTC_TICK
-  for (int k = 0; k < qtc_b_start[QTC_NCIRC]; ++k) { qtc_b_fns[k](st, lam, th, gth, 0, qtc_b_tiles[k], 1); QTC_TICK }
+  for (int k = 0; k < qtc_b_start[QTC_NCIRC]; ++k) { qtc_bpass(k, st, lam, th, gth, 0, qtc_b_tiles[k], 1); QTC_TICK }
 #undef QTC_TICK
 }
 #endif

@@ -10,10 +10,12 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from qtc.compiler.cost import with_rendering
 from qtc.compiler.expand import expand
 from qtc.compiler.ir import Circuit, Program, verify
 from qtc.compiler.passes import drop_trailing_diagonals, fold_clifford_constants, infer_real, merge_duplicates
 from qtc.compiler.render import Rendered, render
+from qtc.compiler.render_compact import render_compact
 from qtc.compiler.schedule import plan_program
 from qtc.compiler.target import Target
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS, SearchSpace, parse_space
@@ -72,7 +74,9 @@ def found_candidate(prog: Factorised, weights, *, check: bool = False) -> Progra
 def to_kernels(prog: Program, target: Target) -> Rendered:
     """The back half: one Program's kernels for one Target."""
     plan = plan_program(prog, target)          # frames, tiles, passes over the state
-    return render(plan, target)                # kernel source text, signature, flop counts
+    target = with_rendering(plan, target)      # "auto": unrolled when small, compact when big
+    rendering = render_compact if target.rendering == "compact" else render
+    return rendering(plan, target)             # kernel source text, signature, flop counts
 
 
 def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> tuple[int, int]:

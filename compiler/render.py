@@ -484,25 +484,48 @@ def _prelude(plan: Plan, target: Target) -> list[str]:
             f"#define QTC_PM_ROWS {pm_rows}"] + _static("kernel_prelude.h") + [""]
 
 
-def _host(plan: Plan) -> list[str]:
-    """The CPU drivers' pass tables (function, tiles, where each circuit starts, costliest
-    circuit first), then the drivers themselves."""
+def _host(plan: Plan, calls: list[str]) -> list[str]:
+    """The CPU drivers' pass tables (tiles, where each circuit starts, costliest circuit
+    first), `calls` (the rendering's qtc_fpass / qtc_bpass: run pass k over some tiles), then
+    the drivers themselves."""
     out = [f"#define QTC_NCIRC {len(plan.circuits)}"]
     for backward, tag in ((False, "F"), (True, "B")):
-        fns, tiles, start = [], [], [0]
-        for i, c in enumerate(plan.circuits):
-            passes = c.bwd if backward else c.fwd
-            fns += [f"qtc_{tag.lower()}{j}_c{i}" for j in range(len(passes))]
-            tiles += [str(_tiles(plan, p)) for p in passes]
-            start.append(len(fns))
         cost = [c.planes * len(c.bwd if backward else c.fwd) for c in plan.circuits]
         order = sorted(range(len(plan.circuits)), key=lambda i: (-cost[i], i))
-        out += [f"#define QTC_{tag}_FNS {', '.join(fns + ['0'])}",
-                f"#define QTC_{tag}_TILES {', '.join(tiles + ['0'])}",
-                f"#define QTC_{tag}_START {', '.join(map(str, start))}",
+        out += [f"#define QTC_{tag}_TILES {', '.join(map(str, pass_tiles(plan, backward) + [0]))}",
+                f"#define QTC_{tag}_START {', '.join(map(str, pass_starts(plan, backward)))}",
                 f"#define QTC_{tag}_ORDER {', '.join(map(str, order + [0]))}"]
     out += [f"#define QTC_FPASSES {plan.fwd_kernels}", f"#define QTC_BPASSES {plan.bwd_kernels}"]
-    return out + _static("kernel_host.c")
+    return out + calls + _static("kernel_host.c")
+
+
+def pass_starts(plan: Plan, backward: bool) -> list[int]:
+    """Where each circuit's passes start in the list of every circuit's passes, then the end."""
+    start = [0]
+    for c in plan.circuits:
+        start.append(start[-1] + len(c.bwd if backward else c.fwd))
+    return start
+
+
+def pass_tiles(plan: Plan, backward: bool) -> list[int]:
+    return [_tiles(plan, p) for c in plan.circuits for p in (c.bwd if backward else c.fwd)]
+
+
+def _unrolled_calls(plan: Plan) -> list[str]:
+    """qtc_fpass / qtc_bpass of the unrolled rendering: a call through a table of the pass
+    functions (host only; the GPU kernels call the functions directly)."""
+    out = ["#ifndef __CUDACC__",
+           "typedef void (*qtc_ffn)(real*, const real*, long, long, long);",
+           "typedef void (*qtc_bfn)(real*, real*, const real*, double*, long, long, long);"]
+    for backward, tag in ((False, "f"), (True, "b")):
+        fns = [f"qtc_{tag}{j}_c{i}" for i, c in enumerate(plan.circuits)
+               for j in range(len(c.bwd if backward else c.fwd))]
+        out.append(f"static const qtc_{tag}fn qtc_{tag}_fns[] = {{{', '.join(fns + ['0'])}}};")
+    return out + [
+        "static inline void qtc_fpass(int k, real* st, const real* th, long t0, long t1, long step) {",
+        "  qtc_f_fns[k](st, th, t0, t1, step);", "}",
+        "static inline void qtc_bpass(int k, real* st, real* lam, const real* th, double* gth, long t0, "
+        "long t1, long step) {", "  qtc_b_fns[k](st, lam, th, gth, t0, t1, step);", "}", "#endif"]
 
 
 @dataclass(frozen=True)
@@ -552,7 +575,7 @@ def render(plan: Plan, target: Target) -> Rendered:
     lines.append(PART)
     for backward in (False, True):
         lines += _gpu_kernels(plan, backward)
-    lines += _host(plan)
+    lines += _host(plan, _unrolled_calls(plan))
     text = "\n".join(lines) + "\n"
     return Rendered(text, plan, target, flops[False], flops[True], signatures(text))
 

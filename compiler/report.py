@@ -9,7 +9,7 @@ from qtc.compiler.factorised import Factorised
 from qtc.compiler.factorised_report import CHANNEL_SOURCE, factorised_report, pretty_channel
 from qtc.compiler.ir import Circuit, Constant, Program, count_gates, pretty
 from qtc.compiler.pipeline import to_kernels
-from qtc.compiler.target import Target
+from qtc.compiler.target import Target, rendering_from_env
 
 
 def program_report(prog: Program) -> str:
@@ -68,10 +68,12 @@ def _solve_single(constraints, n: int) -> int:
     return x
 
 
-def program_outputs(prog: Program | Factorised, target: Target = Target()) -> dict[str, str]:
+def program_outputs(prog: Program | Factorised, target: Target | None = None) -> dict[str, str]:
     """What `qtc compile` writes for a program, file name -> text: the report (with the cost
     model of the kernels), the IR and the kernel source, each computed once. A per-position
-    space reports the form chosen first, then its channel program or its enumerated one."""
+    space reports the form chosen first, then its channel program or its enumerated one.
+    Default target: the CPU, float64, rendered as $QTC_RENDERING says (else the cost model)."""
+    target = target or Target(rendering=rendering_from_env())
     if isinstance(prog, Factorised):
         head = factorised_report(prog)
         if prog.form == "channel":

@@ -6,6 +6,7 @@ kernel cache key, so two targets never share a compiled kernel by accident.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from qtc.errors import QtcError
@@ -17,6 +18,11 @@ DEVICES = ("cpu", "cuda")
 # largest tile rank (block directions per pass) by (direction, real circuit): 2^rank vectors
 # per state plane stay in registers; the backward pass holds two states.
 MAX_RANK = (("fwd", True, 4), ("fwd", False, 3), ("bwd", True, 3), ("bwd", False, 3))
+# how the passes become source: "unrolled" (one block of code per op and register), "compact"
+# (one loop over a table of the ops, kernel_compact.h) or "auto" (the cost model chooses by the
+# size of the unrolled source: compiler/cost.py)
+RENDERINGS = ("auto", "unrolled", "compact")
+RENDERING_ENV = "QTC_RENDERING"
 
 
 @dataclass(frozen=True)
@@ -24,17 +30,21 @@ class Target:
     """device: "cpu" (g++ -fopenmp, a GCC vector per loop iteration) or "cuda" (NVRTC, a lane
     group of threads); dtype: the real type of states and angles ("float64" or "float32");
     lanes: log2 of the vector width (8 lanes = one 64-byte AVX-512 vector of doubles, or 8
-    neighbouring GPU threads); max_rank: register limits as (direction, real, rank) rows."""
+    neighbouring GPU threads); max_rank: register limits as (direction, real, rank) rows;
+    rendering: one of RENDERINGS."""
     device: str = "cpu"
     dtype: str = "float64"
     lanes: int = 3
     max_rank: tuple[tuple[str, bool, int], ...] = MAX_RANK
+    rendering: str = "auto"
 
     def __post_init__(self):
         if self.device not in DEVICES:
             raise QtcError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if self.dtype not in DTYPES:
             raise QtcError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.rendering not in RENDERINGS:
+            raise QtcError(f"rendering must be one of {', '.join(RENDERINGS)}, got {self.rendering!r}")
         if not 0 <= self.lanes <= 3:
             raise QtcError(f"lanes must be in 0..3 (at most 8 lanes), got {self.lanes}")
 
@@ -42,7 +52,7 @@ class Target:
     def key(self) -> str:
         """Stable text naming every field: part of the kernel cache keys."""
         ranks = ",".join(f"{d}{'r' if real else 'c'}{k}" for d, real, k in self.max_rank)
-        return f"{self.device}/{self.dtype}/lanes{self.lanes}/rank{ranks}"
+        return f"{self.device}/{self.dtype}/lanes{self.lanes}/rank{ranks}/{self.rendering}"
 
     def rank(self, direction: str, real: bool) -> int:
         """The largest tile rank for a forward ("fwd") or backward ("bwd") pass."""
@@ -63,3 +73,11 @@ class Target:
     @property
     def c_cos_sin(self) -> tuple[str, str]:
         return DTYPES[self.dtype][3], DTYPES[self.dtype][4]
+
+
+def rendering_from_env(env=os.environ) -> str:
+    """The rendering $QTC_RENDERING forces (unrolled or compact), else "auto"."""
+    value = env.get(RENDERING_ENV, "") or "auto"
+    if value not in RENDERINGS:
+        raise QtcError(f"{RENDERING_ENV} must be one of {', '.join(RENDERINGS)}, got {value!r}")
+    return value

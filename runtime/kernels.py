@@ -19,7 +19,7 @@ import torch
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
-from qtc.compiler.target import Target
+from qtc.compiler.target import Target, rendering_from_env
 from qtc.runtime import backends, cuda, threads
 from qtc.runtime.cache import build_shared, find_compiler
 from qtc.runtime.reference import constant_distribution
@@ -72,7 +72,8 @@ class _CpuLauncher:
 
     def __init__(self, comp: Compiled):
         self.rendered = comp.rendered
-        self.lib = ctypes.CDLL(str(build_shared(comp.rendered.text, tag=comp.target.key)))
+        # the rendered Target: its rendering decided ("auto" resolved by the cost model)
+        self.lib = ctypes.CDLL(str(build_shared(comp.rendered.text, tag=comp.rendered.target.key)))
         for name in ("qtc_forward", "qtc_backward", "qtc_threads"):
             getattr(self.lib, name).argtypes = [ctypes.c_int if ctype == "int" else ctypes.c_void_p
                                                 for ctype, _ in comp.rendered.signature[name]]
@@ -182,9 +183,11 @@ class ProgramFunction(torch.autograd.Function):
 
 
 def _probabilities(device: str):
-    """Run on `device` in theta's dtype (backends.probabilities admits float32 and float64)."""
+    """Run on `device` in theta's dtype (backends.probabilities admits float32 and float64),
+    rendered as $QTC_RENDERING says (default: the cost model chooses)."""
     def run(prog: Program, theta: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        target = Target(device=device, dtype=str(theta.dtype).removeprefix("torch."))
+        target = Target(device=device, dtype=str(theta.dtype).removeprefix("torch."),
+                        rendering=rendering_from_env())
         home, where = theta.device, torch.device(device)
         theta_t, weights_t = theta.to(where), weights.to(where, theta.dtype)
         P = ProgramFunction.apply(theta_t, weights_t, compiled(prog, target))

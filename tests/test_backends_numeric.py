@@ -39,6 +39,12 @@ CASES = [  # (spec, qubits, depth): the paper space from 2 to 10 qubits, the oth
 ]
 DTYPES = [torch.float64, torch.float32]
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
+# both renderings of the passes (compiler/render.py, render_compact.py) on these: every gate,
+# 1 to 3 lanes, real and complex circuits, tiles of rank 0 to 4, two-row diagonals (CZ)
+RENDER_CASES = [("hadamard_ent_rot", 2, 1), ("hadamard_ent_rot", 5, 2), ("hadamard_ent_rot", 9, 1),
+                ("clifford_t", 4, 2), ("hardware_efficient", 5, 2), ("untied_two_layer", 3, 2),
+                ("allgates", 3, 2), ("allgates", 1, 1), ("every_form", 5, 3)]
+AGREE = {torch.float64: 1e-12, torch.float32: 1e-5}
 
 
 def _backend_params(with_reference: bool = True):
@@ -98,9 +104,14 @@ def prebuild():
     from qtc.compiler.pipeline import to_kernels
     from qtc.compiler.target import Target
     from qtc.runtime.cache import build_shared
-    jobs = [(program(*c), Target(dtype=d)) for c in CASES for d in ("float64", "float32")]
+    jobs = [(program(*c), Target(dtype=d, rendering=r)) for c in CASES for d in ("float64", "float32")
+            for r in ("auto",) + (("unrolled", "compact") if c in RENDER_CASES else ())]
+
+    def build(job):
+        rendered = to_kernels(*job)
+        build_shared(rendered.text, tag=rendered.target.key)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(lambda job: build_shared(to_kernels(*job).text, tag=job[1].key), jobs))
+        list(pool.map(build, jobs))
 
 
 def _ids(case):
@@ -124,6 +135,34 @@ def test_probabilities_and_gradients(compiled_backend, case, dtype):
     assert (theta.grad.double() - dtheta_ref).abs().max().item() <= tol
     assert (weights.grad.double() - dw_ref).abs().max().item() <= tol
     assert dtheta_ref.abs().max() > 1e-3  # the comparison is not between zeros
+
+
+def _run_rendering(prog, rendering: str, dtype, theta, weights, g):
+    """P, dtheta, dweights of g . P on the cpu backend with the passes rendered as `rendering`."""
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import ProgramFunction, compiled
+    comp = compiled(prog, Target(dtype=str(dtype).removeprefix("torch."), rendering=rendering))
+    assert comp.rendered.target.rendering == rendering
+    theta = theta.detach().to(dtype).clone().requires_grad_()      # fresh leaves: no grad carried over
+    weights = weights.detach().to(dtype).clone().requires_grad_()
+    P = ProgramFunction.apply(theta, weights, comp)
+    (P.double() @ g).backward()
+    return P.detach().double(), theta.grad.double(), weights.grad.double()
+
+
+@pytest.mark.skipif("cpu" not in available_backends(), reason="no C++ compiler")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
+@pytest.mark.parametrize("case", RENDER_CASES, ids=_ids)
+def test_compact_and_unrolled_renderings_agree_with_each_other_and_the_reference(case, dtype):
+    prog = program(*case)
+    theta, weights, g = inputs(prog)
+    ref = expected(case)
+    unrolled = _run_rendering(prog, "unrolled", dtype, theta, weights, g)
+    compact = _run_rendering(prog, "compact", dtype, theta, weights, g)
+    for what, c, u, r in zip(("P", "dtheta", "dweights"), compact, unrolled, ref):
+        assert (c - r).abs().max().item() <= TOL[dtype], f"compact {what} against the reference"
+        assert (c - u).abs().max().item() <= AGREE[dtype], f"compact {what} against unrolled"
+    assert ref[1].abs().max() > 1e-3  # the comparison is not between zeros
 
 
 @pytest.mark.parametrize("case", [("hadamard_ent_rot", 6, 2), ("allgates", 3, 2)], ids=_ids)

@@ -8,8 +8,10 @@ writes is compared with `tests/golden/<spec file name>/<file>`:
   source written out whole (the channel form's kernels.cu is compiler/channel.c): no copy of it. To review a change to it, read the diff
   of the kernel text goldens below, or run `qtc compile` before and after and diff.
 Three tiny programs also keep their whole kernel source as text (`tests/golden/kernels/`),
-with the two static C files (compiler/kernel_prelude.h, kernel_host.c) cut out: those are
-reviewed as files; what is left is everything the renderer generates.
+and two of them in the compact rendering too (`*-compact.cu`: compiler/render_compact.py),
+with the static C files (compiler/kernel_prelude.h, kernel_host.c, and kernel_compact.h in the
+compact ones) cut out: those are reviewed as files; what is left is everything the renderer
+generates.
 On a mismatch the new output is written beside the golden as `<file>.new` (git ignores *.new)
 and the test fails naming both paths. A golden file that is no longer produced fails too.
 
@@ -41,8 +43,11 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 GOLDEN_MAX_BYTES = 256 * 1024
 AUTO_QUBITS = 6
 UPDATE = os.environ.get("QTC_UPDATE_GOLDEN") == "1"
-TEXT_KERNELS = [("hadamard_ent_rot", 2, 1), ("hardware_efficient", 3, 1), ("untied_two_layer", 2, 1)]
-STATIC_C = ("kernel_prelude.h", "kernel_host.c")
+TEXT_KERNELS = [("hadamard_ent_rot", 2, 1, "unrolled"), ("hardware_efficient", 3, 1, "unrolled"),
+                ("untied_two_layer", 2, 1, "unrolled"), ("hadamard_ent_rot", 2, 1, "compact"),
+                ("hardware_efficient", 3, 1, "compact")]
+STATIC_C = {"unrolled": ("kernel_prelude.h", "kernel_host.c"),
+            "compact": ("kernel_prelude.h", "kernel_compact.h", "kernel_host.c")}
 # static compiler sources that `qtc compile` may write out whole (the channel form's kernels):
 # reviewed as files, so a golden pins such an output by digest, not by a second copy
 STATIC_SOURCES = ("channel.c",)
@@ -80,7 +85,8 @@ def test_every_spec_has_a_golden_folder():
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda p: p.name)
-def test_compile_output_matches_golden(spec, tmp_path):
+def test_compile_output_matches_golden(spec, tmp_path, monkeypatch):
+    monkeypatch.delenv("QTC_RENDERING", raising=False)   # the goldens are the cost model's choice
     out = write_outputs(str(spec), out_dir=tmp_path, **compile_size(spec))
     written = sorted(p.name for p in tmp_path.iterdir())
     assert written == sorted(f.name for f in out.files), "write_outputs reports what it wrote"
@@ -119,9 +125,9 @@ def test_no_golden_is_a_copy_of_a_static_source():
     assert not copies, f"golden copies of compiler sources (pin them by digest): {copies}"
 
 
-def generated_part(text: str) -> str:
+def generated_part(text: str, rendering: str) -> str:
     """The kernel source with each static C file replaced by a one-line marker."""
-    for name in STATIC_C:
+    for name in STATIC_C[rendering]:
         static = resources.files("qtc.compiler").joinpath(name).read_text()
         assert text.count(static) == 1, f"{name} appears once, whole, in the kernel source"
         text = text.replace(static, f"// <qtc/compiler/{name}: {static.count(chr(10))} lines>\n")
@@ -130,10 +136,11 @@ def generated_part(text: str) -> str:
 
 def test_tiny_kernels_match_their_text_goldens():
     expected = {}
-    for spec, n, L in TEXT_KERNELS:
-        text = to_kernels(qtc.compile(ROOT / "specs" / f"{spec}.qs", qubits=n, depth=L), Target()).text
-        name = f"{spec}-n{n}-L{L}.cu"
-        data = generated_part(text).encode()
+    for spec, n, L, rendering in TEXT_KERNELS:
+        prog = qtc.compile(ROOT / "specs" / f"{spec}.qs", qubits=n, depth=L)
+        text = to_kernels(prog, Target(rendering=rendering)).text
+        name = f"{spec}-n{n}-L{L}" + ("-compact" if rendering == "compact" else "") + ".cu"
+        data = generated_part(text, rendering).encode()
         expected[name] = (data, name, data)
     _compare("kernel text", GOLDEN / "kernels", expected)
 
@@ -162,7 +169,7 @@ def test_mismatch_writes_new_file_and_names_both(tmp_path, monkeypatch):
     out = tmp_path / "out"
     out.mkdir()
     with pytest.raises(AssertionError) as info:
-        test_compile_output_matches_golden(spec, out)
+        test_compile_output_matches_golden(spec, out, monkeypatch)
     message = str(info.value)
     assert str(folder / "program.ir") in message and str(folder / "program.ir.new") in message
     assert (folder / "program.ir.new").read_text().startswith("program untied_two_layer qubits 4 depth 2")

@@ -36,8 +36,8 @@ tie layers
 TINY = 'extern "C" int qtc_answer(void) { return 42; }\n'
 
 
-def kernel_source(prog, dtype="float64"):
-    return to_kernels(prog, Target(dtype=dtype)).text
+def kernel_source(prog, dtype="float64", rendering="auto"):
+    return to_kernels(prog, Target(dtype=dtype, rendering=rendering)).text
 
 
 # --- frames: the lowered circuit, run in stored coordinates, is the circuit -------------------
@@ -175,16 +175,93 @@ NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nv
 
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
+@pytest.mark.parametrize("rendering", ["unrolled", "compact"])
 @pytest.mark.parametrize("arch,dtype", [("sm_80", "float64"), ("sm_90", "float32")])
-def test_nvcc_compiles_the_gpu_text(tmp_path, arch, dtype):
+def test_nvcc_compiles_the_gpu_text(tmp_path, arch, dtype, rendering):
     src = tmp_path / "k.cu"
-    src.write_text(kernel_source(qtc.compile(ALL_GATES, qubits=4, depth=1), dtype))
+    src.write_text(kernel_source(qtc.compile(ALL_GATES, qubits=4, depth=1), dtype, rendering))
     out = subprocess.run([NVCC, "--ptx", f"-arch={arch}", str(src), "-o", str(tmp_path / "k.ptx")],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     ptx = (tmp_path / "k.ptx").read_text()
     for name in ("qtc_init", "qtc_fwd_0", "qtc_out", "qtc_binit", "qtc_bwd_0"):
         assert f".entry {name}(" in ptx
+
+
+# --- the two renderings ------------------------------------------------------------------------
+
+def test_auto_renders_unrolled_when_small_and_compact_above_the_size_threshold(monkeypatch):
+    from qtc.compiler import cost
+    prog = qtc.compile(PAPER, qubits=5, depth=2)
+    small = to_kernels(prog, Target())
+    assert small.target.rendering == "unrolled" and "qtc_f0_c0" in small.text
+    assert cost.unrolled_bytes(small.plan) < cost.UNROLLED_MAX_BYTES
+    monkeypatch.setattr(cost, "UNROLLED_MAX_BYTES", cost.unrolled_bytes(small.plan) - 1)
+    big = to_kernels(prog, Target())
+    assert big.target.rendering == "compact" and "qtc_f0_c0" not in big.text
+    assert "rendering: compact, " in cost_report(prog, big)
+    assert big.target.key != small.target.key, "the rendering is part of the kernel cache key"
+    assert to_kernels(prog, Target(rendering="unrolled")).text == small.text, "forcing one wins"
+
+
+def test_unrolled_size_estimate_is_within_a_third_of_the_real_size():
+    from qtc.compiler.cost import unrolled_bytes
+    for n, depth in ((5, 2), (9, 3)):
+        r = to_kernels(qtc.compile(PAPER, qubits=n, depth=depth), Target(rendering="unrolled"))
+        assert 0.75 < unrolled_bytes(r.plan) / len(r.text) < 1.33
+
+
+def test_compact_source_grows_only_by_its_op_tables_with_depth():
+    """At 17 qubits: the unrolled source would be ~7.5 MB at depth 15; the compact one is a
+    fixed part plus under 60 bytes per op and per pass (table records, a GPU kernel stub per pass)."""
+    from qtc.compiler.cost import unrolled_bytes
+    sizes, ops = [], []
+    for depth in (5, 15, 30):
+        r = to_kernels(qtc.compile(PAPER, qubits=17, depth=depth), Target(rendering="compact"))
+        sizes.append(len(r.text))
+        ops.append(sum(len(p.ops) for c in r.plan.circuits for p in c.fwd + c.bwd)
+                   + sum(len(c.fwd) + len(c.bwd) for c in r.plan.circuits))
+        if depth == 15:
+            assert unrolled_bytes(r.plan) > 25 * len(r.text)
+    assert (sizes[2] - sizes[0]) / (ops[2] - ops[0]) < 60
+
+
+def test_rendering_is_checked_where_it_is_chosen():
+    from qtc.compiler.target import rendering_from_env
+    assert rendering_from_env({}) == "auto" and rendering_from_env({"QTC_RENDERING": "compact"}) == "compact"
+    with pytest.raises(QtcError, match="QTC_RENDERING must be one of auto, unrolled, compact, got 'fast'"):
+        rendering_from_env({"QTC_RENDERING": "fast"})
+    with pytest.raises(QtcError, match="rendering must be one of"):
+        Target(rendering="rolled")
+
+
+def test_qtc_compile_reports_the_rendering_and_refuses_a_bad_one(tmp_path, monkeypatch, capsys):
+    from qtc.cli import main
+    out = tmp_path / "out"
+    assert main(["compile", str(PAPER), "--qubits", "4", "--depth", "2", "--rendering", "compact",
+                 "-o", str(out)]) == 0
+    assert "rendering: compact, " in capsys.readouterr().out
+    assert "qtc_fpass_run" in (out / "kernels.cu").read_text()
+    monkeypatch.setenv("QTC_RENDERING", "fast")
+    assert main(["compile", str(PAPER), "--qubits", "4", "-o", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "QTC_RENDERING must be one of auto, unrolled, compact, got 'fast'" in err
+    assert "Traceback" not in err and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.skipif(cache.find_compiler() is None, reason="no C++ compiler")
+def test_the_runtime_renders_as_the_environment_says(monkeypatch):
+    import torch
+    from qtc.runtime import kernels
+    prog = qtc.compile(PAPER, qubits=4, depth=2)
+    theta = torch.full((2, 4), 0.3, dtype=torch.float64)
+    weights = torch.full((12,), 1 / 12, dtype=torch.float64)
+    monkeypatch.setenv("QTC_RENDERING", "compact")
+    P = prog.probabilities(theta, weights, backend="cpu")
+    built = [comp for (pid, _), (_, comp) in kernels._compiled.items() if pid == id(prog)]
+    assert [c.rendered.target.rendering for c in built] == ["compact"]
+    monkeypatch.delenv("QTC_RENDERING")
+    torch.testing.assert_close(P, prog.probabilities(theta, weights, backend="cpu"), rtol=0, atol=1e-14)
 
 
 # --- build cache --------------------------------------------------------------------------------

@@ -642,14 +642,24 @@ QTC_KERNEL qtc_bwd_0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* 
 #endif
 
 #define QTC_NCIRC 6
-#define QTC_F_FNS qtc_f0_c0, qtc_f0_c1, qtc_f0_c2, qtc_f0_c3, qtc_f0_c4, qtc_f0_c5, 0
 #define QTC_F_TILES 1, 1, 1, 1, 1, 1, 0
 #define QTC_F_START 0, 1, 2, 3, 4, 5, 6
 #define QTC_F_ORDER 2, 4, 0, 1, 3, 5, 0
-#define QTC_B_FNS qtc_b0_c0, qtc_b0_c1, qtc_b0_c2, qtc_b0_c3, qtc_b0_c4, qtc_b0_c5, 0
 #define QTC_B_TILES 1, 1, 1, 1, 1, 1, 0
 #define QTC_B_START 0, 1, 2, 3, 4, 5, 6
 #define QTC_B_ORDER 2, 4, 0, 1, 3, 5, 0
 #define QTC_FPASSES 1
 #define QTC_BPASSES 1
-// <qtc/compiler/kernel_host.c: 63 lines>
+#ifndef __CUDACC__
+typedef void (*qtc_ffn)(real*, const real*, long, long, long);
+typedef void (*qtc_bfn)(real*, real*, const real*, double*, long, long, long);
+static const qtc_ffn qtc_f_fns[] = {qtc_f0_c0, qtc_f0_c1, qtc_f0_c2, qtc_f0_c3, qtc_f0_c4, qtc_f0_c5, 0};
+static const qtc_bfn qtc_b_fns[] = {qtc_b0_c0, qtc_b0_c1, qtc_b0_c2, qtc_b0_c3, qtc_b0_c4, qtc_b0_c5, 0};
+static inline void qtc_fpass(int k, real* st, const real* th, long t0, long t1, long step) {
+  qtc_f_fns[k](st, th, t0, t1, step);
+}
+static inline void qtc_bpass(int k, real* st, real* lam, const real* th, double* gth, long t0, long t1, long step) {
+  qtc_b_fns[k](st, lam, th, gth, t0, t1, step);
+}
+#endif
+// <qtc/compiler/kernel_host.c: 62 lines>

@@ -108,8 +108,8 @@ def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads:
     steps = [_step(p, backend, *_inputs(p, dtype)) for p in progs]
     times = _time_steps(steps[0] if len(steps) == 1 else _in_turn(steps), reps)
     comp = built[-1][0]
-    rendered = "" if comp is None else f" [{comp.rendered.target.rendering}]"   # which kernels ran
-    return {"backend": label + rendered, "program": kind, "programs": len(progs), "n": n, "L": depth,
+    rendering = "-" if comp is None else comp.rendered.target.rendering   # which kernels ran
+    return {"backend": label, "rendering": rendering, "program": kind, "programs": len(progs), "n": n, "L": depth,
             **times, "reps": reps, "threads": threads,
             "compile_s": compile_s, "nvrtc_s": _nvrtc_seconds(comp), "setting": _setting(comp),
             "loadavg": os.getloadavg()[0],
@@ -385,6 +385,11 @@ def _measure_size(n: int, L: int, load: str, kind: str, backends, allowed, args)
     return out
 
 
+def _name(r: dict) -> str:
+    """The backend with the rendering its compiled kernels used: ``cpu [unrolled]``."""
+    return r["backend"] + ("" if r.get("rendering", "-") == "-" else f" [{r['rendering']}]")
+
+
 def _fmt(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
@@ -396,7 +401,7 @@ def _times(ratio: float | None) -> str:
 def _progress(r: dict) -> str:
     built = "" if r["compile_s"] is None else f"; cold compile {r['compile_s']:.2f} s" + \
         ("" if r["nvrtc_s"] is None else f" (NVRTC {r['nvrtc_s']:.2f} s)")
-    return (f"  {r['program']:<13} {r['load']:<5} {r['backend']:<10} {r['threads']} threads allowed ({r['setting']}): wall "
+    return (f"  {r['program']:<13} {r['load']:<5} {_name(r):<15} {r['threads']} threads allowed ({r['setting']}): wall "
             f"{r['median']:.4f} s/step (fwd {r['forward']:.4f}, bwd {r['backward']:.4f}), CPU "
             f"{r['cpu_time']:.4f} s/step, first step {r['warmup']:.2f} s, load avg {r['loadavg']:.1f}{built}")
 
@@ -416,7 +421,7 @@ TABLE = ("| (n, L) | program | backend | load | threads allowed | cpu setting | 
 
 def _row(r: dict) -> str:
     compile_s = _fmt(r["compile_s"], ".2f") + ("" if r["nvrtc_s"] is None else f" ({r['nvrtc_s']:.2f})")
-    return (f"| ({r['n']}, {r['L']}) | {r['program']} ({r['programs']}) | {r['backend']} | {r['load']} | {r['threads']} | {r['setting']} | "
+    return (f"| ({r['n']}, {r['L']}) | {r['program']} ({r['programs']}) | {_name(r)} | {r['load']} | {r['threads']} | {r['setting']} | "
             f"{r['median']:.4f} | {r['cpu_time']:.4f} | {compile_s} | {r['loadavg']:.1f} | "
             f"{_times(r['ratio'])} | {_times(r['vs_qulacs'])} | {r['peak_rss_mb']:.0f} "
             f"(+{r['peak_rss_mb'] - r['baseline_mb']:.0f}) |")
@@ -426,17 +431,17 @@ def summary(rows: list[dict]) -> list[str]:
     """The issue's ratios from the rows: busy / idle per program, backend and thread count, and
     the fixed baselines' step over the ensemble's (each at its best thread count, same load)."""
     def med(n, L, kind, backend, load, threads=None):
-        hits = [r["median"] for r in rows if (r["n"], r["L"], r["program"], r["backend"], r["load"]) ==
+        hits = [r["median"] for r in rows if (r["n"], r["L"], r["program"], _name(r), r["load"]) ==
                 (n, L, kind, backend, load) and threads in (None, r["threads"])]
         return min(hits, default=None)
     out = []
-    for n, L, kind, backend, threads in sorted({(r["n"], r["L"], r["program"], r["backend"], r["threads"])
+    for n, L, kind, backend, threads in sorted({(r["n"], r["L"], r["program"], _name(r), r["threads"])
                                                 for r in rows}):
         idle, busy = med(n, L, kind, backend, "idle", threads), med(n, L, kind, backend, "busy", threads)
         if idle and busy:
             out.append(f"({n}, {L}) {kind:<13} {backend:<10} {threads} threads allowed: busy / idle "
                        f"= {busy / idle:.2f}x")
-    for n, L, backend, load in sorted({(r["n"], r["L"], r["backend"], r["load"]) for r in rows}):
+    for n, L, backend, load in sorted({(r["n"], r["L"], _name(r), r["load"]) for r in rows}):
         ens = med(n, L, "ensemble", backend, load)
         for kind in ("fixed12", "fixed-trained"):
             fixed = med(n, L, kind, backend, load)

@@ -11,6 +11,9 @@ from __future__ import annotations
 import torch
 
 
+
+BASELINES = "baselines.json"   # a run folder's cost-nothing baselines, for every kind
+
 def _mse(pred: torch.Tensor, y: torch.Tensor) -> float:
     return float(((pred.reshape(-1) - y.reshape(-1)).double() ** 2).mean())
 

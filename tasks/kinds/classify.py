@@ -19,11 +19,10 @@ from qtc.tasks.build import Built
 from qtc.tasks.data.images import DATASETS, _torchvision_class, load_binary
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
-from qtc.tasks.engines.baselines import majority_baseline
+from qtc.tasks.engines.baselines import BASELINES, majority_baseline
 from qtc.tasks.engines.supervised import SELECTION, Supervised, held_out, train_all, unmoved_note
 
 CURVE_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
-BASELINES = "baselines.json"
 
 
 def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:

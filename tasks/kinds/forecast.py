@@ -27,7 +27,7 @@ from qtc.tasks.data import series as S
 from qtc.tasks.build import Built
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
-from qtc.tasks.engines.baselines import forecast_baselines
+from qtc.tasks.engines.baselines import BASELINES, forecast_baselines
 from qtc.tasks.engines.supervised import Supervised, held_out, train_all, unmoved_note
 
 # Paper Table II: test MSE per data set; keys "DiffQAS-QT" and "Config 1" .. "Config 12".
@@ -228,7 +228,6 @@ def fmt(v: float | None) -> str:
     return f"{v:.6f}" if v >= 5e-6 else f"{v:.2e}"
 
 
-BASELINES = "baselines.json"
 
 
 def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], description: str,

@@ -32,7 +32,7 @@ from qtc.errors import QtcError
 from qtc.tasks import plots
 from qtc.tasks.engines import a3c, progress
 from qtc.tasks.engines.a3c.algorithm import OBS_SIZE, make_env
-from qtc.tasks.engines.baselines import random_policy_baseline
+from qtc.tasks.engines.baselines import BASELINES, random_policy_baseline
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.engines.supervised import SELECTION
 from qtc.tasks.build import Built, load_task
@@ -40,7 +40,6 @@ from qtc.tasks.runs import tensorboard
 from qtc.tasks.runs.rundir import RunDir
 
 THRESHOLD = 0.9          # the paper's "solved" moving-average reward
-BASELINES = "baselines.json"
 NETS = ("actor", "critic")
 
 # Built tasks by spec path. run() seeds it with its own Built so forked workers reuse the

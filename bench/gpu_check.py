@@ -268,7 +268,8 @@ def _prebuild_cpu(cases):
             if prog.enumerated is None:
                 return
             prog = prog.enumerated
-        build_shared(to_kernels(prog, target).text, tag=target.key)
+        rendered = to_kernels(prog, target)
+        build_shared(rendered.text, tag=rendered.target.key, library=rendered.library)
     futures = [pool.submit(build, c) for c in cases]
     pool.shutdown(wait=False)
     return _AllDone(futures)

@@ -8,7 +8,11 @@ the distinct gate matrices as coefficients of 1, cos and sin of the half angle. 
 same for every program; only the tables grow, by one short record per op.
 
 The kernels, their names and parameters, the gathers and the CPU drivers are the unrolled
-rendering's (render.py); only the pass functions differ.
+rendering's (render.py); only the pass functions differ. On the CPU they are not in the program's
+text at all: kernel_compact.h and kernel_compact_lib.c, after the prelude's dtype and lane
+parameters, are `Rendered.library`, the same text for every program, which the build cache
+compiles once and links with each program (whose qtc_fpass / qtc_bpass call qtc_lib_fpass /
+qtc_lib_bpass with its tables). On the GPU the program's text instantiates them itself.
 """
 from __future__ import annotations
 
@@ -16,8 +20,8 @@ from qtc.compiler import symbolic
 from qtc.compiler.ir import Angle
 from qtc.compiler.render import (BWD_ARGS, FWD_ARGS, PART, Rendered, _binit_kernel, _host, _init_kernel,
                                  _matrix, _out_kernel, _prelude, _static, pass_starts, pass_tiles,
-                                 signatures)
-from qtc.compiler.schedule import CircuitPlan, Pass, Plan, SOp
+                                 prelude_params, signatures)
+from qtc.compiler.schedule import CircuitPlan, Pass, Plan, SOp, parity
 from qtc.compiler.target import Target
 
 # flops per element of one op, as kernel_compact.h computes them: (real, complex) circuits
@@ -28,6 +32,25 @@ GRAD_FLOPS = {"dense": (5, 18), "diag": (3, 10)}
 def _coefficients(part: tuple) -> tuple[float, float, float]:
     terms = dict(part)
     return terms.get("1", 0.0), terms.get("c", 0.0), terms.get("s", 0.0)
+
+
+def shape(row: tuple[float, ...]) -> int:
+    """Which parts of a 2x2 gate row (gate_row) can be non-zero: 1 when every imaginary part is
+    structurally zero (H, RY), 2 when the diagonal is real and the off-diagonal imaginary (RX),
+    else 0 (kernel_compact.h's qtc_mac K)."""
+    re0 = [not any(row[6 * e:6 * e + 3]) for e in range(4)]
+    im0 = [not any(row[6 * e + 3:6 * e + 6]) for e in range(4)]
+    if all(im0):
+        return 1
+    return 2 if im0[0] and im0[3] and re0[1] and re0[2] else 0
+
+
+def op_shape(gate: tuple[float, ...], gen: tuple[float, ...] | None) -> int:
+    """A dense complex op's kernel shape: the matrix's K when its generator (if it has one, in
+    the backward) has the other non-zero K (RX with X, RY with Y), else 0 (the general code)."""
+    k = shape(gate)
+    kg = 3 - k if gen is None else shape(gen)
+    return k if k and kg == 3 - k else 0
 
 
 def gate_row(table: tuple, dense: bool) -> tuple[float, ...]:
@@ -59,8 +82,8 @@ class Tables:
         ops = self.ops[backward]
         basis = list(pss.basis) + [0] * (4 - pss.rank)
         pivots = sorted(pss.pivots) + [0] * (4 - pss.rank)
-        self.passes[backward].append((circ.offset, int(not circ.real), pss.rank, basis, pivots,
-                                      len(ops), len(pss.ops)))
+        self.passes[backward].append((circ.offset, 1 << self.plan.n, int(not circ.real), pss.rank,
+                                      basis, pivots, len(ops), len(pss.ops)))
         for op in pss.ops:
             ops.append(self._op(op, pss, backward))
 
@@ -71,19 +94,25 @@ class Tables:
         rows = list(op.rows) + [0] * (2 - len(op.rows))
         flips = list(op.flips) + [0] * (2 - len(op.flips))
         u = pss.coords(op.d & ~low) if dense else 0
-        bits = (int(not dense) | len(op.rows) << 1 | u << 3 | (op.d & low) << 8 | (rows[0] & low) << 11
-                | (rows[1] & low) << 14 | flips[0] << 17 | flips[1] << 18)
         matrix = _matrix(op)
         if backward:
             matrix = symbolic.adjoint(matrix, dense)
-        gate = self._index(self.gates, gate_row(matrix, dense))
+        row = gate_row(matrix, dense)
+        gate = self._index(self.gates, row)
         trained = isinstance(op.angle, Angle)
-        gen = self._index(self.gates, gate_row(op.generator, dense)) if backward and trained else -1
+        gen_row = gate_row(op.generator, dense) if backward and trained else None
+        gen = -1 if gen_row is None else self._index(self.gates, gen_row)
         th, form = -1, 0
         if trained:
             th = op.angle.offset(self.plan.n)
             form = self._index(self.forms, (op.angle.scale / 2, op.angle.shift / 2, op.angle.scale))
-        return bits, rows[0] & ~low, rows[1] & ~low, gate, gen, th, form
+        # the label bits of each register's block offset, 2 bits per register
+        kap = sum((parity(rows[0] & ~low & o) | parity(rows[1] & ~low & o) << 1) << 2 * s
+                  for s, o in enumerate(pss.offsets()))
+        kind = op_shape(row, gen_row) if dense else 0
+        bits = (int(not dense) | len(op.rows) << 1 | u << 3 | (op.d & low) << 8 | (rows[0] & low) << 11
+                | (rows[1] & low) << 14 | flips[0] << 17 | flips[1] << 18 | kind << 19)
+        return bits, rows[0] & ~low, rows[1] & ~low, gate, gen, th, form, kap
 
     def text(self) -> list[str]:
         rows = [", ".join(map(repr, g)) for g in self.gates] or ["0"]
@@ -91,11 +120,11 @@ class Tables:
                "QTC_TABLE qtc_form qtc_forms[] = {"
                + ", ".join(f"{{{hs!r}, {hh!r}, {gs!r}}}" for hs, hh, gs in self.forms) + "};"]
         for backward, tag in ((False, "f"), (True, "b")):
-            passes = [f"  {{{o}L, {cplx}, {rank}, {{{', '.join(f'{b}L' for b in basis)}}}, "
+            passes = [f"  {{{o}L, {dim}L, {cplx}, {rank}, {{{', '.join(f'{b}L' for b in basis)}}}, "
                       f"{{{', '.join(map(str, piv))}}}, {op0}, {nops}}},"
-                      for o, cplx, rank, basis, piv, op0, nops in self.passes[backward]]
-            ops = [f"  {{{bits}, {r0}L, {r1}L, {g}, {gen}, {th}, {form}}},"
-                   for bits, r0, r1, g, gen, th, form in self.ops[backward]]
+                      for o, dim, cplx, rank, basis, piv, op0, nops in self.passes[backward]]
+            ops = [f"  {{{bits}, {r0}, {r1}, {g}, {gen}, {th}, {form}, {kap}}},"
+                   for bits, r0, r1, g, gen, th, form, kap in self.ops[backward]]
             start = pass_starts(self.plan, backward)
             tiles = pass_tiles(self.plan, backward)
             out += [f"QTC_TABLE qtc_pass qtc_{tag}_pass[] = {{", *(passes or ["  {}"]), "};",
@@ -106,19 +135,25 @@ class Tables:
 
 
 def _dispatch() -> list[str]:
-    """qtc_fpass / qtc_bpass (pass k over some tiles) and the per-kernel loop over circuits."""
+    """qtc_fpass / qtc_bpass: pass k over some tiles, by the library's entry points on the CPU
+    and by the templates of kernel_compact.h on the GPU."""
     run = "qtc_gates, qtc_forms"
     return [
+        "#ifdef __CUDACC__",
         f"QTC_INL void qtc_fpass(int k, {FWD_ARGS}, long t0, long t1, long step) {{",
-        "  const qtc_pass& P = qtc_f_pass[k];",
-        f"  if (P.cplx) qtc_fpass_run<true>(P, qtc_f_ops + P.op0, {run}, st, th, t0, t1, step);",
-        f"  else qtc_fpass_run<false>(P, qtc_f_ops + P.op0, {run}, st, th, t0, t1, step);",
+        f"  qtc_fpass_run(qtc_f_pass[k], qtc_f_ops + qtc_f_pass[k].op0, {run}, st, th, t0, t1, step);",
         "}",
         f"QTC_INL void qtc_bpass(int k, {BWD_ARGS}, long t0, long t1, long step) {{",
-        "  const qtc_pass& P = qtc_b_pass[k];",
-        f"  if (P.cplx) qtc_bpass_run<true>(P, qtc_b_ops + P.op0, {run}, st, lam, th, gth, t0, t1, step);",
-        f"  else qtc_bpass_run<false>(P, qtc_b_ops + P.op0, {run}, st, lam, th, gth, t0, t1, step);",
-        "}", ""]
+        f"  qtc_bpass_run(qtc_b_pass[k], qtc_b_ops + qtc_b_pass[k].op0, {run}, st, lam, th, gth, t0, t1, step);",
+        "}",
+        "#else",
+        f"static inline void qtc_fpass(int k, {FWD_ARGS}, long t0, long t1, long step) {{",
+        f"  qtc_lib_fpass(&qtc_f_pass[k], qtc_f_ops + qtc_f_pass[k].op0, {run}, st, th, t0, t1, step);",
+        "}",
+        f"static inline void qtc_bpass(int k, {BWD_ARGS}, long t0, long t1, long step) {{",
+        f"  qtc_lib_bpass(&qtc_b_pass[k], qtc_b_ops + qtc_b_pass[k].op0, {run}, st, lam, th, gth, t0, t1, step);",
+        "}",
+        "#endif", ""]
 
 
 def _gpu_kernels(plan: Plan, backward: bool) -> list[str]:
@@ -152,14 +187,23 @@ def _flops(plan: Plan, backward: bool) -> int:
     return total
 
 
+MAX_RANK = 4   # kernel_compact.h instantiates tiles of 1 to 16 registers
+
+
+def library(lanes: int, target: Target) -> str:
+    """The CPU kernel library: the same text for every program of (lanes, dtype)."""
+    lines = ["// qtc compact kernel library: the passes of every program on the CPU"]
+    lines += prelude_params(lanes, target) + _static("kernel_prelude.h")
+    return "\n".join(lines + _static("kernel_compact.h") + _static("kernel_compact_lib.c")) + "\n"
+
+
 def render_compact(plan: Plan, target: Target) -> Rendered:
     """The kernel source with table-driven passes: prelude, kernel_compact.h, the gathers, the
-    tables, the pass dispatch, the GPU kernels and the CPU drivers (one part after the gathers)."""
+    tables, the pass dispatch, the GPU kernels and the CPU drivers (one part after the gathers),
+    and the CPU library it links with."""
+    assert all(p.rank <= MAX_RANK for c in plan.circuits for p in c.fwd + c.bwd), "tile rank above 4"
     tables = Tables(plan)
     lines = _prelude(plan, target)
-    lines += [f"#define QTC_DIM {1 << plan.n}L",
-              f"#define QTC_MAXREG {max([1] + [1 << p.rank for c in plan.circuits for p in c.fwd + c.bwd])}",
-              f"#define QTC_MAXOPS {max([1] + [len(p.ops) for c in plan.circuits for p in c.fwd + c.bwd])}"]
     lines += _static("kernel_compact.h") + [""]
     lines += ["QTC_KERNEL qtc_init(real* QTC_RESTRICT st);",
               "QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);",
@@ -171,4 +215,5 @@ def render_compact(plan: Plan, target: Target) -> Rendered:
         lines += _gpu_kernels(plan, backward)
     lines += _host(plan, [])
     text = "\n".join(lines) + "\n"
-    return Rendered(text, plan, target, _flops(plan, False), _flops(plan, True), signatures(text))
+    lib = library(plan.lanes, target) if target.device == "cpu" else ""
+    return Rendered(text, plan, target, _flops(plan, False), _flops(plan, True), signatures(text), lib)

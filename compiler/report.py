@@ -70,7 +70,8 @@ def _solve_single(constraints, n: int) -> int:
 
 def program_outputs(prog: Program | Factorised, target: Target | None = None) -> dict[str, str]:
     """What `qtc compile` writes for a program, file name -> text: the report (with the cost
-    model of the kernels), the IR and the kernel source, each computed once. A per-position
+    model of the kernels), the IR and the kernel source (and, for the compact rendering on the
+    CPU, kernels_lib.cu: the library every program links), each computed once. A per-position
     space reports the form chosen first, then its channel program or its enumerated one.
     Default target: the CPU, float64, rendered as $QTC_RENDERING says (else the cost model)."""
     target = target or Target(rendering=rendering_from_env())
@@ -83,4 +84,5 @@ def program_outputs(prog: Program | Factorised, target: Target | None = None) ->
         return {**texts, "report.txt": head + "\n" + texts["report.txt"]}
     kernels = to_kernels(prog, target)
     report = program_report(prog) + "\n\n" + cost_report(prog, kernels)
-    return {"report.txt": report, "program.ir": pretty(prog), "kernels.cu": kernels.text}
+    library = {"kernels_lib.cu": kernels.library} if kernels.library else {}
+    return {"report.txt": report, "program.ir": pretty(prog), "kernels.cu": kernels.text, **library}

@@ -17,7 +17,7 @@ DTYPES = {"float64": ("double", 8, "long long", "cos", "sin"),
 DEVICES = ("cpu", "cuda")
 # largest tile rank (block directions per pass) by (direction, real circuit): 2^rank vectors
 # per state plane stay in registers; the backward pass holds two states.
-MAX_RANK = (("fwd", True, 4), ("fwd", False, 3), ("bwd", True, 3), ("bwd", False, 3))
+MAX_RANK = (("fwd", True, 4), ("fwd", False, 3), ("bwd", True, 3), ("bwd", False, 2))
 # how the passes become source: "unrolled" (one block of code per op and register), "compact"
 # (one loop over a table of the ops, kernel_compact.h) or "auto" (the cost model chooses by the
 # size of the unrolled source: compiler/cost.py)

@@ -146,24 +146,57 @@ def _cache_errors(directory: Path):
 
 
 def build_shared(source: str, *, compiler: str | None = None,
-                 flags: tuple[str, ...] = CPU_FLAGS, tag: str = "") -> Path:
+                 flags: tuple[str, ...] = CPU_FLAGS, tag: str = "", library: str = "") -> Path:
     """Compile `source` into a shared object (cached under a key that includes `tag`) and
-    return its path."""
+    return its path. A `library` (a source that many programs share) is compiled into an
+    object of its own, cached under its own key, and linked in."""
     compiler = compiler or find_compiler()
     if compiler is None:
         raise QtcError("no C++ compiler found (looked for $CXX, g++, c++): install g++ or use "
                        "backend='reference'")
     directory = cache_dir()
     with _cache_errors(directory):
-        return _build_cached(source, compiler, flags, tag, directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        key = entry_key(source + library, compiler, flags, tag)
+        found = lookup(directory, key)
+        if found is not None:
+            return found
+        extra = [library_object(library, compiler, flags, directory)] if library else []
+        return _build(source, compiler, flags, key, directory, extra)
 
 
-def _build_cached(source: str, compiler: str, flags: tuple[str, ...], tag: str, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    key = entry_key(source, compiler, flags, tag)
+def library_object(library: str, compiler: str, flags: tuple[str, ...], directory: Path) -> Path:
+    """The object file of `library`, compiled once per text, compiler, machine and flags and
+    kept in the cache as `<key>-<sha>.o` with its index, like a shared object."""
+    key = entry_key(library, compiler, flags, "library")
     found = lookup(directory, key)
     if found is not None:
         return found
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as tmp:
+        src = Path(tmp) / "library.cu"
+        src.write_text(library)
+        proc = subprocess.run([compiler, *flags, "-x", "c++", "-c", str(src), "-o", str(src.with_suffix(".o"))],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise QtcError(f"compiling the kernel library failed ({compiler}, in the kernel cache "
+                           f"{directory}):\n{proc.stderr[-4000:]}")
+        return _keep(src.with_suffix(".o"), directory, key, "o", library)
+
+
+def _keep(built: Path, directory: Path, key: str, suffix: str, source: str) -> Path:
+    """Move a finished build into the cache under `key` (object, index, source), atomically."""
+    digest = _sha256_file(built)
+    final = directory / f"{key}-{digest[:16]}.{suffix}"
+    if not final.exists() or _sha256_file(final) != digest:
+        _write_atomic(final, built.read_bytes())
+    meta = {"file": final.name, "size": final.stat().st_size, "sha256": digest}
+    _write_atomic(directory / f"{key}.json", json.dumps(meta).encode())
+    _write_atomic(directory / f"{key}.cu", source.encode())
+    return final
+
+
+def _build(source: str, compiler: str, flags: tuple[str, ...], key: str, directory: Path,
+           extra: list[Path]) -> Path:
     with tempfile.TemporaryDirectory(dir=directory, prefix=".build-") as tmp:
         obj = Path(tmp) / "kernels.so"
         units = split_units(source, os.cpu_count() or 1)
@@ -180,16 +213,9 @@ def _build_cached(source: str, compiler: str, flags: tuple[str, ...], tag: str, 
                            f"{directory}: a full or read-only disk fails here too; QTC_CACHE_DIR "
                            "chooses another folder):\n"
                            + "".join(e for e, p in zip(errors, procs) if p.returncode)[-4000:])
-        objs = [str(Path(tmp) / f"part{i}.o") for i in range(len(units))]
+        objs = [str(Path(tmp) / f"part{i}.o") for i in range(len(units))] + [str(e) for e in extra]
         proc = subprocess.run([compiler, *LINK_FLAGS, *objs, "-o", str(obj)],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise QtcError(f"linking the kernels failed ({compiler}):\n{proc.stderr[-4000:]}")
-        digest = _sha256_file(obj)
-        final = directory / f"{key}-{digest[:16]}.so"
-        if not final.exists() or _sha256_file(final) != digest:
-            _write_atomic(final, obj.read_bytes())
-        meta = {"file": final.name, "size": final.stat().st_size, "sha256": digest}
-        _write_atomic(directory / f"{key}.json", json.dumps(meta).encode())
-        _write_atomic(directory / f"{key}.cu", source.encode())
-    return final
+        return _keep(obj, directory, key, "so", source)

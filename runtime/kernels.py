@@ -73,7 +73,8 @@ class _CpuLauncher:
     def __init__(self, comp: Compiled):
         self.rendered = comp.rendered
         # the rendered Target: its rendering decided ("auto" resolved by the cost model)
-        self.lib = ctypes.CDLL(str(build_shared(comp.rendered.text, tag=comp.rendered.target.key)))
+        self.lib = ctypes.CDLL(str(build_shared(comp.rendered.text, tag=comp.rendered.target.key,
+                                                  library=comp.rendered.library)))
         for name in ("qtc_forward", "qtc_backward", "qtc_threads"):
             getattr(self.lib, name).argtypes = [ctypes.c_int if ctype == "int" else ctypes.c_void_p
                                                 for ctype, _ in comp.rendered.signature[name]]

@@ -109,7 +109,7 @@ def prebuild():
 
     def build(job):
         rendered = to_kernels(*job)
-        build_shared(rendered.text, tag=rendered.target.key)
+        build_shared(rendered.text, tag=rendered.target.key, library=rendered.library)
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(build, jobs))
 

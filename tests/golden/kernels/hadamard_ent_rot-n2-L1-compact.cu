@@ -10,10 +10,7 @@ typedef long long qtc_lane_index;
 #define QTC_PM_ROWS {0,0,0,0}, {0,1,0,1}, {0,0,1,1}, {0,1,1,0}
 // <qtc/compiler/kernel_prelude.h: 96 lines>
 
-#define QTC_DIM 4L
-#define QTC_MAXREG 1
-#define QTC_MAXOPS 4
-// <qtc/compiler/kernel_compact.h: 284 lines>
+// <qtc/compiler/kernel_compact.h: 471 lines>
 
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st);
 QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);
@@ -159,72 +156,77 @@ QTC_TABLE real qtc_gates[] = {
 };
 QTC_TABLE qtc_form qtc_forms[] = {{0.5, 0.0, 1.0}};
 QTC_TABLE qtc_pass qtc_f_pass[] = {
-  {0L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 0, 4},
-  {4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 4, 4},
-  {8L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 8, 2},
-  {16L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 10, 2},
-  {20L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 12, 2},
-  {28L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 14, 2},
+  {0L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 0, 4},
+  {4L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 4, 4},
+  {8L, 4L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 8, 2},
+  {16L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 10, 2},
+  {20L, 4L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 12, 2},
+  {28L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 14, 2},
 };
 QTC_TABLE qtc_op qtc_f_ops[] = {
-  {2306, 0L, 0L, 0, -1, -1, 0},
-  {4610, 0L, 0L, 0, -1, -1, 0},
-  {2818, 0L, 0L, 1, -1, 0, 0},
-  {6658, 0L, 0L, 1, -1, 1, 0},
-  {2306, 0L, 0L, 0, -1, -1, 0},
-  {4610, 0L, 0L, 0, -1, -1, 0},
-  {4866, 0L, 0L, 1, -1, 0, 0},
-  {6402, 0L, 0L, 1, -1, 1, 0},
-  {2818, 0L, 0L, 2, -1, 0, 0},
-  {6658, 0L, 0L, 2, -1, 1, 0},
-  {2818, 0L, 0L, 1, -1, 0, 0},
-  {6658, 0L, 0L, 1, -1, 1, 0},
-  {4866, 0L, 0L, 2, -1, 0, 0},
-  {6402, 0L, 0L, 2, -1, 1, 0},
-  {4866, 0L, 0L, 1, -1, 0, 0},
-  {6402, 0L, 0L, 1, -1, 1, 0},
+  {526594, 0, 0, 0, -1, -1, 0, 0},
+  {528898, 0, 0, 0, -1, -1, 0, 0},
+  {527106, 0, 0, 1, -1, 0, 0, 0},
+  {530946, 0, 0, 1, -1, 1, 0, 0},
+  {526594, 0, 0, 0, -1, -1, 0, 0},
+  {528898, 0, 0, 0, -1, -1, 0, 0},
+  {529154, 0, 0, 1, -1, 0, 0, 0},
+  {530690, 0, 0, 1, -1, 1, 0, 0},
+  {1051394, 0, 0, 2, -1, 0, 0, 0},
+  {1055234, 0, 0, 2, -1, 1, 0, 0},
+  {527106, 0, 0, 1, -1, 0, 0, 0},
+  {530946, 0, 0, 1, -1, 1, 0, 0},
+  {1053442, 0, 0, 2, -1, 0, 0, 0},
+  {1054978, 0, 0, 2, -1, 1, 0, 0},
+  {529154, 0, 0, 1, -1, 0, 0, 0},
+  {530690, 0, 0, 1, -1, 1, 0, 0},
 };
 QTC_TABLE int qtc_f_first[] = {0, 1, 2, 3, 4, 5, 6};
 QTC_TABLE long qtc_f_ntiles[] = {1L, 1L, 1L, 1L, 1L, 1L, 0L};
 QTC_TABLE qtc_pass qtc_b_pass[] = {
-  {0L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 0, 4},
-  {4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 4, 4},
-  {8L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 8, 2},
-  {16L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 10, 2},
-  {20L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 12, 2},
-  {28L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 14, 2},
+  {0L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 0, 4},
+  {4L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 4, 4},
+  {8L, 4L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 8, 2},
+  {16L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 10, 2},
+  {20L, 4L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 12, 2},
+  {28L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 14, 2},
 };
 QTC_TABLE qtc_op qtc_b_ops[] = {
-  {6658, 0L, 0L, 3, 4, 1, 0},
-  {2818, 0L, 0L, 3, 4, 0, 0},
-  {4610, 0L, 0L, 0, -1, -1, 0},
-  {2306, 0L, 0L, 0, -1, -1, 0},
-  {6402, 0L, 0L, 3, 4, 1, 0},
-  {4866, 0L, 0L, 3, 4, 0, 0},
-  {4610, 0L, 0L, 0, -1, -1, 0},
-  {2306, 0L, 0L, 0, -1, -1, 0},
-  {6658, 0L, 0L, 5, 6, 1, 0},
-  {2818, 0L, 0L, 5, 6, 0, 0},
-  {6658, 0L, 0L, 3, 4, 1, 0},
-  {2818, 0L, 0L, 3, 4, 0, 0},
-  {6402, 0L, 0L, 5, 6, 1, 0},
-  {4866, 0L, 0L, 5, 6, 0, 0},
-  {6402, 0L, 0L, 3, 4, 1, 0},
-  {4866, 0L, 0L, 3, 4, 0, 0},
+  {530946, 0, 0, 3, 4, 1, 0, 0},
+  {527106, 0, 0, 3, 4, 0, 0, 0},
+  {528898, 0, 0, 0, -1, -1, 0, 0},
+  {526594, 0, 0, 0, -1, -1, 0, 0},
+  {530690, 0, 0, 3, 4, 1, 0, 0},
+  {529154, 0, 0, 3, 4, 0, 0, 0},
+  {528898, 0, 0, 0, -1, -1, 0, 0},
+  {526594, 0, 0, 0, -1, -1, 0, 0},
+  {1055234, 0, 0, 5, 6, 1, 0, 0},
+  {1051394, 0, 0, 5, 6, 0, 0, 0},
+  {530946, 0, 0, 3, 4, 1, 0, 0},
+  {527106, 0, 0, 3, 4, 0, 0, 0},
+  {1054978, 0, 0, 5, 6, 1, 0, 0},
+  {1053442, 0, 0, 5, 6, 0, 0, 0},
+  {530690, 0, 0, 3, 4, 1, 0, 0},
+  {529154, 0, 0, 3, 4, 0, 0, 0},
 };
 QTC_TABLE int qtc_b_first[] = {0, 1, 2, 3, 4, 5, 6};
 QTC_TABLE long qtc_b_ntiles[] = {1L, 1L, 1L, 1L, 1L, 1L, 0L};
 
+#ifdef __CUDACC__
 QTC_INL void qtc_fpass(int k, real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
-  const qtc_pass& P = qtc_f_pass[k];
-  if (P.cplx) qtc_fpass_run<true>(P, qtc_f_ops + P.op0, qtc_gates, qtc_forms, st, th, t0, t1, step);
-  else qtc_fpass_run<false>(P, qtc_f_ops + P.op0, qtc_gates, qtc_forms, st, th, t0, t1, step);
+  qtc_fpass_run(qtc_f_pass[k], qtc_f_ops + qtc_f_pass[k].op0, qtc_gates, qtc_forms, st, th, t0, t1, step);
 }
 QTC_INL void qtc_bpass(int k, real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
-  const qtc_pass& P = qtc_b_pass[k];
-  if (P.cplx) qtc_bpass_run<true>(P, qtc_b_ops + P.op0, qtc_gates, qtc_forms, st, lam, th, gth, t0, t1, step);
-  else qtc_bpass_run<false>(P, qtc_b_ops + P.op0, qtc_gates, qtc_forms, st, lam, th, gth, t0, t1, step);
+  qtc_bpass_run(qtc_b_pass[k], qtc_b_ops + qtc_b_pass[k].op0, qtc_gates, qtc_forms, st, lam, th, gth, t0, t1, step);
 }
+#else
+static inline void qtc_fpass(int k, real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
+  qtc_lib_fpass(&qtc_f_pass[k], qtc_f_ops + qtc_f_pass[k].op0, qtc_gates, qtc_forms, st, th, t0, t1, step);
+}
+static inline void qtc_bpass(int k, real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
+  qtc_lib_bpass(&qtc_b_pass[k], qtc_b_ops + qtc_b_pass[k].op0, qtc_gates, qtc_forms, st, lam, th, gth, t0, t1, step);
+}
+#endif
 
 #ifdef __CUDACC__
 static __device__ __noinline__ void qtc_fwd_all(int j, real* QTC_RESTRICT st, const real* QTC_RESTRICT th) {

@@ -8,7 +8,8 @@ cuda and cuda-graph on the largest count) it reports, over --reps steps after on
     after torch.cuda.synchronize(), so the clock sees the kernels finish;
   - the cold compile: every measurement runs in its own process with an empty kernel cache, so
     the compiled backends render and build their kernels (g++, or NVRTC on cuda, whose part is
-    reported too) from scratch; with --renderings unrolled compact, once per rendering (the
+    reported too; the compact rendering's CPU kernel library, built once per dtype and machine
+    and linked by every program, is timed apart: "+ library X s once") from scratch; with --renderings unrolled compact, once per rendering (the
     row's backend says which ran, e.g. "cpu [compact]");
   - the load average and the thread setting the cpu backend's last pass ran with
     (qtc.runtime.threads), since a loaded machine changes both;
@@ -103,6 +104,7 @@ def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads:
     dtype = getattr(torch, dtype_name)
     progs = _programs(kind, n, depth)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    library_s = _library_build(progs[0], backend, dtype_name)
     built = [_cold_compile(p, backend, dtype_name) for p in progs]
     compile_s = None if built[0][1] is None else sum(s for _, s in built)
     steps = [_step(p, backend, *_inputs(p, dtype)) for p in progs]
@@ -111,7 +113,8 @@ def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads:
     rendering = "-" if comp is None else comp.rendered.target.rendering   # which kernels ran
     return {"backend": label, "rendering": rendering, "program": kind, "programs": len(progs), "n": n, "L": depth,
             **times, "reps": reps, "threads": threads,
-            "compile_s": compile_s, "nvrtc_s": _nvrtc_seconds(comp), "setting": _setting(comp),
+            "compile_s": compile_s, "library_s": library_s, "nvrtc_s": _nvrtc_seconds(comp),
+            "setting": _setting(comp),
             "loadavg": os.getloadavg()[0],
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "baseline_mb": baseline}
 
@@ -137,6 +140,23 @@ def _in_turn(steps):
             f, b = f + df, b + db
         return f, b
     return step
+
+
+def _library_build(prog, backend: str, dtype_name: str) -> float | None:
+    """Seconds to build the compact rendering's CPU kernel library (None when the rendering has
+    none): once per dtype and machine, then every program links it, so it is timed apart from
+    the programs' cold compile."""
+    if backend != "cpu":
+        return None
+    from qtc.compiler.pipeline import to_kernels
+    from qtc.compiler.target import Target, rendering_from_env
+    from qtc.runtime.cache import CPU_FLAGS, cache_dir, find_compiler, library_object
+    rendered = to_kernels(prog, Target(device="cpu", dtype=dtype_name, rendering=rendering_from_env()))
+    if not rendered.library:
+        return None
+    t = time.perf_counter()
+    library_object(rendered.library, find_compiler(), CPU_FLAGS, cache_dir())
+    return time.perf_counter() - t
 
 
 def _nvrtc_seconds(comp) -> float | None:
@@ -400,7 +420,8 @@ def _times(ratio: float | None) -> str:
 
 def _progress(r: dict) -> str:
     built = "" if r["compile_s"] is None else f"; cold compile {r['compile_s']:.2f} s" + \
-        ("" if r["nvrtc_s"] is None else f" (NVRTC {r['nvrtc_s']:.2f} s)")
+        ("" if r["nvrtc_s"] is None else f" (NVRTC {r['nvrtc_s']:.2f} s)") + \
+        ("" if r.get("library_s") is None else f" + library {r['library_s']:.2f} s once")
     return (f"  {r['program']:<13} {r['load']:<5} {_name(r):<15} {r['threads']} threads allowed ({r['setting']}): wall "
             f"{r['median']:.4f} s/step (fwd {r['forward']:.4f}, bwd {r['backward']:.4f}), CPU "
             f"{r['cpu_time']:.4f} s/step, first step {r['warmup']:.2f} s, load avg {r['loadavg']:.1f}{built}")
@@ -415,12 +436,13 @@ def _model_line(n: int, L: int, m: dict) -> str:
 
 
 TABLE = ("| (n, L) | program | backend | load | threads allowed | cpu setting | median wall s/step | CPU s/step | "
-         "cold compile s (NVRTC) | load avg | vs reference | vs Qulacs (best threads) | peak RSS MB "
+         "cold compile s (NVRTC; + compact library once) | load avg | vs reference | vs Qulacs (best threads) | peak RSS MB "
          "(over import) |\n|---|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 
 
 def _row(r: dict) -> str:
-    compile_s = _fmt(r["compile_s"], ".2f") + ("" if r["nvrtc_s"] is None else f" ({r['nvrtc_s']:.2f})")
+    compile_s = _fmt(r["compile_s"], ".2f") + ("" if r["nvrtc_s"] is None else f" ({r['nvrtc_s']:.2f})") \
+        + ("" if r.get("library_s") is None else f" + lib {r['library_s']:.1f}")
     return (f"| ({r['n']}, {r['L']}) | {r['program']} ({r['programs']}) | {_name(r)} | {r['load']} | {r['threads']} | {r['setting']} | "
             f"{r['median']:.4f} | {r['cpu_time']:.4f} | {compile_s} | {r['loadavg']:.1f} | "
             f"{_times(r['ratio'])} | {_times(r['vs_qulacs'])} | {r['peak_rss_mb']:.0f} "

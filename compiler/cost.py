@@ -10,6 +10,7 @@ from dataclasses import replace
 
 from qtc.compiler.ir import Program, numbered
 from qtc.compiler.render import Rendered
+from qtc.compiler.render_compact import plan_flops
 from qtc.compiler.schedule import Plan
 from qtc.compiler.target import Target
 
@@ -18,14 +19,22 @@ H100_BANDWIDTH = 3.35e12  # bytes/s: what the report prices the traffic at
 # device: at ~140 launches a step at 17 qubits this is as large as the memory traffic itself.
 LAUNCH_OVERHEAD_S = 5e-6
 # The unrolled renderer writes ~130 bytes per (op, register, state plane) of every pass (fitted
-# on the paper space from (5, 2) to (17, 15): 129-172 bytes). Measured on the shared 2-core
-# machine (load 7-13; README "Kernel rendering"): at (11, 10) the unrolled 3.3 MB took 808 s of wall
-# time to build cold and 6.6 ms CPU per step, the compact 0.1 MB 14 s and 32.8 ms. The compact
-# passes are not as fast yet, so "auto" keeps the unrolled ones wherever they build at all
-# (7.5 MB at (17, 15), 28-38 s on an idle machine) and renders compact beyond that;
-# QTC_RENDERING=compact or `qtc compile --rendering compact` chooses the quick build.
+# on the paper space from (5, 2) to (17, 15): 129-172 bytes).
 UNROLLED_BYTES_PER_STATEMENT = 130
-UNROLLED_MAX_BYTES = 8 << 20   # "auto" renders compact above this estimated unrolled size
+UNROLLED_MAX_BYTES = 8 << 20   # "auto" never renders unrolled above this estimated size
+# "auto" on the CPU: the unrolled passes step faster, the compact ones build in about a second
+# (their kernel library is built once per dtype and machine). Unrolled is chosen when the time
+# its build costs beyond the compact one is repaid within HORIZON_STEPS training steps (a short
+# run: Table II's damped SHM is 1,600 steps per model, FashionMNIST 10 epochs ~1,900). Measured
+# on the 2-core AMD EPYC machine (AVX-512, g++ 12), idle, one thread, float64, the paper space
+# (docs/results/speed.md; bench/generator_step.py --renderings unrolled compact): the unrolled
+# source builds at 0.37 MB/s (2.8 MB in 7.7 s at (11, 10), 6.5 MB in 17.7 s at (17, 15)), a
+# program's compact tables in 0.5-1.0 s; per step, against plan_flops, unrolled 44-61 GFlop/s
+# and compact 31-41. So (11, 10) and (13, 10) render compact, (17, 15) unrolled.
+UNROLLED_BUILD_BYTES_PER_S = 0.37e6
+COMPACT_BUILD_S = 1.0
+STEP_FLOPS_PER_S = {"unrolled": 55e9, "compact": 38e9}
+HORIZON_STEPS = 2000
 
 
 def bytes_moved(plan: Plan, itemsize: int) -> dict[str, int]:
@@ -52,13 +61,31 @@ def unrolled_bytes(plan: Plan) -> int:
     return UNROLLED_BYTES_PER_STATEMENT * unrolled_statements(plan)
 
 
+def build_seconds(plan: Plan) -> dict[str, float]:
+    """The estimated cold build of each rendering on the CPU (the compact library excluded)."""
+    return {"unrolled": unrolled_bytes(plan) / UNROLLED_BUILD_BYTES_PER_S, "compact": COMPACT_BUILD_S}
+
+
+def step_seconds(plan: Plan) -> dict[str, float]:
+    """The estimated CPU step (forward and backward, one thread) of each rendering."""
+    flops = plan_flops(plan, False) + plan_flops(plan, True)
+    return {r: flops / rate for r, rate in STEP_FLOPS_PER_S.items()}
+
+
 def with_rendering(plan: Plan, target: Target) -> Target:
-    """The Target with its rendering decided: "auto" is unrolled up to UNROLLED_MAX_BYTES of
-    estimated unrolled source (the fastest passes), compact above (a build in seconds)."""
+    """The Target with its rendering decided. "auto": never unrolled above UNROLLED_MAX_BYTES of
+    estimated source; on the CPU, unrolled when its extra build time is repaid by its faster
+    steps within HORIZON_STEPS steps, else compact; on the GPU (NVRTC, not measured yet)
+    unrolled up to UNROLLED_MAX_BYTES."""
     if target.rendering != "auto":
         return target
-    big = unrolled_bytes(plan) > UNROLLED_MAX_BYTES
-    return replace(target, rendering="compact" if big else "unrolled")
+    if unrolled_bytes(plan) > UNROLLED_MAX_BYTES:
+        return replace(target, rendering="compact")
+    if target.device == "cuda":
+        return replace(target, rendering="unrolled")
+    build, step = build_seconds(plan), step_seconds(plan)
+    repaid = build["unrolled"] - build["compact"] <= HORIZON_STEPS * (step["compact"] - step["unrolled"])
+    return replace(target, rendering="unrolled" if repaid else "compact")
 
 
 def cost_report(prog: Program, kernels: Rendered) -> str:
@@ -70,7 +97,8 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
     launches = len(kernels.kernels["forward"]) + len(kernels.kernels["backward"])
     lines = [f"cost model: {plan.name}, {plan.n} qubits, depth {plan.depth}, {target.dtype}",
              f"rendering: {target.rendering}, {len(kernels.text.encode())} bytes of source (unrolled: "
-             f"~{unrolled_bytes(plan)} bytes estimated; auto renders compact above {UNROLLED_MAX_BYTES})",
+             f"~{unrolled_bytes(plan)} bytes estimated)",
+             _choice(plan),
              f"simulated circuits: {len(plan.circuits)}; exact constants: {len(plan.constants)}",
              f"state buffer: {plan.size} reals ({plan.size * target.itemsize} bytes); lanes {1 << plan.lanes}",
              f"launches per step: forward {len(kernels.kernels['forward'])}, "
@@ -93,6 +121,15 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
               f"launch overhead: {launches} launches x {LAUNCH_OVERHEAD_S * 1e6:g} us = "
               f"{launches * LAUNCH_OVERHEAD_S * 1e6:.2f} us per step (unless replayed as a CUDA graph)"]
     return "\n".join(lines) + "\n"
+
+
+def _choice(plan: Plan) -> str:
+    """How "auto" weighs the renderings on the CPU (the estimates with_rendering compares)."""
+    build, step = build_seconds(plan), step_seconds(plan)
+    return (f"cpu estimates: build unrolled {build['unrolled']:.1f} s, compact {build['compact']:.1f} s "
+            f"(+ its library once); step unrolled {step['unrolled'] * 1e3:.3g} ms, compact "
+            f"{step['compact'] * 1e3:.3g} ms; auto: unrolled when the extra build is repaid within "
+            f"{HORIZON_STEPS} steps (and under {UNROLLED_MAX_BYTES} bytes)")
 
 
 def _ranks(passes) -> str:

@@ -174,7 +174,9 @@ def _gpu_kernels(plan: Plan, backward: bool) -> list[str]:
     return out + ["#endif", ""]
 
 
-def _flops(plan: Plan, backward: bool) -> int:
+def plan_flops(plan: Plan, backward: bool) -> int:
+    """Flops of a forward (or backward) as the compact kernels compute them (every part of a
+    coefficient): also the cost model's measure of a step's work before rendering."""
     total = 0
     for c in plan.circuits:
         cplx = int(not c.real)
@@ -216,4 +218,4 @@ def render_compact(plan: Plan, target: Target) -> Rendered:
     lines += _host(plan, [])
     text = "\n".join(lines) + "\n"
     lib = library(plan.lanes, target) if target.device == "cpu" else ""
-    return Rendered(text, plan, target, _flops(plan, False), _flops(plan, True), signatures(text), lib)
+    return Rendered(text, plan, target, plan_flops(plan, False), plan_flops(plan, True), signatures(text), lib)

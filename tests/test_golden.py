@@ -3,8 +3,9 @@
 For each spec, `qtc.compiler.report.write_outputs(spec, out_dir=tmp)` runs and *every* file it
 writes is compared with `tests/golden/<spec file name>/<file>`:
 - text files up to GOLDEN_MAX_BYTES are kept whole (report.txt, program.ir): review their diff;
-- larger files are pinned by `<file>.sha256` (digest, bytes, lines): kernels.cu is megabytes of
-  generated C at 17 qubits, too big to keep per spec. So is an output that is a static compiler
+- larger files and every kernel source (kernels.cu; kernels_lib.cu, the compact rendering's CPU
+  library) are pinned by `<file>.sha256` (digest, bytes, lines): kernels.cu is megabytes of
+  generated C at 17 qubits, and the compact ones repeat kernel_compact.h, too much to keep per spec. So is an output that is a static compiler
   source written out whole (the channel form's kernels.cu is compiler/channel.c): no copy of it. To review a change to it, read the diff
   of the kernel text goldens below, or run `qtc compile` before and after and diff.
 Three tiny programs also keep their whole kernel source as text (`tests/golden/kernels/`),
@@ -64,7 +65,8 @@ def is_static_source(data: bytes) -> bool:
 
 def golden_form(name: str, data: bytes) -> tuple[str, bytes]:
     """(golden file name, golden content) for an output file."""
-    if len(data) <= GOLDEN_MAX_BYTES and not is_static_source(data):
+    kernel = name.startswith("kernels") and name.endswith(".cu")
+    if len(data) <= GOLDEN_MAX_BYTES and not is_static_source(data) and not kernel:
         return name, data
     return name + ".sha256", digest_text(data).encode()
 

@@ -89,16 +89,36 @@ def _positive(text: str, name: str) -> int:
     return int(text)
 
 
-def idle_cores(loadavg: str | None = None) -> int:
-    """Cores of this process's CPU set that no other runnable task is using right now: the
-    set's size minus the runnable tasks of /proc/loadavg other than the caller."""
+def idle_cores(loadavg: str | None = None, own: int | None = None) -> int:
+    """Cores of this process's CPU set that no other process's runnable task is using right
+    now: the set's size minus the runnable tasks of /proc/loadavg that are not this process's
+    own threads (the caller, and e.g. autograd's thread handing a backward over: counting those
+    made an idle machine look busy and a 2-thread step run on one)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     try:
         text = loadavg if loadavg is not None else open("/proc/loadavg").read()
         running = int(text.split()[3].split("/")[0])
     except (OSError, IndexError, ValueError):
         return cores
-    return max(0, cores - (running - 1))
+    others = max(0, running - (own if own is not None else own_running()))
+    return max(0, cores - others)
+
+
+def own_running() -> int:
+    """This process's threads that are runnable now (at least 1: the caller)."""
+    count = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        count += stat[stat.rindex(")") + 2] == "R"
+    return max(1, count)
 
 
 def describe(n: int, circuits: int, requested: int) -> str:

@@ -45,6 +45,9 @@ def test_idle_cores_counts_other_runnable_tasks():
     cores = len(os.sched_getaffinity(0))
     assert idle_cores("0.5 0.5 0.5 1/300 123") == cores          # only the caller runs
     assert idle_cores(f"9 9 9 {cores + 1}/300 123") == 0          # every core taken by others
+    # this process's own runnable threads (autograd's handing a backward over) are not others
+    assert idle_cores("0.5 0.5 0.5 2/300 123", own=2) == cores
+    assert idle_cores("0.5 0.5 0.5 2/300 123", own=1) == cores - 1
     assert idle_cores("garbage") == cores
 
 

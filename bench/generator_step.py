@@ -104,7 +104,7 @@ def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads:
     dtype = getattr(torch, dtype_name)
     progs = _programs(kind, n, depth)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    library_s = _library_build(progs[0], backend, dtype_name)
+    library_s = _library_build(progs, backend, dtype_name)
     built = [_cold_compile(p, backend, dtype_name) for p in progs]
     compile_s = None if built[0][1] is None else sum(s for _, s in built)
     steps = [_step(p, backend, *_inputs(p, dtype)) for p in progs]
@@ -142,20 +142,21 @@ def _in_turn(steps):
     return step
 
 
-def _library_build(prog, backend: str, dtype_name: str) -> float | None:
-    """Seconds to build the compact rendering's CPU kernel library (None when the rendering has
-    none): once per dtype and machine, then every program links it, so it is timed apart from
-    the programs' cold compile."""
+def _library_build(progs: list, backend: str, dtype_name: str) -> float | None:
+    """Seconds to build the compact rendering's CPU kernel library (None when no program of the
+    step renders compact): once per dtype and machine, then every program links it, so it is
+    timed apart from the programs' cold compile."""
     if backend != "cpu":
         return None
     from qtc.compiler.pipeline import to_kernels
     from qtc.compiler.target import Target, rendering_from_env
     from qtc.runtime.cache import CPU_FLAGS, cache_dir, find_compiler, library_object
-    rendered = to_kernels(prog, Target(device="cpu", dtype=dtype_name, rendering=rendering_from_env()))
-    if not rendered.library:
+    target = Target(device="cpu", dtype=dtype_name, rendering=rendering_from_env())
+    library = next((r.library for r in map(lambda p: to_kernels(p, target), progs) if r.library), "")
+    if not library:
         return None
     t = time.perf_counter()
-    library_object(rendered.library, find_compiler(), CPU_FLAGS, cache_dir())
+    library_object(library, find_compiler(), CPU_FLAGS, cache_dir())
     return time.perf_counter() - t
 
 

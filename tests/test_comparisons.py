@@ -195,6 +195,7 @@ def test_reruns_are_bit_identical_and_record_their_provenance(tmp_path, one_torc
     prov = json.loads((tmp_path / "a" / "provenance.json").read_text())
     assert prov["backend"] == "cpu" and prov["torch"] == torch.__version__ and prov["dtype"] == "float32"
     assert prov["threads"] >= 1 and prov["spec"]["name"] == "damped_shm" and prov["commit"]
+    assert prov["rendering"] == "auto"
     assert json.loads((tmp_path / "a" / "baselines.json").read_text())["last value"]["test_mse"] > 0
 
 

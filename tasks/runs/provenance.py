@@ -31,11 +31,13 @@ def git_commit(folder: Path) -> str:
 
 
 def provenance(spec_dump: dict, backend: str | None, generator_backend: str | None) -> dict:
-    """The provenance record of a run with this resolved spec and backend choice."""
+    """The provenance record of a run with this resolved spec and backend choice. The kernels'
+    rendering (it moves the last bits of every sum) follows from the code and QTC_RENDERING."""
+    from qtc.compiler.target import rendering_from_env
     from qtc.runtime.backends import resolve
     chosen = backend or generator_backend
     return {"qtc": qtc.__version__, "commit": git_commit(Path(qtc.__file__).resolve().parent),
             "torch": torch.__version__, "python": platform.python_version(),
             "backend": resolve(chosen) if chosen else None, "backend_requested": chosen,
-            "threads": torch.get_num_threads(), "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
+            "threads": torch.get_num_threads(), "rendering": rendering_from_env(), "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
             "machine": platform.machine(), "spec": spec_dump}

@@ -69,15 +69,8 @@ QTC_INL void qtc_entries(const real* G, real c, real s, real E[4][2]) {
 #define QTC_OPPM0(b) (((b) >> 11) & 7)
 #define QTC_OPPM1(b) (((b) >> 14) & 7)
 
-// The label bits of block y (1 row: bit 0; 2 rows: bits 0 and 1) before the lanes' own.
-QTC_INL int qtc_label(const qtc_op& o, long y) {
-  const int l0 = QTC_PAR(o.rhi0 & y) ^ ((o.bits >> 17) & 1);
-  if (QTC_OPROWS(o.bits) == 1) return l0;
-  return l0 | ((QTC_PAR(o.rhi1 & y) ^ ((o.bits >> 18) & 1)) << 1);
-}
-
-// A lane shuffle by a mask known only at run time: on the CPU one of the constant shuffles
-// (a variable permutation of a GCC vector is scalar code).
+// A lane shuffle by a mask known only at run time, on a CPU without AVX-512: one of the constant
+// shuffles (a variable permutation of a GCC vector is scalar code there).
 #ifdef __CUDACC__
 #define qtc_lx(v, m) QTC_LX((v), (m))
 #else
@@ -133,11 +126,10 @@ QTC_OPINL void qtc_mac(const qv* co, qv xr, qv xi, qv yr, qv yi, qv& nr, qv& ni)
 }
 
 // The block offsets of the registers and the tile's first block.
-QTC_INL int qtc_offsets(const qtc_pass& P, long* off) {
+QTC_INL void qtc_offsets(const qtc_pass& P, long* off) {
   off[0] = 0;
   for (int i = 0, n = 1; i < P.rank; ++i, n <<= 1)
     for (int s = 0; s < n; ++s) off[n + s] = off[s] ^ P.basis[i];
-  return 1 << P.rank;
 }
 QTC_INL long qtc_tile(const qtc_pass& P, long t) {
   long y0 = t << QTC_M;

@@ -84,10 +84,11 @@ class Tables:
         pivots = sorted(pss.pivots) + [0] * (4 - pss.rank)
         self.passes[backward].append((circ.offset, 1 << self.plan.n, int(not circ.real), pss.rank,
                                       basis, pivots, len(ops), len(pss.ops)))
+        offsets = pss.offsets()
         for op in pss.ops:
-            ops.append(self._op(op, pss, backward))
+            ops.append(self._op(op, pss, offsets, backward))
 
-    def _op(self, op: SOp, pss: Pass, backward: bool) -> tuple:
+    def _op(self, op: SOp, pss: Pass, offsets: list[int], backward: bool) -> tuple:
         lanes = self.plan.lanes
         low = (1 << lanes) - 1
         dense = op.kind == "dense"
@@ -108,7 +109,7 @@ class Tables:
             form = self._index(self.forms, (op.angle.scale / 2, op.angle.shift / 2, op.angle.scale))
         # the label bits of each register's block offset, 2 bits per register
         kap = sum((parity(rows[0] & ~low & o) | parity(rows[1] & ~low & o) << 1) << 2 * s
-                  for s, o in enumerate(pss.offsets()))
+                  for s, o in enumerate(offsets))
         kind = op_shape(row, gen_row) if dense else 0
         bits = (int(not dense) | len(op.rows) << 1 | u << 3 | (op.d & low) << 8 | (rows[0] & low) << 11
                 | (rows[1] & low) << 14 | flips[0] << 17 | flips[1] << 18 | kind << 19)

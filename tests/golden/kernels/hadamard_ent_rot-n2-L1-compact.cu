@@ -10,7 +10,7 @@ typedef long long qtc_lane_index;
 #define QTC_PM_ROWS {0,0,0,0}, {0,1,0,1}, {0,0,1,1}, {0,1,1,0}
 // <qtc/compiler/kernel_prelude.h: 96 lines>
 
-// <qtc/compiler/kernel_compact.h: 471 lines>
+// <qtc/compiler/kernel_compact.h: 463 lines>
 
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st);
 QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);

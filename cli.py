@@ -99,7 +99,7 @@ def _run_options(built, args):
     """`qtc run`'s arguments as RunOptions: the one place argparse becomes run settings."""
     from qtc.tasks.runs.runner import resolve_options
     return resolve_options(built, models=args.models, baselines=args.baselines, workers=args.workers,
-                           seed=args.seed, progress=not args.no_progress, **_budget(args))
+                           seed=args.seed, progress=not args.no_progress, jobs=args.jobs, **_budget(args))
 
 
 def _thread_setting(prog) -> str:
@@ -131,7 +131,7 @@ def _run(args) -> int:
             return _run_seeds(args, built, seeds)
     if args.resume:
         overrides = {"models": args.models, "baselines": args.baselines, "workers": args.workers,
-                     "seed": args.seed, **_budget(args),
+                     "seed": args.seed, "jobs": args.jobs, **_budget(args),
                      "threads": runner.resolve_threads(args.threads, None)}   # QTC_THREADS too
         built, options, rundir = runner.reopen(args.resume, spec=args.spec, overrides=overrides,
                                                settings=_settings(args),
@@ -154,10 +154,10 @@ def _seeds(text: str) -> list[int]:
 def _run_seeds(args, built, seeds) -> int:
     """`qtc run SPEC --seeds ...`: every model for every seed, one resumable folder each."""
     from qtc.tasks.experiments.seeded import run_seeds
-    _run_options(built, args)            # bad overrides fail before any folder is made
+    options = _run_options(built, args)  # bad overrides fail before any folder is made
     return run_seeds(built, list(seeds), models=args.models, baselines=args.baselines, out=args.output,
                      overrides=_budget(args), command="qtc " + " ".join(sys.argv[1:]),
-                     progress=not args.no_progress)
+                     progress=not args.no_progress, jobs=options.jobs)
 
 
 def _sweep(args) -> int:
@@ -298,6 +298,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the spec's seed")
     r.add_argument("--seeds", help="a count K (seeds 0..K-1) or a list 0,1,2: every model for every "
                    "seed, a folder per (model, seed) under -o, a report over seeds (default: the spec)")
+    r.add_argument("--jobs", type=int, help="models (with --seeds: runs) trained at once, each in "
+                   "its own process (default: one per core; classify and forecast tasks)")
     _budget_args(r)
     r.set_defaults(func=_run)
 

@@ -68,7 +68,7 @@ def _programs(kind: str, n: int, depth: int) -> list:
     circuit alone (config 2, H-ent-RY), or the fixed baselines: all twelve candidates alone
     (fixed12) or the ones a run trains (fixed-trained: a compiler-merged twin is trained once)."""
     from qtc.compiler.pipeline import only_candidate
-    from qtc.tasks.experiments.table2 import tied_candidates
+    from qtc.tasks.build import tied_candidates
     prog = _program(n, depth)
     if kind == "ensemble":
         return [prog]

@@ -105,6 +105,17 @@ class Built:
         of a per-position space (its candidates are the whole product space, not listed)."""
         return len(self.candidate_labels())
 
+    def twins(self, chosen) -> dict[str, str]:
+        """{model: the twin trained for it} for chosen fixed candidates whose compiled node is
+        shared with an earlier chosen one (the paper space's constants: configs 1 = 3 = 4 = 6
+        uniform, 9 = 12 a delta on |0...0>). They train identically, bit for bit (the same seed
+        gives the same mapping init and theta cannot matter), so a run trains the first member
+        and reports it for every member."""
+        if not isinstance(self.program, Program):
+            return {}
+        pairs = {naming.fixed(k): naming.fixed(first) for k, first in tied_candidates(self.program).items()}
+        return {m: twin for m, twin in pairs.items() if m in chosen and twin in chosen}
+
     def candidate_labels(self) -> tuple[str, ...]:
         """The candidates' labels of an enumerated space; none of a per-position one (its
         candidates are not listed) or of a task without a generator."""
@@ -169,6 +180,11 @@ class Built:
                      f"  compression           {net.num_params / total:.1f}x "
                      f"({net.num_params:,} -> {total})"]
         return "\n".join(rows)
+
+
+def tied_candidates(program: Program) -> dict[int, int]:
+    """Candidate -> the first member of its compiled node, for nodes shared by several candidates."""
+    return {m: node.members[0] for node in program.circuits for m in node.members[1:]}
 
 
 def _weights_for(prog) -> str:

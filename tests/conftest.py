@@ -1,8 +1,16 @@
 """Fixtures shared by several test modules."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# Runs train their models one at a time in the test process unless a test asks for --jobs N:
+# tests that patch the engine (a fake Ctrl-C, a poisoned loss) must reach the training, and a
+# spawned worker per run would cost each smoke run seconds (tests/test_parallel_runs.py runs
+# the workers).
+os.environ["QTC_JOBS"] = "1"
 
 
 @pytest.fixture(scope="module")

@@ -130,7 +130,7 @@ def test_interrupted_then_resumed_run_ends_with_the_metrics_of_a_straight_run(mn
     monkeypatch.setattr(classify.F, "cross_entropy", real)
     state = torch.load(broken / "checkpoint.pt", weights_only=False)
     assert list(state["done"]) == ["fixed:4"]
-    current = state["current"]
+    current = state["running"]["classical"]
     assert (current["model"], current["epoch"], current["batch"]) == ("classical", 0, 1)
 
     assert main(["run", "--resume", str(broken), "--no-progress"]) == 0

@@ -95,6 +95,25 @@ def test_forward_equals_the_exported_module(task, name):
 
 
 @pytest.mark.parametrize("task,name", NETWORKS)
+def test_gradients_equal_the_exported_modules_though_relu_and_maxpool_swap(task, name):
+    net = built(task).nets[name]
+    flat, x = _inputs(net, seed=2)
+    flat.requires_grad_(True)
+    net.forward(flat, x).square().sum().backward()
+    module = net.module().double()
+    module.load_state_dict(net.state_dict(flat))
+    module(x).square().sum().backward()
+    want = torch.cat([p.grad.reshape(-1) for p in module.parameters()])
+    torch.testing.assert_close(flat.grad, want, rtol=1e-12, atol=1e-12)
+
+
+def test_relu_then_maxpool_runs_as_maxpool_then_relu():
+    net = built("mnist_1v5").nets["net"]
+    kinds = [net.plans[i].kind for i in net.run_order]
+    assert kinds[:6] == ["conv2d", "maxpool", "relu", "conv2d", "maxpool", "relu"]
+
+
+@pytest.mark.parametrize("task,name", NETWORKS)
 def test_forward_equals_the_standalone_source_run_without_qtc(task, name, tmp_path, monkeypatch):
     net = built(task).nets[name]
     flat, x = _inputs(net, seed=1)

@@ -13,22 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from qtc.errors import QtcError
-from qtc.tasks import naming
 from qtc.tasks.data.series import NAMES
 from qtc.tasks.experiments import report, sweep
 
 SPEC_DIR = Path(__file__).resolve().parents[2] / "specs"
-
-
-def tied_candidates(program) -> dict[int, int]:
-    """Candidate -> the first member of its compiled node, for nodes shared by several candidates."""
-    return {m: node.members[0] for node in program.circuits for m in node.members[1:]}
-
-
-def ties(built, chosen) -> dict[str, str]:
-    """{model: trained twin} for the chosen fixed candidates whose twin is chosen too."""
-    pairs = {naming.fixed(k): naming.fixed(first) for k, first in tied_candidates(built.program).items()}
-    return {m: twin for m, twin in pairs.items() if m in chosen and twin in chosen}
 
 
 def plan(datasets, seeds, models: str, spec_dir: Path, overrides: dict,
@@ -42,7 +30,7 @@ def plan(datasets, seeds, models: str, spec_dir: Path, overrides: dict,
     missing = [str(p) for p in specs if not p.is_file()]
     if missing:
         raise QtcError(f"no spec for data set(s): expected {', '.join(missing)} (set --spec-dir)")
-    tied = {} if all_candidates else {b.spec.name: ties(b, b.select_models(models))
+    tied = {} if all_candidates else {b.spec.name: b.twins(b.select_models(models))
                                       for b in map(load_task, specs)}
     trials = sweep.plan([str(p) for p in specs], list(seeds), models, overrides=overrides,
                         skip=lambda built, model: model in tied.get(built.spec.name, {}))

@@ -20,7 +20,8 @@ from qtc.tasks.data.images import DATASETS, _torchvision_class, load_binary
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, majority_baseline
-from qtc.tasks.engines.supervised import SELECTION, Supervised, held_out, train_all, unmoved_note
+from qtc.tasks.engines.supervised import (SELECTION, Supervised, held_out, train_all, twins_note,
+                                          unmoved_note)
 
 CURVE_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 
@@ -45,14 +46,19 @@ def _load(built: Built, opts):
                        normalize=tuple(data.normalize), download=opts.download, limit=opts.limit)
 
 
+def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
+    """The task the engine trains on (also rebuilt by each worker of `--jobs N`): the spec's two
+    classes; the figures and summary are refreshed after each model."""
+    train, test = _load(built, opts)
+    return Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy,
+                      preprocessing=preprocessing(built), on_model=lambda _model: report(built, rundir))
+
+
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every requested model on the spec's two classes; return {model: selected metrics row}."""
-    train, test = _load(built, opts)
-    # The figures and summary are refreshed after each model.
-    task = Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy,
-                      preprocessing=preprocessing(built), on_model=lambda _model: report(built, rundir))
+    task = supervised(built, rundir, opts)
     fit, _ = held_out(task, opts, built.spec.train.batch)    # the baseline sees what the models train on
-    rundir.write_json(BASELINES, majority_baseline(fit.train.tensors[1], test.tensors[1]))
+    rundir.write_json(BASELINES, majority_baseline(fit.train.tensors[1], task.test.tensors[1]))
     done: dict = {}
     try:
         done = train_all(built, rundir, opts, task)
@@ -152,4 +158,6 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
     lines += ["", standing(final) + " One seed: no spread (`qtc run --seeds K` reports over seeds)."]
     note = unmoved_note(rows) if not isinstance(built.program, Factorised) else None
     lines += ["", f"Note: {note}."] if note else []
+    merged = twins_note(rows)
+    lines += ["", f"Note: {merged}."] if merged else []
     return "\n".join(lines) + "\n"

@@ -28,7 +28,7 @@ from qtc.tasks.build import Built
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, forecast_baselines
-from qtc.tasks.engines.supervised import Supervised, held_out, train_all, unmoved_note
+from qtc.tasks.engines.supervised import Supervised, held_out, train_all, twins_note, unmoved_note
 
 # Paper Table II: test MSE per data set; keys "DiffQAS-QT" and "Config 1" .. "Config 12".
 PAPER_COLUMNS = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
@@ -168,8 +168,9 @@ def preflight(built: Built, opts) -> None:
         selection.validation_split(len(wins.x_train), opts.validation, built.spec.train.batch)
 
 
-def run(built: Built, rundir: RunDir, opts) -> dict:
-    """Train every model of opts.models on the spec's series; write metrics, plots and the summary."""
+def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
+    """The task the engine trains on (also rebuilt by each worker of `--jobs N`): the spec's
+    series as windows; the prediction plots of the `report` epochs are drawn as they pass."""
     series, wins, description = load_series(built)
     net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
     window = built.spec.data.window
@@ -186,10 +187,16 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
         plot_predictions(rundir.path / "plots" / f"predictions_{naming.folder(model)}_epoch{epoch}.png",
                          series, wins, pred_train, pred_test, title, window)
 
-    task = Supervised(train=torch.utils.data.TensorDataset(wins.x_train, wins.y_train),
+    return Supervised(train=torch.utils.data.TensorDataset(wins.x_train, wins.y_train),
                       test=torch.utils.data.TensorDataset(wins.x_test, wins.y_test),
                       loss=F.mse_loss, scores=mse_scores, on_epoch=on_epoch,
                       preprocessing=preprocessing(built, series, description))
+
+
+def run(built: Built, rundir: RunDir, opts) -> dict:
+    """Train every model of opts.models on the spec's series; write metrics, plots and the summary."""
+    task = supervised(built, rundir, opts)
+    _, wins, description = load_series(built)
     fit, _ = held_out(task, opts, built.spec.train.batch)    # baselines see what the models train on
     base = forecast_baselines(*fit.train.tensors, *task.test.tensors)
     rundir.write_json(BASELINES, base)
@@ -262,6 +269,8 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
     table = "\n".join(lines[-(len(rows) + len(baselines) + 2):])
     note = unmoved_note(rundir.metrics()) if not isinstance(built.program, Factorised) else None
     lines += ["", f"Note: {note}."] if note else []
+    merged = twins_note(rundir.metrics())
+    lines += ["", f"Note: {merged}."] if merged else []
     rundir.write_text("summary.md", "\n".join(lines) + "\n")
     rundir.write_json("summary.json", {"task": built.spec.name, "dataset": dataset, "seed": opts.seed,
                                        "epochs": opts.epochs, "select": opts.select,

@@ -27,7 +27,7 @@ from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
 KINDS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast",
          "a3c": "qtc.tasks.kinds.minigrid"}
 # None, or a whole number in its range: the spec's (dsl.task.RANGES), else >= 1
-_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches", "threads")
+_COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches", "threads", "jobs")
 # torch's threads for a run. One: the small target networks (a 1,781-parameter LSTM, 6k-parameter
 # MLPs, a CNN at batch 100) spend more time waking threads than computing, and on a small busy
 # machine extra threads fight the other processes (issue 13: 5.4-6.4 s/epoch with torch's default
@@ -49,6 +49,7 @@ class RunOptions:
     download: bool = False
     backend: str | None = None
     threads: int = DEFAULT_THREADS
+    jobs: int = 1                         # supervised models trained at once, a process each
     progress: bool = True
     tensorboard: bool = False             # event files in RUNDIR/tensorboard/<model> (opt-in)
     select: str = "last"                  # which epoch is reported: last | train | validation
@@ -95,11 +96,14 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
                     limit: int | None = None, max_batches: int | None = None, seed: int | None = None,
                     data_root: str | None = None, download: bool = False, backend: str | None = None,
                     threads: int | None = None, progress: bool = True,
-                    select: tuple | None = None, tensorboard: bool = False) -> RunOptions:
+                    select: tuple | None = None, tensorboard: bool = False,
+                    jobs: int | None = None) -> RunOptions:
     """The spec's settings with every override that is not None applied.
 
     `select` is (rule, fraction or None), e.g. ("validation", 0.2): it replaces the spec's rule and
-    fraction together.
+    fraction together. `jobs` (None: one per core) is how many models of a supervised task
+    train at once, each in its own process; A3C models train in turn (their workers are
+    `workers`), so an a3c task takes no --jobs.
     """
     spec = built.spec
     rule, fraction = select if select else (spec.train.select, spec.train.validation)
@@ -114,7 +118,22 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
         max_batches=max_batches, seed=_given(seed, spec.train.seed), data_root=data_root,
         download=bool(download or (spec.data and spec.data.download)), backend=backend,
         threads=resolve_threads(threads, DEFAULT_THREADS), progress=progress, select=rule,
-        validation=fraction, tensorboard=tensorboard)
+        validation=fraction, tensorboard=tensorboard, jobs=resolve_jobs(built, jobs))
+
+
+def resolve_jobs(built: Built, given: int | None) -> int:
+    """--jobs if given (check() refuses more than 1 for a3c); else 1 for a3c; else $QTC_JOBS if
+    set, else one per core."""
+    if given is not None:
+        return given
+    if built.spec.kind == "a3c":
+        return 1
+    env = os.environ.get("QTC_JOBS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise QtcError(f"QTC_JOBS must be a whole number >= 1, got {env!r}")
+        return int(env)
+    return max(1, os.cpu_count() or 1)
 
 
 def _given(override, default):
@@ -146,6 +165,9 @@ def check(built: Built, options: RunOptions | None = None) -> None:
         raise QtcError(problem)
     if options is not None and options.tensorboard:
         tensorboard.require()
+    if options is not None and options.jobs > 1 and built.spec.kind == "a3c":
+        raise QtcError(f"--jobs {options.jobs}: an a3c task trains its models in turn, each with "
+                       "its own worker processes; hint: set those with --workers")
 
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
@@ -238,7 +260,7 @@ PROVENANCE = "provenance.json"
 # --- resume: the same run, or a clear refusal ----------------------------------------------
 RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers", "select", "validation")
 BUDGET_OPTIONS = ("epochs", "episodes")                                  # may only grow
-PLACE_OPTIONS = ("data_root", "download", "backend", "threads", "tensorboard")          # where and how: may change
+PLACE_OPTIONS = ("data_root", "download", "backend", "threads", "tensorboard", "jobs")          # where and how: may change
 
 
 def identity(built: Built, options: RunOptions) -> dict:

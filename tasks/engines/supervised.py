@@ -157,11 +157,11 @@ class Ledger:
     def done(self, model: str, row: dict, final: dict) -> None:
         """`model` finished: its selected row, and its twins' (copies of its rows relabelled)."""
         state, label = self.state, row["label"]
-        progress.say(f"{label} (epoch {row['epoch']}, select {self.opts.select}): "
-                     + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)))
+        print(f"{label} (epoch {row['epoch']}, select {self.opts.select}): "
+              + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float)), flush=True)
         if row.get("architecture"):
             what = "trains alone" if model == naming.FOUND else "architecture found (per-position favourites)"
-            progress.say(f"{label}: {what}: {row['architecture']}")
+            print(f"{label}: {what}: {row['architecture']}", flush=True)
         state["done"][model], state["final"][model] = row, final
         state["running"].pop(model, None)
         for twin in (t for t, m in self.twins.items() if m == model):

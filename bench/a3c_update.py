@@ -1,0 +1,114 @@
+"""The CPU cost of one A3C update per model (issue 12: DiffQAS-QT / classical <= 2x).
+
+One update is what an A3C worker does between two pushes to the shared weights
+(tasks/engines/a3c/workers.py `train_episode`): both generators' forward (actor and critic
+weights), an n-step rollout on MiniGrid with the actor, the actor-critic loss, the backward
+through both networks and generators, and an optimizer step (here a local Adam: no lock, no
+other worker). Each model runs in its own process with one torch thread, so the numbers are a
+single worker's cost; the updates are timed in blocks and the median block is reported, in CPU
+(`time.process_time`) and wall seconds, with the load average before and after.
+
+    python bench/a3c_update.py                           # minigrid_5x5: classical, fixed:1, diffqas
+    python bench/a3c_update.py --updates 400 --models classical,diffqas --json out.json
+
+Ratios are against the classical network measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+SPECS = Path(__file__).resolve().parents[1] / "specs"
+
+
+def measure(spec: str, model: str, updates: int, blocks: int, backend: str | None) -> dict:
+    """Time `updates` updates of `model` (after `updates` // 4 of warm-up), in this process."""
+    import torch
+
+    from qtc.tasks.build import load_task
+    from qtc.tasks.engines.a3c.algorithm import a3c_loss, make_env, obs_vector, rollout
+    torch.set_num_threads(1)
+    built = load_task(spec)
+    t0 = time.perf_counter()
+    torch.manual_seed(0)
+    sources = built.sources(model, backend=backend)
+    actor, critic = sources["actor"], sources["critic"]
+    build_s = time.perf_counter() - t0
+    a3c = built.spec.a3c
+    env = make_env(built.spec.env.id, built.spec.env.max_steps)
+    opt = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=1e-4)
+    state = {"obs": obs_vector(env.reset(seed=0)[0]), "episode": 0}
+
+    def update():
+        wa, wc = actor(), critic()
+        ro = rollout(env, built.nets["actor"], wa.detach(), state["obs"], a3c.n_steps)
+        loss = a3c_loss(built.nets["actor"], built.nets["critic"], wa, wc, ro, a3c.gamma, a3c.entropy)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state["obs"] = ro.last_obs
+        if ro.terminated or ro.truncated:
+            state["episode"] += 1
+            state["obs"] = obs_vector(env.reset(seed=state["episode"])[0])
+        return len(ro.rewards)
+
+    for _ in range(max(1, updates // 4)):
+        update()
+    cpu, wall, steps = [], [], 0
+    per_block = max(1, updates // blocks)
+    for _ in range(blocks):
+        c0, w0 = time.process_time(), time.perf_counter()
+        for _ in range(per_block):
+            steps += update()
+        cpu.append((time.process_time() - c0) / per_block)
+        wall.append((time.perf_counter() - w0) / per_block)
+    return {"model": model, "updates": per_block * blocks, "env_steps": steps,
+            "cpu_ms": 1e3 * statistics.median(cpu), "wall_ms": 1e3 * statistics.median(wall),
+            "build_s": build_s}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--spec", default=str(SPECS / "minigrid_5x5.task"))
+    ap.add_argument("--models", default="classical,fixed:1,diffqas")
+    ap.add_argument("--updates", type=int, default=400, help="timed updates per model")
+    ap.add_argument("--blocks", type=int, default=8, help="the updates are timed in this many blocks")
+    ap.add_argument("--backend", default=None)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--one", help=argparse.SUPPRESS)     # internal: measure one model, print JSON
+    args = ap.parse_args(argv)
+    if args.one:
+        print(json.dumps(measure(args.spec, args.one, args.updates, args.blocks, args.backend)))
+        return 0
+    rows, load = [], {"before": os.getloadavg()}
+    print(f"A3C update cost, {Path(args.spec).name}, one torch thread, {args.updates} updates "
+          f"per model in {args.blocks} blocks (median block); load average {load['before'][0]:.2f}")
+    for model in args.models.split(","):
+        cmd = [sys.executable, __file__, "--one", model, "--spec", args.spec, "--updates",
+               str(args.updates), "--blocks", str(args.blocks)] + (["--backend", args.backend] if args.backend else [])
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+        rows.append(json.loads(out.strip().splitlines()[-1]))
+    load["after"] = os.getloadavg()
+    base = next((r for r in rows if r["model"] == "classical"), None)
+    print(f"{'model':<12} {'CPU ms/update':>14} {'wall ms/update':>15} {'vs classical (CPU)':>19} "
+          f"{'env steps/CPU-s':>16}")
+    for r in rows:
+        ratio = f"{r['cpu_ms'] / base['cpu_ms']:.2f}x" if base else "-"
+        steps_per_s = r["env_steps"] / r["updates"] / (r["cpu_ms"] / 1e3)
+        print(f"{r['model']:<12} {r['cpu_ms']:>14.2f} {r['wall_ms']:>15.2f} {ratio:>19} {steps_per_s:>16.0f}")
+    print(f"load average after: {load['after'][0]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "load": load, "spec": args.spec,
+                                         "updates": args.updates, "blocks": args.blocks}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,8 +24,9 @@ UNROLLED_BYTES_PER_STATEMENT = 130
 UNROLLED_MAX_BYTES = 8 << 20   # "auto" never renders unrolled above this estimated size
 # "auto" on the CPU: the unrolled passes step faster, the compact ones build in about a second
 # (their kernel library is built once per dtype and machine). Unrolled is chosen when the time
-# its build costs beyond the compact one is repaid within HORIZON_STEPS training steps (a short
-# run: Table II's damped SHM is 1,600 steps per model, FashionMNIST 10 epochs ~1,900). Measured
+# its build costs beyond the compact one is repaid within the run's training steps (the engines
+# say how many: runtime.kernels.expect_steps; HORIZON_STEPS when nobody said, a short run: Table
+# II's damped SHM is 1,600 steps per model, FashionMNIST 10 epochs ~1,200). Measured
 # on the 2-core AMD EPYC machine (AVX-512, g++ 12), idle, one thread, float64, the paper space
 # (docs/results/speed.md; bench/generator_step.py --renderings unrolled compact): the unrolled
 # source builds at 0.37 MB/s (2.8 MB in 7.7 s at (11, 10), 6.5 MB in 17.7 s at (17, 15)), a
@@ -75,7 +76,7 @@ def step_seconds(plan: Plan) -> dict[str, float]:
 def with_rendering(plan: Plan, target: Target) -> Target:
     """The Target with its rendering decided. "auto": never unrolled above UNROLLED_MAX_BYTES of
     estimated source; on the CPU, unrolled when its extra build time is repaid by its faster
-    steps within HORIZON_STEPS steps, else compact; on the GPU compact (NVRTC on the unrolled
+    steps within target.steps (default HORIZON_STEPS) steps, else compact; on the GPU compact (NVRTC on the unrolled
     source is the known risk: `nvcc --ptx -arch=sm_90` took 57 s of CPU for (11, 10) float32,
     against 7.4 s for the compact (17, 15) source; neither rendering has run on a device yet)."""
     if target.rendering != "auto":
@@ -83,7 +84,8 @@ def with_rendering(plan: Plan, target: Target) -> Target:
     if unrolled_bytes(plan) > UNROLLED_MAX_BYTES or target.device == "cuda":
         return replace(target, rendering="compact")
     build, step = build_seconds(plan), step_seconds(plan)
-    repaid = build["unrolled"] - build["compact"] <= HORIZON_STEPS * (step["compact"] - step["unrolled"])
+    steps = target.steps or HORIZON_STEPS
+    repaid = build["unrolled"] - build["compact"] <= steps * (step["compact"] - step["unrolled"])
     return replace(target, rendering="unrolled" if repaid else "compact")
 
 
@@ -97,7 +99,7 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
     lines = [f"cost model: {plan.name}, {plan.n} qubits, depth {plan.depth}, {target.dtype}",
              f"rendering: {target.rendering}, {len(kernels.text.encode())} bytes of source (unrolled: "
              f"~{unrolled_bytes(plan)} bytes estimated)",
-             _choice(plan),
+             _choice(plan, target.steps or HORIZON_STEPS),
              f"simulated circuits: {len(plan.circuits)}; exact constants: {len(plan.constants)}",
              f"state buffer: {plan.size} reals ({plan.size * target.itemsize} bytes); lanes {1 << plan.lanes}",
              f"launches per step: forward {len(kernels.kernels['forward'])}, "
@@ -122,13 +124,13 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _choice(plan: Plan) -> str:
+def _choice(plan: Plan, steps: int) -> str:
     """How "auto" weighs the renderings on the CPU (the estimates with_rendering compares)."""
     build, step = build_seconds(plan), step_seconds(plan)
     return (f"cpu estimates: build unrolled {build['unrolled']:.1f} s, compact {build['compact']:.1f} s "
             f"(+ its library once); step unrolled {step['unrolled'] * 1e3:.3g} ms, compact "
             f"{step['compact'] * 1e3:.3g} ms; auto: unrolled when the extra build is repaid within "
-            f"{HORIZON_STEPS} steps (and under {UNROLLED_MAX_BYTES} bytes)")
+            f"{steps} steps (and under {UNROLLED_MAX_BYTES} bytes)")
 
 
 def _ranks(passes) -> str:

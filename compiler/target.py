@@ -31,12 +31,14 @@ class Target:
     group of threads); dtype: the real type of states and angles ("float64" or "float32");
     lanes: log2 of the vector width (8 lanes = one 64-byte AVX-512 vector of doubles, or 8
     neighbouring GPU threads); max_rank: register limits as (direction, real, rank) rows;
-    rendering: one of RENDERINGS."""
+    rendering: one of RENDERINGS; steps: the training steps the program is expected to run,
+    which "auto" weighs the unrolled build against (None: compiler.cost.HORIZON_STEPS)."""
     device: str = "cpu"
     dtype: str = "float64"
     lanes: int = 3
     max_rank: tuple[tuple[str, bool, int], ...] = MAX_RANK
     rendering: str = "auto"
+    steps: int | None = None
 
     def __post_init__(self):
         if self.device not in DEVICES:
@@ -47,12 +49,16 @@ class Target:
             raise QtcError(f"rendering must be one of {', '.join(RENDERINGS)}, got {self.rendering!r}")
         if not 0 <= self.lanes <= 3:
             raise QtcError(f"lanes must be in 0..3 (at most 8 lanes), got {self.lanes}")
+        if self.steps is not None and self.steps < 1:
+            raise QtcError(f"steps must be >= 1, got {self.steps}")
 
     @property
     def key(self) -> str:
         """Stable text naming every field: part of the kernel cache keys."""
         ranks = ",".join(f"{d}{'r' if real else 'c'}{k}" for d, real, k in self.max_rank)
-        return f"{self.device}/{self.dtype}/lanes{self.lanes}/rank{ranks}/{self.rendering}"
+        # the expected steps only matter while the rendering is undecided
+        steps = f"/steps{self.steps}" if self.rendering == "auto" and self.steps is not None else ""
+        return f"{self.device}/{self.dtype}/lanes{self.lanes}/rank{ranks}/{self.rendering}{steps}"
 
     def rank(self, direction: str, real: bool) -> int:
         """The largest tile rank for a forward ("fwd") or backward ("bwd") pass."""

@@ -183,12 +183,24 @@ class ProgramFunction(torch.autograd.Function):
         return gth.to(th.dtype).view_as(th), dweights, None
 
 
+_expected = {"steps": None}
+
+
+def expect_steps(steps: int | None) -> None:
+    """Tell the cost model how many training steps the programs compiled from now on will run
+    (None: its default, compiler.cost.HORIZON_STEPS): "auto" renders unrolled when its longer
+    build is repaid within them. The engines call this before a model trains (a supervised run:
+    epochs x batches; A3C: two generator steps per update, at least one update per episode)."""
+    _expected["steps"] = None if steps is None else max(1, int(steps))
+
+
 def _probabilities(device: str):
     """Run on `device` in theta's dtype (backends.probabilities admits float32 and float64),
-    rendered as $QTC_RENDERING says (default: the cost model chooses)."""
+    rendered as $QTC_RENDERING says (default: the cost model chooses, for the steps given to
+    `expect_steps`)."""
     def run(prog: Program, theta: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         target = Target(device=device, dtype=str(theta.dtype).removeprefix("torch."),
-                        rendering=rendering_from_env())
+                        rendering=rendering_from_env(), steps=_expected["steps"])
         home, where = theta.device, torch.device(device)
         theta_t, weights_t = theta.to(where), weights.to(where, theta.dtype)
         P = ProgramFunction.apply(theta_t, weights_t, compiled(prog, target))

@@ -204,6 +204,32 @@ def test_auto_renders_unrolled_when_small_and_compact_above_the_size_threshold(m
     assert to_kernels(prog, Target(rendering="unrolled")).text == small.text, "forcing one wins"
 
 
+def test_auto_weighs_the_unrolled_build_against_the_steps_the_run_will_take(monkeypatch):
+    """(13, 10), the A3C size: compact for the default 2,000 steps, unrolled for the 100,000
+    generator steps of a 50,000-episode run; the steps name the target only while undecided."""
+    from qtc.compiler import cost
+    from qtc.compiler.pipeline import plan_program
+    import torch
+
+    from qtc.runtime import kernels
+    plan = plan_program(qtc.compile(PAPER, qubits=13, depth=10), Target())
+    assert cost.with_rendering(plan, Target()).rendering == "compact"
+    assert cost.with_rendering(plan, Target(steps=4)).rendering == "compact"
+    assert cost.with_rendering(plan, Target(steps=100_000)).rendering == "unrolled"
+    assert Target(steps=7).key.endswith("/auto/steps7") and Target().key.endswith("/auto")
+    assert Target(rendering="compact", steps=7).key == Target(rendering="compact").key
+    seen = []
+    monkeypatch.setattr(kernels, "compiled", lambda prog, target: seen.append(target) or 1 / 0)
+    prog = qtc.compile(PAPER, qubits=3, depth=1)
+    for steps in (123, None):
+        kernels.expect_steps(steps)
+        with pytest.raises(ZeroDivisionError):
+            prog.probabilities(torch.zeros(prog.angle_shape), torch.ones(12), backend="cpu")
+    assert [t.steps for t in seen] == [123, None]
+    with pytest.raises(QtcError, match="steps must be >= 1"):
+        Target(steps=0)
+
+
 def test_unrolled_size_estimate_is_within_a_third_of_the_real_size():
     from qtc.compiler.cost import unrolled_bytes
     for n, depth in ((5, 2), (9, 3)):

@@ -21,6 +21,7 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from qtc.errors import QtcError
+from qtc.runtime import kernels
 from qtc.tasks import naming
 from qtc.tasks.build import Built
 from qtc.tasks.engines import progress, selection
@@ -199,6 +200,13 @@ def _train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop
     Stopped (after a checkpoint) when `stop.requested` turns true between two batches."""
     model, resume = job.model, job.resume
     net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
+    x, y = task.train.tensors
+    batch = built.spec.train.batch
+    n_batches = (len(x) + batch - 1) // batch
+    # The spec's budget, not --epochs / --max-batches: the rendering it picks moves the last bits
+    # of every sum, so a resumed or extended run must pick the one its start picked.
+    epochs = built.spec.train.epochs
+    kernels.expect_steps(epochs * n_batches if epochs else None)
     torch.manual_seed(opts.seed)
     source = built.sources(model, backend=opts.backend, found=job.found)[net.name]
     optim = make_optimizer(built.spec.train, source.parameters())
@@ -207,9 +215,6 @@ def _train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop
         source.load_state_dict(resume["source"])
         optim.load_state_dict(resume["optim"])
         epoch, start_batch, best = resume["epoch"], resume["batch"], resume.get("best")
-    x, y = task.train.tensors
-    batch = built.spec.train.batch
-    n_batches = (len(x) + batch - 1) // batch
     if opts.max_batches:
         n_batches = min(n_batches, opts.max_batches)
     label = built.model_label(model)

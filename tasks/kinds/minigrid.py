@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from qtc.errors import QtcError
+from qtc.runtime import kernels
 from qtc.tasks import plots
 from qtc.tasks.engines import a3c, progress
 from qtc.tasks.engines.a3c.algorithm import OBS_SIZE, make_env
@@ -64,6 +65,10 @@ def make_model(spec_path: str, model: str, seed: int = 0, backend: str | None = 
     run) starts from the same initial parameters.
     """
     built = _built_for(spec_path)
+    # two generator steps (actor, critic) per update and at least one update per episode, of
+    # the spec's budget (not --episodes: a resumed run must render its kernels as it began)
+    episodes = built.spec.train.episodes
+    kernels.expect_steps(2 * episodes if episodes else None)
     torch.manual_seed(seed)
     sources = built.sources(model, backend=backend)
     return sources["actor"], sources["critic"], built.nets["actor"], built.nets["critic"]

@@ -290,3 +290,24 @@ def test_a_corrupt_local_copy_is_not_replaced_by_a_download(tmp_path, monkeypatc
     (tmp_path / "src" / "train-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b garbage")
     with pytest.raises(QtcError, match="cannot read"):
         load_binary("mnist", (1, 2), data_root=tmp_path / "src", download=True)
+
+
+@needs_mnist
+def test_mnist_files_placed_directly_in_qtc_data_are_not_taken_for_fashion_mnist(tmp_path, monkeypatch):
+    # The shared MNIST sample holds the four files directly, under the names FashionMNIST uses
+    # too: a FashionMNIST task with QTC_DATA pointing there must look further, not train on digits.
+    monkeypatch.setenv("QTC_DATA", str(MNIST_10K))
+    assert len(load_binary("mnist", (1, 5))[0]) == 1601      # the same place serves MNIST
+    monkeypatch.setattr("qtc.tasks.data.images.DEBIAN_DIRS", {})
+    with pytest.raises(images.DataNotFound) as err:
+        find_root("fashion_mnist")
+    assert "look like MNIST (mean pixel 0.1" in str(err.value)
+    assert f"put FashionMNIST's files under {MNIST_10K / 'FashionMNIST' / 'raw'}" in str(err.value)
+
+
+@needs_mnist
+@needs_debian
+def test_with_mnist_in_qtc_data_fashion_mnist_comes_from_the_debian_package(monkeypatch):
+    monkeypatch.setenv("QTC_DATA", str(MNIST_10K))
+    train, _ = load_binary("fashion_mnist", (1, 5))
+    assert len(train) == 12000

@@ -127,12 +127,47 @@ def find_root(dataset: str, data_root: str | os.PathLike | None = None) -> Path:
         partial = []
         for directory in _candidate_dirs(dataset, place.path):
             files = _files_in(directory)
-            if files is not None:
+            other = files and directory == place.path and _looks_like_the_other(dataset, files)
+            if other:               # the same four file names: a bare place may hold either set
+                partial.append(other)
+            elif files is not None:
                 return _usable_root(dataset, files)
-            partial += filter(None, [_partial_note(directory)])
+            else:
+                partial += filter(None, [_partial_note(directory)])
         notes += [f"  {place.label}: {p}" for p in partial] or \
             [f"  {place.label}: {place.path} (no {DATASETS[dataset]} files)"]
     raise DataNotFound(_not_found_message(dataset, notes))
+
+
+# Mean pixel (0..1) of the training images: MNIST 0.1307, FashionMNIST 0.2860 (the normalisation
+# constants torchvision's users quote). Files placed directly in a searched folder carry no name
+# that tells the two sets apart, so the first images are looked at; a mistaken set would train
+# and report on the wrong pictures without an error.
+MEAN_PIXEL = {"mnist": 0.1307, "fashion_mnist": 0.2860}
+_SAMPLE_IMAGES = 1000
+
+
+def _looks_like_the_other(dataset: str, files: dict[str, Path]) -> str | None:
+    """A note when the training images' mean pixel is nearer the other data set's, else None."""
+    path = files["train-images-idx3-ubyte"]
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            f.read(16)
+            pixels = f.read(_SAMPLE_IMAGES * IMAGE_SIDE * IMAGE_SIDE)
+    except (OSError, EOFError, zlib.error):
+        return None                    # unreadable: the checks of _usable_root say how
+    if not pixels:
+        return None
+    mean = sum(pixels) / len(pixels) / 255
+    nearest = min(MEAN_PIXEL, key=lambda d: abs(MEAN_PIXEL[d] - mean))
+    if nearest == dataset:
+        return None
+    return (f"{path.parent} holds the four files directly and they look like {DATASETS[nearest]} "
+            f"(mean pixel {mean:.3f} over the first training images; {DATASETS[nearest]} "
+            f"{MEAN_PIXEL[nearest]}, {DATASETS[dataset]} {MEAN_PIXEL[dataset]}): not used as "
+            f"{DATASETS[dataset]}; put {DATASETS[dataset]}'s files under "
+            f"{path.parent / DATASETS[dataset] / 'raw'}")
 
 
 def _not_found_message(dataset: str, notes: list[str]) -> str:

@@ -97,3 +97,13 @@ def test_qtc_jobs_must_be_a_count(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("QTC_JOBS", "two")
     assert _run(tmp_path / "run") == 2
     assert "QTC_JOBS must be a whole number >= 1, got 'two'" in capsys.readouterr().err
+
+
+def test_a_model_that_diverges_in_a_worker_stops_the_run_with_its_message(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(SPECS / "damped_shm.task"), "-o", str(out), "--no-progress",
+                 "--models", "diffqas,classical,fixed:4", "--epochs", "2", "--max-batches", "3",
+                 "--jobs", "2", "--set", "train.lr=1e30"]) == 2
+    err = capsys.readouterr().err            # whichever worker's model diverged first is named
+    assert "training failed: " in err and "training diverged: " in err and ", epoch 1, batch " in err
+    assert "Traceback" not in err

@@ -10,6 +10,10 @@ single worker's cost; the updates are timed in blocks and the median block is re
 
     python bench/a3c_update.py                           # minigrid_5x5: classical, fixed:1, diffqas
     python bench/a3c_update.py --updates 400 --models classical,diffqas --json out.json
+    QTC_RENDERING=compact python bench/a3c_update.py     # the kernels rendered compact
+
+The generators are built by the engine's own make_model, so the kernels are rendered as a run
+of the spec's budget renders them (compiler/cost.py weighs the build against it).
 
 Ratios are against the classical network measured in the same run.
 """
@@ -33,12 +37,11 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
 
     from qtc.tasks.build import load_task
     from qtc.tasks.engines.a3c.algorithm import a3c_loss, make_env, obs_vector, rollout
+    from qtc.tasks.kinds.minigrid import make_model
     torch.set_num_threads(1)
     built = load_task(spec)
     t0 = time.perf_counter()
-    torch.manual_seed(0)
-    sources = built.sources(model, backend=backend)
-    actor, critic = sources["actor"], sources["critic"]
+    actor, critic, _, _ = make_model(str(Path(spec).resolve()), model, 0, backend)  # as a worker does
     build_s = time.perf_counter() - t0
     a3c = built.spec.a3c
     env = make_env(built.spec.env.id, built.spec.env.max_steps)
@@ -68,9 +71,12 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
             steps += update()
         cpu.append((time.process_time() - c0) / per_block)
         wall.append((time.perf_counter() - w0) / per_block)
+    from qtc.runtime.kernels import _compiled
+    rendering = sorted({comp.rendered.target.rendering for _, comp in _compiled.values()
+                        if getattr(comp, "rendered", None) is not None}) or ["-"]
     return {"model": model, "updates": per_block * blocks, "env_steps": steps,
             "cpu_ms": 1e3 * statistics.median(cpu), "wall_ms": 1e3 * statistics.median(wall),
-            "build_s": build_s}
+            "build_s": build_s, "rendering": ",".join(rendering)}
 
 
 def main(argv=None) -> int:
@@ -98,11 +104,12 @@ def main(argv=None) -> int:
     load["after"] = os.getloadavg()
     base = next((r for r in rows if r["model"] == "classical"), None)
     print(f"{'model':<12} {'CPU ms/update':>14} {'wall ms/update':>15} {'vs classical (CPU)':>19} "
-          f"{'env steps/CPU-s':>16}")
+          f"{'env steps/CPU-s':>16} {'rendering':>10} {'build s':>8}")
     for r in rows:
         ratio = f"{r['cpu_ms'] / base['cpu_ms']:.2f}x" if base else "-"
         steps_per_s = r["env_steps"] / r["updates"] / (r["cpu_ms"] / 1e3)
-        print(f"{r['model']:<12} {r['cpu_ms']:>14.2f} {r['wall_ms']:>15.2f} {ratio:>19} {steps_per_s:>16.0f}")
+        print(f"{r['model']:<12} {r['cpu_ms']:>14.2f} {r['wall_ms']:>15.2f} {ratio:>19} {steps_per_s:>16.0f} "
+              f"{r['rendering']:>10} {r['build_s']:>8.1f}")
     print(f"load average after: {load['after'][0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "load": load, "spec": args.spec,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import traceback
 
 
 class QtcError(Exception):
@@ -72,3 +73,12 @@ def os_error_message(err: OSError, where: str = "a run's folder: -o DIR; the ker
     what, todo = _OS_ERRORS.get(err.errno, (err.strerror or str(err), "check the path"))
     path = f" {err.filename}" if err.filename else ""
     return f"error: cannot use{path}: {what}\nhint: {todo} ({where})"
+
+
+def describe_error(err: BaseException) -> str:
+    """An error reported from another process (a sweep trial, a training worker): a QtcError's
+    own message, else the exception with the last frames of its traceback."""
+    if isinstance(err, QtcError):
+        return str(err)
+    tb = traceback.format_exception(type(err), err, err.__traceback__)
+    return f"{type(err).__name__}: {err}\n" + "".join(tb[-6:])

@@ -24,11 +24,10 @@ import importlib
 import io
 import multiprocessing as mp
 import queue as queues
-import traceback
 
 import torch
 
-from qtc.errors import QtcError
+from qtc.errors import QtcError, describe_error
 from qtc.tasks.runs import guard, signals
 
 POLL_S = 0.2          # how often the driver looks at the stop flag and the workers' health
@@ -83,7 +82,7 @@ def _worker(wid: int, kind_module: str, rundir_path: str, settings: dict, option
         task = importlib.import_module(kind_module).supervised(built, rundir, opts)
         fit, val = supervised.held_out(task, opts, built.spec.train.batch)
     except BaseException as err:  # noqa: BLE001 - reported to the driver
-        out.put(("error", wid, None, _describe(err)))
+        out.put(("error", wid, None, describe_error(err)))
         return
     books = _Messenger(out, stop)
     while (packed := jobs.get()) is not None:
@@ -93,16 +92,10 @@ def _worker(wid: int, kind_module: str, rundir_path: str, settings: dict, option
         except supervised.Stopped as where:
             out.put(("stopped", wid, job.model, str(where)))
         except BaseException as err:  # noqa: BLE001 - reported to the driver
-            out.put(("error", wid, job.model, _describe(err)))
+            out.put(("error", wid, job.model, describe_error(err)))
             return
         else:
             out.put(("free", wid))
-
-
-def _describe(err: BaseException) -> str:
-    if isinstance(err, QtcError):
-        return str(err)
-    return "".join(traceback.format_exception(err)).rstrip()
 
 
 def train_in_workers(ledger, todo: list[str], stop) -> None:

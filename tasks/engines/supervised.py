@@ -141,12 +141,20 @@ class Ledger:
         found = self.state["done"].get(naming.DIFFQAS, {}).get("structural_weights")
         last = next((r for r in reversed(self.rows) if r["model"] == model), None)
         self.started[model] = time.perf_counter()
-        return Job(model, resume, found, last, tuple(t for t, m in self.twins.items() if m == model))
+        return Job(model, resume, found, last, self.twins_of(model))
+
+    def twins_of(self, model: str) -> tuple[str, ...]:
+        """The merged candidates `model` is trained for besides itself."""
+        return tuple(t for t, m in self.twins.items() if m == model)
+
+    def _log_rows(self) -> None:
+        """metrics.json in model order, then epoch: the same file whichever worker ends first."""
+        self.rows.sort(key=lambda r: (self.order.get(r["model"], len(self.order)), r["epoch"]))
+        self.rundir.log_metrics(self.rows)
 
     def row(self, model: str, row: dict) -> None:
         self.rows.append(row)
-        self.rows.sort(key=lambda r: (self.order.get(r["model"], len(self.order)), r["epoch"]))
-        self.rundir.log_metrics(self.rows)
+        self._log_rows()
         if not progress.bars(self.opts.progress) or self.opts.jobs > 1:
             elapsed = time.perf_counter() - self.started.get(model, time.perf_counter())
             progress.say(progress.epoch_line(row["label"], row, self.opts.epochs, elapsed))
@@ -165,19 +173,19 @@ class Ledger:
             print(f"{label}: {what}: {row['architecture']}", flush=True)
         state["done"][model], state["final"][model] = row, final
         state["running"].pop(model, None)
-        for twin in (t for t, m in self.twins.items() if m == model):
+        twins = self.twins_of(model)
+        for twin in twins:
             relabel = {"model": twin, "label": self.built.model_label(twin)}
             state["done"][twin] = {**row, **relabel}
             self.rows = [r for r in self.rows if r["model"] != twin]
             self.rows += [{**r, **relabel, "trained_as": r["label"]} for r in self.rows if r["model"] == model]
-        self.rows.sort(key=lambda r: (self.order.get(r["model"], len(self.order)), r["epoch"]))
-        self.rundir.log_metrics(self.rows)
+        self._log_rows()
         self.rundir.save_checkpoint(state)
         self.rundir.write_json(SELECTION, {m: _choice(self.opts, state["done"][m])
                                            for m in self.opts.models if m in state["done"]})
         if self.task.on_model:
             self.task.on_model(model)
-        for _ in range(1 + sum(m == model for m in self.twins.values())):
+        for _ in (model, *twins):
             last = self.overall.finished()
         progress.say(last)
 

@@ -32,12 +32,11 @@ import os
 import re
 import sys
 import time
-import traceback
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from qtc.errors import QtcError
+from qtc.errors import QtcError, describe_error
 from qtc.tasks import naming
 from qtc.tasks.engines.progress import clock
 from qtc.tasks.runs import guard, signals
@@ -259,7 +258,7 @@ def _ray_entry(trial: dict, out: str) -> dict:
     try:
         return {"ok": True, **run_trial(trial, out)}
     except BaseException as err:  # noqa: BLE001 - report every failure, including SystemExit
-        return {"ok": False, "error": _describe(err)}
+        return {"ok": False, "error": describe_error(err)}
 
 
 def _pool_entry(trial: dict, out: str) -> dict:
@@ -275,14 +274,7 @@ def _inline_entry(trial: dict, out: str) -> dict:
     try:
         return {"ok": True, **run_trial(trial, out)}
     except Exception as err:  # noqa: BLE001
-        return {"ok": False, "error": _describe(err)}
-
-
-def _describe(err: BaseException) -> str:
-    if isinstance(err, QtcError):
-        return str(err)
-    tb = traceback.format_exception(type(err), err, err.__traceback__)
-    return f"{type(err).__name__}: {err}\n" + "".join(tb[-6:])
+        return {"ok": False, "error": describe_error(err)}
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,7 +340,7 @@ class PoolExecutor:
                 broken = True
                 out.append((trial, {"ok": False, "error": f"worker process died: {err}"}))
             except BaseException as err:  # noqa: BLE001
-                out.append((trial, {"ok": False, "error": _describe(err)}))
+                out.append((trial, {"ok": False, "error": describe_error(err)}))
         if broken:
             for fut, trial in list(self.futures.items()):
                 out.append((trial, {"ok": False, "error": "worker pool broke while this trial ran"}))

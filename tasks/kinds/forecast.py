@@ -171,7 +171,11 @@ def preflight(built: Built, opts) -> None:
 def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
     """The task the engine trains on (also rebuilt by each worker of `--jobs N`): the spec's
     series as windows; the prediction plots of the `report` epochs are drawn as they pass."""
-    series, wins, description = load_series(built)
+    return _task(built, rundir, opts, *load_series(built))
+
+
+def _task(built: Built, rundir: RunDir, opts, series: S.Series, wins: S.Windows,
+          description: str) -> Supervised:
     net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
     window = built.spec.data.window
     report = sorted(set(built.spec.report.epochs if built.spec.report else ()) | {opts.epochs})
@@ -195,8 +199,8 @@ def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
 
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every model of opts.models on the spec's series; write metrics, plots and the summary."""
-    task = supervised(built, rundir, opts)
-    _, wins, description = load_series(built)
+    series, wins, description = load_series(built)
+    task = _task(built, rundir, opts, series, wins, description)
     fit, _ = held_out(task, opts, built.spec.train.batch)    # baselines see what the models train on
     base = forecast_baselines(*fit.train.tensors, *task.test.tensors)
     rundir.write_json(BASELINES, base)

@@ -114,7 +114,7 @@ def _thread_setting(prog) -> str:
         return f"cpu threads now: {channel_threads(prog.qubits)} (channel form)"
     if isinstance(prog, Factorised):
         prog = prog.enumerated
-    circuits = sum(isinstance(c, Circuit) for c in prog.circuits)
+    circuits = sum(isinstance(c, Circuit) for c in prog.circuits)   # the kernels' (not phase forms)
     return describe(prog.qubits, circuits, torch.get_num_threads())
 
 

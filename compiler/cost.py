@@ -38,6 +38,12 @@ STEP_FLOPS_PER_S = {"unrolled": 55e9, "compact": 38e9}
 HORIZON_STEPS = 2000
 
 
+def phase_flops(n: int) -> int:
+    """One phase form's step (runtime/phase.py), sin and cos not counted: 6 transforms of n
+    butterfly stages (one add per entry each) and ~12 flops per entry around them."""
+    return (6 * n + 12) << n
+
+
 def bytes_moved(plan: Plan, itemsize: int) -> dict[str, int]:
     """The memory traffic model of one forward + backward step: every pass reads and writes
     its states once (the backward pass two states), plus the gather passes at the ends."""
@@ -47,7 +53,11 @@ def bytes_moved(plan: Plan, itemsize: int) -> dict[str, int]:
     # init writes, output gather reads states and writes P; backward init reads g, states and
     # writes lambda
     ends = sum(c.planes * full for c in plan.circuits) * 4 + full * 2
-    return {"forward": fwd, "backward": bwd, "gather": ends, "total": fwd + bwd + ends}
+    # a phase form (float64 whatever the dtype): its 6 transforms sweep their array ~3 times
+    # (radix 8 past the L1 blocks), ~10 element-wise sweeps around them
+    phases = len(plan.phases) * (6 * 3 * 2 + 10) * (8 << plan.n)
+    return {"forward": fwd, "backward": bwd, "gather": ends, "phase forms": phases,
+            "total": fwd + bwd + ends + phases}
 
 
 def unrolled_statements(plan: Plan) -> int:
@@ -113,10 +123,18 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
         node = prog.circuits[i]
         lines.append(f"constant [{numbered(node.members)}] {prog.label_of(node)}: exact, "
                      f"no simulation")
-    total_flops = kernels.fwd_flops + kernels.bwd_flops + 8 * dim * len(plan.circuits)
+    for i in plan.phases:
+        node = prog.circuits[i]
+        lines.append(f"phase form [{numbered(node.members)}] {prog.label_of(node)}: {len(node.terms)} terms; "
+                     f"6 Walsh-Hadamard transforms of {dim} entries and {dim} sin/cos per step "
+                     f"(compiler/kernel_phase.c, float64)")
+    total_flops = (kernels.fwd_flops + kernels.bwd_flops + 8 * dim * len(plan.circuits)
+                   + len(plan.phases) * phase_flops(plan.n))
     lines += [f"bytes per step: {traffic['total']} (forward passes {traffic['forward']}, "
-              f"backward passes {traffic['backward']}, gathers {traffic['gather']})",
-              f"flops per step: {total_flops} (forward {kernels.fwd_flops}, backward {kernels.bwd_flops})",
+              f"backward passes {traffic['backward']}, gathers {traffic['gather']}, "
+              f"phase forms {traffic['phase forms']})",
+              f"flops per step: {total_flops} (forward {kernels.fwd_flops}, backward {kernels.bwd_flops}, "
+              f"phase forms {len(plan.phases) * phase_flops(plan.n)})",
               f"arithmetic intensity: {total_flops / max(traffic['total'], 1):.3f} flop/byte",
               f"time at H100 bandwidth (3.35 TB/s): {traffic['total'] / H100_BANDWIDTH * 1e6:.2f} us",
               f"launch overhead: {launches} launches x {LAUNCH_OVERHEAD_S * 1e6:g} us = "

@@ -12,7 +12,9 @@ backend needs is derived from those here, once, so adding a gate is adding one r
   tableau applies), see also `clifford_steps` for rotations by quarter turns;
 * `lowering` (derived): how the kernels apply the gate in stored coordinates: a symbolic
   diagonal or 2x2 table, then a permutation absorbed into the circuit's frame (a GF(2)-affine
-  map of the gate's bits, read off the matrix), and a rotation's generator for the gradient.
+  map of the gate's bits, read off the matrix), and a rotation's generator for the gradient;
+* `xform` (derived): the gate in the Hadamard basis when it is a permutation times phases there
+  (rx, x, z, cnot, swap, ...; None otherwise), what compiler.passes.hadamard_phase_form reads.
 """
 from __future__ import annotations
 
@@ -63,6 +65,16 @@ class Lowering:
 
 
 @dataclass(frozen=True)
+class XForm:
+    """The gate conjugated by H on each of its qubits, when that is a permutation times phases:
+    first the phase exp(i a sum_j coef_j (-1)^(S_j . x)) of its bits x (a: a rotation's angle,
+    1 for a fixed gate; S_j a mask of the gate's bits, never 0: global phases are left out), then
+    the permutation `frame` (None: the identity)."""
+    frame: Frame | None
+    phases: tuple[tuple[int, float], ...]
+
+
+@dataclass(frozen=True)
 class GateDef:
     name: str
     arity: int
@@ -76,9 +88,11 @@ class GateDef:
     inverse: str | None = None  # name of the inverse gate (fixed gates)
     steps: tuple[tuple, ...] | None = None  # Clifford gates: (("h" | "s", i) | ("cnot", i, j), ...)
     lowering: Lowering = field(init=False, compare=False, repr=False)
+    xform: XForm | None = field(init=False, compare=False, repr=False)
 
     def __post_init__(self):
         object.__setattr__(self, "lowering", _lowering(self))
+        object.__setattr__(self, "xform", _xform(self))
 
 
 def _frame_of(perm: list[int]) -> Frame:
@@ -107,6 +121,29 @@ def _lowering(g: GateDef) -> Lowering:
         return Lowering("dense", symbolic.constant(m, False), None)
     raise ValueError(f"gate '{g.name}': no kernel lowering for a {g.arity}-qubit gate that is not "
                      "a permutation times a diagonal")
+
+
+def _xform(g: GateDef) -> XForm | None:
+    """H^k M H^k as a permutation times phases, or None when it is not one. A rotation about X
+    becomes the rotation about Z: exp(-i t/2 (-1)^x); about any other axis it is dense."""
+    if g.params:
+        return XForm(None, ((1, -0.5),)) if g.axis == "X" else None
+    h = np.ones((1, 1))
+    for _ in range(g.arity):
+        h = np.kron(h, np.array([[1, 1], [1, -1]]) / math.sqrt(2))
+    m = h @ g.matrix() @ h
+    perm = [int(np.argmax(abs(m[:, x]))) for x in range(len(m))]
+    if not np.allclose(abs(m), np.eye(len(m))[perm].T, atol=1e-12):
+        return None                               # not a permutation times phases
+    try:
+        frame = None if perm == list(range(len(m))) else _frame_of(perm)
+    except ValueError:
+        return None
+    # the phase angles as a Walsh series: angle(x) = sum_S a_S (-1)^(S . x)
+    angle = [cmath.phase(m[perm[x], x]) for x in range(len(m))]
+    walsh = [sum(a * (-1) ** (S & x).bit_count() for x, a in enumerate(angle)) / len(m)
+             for S in range(len(m))]
+    return XForm(frame, tuple((S, a) for S, a in enumerate(walsh) if S and abs(a) > 1e-12))
 
 
 # A rotation by k quarter turns is V^dag S^k V (time order: V, S^k, V^dag) up to a global phase,

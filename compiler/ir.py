@@ -74,13 +74,24 @@ class Constant:
 
 
 @dataclass(frozen=True)
+class PhaseForm:
+    """A circuit in closed form (compiler.passes.hadamard_phase_form): its state is H^n u with
+    u(z) = 2^(-n/2) exp(i f(z)), f(z) = sum over `terms` (mask b, angle a, coef c) of
+    c a (-1)^(b . z), where a is an Angle of theta or a constant. f and H^n u are Walsh-Hadamard
+    transforms of 2^n entries, however many gates the circuit had."""
+    members: tuple[int, ...]
+    terms: tuple[tuple[int, Angle | float, float], ...]
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Program:
     name: str
     qubits: int
     depth: int
     labels: tuple[str, ...]           # every candidate, canonical order
     source: tuple[Circuit, ...]       # the unoptimised candidates, one per label (reference)
-    circuits: tuple[Circuit | Constant, ...]
+    circuits: tuple[Circuit | Constant | PhaseForm, ...]
     passes: tuple[str, ...] = ()
     weights_init: tuple[float, ...] = ()
     weights_norm: str = "raw"
@@ -139,6 +150,11 @@ def verify(prog: Program) -> Program:
                 if not (0 < mask < 1 << n) or parity not in (0, 1):
                     raise IRError(f"after {where}: bad constraint {(mask, parity)} in {prog.label_of(node)}")
             continue
+        if isinstance(node, PhaseForm):
+            for mask, angle, _ in node.terms:
+                if not 0 < mask < 1 << n or (isinstance(angle, Angle) and not _in_range(angle, prog)):
+                    raise IRError(f"after {where}: bad phase term {mask:b} {angle} in {prog.label_of(node)}")
+            continue
         for op in node.ops:
             g = GATES.get(op.gate)
             if g is None or len(op.qubits) != g.arity or len(set(op.qubits)) != g.arity:
@@ -147,10 +163,7 @@ def verify(prog: Program) -> Program:
                 raise IRError(f"after {where}: qubit out of range in '{op}' ({prog.label_of(node)})")
             if (op.angle is None) != (g.params == 0):
                 raise IRError(f"after {where}: angle mismatch in '{op}' ({prog.label_of(node)})")
-            if isinstance(op.angle, Angle) and not (0 <= op.angle.layer < prog.depth
-                                                    and 0 <= op.angle.qubit < n
-                                                    and 0 <= (op.angle.k or 0) < op.angle.width
-                                                    and op.angle.width == _width(prog)):
+            if isinstance(op.angle, Angle) and not _in_range(op.angle, prog):
                 raise IRError(f"after {where}: angle out of range in '{op}'")
             if node.real and not g.real:
                 raise IRError(f"after {where}: complex gate '{op}' in real circuit {prog.label_of(node)}")
@@ -162,6 +175,11 @@ def verify(prog: Program) -> Program:
 
 def _width(prog: Program) -> int:
     return prog.angle_shape[2] if len(prog.angle_shape) == 3 else 1
+
+
+def _in_range(angle: Angle, prog: Program) -> bool:
+    return (0 <= angle.layer < prog.depth and 0 <= angle.qubit < prog.qubits
+            and 0 <= (angle.k or 0) < angle.width and angle.width == _width(prog))
 
 
 def pretty(prog: Program) -> str:
@@ -179,6 +197,9 @@ def pretty(prog: Program) -> str:
             lines += [f"  parity {mask:0{prog.qubits}b} = {p}" for mask, p in node.constraints]
             if not node.constraints:
                 lines.append("  uniform")
+        elif isinstance(node, PhaseForm):
+            lines.append(f"phase [{members}] {prog.label_of(node)} ({len(node.terms)} terms)")
+            lines += [f"  {coef:.17g} * {angle} @ {mask:0{prog.qubits}b}" for mask, angle, coef in node.terms]
         else:
             kind = "real" if node.real else "complex"
             lines.append(f"circuit [{members}] {kind} {prog.label_of(node)} ({len(node.ops)} ops)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from qtc.compiler.gates import GATES, clifford_steps
-from qtc.compiler.ir import Circuit, Constant, Program
+from qtc.compiler.ir import Angle, Circuit, Constant, PhaseForm, Program
 from qtc.compiler.stabilizer import Tableau
 
 
@@ -14,7 +14,7 @@ def drop_trailing_diagonals(prog: Program) -> Program:
     all of them can be pushed to the end, where |phase|^2 = 1."""
     out = []
     for node in prog.circuits:
-        if isinstance(node, Constant):
+        if not isinstance(node, Circuit):
             out.append(node)
             continue
         kept, dropped = [], 0
@@ -38,7 +38,7 @@ def fold_clifford_constants(prog: Program) -> Program:
     left is Clifford: its distribution is exact (uniform over an affine subspace)."""
     out = []
     for node in prog.circuits:
-        if isinstance(node, Constant):
+        if not isinstance(node, Circuit):
             out.append(node)
             continue
         out.append(_fold(node, prog.qubits))
@@ -61,12 +61,92 @@ def _fold(node: Circuit, n: int):
     return Constant(members=node.members, constraints=tab.distribution(), notes=node.notes + (note,))
 
 
+def hadamard_phase_form(prog: Program) -> Program:
+    """A circuit whose every gate is, in the Hadamard basis, a permutation times phases (rx, x,
+    z, cnot, swap: GateDef.xform) has a closed form. Conjugated by H on every qubit, |0...0> is
+    the uniform state, the permutations move its entries and the phases multiply them, so the
+    state there is u(z) = 2^(-n/2) exp(i f(z)) with f(z) = sum_k c_k a_k (-1)^(b_k . z), one term
+    per phase, and the measured state is H^n u: two Walsh-Hadamard transforms of 2^n entries
+    (forward) instead of a pass over the state per gate (compiler.ir.PhaseForm)."""
+    out = [_phase_form(node, prog.qubits) if isinstance(node, Circuit) else node for node in prog.circuits]
+    return prog.with_circuits(out, "hadamard_phase_form")
+
+
+def _phase_form(node: Circuit, n: int) -> Circuit | PhaseForm:
+    forms = [GATES[op.gate].xform for op in node.ops]
+    if not node.ops or any(f is None for f in forms):
+        return node
+    # bit q of the Hadamard-basis index is rows[q] . x ^ shift[q], x the uniform start's index
+    rows, shift = [1 << q for q in range(n)], [0] * n
+    terms: dict[tuple, float] = {}
+    for op, form in zip(node.ops, forms):
+        angle = 1.0 if op.angle is None else op.angle
+        for S, coef in form.phases:
+            mask = sign = 0
+            for j, q in enumerate(op.qubits):
+                if S >> j & 1:
+                    mask, sign = mask ^ rows[q], sign ^ shift[q]
+            _add_term(terms, mask, angle, -coef if sign else coef)
+        if form.frame is not None:
+            old = [(rows[q], shift[q]) for q in op.qubits]
+            for j, q in enumerate(op.qubits):
+                r, s = 0, form.frame.shift >> j & 1
+                for (row, sh), col in zip(old, form.frame.cols):
+                    if col >> j & 1:
+                        r, s = r ^ row, s ^ sh
+                rows[q], shift[q] = r, s
+    # in the final index z = A x ^ s: m . x = b . z ^ b . s with b = A^-T m
+    inverse = _gf2_inverse(rows)
+    final: dict[tuple, float] = {}
+    for (mask, angle), coef in terms.items():
+        b = 0
+        for i in range(n):
+            if mask >> i & 1:
+                b ^= inverse[i]
+        s = sum(shift[q] for q in range(n) if b >> q & 1) & 1
+        if b:   # b = 0: a global phase
+            _add_term(final, b, angle, -coef if s else coef)
+    kept = tuple(sorted(((b, a, c) for (b, a), c in final.items() if abs(c) > 1e-15), key=_term_key))
+    note = (f"hadamard_phase_form: {len(node.ops)} gates are a permutation times phases in the Hadamard "
+            f"basis -> closed form with {len(kept)} phase terms (Walsh-Hadamard transforms)")
+    return PhaseForm(members=node.members, terms=kept, notes=node.notes + (note,))
+
+
+def _add_term(terms: dict, mask: int, angle, coef: float) -> None:
+    if not isinstance(angle, Angle):   # constants of one mask add up into one term
+        angle, coef = 1.0, coef * float(angle)
+    terms[(mask, angle)] = terms.get((mask, angle), 0.0) + coef
+
+
+def _term_key(term) -> tuple:
+    mask, angle, _ = term
+    if isinstance(angle, Angle):
+        return (mask, 0, angle.layer, angle.qubit, angle.k or 0, angle.scale, angle.shift)
+    return (mask, 1, 0, 0, 0, 0.0, 0.0)
+
+
+def _gf2_inverse(rows: list[int]) -> list[int]:
+    """Rows of the inverse of the invertible GF(2) matrix with these rows (bit j = column j)."""
+    n = len(rows)
+    a, inv = list(rows), [1 << i for i in range(n)]
+    for col in range(n):
+        pivot = next(r for r in range(col, n) if a[r] >> col & 1)
+        a[col], a[pivot] = a[pivot], a[col]
+        inv[col], inv[pivot] = inv[pivot], inv[col]
+        for r in range(n):
+            if r != col and a[r] >> col & 1:
+                a[r] ^= a[col]
+                inv[r] ^= inv[col]
+    return inv
+
+
 def merge_duplicates(prog: Program) -> Program:
     """Candidates that became the same circuit (or the same constant) are simulated once; the
     ensemble weight of the merged node is the sum of its members' weights."""
     groups: dict = {}
     for node in prog.circuits:
-        key = ("c", node.constraints) if isinstance(node, Constant) else ("s", node.ops)
+        key = (("c", node.constraints) if isinstance(node, Constant) else
+               ("p", node.terms) if isinstance(node, PhaseForm) else ("s", node.ops))
         groups.setdefault(key, []).append(node)
     out = []
     for nodes in groups.values():
@@ -81,7 +161,6 @@ def merge_duplicates(prog: Program) -> Program:
 
 def infer_real(prog: Program) -> Program:
     """A circuit of real gates started from |0...0> keeps real amplitudes."""
-    out = [node if isinstance(node, Constant) else
-           replace(node, real=all(GATES[op.gate].real for op in node.ops))
-           for node in prog.circuits]
+    out = [replace(node, real=all(GATES[op.gate].real for op in node.ops)) if isinstance(node, Circuit)
+           else node for node in prog.circuits]
     return prog.with_circuits(out, "infer_real")

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from qtc.compiler.cost import with_rendering
 from qtc.compiler.expand import expand
 from qtc.compiler.ir import Circuit, Program, verify
-from qtc.compiler.passes import drop_trailing_diagonals, fold_clifford_constants, infer_real, merge_duplicates
+from qtc.compiler.passes import (drop_trailing_diagonals, fold_clifford_constants, hadamard_phase_form, infer_real,
+                                 merge_duplicates)
 from qtc.compiler.render import Rendered, render
 from qtc.compiler.render_compact import render_compact
 from qtc.compiler.schedule import plan_program
@@ -27,6 +28,7 @@ if TYPE_CHECKING:      # factorised.py imports this module (lower): no import cy
 PASSES = (
     drop_trailing_diagonals,   # phases before the measurement change nothing
     fold_clifford_constants,   # theta-independent candidates -> exact constants
+    hadamard_phase_form,       # rx / cnot circuits -> closed form (Walsh-Hadamard transforms)
     merge_duplicates,          # identical circuits share one simulation
     infer_real,                # real gates only -> real amplitudes
 )

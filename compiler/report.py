@@ -4,24 +4,29 @@
 """
 from __future__ import annotations
 
+from importlib import resources
+
 from qtc.compiler.cost import cost_report
 from qtc.compiler.factorised import Factorised
 from qtc.compiler.factorised_report import CHANNEL_SOURCE, factorised_report, pretty_channel
-from qtc.compiler.ir import Circuit, Constant, Program, count_gates, pretty
+from qtc.compiler.ir import Circuit, Constant, PhaseForm, Program, count_gates, pretty
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.target import Target, rendering_from_env
+
+PHASE_SOURCE = resources.files("qtc.compiler").joinpath("kernel_phase.c")
 
 
 def program_report(prog: Program) -> str:
     """Candidates, what each pass did to them, and what is left to simulate."""
     consts = [c for c in prog.circuits if isinstance(c, Constant)]
     circs = [c for c in prog.circuits if isinstance(c, Circuit)]
+    phases = [c for c in prog.circuits if isinstance(c, PhaseForm)]
     folded = sum(len(c.members) for c in consts)
     rows = [f"space {prog.name}: {prog.qubits} qubits, depth {prog.depth}, {len(prog.labels)} candidates",
             f"passes: {' -> '.join(('expand',) + prog.passes)}",
             f"result: {folded} candidates folded into {len(consts)} exact constants; "
             f"{len(circs)} circuits to simulate ({sum(c.real for c in circs)} real, "
-            f"{sum(not c.real for c in circs)} complex)",
+            f"{sum(not c.real for c in circs)} complex), {len(phases)} in closed phase form",
             "", "candidates:"]
     where = {m: node for node in prog.circuits for m in node.members}
     for i, label in enumerate(prog.labels):
@@ -29,6 +34,8 @@ def program_report(prog: Program) -> str:
         src = prog.source[i]
         if isinstance(node, Constant):
             what = "constant " + _describe_constant(node, prog.qubits)
+        elif isinstance(node, PhaseForm):
+            what = f"closed phase form, {len(node.terms)} terms from {len(src.ops)} ops"
         else:
             what = (f"{'real' if node.real else 'complex'} circuit, {len(node.ops)} of {len(src.ops)} ops "
                     f"({_gates(node)})")
@@ -85,4 +92,6 @@ def program_outputs(prog: Program | Factorised, target: Target | None = None) ->
     kernels = to_kernels(prog, target)
     report = program_report(prog) + "\n\n" + cost_report(prog, kernels)
     library = {"kernels_lib.cu": kernels.library} if kernels.library else {}
+    if kernels.plan.phases:   # the phase forms run compiler/kernel_phase.c (runtime/phase.py)
+        library["kernels_phase.c"] = PHASE_SOURCE.read_text()
     return {"report.txt": report, "program.ir": pretty(prog), "kernels.cu": kernels.text, **library}

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qtc.compiler.gates import GATES, Frame
-from qtc.compiler.ir import Angle, Circuit, Constant, Program
+from qtc.compiler.ir import Angle, Circuit, Constant, PhaseForm, Program
 from qtc.compiler.target import Target
 
 
@@ -251,6 +251,7 @@ class Plan:
     circuits: tuple[CircuitPlan, ...]
     constants: tuple[int, ...]  # positions in prog.circuits of the exact constants
     size: int                  # elements of the state buffer
+    phases: tuple[int, ...] = ()  # positions in prog.circuits of the phase forms (runtime/phase.py)
 
     @property
     def fwd_kernels(self) -> int:
@@ -265,10 +266,13 @@ def plan_program(prog: Program, target: Target) -> Plan:
     """Lower and schedule every simulated circuit of `prog`; lay out the state buffer."""
     n = prog.qubits
     lanes = min(target.lanes, n)
-    plans, consts, offset = [], [], 0
+    plans, consts, phases, offset = [], [], [], 0
     for i, node in enumerate(prog.circuits):
         if isinstance(node, Constant):
             consts.append(i)
+            continue
+        if isinstance(node, PhaseForm):
+            phases.append(i)
             continue
         low = lower(node, n)
         fwd = schedule(low.ops, target.rank("fwd", node.real), lanes)
@@ -276,4 +280,4 @@ def plan_program(prog: Program, target: Target) -> Plan:
         plan = CircuitPlan(i, node.members, prog.label_of(node), node.real, low, fwd, bwd, offset)
         plans.append(plan)
         offset += plan.planes << n
-    return Plan(prog.name, n, prog.depth, lanes, tuple(plans), tuple(consts), offset)
+    return Plan(prog.name, n, prog.depth, lanes, tuple(plans), tuple(consts), offset, tuple(phases))

@@ -5,7 +5,8 @@ Both run the same kernel text (qtc.compiler.pipeline.to_kernels) and share every
 except how a kernel is launched; both bind a kernel's arguments by name against the signature
 the renderer read off the source (`bind`). `ProgramFunction` is the torch.autograd.Function
 around them: forward gives P = sum over candidates of w_c p_c(theta); backward runs the
-adjoint kernels.
+adjoint kernels. A program's nodes are its simulated circuits (the kernels), its exact
+constants and its phase forms (runtime/phase.py), in that order.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
 from qtc.compiler.target import Target, rendering_from_env
 from qtc.runtime import backends, cuda, threads
+from qtc.runtime.phase import Tables
 from qtc.runtime.cache import build_shared, find_compiler
 from qtc.runtime.reference import constant_distribution
 
@@ -48,7 +50,8 @@ class Compiled:
         self.rendered: Rendered = to_kernels(prog, target)
         plan = self.rendered.plan
         self.plan, self.n, self.dim = plan, plan.n, 1 << plan.n
-        nodes = [prog.circuits[c.index] for c in plan.circuits] + [prog.circuits[i] for i in plan.constants]
+        nodes = ([prog.circuits[c.index] for c in plan.circuits] + [prog.circuits[i] for i in plan.constants]
+                 + [prog.circuits[i] for i in plan.phases])
         # S[node, candidate] = 1 when the candidate is a member of the node
         self.S = torch.zeros(len(nodes), len(prog.labels), dtype=dtype)
         for i, node in enumerate(nodes):
@@ -56,6 +59,8 @@ class Compiled:
         self.ncirc = len(plan.circuits)
         self.cdist = torch.stack([constant_distribution(prog.circuits[i], self.n, dtype)
                                   for i in plan.constants]) if plan.constants else None
+        self.phases = [Tables(prog.circuits[i], self.n) for i in plan.phases]
+        self.first_phase = self.ncirc + len(plan.constants)   # the phase forms' rows of S
         self.launcher = (_CpuLauncher if target.device == "cpu" else _CudaLauncher)(self) if self.ncirc else None
 
     def to(self, device: torch.device):
@@ -159,7 +164,10 @@ class ProgramFunction(torch.autograd.Function):
             wc = wn[:comp.ncirc].contiguous()
             st = comp.launcher.forward(th, wc, P)
         if cdist is not None:
-            P = P + wn[comp.ncirc:] @ cdist
+            P = P + wn[comp.ncirc:comp.first_phase] @ cdist
+        ctx.phases = [t.forward(th.reshape(-1).double()) for t in comp.phases]   # (p, state)
+        for j, (p, _) in enumerate(ctx.phases):
+            P = P + wn[comp.first_phase + j] * p.to(th.dtype)
         ctx.comp, ctx.st = comp, st
         ctx.save_for_backward(th, wn)
         return P
@@ -176,10 +184,13 @@ class ProgramFunction(torch.autograd.Function):
         if comp.ncirc:
             # the kernels un-apply the state in place: work on a copy so backward can run twice
             comp.launcher.backward(ctx.st.clone(), th, wn[:comp.ncirc].contiguous(), g, gth, gw)
-        dnode = gw.to(th.dtype)
-        if cdist is not None:
-            dnode = torch.cat([dnode, cdist @ g])
-        dweights = S.t() @ dnode
+        dnode = [gw.to(th.dtype)] + ([cdist @ g] if cdist is not None else [])
+        if comp.phases:
+            g64, weights = g.double(), wn[comp.first_phase:].tolist()
+            for t, (p, state), w in zip(comp.phases, ctx.phases, weights):
+                t.backward(state, g64, w, gth)
+            dnode.append(torch.stack([g64 @ p for p, _ in ctx.phases]).to(th.dtype))
+        dweights = S.t() @ torch.cat(dnode)
         return gth.to(th.dtype).view_as(th), dweights, None
 
 

@@ -124,3 +124,22 @@ def _fixed_full(name: str, qubits: tuple[int, ...], n: int) -> np.ndarray:
 
 def probabilities(circuit, n: int, theta) -> np.ndarray:
     return np.abs(statevector(circuit, n, theta)) ** 2
+
+
+def phase_form_probabilities(node, n: int, theta) -> np.ndarray:
+    """A closed phase form (qtc's PhaseForm: terms (mask b, angle, coef)) by its definition:
+    |H^n u|^2 with u(z) = 2^(-n/2) exp(i sum_k coef_k angle_k (-1)^(b_k . z)), the sum taken
+    term by term and H^n a dense kron product, none of qtc's transforms."""
+    theta = np.asarray(theta, dtype=float)
+    z = np.arange(2 ** n)
+    f = np.zeros(2 ** n)
+    for mask, angle, coef in node.terms:
+        value = float(angle) if isinstance(angle, (int, float)) else angle_value(_Angled(angle), theta)
+        f += coef * value * (1 - 2 * (np.array([bin(int(v)).count("1") for v in z & mask]) & 1))
+    hn = functools.reduce(np.kron, [H] * n) if n else np.eye(1)
+    return np.abs(hn @ (np.exp(1j * f) / 2 ** (n / 2))) ** 2
+
+
+class _Angled:
+    def __init__(self, angle):
+        self.angle = angle

@@ -239,3 +239,30 @@ def test_clifford_steps_are_the_matrix_up_to_phase(name):
         assert equal_up_to_phase(step_matrix(clifford_steps(g), g.arity), g.matrix())
     else:
         assert clifford_steps(g) is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_hadamard_basis_form_is_the_matrix(name):
+    """GateDef.xform: in the H basis the gate is its phases then its frame permutation, up to a
+    global phase, at every test angle; None exactly when H^k M H^k is not monomial (a rotation
+    about Y or Z: at angle 0 it is the identity, so other angles decide)."""
+    g = GATES[name]
+    k = 2 ** g.arity
+    hk = np.eye(1)
+    for _ in range(g.arity):
+        hk = np.kron(hk, densesim.H)
+    bits = np.arange(k)
+    if g.xform is None:
+        assert not all(is_monomial(hk @ m @ hk) for m in matrices(g)), name
+        return
+    for t in (ANGLES if g.params else [1.0]):
+        conjugated = hk @ np.asarray(g.matrix(t), dtype=complex) @ hk
+        phase = np.zeros(k)
+        for S, coef in g.xform.phases:
+            phase += coef * t * (1 - 2 * (np.array([bin(int(v)).count("1") for v in bits & S]) & 1))
+        perm = np.zeros((k, k))
+        for x in range(k):
+            perm[g.xform.frame(x) if g.xform.frame else x, x] = 1
+        assert equal_up_to_phase(perm @ np.diag(np.exp(1j * phase)), conjugated), (name, t)
+    assert (g.xform is not None) == (name in ("x", "y", "z", "cnot", "cx", "swap", "rx"))
+

@@ -17,7 +17,8 @@ import torch
 import qtc
 from qtc.compiler.expand import expand
 from qtc.compiler.gates import GATES, clifford_steps
-from qtc.compiler.ir import Angle, Circuit, Constant, IRError, Op, verify
+from qtc.compiler.ir import Angle, Circuit, Constant, IRError, Op, PhaseForm, verify
+from qtc.compiler.passes import infer_real
 from qtc.compiler.pipeline import PASSES, lower
 from qtc.compiler.stabilizer import Tableau
 from qtc.dsl.space import parse_space
@@ -50,6 +51,8 @@ def thetas(prog, count=3, seed=0):
 def node_probabilities(node, n, theta):
     if isinstance(node, Constant):
         return reference.constant_distribution(node, n)
+    if isinstance(node, PhaseForm):
+        return torch.from_numpy(densesim.phase_form_probabilities(node, n, theta.numpy()))
     return reference.simulate(node, n, theta).abs() ** 2
 
 
@@ -148,8 +151,29 @@ def test_folded_constants_equal_simulation_for_any_theta(staged):
             assert all(GATES[op.gate].axis for op in b.ops if op not in a.ops)
 
 
+def test_phase_forms_equal_simulation_for_any_theta(staged):
+    before, after = staged["fold_clifford_constants"], staged["hadamard_phase_form"]
+    n = after.qubits
+    _assert_same_probabilities(before, after, n, thetas(after, count=4, seed=5))
+    for b, a in zip(before.circuits, after.circuits):
+        # exactly the circuits whose every gate is a permutation times phases in the H basis
+        eligible = isinstance(b, Circuit) and b.ops and all(GATES[op.gate].xform for op in b.ops)
+        assert isinstance(a, PhaseForm) == bool(eligible), (b, a)
+        if isinstance(a, PhaseForm):
+            assert a.members == b.members and len(a.terms) == len({(m, g) for m, g, _ in a.terms})
+            assert all(0 < m < 2 ** n and c != 0 for m, _, c in a.terms)
+
+
+def test_the_paper_spaces_rx_circuits_are_phase_forms():
+    prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=5, depth=3)
+    phases = [prog.label_of(c) for c in prog.circuits if isinstance(c, PhaseForm)]
+    assert phases == ["none-ent-RX", "none-cyc-RX"]
+    # one term per rotation: 15 RX gates, none cancelling or merging
+    assert all(len(c.terms) == 15 for c in prog.circuits if isinstance(c, PhaseForm))
+
+
 def test_merged_circuits_really_are_identical(staged):
-    before, after = staged["fold_clifford_constants"], staged["merge_duplicates"]
+    before, after = staged["hadamard_phase_form"], staged["merge_duplicates"]
     n = after.qubits
     _assert_same_probabilities(before, after, n, thetas(after, seed=3))
     old = {m: node for node in before.circuits for m in node.members}
@@ -160,9 +184,12 @@ def test_merged_circuits_really_are_identical(staged):
         for o in originals[1:]:
             if isinstance(first, Constant):
                 assert isinstance(o, Constant) and o.constraints == first.constraints
+            elif isinstance(first, PhaseForm):
+                assert isinstance(o, PhaseForm) and o.terms == first.terms
             else:
                 assert isinstance(o, Circuit) and o.ops == first.ops
-        key = node.constraints if isinstance(node, Constant) else node.ops
+        key = (node.constraints if isinstance(node, Constant) else
+               node.terms if isinstance(node, PhaseForm) else node.ops)
         assert key not in keys, "two nodes left that should have merged"
         keys.add(key)
     for theta in thetas(after, seed=4):
@@ -176,7 +203,7 @@ def test_real_circuits_have_real_statevectors(staged):
     prog = staged["infer_real"]
     n = prog.qubits
     for node in prog.circuits:
-        if isinstance(node, Constant):
+        if not isinstance(node, Circuit):
             continue
         assert node.real == all(GATES[op.gate].real for op in node.ops)
         if node.real:
@@ -188,9 +215,10 @@ def test_real_circuits_have_real_statevectors(staged):
 
 
 def test_a_complex_circuit_does_have_imaginary_amplitudes():
-    """The real-statevector check above can fail: RX circuits are complex."""
+    """The real-statevector check above can fail: RX circuits are complex (the compiler puts
+    the paper's in closed phase form; this is the circuit itself)."""
     prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=4, depth=2)
-    node = next(c for c in prog.circuits if prog.labels[c.members[0]] == "none-ent-RX")
+    node = infer_real(prog.with_circuits([prog.source[prog.labels.index("none-ent-RX")]], "x")).circuits[0]
     assert not node.real
     state = reference.simulate(node, 4, thetas(prog, seed=6)[1])
     assert float(state.imag.abs().max()) > 1e-3
@@ -241,9 +269,13 @@ def test_paper_space_folds_exactly_six_candidates(n, depth):
             assert len(node.constraints) == n
             assert float(dist[0]) == 1.0 and float(dist.sum()) == 1.0
     circuits = [c for c in prog.circuits if isinstance(c, Circuit)]
-    assert len(circuits) == 6 and len(prog.circuits) == 8  # the two constants are shared
-    real = {prog.labels[c.members[0]] for c in circuits if c.real}
-    assert real == {"H-ent-RY", "H-cyc-RY", "none-ent-RY", "none-cyc-RY"}
+    assert all(c.real for c in circuits)
+    assert {prog.labels[c.members[0]] for c in circuits} == {"H-ent-RY", "H-cyc-RY", "none-ent-RY", "none-cyc-RY"}
+    # the RX circuits in closed form; at (2, 1) their forms are equal (the CNOTs act on |00>)
+    phases = [c for c in prog.circuits if isinstance(c, PhaseForm)]
+    assert sorted(prog.labels[m] for c in phases for m in c.members) == ["none-cyc-RX", "none-ent-RX"]
+    assert len(phases) == (1 if (n, depth) == (2, 1) else 2)
+    assert len(prog.circuits) == 4 + 2 + len(phases)  # the two constants are shared
 
 
 # --- the stabilizer tableau ---------------------------------------------------------------------

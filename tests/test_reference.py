@@ -12,7 +12,7 @@ import torch
 
 import qtc
 from qtc.compiler.factorised import Factorised, lower_factorised
-from qtc.compiler.ir import Circuit, Constant
+from qtc.compiler.ir import Circuit, Constant, PhaseForm
 from qtc.runtime import reference
 from qtc.runtime.backends import RunnableProgram
 
@@ -125,6 +125,8 @@ def test_compiled_nodes_reproduce_the_ensemble(case):
         weight = sum(w[m] for m in node.members)
         if isinstance(node, Constant):
             p = reference.constant_distribution(node, prog.qubits)
+        elif isinstance(node, PhaseForm):
+            p = torch.from_numpy(densesim.phase_form_probabilities(node, prog.qubits, theta.numpy()))
         else:
             p = reference.simulate(node, prog.qubits, theta).abs() ** 2
         total += weight * p

@@ -19,7 +19,7 @@ QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const 
 // @qtc-part (the host build may compile the parts separately, in parallel)
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st) {
 QTC_REGION
-QTC_ELEMS(i, 32L) st[i] = (i == 0L || i == 4L || i == 8L || i == 16L || i == 20L || i == 28L) ? (real)1 : (real)0;
+QTC_ELEMS(i, 16L) st[i] = (i == 0L || i == 4L || i == 8L || i == 12L) ? (real)1 : (real)0;
 QTC_END
 }
 
@@ -28,9 +28,7 @@ QTC_REGION
 const qvi lm0 = qtc_lanemap(3L, 2L, 0L);
 const qvi lm1 = qtc_lanemap(3L, 1L, 0L);
 const qvi lm2 = qtc_lanemap(3L, 2L, 0L);
-const qvi lm3 = qtc_lanemap(3L, 2L, 0L);
-const qvi lm4 = qtc_lanemap(3L, 1L, 0L);
-const qvi lm5 = qtc_lanemap(3L, 1L, 0L);
+const qvi lm3 = qtc_lanemap(3L, 1L, 0L);
 QTC_BLOCKS(xb, 1L) {
   const long x = xb << QTC_M;
   qv acc = QTC_ZERO;
@@ -42,16 +40,10 @@ QTC_BLOCKS(xb, 1L) {
     acc += wn[1] * (a * a); }
   { const long y = ((x & 0L) ^ 0L);
     const qv a = QTC_GATHER(st + 8L, y, lm2);
-    const qv b = QTC_GATHER(st + 12L, y, lm2); acc += wn[2] * (a * a + b * b); }
+    acc += wn[2] * (a * a); }
   { const long y = ((x & 0L) ^ 0L);
-    const qv a = QTC_GATHER(st + 16L, y, lm3);
+    const qv a = QTC_GATHER(st + 12L, y, lm3);
     acc += wn[3] * (a * a); }
-  { const long y = ((x & 0L) ^ 0L);
-    const qv a = QTC_GATHER(st + 20L, y, lm4);
-    const qv b = QTC_GATHER(st + 24L, y, lm4); acc += wn[4] * (a * a + b * b); }
-  { const long y = ((x & 0L) ^ 0L);
-    const qv a = QTC_GATHER(st + 28L, y, lm5);
-    acc += wn[5] * (a * a); }
   QTC_ST(P, x, acc);
 }
 QTC_END
@@ -85,7 +77,7 @@ QTC_REGION
   }
   qtc_add(&gw[1], QTC_HSUM(gsum));
 }
-{ // none-ent-RX
+{ // none-ent-RY
   const qvi lm = qtc_lanemap(3L, 2L, 0L);
   qacc gsum = {};
   QTC_BLOCKS(yb, 1L) {
@@ -94,39 +86,9 @@ QTC_REGION
     const qv gx = QTC_GATHER(g, x, lm);
     const qv a = QTC_LD(st, 8L + y);
     QTC_ST(lam, 8L + y, wn[2] * gx * a);
-    const qv b = QTC_LD(st, 12L + y);
-    QTC_ST(lam, 12L + y, wn[2] * gx * b);
-    gsum += QTC_ACC(gx * (a * a + b * b));
-  }
-  qtc_add(&gw[2], QTC_HSUM(gsum));
-}
-{ // none-ent-RY
-  const qvi lm = qtc_lanemap(3L, 2L, 0L);
-  qacc gsum = {};
-  QTC_BLOCKS(yb, 1L) {
-    const long y = yb << QTC_M;
-    const long x = ((y & 0L) ^ 0L);
-    const qv gx = QTC_GATHER(g, x, lm);
-    const qv a = QTC_LD(st, 16L + y);
-    QTC_ST(lam, 16L + y, wn[3] * gx * a);
     gsum += QTC_ACC(gx * (a * a));
   }
-  qtc_add(&gw[3], QTC_HSUM(gsum));
-}
-{ // none-cyc-RX
-  const qvi lm = qtc_lanemap(2L, 3L, 0L);
-  qacc gsum = {};
-  QTC_BLOCKS(yb, 1L) {
-    const long y = yb << QTC_M;
-    const long x = ((y & 0L) ^ 0L);
-    const qv gx = QTC_GATHER(g, x, lm);
-    const qv a = QTC_LD(st, 20L + y);
-    QTC_ST(lam, 20L + y, wn[4] * gx * a);
-    const qv b = QTC_LD(st, 24L + y);
-    QTC_ST(lam, 24L + y, wn[4] * gx * b);
-    gsum += QTC_ACC(gx * (a * a + b * b));
-  }
-  qtc_add(&gw[4], QTC_HSUM(gsum));
+  qtc_add(&gw[2], QTC_HSUM(gsum));
 }
 { // none-cyc-RY
   const qvi lm = qtc_lanemap(2L, 3L, 0L);
@@ -135,11 +97,11 @@ QTC_REGION
     const long y = yb << QTC_M;
     const long x = ((y & 0L) ^ 0L);
     const qv gx = QTC_GATHER(g, x, lm);
-    const qv a = QTC_LD(st, 28L + y);
-    QTC_ST(lam, 28L + y, wn[5] * gx * a);
+    const qv a = QTC_LD(st, 12L + y);
+    QTC_ST(lam, 12L + y, wn[3] * gx * a);
     gsum += QTC_ACC(gx * (a * a));
   }
-  qtc_add(&gw[5], QTC_HSUM(gsum));
+  qtc_add(&gw[3], QTC_HSUM(gsum));
 }
 QTC_END
 }
@@ -148,20 +110,15 @@ QTC_END
 QTC_TABLE real qtc_gates[] = {
   0.7071067811865475, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7071067811865475, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7071067811865475, 0.0, 0.0, 0.0, 0.0, 0.0, -0.7071067811865475, 0.0, 0.0, 0.0, 0.0, 0.0,
   0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0,
-  0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0,
   0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0,
   0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-  0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0,
-  0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
 };
 QTC_TABLE qtc_form qtc_forms[] = {{0.5, 0.0, 1.0}};
 QTC_TABLE qtc_pass qtc_f_pass[] = {
   {0L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 0, 4},
   {4L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 4, 4},
-  {8L, 4L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 8, 2},
-  {16L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 10, 2},
-  {20L, 4L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 12, 2},
-  {28L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 14, 2},
+  {8L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 8, 2},
+  {12L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 10, 2},
 };
 QTC_TABLE qtc_op qtc_f_ops[] = {
   {526594, 0, 0, 0, -1, -1, 0, 0},
@@ -172,45 +129,35 @@ QTC_TABLE qtc_op qtc_f_ops[] = {
   {528898, 0, 0, 0, -1, -1, 0, 0},
   {529154, 0, 0, 1, -1, 0, 0, 0},
   {530690, 0, 0, 1, -1, 1, 0, 0},
-  {1051394, 0, 0, 2, -1, 0, 0, 0},
-  {1055234, 0, 0, 2, -1, 1, 0, 0},
   {527106, 0, 0, 1, -1, 0, 0, 0},
   {530946, 0, 0, 1, -1, 1, 0, 0},
-  {1053442, 0, 0, 2, -1, 0, 0, 0},
-  {1054978, 0, 0, 2, -1, 1, 0, 0},
   {529154, 0, 0, 1, -1, 0, 0, 0},
   {530690, 0, 0, 1, -1, 1, 0, 0},
 };
-QTC_TABLE int qtc_f_first[] = {0, 1, 2, 3, 4, 5, 6};
-QTC_TABLE long qtc_f_ntiles[] = {1L, 1L, 1L, 1L, 1L, 1L, 0L};
+QTC_TABLE int qtc_f_first[] = {0, 1, 2, 3, 4};
+QTC_TABLE long qtc_f_ntiles[] = {1L, 1L, 1L, 1L, 0L};
 QTC_TABLE qtc_pass qtc_b_pass[] = {
   {0L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 0, 4},
   {4L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 4, 4},
-  {8L, 4L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 8, 2},
-  {16L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 10, 2},
-  {20L, 4L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 12, 2},
-  {28L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 14, 2},
+  {8L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 8, 2},
+  {12L, 4L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 10, 2},
 };
 QTC_TABLE qtc_op qtc_b_ops[] = {
-  {530946, 0, 0, 3, 4, 1, 0, 0},
-  {527106, 0, 0, 3, 4, 0, 0, 0},
+  {530946, 0, 0, 2, 3, 1, 0, 0},
+  {527106, 0, 0, 2, 3, 0, 0, 0},
   {528898, 0, 0, 0, -1, -1, 0, 0},
   {526594, 0, 0, 0, -1, -1, 0, 0},
-  {530690, 0, 0, 3, 4, 1, 0, 0},
-  {529154, 0, 0, 3, 4, 0, 0, 0},
+  {530690, 0, 0, 2, 3, 1, 0, 0},
+  {529154, 0, 0, 2, 3, 0, 0, 0},
   {528898, 0, 0, 0, -1, -1, 0, 0},
   {526594, 0, 0, 0, -1, -1, 0, 0},
-  {1055234, 0, 0, 5, 6, 1, 0, 0},
-  {1051394, 0, 0, 5, 6, 0, 0, 0},
-  {530946, 0, 0, 3, 4, 1, 0, 0},
-  {527106, 0, 0, 3, 4, 0, 0, 0},
-  {1054978, 0, 0, 5, 6, 1, 0, 0},
-  {1053442, 0, 0, 5, 6, 0, 0, 0},
-  {530690, 0, 0, 3, 4, 1, 0, 0},
-  {529154, 0, 0, 3, 4, 0, 0, 0},
+  {530946, 0, 0, 2, 3, 1, 0, 0},
+  {527106, 0, 0, 2, 3, 0, 0, 0},
+  {530690, 0, 0, 2, 3, 1, 0, 0},
+  {529154, 0, 0, 2, 3, 0, 0, 0},
 };
-QTC_TABLE int qtc_b_first[] = {0, 1, 2, 3, 4, 5, 6};
-QTC_TABLE long qtc_b_ntiles[] = {1L, 1L, 1L, 1L, 1L, 1L, 0L};
+QTC_TABLE int qtc_b_first[] = {0, 1, 2, 3, 4};
+QTC_TABLE long qtc_b_ntiles[] = {1L, 1L, 1L, 1L, 0L};
 
 #ifdef __CUDACC__
 QTC_INL void qtc_fpass(int k, real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
@@ -232,7 +179,7 @@ static inline void qtc_bpass(int k, real* QTC_RESTRICT st, real* QTC_RESTRICT la
 static __device__ __noinline__ void qtc_fwd_all(int j, real* QTC_RESTRICT st, const real* QTC_RESTRICT th) {
   const long t0 = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> QTC_M;
   const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;
-  for (int c = 0; c < 6; ++c) {
+  for (int c = 0; c < 4; ++c) {
     const int k = qtc_f_first[c] + j;
     if (k < qtc_f_first[c + 1]) qtc_fpass(k, st, th, t0, qtc_f_ntiles[k], step);
   }
@@ -244,7 +191,7 @@ QTC_KERNEL qtc_fwd_0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th) { qtc_f
 static __device__ __noinline__ void qtc_bwd_all(int j, real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth) {
   const long t0 = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> QTC_M;
   const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;
-  for (int c = 0; c < 6; ++c) {
+  for (int c = 0; c < 4; ++c) {
     const int k = qtc_b_first[c] + j;
     if (k < qtc_b_first[c + 1]) qtc_bpass(k, st, lam, th, gth, t0, qtc_b_ntiles[k], step);
   }
@@ -252,13 +199,13 @@ static __device__ __noinline__ void qtc_bwd_all(int j, real* QTC_RESTRICT st, re
 QTC_KERNEL qtc_bwd_0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth) { qtc_bwd_all(0, st, lam, th, gth); }
 #endif
 
-#define QTC_NCIRC 6
-#define QTC_F_TILES 1, 1, 1, 1, 1, 1, 0
-#define QTC_F_START 0, 1, 2, 3, 4, 5, 6
-#define QTC_F_ORDER 2, 4, 0, 1, 3, 5, 0
-#define QTC_B_TILES 1, 1, 1, 1, 1, 1, 0
-#define QTC_B_START 0, 1, 2, 3, 4, 5, 6
-#define QTC_B_ORDER 2, 4, 0, 1, 3, 5, 0
+#define QTC_NCIRC 4
+#define QTC_F_TILES 1, 1, 1, 1, 0
+#define QTC_F_START 0, 1, 2, 3, 4
+#define QTC_F_ORDER 0, 1, 2, 3, 0
+#define QTC_B_TILES 1, 1, 1, 1, 0
+#define QTC_B_START 0, 1, 2, 3, 4
+#define QTC_B_ORDER 0, 1, 2, 3, 0
 #define QTC_FPASSES 1
 #define QTC_BPASSES 1
 // <qtc/compiler/kernel_host.c: 62 lines>

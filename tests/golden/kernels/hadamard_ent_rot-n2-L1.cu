@@ -14,14 +14,10 @@ QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
 QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
 QTC_FN qtc_f0_c3(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
-QTC_FN qtc_f0_c4(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
-QTC_FN qtc_f0_c5(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
 QTC_FN qtc_b0_c0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
 QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
 QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
 QTC_FN qtc_b0_c3(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
-QTC_FN qtc_b0_c4(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
-QTC_FN qtc_b0_c5(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st);
 QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);
 QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT wn, const real* QTC_RESTRICT g, double* QTC_RESTRICT gw);
@@ -29,7 +25,7 @@ QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const 
 // @qtc-part (the host build may compile the parts separately, in parallel)
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st) {
 QTC_REGION
-QTC_ELEMS(i, 32L) st[i] = (i == 0L || i == 4L || i == 8L || i == 16L || i == 20L || i == 28L) ? (real)1 : (real)0;
+QTC_ELEMS(i, 16L) st[i] = (i == 0L || i == 4L || i == 8L || i == 12L) ? (real)1 : (real)0;
 QTC_END
 }
 
@@ -38,9 +34,7 @@ QTC_REGION
 const qvi lm0 = qtc_lanemap(3L, 2L, 0L);
 const qvi lm1 = qtc_lanemap(3L, 1L, 0L);
 const qvi lm2 = qtc_lanemap(3L, 2L, 0L);
-const qvi lm3 = qtc_lanemap(3L, 2L, 0L);
-const qvi lm4 = qtc_lanemap(3L, 1L, 0L);
-const qvi lm5 = qtc_lanemap(3L, 1L, 0L);
+const qvi lm3 = qtc_lanemap(3L, 1L, 0L);
 QTC_BLOCKS(xb, 1L) {
   const long x = xb << QTC_M;
   qv acc = QTC_ZERO;
@@ -52,16 +46,10 @@ QTC_BLOCKS(xb, 1L) {
     acc += wn[1] * (a * a); }
   { const long y = ((x & 0L) ^ 0L);
     const qv a = QTC_GATHER(st + 8L, y, lm2);
-    const qv b = QTC_GATHER(st + 12L, y, lm2); acc += wn[2] * (a * a + b * b); }
+    acc += wn[2] * (a * a); }
   { const long y = ((x & 0L) ^ 0L);
-    const qv a = QTC_GATHER(st + 16L, y, lm3);
+    const qv a = QTC_GATHER(st + 12L, y, lm3);
     acc += wn[3] * (a * a); }
-  { const long y = ((x & 0L) ^ 0L);
-    const qv a = QTC_GATHER(st + 20L, y, lm4);
-    const qv b = QTC_GATHER(st + 24L, y, lm4); acc += wn[4] * (a * a + b * b); }
-  { const long y = ((x & 0L) ^ 0L);
-    const qv a = QTC_GATHER(st + 28L, y, lm5);
-    acc += wn[5] * (a * a); }
   QTC_ST(P, x, acc);
 }
 QTC_END
@@ -95,7 +83,7 @@ QTC_REGION
   }
   qtc_add(&gw[1], QTC_HSUM(gsum));
 }
-{ // none-ent-RX
+{ // none-ent-RY
   const qvi lm = qtc_lanemap(3L, 2L, 0L);
   qacc gsum = {};
   QTC_BLOCKS(yb, 1L) {
@@ -104,39 +92,9 @@ QTC_REGION
     const qv gx = QTC_GATHER(g, x, lm);
     const qv a = QTC_LD(st, 8L + y);
     QTC_ST(lam, 8L + y, wn[2] * gx * a);
-    const qv b = QTC_LD(st, 12L + y);
-    QTC_ST(lam, 12L + y, wn[2] * gx * b);
-    gsum += QTC_ACC(gx * (a * a + b * b));
-  }
-  qtc_add(&gw[2], QTC_HSUM(gsum));
-}
-{ // none-ent-RY
-  const qvi lm = qtc_lanemap(3L, 2L, 0L);
-  qacc gsum = {};
-  QTC_BLOCKS(yb, 1L) {
-    const long y = yb << QTC_M;
-    const long x = ((y & 0L) ^ 0L);
-    const qv gx = QTC_GATHER(g, x, lm);
-    const qv a = QTC_LD(st, 16L + y);
-    QTC_ST(lam, 16L + y, wn[3] * gx * a);
     gsum += QTC_ACC(gx * (a * a));
   }
-  qtc_add(&gw[3], QTC_HSUM(gsum));
-}
-{ // none-cyc-RX
-  const qvi lm = qtc_lanemap(2L, 3L, 0L);
-  qacc gsum = {};
-  QTC_BLOCKS(yb, 1L) {
-    const long y = yb << QTC_M;
-    const long x = ((y & 0L) ^ 0L);
-    const qv gx = QTC_GATHER(g, x, lm);
-    const qv a = QTC_LD(st, 20L + y);
-    QTC_ST(lam, 20L + y, wn[4] * gx * a);
-    const qv b = QTC_LD(st, 24L + y);
-    QTC_ST(lam, 24L + y, wn[4] * gx * b);
-    gsum += QTC_ACC(gx * (a * a + b * b));
-  }
-  qtc_add(&gw[4], QTC_HSUM(gsum));
+  qtc_add(&gw[2], QTC_HSUM(gsum));
 }
 { // none-cyc-RY
   const qvi lm = qtc_lanemap(2L, 3L, 0L);
@@ -145,11 +103,11 @@ QTC_REGION
     const long y = yb << QTC_M;
     const long x = ((y & 0L) ^ 0L);
     const qv gx = QTC_GATHER(g, x, lm);
-    const qv a = QTC_LD(st, 28L + y);
-    QTC_ST(lam, 28L + y, wn[5] * gx * a);
+    const qv a = QTC_LD(st, 12L + y);
+    QTC_ST(lam, 12L + y, wn[3] * gx * a);
     gsum += QTC_ACC(gx * (a * a));
   }
-  qtc_add(&gw[5], QTC_HSUM(gsum));
+  qtc_add(&gw[3], QTC_HSUM(gsum));
 }
 QTC_END
 }
@@ -229,37 +187,15 @@ QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [7] none-ent-RX: 2 ops, rank 0, 1 tiles
-QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
-  const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
-  const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
-  real* const vp = st + 8;
-  real* const wp = st + 12;
-  for (long t = t0; t < t1; t += step) {
-    long y0 = (long)t << 2;
-    qv v0 = QTC_LD(vp, y0 ^ 0L);
-    qv w0 = QTC_LD(wp, y0 ^ 0L);
-    { // rx(theta[0,0]) 0: dir 0x3 label 0x1^0
-      { const qv x0r = QTC_LX(v0, 3); const qv x0i = QTC_LX(w0, 3); const qv n0r = (c0) * v0 - (-s0) * x0i; const qv n0i = (c0) * w0 + (-s0) * x0r; v0 = n0r; w0 = n0i; }
-    }
-    { // rx(theta[0,1]) 1: dir 0x2 label 0x3^0
-      { const qv x0r = QTC_LX(v0, 2); const qv x0i = QTC_LX(w0, 2); const qv n0r = (c1) * v0 - (-s1) * x0i; const qv n0i = (c1) * w0 + (-s1) * x0r; v0 = n0r; w0 = n0i; }
-    }
-    QTC_ST(vp, y0 ^ 0L, v0);
-    QTC_ST(wp, y0 ^ 0L, w0);
-  }
-}
-
-// @qtc-part (the host build may compile the parts separately, in parallel)
 // circuit [8] none-ent-RY: 2 ops, rank 0, 1 tiles
-QTC_FN qtc_f0_c3(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
+QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const qv B0r_0 = qtc_sel1(1, (-s0), (s0));
   const qv B0r_1 = qtc_sel1(1, (s0), (-s0));
   const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
   const qv B1r_0 = qtc_sel1(3, (-s1), (s1));
   const qv B1r_1 = qtc_sel1(3, (s1), (-s1));
-  real* const vp = st + 16;
+  real* const vp = st + 8;
   for (long t = t0; t < t1; t += step) {
     long y0 = (long)t << 2;
     qv v0 = QTC_LD(vp, y0 ^ 0L);
@@ -276,37 +212,15 @@ QTC_FN qtc_f0_c3(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [10] none-cyc-RX: 2 ops, rank 0, 1 tiles
-QTC_FN qtc_f0_c4(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
-  const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
-  const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
-  real* const vp = st + 20;
-  real* const wp = st + 24;
-  for (long t = t0; t < t1; t += step) {
-    long y0 = (long)t << 2;
-    qv v0 = QTC_LD(vp, y0 ^ 0L);
-    qv w0 = QTC_LD(wp, y0 ^ 0L);
-    { // rx(theta[0,0]) 0: dir 0x3 label 0x2^0
-      { const qv x0r = QTC_LX(v0, 3); const qv x0i = QTC_LX(w0, 3); const qv n0r = (c0) * v0 - (-s0) * x0i; const qv n0i = (c0) * w0 + (-s0) * x0r; v0 = n0r; w0 = n0i; }
-    }
-    { // rx(theta[0,1]) 1: dir 0x1 label 0x3^0
-      { const qv x0r = QTC_LX(v0, 1); const qv x0i = QTC_LX(w0, 1); const qv n0r = (c1) * v0 - (-s1) * x0i; const qv n0i = (c1) * w0 + (-s1) * x0r; v0 = n0r; w0 = n0i; }
-    }
-    QTC_ST(vp, y0 ^ 0L, v0);
-    QTC_ST(wp, y0 ^ 0L, w0);
-  }
-}
-
-// @qtc-part (the host build may compile the parts separately, in parallel)
 // circuit [11] none-cyc-RY: 2 ops, rank 0, 1 tiles
-QTC_FN qtc_f0_c5(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
+QTC_FN qtc_f0_c3(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
   const qv B0r_0 = qtc_sel1(2, (-s0), (s0));
   const qv B0r_1 = qtc_sel1(2, (s0), (-s0));
   const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
   const qv B1r_0 = qtc_sel1(3, (-s1), (s1));
   const qv B1r_1 = qtc_sel1(3, (s1), (-s1));
-  real* const vp = st + 28;
+  real* const vp = st + 12;
   for (long t = t0; t < t1; t += step) {
     long y0 = (long)t << 2;
     qv v0 = QTC_LD(vp, y0 ^ 0L);
@@ -443,48 +357,8 @@ QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [7] none-ent-RX: 2 ops, rank 0, 1 tiles
-QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
-  const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
-  qacc acc0 = {};
-  const real c1 = QTC_COS(th[0] * (real)0.5), s1 = QTC_SIN(th[0] * (real)0.5);
-  qacc acc1 = {};
-  real* const vp = st + 8;
-  real* const wp = st + 12;
-  real* const ap = lam + 8;
-  real* const ep = lam + 12;
-  for (long t = t0; t < t1; t += step) {
-    long y0 = (long)t << 2;
-    qv v0 = QTC_LD(vp, y0 ^ 0L);
-    qv w0 = QTC_LD(wp, y0 ^ 0L);
-    qv a0 = QTC_LD(ap, y0 ^ 0L);
-    qv e0 = QTC_LD(ep, y0 ^ 0L);
-    { // rx(theta[0,1]) 1: dir 0x2 label 0x3^0
-      qv g0 = QTC_ZERO;
-      { const qv xr = QTC_LX(v0, 2); const qv xi = QTC_LX(w0, 2); const qv ti = xi; const qv tr = xr; g0 += a0 * ti - e0 * tr; }
-      acc0 += QTC_ACC(g0);
-      { const qv x0r = QTC_LX(v0, 2); const qv x0i = QTC_LX(w0, 2); const qv n0r = (c0) * v0 - (s0) * x0i; const qv n0i = (c0) * w0 + (s0) * x0r; v0 = n0r; w0 = n0i; }
-      { const qv x0r = QTC_LX(a0, 2); const qv x0i = QTC_LX(e0, 2); const qv n0r = (c0) * a0 - (s0) * x0i; const qv n0i = (c0) * e0 + (s0) * x0r; a0 = n0r; e0 = n0i; }
-    }
-    { // rx(theta[0,0]) 0: dir 0x3 label 0x1^0
-      qv g1 = QTC_ZERO;
-      { const qv xr = QTC_LX(v0, 3); const qv xi = QTC_LX(w0, 3); const qv ti = xi; const qv tr = xr; g1 += a0 * ti - e0 * tr; }
-      acc1 += QTC_ACC(g1);
-      { const qv x0r = QTC_LX(v0, 3); const qv x0i = QTC_LX(w0, 3); const qv n0r = (c1) * v0 - (s1) * x0i; const qv n0i = (c1) * w0 + (s1) * x0r; v0 = n0r; w0 = n0i; }
-      { const qv x0r = QTC_LX(a0, 3); const qv x0i = QTC_LX(e0, 3); const qv n0r = (c1) * a0 - (s1) * x0i; const qv n0i = (c1) * e0 + (s1) * x0r; a0 = n0r; e0 = n0i; }
-    }
-    QTC_ST(vp, y0 ^ 0L, v0);
-    QTC_ST(wp, y0 ^ 0L, w0);
-    QTC_ST(ap, y0 ^ 0L, a0);
-    QTC_ST(ep, y0 ^ 0L, e0);
-  }
-  qtc_add(&gth[1], QTC_HSUM(acc0));
-  qtc_add(&gth[0], QTC_HSUM(acc1));
-}
-
-// @qtc-part (the host build may compile the parts separately, in parallel)
 // circuit [8] none-ent-RY: 2 ops, rank 0, 1 tiles
-QTC_FN qtc_b0_c3(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
+QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(3, (((real)-1.0)), (((real)1.0)));
   const qv Po0i_1 = qtc_sel1(3, (((real)1.0)), (((real)-1.0)));
@@ -497,8 +371,8 @@ QTC_FN qtc_b0_c3(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
   qacc acc1 = {};
   const qv B1r_0 = qtc_sel1(1, (s1), (-s1));
   const qv B1r_1 = qtc_sel1(1, (-s1), (s1));
-  real* const vp = st + 16;
-  real* const ap = lam + 16;
+  real* const vp = st + 8;
+  real* const ap = lam + 8;
   for (long t = t0; t < t1; t += step) {
     long y0 = (long)t << 2;
     qv v0 = QTC_LD(vp, y0 ^ 0L);
@@ -529,48 +403,8 @@ QTC_FN qtc_b0_c3(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [10] none-cyc-RX: 2 ops, rank 0, 1 tiles
-QTC_FN qtc_b0_c4(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
-  const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
-  qacc acc0 = {};
-  const real c1 = QTC_COS(th[0] * (real)0.5), s1 = QTC_SIN(th[0] * (real)0.5);
-  qacc acc1 = {};
-  real* const vp = st + 20;
-  real* const wp = st + 24;
-  real* const ap = lam + 20;
-  real* const ep = lam + 24;
-  for (long t = t0; t < t1; t += step) {
-    long y0 = (long)t << 2;
-    qv v0 = QTC_LD(vp, y0 ^ 0L);
-    qv w0 = QTC_LD(wp, y0 ^ 0L);
-    qv a0 = QTC_LD(ap, y0 ^ 0L);
-    qv e0 = QTC_LD(ep, y0 ^ 0L);
-    { // rx(theta[0,1]) 1: dir 0x1 label 0x3^0
-      qv g0 = QTC_ZERO;
-      { const qv xr = QTC_LX(v0, 1); const qv xi = QTC_LX(w0, 1); const qv ti = xi; const qv tr = xr; g0 += a0 * ti - e0 * tr; }
-      acc0 += QTC_ACC(g0);
-      { const qv x0r = QTC_LX(v0, 1); const qv x0i = QTC_LX(w0, 1); const qv n0r = (c0) * v0 - (s0) * x0i; const qv n0i = (c0) * w0 + (s0) * x0r; v0 = n0r; w0 = n0i; }
-      { const qv x0r = QTC_LX(a0, 1); const qv x0i = QTC_LX(e0, 1); const qv n0r = (c0) * a0 - (s0) * x0i; const qv n0i = (c0) * e0 + (s0) * x0r; a0 = n0r; e0 = n0i; }
-    }
-    { // rx(theta[0,0]) 0: dir 0x3 label 0x2^0
-      qv g1 = QTC_ZERO;
-      { const qv xr = QTC_LX(v0, 3); const qv xi = QTC_LX(w0, 3); const qv ti = xi; const qv tr = xr; g1 += a0 * ti - e0 * tr; }
-      acc1 += QTC_ACC(g1);
-      { const qv x0r = QTC_LX(v0, 3); const qv x0i = QTC_LX(w0, 3); const qv n0r = (c1) * v0 - (s1) * x0i; const qv n0i = (c1) * w0 + (s1) * x0r; v0 = n0r; w0 = n0i; }
-      { const qv x0r = QTC_LX(a0, 3); const qv x0i = QTC_LX(e0, 3); const qv n0r = (c1) * a0 - (s1) * x0i; const qv n0i = (c1) * e0 + (s1) * x0r; a0 = n0r; e0 = n0i; }
-    }
-    QTC_ST(vp, y0 ^ 0L, v0);
-    QTC_ST(wp, y0 ^ 0L, w0);
-    QTC_ST(ap, y0 ^ 0L, a0);
-    QTC_ST(ep, y0 ^ 0L, e0);
-  }
-  qtc_add(&gth[1], QTC_HSUM(acc0));
-  qtc_add(&gth[0], QTC_HSUM(acc1));
-}
-
-// @qtc-part (the host build may compile the parts separately, in parallel)
 // circuit [11] none-cyc-RY: 2 ops, rank 0, 1 tiles
-QTC_FN qtc_b0_c5(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
+QTC_FN qtc_b0_c3(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
   const real c0 = QTC_COS(th[1] * (real)0.5), s0 = QTC_SIN(th[1] * (real)0.5);
   const qv Po0i_0 = qtc_sel1(3, (((real)-1.0)), (((real)1.0)));
   const qv Po0i_1 = qtc_sel1(3, (((real)1.0)), (((real)-1.0)));
@@ -583,8 +417,8 @@ QTC_FN qtc_b0_c5(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
   qacc acc1 = {};
   const qv B1r_0 = qtc_sel1(2, (s1), (-s1));
   const qv B1r_1 = qtc_sel1(2, (-s1), (s1));
-  real* const vp = st + 28;
-  real* const ap = lam + 28;
+  real* const vp = st + 12;
+  real* const ap = lam + 12;
   for (long t = t0; t < t1; t += step) {
     long y0 = (long)t << 2;
     qv v0 = QTC_LD(vp, y0 ^ 0L);
@@ -623,8 +457,6 @@ QTC_KERNEL qtc_fwd_0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th) {
   qtc_f0_c1(st, th, t0, 1L, step);
   qtc_f0_c2(st, th, t0, 1L, step);
   qtc_f0_c3(st, th, t0, 1L, step);
-  qtc_f0_c4(st, th, t0, 1L, step);
-  qtc_f0_c5(st, th, t0, 1L, step);
 }
 #endif
 
@@ -636,25 +468,23 @@ QTC_KERNEL qtc_bwd_0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* 
   qtc_b0_c1(st, lam, th, gth, t0, 1L, step);
   qtc_b0_c2(st, lam, th, gth, t0, 1L, step);
   qtc_b0_c3(st, lam, th, gth, t0, 1L, step);
-  qtc_b0_c4(st, lam, th, gth, t0, 1L, step);
-  qtc_b0_c5(st, lam, th, gth, t0, 1L, step);
 }
 #endif
 
-#define QTC_NCIRC 6
-#define QTC_F_TILES 1, 1, 1, 1, 1, 1, 0
-#define QTC_F_START 0, 1, 2, 3, 4, 5, 6
-#define QTC_F_ORDER 2, 4, 0, 1, 3, 5, 0
-#define QTC_B_TILES 1, 1, 1, 1, 1, 1, 0
-#define QTC_B_START 0, 1, 2, 3, 4, 5, 6
-#define QTC_B_ORDER 2, 4, 0, 1, 3, 5, 0
+#define QTC_NCIRC 4
+#define QTC_F_TILES 1, 1, 1, 1, 0
+#define QTC_F_START 0, 1, 2, 3, 4
+#define QTC_F_ORDER 0, 1, 2, 3, 0
+#define QTC_B_TILES 1, 1, 1, 1, 0
+#define QTC_B_START 0, 1, 2, 3, 4
+#define QTC_B_ORDER 0, 1, 2, 3, 0
 #define QTC_FPASSES 1
 #define QTC_BPASSES 1
 #ifndef __CUDACC__
 typedef void (*qtc_ffn)(real*, const real*, long, long, long);
 typedef void (*qtc_bfn)(real*, real*, const real*, double*, long, long, long);
-static const qtc_ffn qtc_f_fns[] = {qtc_f0_c0, qtc_f0_c1, qtc_f0_c2, qtc_f0_c3, qtc_f0_c4, qtc_f0_c5, 0};
-static const qtc_bfn qtc_b_fns[] = {qtc_b0_c0, qtc_b0_c1, qtc_b0_c2, qtc_b0_c3, qtc_b0_c4, qtc_b0_c5, 0};
+static const qtc_ffn qtc_f_fns[] = {qtc_f0_c0, qtc_f0_c1, qtc_f0_c2, qtc_f0_c3, 0};
+static const qtc_bfn qtc_b_fns[] = {qtc_b0_c0, qtc_b0_c1, qtc_b0_c2, qtc_b0_c3, 0};
 static inline void qtc_fpass(int k, real* st, const real* th, long t0, long t1, long step) {
   qtc_f_fns[k](st, th, t0, t1, step);
 }

@@ -19,7 +19,7 @@ QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const 
 // @qtc-part (the host build may compile the parts separately, in parallel)
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st) {
 QTC_REGION
-QTC_ELEMS(i, 32L) st[i] = (i == 0L || i == 8L || i == 16L) ? (real)1 : (real)0;
+QTC_ELEMS(i, 16L) st[i] = (i == 0L || i == 8L) ? (real)1 : (real)0;
 QTC_END
 }
 
@@ -27,7 +27,6 @@ QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, rea
 QTC_REGION
 const qvi lm0 = qtc_lanemap(1L, 2L, 4L);
 const qvi lm1 = qtc_lanemap(1L, 2L, 4L);
-const qvi lm2 = qtc_lanemap(1L, 2L, 4L);
 QTC_BLOCKS(xb, 1L) {
   const long x = xb << QTC_M;
   qv acc = QTC_ZERO;
@@ -37,9 +36,6 @@ QTC_BLOCKS(xb, 1L) {
   { const long y = ((x & 0L) ^ 0L);
     const qv a = QTC_GATHER(st + 8L, y, lm1);
     acc += wn[1] * (a * a); }
-  { const long y = ((x & 0L) ^ 0L);
-    const qv a = QTC_GATHER(st + 16L, y, lm2);
-    const qv b = QTC_GATHER(st + 24L, y, lm2); acc += wn[2] * (a * a + b * b); }
   QTC_ST(P, x, acc);
 }
 QTC_END
@@ -73,21 +69,6 @@ QTC_REGION
   }
   qtc_add(&gw[1], QTC_HSUM(gsum));
 }
-{ // none-RX-ring
-  const qvi lm = qtc_lanemap(1L, 2L, 4L);
-  qacc gsum = {};
-  QTC_BLOCKS(yb, 1L) {
-    const long y = yb << QTC_M;
-    const long x = ((y & 0L) ^ 0L);
-    const qv gx = QTC_GATHER(g, x, lm);
-    const qv a = QTC_LD(st, 16L + y);
-    QTC_ST(lam, 16L + y, wn[2] * gx * a);
-    const qv b = QTC_LD(st, 24L + y);
-    QTC_ST(lam, 24L + y, wn[2] * gx * b);
-    gsum += QTC_ACC(gx * (a * a + b * b));
-  }
-  qtc_add(&gw[2], QTC_HSUM(gsum));
-}
 QTC_END
 }
 
@@ -95,17 +76,13 @@ QTC_END
 QTC_TABLE real qtc_gates[] = {
   0.7071067811865475, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7071067811865475, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7071067811865475, 0.0, 0.0, 0.0, 0.0, 0.0, -0.7071067811865475, 0.0, 0.0, 0.0, 0.0, 0.0,
   0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0,
-  0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0,
   0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0,
   0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
-  0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0,
-  0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0,
 };
 QTC_TABLE qtc_form qtc_forms[] = {{0.5, 0.0, 1.0}};
 QTC_TABLE qtc_pass qtc_f_pass[] = {
   {0L, 8L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 0, 6},
   {8L, 8L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 6, 3},
-  {16L, 8L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 9, 3},
 };
 QTC_TABLE qtc_op qtc_f_ops[] = {
   {526594, 0, 0, 0, -1, -1, 0, 0},
@@ -117,33 +94,26 @@ QTC_TABLE qtc_op qtc_f_ops[] = {
   {526594, 0, 0, 1, -1, 0, 0, 0},
   {528898, 0, 0, 1, -1, 1, 0, 0},
   {533506, 0, 0, 1, -1, 2, 0, 0},
-  {1050882, 0, 0, 2, -1, 0, 0, 0},
-  {1053186, 0, 0, 2, -1, 1, 0, 0},
-  {1057794, 0, 0, 2, -1, 2, 0, 0},
 };
-QTC_TABLE int qtc_f_first[] = {0, 1, 2, 3};
-QTC_TABLE long qtc_f_ntiles[] = {1L, 1L, 1L, 0L};
+QTC_TABLE int qtc_f_first[] = {0, 1, 2};
+QTC_TABLE long qtc_f_ntiles[] = {1L, 1L, 0L};
 QTC_TABLE qtc_pass qtc_b_pass[] = {
   {0L, 8L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 0, 6},
   {8L, 8L, 0, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 6, 3},
-  {16L, 8L, 1, 0, {0L, 0L, 0L, 0L}, {0, 0, 0, 0}, 9, 3},
 };
 QTC_TABLE qtc_op qtc_b_ops[] = {
-  {533506, 0, 0, 3, 4, 2, 0, 0},
-  {528898, 0, 0, 3, 4, 1, 0, 0},
-  {526594, 0, 0, 3, 4, 0, 0, 0},
+  {533506, 0, 0, 2, 3, 2, 0, 0},
+  {528898, 0, 0, 2, 3, 1, 0, 0},
+  {526594, 0, 0, 2, 3, 0, 0, 0},
   {533506, 0, 0, 0, -1, -1, 0, 0},
   {528898, 0, 0, 0, -1, -1, 0, 0},
   {526594, 0, 0, 0, -1, -1, 0, 0},
-  {533506, 0, 0, 3, 4, 2, 0, 0},
-  {528898, 0, 0, 3, 4, 1, 0, 0},
-  {526594, 0, 0, 3, 4, 0, 0, 0},
-  {1057794, 0, 0, 5, 6, 2, 0, 0},
-  {1053186, 0, 0, 5, 6, 1, 0, 0},
-  {1050882, 0, 0, 5, 6, 0, 0, 0},
+  {533506, 0, 0, 2, 3, 2, 0, 0},
+  {528898, 0, 0, 2, 3, 1, 0, 0},
+  {526594, 0, 0, 2, 3, 0, 0, 0},
 };
-QTC_TABLE int qtc_b_first[] = {0, 1, 2, 3};
-QTC_TABLE long qtc_b_ntiles[] = {1L, 1L, 1L, 0L};
+QTC_TABLE int qtc_b_first[] = {0, 1, 2};
+QTC_TABLE long qtc_b_ntiles[] = {1L, 1L, 0L};
 
 #ifdef __CUDACC__
 QTC_INL void qtc_fpass(int k, real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
@@ -165,7 +135,7 @@ static inline void qtc_bpass(int k, real* QTC_RESTRICT st, real* QTC_RESTRICT la
 static __device__ __noinline__ void qtc_fwd_all(int j, real* QTC_RESTRICT st, const real* QTC_RESTRICT th) {
   const long t0 = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> QTC_M;
   const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;
-  for (int c = 0; c < 3; ++c) {
+  for (int c = 0; c < 2; ++c) {
     const int k = qtc_f_first[c] + j;
     if (k < qtc_f_first[c + 1]) qtc_fpass(k, st, th, t0, qtc_f_ntiles[k], step);
   }
@@ -177,7 +147,7 @@ QTC_KERNEL qtc_fwd_0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th) { qtc_f
 static __device__ __noinline__ void qtc_bwd_all(int j, real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth) {
   const long t0 = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> QTC_M;
   const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;
-  for (int c = 0; c < 3; ++c) {
+  for (int c = 0; c < 2; ++c) {
     const int k = qtc_b_first[c] + j;
     if (k < qtc_b_first[c + 1]) qtc_bpass(k, st, lam, th, gth, t0, qtc_b_ntiles[k], step);
   }
@@ -185,13 +155,13 @@ static __device__ __noinline__ void qtc_bwd_all(int j, real* QTC_RESTRICT st, re
 QTC_KERNEL qtc_bwd_0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth) { qtc_bwd_all(0, st, lam, th, gth); }
 #endif
 
-#define QTC_NCIRC 3
-#define QTC_F_TILES 1, 1, 1, 0
-#define QTC_F_START 0, 1, 2, 3
-#define QTC_F_ORDER 2, 0, 1, 0
-#define QTC_B_TILES 1, 1, 1, 0
-#define QTC_B_START 0, 1, 2, 3
-#define QTC_B_ORDER 2, 0, 1, 0
+#define QTC_NCIRC 2
+#define QTC_F_TILES 1, 1, 0
+#define QTC_F_START 0, 1, 2
+#define QTC_F_ORDER 0, 1, 0
+#define QTC_B_TILES 1, 1, 0
+#define QTC_B_START 0, 1, 2
+#define QTC_B_ORDER 0, 1, 0
 #define QTC_FPASSES 1
 #define QTC_BPASSES 1
 // <qtc/compiler/kernel_host.c: 62 lines>

@@ -12,10 +12,8 @@ typedef long long qtc_lane_index;
 
 QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
 QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
-QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
 QTC_FN qtc_b0_c0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
 QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
-QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step);
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st);
 QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);
 QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT wn, const real* QTC_RESTRICT g, double* QTC_RESTRICT gw);
@@ -23,7 +21,7 @@ QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const 
 // @qtc-part (the host build may compile the parts separately, in parallel)
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st) {
 QTC_REGION
-QTC_ELEMS(i, 32L) st[i] = (i == 0L || i == 8L || i == 16L) ? (real)1 : (real)0;
+QTC_ELEMS(i, 16L) st[i] = (i == 0L || i == 8L) ? (real)1 : (real)0;
 QTC_END
 }
 
@@ -31,7 +29,6 @@ QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, rea
 QTC_REGION
 const qvi lm0 = qtc_lanemap(1L, 2L, 4L);
 const qvi lm1 = qtc_lanemap(1L, 2L, 4L);
-const qvi lm2 = qtc_lanemap(1L, 2L, 4L);
 QTC_BLOCKS(xb, 1L) {
   const long x = xb << QTC_M;
   qv acc = QTC_ZERO;
@@ -41,9 +38,6 @@ QTC_BLOCKS(xb, 1L) {
   { const long y = ((x & 0L) ^ 0L);
     const qv a = QTC_GATHER(st + 8L, y, lm1);
     acc += wn[1] * (a * a); }
-  { const long y = ((x & 0L) ^ 0L);
-    const qv a = QTC_GATHER(st + 16L, y, lm2);
-    const qv b = QTC_GATHER(st + 24L, y, lm2); acc += wn[2] * (a * a + b * b); }
   QTC_ST(P, x, acc);
 }
 QTC_END
@@ -76,21 +70,6 @@ QTC_REGION
     gsum += QTC_ACC(gx * (a * a));
   }
   qtc_add(&gw[1], QTC_HSUM(gsum));
-}
-{ // none-RX-ring
-  const qvi lm = qtc_lanemap(1L, 2L, 4L);
-  qacc gsum = {};
-  QTC_BLOCKS(yb, 1L) {
-    const long y = yb << QTC_M;
-    const long x = ((y & 0L) ^ 0L);
-    const qv gx = QTC_GATHER(g, x, lm);
-    const qv a = QTC_LD(st, 16L + y);
-    QTC_ST(lam, 16L + y, wn[2] * gx * a);
-    const qv b = QTC_LD(st, 24L + y);
-    QTC_ST(lam, 24L + y, wn[2] * gx * b);
-    gsum += QTC_ACC(gx * (a * a + b * b));
-  }
-  qtc_add(&gw[2], QTC_HSUM(gsum));
 }
 QTC_END
 }
@@ -174,32 +153,6 @@ QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, lo
       { const qv x0r = QTC_LX(v0, 4); const qv n0r = (c2) * v0 + B2rk0 * x0r; v0 = n0r; }
     }
     QTC_ST(vp, y0 ^ 0L, v0);
-  }
-}
-
-// @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [4] none-RX-ring: 3 ops, rank 0, 1 tiles
-QTC_FN qtc_f0_c2(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step) {
-  const real c0 = QTC_COS(th[0] * (real)0.5), s0 = QTC_SIN(th[0] * (real)0.5);
-  const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
-  const real c2 = QTC_COS(th[2] * (real)0.5), s2 = QTC_SIN(th[2] * (real)0.5);
-  real* const vp = st + 16;
-  real* const wp = st + 24;
-  for (long t = t0; t < t1; t += step) {
-    long y0 = (long)t << 3;
-    qv v0 = QTC_LD(vp, y0 ^ 0L);
-    qv w0 = QTC_LD(wp, y0 ^ 0L);
-    { // rx(theta[0,0]) 0: dir 0x1 label 0x1^0
-      { const qv x0r = QTC_LX(v0, 1); const qv x0i = QTC_LX(w0, 1); const qv n0r = (c0) * v0 - (-s0) * x0i; const qv n0i = (c0) * w0 + (-s0) * x0r; v0 = n0r; w0 = n0i; }
-    }
-    { // rx(theta[0,1]) 1: dir 0x2 label 0x2^0
-      { const qv x0r = QTC_LX(v0, 2); const qv x0i = QTC_LX(w0, 2); const qv n0r = (c1) * v0 - (-s1) * x0i; const qv n0i = (c1) * w0 + (-s1) * x0r; v0 = n0r; w0 = n0i; }
-    }
-    { // rx(theta[0,2]) 2: dir 0x4 label 0x4^0
-      { const qv x0r = QTC_LX(v0, 4); const qv x0i = QTC_LX(w0, 4); const qv n0r = (c2) * v0 - (-s2) * x0i; const qv n0i = (c2) * w0 + (-s2) * x0r; v0 = n0r; w0 = n0i; }
-    }
-    QTC_ST(vp, y0 ^ 0L, v0);
-    QTC_ST(wp, y0 ^ 0L, w0);
   }
 }
 
@@ -349,63 +302,12 @@ QTC_FN qtc_b0_c1(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_
 }
 
 // @qtc-part (the host build may compile the parts separately, in parallel)
-// circuit [4] none-RX-ring: 3 ops, rank 0, 1 tiles
-QTC_FN qtc_b0_c2(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth, long t0, long t1, long step) {
-  const real c0 = QTC_COS(th[2] * (real)0.5), s0 = QTC_SIN(th[2] * (real)0.5);
-  qacc acc0 = {};
-  const real c1 = QTC_COS(th[1] * (real)0.5), s1 = QTC_SIN(th[1] * (real)0.5);
-  qacc acc1 = {};
-  const real c2 = QTC_COS(th[0] * (real)0.5), s2 = QTC_SIN(th[0] * (real)0.5);
-  qacc acc2 = {};
-  real* const vp = st + 16;
-  real* const wp = st + 24;
-  real* const ap = lam + 16;
-  real* const ep = lam + 24;
-  for (long t = t0; t < t1; t += step) {
-    long y0 = (long)t << 3;
-    qv v0 = QTC_LD(vp, y0 ^ 0L);
-    qv w0 = QTC_LD(wp, y0 ^ 0L);
-    qv a0 = QTC_LD(ap, y0 ^ 0L);
-    qv e0 = QTC_LD(ep, y0 ^ 0L);
-    { // rx(theta[0,2]) 2: dir 0x4 label 0x4^0
-      qv g0 = QTC_ZERO;
-      { const qv xr = QTC_LX(v0, 4); const qv xi = QTC_LX(w0, 4); const qv ti = xi; const qv tr = xr; g0 += a0 * ti - e0 * tr; }
-      acc0 += QTC_ACC(g0);
-      { const qv x0r = QTC_LX(v0, 4); const qv x0i = QTC_LX(w0, 4); const qv n0r = (c0) * v0 - (s0) * x0i; const qv n0i = (c0) * w0 + (s0) * x0r; v0 = n0r; w0 = n0i; }
-      { const qv x0r = QTC_LX(a0, 4); const qv x0i = QTC_LX(e0, 4); const qv n0r = (c0) * a0 - (s0) * x0i; const qv n0i = (c0) * e0 + (s0) * x0r; a0 = n0r; e0 = n0i; }
-    }
-    { // rx(theta[0,1]) 1: dir 0x2 label 0x2^0
-      qv g1 = QTC_ZERO;
-      { const qv xr = QTC_LX(v0, 2); const qv xi = QTC_LX(w0, 2); const qv ti = xi; const qv tr = xr; g1 += a0 * ti - e0 * tr; }
-      acc1 += QTC_ACC(g1);
-      { const qv x0r = QTC_LX(v0, 2); const qv x0i = QTC_LX(w0, 2); const qv n0r = (c1) * v0 - (s1) * x0i; const qv n0i = (c1) * w0 + (s1) * x0r; v0 = n0r; w0 = n0i; }
-      { const qv x0r = QTC_LX(a0, 2); const qv x0i = QTC_LX(e0, 2); const qv n0r = (c1) * a0 - (s1) * x0i; const qv n0i = (c1) * e0 + (s1) * x0r; a0 = n0r; e0 = n0i; }
-    }
-    { // rx(theta[0,0]) 0: dir 0x1 label 0x1^0
-      qv g2 = QTC_ZERO;
-      { const qv xr = QTC_LX(v0, 1); const qv xi = QTC_LX(w0, 1); const qv ti = xi; const qv tr = xr; g2 += a0 * ti - e0 * tr; }
-      acc2 += QTC_ACC(g2);
-      { const qv x0r = QTC_LX(v0, 1); const qv x0i = QTC_LX(w0, 1); const qv n0r = (c2) * v0 - (s2) * x0i; const qv n0i = (c2) * w0 + (s2) * x0r; v0 = n0r; w0 = n0i; }
-      { const qv x0r = QTC_LX(a0, 1); const qv x0i = QTC_LX(e0, 1); const qv n0r = (c2) * a0 - (s2) * x0i; const qv n0i = (c2) * e0 + (s2) * x0r; a0 = n0r; e0 = n0i; }
-    }
-    QTC_ST(vp, y0 ^ 0L, v0);
-    QTC_ST(wp, y0 ^ 0L, w0);
-    QTC_ST(ap, y0 ^ 0L, a0);
-    QTC_ST(ep, y0 ^ 0L, e0);
-  }
-  qtc_add(&gth[2], QTC_HSUM(acc0));
-  qtc_add(&gth[1], QTC_HSUM(acc1));
-  qtc_add(&gth[0], QTC_HSUM(acc2));
-}
-
-// @qtc-part (the host build may compile the parts separately, in parallel)
 #ifdef __CUDACC__
 QTC_KERNEL qtc_fwd_0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th) {
   const long t0 = (blockIdx.x * (long)blockDim.x + threadIdx.x) >> QTC_M;
   const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;
   qtc_f0_c0(st, th, t0, 1L, step);
   qtc_f0_c1(st, th, t0, 1L, step);
-  qtc_f0_c2(st, th, t0, 1L, step);
 }
 #endif
 
@@ -415,24 +317,23 @@ QTC_KERNEL qtc_bwd_0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* 
   const long step = (gridDim.x * (long)blockDim.x) >> QTC_M;
   qtc_b0_c0(st, lam, th, gth, t0, 1L, step);
   qtc_b0_c1(st, lam, th, gth, t0, 1L, step);
-  qtc_b0_c2(st, lam, th, gth, t0, 1L, step);
 }
 #endif
 
-#define QTC_NCIRC 3
-#define QTC_F_TILES 1, 1, 1, 0
-#define QTC_F_START 0, 1, 2, 3
-#define QTC_F_ORDER 2, 0, 1, 0
-#define QTC_B_TILES 1, 1, 1, 0
-#define QTC_B_START 0, 1, 2, 3
-#define QTC_B_ORDER 2, 0, 1, 0
+#define QTC_NCIRC 2
+#define QTC_F_TILES 1, 1, 0
+#define QTC_F_START 0, 1, 2
+#define QTC_F_ORDER 0, 1, 0
+#define QTC_B_TILES 1, 1, 0
+#define QTC_B_START 0, 1, 2
+#define QTC_B_ORDER 0, 1, 0
 #define QTC_FPASSES 1
 #define QTC_BPASSES 1
 #ifndef __CUDACC__
 typedef void (*qtc_ffn)(real*, const real*, long, long, long);
 typedef void (*qtc_bfn)(real*, real*, const real*, double*, long, long, long);
-static const qtc_ffn qtc_f_fns[] = {qtc_f0_c0, qtc_f0_c1, qtc_f0_c2, 0};
-static const qtc_bfn qtc_b_fns[] = {qtc_b0_c0, qtc_b0_c1, qtc_b0_c2, 0};
+static const qtc_ffn qtc_f_fns[] = {qtc_f0_c0, qtc_f0_c1, 0};
+static const qtc_bfn qtc_b_fns[] = {qtc_b0_c0, qtc_b0_c1, 0};
 static inline void qtc_fpass(int k, real* st, const real* th, long t0, long t1, long step) {
   qtc_f_fns[k](st, th, t0, t1, step);
 }

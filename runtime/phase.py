@@ -1,0 +1,127 @@
+"""Phase-form nodes (compiler.ir.PhaseForm) on the CPU (compiler/kernel_phase.c) and on any torch
+device (the same steps in torch ops: what the cuda backend runs).
+
+With W the unnormalised Walsh-Hadamard transform of 2^n entries and (b_k, i_k, a_k, c_k) a
+node's terms as tables (mask, index into flat theta or -1, slope, constant):
+    forward:  F[b_k] += a_k theta[i_k] + c_k;  f = W F;  psi = W exp(i f) / 2^n;  p = |psi|^2
+    backward: chi = W (g psi);  h = (2 / 2^n) (cos f Im chi - sin f Re chi);  dF = W h;
+              dtheta[i_k] += a_k dF[b_k]
+in float64 whatever theta's dtype. `forward` returns p and the state its backward reads.
+"""
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import torch
+
+from qtc.compiler.ir import Angle, PhaseForm
+from qtc.compiler.report import PHASE_SOURCE
+from qtc.runtime.cache import CPU_FLAGS, build_shared
+
+FLAGS = CPU_FLAGS + ("-ffast-math",)    # the cos / sin loop on glibc's vector functions
+_lib: list = []
+_lock = threading.Lock()
+
+
+class Tables:
+    """One node's terms as tensors: mask (int64), idx (int32), a and c (float64)."""
+
+    def __init__(self, node: PhaseForm, n: int):
+        self.n, self.dim = n, 1 << n
+        mask, idx, a, c = [], [], [], []
+        for b, angle, coef in node.terms:
+            mask.append(b)
+            if isinstance(angle, Angle):
+                idx.append(angle.offset(n))
+                a.append(coef * angle.scale)
+                c.append(coef * angle.shift)
+            else:
+                idx.append(-1)
+                a.append(0.0)
+                c.append(coef * angle)
+        self.mask = torch.tensor(mask, dtype=torch.int64)
+        self.idx = torch.tensor(idx, dtype=torch.int32)
+        self.a = torch.tensor(a, dtype=torch.float64)
+        self.c = torch.tensor(c, dtype=torch.float64)
+        self.theta_terms = self.idx >= 0
+
+    def forward(self, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(p, state for backward), p float64 on theta's device; theta flat float64."""
+        if theta.device.type == "cpu":
+            work = torch.empty(4 * self.dim, dtype=torch.float64)
+            p = torch.empty(self.dim, dtype=torch.float64)
+            _library().qtc_phase_forward(self.n, len(self.mask), *self._ptrs(), theta.data_ptr(),
+                                         work.data_ptr(), p.data_ptr())
+            return p, work
+        return _torch_forward(self, theta)
+
+    def backward(self, state: torch.Tensor, g: torch.Tensor, weight: float, gth: torch.Tensor) -> None:
+        """Add weight * d(g . p)/dtheta into gth (flat float64)."""
+        if g.device.type == "cpu":
+            scratch = torch.empty(2 * self.dim, dtype=torch.float64)
+            _library().qtc_phase_backward(self.n, len(self.mask), *self._ptrs()[:3], state.data_ptr(),
+                                          g.data_ptr(), ctypes.c_double(weight), scratch.data_ptr(),
+                                          gth.data_ptr())
+            return
+        _torch_backward(self, state, g, weight, gth)
+
+    def _ptrs(self) -> tuple[int, int, int, int]:
+        return self.mask.data_ptr(), self.idx.data_ptr(), self.a.data_ptr(), self.c.data_ptr()
+
+
+def wht(x: torch.Tensor, radix_bits: int = 6) -> torch.Tensor:
+    """The unnormalised Walsh-Hadamard transform along the last dimension (a power of two):
+    up to `radix_bits` index bits at a time as a product with the +-1 matrix H_(2^k) (on a GPU
+    3 launches at 17 qubits instead of one per bit)."""
+    lead, size = x.shape[:-1], x.shape[-1]
+    bits, done = size.bit_length() - 1, 0
+    while done < bits:
+        k = min(radix_bits, bits - done)
+        h = _hadamard(k, x.dtype, x.device)
+        x = torch.matmul(h, x.reshape(*lead, -1, 1 << k, 1 << done)).reshape(*lead, size)
+        done += k
+    return x
+
+
+def _hadamard(k: int, dtype, device) -> torch.Tensor:
+    """H_(2^k) with entries (-1)^(popcount(i & j))."""
+    i = torch.arange(1 << k, device=device)
+    both = i[:, None] & i[None, :]
+    parity = torch.zeros_like(both)
+    for b in range(k):
+        parity ^= both >> b & 1
+    return (1 - 2 * parity).to(dtype)
+
+
+def _torch_forward(t: Tables, theta: torch.Tensor):
+    dev = theta.device
+    idx = t.idx.to(dev).long()
+    value = t.c.to(dev) + torch.where(idx >= 0, t.a.to(dev) * theta[idx.clamp_min(0)], 0.0)
+    F = torch.zeros(t.dim, dtype=torch.float64, device=dev).index_add_(0, t.mask.to(dev), value)
+    f = wht(F)
+    trig = torch.stack((torch.cos(f), torch.sin(f)))
+    psi = wht(trig / t.dim)
+    return psi.square().sum(0), torch.cat((psi, trig)).reshape(-1)
+
+
+def _torch_backward(t: Tables, state: torch.Tensor, g: torch.Tensor, weight: float, gth: torch.Tensor):
+    dev = g.device
+    psi, trig = state.view(4, t.dim)[:2], state.view(4, t.dim)[2:]
+    chi = wht(g * psi)
+    h = (2.0 * weight / t.dim) * (trig[0] * chi[1] - trig[1] * chi[0])
+    dF = wht(h)
+    keep = t.theta_terms.to(dev)
+    gth.index_add_(0, t.idx.to(dev)[keep].long(), t.a.to(dev)[keep] * dF[t.mask.to(dev)[keep]])
+
+
+def _library():
+    """The CPU kernels, built once per machine (runtime/cache.py keys them by source and flags)."""
+    with _lock:
+        if not _lib:
+            lib = ctypes.CDLL(str(build_shared(PHASE_SOURCE.read_text(), flags=FLAGS, tag="phase")))
+            p, i, d = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
+            lib.qtc_phase_forward.argtypes = [i, i, p, p, p, p, p, p, p]
+            lib.qtc_phase_backward.argtypes = [i, i, p, p, p, p, p, d, p, p]
+            _lib.append(lib)
+        return _lib[0]

@@ -86,27 +86,30 @@ class _CpuLauncher:
         self.size, self.ncirc, self.n = comp.plan.size, comp.ncirc, comp.n
         self.last_setting: threads.Setting | None = None   # what the latest pass ran with (benchmarks)
 
-    def _mode(self) -> int:
-        """Set the threads of this step and return its mode (runtime/threads.py: one thread
-        below SERIAL_BELOW qubits or on a busy machine; QTC_THREADS / QTC_CPU_MODE override)."""
+    def _call(self, name: str, **tensors) -> None:
+        """Run a driver with this step's threads and mode (runtime/threads.py: one thread below
+        SERIAL_BELOW qubits or on a busy machine; QTC_THREADS / QTC_CPU_MODE override). The
+        thread count is OpenMP's, which torch shares and reads back as torch.get_num_threads():
+        it is put back afterwards, or one step's choice would become every later step's limit."""
         requested = torch.get_num_threads()
-        idle = threads.idle_cores() if self.n >= threads.SERIAL_BELOW and requested > 1 else requested
-        setting = self.last_setting = threads.choose(self.n, self.ncirc, requested, idle)
-        self.lib.qtc_threads(*bind(self.rendered, "qtc_threads", {"k": setting.threads}))
-        return setting.mode
+        setting = self.last_setting = threads.for_step(self.n, self.ncirc)
+        values = {k: t.data_ptr() for k, t in tensors.items()} | {"mode": setting.mode}
+        self._threads(setting.threads)
+        try:
+            getattr(self.lib, name)(*bind(self.rendered, name, values))
+        finally:
+            self._threads(requested)
 
-    def _call(self, name: str, mode: int, **tensors) -> None:
-        values = {k: t.data_ptr() for k, t in tensors.items()} | {"mode": mode}
-        getattr(self.lib, name)(*bind(self.rendered, name, values))
+    def _threads(self, k: int) -> None:
+        self.lib.qtc_threads(*bind(self.rendered, "qtc_threads", {"k": k}))
 
     def forward(self, th, wn, P):
         st = torch.empty(self.size, dtype=th.dtype)
-        self._call("qtc_forward", self._mode(), st=st, th=th, wn=wn, P=P)
+        self._call("qtc_forward", st=st, th=th, wn=wn, P=P)
         return st
 
     def backward(self, st, th, wn, g, gth, gw):
-        self._call("qtc_backward", self._mode(), st=st, lam=torch.empty_like(st), th=th, wn=wn,
-                   g=g, gth=gth, gw=gw)
+        self._call("qtc_backward", st=st, lam=torch.empty_like(st), th=th, wn=wn, g=g, gth=gth, gw=gw)
 
 
 # the arguments each phase's kernels write (a CUDA graph copies these back out of its buffers)
@@ -165,7 +168,7 @@ class ProgramFunction(torch.autograd.Function):
             st = comp.launcher.forward(th, wc, P)
         if cdist is not None:
             P = P + wn[comp.ncirc:comp.first_phase] @ cdist
-        ctx.phases = [t.forward(th.reshape(-1).double()) for t in comp.phases]   # (p, state)
+        ctx.phases = [t.forward(th.reshape(-1).double()) for t in comp.phases]   # (p, state) each
         for j, (p, _) in enumerate(ctx.phases):
             P = P + wn[comp.first_phase + j] * p.to(th.dtype)
         ctx.comp, ctx.st = comp, st
@@ -186,8 +189,8 @@ class ProgramFunction(torch.autograd.Function):
             comp.launcher.backward(ctx.st.clone(), th, wn[:comp.ncirc].contiguous(), g, gth, gw)
         dnode = [gw.to(th.dtype)] + ([cdist @ g] if cdist is not None else [])
         if comp.phases:
-            g64, weights = g.double(), wn[comp.first_phase:].tolist()
-            for t, (p, state), w in zip(comp.phases, ctx.phases, weights):
+            g64 = g.double()
+            for t, (_, state), w in zip(comp.phases, ctx.phases, wn[comp.first_phase:].tolist()):
                 t.backward(state, g64, w, gth)
             dnode.append(torch.stack([g64 @ p for p, _ in ctx.phases]).to(th.dtype))
         dweights = S.t() @ torch.cat(dnode)

@@ -7,6 +7,8 @@ node's terms as tables (mask, index into flat theta or -1, slope, constant):
     backward: chi = W (g psi);  h = (2 / 2^n) (cos f Im chi - sin f Re chi);  dF = W h;
               dtheta[i_k] += a_k dF[b_k]
 in float64 whatever theta's dtype. `forward` returns p and the state its backward reads.
+Nodes run one after the other on the calling thread: two nodes at once on a thread pool made
+the (17, 15) step slower on the 2-core machine (33.8 / 32.8 ms against 31.3 / 29.3 ms).
 """
 from __future__ import annotations
 

@@ -83,6 +83,15 @@ def choose(n: int, circuits: int, requested: int, idle_cores: int, env=os.enviro
     return Setting(threads, 0 if threads == 1 or circuits >= 2 * threads else 1, why)
 
 
+def for_step(n: int, circuits: int) -> Setting:
+    """choose() for a step starting now: the threads torch may use, and the idle cores (read
+    only where they matter: from SERIAL_BELOW qubits, with more than one thread allowed)."""
+    import torch   # not at import time: configure_waiting must run before torch loads
+    requested = torch.get_num_threads()
+    idle = idle_cores() if n >= SERIAL_BELOW and requested > 1 else requested
+    return choose(n, circuits, requested, idle)
+
+
 def _positive(text: str, name: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise QtcError(f"{name} must be a positive whole number, got {text!r}")

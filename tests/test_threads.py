@@ -87,3 +87,23 @@ def test_the_cpu_launcher_records_the_setting_its_last_pass_ran_with(monkeypatch
     prog.probabilities(theta, torch.ones(len(prog.labels)), backend="cpu").sum().backward()
     assert comp.launcher.last_setting == choose(4, comp.ncirc, 1, 0)
     assert comp.launcher.last_setting.threads == 2
+
+
+def test_a_step_leaves_torchs_thread_count_as_it_found_it(monkeypatch):
+    """The kernels set OpenMP's thread count, which torch shares and reads back: a step that ran
+    on one thread must not leave torch (and every later step's choice) at one thread."""
+    import torch
+    import qtc
+    from qtc.runtime.kernels import cpu_available
+    if not cpu_available():
+        pytest.skip("no C++ compiler")
+    prog = qtc.compile(str(ROOT / "specs" / "hadamard_ent_rot.qs"), qubits=4, depth=1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("QTC_THREADS", "1")
+        theta = torch.rand(prog.angle_shape, dtype=torch.float64, requires_grad=True)
+        prog.probabilities(theta, torch.ones(len(prog.labels)), backend="cpu").sum().backward()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

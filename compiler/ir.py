@@ -75,10 +75,11 @@ class Constant:
 
 @dataclass(frozen=True)
 class PhaseForm:
-    """A circuit in closed form (compiler.passes.hadamard_phase_form): its state is H^n u with
-    u(z) = 2^(-n/2) exp(i f(z)), f(z) = sum over `terms` (mask b, angle a, coef c) of
-    c a (-1)^(b . z), where a is an Angle of theta or a constant. f and H^n u are Walsh-Hadamard
-    transforms of 2^n entries, however many gates the circuit had."""
+    """A circuit in closed form (compiler.passes.hadamard_phase_form): its probabilities are
+    |H^n u|^2 with u(z) = 2^(-n/2) exp(i f(z)), f(z) = sum over `terms` (mask b, angle a, coef c)
+    of c a (-1)^(b . z), where a is an Angle of theta or a constant (H^n u is its state up to
+    signs and a global phase). f and H^n u are Walsh-Hadamard transforms of 2^n entries, however
+    many gates the circuit had."""
     members: tuple[int, ...]
     terms: tuple[tuple[int, Angle | float, float], ...]
     notes: tuple[str, ...] = ()

@@ -66,7 +66,7 @@ def hadamard_phase_form(prog: Program) -> Program:
     z, cnot, swap: GateDef.xform) has a closed form. Conjugated by H on every qubit, |0...0> is
     the uniform state, the permutations move its entries and the phases multiply them, so the
     state there is u(z) = 2^(-n/2) exp(i f(z)) with f(z) = sum_k c_k a_k (-1)^(b_k . z), one term
-    per phase, and the measured state is H^n u: two Walsh-Hadamard transforms of 2^n entries
+    per phase, and the probabilities are |H^n u|^2: two Walsh-Hadamard transforms of 2^n entries
     (forward) instead of a pass over the state per gate (compiler.ir.PhaseForm)."""
     out = [_phase_form(node, prog.qubits) if isinstance(node, Circuit) else node for node in prog.circuits]
     return prog.with_circuits(out, "hadamard_phase_form")
@@ -95,7 +95,9 @@ def _phase_form(node: Circuit, n: int) -> Circuit | PhaseForm:
                     if col >> j & 1:
                         r, s = r ^ row, s ^ sh
                 rows[q], shift[q] = r, s
-    # in the final index z = A x ^ s: m . x = b . z ^ b . s with b = A^-T m
+    # in the final index z = A x ^ s: m . x = b . (z ^ s) with b = A^-T m. The shift s only
+    # translates u (u(z ^ s)), which H^n turns into the signs (-1)^(y . s): no probability
+    # changes, so the terms are written in b . z
     inverse = _gf2_inverse(rows)
     final: dict[tuple, float] = {}
     for (mask, angle), coef in terms.items():
@@ -103,9 +105,8 @@ def _phase_form(node: Circuit, n: int) -> Circuit | PhaseForm:
         for i in range(n):
             if mask >> i & 1:
                 b ^= inverse[i]
-        s = sum(shift[q] for q in range(n) if b >> q & 1) & 1
         if b:   # b = 0: a global phase
-            _add_term(final, b, angle, -coef if s else coef)
+            _add_term(final, b, angle, coef)
     kept = tuple(sorted(((b, a, c) for (b, a), c in final.items() if abs(c) > 1e-15), key=_term_key))
     note = (f"hadamard_phase_form: {len(node.ops)} gates are a permutation times phases in the Hadamard "
             f"basis -> closed form with {len(kept)} phase terms (Walsh-Hadamard transforms)")

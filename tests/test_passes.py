@@ -18,7 +18,7 @@ import qtc
 from qtc.compiler.expand import expand
 from qtc.compiler.gates import GATES, clifford_steps
 from qtc.compiler.ir import Angle, Circuit, Constant, IRError, Op, PhaseForm, verify
-from qtc.compiler.passes import infer_real
+from qtc.compiler.passes import hadamard_phase_form, infer_real
 from qtc.compiler.pipeline import PASSES, lower
 from qtc.compiler.stabilizer import Tableau
 from qtc.dsl.space import parse_space
@@ -376,3 +376,34 @@ def test_rotations_by_quarter_turns_are_clifford_and_fold_exactly():
         node = next(nd for nd in prog.circuits if i in nd.members)
         exact = reference.constant_distribution(node, 3).numpy()
         np.testing.assert_allclose(exact, densesim.probabilities(src, 3, np.zeros((1, 3))), atol=1e-12)
+
+
+def test_phase_form_of_every_hadamard_basis_gate_with_shifts_and_constants():
+    """x, y, z (frames with shifts, constant phases), cnot, swap and rx with scaled, shifted and
+    constant angles, in one circuit: the closed form equals the dense simulation for any theta,
+    and the compiled program (cpu kernels) gives the reference's probabilities and gradients."""
+    n, L = 4, 2
+    a = lambda layer, q, **kw: Angle(layer, q, **kw)   # noqa: E731
+    ops = (Op("x", (1,)), Op("rx", (0,), a(0, 0)), Op("cnot", (0, 1)), Op("z", (2,)),
+           Op("rx", (1,), a(0, 1, scale=-2.0, shift=0.3)), Op("swap", (1, 3)), Op("y", (0,)),
+           Op("rx", (3,), 0.7), Op("cnot", (3, 2)), Op("rx", (2,), a(1, 2)), Op("x", (3,)),
+           Op("cnot", (2, 0)), Op("rx", (0,), a(1, 0, scale=0.5)), Op("rx", (3,), a(1, 3)))
+    src = Circuit(members=(0,), ops=ops)
+    prog = qtc.compiler.ir.Program(name="xbasis", qubits=n, depth=L, labels=("all",), source=(src,),
+                                   circuits=(src,), weights_init=(1.0,))
+    form = hadamard_phase_form(prog).circuits[0]
+    assert isinstance(form, PhaseForm) and any(not isinstance(t[1], Angle) for t in form.terms)
+    for theta in thetas(prog, count=4, seed=9):
+        dense = densesim.probabilities(src, n, theta.numpy())
+        np.testing.assert_allclose(densesim.phase_form_probabilities(form, n, theta.numpy()), dense, atol=TOL)
+    from qtc.runtime.backends import runnable
+    run = runnable(qtc.compiler.pipeline.optimise(prog))
+    assert [type(c) for c in run.circuits] == [PhaseForm]
+    g = torch.linspace(-1, 1, 2 ** n, dtype=torch.float64)
+    out = {}
+    for backend in ("reference", "cpu"):
+        t = thetas(prog, count=2, seed=10)[1].requires_grad_()
+        P = run.probabilities(t, torch.ones(1, dtype=torch.float64), backend=backend)
+        out[backend] = (P.detach(), torch.autograd.grad(P @ g, t)[0])
+    for x, y in zip(out["cpu"], out["reference"]):
+        assert float((x - y).abs().max()) < 1e-12

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from qtc.compiler.factorised import Factorised, flat_weights, initial_weights, one_hot
-from qtc.compiler.ir import Program
+from qtc.compiler.ir import Constant, Program
 from qtc.compiler.pipeline import only_candidate
 from qtc.errors import QtcError
 from qtc.runtime.backends import mixture, probabilities
@@ -119,6 +119,11 @@ class QTGenerator(nn.Module):
         # a fixed candidate simulates alone; of a per-position space, under its one-hot weights
         alone = fixed is not None and not isinstance(program, Factorised)
         self.simulated = candidate_program(program, fixed) if alone else program
+        # an exact constant alone (configs 1, 3, 4, 6, 9, 12 of the paper space): its rescaled
+        # probabilities do not depend on theta, so they are computed once (moved by .to() with
+        # the module, not saved); only the mapping trains
+        free = alone and all(isinstance(c, Constant) for c in self.simulated.circuits)
+        self.register_buffer("constant_x", None, persistent=False)
         idx = torch.arange(num_params)
         b = ((idx[:, None] >> torch.arange(n)) & 1).to(dtype)
         self.register_buffer("bits", 2 * b - 1 if bits == "pm1" else b, persistent=False)
@@ -127,6 +132,9 @@ class QTGenerator(nn.Module):
         else:
             self.mapping = nn.Sequential(nn.Linear(n + 1, hidden, dtype=dtype), nn.Tanh(),
                                          nn.Linear(hidden, 1, dtype=dtype))
+        if free:
+            with torch.no_grad():
+                self.constant_x = self._rescaled(self.probabilities())
         with torch.no_grad():  # the output is linear in the last layer: scaling it scales the weights
             factor = init_scale * (calibrate(self()) if calibrate is not None else 1.0)
             for p in self.output_layer().parameters():
@@ -157,15 +165,18 @@ class QTGenerator(nn.Module):
         return probabilities(self.program, self.theta, self.structural_weights(), backend=self.backend)
 
     def forward(self) -> torch.Tensor:
-        p = self.probabilities()[: self.num_params]
-        if self.rescale == "qt":
-            scale = self.gamma * 2 ** (self.program.qubits - 1)
-            x = (self.beta * torch.tanh(scale * p.clamp_min(0))).clamp_min(1e-30) ** self.alpha
-            x = x - x.mean()
-        else:
-            x = p
+        x = self.constant_x if self.constant_x is not None else self._rescaled(self.probabilities())
         out = self.mapping(torch.cat([self.bits, x[:, None]], 1)).squeeze(1)
         return out - out.mean() if self.center else out
+
+    def _rescaled(self, P: torch.Tensor) -> torch.Tensor:
+        """x_i = rescale(P_i), i < p (the mapping's input beside the bits)."""
+        p = P[: self.num_params]
+        if self.rescale != "qt":
+            return p
+        scale = self.gamma * 2 ** (self.program.qubits - 1)
+        x = (self.beta * torch.tanh(scale * p.clamp_min(0))).clamp_min(1e-30) ** self.alpha
+        return x - x.mean()
 
     def trainable_counts(self) -> dict[str, int]:
         """Trainable parameters by part (angles, structural weights, mapping)."""

@@ -174,6 +174,24 @@ def test_generator_forward_shape_and_probabilities():
     torch.testing.assert_close(p, want, rtol=0, atol=1e-12)
 
 
+def test_a_constant_candidate_alone_rescales_its_probabilities_once():
+    """Configs whose program is an exact constant (H-ent-RX: index 0) keep their rescaled
+    probabilities; the output and the mapping's gradients equal the step-by-step path's, theta
+    gets none (nothing depends on it). A simulated candidate (H-ent-RY) keeps computing them."""
+    r = torch.randn(20, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    for k, constant in ((0, True), (1, False)):
+        gen = small_generator(fixed=k)
+        assert (gen.constant_x is not None) == constant
+        (gen() * r).sum().backward()
+        step_by_step = small_generator(fixed=k)
+        step_by_step.constant_x = None
+        (step_by_step() * r).sum().backward()
+        assert torch.equal(gen().detach(), step_by_step().detach())
+        assert torch.equal(gen.mapping.weight.grad, step_by_step.mapping.weight.grad)
+        assert (gen.theta.grad is None) == constant
+    assert "constant_x" not in small_generator(fixed=0).state_dict()
+
+
 def test_task_generator_outputs_one_value_per_target_parameter():
     b = built("bessel")
     torch.manual_seed(0)

@@ -94,11 +94,12 @@ def pauli_string(paulis: dict[int, str], n: int) -> np.ndarray:
 
 def angle_value(op, theta: np.ndarray) -> float | None:
     """The numeric angle of an IR op: a constant, or scale * theta[layer, qubit(, k)] + shift."""
-    if op.angle is None:
-        return None
-    if isinstance(op.angle, (int, float)):
-        return float(op.angle)
-    a = op.angle
+    return None if op.angle is None else _value(op.angle, theta)
+
+
+def _value(a, theta: np.ndarray) -> float:
+    if isinstance(a, (int, float)):
+        return float(a)
     index = (a.layer, a.qubit) if theta.ndim == 2 else (a.layer, a.qubit, a.k or 0)
     return a.scale * float(theta[index]) + a.shift
 
@@ -134,12 +135,6 @@ def phase_form_probabilities(node, n: int, theta) -> np.ndarray:
     z = np.arange(2 ** n)
     f = np.zeros(2 ** n)
     for mask, angle, coef in node.terms:
-        value = float(angle) if isinstance(angle, (int, float)) else angle_value(_Angled(angle), theta)
-        f += coef * value * (1 - 2 * (np.array([bin(int(v)).count("1") for v in z & mask]) & 1))
+        f += coef * _value(angle, theta) * (1 - 2 * (np.array([bin(int(v)).count("1") for v in z & mask]) & 1))
     hn = functools.reduce(np.kron, [H] * n) if n else np.eye(1)
     return np.abs(hn @ (np.exp(1j * f) / 2 ** (n / 2))) ** 2
-
-
-class _Angled:
-    def __init__(self, angle):
-        self.angle = angle

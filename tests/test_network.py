@@ -174,6 +174,19 @@ def test_generator_forward_shape_and_probabilities():
     torch.testing.assert_close(p, want, rtol=0, atol=1e-12)
 
 
+def test_the_linear_mapping_is_nn_linear_on_bits_and_x():
+    """QTGenerator._mapped: bits @ w[:n] + x w[n] + b, the function (and gradients) of the
+    mapping's nn.Linear on [bits, x], without building that input."""
+    gen = small_generator()
+    x = torch.randn(20, dtype=torch.float64, requires_grad=True)
+    r = torch.randn(20, dtype=torch.float64)
+    grads = []
+    for out in (gen._mapped(x), gen.mapping(torch.cat([gen.bits, x[:, None]], 1)).squeeze(1)):
+        grads.append((out.detach(), *torch.autograd.grad(out @ r, (x, gen.mapping.weight, gen.mapping.bias))))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
 def test_a_constant_candidate_alone_rescales_its_probabilities_once():
     """Configs whose program is an exact constant (H-ent-RX: index 0) keep their rescaled
     probabilities; the output and the mapping's gradients equal the step-by-step path's, theta

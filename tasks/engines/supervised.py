@@ -264,7 +264,7 @@ def _train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop
                 raise _diverged(rundir, label, epoch - 1, "the outputs after its last batch are not finite")
             row = {"model": model, "label": label, "epoch": epoch, "seconds": round(seconds, 3), **scores}
             if getattr(source, "fixed", 0) is None:
-                row["structural_weights"] = [round(w, 6) for w in source.reported_weights()]
+                row["structural_weights"] = source.reported_weights()   # unrounded: "found" takes their argmax
                 if source.architecture():
                     row["architecture"] = source.architecture()   # per position: the favourites
             elif model == naming.FOUND:

@@ -22,8 +22,8 @@ from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
 from qtc.compiler.target import Target, rendering_from_env
 from qtc.runtime import backends, cuda, threads
-from qtc.runtime.phase import Tables
 from qtc.runtime.cache import build_shared, find_compiler
+from qtc.runtime.phase import Tables
 from qtc.runtime.reference import constant_distribution
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}

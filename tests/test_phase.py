@@ -121,3 +121,11 @@ def test_phase_forms_in_a_program_match_the_reference_in_both_dtypes():
         for a, b in zip(out["cpu"], out["reference"]):
             assert float((a - b).abs().max()) < tol
 
+
+
+def test_loading_the_fast_math_kernels_leaves_the_process_floating_point_alone():
+    """kernel_phase.c is compiled with -ffast-math but not linked with it: linking would run
+    crtfastmath's constructor, which flushes every subnormal of the process (torch's too) to 0."""
+    phase._library()
+    assert float(torch.tensor([1e-310], dtype=torch.float64) * 1.0) == 1e-310
+    assert float(torch.tensor([1e-40], dtype=torch.float32) * 1.0) > 0

@@ -104,6 +104,11 @@ def _frame_of(perm: list[int]) -> Frame:
     return frame
 
 
+def _permutation(m: np.ndarray) -> list[int]:
+    """perm[x]: the row of column x's largest entry (for a monomial matrix, where x goes)."""
+    return [int(np.argmax(abs(m[:, x]))) for x in range(len(m))]
+
+
 def _lowering(g: GateDef) -> Lowering:
     if g.params:
         pauli = PAULIS[g.axis]
@@ -111,7 +116,7 @@ def _lowering(g: GateDef) -> Lowering:
                         symbolic.constant(pauli, g.diagonal))
     m = g.matrix()
     if g.monomial:
-        perm = [int(np.argmax(abs(m[:, x]))) for x in range(len(m))]
+        perm = _permutation(m)
         phases = [m[perm[x], x] for x in range(len(m))]
         frame = None if perm == list(range(len(m))) else _frame_of(perm)
         if all(p == 1 for p in phases):
@@ -132,7 +137,7 @@ def _xform(g: GateDef) -> XForm | None:
     for _ in range(g.arity):
         h = np.kron(h, np.array([[1, 1], [1, -1]]) / math.sqrt(2))
     m = h @ g.matrix() @ h
-    perm = [int(np.argmax(abs(m[:, x]))) for x in range(len(m))]
+    perm = _permutation(m)
     if not np.allclose(abs(m), np.eye(len(m))[perm].T, atol=1e-12):
         return None                               # not a permutation times phases
     try:

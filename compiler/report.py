@@ -4,16 +4,13 @@
 """
 from __future__ import annotations
 
-from importlib import resources
-
 from qtc.compiler.cost import cost_report
 from qtc.compiler.factorised import Factorised
 from qtc.compiler.factorised_report import CHANNEL_SOURCE, factorised_report, pretty_channel
 from qtc.compiler.ir import Circuit, Constant, PhaseForm, Program, count_gates, pretty
+from qtc.compiler.passes import PHASE_SOURCE
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.target import Target, rendering_from_env
-
-PHASE_SOURCE = resources.files("qtc.compiler").joinpath("kernel_phase.c")
 
 
 def program_report(prog: Program) -> str:

@@ -168,7 +168,8 @@ class ProgramFunction(torch.autograd.Function):
             st = comp.launcher.forward(th, wc, P)
         if cdist is not None:
             P = P + wn[comp.ncirc:comp.first_phase] @ cdist
-        ctx.phases = [t.forward(th.reshape(-1).double()) for t in comp.phases]   # (p, state) each
+        theta64 = th.reshape(-1).double()
+        ctx.phases = [t.forward(theta64) for t in comp.phases]   # (p, state) each
         for j, (p, _) in enumerate(ctx.phases):
             P = P + wn[comp.first_phase + j] * p.to(th.dtype)
         ctx.comp, ctx.st = comp, st

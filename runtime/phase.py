@@ -19,7 +19,7 @@ import threading
 import torch
 
 from qtc.compiler.ir import Angle, PhaseForm
-from qtc.compiler.report import PHASE_SOURCE
+from qtc.compiler.passes import PHASE_SOURCE
 from qtc.runtime.cache import CPU_FLAGS, build_shared
 
 FLAGS = CPU_FLAGS + ("-ffast-math",)    # the cos / sin loop on glibc's vector functions

@@ -21,3 +21,8 @@ def __getattr__(name: str):
         from qtc.runtime.model import QTModel
         return QTModel
     raise AttributeError(f"module 'qtc' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """What `dir(qtc)` and completion show: the module's names and the lazily imported QTModel."""
+    return sorted([*globals(), "QTModel"])

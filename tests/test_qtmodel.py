@@ -76,8 +76,136 @@ def test_the_initial_weights_give_torchs_output_spread_and_init_scale_multiplies
 def test_too_few_qubits_or_a_network_without_parameters_is_a_clear_error():
     with pytest.raises(QtcError, match="163 parameters but 7 qubits give only 128"):
         qtc.QTModel(_mlp(), input_shape=(6,), qubits=7, depth=2)
-    with pytest.raises(QtcError, match="has no parameters to generate"):
+    with pytest.raises(QtcError, match="has no trainable parameters to generate"):
         qtc.QTModel(nn.ReLU(), input_shape=(6,))
+
+
+def _bn() -> nn.Module:
+    return nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def _bn_model(seed: int = 0, **kw) -> qtc.QTModel:
+    torch.manual_seed(seed)
+    return qtc.QTModel(_bn(), input_shape=(6,), depth=1, backend="reference", **kw)
+
+
+def test_buffers_such_as_batchnorms_running_statistics_are_saved_and_restored():
+    model = _bn_model()
+    # the calibration's probes left the running statistics as torch initialised them
+    assert torch.equal(model.net[1].running_mean, torch.zeros(8)) and int(model.net[1].num_batches_tracked) == 0
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x = torch.randn(32, 6) * 3 + 1
+    for _ in range(3):
+        opt.zero_grad()
+        model(x).square().mean().backward()
+        opt.step()
+    state = model.state_dict()
+    assert {"net.1.running_mean", "net.1.running_var", "net.1.num_batches_tracked"} <= set(state)
+    assert not any(k.startswith("net.") and k.endswith(("weight", "bias")) for k in state)   # generated
+    restored = _bn_model(seed=1)
+    restored.load_state_dict(state)
+    model.eval(), restored.eval()
+    assert torch.equal(restored(x), model(x))
+    assert torch.equal(model.export()(x), model(x))     # the export evaluates with the same statistics
+
+
+def test_double_converts_the_networks_own_buffers_with_the_generator():
+    model = _bn_model()
+    x = torch.randn(16, 6)
+    want = model(x)
+    double = model.double()
+    got = double(x.double())
+    assert got.dtype == torch.float64 and double.net[1].running_mean.dtype == torch.float64
+    assert torch.allclose(got.float(), want, atol=1e-4)
+    made = _bn_model(dtype=torch.float64)                # or made in float64
+    assert made(x.double()).dtype == torch.float64
+
+
+def test_frozen_parameters_stay_the_networks_own_and_only_the_others_are_generated():
+    torch.manual_seed(0)
+    net = _mlp()
+    net[0].weight.requires_grad_(False)              # a frozen first layer: partial QT
+    own = net[0].weight.detach().clone()
+    model = qtc.QTModel(net, input_shape=(6,), depth=2, backend="reference")
+    assert set(model.weights()) == {"0.bias", "2.weight", "2.bias"}
+    assert model.generator.num_params == 163 - 96
+    assert torch.equal(model.net[0].weight, own) and torch.equal(model.state_dict()["net.0.weight"], own)
+    x = torch.randn(5, 6)
+    w = model.weights()
+    hidden = torch.relu(x @ own.T + w["0.bias"])
+    assert torch.allclose(model(x), hidden @ w["2.weight"].T + w["2.bias"])
+    plain = model.export()
+    assert torch.equal(plain[0].weight, own) and [n for n, _ in plain.named_parameters()] == \
+        ["0.weight", "0.bias", "2.weight", "2.bias"]   # torch's order, as the network had them
+    assert torch.allclose(plain(x), model(x))
+    assert isinstance(net[0].bias, nn.Parameter)     # the caller's network is left as it was
+    assert sorted(n for n, p in model.named_parameters() if p.requires_grad) == [
+        "generator.mapping.bias", "generator.mapping.weight", "generator.theta", "generator.weights"]
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 3), nn.Linear(2, 3)
+
+    def forward(self, x, y):
+        return self.a(x) + self.b(y)
+
+
+def test_a_network_of_several_inputs_takes_one_shape_per_input():
+    torch.manual_seed(0)
+    model = qtc.QTModel(_TwoInputs(), input_shape=((4,), (2,)), depth=1, backend="reference")
+    x, y = torch.randn(7, 4), torch.randn(7, 2)
+    out = model(x, y)
+    assert out.shape == (7, 3)
+    assert torch.allclose(model.export()(x, y), out)
+    with torch.random.fork_rng(devices=[]):     # calibrated to torch's own output spread
+        torch.manual_seed(0)
+        probe = torch.randn(PROBE_BATCH, 6)
+    with torch.no_grad():
+        got = _input_spread(model(probe[:, :4], probe[:, 4:]))
+        want = _input_spread(model.net(probe[:, :4], probe[:, 4:]))
+    assert got == pytest.approx(want, rel=1e-3)
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((5,), r"Sequential does not run on input_shape \(5,\).*mat1 and mat2"),
+    ((4,), r"_TwoInputs does not run on input_shape \(4,\).*missing 1 required positional"),
+    (((6,), (0,)), r"input_shape \(\(6,\), \(0,\)\) is not a shape"),
+    ("6", r"input_shape '6' is not a shape"),
+    ((), r"input_shape \(\) is not a shape"),
+])
+def test_a_wrong_input_shape_is_a_clear_error(shape, message):
+    net = _TwoInputs() if shape == (4,) else _mlp()
+    with pytest.raises(QtcError, match=message):
+        qtc.QTModel(net, input_shape=shape, depth=1, backend="reference")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"init_scale": float("nan")}, "init_scale=nan: Input should be a finite number"),
+    ({"init_scale": float("inf")}, "init_scale=inf: Input should be a finite number"),
+    ({"mapping": "cubic"}, "mapping='cubic': Input should be 'linear' or 'mlp'"),
+    ({"rescale": "log"}, "rescale='log': Input should be 'qt' or 'none'"),
+    ({"maping": "mlp"}, "unknown option 'maping'; did you mean 'mapping'"),
+    ({"fixed": 12}, "fixed=12 is not a candidate of the space: give an index from 0 to 11"),
+    ({"fixed": -1}, "fixed=-1 is not a candidate"),
+    ({"dtype": torch.float16}, "dtype must be torch.float32 or torch.float64"),
+])
+def test_bad_options_are_clear_errors(options, message):
+    with pytest.raises(QtcError, match=re.escape(message)):
+        qtc.QTModel(_mlp(), input_shape=(6,), depth=1, backend="reference", **options)
+
+
+def test_fixed_trains_one_candidate_alone():
+    torch.manual_seed(0)
+    model = qtc.QTModel(_mlp(), input_shape=(6,), depth=2, backend="reference", fixed=3)
+    assert "generator.weights" not in dict(model.named_parameters())     # a frozen one-hot
+    assert model.generator.reported_weights() == [1.0 if k == 3 else 0.0 for k in range(12)]
+    assert model.generator.trainable_counts() == {"angles": 16, "structural weights": 0, "mapping": 10}
+
+
+def test_qtmodel_is_in_dir_qtc():
+    assert "QTModel" in dir(qtc) and "compile" in dir(qtc)
 
 
 def _readme_example() -> str:

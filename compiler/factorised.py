@@ -36,8 +36,6 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 
-import torch
-
 from qtc.compiler.expand import size_angles, slot_ops
 from qtc.compiler.ir import Op, Program
 from qtc.dsl.space import SearchSpace, evaluate
@@ -124,65 +122,23 @@ class Factorised:
         space untied at depth 10), counted by `candidate_count`, the found one `architecture`."""
         return tuple(f"{p.name}: {lab}" for p in self.positions for lab in p.labels)
 
-    def mask(self) -> torch.Tensor:
-        """True where a weight entry stands for an alternative (False: padding)."""
-        rows, cols = self.weights_shape
-        out = torch.zeros(rows, cols, dtype=torch.bool)
-        for i, p in enumerate(self.positions):
-            out[i, :len(p.alts)] = True
-        return out
+    def favourites(self, choices) -> list[tuple[str, str]]:
+        """(position, label of its alternative in `choices`) per position: with every
+        position's largest weight (runtime.weights.choices), the architecture found."""
+        return [(s.name, s.labels[k]) for s, k in zip(self.steps, choices) if s.position is not None]
 
-    def weight_matrix(self, weights, dtype=torch.float64) -> torch.Tensor:
-        """`weights` as the (positions, max alternatives) matrix, padding zeroed (differentiable)."""
-        return weight_matrix(self, weights, dtype)
+    def architecture(self, choices) -> str:
+        """The candidate of one alternative per step, labelled as `expand` does ("H-chain-RY/none-RZ")."""
+        return architecture_label(self.steps, [s.labels[k] for s, k in zip(self.steps, choices)])
 
-    def candidate_weights(self, weights) -> torch.Tensor:
-        """w_c = prod_pos w[pos, k_pos(c)] for every candidate in canonical (expand) order."""
-        W = self.weight_matrix(weights)
-        out = torch.ones(1, dtype=W.dtype)
+    def candidate_products(self, weights) -> tuple[float, ...]:
+        """w_c = prod_pos weights[pos][k_pos(c)] for every candidate in canonical (expand) order,
+        the last slot varying fastest (float64, as runtime.weights.per_candidate multiplies)."""
+        out = [1.0]
         for step in self.steps:
             if step.position is not None:
-                out = (out[:, None] * W[step.position, :len(step.alts)][None, :]).reshape(-1)
-        return out
-
-    def choices(self, weights) -> list[int]:
-        """Per step, the alternative of its largest weight (a fixed slot: its only one)."""
-        W = self.weight_matrix(weights).detach()
-        return [0 if s.position is None else int(torch.argmax(W[s.position, :len(s.alts)]))
-                for s in self.steps]
-
-    def favourites(self, weights) -> list[tuple[str, str]]:
-        """(position, label of its largest weight) per position: the architecture found."""
-        return [(s.name, s.labels[k]) for s, k in zip(self.steps, self.choices(weights))
-                if s.position is not None]
-
-    def architecture(self, weights) -> str:
-        """The favourite candidate's label, in `expand`'s format ("H-chain-RY/none-RZ")."""
-        return architecture_label(self.steps, [s.labels[k] for s, k in zip(self.steps, self.choices(weights))])
-
-    def unflatten(self, flat) -> torch.Tensor:
-        """The inverse of `flat_weights`: a list aligned with `weight_labels` as the matrix."""
-        W = torch.zeros(self.weights_shape, dtype=torch.float64)
-        W[self.mask()] = torch.as_tensor(flat, dtype=torch.float64)
-        return W
-
-
-def weight_matrix(prog: Factorised, weights, dtype) -> torch.Tensor:
-    rows, cols = prog.weights_shape
-    if isinstance(weights, (list, tuple)):
-        if len(weights) != rows:
-            raise QtcError(f"weights give {len(weights)} positions, expected {rows}")
-        vecs = [torch.as_tensor(w, dtype=dtype).reshape(-1) for w in weights]
-        for p, v in zip(prog.positions, vecs):
-            if v.numel() != len(p.alts):
-                raise QtcError(f"position {p.name} has {len(p.alts)} alternatives, got "
-                               f"{v.numel()} weights")
-        return torch.stack([torch.cat([v, v.new_zeros(cols - v.numel())]) for v in vecs])
-    W = torch.as_tensor(weights).to(dtype)
-    if W.shape != (rows, cols):
-        raise QtcError(f"weights have shape {tuple(W.shape)}, expected (positions, max "
-                       f"alternatives) = ({rows}, {cols})")
-    return W * prog.mask().to(W.device)
+                out = [o * w for o in out for w in weights[step.position][:len(step.alts)]]
+        return tuple(out)
 
 
 def architecture_label(steps, chosen) -> str:
@@ -213,7 +169,7 @@ def lower_factorised(space: SearchSpace, qubits: int, depth: int, *, form: str =
         return prog
     from qtc.compiler.pipeline import lower
     enumerated = lower(space, qubits, depth)   # its initial weights: the positions' products
-    init = tuple(prog.candidate_weights(list(prog.weights_init)).tolist())
+    init = prog.candidate_products(prog.weights_init)
     return replace(prog, enumerated=replace(enumerated, weights_init=init))
 
 
@@ -316,42 +272,3 @@ def _weights_init(space: SearchSpace, steps) -> tuple[tuple[float, ...], ...]:
             value = float(evaluate(space.weights_init, {"C": k, "pi": math.pi}))
         out.append((value,) * k)
     return tuple(out)
-
-
-# --- structural weights for the generator (QTGenerator) -------------------------------------
-def initial_weights(prog, dtype) -> torch.Tensor:
-    """The trainable structural weights' start: (C,) for a Program, (positions, max alts) here."""
-    if not isinstance(prog, Factorised):
-        return torch.tensor(prog.weights_init, dtype=dtype)
-    return prog.weight_matrix(list(prog.weights_init), dtype)
-
-
-def one_hot(prog, candidate: int, dtype) -> torch.Tensor:
-    """Frozen weights selecting one candidate (canonical order): per position, its choice."""
-    if not isinstance(prog, Factorised):
-        out = torch.zeros(len(prog.labels), dtype=dtype)
-        out[candidate] = 1.0
-        return out
-    out = torch.zeros(prog.weights_shape, dtype=dtype)
-    rest = candidate
-    for s in reversed(prog.steps):            # mixed radix, the last slot varies fastest
-        rest, k = divmod(rest, len(s.alts))
-        if s.position is not None:
-            out[s.position, k] = 1.0
-    return out
-
-
-def normalised(prog: Factorised, weights: torch.Tensor) -> torch.Tensor:
-    """Per-position weights as used: softmax over each position's alternatives, or raw; padding
-    zero either way (runtime.backends.mixture, which does a Program's (C,) weights itself)."""
-    mask = prog.mask().to(weights.device)
-    if prog.weights_norm != "softmax":
-        return weights * mask
-    return torch.softmax(weights.masked_fill(~mask, float("-inf")), 1)
-
-
-def flat_weights(prog, weights: torch.Tensor) -> list[float]:
-    """The weights as a list aligned with `prog.weight_labels` (padding dropped)."""
-    if not isinstance(prog, Factorised):
-        return weights.tolist()
-    return weights.detach()[prog.mask()].tolist()

@@ -61,13 +61,14 @@ def only_candidate(prog: Program, k: int, *, check: bool = False) -> Program:
     return optimise(alone, check=check)
 
 
-def found_candidate(prog: Factorised, weights, *, check: bool = False) -> Program:
-    """The program of the architecture a per-position search found (every position's favourite)
-    alone: only_candidate for a product space whose candidates are not enumerated."""
-    ops = tuple(op for s, k in zip(prog.steps, prog.choices(weights)) for op in s.alts[k])
+def found_candidate(prog: Factorised, choices, *, check: bool = False) -> Program:
+    """The program of one architecture of a per-position space alone (`choices`: one alternative
+    per step; every position's favourite is the architecture a search found, runtime.weights.
+    choices): only_candidate for a product space whose candidates are not enumerated."""
+    ops = tuple(op for s, k in zip(prog.steps, choices) for op in s.alts[k])
     src = Circuit(members=(0,), ops=ops)
     alone = Program(name=f"{prog.name}.found", qubits=prog.qubits, depth=prog.depth,
-                    labels=(prog.architecture(weights),), source=(src,), circuits=(src,),
+                    labels=(prog.architecture(choices),), source=(src,), circuits=(src,),
                     weights_init=(1.0,), weights_norm="raw", angles_init=prog.angles_init,
                     angle_shape=prog.angle_shape, space=prog.space)
     return optimise(alone, check=check)

@@ -15,10 +15,11 @@ from typing import Callable
 
 import torch
 
-from qtc.compiler.factorised import Factorised, normalised
+from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
 from qtc.dsl.task import backend_hint
 from qtc.errors import QtcError
+from qtc.runtime import weights as structural
 
 ANGLE_DTYPES = (torch.float32, torch.float64)
 
@@ -96,22 +97,11 @@ def probabilities(prog, theta: torch.Tensor, weights: torch.Tensor, *, backend: 
     if tuple(theta.shape) != prog.angle_shape:
         what = "(depth, qubits" + (", angles per gate)" if len(prog.angle_shape) == 3 else ")")
         raise QtcError(f"theta has shape {tuple(theta.shape)}, expected {what} = {prog.angle_shape}")
+    weights = structural.matrix(prog, weights, theta.dtype)
     if isinstance(prog, Factorised):
         from qtc.runtime.channel import factorised_probabilities
-        return factorised_probabilities(prog, theta, prog.weight_matrix(weights, theta.dtype), backend=backend)
-    weights = torch.as_tensor(weights)
-    if weights.shape != (len(prog.labels),):
-        raise QtcError(f"weights have shape {tuple(weights.shape)}, expected ({len(prog.labels)},)")
-    return BACKENDS[resolve(backend)][1](prog, theta, weights.to(theta.dtype))
-
-
-def mixture(prog: Program | Factorised, weights: torch.Tensor) -> torch.Tensor:
-    """The ensemble's mixture from the trainable structural weights, as the space says:
-    softmax(weights) for `weights softmax`, the weights themselves for `weights raw` (per
-    position: over each position's alternatives, padding zero)."""
-    if isinstance(prog, Factorised):
-        return normalised(prog, prog.weight_matrix(weights, weights.dtype))
-    return torch.softmax(weights, 0) if prog.weights_norm == "softmax" else weights
+        return factorised_probabilities(prog, theta, weights, backend=backend)
+    return BACKENDS[resolve(backend)][1](prog, theta, weights)
 
 
 class _Runnable:
@@ -125,11 +115,8 @@ class _Runnable:
         """P = sum_c v_c p_c(theta), shape (2**qubits,), differentiable in theta and weights,
         where v = mixture(weights) applies the space's normalisation (softmax for `weights
         softmax`), exactly as QTGenerator does with its structural weights."""
-        weights = self.weight_matrix(weights, torch.float64) if isinstance(self, Factorised) \
-            else torch.as_tensor(weights)
-        if not weights.is_floating_point():
-            weights = weights.to(torch.float64)
-        return probabilities(self, theta, mixture(self, weights), backend=backend)
+        return probabilities(self, theta, structural.mixture(self, structural.given(self, weights)),
+                             backend=backend)
 
 
 class RunnableProgram(_Runnable, Program):

@@ -13,7 +13,7 @@ import torch
 
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Op
-from qtc.runtime import backends
+from qtc.runtime import backends, weights
 from qtc.runtime.reference import angle_value, complex_dtype, rotation_matrix
 
 
@@ -21,7 +21,7 @@ def factorised_probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, back
     """The ensemble over the full product space in the program's form: its enumerated
     candidates under the products of the position weights, or the channel form."""
     if prog.form == "enumeration":
-        return backends.probabilities(prog.enumerated, theta, prog.candidate_weights(W), backend=backend)
+        return backends.probabilities(prog.enumerated, theta, weights.per_candidate(prog, W), backend=backend)
     return probabilities(prog, theta, W, backend=backend)
 
 

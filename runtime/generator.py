@@ -29,11 +29,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from qtc.compiler.factorised import Factorised, flat_weights, initial_weights, one_hot
+from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Constant, Program
 from qtc.compiler.pipeline import only_candidate
 from qtc.errors import QtcError
-from qtc.runtime.backends import mixture, probabilities
+from qtc.runtime import weights as structural
+from qtc.runtime.backends import probabilities
 
 
 _lock = threading.Lock()
@@ -113,9 +114,9 @@ class QTGenerator(nn.Module):
         self.fixed = fixed
         self.theta = nn.Parameter(_angles(program, dtype))
         if fixed is None:   # (C,), or (positions, max alternatives) for per-position weights
-            self.weights = nn.Parameter(initial_weights(program, dtype))
+            self.weights = nn.Parameter(structural.initial(program, dtype))
         else:
-            self.register_buffer("weights", one_hot(program, fixed, dtype))
+            self.register_buffer("weights", structural.one_hot(program, fixed, dtype))
         # a fixed candidate simulates alone; of a per-position space, under its one-hot weights
         alone = fixed is not None and not isinstance(program, Factorised)
         self.simulated = candidate_program(program, fixed) if alone else program
@@ -146,18 +147,19 @@ class QTGenerator(nn.Module):
 
     def structural_weights(self) -> torch.Tensor:
         """The ensemble's mixture as used: the space's normalisation of the trainable weights
-        (backends.mixture, as RunnableProgram.probabilities), a fixed baseline's one-hot as is."""
-        return self.weights if self.fixed is not None else mixture(self.program, self.weights)
+        (runtime.weights.mixture, as RunnableProgram.probabilities), a fixed baseline's one-hot as is."""
+        return self.weights if self.fixed is not None else structural.mixture(self.program, self.weights)
 
     def reported_weights(self) -> list[float]:
         """The structural weights as used, one per entry of `program.weight_labels`."""
-        return flat_weights(self.program, self.structural_weights())
+        return structural.flat(self.program, self.structural_weights())
 
     def architecture(self) -> str | None:
         """Per-position weights: the favourite of every position (the architecture found)."""
         if not isinstance(self.program, Factorised):
             return None
-        return "; ".join(f"{pos} {lab}" for pos, lab in self.program.favourites(self.structural_weights()))
+        choices = structural.choices(self.program, self.structural_weights())
+        return "; ".join(f"{pos} {lab}" for pos, lab in self.program.favourites(choices))
 
     def probabilities(self) -> torch.Tensor:
         if self.simulated is not self.program:   # its candidate alone, weight 1
@@ -191,7 +193,7 @@ class QTGenerator(nn.Module):
     def trainable_counts(self) -> dict[str, int]:
         """Trainable parameters by part (angles, structural weights, mapping)."""
         return {"angles": self.theta.numel(),
-                "structural weights": len(flat_weights(self.program, self.weights)) if self.fixed is None else 0,
+                "structural weights": len(structural.flat(self.program, self.weights)) if self.fixed is None else 0,
                 "mapping": sum(p.numel() for p in self.mapping.parameters())}
 
 

@@ -19,6 +19,7 @@ from qtc.compiler.pipeline import compile_space, found_candidate, only_candidate
 from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.task import TaskSpec, parse_task, with_settings
 from qtc.errors import QtcError, SpecError
+from qtc.runtime import weights as structural
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for, sized_qubits
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
@@ -129,7 +130,8 @@ class Built:
         (a list aligned with the program's weight labels), every position's favourite of a
         per-position space, the largest weight's candidate of an enumerated one."""
         if isinstance(self.program, Factorised):
-            return found_candidate(self.program, self.program.unflatten(weights))
+            matrix = structural.unflatten(self.program, weights)
+            return found_candidate(self.program, structural.choices(self.program, matrix))
         return only_candidate(self.program, int(torch.as_tensor(weights).argmax()))
 
     def sources(self, model: str, *, backend: str | None = None,

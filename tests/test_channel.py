@@ -13,11 +13,12 @@ import torch
 
 import qtc
 from qtc.cli import main
-from qtc.compiler.factorised import Factorised, lower_factorised, one_hot
+from qtc.compiler.factorised import Factorised, lower_factorised
 from qtc.compiler.pipeline import found_candidate
 from qtc.dsl.space import parse_space
 from qtc.errors import SpecError
 from qtc.runtime import cuda
+from qtc.runtime import weights as structural
 from qtc.runtime.backends import probabilities
 from qtc.runtime.channel_kernels import ChannelFunction, tables
 from qtc.runtime.generator import QTGenerator
@@ -111,7 +112,7 @@ def test_raw_weights_need_not_sum_to_one(backend):
     theta = torch.full((channel.depth, channel.qubits), 0.7, dtype=torch.float64)
     W = torch.tensor([[2.0, -0.5]] * channel.weights_shape[0], dtype=torch.float64)
     P = probabilities(channel, theta, W, backend=backend)
-    cw = channel.candidate_weights(W)
+    cw = structural.per_candidate(channel, W)
     assert torch.isclose(P.sum(), cw.sum(), atol=1e-12)             # 1.5^5, not 1
     assert abs(float(P.sum()) - 1.5 ** 5) < 1e-10
     assert torch.allclose(P, probabilities(enum, theta, W, backend="reference"), atol=1e-10, rtol=0)
@@ -120,7 +121,7 @@ def test_raw_weights_need_not_sum_to_one(backend):
 def test_adjoint_backward_passes_gradcheck():
     channel, _ = _forms(SMALL["mixed_gates"].replace("qubits 3", "qubits 2").replace("depth 2", "depth 1"))
     theta, W, _ = _inputs(channel, seed=3)
-    f = lambda t, w: ChannelFunction.apply(t, w * channel.mask(), tables(channel))  # noqa: E731
+    f = lambda t, w: ChannelFunction.apply(t, w * structural.mask(channel), tables(channel))  # noqa: E731
     assert torch.autograd.gradcheck(f, (theta, W), eps=1e-6, atol=1e-8)
 
 
@@ -157,18 +158,20 @@ def test_favourites_are_the_argmax_of_every_position():
     for pos, k in enumerate(pick):
         W[pos, k] = 0.9
         W[pos, 1 - k] = 0.1
-    assert channel.favourites(W) == [("init", "none"), ("layer 0.0", "chain"), ("layer 0.1", "RZ"),
+    choices = structural.choices(channel, W)
+    assert channel.favourites(choices) == [("init", "none"), ("layer 0.0", "chain"), ("layer 0.1", "RZ"),
                                      ("layer 1.0", "none"), ("layer 1.1", "RY")]
-    best = int(torch.argmax(channel.candidate_weights(W)))
-    assert channel.architecture(W) == enum.enumerated.labels[best] == "none-chain-RZ/none-RY"
+    best = int(torch.argmax(structural.per_candidate(channel, W)))
+    assert channel.architecture(choices) == enum.enumerated.labels[best] == "none-chain-RZ/none-RY"
 
 
 def test_the_found_architecture_is_the_favourite_candidate_alone():
     channel, enum = _forms(SMALL["paper_untied"])
     W = torch.rand(channel.weights_shape, dtype=torch.float64)
-    found = found_candidate(channel, W)
-    best = int(torch.argmax(channel.candidate_weights(W)))
-    assert found.labels == (enum.enumerated.labels[best],) == (channel.architecture(W),)
+    choices = structural.choices(channel, W)
+    found = found_candidate(channel, choices)
+    best = int(torch.argmax(structural.per_candidate(channel, W)))
+    assert found.labels == (enum.enumerated.labels[best],) == (channel.architecture(choices),)
     theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
     single = torch.zeros(len(enum.enumerated.labels), dtype=torch.float64)
     single[best] = 1
@@ -180,12 +183,12 @@ def test_a_fixed_candidate_is_a_one_hot_per_position():
     channel, enum = _forms(SMALL["paper_untied"])
     theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
     k = 41
-    W = one_hot(channel, k, torch.float64)
+    W = structural.one_hot(channel, k, torch.float64)
     single = torch.zeros(len(enum.enumerated.labels), dtype=torch.float64)
     single[k] = 1
     assert torch.allclose(probabilities(channel, theta, W, backend="cpu"),
                           probabilities(enum.enumerated, theta, single, backend="reference"), atol=1e-12)
-    assert channel.architecture(W) == enum.enumerated.labels[k]
+    assert channel.architecture(structural.choices(channel, W)) == enum.enumerated.labels[k]
 
 
 def test_weights_accept_a_list_per_position():
@@ -211,7 +214,7 @@ def test_a_per_position_program_labels_its_weights_and_lists_no_candidates():
     assert prog.weight_labels == ("init: H", "init: none", "layer 0.0: ent", "layer 0.0: cyc",
                                   "layer 0.1: RX", "layer 0.1: RY", "layer 0.1: RZ")
     assert not hasattr(prog, "candidates") and not hasattr(prog, "labels")
-    assert prog.candidate_count == 12 and prog.architecture(torch.eye(3)[[0, 0, 0]]) == "H-ent-RX"
+    assert prog.candidate_count == 12 and prog.architecture([0, 0, 0]) == "H-ent-RX"
     tied = qtc.compile(ROOT / "specs/hadamard_ent_rot.qs", qubits=3, depth=1)
     assert tied.weight_labels == tuple(tied.candidates)       # one weight per candidate there
 
@@ -265,11 +268,11 @@ def test_the_generator_trains_per_position_weights(norm):
     gen = QTGenerator(prog, 6, dtype=torch.float64, backend="cpu")
     assert gen.weights.shape == prog.weights_shape == (4, 3)
     used = gen.structural_weights()
-    assert torch.equal(used[~prog.mask()], torch.zeros(2, dtype=torch.float64))   # padding
+    assert torch.equal(used[~structural.mask(prog)], torch.zeros(2, dtype=torch.float64))   # padding
     if norm == "softmax":
         assert torch.allclose(used.sum(1), torch.ones(4, dtype=torch.float64))
     gen().square().sum().backward()
-    assert gen.weights.grad[prog.mask()].abs().sum() > 0 and gen.theta.grad.abs().sum() > 0
+    assert gen.weights.grad[structural.mask(prog)].abs().sum() > 0 and gen.theta.grad.abs().sum() > 0
     assert gen.trainable_counts()["structural weights"] == 10 == len(gen.reported_weights())
     assert gen.architecture().startswith("layer 0.0 ")
 

@@ -1,6 +1,6 @@
 """What `qtc compile` writes for a program: the report, the IR text and the kernel source.
 
-(A .task's parameter counts come from the task side: qtc/compile_cmd.py.)
+(A .task's parameter counts come from the task side: qtc/cli/compile.py.)
 """
 from __future__ import annotations
 

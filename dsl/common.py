@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import lark
@@ -9,8 +10,6 @@ from lark import Lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from qtc.errors import SpecError, did_you_mean
-
-HERE = Path(__file__).parent
 
 # How terminals are shown in "expected ..." messages.
 _TERMINAL_NAMES = {
@@ -26,7 +25,7 @@ _TERMINAL_NAMES = {
 @lru_cache(maxsize=None)
 def grammar(name: str, start: str = "start") -> Lark:
     """The parser of a grammar file from rule `start` (a task's `values` parse `--set` values)."""
-    text = (HERE / name).read_text()
+    text = resources.files(__package__).joinpath(name).read_text()
     return Lark(text, parser="lalr", start=start, propagate_positions=True, maybe_placeholders=False)
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from lark import Token, Transformer, Tree, v_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from qtc import specs
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.dsl.space import MAX_DEPTH
 from qtc.errors import SpecError, did_you_mean
@@ -288,9 +289,9 @@ class TaskSpec(BaseModel):
     def space_path(self) -> Path:
         """The generator's .qs file, relative to the task file (or the bundled specs)."""
         p = Path(self.generator.space)
-        for base in (self.folder, Path(__file__).resolve().parent.parent / "specs"):
-            if (base / p).is_file():
-                return base / p
+        for candidate in (self.folder / p, specs.path(str(p))):
+            if candidate.is_file():
+                return candidate
         return self.folder / p
 
 

@@ -1,0 +1,1 @@
+"""Running compiled programs: backends, kernel building and caching, the QT generator, QTModel."""

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from torch import nn
 from torch.func import functional_call
 
+from qtc import specs
 from qtc.compiler.factorised import Factorised
 from qtc.compiler.pipeline import compile_space
 from qtc.dsl.space import parse_space
@@ -30,7 +31,6 @@ from qtc.dsl.task import GeneratorStmt
 from qtc.errors import QtcError, did_you_mean
 from qtc.runtime.generator import QTGenerator, output_scale, sized_qubits
 
-BUNDLED = Path(__file__).resolve().parent.parent / "specs"
 # QTModel's keywords beyond the spec's `generator` options (GeneratorStmt checks those)
 OWN_OPTIONS = ("fixed", "dtype")
 NOT_OPTIONS = ("line", "column", "positional", "space", "qubits", "depth")   # arguments, or the spec's own
@@ -220,7 +220,8 @@ def _check_fixed(fixed, program) -> None:
 
 def _space_source(space: str | Path) -> str | Path:
     """A bundled space's name -> its path; anything else as given (a path or the spec text)."""
-    bundled = BUNDLED / str(space)
-    if isinstance(space, str) and "\n" not in space and not Path(space).is_file() and bundled.is_file():
-        return bundled
+    if isinstance(space, str) and "\n" not in space and not Path(space).is_file():
+        bundled = specs.path(space)
+        if bundled.is_file():
+            return bundled
     return space

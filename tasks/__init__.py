@@ -1,0 +1,1 @@
+"""Training and evaluating tasks: networks, data, engines, task kinds, run folders and experiments."""

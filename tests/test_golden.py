@@ -1,6 +1,6 @@
 """Golden output of `qtc compile` for every spec in specs/.
 
-For each spec, `qtc.compiler.report.write_outputs(spec, out_dir=tmp)` runs and *every* file it
+For each spec, `qtc.cli.compile.write_outputs(spec, out_dir=tmp)` runs and *every* file it
 writes is compared with `tests/golden/<spec file name>/<file>`:
 - text files up to GOLDEN_MAX_BYTES are kept whole (report.txt, program.ir): review their diff;
 - larger files and every kernel source (kernels.cu; kernels_lib.cu, the compact rendering's CPU
@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 import qtc
-from qtc.compile_cmd import write_outputs
+from qtc.cli.compile import write_outputs
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.target import Target
 from qtc.dsl.space import parse_space

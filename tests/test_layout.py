@@ -1,5 +1,7 @@
-"""The package's shape: imports point one way (dsl -> compiler -> runtime -> tasks -> cli), and
-the wheel's package list and package data cover every folder and data file the code needs."""
+"""The package's shape: imports point one way (dsl -> compiler -> runtime -> tasks -> cli), every
+import names qtc (the repository root is the package, so `import dsl` would load a second copy),
+package data is found through importlib.resources, and the wheel's package list and package
+data cover every folder and data file the code needs."""
 from __future__ import annotations
 
 import ast
@@ -13,7 +15,7 @@ NOT_PACKAGE = {"tests", "bench", "docs", ".git", ".venv", "build", "out", "runs"
 # Layer of each top-level module or folder: a module may import its own layer or lower ones.
 # qtc/__init__.py (qtc.compile) runs programs, so it sits with the runtime.
 LAYERS = {"errors": 0, "specs": 0, "dsl": 1, "compiler": 2, "runtime": 3, "": 3, "tasks": 4,
-          "cli": 5, "compile_cmd": 5, "__main__": 6}
+          "cli": 5, "__main__": 6}
 # Upward imports another branch is removing; each entry must still occur (so it is deleted
 # when the import goes). None left: issue 10 made the sweep stop importing the CLI.
 PENDING: set[tuple[str, str]] = set()
@@ -75,6 +77,83 @@ def test_the_import_check_sees_an_upward_import(tmp_path, monkeypatch):
     assert upward_imports() == {("dsl/bad.py", "qtc.runtime")}
 
 
+def top_level_names() -> set[str]:
+    """What `import X` would find from the root without qtc's prefix: its modules and packages."""
+    return ({p.stem for p in ROOT.glob("*.py")} - {"__init__", "__main__"}) | \
+        {p.parent.name for p in ROOT.glob("*/__init__.py") if p.parent.name not in NOT_PACKAGE}
+
+
+def bare_imports() -> list[str]:
+    """Imports of a package module by its bare name (`import dsl.task`, `from errors import
+    ...`), in the package, the tests and the benchmarks. Run from the root they succeed and load
+    a second copy of the module beside the qtc.* one (a second GateDef, a second SpecError)."""
+    bare = top_level_names()
+    files = package_files() + sorted((ROOT / "tests").rglob("*.py")) + sorted((ROOT / "bench").rglob("*.py"))
+    found = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {n}" for n in names
+                      if n.split(".")[0] in bare]
+    return found
+
+
+def test_every_import_names_qtc():
+    assert not bare_imports(), "import these as qtc.<name>:\n  " + "\n  ".join(bare_imports())
+
+
+def test_the_bare_import_check_sees_one(tmp_path, monkeypatch):
+    for folder in ("dsl", "tests", "bench"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "dsl" / "__init__.py").write_text("")
+    (tmp_path / "errors.py").write_text("")
+    (tmp_path / "tests" / "test_x.py").write_text("import dsl.task\n")
+    (tmp_path / "bench" / "b.py").write_text("def f():\n    from errors import SpecError\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert bare_imports() == ["tests/test_x.py:1 imports dsl.task", "bench/b.py:2 imports errors"]
+
+
+def _from_this_file(node: ast.AST, names: set[str]) -> bool:
+    """`node` is Path(__file__) (or Path(m.__file__)) with .parent/.parents, or a name bound to one."""
+    if isinstance(node, ast.Name):
+        return node.id in names
+    text = ast.unparse(node)
+    return "__file__" in text and (".parent" in text)
+
+
+def parent_counted_data() -> list[str]:
+    """Places in the package that reach a file by counting parents of the module's own path
+    (`Path(__file__).parent / "x.lark"`, `Path(__file__).resolve().parents[2] / "specs"`): that
+    works only while every folder maps one to one onto a package, where importlib.resources
+    finds package data in any install. (Finding the checkout itself, for git, is not data.)"""
+    found = []
+    for path in package_files():
+        tree = ast.parse(path.read_text())
+        names = {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) and
+                 _from_this_file(node.value, set()) for t in node.targets if isinstance(t, ast.Name)}
+        found += [f"{path.relative_to(ROOT)}:{node.lineno}" for node in ast.walk(tree)
+                  if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div)
+                  and _from_this_file(node.left, names)]
+    return found
+
+
+def test_package_data_is_found_through_importlib_resources():
+    assert not parent_counted_data(), "use importlib.resources (qtc.specs.path for a bundled " \
+        "spec):\n  " + "\n  ".join(parent_counted_data())
+
+
+def test_the_parent_counting_check_sees_both_forms(tmp_path, monkeypatch):
+    (tmp_path / "dsl").mkdir()
+    (tmp_path / "dsl" / "a.py").write_text("from pathlib import Path\nHERE = Path(__file__).parent\n"
+                                           "GRAMMAR = (HERE / 'space.lark').read_text()\n")
+    (tmp_path / "b.py").write_text("import qtc\nfrom pathlib import Path\n"
+                                   "S = Path(qtc.__file__).resolve().parents[0] / 'specs'\n"
+                                   "ROOT = Path(qtc.__file__).resolve().parent   # a checkout, for git\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert parent_counted_data() == ["b.py:3", "dsl/a.py:3"]
+
+
 def _pyproject() -> dict:
     tomllib = pytest.importorskip("tomllib")
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
@@ -96,7 +175,8 @@ def test_the_wheel_ships_every_data_file_the_code_reads():
     data = _pyproject()["package-data"]
     for path in ROOT.rglob("*"):
         rel = path.relative_to(ROOT)
-        if path.suffix not in (".lark", ".h", ".c", ".qs", ".task") or NOT_PACKAGE & set(rel.parts[:1]):
+        if (path.suffix not in (".lark", ".h", ".c", ".qs", ".task") and path.name != "py.typed") \
+                or NOT_PACKAGE & set(rel.parts[:1]):
             continue
         pkg = "qtc" + "".join("." + part for part in rel.parent.parts)
         assert any(fnmatch.fnmatch(path.name, g) for g in data.get(pkg, [])), f"{rel} is not package data"

@@ -79,7 +79,7 @@ def test_failing_trial_is_recorded_and_others_go_on(tmp_path):
 def test_interrupted_sweep_resumes_without_rerunning(tmp_path):
     spec = _spec(tmp_path, epochs=10)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "qtc.cli", "sweep", spec, "--seeds", "2", "--models", "classical,diffqas",
+    cmd = [sys.executable, "-m", "qtc", "sweep", spec, "--seeds", "2", "--models", "classical,diffqas",
            "--out", str(out), "--executor", "process", "--workers", "1", "--max-batches", "2",
            "--backend", "reference", "--no-report", "--no-progress"]
     # Sweep 1: interrupt (SIGINT to the whole group, like Ctrl-C) once a trial has finished.

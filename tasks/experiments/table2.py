@@ -12,21 +12,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from qtc import specs as bundled
 from qtc.errors import QtcError
 from qtc.tasks.data.series import NAMES
 from qtc.tasks.experiments import report, sweep
 
-SPEC_DIR = Path(__file__).resolve().parents[2] / "specs"
 
-
-def plan(datasets, seeds, models: str, spec_dir: Path, overrides: dict,
+def plan(datasets, seeds, models: str, spec_dir: Path | None, overrides: dict,
          all_candidates: bool = False) -> tuple[list[sweep.Trial], dict]:
-    """The trials (one per data set, model and seed) and the ties they leave out, by task."""
+    """The trials (one per data set, model and seed) and the ties they leave out, by task; the
+    specs are <dataset>.task in `spec_dir`, else the bundled ones."""
     from qtc.tasks.build import load_task
     unknown = [d for d in datasets if d not in NAMES]
     if unknown:
         raise QtcError(f"unknown data set(s) {', '.join(unknown)}: expected some of {', '.join(NAMES)}")
-    specs = [spec_dir / f"{ds}.task" for ds in datasets]
+    specs = [Path(spec_dir) / f"{ds}.task" if spec_dir else bundled.path(f"{ds}.task") for ds in datasets]
     missing = [str(p) for p in specs if not p.is_file()]
     if missing:
         raise QtcError(f"no spec for data set(s): expected {', '.join(missing)} (set --spec-dir)")
@@ -41,7 +41,7 @@ def run_table2(out: Path, *, seeds=(0,), datasets=None, models: str = "diffqas,f
                spec_dir: Path | None = None, all_candidates: bool = False, executor: str = "process",
                workers: int | None = None, overrides: dict | None = None, command: str = "") -> int:
     """Run (or finish) every trial, then write OUT/table2.md and OUT/table2.csv; exit status."""
-    trials, tied = plan(datasets or NAMES, seeds, models, Path(spec_dir or SPEC_DIR),
+    trials, tied = plan(datasets or NAMES, seeds, models, spec_dir,
                         overrides or {}, all_candidates)
     settings = {"preset": "table2", "seeds": list(seeds), "models": models, "ties": tied,
                 "command": command, "overrides": {k: v for k, v in (overrides or {}).items() if v}}

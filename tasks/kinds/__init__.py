@@ -1,0 +1,1 @@
+"""The task kinds a .task names (classify, forecast, a3c): their checks, runs and reports."""

@@ -10,22 +10,24 @@ import platform
 import subprocess
 from pathlib import Path
 
-import torch
-
 import qtc
 
 NOT_A_CHECKOUT = "not a checkout"
 
 
-def git_commit(folder: Path) -> str:
-    """The commit checked out in `folder` (+ '-dirty' with uncommitted changes), or NOT_A_CHECKOUT."""
+def git_commit(folder: Path | None = None, *, short: bool = False) -> str:
+    """The commit checked out in `folder` (default: qtc's own, when it runs from a checkout; +
+    '-dirty' with uncommitted changes), or NOT_A_CHECKOUT. `short`: the abbreviated hash that
+    `qtc --version` shows. Torch is imported only by `provenance`, so `--version` stays quick."""
+    folder = folder or Path(qtc.__file__).resolve().parent
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
     try:
         if git("rev-parse", "--show-toplevel") != str(folder.resolve()):
             return NOT_A_CHECKOUT           # a folder inside someone else's repository
-        return git("rev-parse", "HEAD") + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+        head = git("rev-parse", *(["--short"] if short else []), "HEAD")
+        return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.SubprocessError):
         return NOT_A_CHECKOUT
 
@@ -33,10 +35,12 @@ def git_commit(folder: Path) -> str:
 def provenance(spec_dump: dict, backend: str | None, generator_backend: str | None) -> dict:
     """The provenance record of a run with this resolved spec and backend choice. The kernels'
     rendering (it moves the last bits of every sum) follows from the code and QTC_RENDERING."""
+    import torch
+
     from qtc.compiler.target import rendering_from_env
     from qtc.runtime.backends import resolve
     chosen = backend or generator_backend
-    return {"qtc": qtc.__version__, "commit": git_commit(Path(qtc.__file__).resolve().parent),
+    return {"qtc": qtc.__version__, "commit": git_commit(),
             "torch": torch.__version__, "python": platform.python_version(),
             "backend": resolve(chosen) if chosen else None, "backend_requested": chosen,
             "threads": torch.get_num_threads(), "rendering": rendering_from_env(), "dtype": str(torch.get_default_dtype()).removeprefix("torch."),

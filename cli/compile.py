@@ -1,6 +1,6 @@
 """`qtc compile`: a .qs or .task spec -> report.txt, program.ir and kernels.cu in a folder.
 
-It sits beside the CLI, above tasks/, because a .task needs the task side (its target
+It is part of the CLI, above tasks/, because a .task needs the task side (its target
 network's parameter counts, the size it gives the space); the compiler itself reports programs
 only (qtc/compiler/report.py).
 """

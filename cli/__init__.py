@@ -1,6 +1,6 @@
-"""The `qtc` command line: compile, run, play, sweep, report, table2.
+"""The `qtc` command line: compile, run, play, sweep, report, table2 (`parser`, `main`).
 
-The CLI defines every subcommand's arguments and turns them into the library's typed settings
+`qtc compile`'s output files are written by qtc.cli.compile. The CLI defines every subcommand's arguments and turns them into the library's typed settings
 (`_run_options`, `_budget`); nothing below it imports this module. Errors print without a
 traceback, exit code 2.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -62,7 +61,7 @@ def backend_name(text: str) -> str:
 
 
 def _compile(args) -> int:
-    from qtc.compile_cmd import write_outputs
+    from qtc.cli.compile import write_outputs
     out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth,
                         settings=_settings(args), rendering=args.rendering)
     print(out.report, end="")
@@ -86,12 +85,11 @@ def _settings(args) -> dict[str, str]:
 def _budget(args) -> dict:
     """The budget, data and backend overrides `qtc run`, `qtc sweep` and `qtc table2` share."""
     from qtc.tasks.engines.selection import parse_select
-    names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend", "threads")
+    names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend", "threads",
+             "tensorboard")
     out = {k: getattr(args, k, None) for k in names}
-    out["download"] = bool(out["download"])
+    out["download"], out["tensorboard"] = bool(out["download"]), bool(out["tensorboard"])
     out["select"] = parse_select(getattr(args, "select", None))
-    if getattr(args, "tensorboard", False):     # only when given: older sweeps recorded no such key
-        out["tensorboard"] = True
     return out
 
 
@@ -237,19 +235,10 @@ def version_text() -> str:
     """`qtc X.Y.Z`, plus the git commit (and `-dirty`) when qtc runs from a checkout, so a result
     can be traced to the exact code that made it."""
     import qtc
-    root = Path(__file__).resolve().parent
+    from qtc.tasks.runs.provenance import NOT_A_CHECKOUT, git_commit
+    commit = git_commit(short=True)
     text = f"qtc {qtc.__version__}"
-    if not (root / ".git").exists():          # an installed copy: no commit to report
-        return text
-    git = ["git", "-C", str(root)]
-    try:
-        commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(git + ["status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return text
-    return f"{text} (git {commit}{'-dirty' if dirty else ''})" if commit else text
+    return text if commit == NOT_A_CHECKOUT else f"{text} (git {commit})"
 
 
 class _Version(argparse.Action):
@@ -386,7 +375,3 @@ def _closed_pipe() -> int:
     os.dup2(devnull, sys.stdout.fileno())
     os.close(devnull)
     return 141
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

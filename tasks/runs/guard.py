@@ -91,6 +91,13 @@ class RunLock:
         self.me = f"{os.getpid()}@{socket.gethostname()}"
 
     def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+    def acquire(self) -> "RunLock":
+        """Take the lock (a QtcError if a live writer holds it); `release` gives it back."""
         for _ in range(3):
             if self._try_create():
                 return self
@@ -101,7 +108,7 @@ class RunLock:
             self.path.unlink(missing_ok=True)      # stale: its writer is gone
         raise QtcError(f"cannot take the lock {self.path}: other processes keep racing for it")
 
-    def __exit__(self, *exc) -> None:
+    def release(self) -> None:
         if self._holder() == self.me:
             self.path.unlink(missing_ok=True)
 

@@ -101,20 +101,30 @@ class RunDir:
 
     def __init__(self, path: Path):
         self.path = Path(path)
+        self.lock: guard.RunLock | None = None     # held from start/reopen to the run's end
 
     @classmethod
     def create(cls, base: Path | None, task_name: str) -> "RunDir":
+        """A new run folder, returned locked (`release` or `held` gives the lock back).
+
+        The lock is taken before anything in the folder is read or written: of two runs started
+        together on one folder, the refused one writes nothing (issue 29)."""
         default = Path("runs") / f"{task_name}-{time.strftime('%Y%m%d-%H%M%S')}"
         path = Path(base) if base else guard.inside("runs", default)
-        if path.exists() and any(p.name not in (guard.MARKER, guard.LOCK) for p in path.iterdir()):
-            if any((path / name).exists() for name in (CHECKPOINT, "metrics.json", "models", "a3c")):
-                raise QtcError(f"run folder {path} already holds a run; continue it with "
-                               f"'qtc run --resume {path}' or choose another -o")
-            if not (path / RESOLVED).exists():
-                raise QtcError(f"run folder {path} already exists and is not a qtc run folder")
-            # a run that stopped before its first checkpoint (e.g. missing data): start it afresh
         guard.make_owned(path)
-        return cls(path)
+        rundir = cls(path).hold()
+        try:
+            if any(p.name not in (guard.MARKER, guard.LOCK) for p in path.iterdir()):
+                if any((path / name).exists() for name in (CHECKPOINT, "metrics.json", "models", "a3c")):
+                    raise QtcError(f"run folder {path} already holds a run; continue it with "
+                                   f"'qtc run --resume {path}' or choose another -o")
+                if not (path / RESOLVED).exists():
+                    raise QtcError(f"run folder {path} already exists and is not a qtc run folder")
+                # a run that stopped before its first checkpoint (e.g. missing data): start afresh
+        except BaseException:
+            rundir.release()
+            raise
+        return rundir
 
     @classmethod
     def existing(cls, path: Path) -> "RunDir":
@@ -122,6 +132,27 @@ class RunDir:
         if not (path / RESOLVED).is_file():
             raise QtcError(f"{path} is not a qtc run folder (no resolved.json)")
         return cls(path)
+
+    # --- one writer -----------------------------------------------------------------------
+    def hold(self) -> "RunDir":
+        """Take the folder's lock (guard.RunLock) until `release`; a no-op if already held."""
+        if self.lock is None:
+            self.lock = guard.RunLock(self.path).acquire()
+        return self
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    @contextmanager
+    def held(self):
+        """The lock for the block (taken if not held yet, e.g. by `create`), released after it."""
+        self.hold()
+        try:
+            yield self
+        finally:
+            self.release()
 
     # --- names --------------------------------------------------------------------------
     def model_dir(self, model: str) -> Path:

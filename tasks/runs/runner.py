@@ -21,7 +21,6 @@ from qtc.tasks.build import Built, load_task
 from qtc.tasks.engines import selection
 from qtc.tasks.runs import guard, signals, tensorboard
 from qtc.tasks.runs.provenance import provenance
-from qtc.tasks.runs.guard import RunLock
 from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
 
 KINDS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast",
@@ -176,8 +175,12 @@ def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
     block smaller than a batch) fails."""
     check(built, options)
     importlib.import_module(KINDS[built.spec.kind]).preflight(built, options)
-    rundir = RunDir.create(output, built.spec.name)
-    record(rundir, built, options)
+    rundir = RunDir.create(output, built.spec.name)     # locked: `run` releases it
+    try:
+        record(rundir, built, options)
+    except BaseException:
+        rundir.release()
+        raise
     print(f"run folder {rundir.path}")
     return rundir
 
@@ -193,8 +196,8 @@ def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None
     may change. `spec`, if given, must be the spec the run started with; `settings` (`--set`),
     if given, must be the run's.
     """
-    rundir = RunDir.existing(path)
-    with RunLock(rundir.path):
+    rundir = RunDir.existing(path).hold()      # kept until `run` ends: nobody slips in between
+    try:
         resolved = rundir.read_json(RESOLVED)
         options = RunOptions.from_dict(resolved["options"])
         recorded = resolved.get("settings") or {}
@@ -207,6 +210,9 @@ def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None
         if changes:
             resolved.setdefault("extended", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), **changes})
         rundir.write_json(RESOLVED, {**resolved, "options": options.to_dict()})
+    except BaseException:
+        rundir.release()
+        raise
     if progress is not None:
         options = replace(options, progress=progress)
     print(f"resuming {rundir.path}")
@@ -219,13 +225,14 @@ def run(built: Built, options: RunOptions, rundir: RunDir) -> dict:
     Ctrl-C and SIGTERM save and raise KeyboardInterrupt (qtc.tasks.runs.signals); the folder
     then continues with `reopen` + `run` (`qtc run --resume`).
     """
-    check(built, options)
-    torch.set_num_threads(options.threads)
-    print(f"torch threads: {options.threads} (--threads N or QTC_THREADS=N to change)", flush=True)
-    module = importlib.import_module(KINDS[built.spec.kind])
-    with RunLock(rundir.path), signals.as_interrupt():     # one writer per run folder
-        with located(rundir.path):  # a plot or an export on a full disk names the run folder
-            return module.run(built, rundir, options)
+    with rundir.held():        # one writer per run folder (taken by start/reopen, released here)
+        check(built, options)
+        torch.set_num_threads(options.threads)
+        print(f"torch threads: {options.threads} (--threads N or QTC_THREADS=N to change)", flush=True)
+        module = importlib.import_module(KINDS[built.spec.kind])
+        with signals.as_interrupt():
+            with located(rundir.path):  # a plot or an export on a full disk names the run folder
+                return module.run(built, rundir, options)
 
 
 def record(rundir: RunDir, built: Built, options: RunOptions) -> None:

@@ -83,3 +83,59 @@ def test_two_fresh_runs_on_one_folder_one_runs_and_the_folder_records_its_settin
     alone = tmp_path / "alone"
     assert main(["run", str(specs[won[0]]), "-o", str(alone), *FAST]) == 0
     assert _rows(out) == _rows(alone)
+
+
+# --- no worker outlives its driver --------------------------------------------------------------
+def _descendants(pid: int) -> set[int]:
+    """Every live process below `pid` (children, grandchildren...)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _live(pids: set[int]) -> set[int]:
+    return {p for p in pids if guard._alive(f"{p}@{guard.socket.gethostname()}")}
+
+
+JOBS = (["specs/damped_shm.task", "--models", "classical,fixed:0", "--jobs", "2", "--epochs", "1000",
+         *FAST], b"spawn_main")                       # spawned --jobs workers (they import torch)
+A3C = (["specs/minigrid_5x5.task", "--models", "classical", "--workers", "2", "--episodes", "100000",
+        "--no-progress"], b"qtc")                    # forked A3C workers (the driver's command line)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("argv, mark", [JOBS, A3C], ids=["jobs", "a3c"])
+def test_kill_9_of_the_driver_while_its_workers_start_leaves_no_live_worker(tmp_path, argv, mark):
+    """The driver killed with SIGKILL as soon as its two workers exist (spawned ones still import
+    torch): the workers learn the driver's pid from the driver and arm the parent-death signal,
+    so they exit (before, a spawned one recorded init as its parent and lived on, ~780 MB)."""
+    proc = subprocess.Popen([sys.executable, "-m", "qtc", "run", *argv, "-o", str(tmp_path / "r")],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**_env(), "QTC_JOBS": "2"})
+    deadline, workers = time.time() + 300, set()
+    while len(workers) < 2:                       # the two workers exist: kill at once
+        assert proc.poll() is None and time.time() < deadline, "the workers never started"
+        workers = {p for p in _descendants(proc.pid) if mark in _cmdline(p)}
+        time.sleep(0.01)
+    everyone = _descendants(proc.pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 10
+    while _live(everyone) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _live(everyone), f"processes outlived their driver: {sorted(_live(everyone))}"

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 import io
 import multiprocessing as mp
+import os
 import queue as queues
 
 import torch
@@ -65,11 +66,11 @@ class _Messenger:
         self.out.put(("done", model, row, _pack(final)))
 
 
-def _worker(wid: int, kind_module: str, rundir_path: str, settings: dict, options: dict,
-            jobs, out, stop) -> None:
+def _worker(driver: int, wid: int, kind_module: str, rundir_path: str, settings: dict,
+            options: dict, jobs, out, stop) -> None:
     """A worker's life: build the task once, then train every job handed to it."""
+    guard.die_with_parent(driver)
     signals.in_worker()
-    guard.die_with_parent()
     from qtc.tasks.build import load_task
     from qtc.tasks.engines import supervised
     from qtc.tasks.runs.rundir import RunDir
@@ -107,7 +108,7 @@ def train_in_workers(ledger, todo: list[str], stop) -> None:
     count = min(opts.jobs, len(todo))
     inboxes = [ctx.Queue() for _ in range(count)]
     procs = [ctx.Process(target=_worker, name=f"qtc-train-{w}", daemon=True,
-                         args=(w, KINDS[built.spec.kind], str(rundir.path), dict(built.settings),
+                         args=(os.getpid(), w, KINDS[built.spec.kind], str(rundir.path), dict(built.settings),
                                opts.to_dict(), inboxes[w], out, halt)) for w in range(count)]
     for p in procs:
         p.start()

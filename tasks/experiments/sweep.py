@@ -320,7 +320,8 @@ class PoolExecutor:
     def _new_pool(self):
         """Workers that stop (checkpointing) when this driver dies, even by kill -9."""
         return self._cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=self._ctx,
-                                            initializer=guard.die_with_parent)
+                                            initializer=guard.die_with_parent,
+                                            initargs=(os.getpid(),))
 
     def submit(self, trial: Trial) -> None:
         self.futures[self.pool.submit(_pool_entry, trial.to_dict(), self.out)] = trial

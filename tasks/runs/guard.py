@@ -11,7 +11,7 @@ at parse time, located.)
     RunLock           one writer per run folder (O_EXCL lock file with the pid; stale if dead)
     temp_name         a temporary name unique to this writer (no two writers share a .tmp)
     identity          what makes two runs the same run; its sha256 is the run's fingerprint
-    die_with_parent   a pool worker stops (checkpointing) when the driver that started it dies
+    die_with_parent   every worker stops (checkpointing) when the driver that started it dies
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -195,25 +196,51 @@ def _strip_positions(value):
     return value
 
 
-# --- pool workers die with their driver -----------------------------------------------------
+# --- no worker outlives its driver -----------------------------------------------------------
 _PARENT: list[int] = []
+PR_SET_PDEATHSIG = 1      # linux/prctl.h
 
 
-def die_with_parent(poll_s: float = 1.0, grace_s: float = 60.0) -> None:
-    """Pool-worker initializer: when the driver dies (even by kill -9), SIGTERM this process,
-    which a running trial turns into a checkpoint and a stop; exit outright after `grace_s`."""
-    _PARENT[:] = [os.getppid()]
+def die_with_parent(driver: int, poll_s: float = 1.0, grace_s: float = 60.0) -> None:
+    """The first call of every child process qtc starts (pool, --jobs and A3C workers): when
+    `driver` (its pid, passed in by the driver) dies, even by kill -9 and at any moment of the
+    worker's life, the worker gets SIGTERM (a running trial turns it into a checkpoint and a
+    stop) and exits outright after `grace_s`.
+
+    The driver's pid comes from the driver, never from os.getppid() here: a worker that reads
+    its parent after a slow start-up (a spawned one imports torch first) may find init already.
+    Linux's parent-death signal delivers the SIGTERM at once; the pid check right after arming
+    it closes the race with a driver that died before, and a watch thread covers platforms
+    without prctl. (The parent-death signal follows the driver *thread* that started the
+    worker: qtc starts workers from the driver's main thread only.)"""
+    _PARENT[:] = [driver]
+    armed = _parent_death_signal(signal.SIGTERM)
+    if orphaned():                       # gone before the signal was armed: nothing to save yet
+        os._exit(1)
 
     def watch():
         while not orphaned():
             time.sleep(poll_s)
-        os.kill(os.getpid(), signal.SIGTERM)
+        if not armed:
+            os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(grace_s)
         os._exit(1)
 
     threading.Thread(target=watch, name="qtc-die-with-parent", daemon=True).start()
 
 
+def _parent_death_signal(sig: int) -> bool:
+    """prctl(PR_SET_PDEATHSIG, sig) on Linux; False where there is no such call."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def orphaned() -> bool:
-    """True in a worker whose driver (recorded by die_with_parent) is gone."""
+    """True in a worker whose driver (given to die_with_parent) is gone."""
     return bool(_PARENT) and os.getppid() != _PARENT[0]

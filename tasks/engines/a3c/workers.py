@@ -43,7 +43,7 @@ from qtc.tasks.engines.a3c.episodes import EPISODES_CSV, EpisodeLog, read_episod
 from qtc.tasks import naming
 from qtc.tasks.engines import progress as prog   # `progress` is train_a3c's flag
 from qtc.tasks.plots import plot_rewards
-from qtc.tasks.runs import signals
+from qtc.tasks.runs import guard, signals
 from qtc.tasks.runs.rundir import CHECKPOINT, atomic_json, atomic_torch
 
 WORKER_NAME = "a3c-worker-{}"   # process names; tests and logs identify a worker by it
@@ -104,6 +104,7 @@ class Session:
     target: int                         # the episode budget: a worker stops after the episode reaching it
     exact: bool                         # one worker: stop only between episodes, report the RNG there
     rng: torch.Tensor | None = None     # the torch RNG state to continue from (an exact resume)
+    driver: int = 0                     # the driver's pid: the worker exits when it is gone
 
 
 class _Worker:
@@ -116,12 +117,11 @@ class _Worker:
         self.local, self.global_sources, self.opt, self.shared = (actor_src, critic_src), global_sources, opt, shared
         self.env = make_env(cfg.env_id, cfg.max_episode_steps)
         self.eval_env = make_env(cfg.env_id, cfg.max_episode_steps) if cfg.eval_every else None
-        self.parent = os.getppid()
 
     def stopped(self, inside_episode: bool) -> bool:
         """A stop request (an exact worker waits for the episode's end) or an orphaned worker."""
         asked = self.shared.stop.value and not (self.exact and inside_episode)
-        return bool(asked) or os.getppid() != self.parent
+        return bool(asked) or guard.orphaned()
 
     def train_episode(self, episode: int) -> tuple[float, int] | None:
         """Play episode `episode`, updating the global sources every n_steps steps: its
@@ -195,6 +195,7 @@ class _Worker:
 
 def _worker_main(slot, seed, make_model, global_sources, opt, shared, conn, cfg, session):
     """Process entry: Ctrl-C is the main process's business; errors go back as tracebacks."""
+    guard.die_with_parent(session.driver)
     signals.in_worker()
     torch.set_num_threads(1)
     try:
@@ -302,7 +303,7 @@ class Trainer:
         proc = self.ctx.Process(
             target=_worker_main, name=WORKER_NAME.format(slot), daemon=True,
             args=(slot, seed, self.make_model, self.sources, self.opt, self.shared, writer, self.cfg,
-                  Session(self.target, exact, rng)))
+                  Session(self.target, exact, rng, os.getpid())))
         proc.start()
         writer.close()                     # the worker holds the only write end: EOF when it dies
         self.procs[slot] = (proc, reader)

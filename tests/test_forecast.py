@@ -14,6 +14,7 @@ from qtc.errors import SpecError
 from qtc.tasks.kinds import forecast as FC
 from qtc.tasks.build import load_task
 from qtc.tasks.data.series import NAMES
+from qtc.tasks.experiments import table2
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
@@ -52,7 +53,7 @@ def test_smoke_run_of_each_spec_for_two_epochs(name, tmp_path):
     assert len(rows[1]["structural_weights"]) == 12
     summary = json.loads((out / "summary.json").read_text())
     dq = next(r for r in summary["rows"] if r["model"] == "diffqas")
-    assert dq["paper_test_mse"] == FC.PAPER_TABLE2[name]["DiffQAS-QT"]
+    assert dq["paper_test_mse"] == table2.PAPER_TABLE2[name]["DiffQAS-QT"]
     assert dq["test_mse"] == rows[1]["test_mse"]
     assert "paper test MSE" in (out / "summary.md").read_text()
     for model in ("diffqas", "classical"):                 # report epochs [1, 15, 30, 100] + the last
@@ -134,11 +135,12 @@ def test_data_options_reach_the_generator_and_unknown_ones_are_located(tmp_path)
 
 def test_paper_rows_map_to_our_candidates():
     built = load_task(SPECS / "delayed_qc.task")
-    assert FC.paper_key(built, "diffqas") == "DiffQAS-QT"
-    assert [FC.paper_key(built, f"fixed:{k}") for k in range(12)] == [f"Config {k}" for k in range(1, 13)]
-    assert FC.paper_key(built, "classical") is None
-    assert FC.paper_value("delayed_qc", "Config 11") == 0.000211
-    assert FC.paper_value("narma10", "DiffQAS-QT") == 0.000117
+    labels = built.candidate_labels()
+    assert table2.paper_row("diffqas", labels) == "DiffQAS-QT"
+    assert [table2.paper_row(f"fixed:{k}", labels) for k in range(12)] == [f"Config {k}" for k in range(1, 13)]
+    assert table2.paper_row("classical", labels) is None
+    assert table2.paper_value("delayed_qc", "Config 11") == 0.000211
+    assert table2.paper_value("narma10", "DiffQAS-QT") == 0.000117
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from qtc.tasks.experiments.report import write_report
+from qtc.tasks.experiments.table2 import write_table2
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "report"
 UPDATE = os.environ.get("QTC_UPDATE_GOLDEN") == "1"
@@ -133,7 +134,6 @@ def test_report_files_match_their_goldens(tmp_path):
     assert all((out / p).stat().st_size > 0 for p in pngs)
     assert sorted(p.name for p in report.files) == sorted(p.name for p in out.iterdir())
     got = {p.name: _masked(p.name, p.read_bytes(), root) for p in sorted(out.iterdir()) if p.suffix != ".png"}
-    from qtc.tasks.experiments.report import write_table2
     for p in write_table2(root):               # the `qtc table2` preset writes them into the sweep folder
         got[f"preset-{p.name}"] = p.read_bytes()
     assert set(got) >= {"report.md", "summary.csv", "curves.csv", "trials.csv", "table2.md", "table2.csv",

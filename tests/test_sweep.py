@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 
 from qtc.cli import main
-from qtc.tasks.experiments.report import collect, summarize, write_report
-from qtc.tasks.experiments.sweep import LOCAL_RAY, TRIAL_JSON, parse_seeds, plan, read_status, sweep
+from qtc.tasks.experiments.executors import LOCAL_RAY
+from qtc.tasks.experiments.records import collect
+from qtc.tasks.experiments.report import summarize, write_report
+from qtc.tasks.experiments.sweep import TRIAL_JSON, parse_seeds, plan, read_status, sweep
 
 # A forecaster small enough that a trial is a few batches: 4-hidden LSTM, 2 layers of the generator.
 TINY = """task {name} : forecast

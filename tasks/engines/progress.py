@@ -1,10 +1,13 @@
 """What a run prints while it trains: a tqdm bar on a terminal, short plain lines everywhere.
 
 A bar redraws itself with carriage returns: in a log file or a pipe that is megabytes of
-repeated text (2.9 MB for a 14-model job, issue 13). So a bar is drawn only when stderr is a
+repeated text (2.9 MB for a 14-model job). So a bar is drawn only when stderr is a
 terminal and progress is on; the plain lines (one per epoch, or per `episode_every` episodes for
 A3C, and one per finished model with the overall time left) are printed whenever no bar is
 drawn, with `--no-progress` too: a run is never silent until a model ends.
+
+A sweep (qtc.tasks.experiments.sweep) shows one status line over its trials instead
+(`SweepProgress`), with the same clock.
 """
 from __future__ import annotations
 
@@ -74,3 +77,56 @@ class Overall:
         self.done += 1
         self.trained += bool(trained)
         return eta_text(self.done, self.total, time.monotonic() - self.t0, self.trained)
+
+
+class SweepProgress:
+    """The sweep's one status line: trials done / running / failed / pending, and an ETA (on a
+    terminal redrawn in place; in a log, a new line only when a count changes)."""
+
+    def __init__(self, total: int, skipped: int, slots: int, *, enabled: bool = True, stream=None):
+        self.total, self.skipped, self.slots = total, skipped, max(1, slots)
+        self.done, self.failed, self.running = skipped, 0, 0
+        self.durations: list[float] = []
+        self.t0 = time.perf_counter()
+        self.enabled, self.stream = enabled, stream or sys.stderr
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self._last = ""
+
+    def eta(self) -> float | None:
+        """Seconds left: remaining trials x recent mean trial time / parallel slots."""
+        left = self.total - self.done - self.failed
+        if not self.durations or left <= 0:
+            return None if left > 0 else 0.0
+        # The recent trials only: trials come task by task, and tasks differ in cost.
+        recent = self.durations[-max(5, 2 * self.slots):]
+        mean = sum(recent) / len(recent)
+        return left * mean / min(self.slots, max(1, left))
+
+    def line(self) -> str:
+        eta = self.eta()
+        eta_text = "?" if eta is None else clock(eta)
+        pending = self.total - self.done - self.failed - self.running
+        return (f"sweep: {self.done}/{self.total} done ({self.skipped} earlier), {self.running} running, "
+                f"{self.failed} failed, {pending} pending; elapsed {clock(time.perf_counter() - self.t0)}, "
+                f"ETA {eta_text}")
+
+    def show(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        text = self.line()
+        if self.tty:
+            self.stream.write("\r" + text.ljust(len(self._last)))
+            self.stream.flush()
+        elif text.split("; elapsed")[0] != self._last.split("; elapsed")[0] or (force and text != self._last):
+            self.stream.write(text + "\n")
+            self.stream.flush()
+        self._last = text
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write(("\n" if self.tty else "") + text + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")

@@ -7,6 +7,10 @@ DiffQAS-QT's rank among all of them with its interval; and the claim "better tha
 fixed circuit" decided from the interval of the per-seed ratio to that median (yes / no /
 undecided when the interval holds 1). The bootstrap resamples seeds with a fixed generator seed,
 so a report is reproducible.
+
+Also here, as the other comparison a report makes: the naive baselines (no training) each
+trial folder records (baselines.json), one row per task. `paired_stats`/`baseline_rows` read
+trial records (qtc.tasks.experiments.records); `*_markdown` are their report sections.
 """
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ import math
 
 import numpy as np
 from scipy import stats
+
+from qtc.tasks import naming
+from qtc.tasks.experiments.records import METRICS, TrialRecord, fmt_metric, seed_values
 
 BOOTSTRAP = 10_000
 LEVEL = 0.95
@@ -81,3 +88,81 @@ def against_fixed(mine: dict[int, float], fixed: dict[str, dict[int, float]], hi
             "to_median": float(np.median(to_median)) if seeds else math.nan,
             "to_median_low": low, "to_median_high": high,
             "better_than_median": verdict(low, high, higher_better) if seeds else "undecided"}
+
+
+# --------------------------------------------------------------------------------------------
+# From trial records: the statistics per task, the naive baselines, their report sections
+# --------------------------------------------------------------------------------------------
+
+def paired_stats(records: list[TrialRecord], ties: dict | None = None) -> dict[str, dict]:
+    """{task: paired.against_fixed(...)} for the tasks with DiffQAS-QT and fixed circuits."""
+    kinds = {r.task: r.kind for r in records}
+    labels = {(r.task, r.model): r.label for r in records}
+    out = {}
+    for task, models in seed_values(records, ties).items():
+        fixed = {m: v for m, v in models.items() if naming.is_fixed(m)}
+        if naming.DIFFQAS in models and fixed:
+            higher = METRICS.get(kinds[task], ("", "", False))[2]
+            stats = against_fixed(models[naming.DIFFQAS], fixed, higher)
+            stats["labels"] = {m: labels.get((task, m)) or _twin_label(records, task, m) for m in fixed}
+            stats["higher_better"] = higher
+            out[task] = stats
+    return out
+
+
+def _twin_label(records: list[TrialRecord], task: str, model: str) -> str:
+    cands = next((r.candidates for r in records if r.task == task and r.candidates), [])
+    return naming.label(model, cands)
+
+
+def paired_markdown(stats: dict[str, dict]) -> list[str]:
+    """The report section of `paired_stats` (none without them)."""
+    if not stats:
+        return []
+    L = ["## Paired statistics: DiffQAS-QT against each fixed circuit, seed by seed", "",
+         "Ratio = DiffQAS-QT / circuit per seed (median, bootstrap 95% interval over seeds); win rate = "
+         "share of seeds where DiffQAS-QT is better (ties count half); p = two-sided Wilcoxon "
+         "signed-rank (scipy.stats.wilcoxon).", ""]
+    for task, st in stats.items():
+        better = "higher" if st["higher_better"] else "lower"
+        L += [f"### {task} ({better} is better; seeds {', '.join(map(str, st['seeds']))})", "",
+              f"- DiffQAS-QT's rank among the {st['of']}: median {st['median_rank']:g} "
+              f"(95% interval {st['rank_low']:g} .. {st['rank_high']:g}); per seed "
+              + ", ".join(f"{s}: {r}" for s, r in st["ranks"].items()),
+              f"- better than the median fixed circuit: **{st['better_than_median']}** (ratio to that "
+              f"median {st['to_median']:.3g}, 95% interval {st['to_median_low']:.3g} .. "
+              f"{st['to_median_high']:.3g})", "",
+              "| circuit | seeds | win rate | median ratio | 95% interval | Wilcoxon p |",
+              "|---|---|---|---|---|---|"]
+        for m, v in st["per_model"].items():
+            L.append(f"| {st['labels'][m]} | {v['n']} | {v['win_rate']:.2f} | {v['median_ratio']:.3g} | "
+                     f"{v['ratio_low']:.3g} .. {v['ratio_high']:.3g} | {v['wilcoxon_p']:.3g} |")
+        L.append("")
+    return L
+
+
+def baseline_rows(records: list[TrialRecord]) -> list[dict]:
+    """One row per (task, naive baseline), from the first trial folder of the task that has them
+    (the baselines depend on the data, not on the model or the seed)."""
+    out, seen = [], set()
+    for rec in records:
+        if rec.task in seen or not rec.baselines:
+            continue
+        seen.add(rec.task)
+        out += [{"task": rec.task, "baseline": name, **values} for name, values in rec.baselines.items()]
+    return out
+
+
+def baselines_markdown(records: list[TrialRecord]) -> list[str]:
+    """The report section of `baseline_rows` (none without them)."""
+    rows = baseline_rows(records)
+    if not rows:
+        return []
+    L = ["## Naive baselines (no training; fitted on the models' training data)", "",
+         "| task | baseline | train | test |", "|---|---|---|---|"]
+    for r in rows:
+        kind = "forecast" if "test_mse" in r else ""
+        key = "mse" if kind else "accuracy"
+        L.append(f"| {r['task']} | {r['baseline']} | {fmt_metric(r[f'train_{key}'], kind)} | "
+                 f"{fmt_metric(r[f'test_{key}'], kind)} |")
+    return L + [""]

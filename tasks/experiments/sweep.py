@@ -17,11 +17,10 @@ trial folder that holds a run (resolved.json) is continued with `qtc run --resum
 interrupted trial picks up from its last checkpoint. A failing trial is retried `retries` times,
 then recorded as failed with its error; the other trials go on.
 
-Executors: "ray" (a local Ray started on this machine's cores, or an existing cluster with
-`address`), "process" (concurrent.futures.ProcessPoolExecutor, spawn context: the same trials
-and the same numbers without Ray) and "serial" (in this process, for debugging). Every trial
-sets torch's thread count to its CPU count (or --threads / QTC_THREADS), so all executors
-compute the same numbers.
+This module is the sweeper (Hydra's split): it plans the trials, runs one (`run_trial`) and
+drives the loop; where the trials run is an executor's business (qtc.tasks.experiments.executors:
+"ray", "process" or "serial"). Every trial sets torch's thread count to its CPU count (or
+--threads / QTC_THREADS), so all executors compute the same numbers.
 """
 from __future__ import annotations
 
@@ -30,22 +29,17 @@ import itertools
 import json
 import os
 import re
-import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from qtc.errors import QtcError, describe_error
+from qtc.errors import QtcError
 from qtc.tasks import naming
-from qtc.tasks.engines.progress import clock
+from qtc.tasks.engines.progress import SweepProgress, clock
+from qtc.tasks.experiments.executors import make_executor
 from qtc.tasks.runs import guard, signals
 from qtc.tasks.runs.rundir import RESOLVED, atomic_json
-
-# A new Ray of our own on this machine, talking over loopback only (address="local" never joins a
-# cluster some other process left running).
-LOCAL_RAY = {"address": "local", "_node_ip_address": "127.0.0.1", "include_dashboard": False,
-             "log_to_driver": False}
 
 TRIAL_JSON = "trial.json"
 TRIAL_LOG = "trial.log"
@@ -208,7 +202,7 @@ def is_done(folder: Path) -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# One trial (runs in a Ray worker, a pool process or this process)
+# One trial (an executor runs it in a Ray worker, a pool process or this process)
 # --------------------------------------------------------------------------------------------
 
 def run_trial(trial: dict, out: str) -> dict:
@@ -253,294 +247,9 @@ def _open_trial(t: Trial, folder: Path, resume: bool):
     return built, options, runner.start(built, options, folder)
 
 
-def _ray_entry(trial: dict, out: str) -> dict:
-    """The Ray task body: a failure comes back as a value (its text survives serialisation)."""
-    try:
-        return {"ok": True, **run_trial(trial, out)}
-    except BaseException as err:  # noqa: BLE001 - report every failure, including SystemExit
-        return {"ok": False, "error": describe_error(err)}
-
-
-def _pool_entry(trial: dict, out: str) -> dict:
-    try:
-        return _ray_entry(trial, out)
-    finally:
-        if guard.orphaned():   # the driver died: the trial has checkpointed; nobody waits for more
-            os._exit(1)
-
-
-def _inline_entry(trial: dict, out: str) -> dict:
-    """In the sweep's own process: Ctrl-C stops the sweep instead of failing the trial."""
-    try:
-        return {"ok": True, **run_trial(trial, out)}
-    except Exception as err:  # noqa: BLE001
-        return {"ok": False, "error": describe_error(err)}
-
-
-# --------------------------------------------------------------------------------------------
-# Executors: submit(trial) and wait(timeout) -> [(trial, outcome)]
-# --------------------------------------------------------------------------------------------
-
-class SerialExecutor:
-    """Trials one after another in this process (debugging; no isolation)."""
-    name = "serial"
-
-    def __init__(self, out: str):
-        self.out, self.queue = out, []
-        self.slots = 1
-
-    def submit(self, trial: Trial) -> None:
-        self.queue.append(trial)
-
-    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
-        if not self.queue:
-            return []
-        t = self.queue.pop(0)
-        return [(t, _inline_entry(t.to_dict(), self.out))]
-
-    def running(self) -> int:
-        return min(1, len(self.queue))
-
-    def shutdown(self) -> None:
-        self.queue.clear()
-
-
-class PoolExecutor:
-    """A local process pool (spawn context): the fallback when Ray is not installed."""
-    name = "process"
-
-    def __init__(self, out: str, slots: int):
-        import concurrent.futures as cf
-        import multiprocessing as mp
-        self._cf, self.out, self.slots = cf, out, max(1, slots)
-        self._ctx = mp.get_context("spawn")
-        self.pool = self._new_pool()
-        self.futures: dict = {}
-
-    def _new_pool(self):
-        """Workers that stop (checkpointing) when this driver dies, even by kill -9."""
-        return self._cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=self._ctx,
-                                            initializer=guard.die_with_parent,
-                                            initargs=(os.getpid(),))
-
-    def submit(self, trial: Trial) -> None:
-        self.futures[self.pool.submit(_pool_entry, trial.to_dict(), self.out)] = trial
-
-    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
-        if not self.futures:
-            return []
-        done, _ = self._cf.wait(list(self.futures), timeout=timeout,
-                                return_when=self._cf.FIRST_COMPLETED)
-        out, broken = [], False
-        for fut in done:
-            trial = self.futures.pop(fut)
-            try:
-                out.append((trial, fut.result()))
-            except self._cf.process.BrokenProcessPool as err:
-                # A worker died (killed, out of memory): every trial in flight is lost with it.
-                broken = True
-                out.append((trial, {"ok": False, "error": f"worker process died: {err}"}))
-            except BaseException as err:  # noqa: BLE001
-                out.append((trial, {"ok": False, "error": describe_error(err)}))
-        if broken:
-            for fut, trial in list(self.futures.items()):
-                out.append((trial, {"ok": False, "error": "worker pool broke while this trial ran"}))
-            self.futures.clear()
-            self.pool.shutdown(wait=False, cancel_futures=True)
-            self.pool = self._new_pool()
-        return out
-
-    def running(self) -> int:
-        return min(len(self.futures), self.slots)
-
-    def shutdown(self, grace_s: float = 30.0) -> None:
-        """Trials still running (an interrupted sweep) get SIGTERM: each checkpoints and stops,
-        like Ctrl-C, whether or not the signal that stopped the driver reached them."""
-        procs = list((self.pool._processes or {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        if self.futures:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.join(timeout=grace_s)
-                if p.is_alive():
-                    p.kill()
-        self.futures.clear()
-
-
-RAY_TIMEOUT = 30.0   # seconds to wait for an existing cluster ($QTC_RAY_TIMEOUT overrides)
-
-
-def join_ray(ray, address: str, timeout: float) -> None:
-    """ray.init(address=...) that gives up after `timeout` seconds with a clear message: at an
-    address nobody answers, Ray itself retries for minutes and prints only its own warnings.
-    A HOST:PORT is probed first (a refused or silent port fails at once); the join then runs in
-    a daemon thread, abandoned if it has not finished in time."""
-    import socket
-    import threading
-
-    def failed(why: str) -> QtcError:
-        return QtcError(f"cannot join the Ray cluster at '{address}': {why}; hint: start one with "
-                        "'ray start --head' and pass the address it prints, or leave out --address "
-                        "for a local Ray")
-
-    host, _, port = address.rpartition(":")
-    if host and port.isdigit() and "://" not in address:
-        try:
-            socket.create_connection((host, int(port)), timeout=timeout).close()
-        except OSError as err:
-            raise failed(f"nothing answers there ({err.strerror or err})") from None
-    outcome: list = []
-
-    def join():
-        try:
-            ray.init(address=address, log_to_driver=False)
-            outcome.append(None)
-        except Exception as err:  # noqa: BLE001 - reported to the caller's thread below
-            outcome.append(err)
-
-    thread = threading.Thread(target=join, daemon=True, name="qtc-ray-join")
-    thread.start()
-    thread.join(timeout)
-    if not outcome:
-        raise failed(f"no answer within {timeout:g} s (set QTC_RAY_TIMEOUT to wait longer)")
-    if outcome[0] is not None:
-        raise failed(str(outcome[0]).splitlines()[0] if str(outcome[0]) else type(outcome[0]).__name__)
-
-
-class RayExecutor:
-    """Trials as Ray tasks, each asking for its spec's CPUs and GPUs."""
-    name = "ray"
-
-    def __init__(self, out: str, *, address: str | None = None, cpus: int | None = None):
-        import ray
-        self.ray, self.out = ray, out
-        t0 = time.perf_counter()
-        self.owned = not ray.is_initialized()    # a Ray we start, we stop; a caller's stays up
-        if self.owned:
-            if address:
-                join_ray(ray, address, float(os.environ.get("QTC_RAY_TIMEOUT") or RAY_TIMEOUT))
-            else:
-                ray.init(**LOCAL_RAY, num_cpus=cpus or os.cpu_count() or 1)
-        self.startup_seconds = time.perf_counter() - t0
-        self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self.remote = ray.remote(_ray_entry)
-        self.refs: dict = {}
-
-    def submit(self, trial: Trial) -> None:
-        ref = self.remote.options(num_cpus=trial.cpus, num_gpus=trial.gpus, max_retries=0,
-                                  name=f"qtc:{trial.key}").remote(trial.to_dict(), self.out)
-        self.refs[ref] = trial
-
-    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
-        if not self.refs:
-            return []
-        ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
-        out = []
-        for ref in ready:
-            trial = self.refs.pop(ref)
-            try:
-                out.append((trial, self.ray.get(ref)))
-            except Exception as err:  # noqa: BLE001 - a crashed worker, a lost node, ...
-                out.append((trial, {"ok": False, "error": f"{type(err).__name__}: {err}"}))
-        return out
-
-    def running(self) -> int:
-        return min(len(self.refs), self.slots)
-
-    def shutdown(self) -> None:
-        # A plain cancel raises KeyboardInterrupt inside a running trial, so the engine saves a
-        # mid-epoch checkpoint before the worker stops (the per-epoch checkpoint is the fallback).
-        for ref in list(self.refs):
-            self.ray.cancel(ref, force=False)
-        if self.refs:
-            self.ray.wait(list(self.refs), num_returns=len(self.refs), timeout=10)
-        self.refs.clear()
-        if self.owned:
-            self.ray.shutdown()
-
-
-def ray_available() -> bool:
-    try:
-        import ray  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
-def make_executor(kind: str, out: str, *, address: str | None = None, workers: int | None = None):
-    """`auto` is Ray when it is installed, else the process pool."""
-    if kind == "auto":
-        kind = "ray" if ray_available() or address else "process"
-    if kind == "ray":
-        if not ray_available():
-            raise QtcError("the Ray executor needs the 'ray' package: pip install 'qtc[distributed]' "
-                           "(or use --executor process)")
-        return RayExecutor(out, address=address, cpus=workers)
-    if address:
-        raise QtcError("--address joins a Ray cluster; it cannot be used with --executor " + kind)
-    if kind == "process":
-        return PoolExecutor(out, workers or os.cpu_count() or 1)
-    if kind == "serial":
-        return SerialExecutor(out)
-    raise QtcError(f"unknown executor '{kind}': expected auto, ray, process or serial")
-
-
 # --------------------------------------------------------------------------------------------
 # The sweep loop
 # --------------------------------------------------------------------------------------------
-
-class Progress:
-    """One status line: done / running / failed / pending, and an ETA."""
-
-    def __init__(self, total: int, skipped: int, slots: int, *, enabled: bool = True, stream=None):
-        self.total, self.skipped, self.slots = total, skipped, max(1, slots)
-        self.done, self.failed, self.running = skipped, 0, 0
-        self.durations: list[float] = []
-        self.t0 = time.perf_counter()
-        self.enabled, self.stream = enabled, stream or sys.stderr
-        self.tty = getattr(self.stream, "isatty", lambda: False)()
-        self._last = ""
-
-    def eta(self) -> float | None:
-        """Seconds left: remaining trials x recent mean trial time / parallel slots."""
-        left = self.total - self.done - self.failed
-        if not self.durations or left <= 0:
-            return None if left > 0 else 0.0
-        # The recent trials only: trials come task by task, and tasks differ in cost.
-        recent = self.durations[-max(5, 2 * self.slots):]
-        mean = sum(recent) / len(recent)
-        return left * mean / min(self.slots, max(1, left))
-
-    def line(self) -> str:
-        eta = self.eta()
-        eta_text = "?" if eta is None else clock(eta)
-        pending = self.total - self.done - self.failed - self.running
-        return (f"sweep: {self.done}/{self.total} done ({self.skipped} earlier), {self.running} running, "
-                f"{self.failed} failed, {pending} pending; elapsed {clock(time.perf_counter() - self.t0)}, "
-                f"ETA {eta_text}")
-
-    def show(self, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        text = self.line()
-        if self.tty:
-            self.stream.write("\r" + text.ljust(len(self._last)))
-            self.stream.flush()
-        elif text.split("; elapsed")[0] != self._last.split("; elapsed")[0] or (force and text != self._last):
-            self.stream.write(text + "\n")
-            self.stream.flush()
-        self._last = text
-
-    def note(self, text: str) -> None:
-        if self.enabled:
-            self.stream.write(("\n" if self.tty else "") + text + "\n")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.tty:
-            self.stream.write("\n")
-
 
 @dataclass
 class SweepResult:
@@ -581,9 +290,9 @@ def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retrie
     todo = [t for t in trials if not is_done(out / t.key)]
     skipped = [t.key for t in trials if t not in todo]
     t0 = time.perf_counter()
-    ex = make_executor(executor, str(out), address=address, workers=workers) if todo else None
+    ex = make_executor(executor, run_trial, str(out), address=address, workers=workers) if todo else None
     startup = getattr(ex, "startup_seconds", 0.0)
-    bar = Progress(len(trials), len(skipped), ex.slots if ex else 1, enabled=progress)
+    bar = SweepProgress(len(trials), len(skipped), ex.slots if ex else 1, enabled=progress)
     attempts = {t: 0 for t in todo}
     started: dict[Trial, float] = {}
     done, failed = [], []

@@ -13,8 +13,6 @@ writes, besides the engine's metrics, checkpoints and exported networks:
 """
 from __future__ import annotations
 
-import json
-import math
 import re
 
 import torch
@@ -29,30 +27,6 @@ from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, forecast_baselines
 from qtc.tasks.engines.supervised import Supervised, held_out, train_all, twins_note, unmoved_note
-
-# Paper Table II: test MSE per data set; keys "DiffQAS-QT" and "Config 1" .. "Config 12".
-PAPER_COLUMNS = ("bessel", "damped_shm", "delayed_qc", "narma5", "narma10")
-_PAPER_ROWS = {
-    "DiffQAS-QT": (0.000040, 0.000036, 0.001710, 0.000050, 0.000117),
-    "Config 1": (0.000515, 0.000155, 0.000715, 0.000038, 0.000095),
-    "Config 2": (0.000525, 0.000695, 0.001190, 0.000068, 0.000103),
-    "Config 3": (0.000515, 0.000155, 0.000676, 0.000038, 0.000095),
-    "Config 4": (0.000515, 0.000155, 0.002011, 0.000038, 0.000095),
-    "Config 5": (0.002902, 0.000820, 0.001111, 0.000024, 0.000098),
-    "Config 6": (0.000515, 0.000155, 0.002638, 0.000038, 0.000095),
-    "Config 7": (0.000601, 0.000040, 0.001679, 0.000052, 0.000120),
-    "Config 8": (0.000141, 0.008873, 0.001723, 0.000091, 0.000081),
-    "Config 9": (0.001391, 0.000154, 0.000956, 0.000045, 0.000125),
-    "Config 10": (0.000216, 0.000157, 0.001839, 0.000040, 0.000121),
-    "Config 11": (0.007428, 0.032072, 0.000211, 0.000054, 0.000140),
-    "Config 12": (0.001391, 0.000154, 0.000956, 0.000045, 0.000125),
-}
-PAPER_TABLE2: dict[str, dict[str, float]] = {
-    ds: {row: vals[i] for row, vals in _PAPER_ROWS.items()} for i, ds in enumerate(PAPER_COLUMNS)}
-# The paper's Config k is the k-th of these candidates (Table I order; DESIGN.md section 2).
-PAPER_CONFIG_LABELS = ("H-ent-RX", "H-ent-RY", "H-ent-RZ", "H-cyc-RX", "H-cyc-RY", "H-cyc-RZ",
-                       "none-ent-RX", "none-ent-RY", "none-ent-RZ", "none-cyc-RX", "none-cyc-RY",
-                       "none-cyc-RZ")
 
 
 # --------------------------------------------------------------------------------------------
@@ -92,30 +66,6 @@ def _located(built: Built, message: str, options: dict) -> SpecError:
         hint = "data-set options are the keyword arguments of qtc.tasks.data.series.generate"
     return SpecError(message, file=built.spec.file, source=built.spec.source, line=line,
                      column=column, hint=hint)
-
-
-# --------------------------------------------------------------------------------------------
-# Paper values
-# --------------------------------------------------------------------------------------------
-
-def paper_key(built: Built, model: str) -> str | None:
-    """'DiffQAS-QT' / 'Config k' when `model` corresponds to a row of the paper's Table II."""
-    return paper_row(model, built.candidate_labels())
-
-
-def paper_row(model: str, candidates) -> str | None:
-    """`paper_key` from the candidate labels alone (what a run folder records)."""
-    if model == naming.DIFFQAS:
-        return "DiffQAS-QT"
-    k = naming.fixed_index(model)
-    if k is not None and k < len(candidates) and candidates[k] in PAPER_CONFIG_LABELS:
-        return f"Config {PAPER_CONFIG_LABELS.index(candidates[k]) + 1}"
-    return None
-
-
-def paper_value(dataset: str, key: str | None) -> float | None:
-    """The paper's Table II test MSE, or None (unknown data set or model)."""
-    return PAPER_TABLE2.get(dataset, {}).get(key) if key else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -232,23 +182,16 @@ def preprocessing(built: Built, series: S.Series, description: str) -> str:
 # Summary
 # --------------------------------------------------------------------------------------------
 
-def fmt(v: float | None) -> str:
-    """An MSE as in the paper's table (6 decimals; small values in scientific notation)."""
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.6f}" if v >= 5e-6 else f"{v:.2e}"
-
-
-
-
 def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], description: str,
                   wins: S.Windows, baselines: dict) -> dict:
     """summary.md / summary.json: one row per model (at its selected epoch), ours beside the
     paper's Table II value, then the naive baselines."""
+    # Imported here: a run need not load the sweep's modules (and scipy) to start.
+    from qtc.tasks.experiments.table2 import fmt, paper_row, paper_value
     dataset = built.spec.data.dataset
     rows = []
     for model, row in done.items():
-        key = paper_key(built, model)
+        key = paper_row(model, built.candidate_labels())
         paper = paper_value(dataset, key)
         rows.append({"model": model, "label": built.model_label(model), "paper_key": key,
                      "epochs": row["epoch"], "train_mse": row["train_mse"], "test_mse": row["test_mse"],
@@ -303,7 +246,3 @@ def _final_plots(built: Built, rundir: RunDir, done: dict[str, dict]) -> None:
                                  title=f"{built.spec.name}: DiffQAS-QT structural weights after "
                                        f"{done['diffqas']['epoch']} epochs")
 
-
-def read_summary(path) -> dict:
-    """A run folder's summary.json."""
-    return json.loads((path / "summary.json").read_text())

@@ -1,0 +1,267 @@
+"""The sweep's launchers: where and how its trials run (Hydra's launcher, apart from the sweeper).
+
+Each executor takes a trial runner `run(trial_dict, out) -> summary` (the sweeper's
+`qtc.tasks.experiments.sweep.run_trial`) and has the same four methods: `submit(trial)`,
+`wait(timeout) -> [(trial, outcome)]`, `running()` and `shutdown()`. An outcome is
+`{"ok": True, **summary}` or `{"ok": False, "error": text}`: a failure comes back as a value.
+
+- "ray": a local Ray started on this machine's cores, or an existing cluster (`address`,
+  joined with a time limit: `join_ray`); each trial is a Ray task asking for its CPUs and GPUs;
+- "process": concurrent.futures.ProcessPoolExecutor (spawn context): the same trials and the
+  same numbers without Ray;
+- "serial": in this process, for debugging.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING
+
+from qtc.errors import QtcError, describe_error
+from qtc.tasks.runs import guard
+
+if TYPE_CHECKING:
+    from qtc.tasks.experiments.sweep import Trial
+
+# A new Ray of our own on this machine, talking over loopback only (address="local" never joins a
+# cluster some other process left running).
+LOCAL_RAY = {"address": "local", "_node_ip_address": "127.0.0.1", "include_dashboard": False,
+             "log_to_driver": False}
+RAY_TIMEOUT = 30.0   # seconds to wait for an existing cluster ($QTC_RAY_TIMEOUT overrides)
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points: run one trial, the failure as a value
+# --------------------------------------------------------------------------------------------
+
+def _ray_entry(run, trial: dict, out: str) -> dict:
+    """The Ray task body: a failure comes back as a value (its text survives serialisation)."""
+    try:
+        return {"ok": True, **run(trial, out)}
+    except BaseException as err:  # noqa: BLE001 - report every failure, including SystemExit
+        return {"ok": False, "error": describe_error(err)}
+
+
+def _pool_entry(run, trial: dict, out: str) -> dict:
+    try:
+        return _ray_entry(run, trial, out)
+    finally:
+        if guard.orphaned():   # the driver died: the trial has checkpointed; nobody waits for more
+            os._exit(1)
+
+
+def _inline_entry(run, trial: dict, out: str) -> dict:
+    """In the sweep's own process: Ctrl-C stops the sweep instead of failing the trial."""
+    try:
+        return {"ok": True, **run(trial, out)}
+    except Exception as err:  # noqa: BLE001
+        return {"ok": False, "error": describe_error(err)}
+
+
+# --------------------------------------------------------------------------------------------
+# Executors: submit(trial) and wait(timeout) -> [(trial, outcome)]
+# --------------------------------------------------------------------------------------------
+
+class SerialExecutor:
+    """Trials one after another in this process (debugging; no isolation)."""
+    name = "serial"
+
+    def __init__(self, run, out: str):
+        self.run, self.out, self.queue = run, out, []
+        self.slots = 1
+
+    def submit(self, trial: Trial) -> None:
+        self.queue.append(trial)
+
+    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
+        if not self.queue:
+            return []
+        t = self.queue.pop(0)
+        return [(t, _inline_entry(self.run, t.to_dict(), self.out))]
+
+    def running(self) -> int:
+        return min(1, len(self.queue))
+
+    def shutdown(self) -> None:
+        self.queue.clear()
+
+
+class PoolExecutor:
+    """A local process pool (spawn context): the fallback when Ray is not installed."""
+    name = "process"
+
+    def __init__(self, run, out: str, slots: int):
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        self._cf, self.run, self.out, self.slots = cf, run, out, max(1, slots)
+        self._ctx = mp.get_context("spawn")
+        self.pool = self._new_pool()
+        self.futures: dict = {}
+
+    def _new_pool(self):
+        """Workers that stop (checkpointing) when this driver dies, even by kill -9."""
+        return self._cf.ProcessPoolExecutor(max_workers=self.slots, mp_context=self._ctx,
+                                            initializer=guard.die_with_parent,
+                                            initargs=(os.getpid(),))
+
+    def submit(self, trial: Trial) -> None:
+        self.futures[self.pool.submit(_pool_entry, self.run, trial.to_dict(), self.out)] = trial
+
+    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
+        if not self.futures:
+            return []
+        done, _ = self._cf.wait(list(self.futures), timeout=timeout,
+                                return_when=self._cf.FIRST_COMPLETED)
+        out, broken = [], False
+        for fut in done:
+            trial = self.futures.pop(fut)
+            try:
+                out.append((trial, fut.result()))
+            except self._cf.process.BrokenProcessPool as err:
+                # A worker died (killed, out of memory): every trial in flight is lost with it.
+                broken = True
+                out.append((trial, {"ok": False, "error": f"worker process died: {err}"}))
+            except BaseException as err:  # noqa: BLE001
+                out.append((trial, {"ok": False, "error": describe_error(err)}))
+        if broken:
+            for fut, trial in list(self.futures.items()):
+                out.append((trial, {"ok": False, "error": "worker pool broke while this trial ran"}))
+            self.futures.clear()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = self._new_pool()
+        return out
+
+    def running(self) -> int:
+        return min(len(self.futures), self.slots)
+
+    def shutdown(self, grace_s: float = 30.0) -> None:
+        """Trials still running (an interrupted sweep) get SIGTERM: each checkpoints and stops,
+        like Ctrl-C, whether or not the signal that stopped the driver reached them."""
+        procs = list((self.pool._processes or {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.futures:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(timeout=grace_s)
+                if p.is_alive():
+                    p.kill()
+        self.futures.clear()
+
+
+
+def join_ray(ray, address: str, timeout: float) -> None:
+    """ray.init(address=...) that gives up after `timeout` seconds with a clear message: at an
+    address nobody answers, Ray itself retries for minutes and prints only its own warnings.
+    A HOST:PORT is probed first (a refused or silent port fails at once); the join then runs in
+    a daemon thread, abandoned if it has not finished in time."""
+    import socket
+    import threading
+
+    def failed(why: str) -> QtcError:
+        return QtcError(f"cannot join the Ray cluster at '{address}': {why}; hint: start one with "
+                        "'ray start --head' and pass the address it prints, or leave out --address "
+                        "for a local Ray")
+
+    host, _, port = address.rpartition(":")
+    if host and port.isdigit() and "://" not in address:
+        try:
+            socket.create_connection((host, int(port)), timeout=timeout).close()
+        except OSError as err:
+            raise failed(f"nothing answers there ({err.strerror or err})") from None
+    outcome: list = []
+
+    def join():
+        try:
+            ray.init(address=address, log_to_driver=False)
+            outcome.append(None)
+        except Exception as err:  # noqa: BLE001 - reported to the caller's thread below
+            outcome.append(err)
+
+    thread = threading.Thread(target=join, daemon=True, name="qtc-ray-join")
+    thread.start()
+    thread.join(timeout)
+    if not outcome:
+        raise failed(f"no answer within {timeout:g} s (set QTC_RAY_TIMEOUT to wait longer)")
+    if outcome[0] is not None:
+        raise failed(str(outcome[0]).splitlines()[0] if str(outcome[0]) else type(outcome[0]).__name__)
+
+
+class RayExecutor:
+    """Trials as Ray tasks, each asking for its spec's CPUs and GPUs."""
+    name = "ray"
+
+    def __init__(self, run, out: str, *, address: str | None = None, cpus: int | None = None):
+        import ray
+        self.ray, self.run, self.out = ray, run, out
+        t0 = time.perf_counter()
+        self.owned = not ray.is_initialized()    # a Ray we start, we stop; a caller's stays up
+        if self.owned:
+            if address:
+                join_ray(ray, address, float(os.environ.get("QTC_RAY_TIMEOUT") or RAY_TIMEOUT))
+            else:
+                ray.init(**LOCAL_RAY, num_cpus=cpus or os.cpu_count() or 1)
+        self.startup_seconds = time.perf_counter() - t0
+        self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.remote = ray.remote(_ray_entry)
+        self.refs: dict = {}
+
+    def submit(self, trial: Trial) -> None:
+        ref = self.remote.options(num_cpus=trial.cpus, num_gpus=trial.gpus, max_retries=0,
+                                  name=f"qtc:{trial.key}").remote(self.run, trial.to_dict(), self.out)
+        self.refs[ref] = trial
+
+    def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
+        if not self.refs:
+            return []
+        ready, _ = self.ray.wait(list(self.refs), num_returns=1, timeout=timeout)
+        out = []
+        for ref in ready:
+            trial = self.refs.pop(ref)
+            try:
+                out.append((trial, self.ray.get(ref)))
+            except Exception as err:  # noqa: BLE001 - a crashed worker, a lost node, ...
+                out.append((trial, {"ok": False, "error": f"{type(err).__name__}: {err}"}))
+        return out
+
+    def running(self) -> int:
+        return min(len(self.refs), self.slots)
+
+    def shutdown(self) -> None:
+        # A plain cancel raises KeyboardInterrupt inside a running trial, so the engine saves a
+        # mid-epoch checkpoint before the worker stops (the per-epoch checkpoint is the fallback).
+        for ref in list(self.refs):
+            self.ray.cancel(ref, force=False)
+        if self.refs:
+            self.ray.wait(list(self.refs), num_returns=len(self.refs), timeout=10)
+        self.refs.clear()
+        if self.owned:
+            self.ray.shutdown()
+
+
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def make_executor(kind: str, run, out: str, *, address: str | None = None, workers: int | None = None):
+    """The executor `kind` running `run(trial_dict, out)` per trial; `auto` is Ray when it is
+    installed, else the process pool."""
+    if kind == "auto":
+        kind = "ray" if ray_available() or address else "process"
+    if kind == "ray":
+        if not ray_available():
+            raise QtcError("the Ray executor needs the 'ray' package: pip install 'qtc[distributed]' "
+                           "(or use --executor process)")
+        return RayExecutor(run, out, address=address, cpus=workers)
+    if address:
+        raise QtcError("--address joins a Ray cluster; it cannot be used with --executor " + kind)
+    if kind == "process":
+        return PoolExecutor(run, out, workers or os.cpu_count() or 1)
+    if kind == "serial":
+        return SerialExecutor(run, out)
+    raise QtcError(f"unknown executor '{kind}': expected auto, ray, process or serial")
+

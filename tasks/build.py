@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import torch
 
@@ -23,6 +24,7 @@ from qtc.runtime import weights as structural
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for, sized_qubits
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
+from qtc.tasks.runs import guard
 
 
 SUPERVISED = ("classify", "forecast")    # the kinds whose engine trains `found` after diffqas
@@ -49,12 +51,7 @@ class Built:
         gen = self.spec.generator
         if gen is None:
             return None
-        path = self.spec.space_path()
-        if not path.is_file():
-            raise SpecError(f"search space file '{gen.space}' not found (looked in {self.spec.folder} "
-                            "and the bundled specs)", line=gen.line, column=gen.column,
-                            file=self.spec.file, source=self.spec.source)
-        space = parse_space(path)
+        space = parse_space(space_file(self.spec))
         biggest = max(net.num_params for net in self.nets.values())
         need = qubits_for(biggest)
         if need > MAX_QUBITS:
@@ -193,6 +190,27 @@ def _weights_for(prog) -> str:
     if isinstance(prog, Factorised):
         return f"{len(prog.positions)} positions, {prog.candidate_count:,} candidates"
     return f"{len(prog.labels)} candidates"
+
+
+def space_file(spec: TaskSpec) -> Path:
+    """The generator's .qs file, read only through the guard: the file must exist, and a link
+    beside the task (or in a run folder) that leads out of that folder is refused at the
+    generator line, before a byte of its target is read or echoed (issue 29)."""
+    gen = spec.generator
+    path = spec.space_path()
+
+    if not path.is_file():
+        raise SpecError(f"search space file '{gen.space}' not found (looked in {spec.folder} and "
+                        "the bundled specs)", line=gen.line, column=gen.column, file=spec.file,
+                        source=spec.source)
+    base = path.parents[len(Path(gen.space).parts) - 1]       # the folder it was found in
+    try:
+        return guard.inside(base, path, "read")
+    except QtcError as err:                   # located at the file name on the generator line
+        text = (spec.source or "").splitlines()[gen.line - 1:gen.line] if gen.line else []
+        at = text[0].find(gen.space, (gen.column or 1) - 1) + 1 if text else 0
+        raise SpecError(str(err), line=gen.line, column=at or gen.column, file=spec.file,
+                        source=spec.source) from None
 
 
 def load_task(source, settings: dict[str, str] | None = None) -> Built:

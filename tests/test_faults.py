@@ -139,3 +139,105 @@ def test_kill_9_of_the_driver_while_its_workers_start_leaves_no_live_worker(tmp_
     while _live(everyone) and time.time() < deadline:
         time.sleep(0.1)
     assert not _live(everyone), f"processes outlived their driver: {sorted(_live(everyone))}"
+
+
+# --- symbolic links never lead a read or a write out of their folder ----------------------------
+SECRET = "TOPSECRET first line\n"
+
+
+def _outside(tmp_path: Path) -> Path:
+    """A folder outside every run folder, holding a file a link may point at."""
+    away = tmp_path / "elsewhere"
+    away.mkdir(exist_ok=True)
+    (away / "secret.qs").write_text(SECRET)
+    return away
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_generator_file_linked_out_of_the_tasks_folder_is_refused_unread(tmp_path, capsys):
+    away = _outside(tmp_path)
+    folder = tmp_path / "specs"
+    spec = _spec(folder)
+    (folder / "link.qs").symlink_to(away / "secret.qs")
+    spec.write_text(spec.read_text() + "generator link.qs depth 2\n")
+    assert main(["compile", str(spec), "-o", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "TOPSECRET" not in err and "tiny.task:9:11" in err, err
+    assert "symbolic link" in err and "link.qs" in err and "Traceback" not in err
+    # A link that stays in the folder is only another name for a file there: it is read.
+    (folder / "real.qs").write_text((ROOT / "specs" / "hadamard_ent_rot.qs").read_text())
+    (folder / "link.qs").unlink()
+    (folder / "link.qs").symlink_to(folder / "real.qs")
+    assert main(["compile", str(spec), "-o", str(tmp_path / "c")]) == 0
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """One finished one-epoch run (with its plots/), copied by each test that edits it."""
+    base = tmp_path_factory.mktemp("finished")
+    spec = _spec(base)
+    spec.write_text(spec.read_text() + "report epochs [1]\n")
+    assert main(["run", str(spec), "-o", str(base / "run"), *FAST]) == 0
+    assert (base / "run" / "plots").is_dir()
+    return base / "run"
+
+
+def _copy(finished: Path, tmp_path: Path) -> Path:
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    return run
+
+
+@pytest.mark.parametrize("name", ["spec.task", "resolved.json", "fingerprint.json", "metrics.json",
+                                  "checkpoint.pt"])
+def test_a_run_folder_file_linked_elsewhere_is_refused_on_resume(finished, tmp_path, capsys, name):
+    run = _copy(finished, tmp_path)
+    away = _outside(tmp_path)
+    (away / name).write_bytes((run / name).read_bytes())      # the same bytes, elsewhere
+    (run / name).unlink()
+    (run / name).symlink_to(away / name)
+    before = _snapshot(away)
+    assert main(["run", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "symbolic link" in err and name in err and "Traceback" not in err, err
+    assert _snapshot(away) == before
+
+
+@pytest.mark.parametrize("name", ["plots", "models", "tensorboard"])
+def test_a_run_folder_subfolder_linked_elsewhere_gets_no_write(finished, tmp_path, capsys, name):
+    if name == "tensorboard":
+        pytest.importorskip("torch.utils.tensorboard")
+    run = _copy(finished, tmp_path)
+    away = _outside(tmp_path)
+    if (run / name).exists():
+        import shutil
+        shutil.rmtree(run / name)
+    (run / name).symlink_to(away, target_is_directory=True)
+    before = _snapshot(away)
+    extra = ["--tensorboard"] if name == "tensorboard" else []
+    assert main(["run", "--resume", str(run), "--epochs", "2", "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err
+    assert "symbolic link" in err and name in err and "Traceback" not in err, err
+    assert _snapshot(away) == before
+
+
+def test_a_sweep_trial_log_linked_elsewhere_gets_no_write(tmp_path):
+    spec = _spec(tmp_path)
+    out = tmp_path / "out"
+    argv = ["sweep", str(spec), "--models", "classical", "--executor", "serial", "--retries", "0",
+            "--out", str(out), "--no-report", *FAST]
+    assert main([*argv, "--epochs", "1"]) == 0
+    trial = out / "tiny" / "classical" / "seed0"
+    away = _outside(tmp_path)
+    (away / "trial.log").write_text("not qtc's\n")
+    (trial / "trial.log").unlink()
+    (trial / "trial.log").symlink_to(away / "trial.log")
+    (trial / "trial.json").unlink()                            # not done: the trial is rerun
+    assert main([*argv, "--epochs", "2"]) == 1
+    assert (away / "trial.log").read_text() == "not qtc's\n"
+    status = json.loads((trial / "trial.json").read_text())
+    assert "symbolic link" in status["error"] and "trial.log" in status["error"]

@@ -215,6 +215,7 @@ def run_trial(trial: dict, out: str) -> dict:
     from qtc.tasks.runs.runner import run
     t = Trial(**trial)
     folder = guard.inside(out, Path(out) / t.key)
+    trial_log = guard.inside(folder, folder / TRIAL_LOG)     # a link out of the folder: refused
     resume = (folder / RESOLVED).is_file()
     if folder.exists() and not resume:
         guard.remove_owned(folder, out)
@@ -225,7 +226,7 @@ def run_trial(trial: dict, out: str) -> dict:
             run(*_open_trial(t, folder, resume))
     finally:
         guard.make_owned(folder)
-        with open(folder / TRIAL_LOG, "a") as fh:
+        with open(trial_log, "a") as fh:
             fh.write(log.getvalue())
     rows = [r for r in RunDir(folder).metrics() if r.get("model") == t.model]
     return {"seconds": round(time.perf_counter() - t0, 3), "resumed": resume,

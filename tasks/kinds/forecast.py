@@ -129,7 +129,7 @@ def _task(built: Built, rundir: RunDir, opts, series: S.Series, wins: S.Windows,
     net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
     window = built.spec.data.window
     report = sorted(set(built.spec.report.epochs if built.spec.report else ()) | {opts.epochs})
-    (rundir.path / "plots").mkdir(exist_ok=True)
+    rundir.subfolder("plots")
 
     def on_epoch(model: str, epoch: int, flat: torch.Tensor) -> None:
         if epoch not in report:

@@ -6,7 +6,8 @@ mix two runs. Everything that enforces this lives here, so the call sites stay o
 (Names that become paths, task names, are plain [A-Za-z0-9_-]: qtc.dsl.task refuses others
 at parse time, located.)
 
-    inside            every path written or deleted lies inside the folder that owns it
+    inside            every path written, deleted or read from a run folder or beside a spec lies
+                      inside the folder it belongs to, symbolic links followed: the one guard
     make_owned        a folder qtc creates gets a marker; remove_owned deletes only marked ones
     RunLock           one writer per run folder (O_EXCL lock file with the pid; stale if dead)
     temp_name         a temporary name unique to this writer (no two writers share a .tmp)
@@ -37,12 +38,36 @@ NOT_IDENTITY = ("task.train.epochs", "task.train.episodes", "task.generator.back
 
 
 # --- containment ----------------------------------------------------------------------------
-def inside(root: Path | str, path: Path | str) -> Path:
-    """`path` as given, after checking that it lies inside `root` (both resolved, links followed)."""
+def inside(root: Path | str, path: Path | str, action: str = "write") -> Path:
+    """`path` as given, after checking that it lies inside `root` (both resolved, links followed).
+
+    The one guard behind every write and delete qtc does in a folder it owns (run folders, trial
+    folders, their plots/, tensorboard/, models/, logs and checkpoints) and every read a spec or
+    a run folder causes (`generator X.qs` beside the task, a run folder's spec.task and records):
+    a symbolic link there that leads elsewhere is refused, naming the link, instead of followed.
+    `action` ("write", "read", "delete") is what the message says qtc refused to do."""
     root_r, path_r = Path(root).resolve(), Path(path).resolve()
     if path_r != root_r and root_r not in path_r.parents:
-        raise QtcError(f"refusing to touch {path}: it lies outside {root}, the folder qtc owns here")
+        link = _link_below(Path(root), Path(path))
+        how = (f"{link} is a symbolic link to {os.readlink(link)}, which leads" if link else "it lies")
+        hint = ("; hint: replace the link with the file or folder itself" if link else "")
+        raise QtcError(f"refusing to {action} {path}: {how} outside {root}, the folder it belongs "
+                       f"to{hint}")
     return Path(path)
+
+
+def _link_below(root: Path, path: Path) -> Path | None:
+    """The first symbolic link on the way from `root` down to `path` (lexically), or None."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return None
+    at = root
+    for part in parts:
+        at = at / part
+        if at.is_symlink():
+            return at
+    return None
 
 
 # --- ownership ------------------------------------------------------------------------------
@@ -64,7 +89,7 @@ def is_owned(path: Path | str) -> bool:
 
 def remove_owned(path: Path | str, root: Path | str) -> None:
     """Delete the folder `path` inside `root`, only if qtc created it (it holds the marker)."""
-    path = inside(root, path)
+    path = inside(root, path, "delete")
     if not is_owned(path):
         raise QtcError(f"refusing to delete {path}: qtc did not create it (no {MARKER} marker); "
                        "move it away or choose another output folder")

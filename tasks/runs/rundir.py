@@ -165,13 +165,23 @@ class RunDir:
 
     # --- settings -------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:
-        return atomic_text(guard.inside(self.path, self.path / name), text)
+        return atomic_text(self.file(name, "write"), text)
 
     def write_json(self, name: str, data) -> Path:
-        return atomic_json(guard.inside(self.path, self.path / name), data)
+        return atomic_json(self.file(name, "write"), data)
+
+    def file(self, name: str, action: str = "read") -> Path:
+        """RUNDIR/name through the guard: a link that leads out of the folder is refused."""
+        return guard.inside(self.path, self.path / name, action)
+
+    def subfolder(self, name: str) -> Path:
+        """RUNDIR/name/ (plots/, tensorboard/...), made if missing, never a link out of the folder."""
+        folder = self.file(name, "write")
+        folder.mkdir(exist_ok=True)
+        return folder
 
     def read_json(self, name: str):
-        path = self.path / name
+        path = self.file(name)
         try:
             return json.loads(path.read_text())
         except ValueError as err:  # a damaged file must not be trusted
@@ -180,7 +190,7 @@ class RunDir:
 
     # --- metrics --------------------------------------------------------------------------
     def metrics(self) -> list[dict]:
-        p = self.path / METRICS
+        p = self.file(METRICS)
         return json.loads(p.read_text()) if p.is_file() else []
 
     def log_metrics(self, rows: list[dict]) -> None:
@@ -191,16 +201,16 @@ class RunDir:
     # --- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self, state: dict) -> None:
         """Tensors and plain values only (loadable with weights_only=True), with the fingerprint."""
-        atomic_torch(self.path / CHECKPOINT, {**state, "fingerprint": self.fingerprint()})
+        atomic_torch(self.file(CHECKPOINT, "write"), {**state, "fingerprint": self.fingerprint()})
 
     def fingerprint(self) -> str | None:
         """The sha256 recorded in fingerprint.json when the run started (None: an older qtc's)."""
-        p = self.path / guard.FINGERPRINT
+        p = self.file(guard.FINGERPRINT)
         return json.loads(p.read_text())["sha256"] if p.is_file() else None
 
     def load_checkpoint(self) -> dict | None:
         """The checkpoint, if it is this run's: never unpickles code, refuses a foreign one."""
-        p = self.path / CHECKPOINT
+        p = self.file(CHECKPOINT)
         if not p.is_file():
             return None
         try:

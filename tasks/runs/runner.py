@@ -17,7 +17,7 @@ import torch
 
 from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
-from qtc.tasks.build import Built, load_task
+from qtc.tasks.build import Built, load_task, space_file
 from qtc.tasks.engines import selection
 from qtc.tasks.runs import guard, signals, tensorboard
 from qtc.tasks.runs.provenance import provenance
@@ -204,7 +204,7 @@ def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None
         if settings and settings != recorded:
             _refuse(rundir, "a resumed run keeps the settings it started with",
                     [f"--set {_shown(settings)} (the run has {_shown(recorded) or 'none'})"])
-        built = load_task(rundir.path / "spec.task", recorded)
+        built = load_task(rundir.file("spec.task"), recorded)
         _check_identity(rundir, built, options, spec)
         options, changes = _apply_overrides(rundir, built, options, overrides or {})
         if changes:
@@ -241,7 +241,7 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
     text = spec.source
     if spec.generator:
         space = Path(spec.generator.space).name
-        rundir.write_text(space, spec.space_path().read_text())
+        rundir.write_text(space, space_file(spec).read_text())
         if space != spec.generator.space:
             text = spec.source.replace(spec.generator.space, space)
     rundir.write_text("spec.task", text)
@@ -273,7 +273,7 @@ PLACE_OPTIONS = ("data_root", "download", "backend", "threads", "tensorboard", "
 def identity(built: Built, options: RunOptions) -> dict:
     """guard.identity of this spec (its search space's text too) and these options."""
     spec = built.spec
-    space = spec.space_path().read_text() if spec.generator else None
+    space = space_file(spec).read_text() if spec.generator else None
     return guard.identity(spec.model_dump(exclude={"source", "file"}), space,
                           {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS})
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from qtc.errors import QtcError
 from qtc.tasks import naming
+from qtc.tasks.runs import guard
 
 FOLDER = "tensorboard"
 
@@ -28,7 +29,8 @@ def require() -> None:
 def writer(run_path: Path, model: str):
     """A SummaryWriter for `model` in RUNDIR/tensorboard/<model folder>."""
     from torch.utils.tensorboard import SummaryWriter
-    return SummaryWriter(log_dir=str(Path(run_path) / FOLDER / naming.folder(model)))
+    folder = guard.inside(run_path, Path(run_path) / FOLDER / naming.folder(model))
+    return SummaryWriter(log_dir=str(folder))
 
 
 def tag(key: str) -> str:

@@ -16,6 +16,7 @@ import torch
 
 from qtc.errors import QtcError
 from qtc.tasks.plots import moving_average_band
+from qtc.tasks.runs import guard
 from qtc.tasks.runs.rundir import atomic_json, atomic_text, atomic_torch
 
 CSV_FIELDS = ("episode", "worker", "reward", "length", "time")
@@ -41,7 +42,7 @@ class EpisodeLog:
 
     def __init__(self, out_dir: Path, keep_rows: int | None):
         """`keep_rows` None starts a new log; a number resumes one, keeping that many rows."""
-        self.path = Path(out_dir) / EPISODES_CSV
+        self.path = guard.inside(out_dir, Path(out_dir) / EPISODES_CSV)
         if keep_rows is not None and self.path.exists():
             with open(self.path, newline="") as fh:
                 atomic_text(self.path, "".join(fh.readlines()[:keep_rows + 1]))

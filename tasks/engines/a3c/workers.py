@@ -384,7 +384,7 @@ class Trainer:
             self.bar.write(text, file=sys.stderr)
         else:
             print(text, file=sys.stderr)
-        with open(self.out_dir / "errors.log", "a") as fh:
+        with open(guard.inside(self.out_dir, self.out_dir / "errors.log"), "a") as fh:
             fh.write(f"[{time.strftime('%Y-%m-%d %H:%M:%S')}] {text}\n")
 
     def stop_workers(self, grace_s: float = 5.0) -> None:

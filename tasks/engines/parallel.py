@@ -66,10 +66,10 @@ class _Messenger:
         self.out.put(("done", model, row, _pack(final)))
 
 
-def _worker(driver: int, wid: int, kind_module: str, rundir_path: str, settings: dict,
-            options: dict, jobs, out, stop) -> None:
-    """A worker's life: build the task once, then train every job handed to it."""
-    guard.die_with_parent(driver)
+def _worker(wid: int, kind_module: str, rundir_path: str, settings: dict, options: dict,
+            jobs, out, stop) -> None:
+    """A worker's life (started through guard.run_child, which watches the driver from the
+    worker's first moment): build the task once, then train every job handed to it."""
     signals.in_worker()
     from qtc.tasks.build import load_task
     from qtc.tasks.engines import supervised
@@ -107,9 +107,10 @@ def train_in_workers(ledger, todo: list[str], stop) -> None:
     out, halt = ctx.Queue(), ctx.Event()
     count = min(opts.jobs, len(todo))
     inboxes = [ctx.Queue() for _ in range(count)]
-    procs = [ctx.Process(target=_worker, name=f"qtc-train-{w}", daemon=True,
-                         args=(os.getpid(), w, KINDS[built.spec.kind], str(rundir.path), dict(built.settings),
-                               opts.to_dict(), inboxes[w], out, halt)) for w in range(count)]
+    procs = [ctx.Process(target=guard.run_child, name=f"qtc-train-{w}", daemon=True,
+                         args=(os.getpid(), f"{__name__}:_worker", w, KINDS[built.spec.kind],
+                               str(rundir.path), dict(built.settings), opts.to_dict(), inboxes[w],
+                               out, halt)) for w in range(count)]
     for p in procs:
         p.start()
     pending, busy, idle = list(todo), {}, set(range(count))

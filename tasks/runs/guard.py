@@ -17,6 +17,7 @@ at parse time, located.)
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import secrets
@@ -252,6 +253,16 @@ def die_with_parent(driver: int, poll_s: float = 1.0, grace_s: float = 60.0) -> 
         os._exit(1)
 
     threading.Thread(target=watch, name="qtc-die-with-parent", daemon=True).start()
+
+
+def run_child(driver: int, target: str, *args) -> None:
+    """A spawned worker's entry: die_with_parent(driver) first, then `target` ("module:function")
+    imported and called with `args`. A spawned worker imports its target's module before it runs
+    a line of it (torch: seconds on a busy machine); starting here, where only the standard
+    library is loaded, it watches its driver from its first moment."""
+    die_with_parent(driver)
+    module, _, name = target.partition(":")
+    getattr(importlib.import_module(module), name)(*args)
 
 
 def _parent_death_signal(sig: int) -> bool:

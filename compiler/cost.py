@@ -10,7 +10,7 @@ from dataclasses import replace
 
 from qtc.compiler.ir import Program, numbered
 from qtc.compiler.render import Rendered
-from qtc.compiler.render_compact import plan_flops
+from qtc.compiler.render.compact import plan_flops
 from qtc.compiler.schedule import Plan
 from qtc.compiler.target import Target
 
@@ -127,7 +127,7 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
         node = prog.circuits[i]
         lines.append(f"phase form [{numbered(node.members)}] {prog.label_of(node)}: {len(node.terms)} terms; "
                      f"6 Walsh-Hadamard transforms of {dim} entries and {dim} sin/cos per step "
-                     f"(compiler/kernel_phase.c, float64)")
+                     f"(compiler/csrc/phase.c, float64)")
     total_flops = (kernels.fwd_flops + kernels.bwd_flops + 8 * dim * len(plan.circuits)
                    + len(plan.phases) * phase_flops(plan.n))
     lines += [f"bytes per step: {traffic['total']} (forward passes {traffic['forward']}, "

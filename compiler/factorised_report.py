@@ -1,12 +1,7 @@
 """What `qtc compile` says about a per-position space: the form chosen, why, and its program."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from qtc.compiler.factorised import Factorised, channel_memory
-
-CHANNEL_SOURCE = Path(__file__).with_name("channel.c")   # the channel form's static kernels
-
 
 def factorised_report(prog: Factorised) -> str:
     """The form chosen, the candidate count, both costs, and the positions with their choices."""

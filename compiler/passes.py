@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from qtc.compiler.gates import GATES, clifford_steps
 from qtc.compiler.ir import Angle, Circuit, Constant, PhaseForm, Program
@@ -60,9 +59,6 @@ def _fold(node: Circuit, n: int):
             return replace(node, ops=tuple(kept) + node.ops[k:], notes=node.notes + note)
     note = f"fold_clifford_constants: Clifford after dropping {dropped} phase rotations -> exact constant"
     return Constant(members=node.members, constraints=tab.distribution(), notes=node.notes + (note,))
-
-
-PHASE_SOURCE = Path(__file__).with_name("kernel_phase.c")   # the CPU kernels of the phase forms
 
 
 def hadamard_phase_form(prog: Program) -> Program:

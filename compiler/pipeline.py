@@ -16,7 +16,6 @@ from qtc.compiler.ir import Circuit, Program, verify
 from qtc.compiler.passes import (drop_trailing_diagonals, fold_clifford_constants, hadamard_phase_form, infer_real,
                                  merge_duplicates)
 from qtc.compiler.render import Rendered, render
-from qtc.compiler.render_compact import render_compact
 from qtc.compiler.schedule import plan_program
 from qtc.compiler.target import Target
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS, SearchSpace, parse_space
@@ -78,8 +77,7 @@ def to_kernels(prog: Program, target: Target) -> Rendered:
     """The back half: one Program's kernels for one Target."""
     plan = plan_program(prog, target)          # frames, tiles, passes over the state
     target = with_rendering(plan, target)      # "auto": unrolled when small, compact when big
-    rendering = render_compact if target.rendering == "compact" else render
-    return rendering(plan, target)             # kernel source text, signature, flop counts
+    return render(plan, target)                # kernel source text, signature, flop counts
 
 
 def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> tuple[int, int]:

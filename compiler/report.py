@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from qtc.compiler.cost import cost_report
 from qtc.compiler.factorised import Factorised
-from qtc.compiler.factorised_report import CHANNEL_SOURCE, factorised_report, pretty_channel
+from qtc.compiler.csrc import source
+from qtc.compiler.factorised_report import factorised_report, pretty_channel
 from qtc.compiler.ir import Circuit, Constant, PhaseForm, Program, count_gates, pretty
-from qtc.compiler.passes import PHASE_SOURCE
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.target import Target, rendering_from_env
 
@@ -83,12 +83,12 @@ def program_outputs(prog: Program | Factorised, target: Target | None = None) ->
         head = factorised_report(prog)
         if prog.form == "channel":
             return {"report.txt": head, "program.ir": pretty_channel(prog),
-                    "kernels.cu": CHANNEL_SOURCE.read_text()}
+                    "kernels.cu": source("channel.c")}
         texts = program_outputs(prog.enumerated, target)
         return {**texts, "report.txt": head + "\n" + texts["report.txt"]}
     kernels = to_kernels(prog, target)
     report = program_report(prog) + "\n\n" + cost_report(prog, kernels)
     library = {"kernels_lib.cu": kernels.library} if kernels.library else {}
-    if kernels.plan.phases:   # the phase forms run compiler/kernel_phase.c (runtime/phase.py)
-        library["kernels_phase.c"] = PHASE_SOURCE.read_text()
+    if kernels.plan.phases:   # the phase forms run compiler/csrc/phase.c (runtime/phase.py)
+        library["kernels_phase.c"] = source("phase.c")
     return {"report.txt": report, "program.ir": pretty(prog), "kernels.cu": kernels.text, **library}

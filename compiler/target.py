@@ -19,7 +19,7 @@ DEVICES = ("cpu", "cuda")
 # per state plane stay in registers; the backward pass holds two states.
 MAX_RANK = (("fwd", True, 4), ("fwd", False, 3), ("bwd", True, 3), ("bwd", False, 2))
 # how the passes become source: "unrolled" (one block of code per op and register), "compact"
-# (one loop over a table of the ops, kernel_compact.h) or "auto" (the cost model chooses by the
+# (one loop over a table of the ops, compiler/csrc/compact.h) or "auto" (the cost model chooses by the
 # size of the unrolled source: compiler/cost.py)
 RENDERINGS = ("auto", "unrolled", "compact")
 RENDERING_ENV = "QTC_RENDERING"

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
-from qtc.compiler.render import PART   # the kernel source's part separator
+from qtc.compiler.render.common import PART   # the kernel source's part separator
 from qtc.errors import QtcError, os_error_message
 
 CPU_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-std=c++17")

@@ -1,4 +1,4 @@
-"""The channel form compiled: compiler/channel.c's passes, ordered by one driver on cpu and cuda.
+"""The channel form compiled: compiler/csrc/channel.c's passes, ordered by one driver on cpu and cuda.
 
 The C source is static (one build for every program). A program becomes Tables: per step its
 alternatives, per alternative its segments, each one pass over the density matrix on both
@@ -30,7 +30,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from qtc.compiler.factorised_report import CHANNEL_SOURCE
+from qtc.compiler.csrc import source as c_source
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle
 from qtc.runtime.cache import build_shared
@@ -57,7 +57,7 @@ def signatures(text: str) -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def source() -> tuple[str, dict[str, str]]:
-    text = CHANNEL_SOURCE.read_text()
+    text = c_source("channel.c")
     return text, signatures(text)
 
 

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from qtc.compiler.cost import LAUNCH_OVERHEAD_S, bytes_moved
-from qtc.compiler.render import Rendered, _tiles
+from qtc.compiler.render import Rendered
+from qtc.compiler.render.common import tiles
 from qtc.compiler.schedule import Plan
 from qtc.compiler.target import DTYPES
 from qtc.errors import QtcError
@@ -103,7 +104,7 @@ def kernel_threads(rendered: Rendered) -> dict[str, int]:
     work = {"qtc_init": plan.size, "qtc_out": 1 << plan.n, "qtc_binit": 1 << plan.n}
     for kind, attr in (("forward", "fwd"), ("backward", "bwd")):
         for j, name in enumerate(n for n in rendered.kernels[kind] if n not in work):
-            work[name] = max(_tiles(plan, getattr(c, attr)[j]) for c in plan.circuits
+            work[name] = max(tiles(plan, getattr(c, attr)[j]) for c in plan.circuits
                              if j < len(getattr(c, attr))) << plan.lanes
     return work
 

@@ -1,4 +1,4 @@
-"""Phase-form nodes (compiler.ir.PhaseForm) on the CPU (compiler/kernel_phase.c) and on any torch
+"""Phase-form nodes (compiler.ir.PhaseForm) on the CPU (compiler/csrc/phase.c) and on any torch
 device (the same steps in torch ops: what the cuda backend runs).
 
 With W the unnormalised Walsh-Hadamard transform of 2^n entries and (b_k, i_k, a_k, c_k) a
@@ -19,7 +19,7 @@ import threading
 import torch
 
 from qtc.compiler.ir import Angle, PhaseForm
-from qtc.compiler.passes import PHASE_SOURCE
+from qtc.compiler.csrc import source
 from qtc.runtime.cache import CPU_FLAGS, build_shared
 
 FLAGS = CPU_FLAGS + ("-ffast-math",)    # the cos / sin loop on glibc's vector functions
@@ -131,7 +131,7 @@ def _library():
     """The CPU kernels, built once per machine (runtime/cache.py keys them by source and flags)."""
     with _lock:
         if not _lib:
-            lib = ctypes.CDLL(str(build_shared(PHASE_SOURCE.read_text(), flags=FLAGS, tag="phase")))
+            lib = ctypes.CDLL(str(build_shared(source("phase.c"), flags=FLAGS, tag="phase")))
             p, i, d = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
             lib.qtc_phase_forward.argtypes = [i, i, p, p, p, p, p, p, p]
             lib.qtc_phase_backward.argtypes = [i, i, p, p, p, p, p, d, p, p]

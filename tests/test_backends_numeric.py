@@ -39,7 +39,7 @@ CASES = [  # (spec, qubits, depth): the paper space from 2 to 10 qubits, the oth
 ]
 DTYPES = [torch.float64, torch.float32]
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}
-# both renderings of the passes (compiler/render.py, render_compact.py) on these: every gate,
+# both renderings of the passes (compiler/render/unrolled.py, compact.py) on these: every gate,
 # 1 to 3 lanes, real and complex circuits, tiles of rank 0 to 4, two-row diagonals (CZ)
 RENDER_CASES = [("hadamard_ent_rot", 2, 1), ("hadamard_ent_rot", 5, 2), ("hadamard_ent_rot", 9, 1),
                 ("clifford_t", 4, 2), ("hardware_efficient", 5, 2), ("untied_two_layer", 3, 2),

@@ -180,7 +180,7 @@ def test_launches_go_on_torchs_stream_in_order_with_grids_from_the_state(monkeyp
         launcher.run(plan, tensors, writes=(0, 3))
 
 
-# --- the channel form (issue 15): compiler/channel.c through the same Module ---------------------
+# --- the channel form (issue 15): compiler/csrc/channel.c through the same Module ----------------
 
 NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nvcc").exists() else None)
 

@@ -5,13 +5,13 @@ writes is compared with `tests/golden/<spec file name>/<file>`:
 - text files up to GOLDEN_MAX_BYTES are kept whole (report.txt, program.ir): review their diff;
 - larger files and every kernel source (kernels.cu; kernels_lib.cu, the compact rendering's CPU
   library) are pinned by `<file>.sha256` (digest, bytes, lines): kernels.cu is megabytes of
-  generated C at 17 qubits, and the compact ones repeat kernel_compact.h, too much to keep per spec. So is an output that is a static compiler
-  source written out whole (the channel form's kernels.cu is compiler/channel.c; kernels_phase.c,
-for programs with phase forms, is compiler/kernel_phase.c): no copy of it. To review a change to it, read the diff
+  generated C at 17 qubits, and the compact ones repeat compact.h, too much to keep per spec. So is an output that is a static compiler
+  source written out whole (the channel form's kernels.cu is compiler/csrc/channel.c; kernels_phase.c,
+for programs with phase forms, is compiler/csrc/phase.c): no copy of it. To review a change to it, read the diff
   of the kernel text goldens below, or run `qtc compile` before and after and diff.
 Three tiny programs also keep their whole kernel source as text (`tests/golden/kernels/`),
-and two of them in the compact rendering too (`*-compact.cu`: compiler/render_compact.py),
-with the static C files (compiler/kernel_prelude.h, kernel_host.c, and kernel_compact.h in the
+and two of them in the compact rendering too (`*-compact.cu`: compiler/render/compact.py),
+with the static C files (compiler/csrc/prelude.h, host.c, and compact.h in the
 compact ones) cut out: those are reviewed as files; what is left is everything the renderer
 generates.
 On a mismatch the new output is written beside the golden as `<file>.new` (git ignores *.new)
@@ -20,7 +20,7 @@ and the test fails naming both paths. A golden file that is no longer produced f
     QTC_UPDATE_GOLDEN=1 pytest tests/test_golden.py     # rewrite the goldens, then review
                                                          # `git diff tests/golden` and commit
 
-The kernel renderer (compiler/render.py) writes kernels.cu and the cost model at the end of
+The kernel renderer (compiler/render/) writes kernels.cu and the cost model at the end of
 report.txt: every change to the renderer or the scheduler changes those goldens, so regenerate
 them (command above) in the same commit as the renderer change. Spaces with `qubits auto` and
 no default size are compiled at AUTO_QUBITS qubits.
@@ -28,13 +28,13 @@ no default size are compiled at AUTO_QUBITS qubits.
 import hashlib
 import os
 import sys
-from importlib import resources
 from pathlib import Path
 
 import pytest
 
 import qtc
 from qtc.cli.compile import write_outputs
+from qtc.compiler.csrc import source
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.target import Target
 from qtc.dsl.space import parse_space
@@ -48,11 +48,11 @@ UPDATE = os.environ.get("QTC_UPDATE_GOLDEN") == "1"
 TEXT_KERNELS = [("hadamard_ent_rot", 2, 1, "unrolled"), ("hardware_efficient", 3, 1, "unrolled"),
                 ("untied_two_layer", 2, 1, "unrolled"), ("hadamard_ent_rot", 2, 1, "compact"),
                 ("hardware_efficient", 3, 1, "compact")]
-STATIC_C = {"unrolled": ("kernel_prelude.h", "kernel_host.c"),
-            "compact": ("kernel_prelude.h", "kernel_compact.h", "kernel_host.c")}
+STATIC_C = {"unrolled": ("prelude.h", "host.c"),
+            "compact": ("prelude.h", "compact.h", "host.c")}
 # static compiler sources that `qtc compile` may write out whole (the channel form's kernels):
 # reviewed as files, so a golden pins such an output by digest, not by a second copy
-STATIC_SOURCES = ("channel.c", "kernel_phase.c")
+STATIC_SOURCES = ("channel.c", "phase.c")
 
 
 def digest_text(data: bytes) -> str:
@@ -61,7 +61,7 @@ def digest_text(data: bytes) -> str:
 
 
 def is_static_source(data: bytes) -> bool:
-    return any(data == resources.files("qtc.compiler").joinpath(s).read_bytes() for s in STATIC_SOURCES)
+    return any(data == source(s).encode() for s in STATIC_SOURCES)
 
 
 def golden_form(name: str, data: bytes) -> tuple[str, bytes]:
@@ -131,9 +131,9 @@ def test_no_golden_is_a_copy_of_a_static_source():
 def generated_part(text: str, rendering: str) -> str:
     """The kernel source with each static C file replaced by a one-line marker."""
     for name in STATIC_C[rendering]:
-        static = resources.files("qtc.compiler").joinpath(name).read_text()
+        static = source(name)
         assert text.count(static) == 1, f"{name} appears once, whole, in the kernel source"
-        text = text.replace(static, f"// <qtc/compiler/{name}: {static.count(chr(10))} lines>\n")
+        text = text.replace(static, f"// <qtc/compiler/csrc/{name}: {static.count(chr(10))} lines>\n")
     return text
 
 

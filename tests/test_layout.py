@@ -180,3 +180,43 @@ def test_the_wheel_ships_every_data_file_the_code_reads():
             continue
         pkg = "qtc" + "".join("." + part for part in rel.parent.parts)
         assert any(fnmatch.fnmatch(path.name, g) for g in data.get(pkg, [])), f"{rel} is not package data"
+
+
+# the functions that read a shipped C file by name (qtc.compiler.csrc.source and its wrappers)
+C_READERS = {"source", "c_source", "c_lines"}
+
+
+def c_sources_out_of_place() -> list[str]:
+    """Shipped C files outside compiler/csrc, and names of shipped C files that product code
+    uses other than as the argument of a C_READERS call (a path built by hand, say)."""
+    csrc = ROOT / "compiler" / "csrc"
+    files = [p for p in ROOT.rglob("*") if p.suffix in (".c", ".h")
+             and not NOT_PACKAGE & set(p.relative_to(ROOT).parts[:1])]
+    found = [f"{p.relative_to(ROOT)} is not in compiler/csrc" for p in files if p.parent != csrc]
+    shipped = {p.name for p in files}
+    for path in package_files():
+        tree = ast.parse(path.read_text())
+        read = {id(node.args[0]) for node in ast.walk(tree)
+                if isinstance(node, ast.Call) and node.args and getattr(node.func, "id", None) in C_READERS}
+        found += [f"{path.relative_to(ROOT)}:{node.lineno} names {node.value} outside csrc.source"
+                  for node in ast.walk(tree)
+                  if isinstance(node, ast.Constant) and node.value in shipped and id(node) not in read]
+    return found
+
+
+def test_shipped_c_lives_in_csrc_and_is_read_through_source():
+    """One folder for the C qtc ships, one way to read it (importlib.resources, which works the
+    same from a checkout and from an installed wheel)."""
+    assert not c_sources_out_of_place()
+
+
+def test_the_c_source_check_sees_a_stray_file_and_a_path(tmp_path, monkeypatch):
+    (tmp_path / "compiler" / "csrc").mkdir(parents=True)
+    (tmp_path / "compiler" / "csrc" / "phase.c").write_text("")
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "stray.h").write_text("")
+    (tmp_path / "runtime" / "bad.py").write_text("from pathlib import Path\n"
+                                                 "TEXT = Path(__file__).with_name('phase.c')\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert sorted(c_sources_out_of_place()) == ["runtime/bad.py:2 names phase.c outside csrc.source",
+                                                "runtime/stray.h is not in compiler/csrc"]

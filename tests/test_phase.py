@@ -1,4 +1,4 @@
-"""Phase forms at run time (runtime/phase.py): the CPU kernels (compiler/kernel_phase.c) and the
+"""Phase forms at run time (runtime/phase.py): the CPU kernels (compiler/csrc/phase.c) and the
 torch steps the cuda backend runs, against the closed form's definition (tests/densesim.py) and
 against each other, with gradients checked by finite differences.
 
@@ -124,7 +124,7 @@ def test_phase_forms_in_a_program_match_the_reference_in_both_dtypes():
 
 
 def test_loading_the_fast_math_kernels_leaves_the_process_floating_point_alone():
-    """kernel_phase.c is compiled with -ffast-math but not linked with it: linking would run
+    """csrc/phase.c is compiled with -ffast-math but not linked with it: linking would run
     crtfastmath's constructor, which flushes every subnormal of the process (torch's too) to 0."""
     phase._library()
     assert float(torch.tensor([1e-310], dtype=torch.float64) * 1.0) == 1e-310

@@ -8,9 +8,9 @@ typedef double real;
 typedef long long qtc_lane_index;
 #define QTC_LANE_XOR(m) 0^(m), 1^(m), 2^(m), 3^(m)
 #define QTC_PM_ROWS {0,0,0,0}, {0,1,0,1}, {0,0,1,1}, {0,1,1,0}
-// <qtc/compiler/kernel_prelude.h: 96 lines>
+// <qtc/compiler/csrc/prelude.h: 96 lines>
 
-// <qtc/compiler/kernel_compact.h: 463 lines>
+// <qtc/compiler/csrc/compact.h: 463 lines>
 
 QTC_KERNEL qtc_init(real* QTC_RESTRICT st);
 QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);
@@ -208,4 +208,4 @@ QTC_KERNEL qtc_bwd_0(real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* 
 #define QTC_B_ORDER 0, 1, 2, 3, 0
 #define QTC_FPASSES 1
 #define QTC_BPASSES 1
-// <qtc/compiler/kernel_host.c: 62 lines>
+// <qtc/compiler/csrc/host.c: 62 lines>

@@ -8,7 +8,7 @@ typedef double real;
 typedef long long qtc_lane_index;
 #define QTC_LANE_XOR(m) 0^(m), 1^(m), 2^(m), 3^(m)
 #define QTC_PM_ROWS {0,0,0,0}, {0,1,0,1}, {0,0,1,1}, {0,1,1,0}
-// <qtc/compiler/kernel_prelude.h: 96 lines>
+// <qtc/compiler/csrc/prelude.h: 96 lines>
 
 QTC_FN qtc_f0_c0(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
 QTC_FN qtc_f0_c1(real* QTC_RESTRICT st, const real* QTC_RESTRICT th, long t0, long t1, long step);
@@ -492,4 +492,4 @@ static inline void qtc_bpass(int k, real* st, real* lam, const real* th, double*
   qtc_b_fns[k](st, lam, th, gth, t0, t1, step);
 }
 #endif
-// <qtc/compiler/kernel_host.c: 62 lines>
+// <qtc/compiler/csrc/host.c: 62 lines>

@@ -1,30 +1,30 @@
-"""render_compact: the same kernels as compiler/render.py, with every pass as data.
+"""The compact rendering: the same kernels as the unrolled one (unrolled.py), with every pass
+as data.
 
-The unrolled renderer writes one block of code per op and register, so its source grows with
+The unrolled rendering writes one block of code per op and register, so its source grows with
 qubits x depth (7.5 MB at 17 qubits, depth 15) and so does the C++ / NVRTC compile. Here a pass
-over the state is one loop (kernel_compact.h) over a table: the pass's tile (basis, pivots), its
+over the state is one loop (csrc/compact.h) over a table: the pass's tile (basis, pivots), its
 ops (direction, label rows and flips, the gate's table, the angle and its form) and a table of
 the distinct gate matrices as coefficients of 1, cos and sin of the half angle. The code is the
-same for every program; only the tables grow, by one short record per op.
+same for every program; only the tables (`CompactTables`) grow, by one short record per op.
 
-The kernels, their names and parameters, the gathers and the CPU drivers are the unrolled
-rendering's (render.py); only the pass functions differ. On the CPU they are not in the program's
-text at all: kernel_compact.h and kernel_compact_lib.c, after the prelude's dtype and lane
-parameters, are `Rendered.library`, the same text for every program, which the build cache
-compiles once and links with each program (whose qtc_fpass / qtc_bpass call qtc_lib_fpass /
-qtc_lib_bpass with its tables). On the GPU the program's text instantiates them itself.
+The kernels, their names and parameters, the gathers and the CPU drivers are common.py's; only
+the pass functions differ. On the CPU they are not in the program's text at all: compact.h and
+compact_lib.c, after the prelude's dtype and lane parameters, are `Rendered.library`, the same
+text for every program, which the build cache compiles once and links with each program (whose
+qtc_fpass / qtc_bpass call qtc_lib_fpass / qtc_lib_bpass with its tables). On the GPU the
+program's text instantiates them itself.
 """
 from __future__ import annotations
 
 from qtc.compiler import symbolic
 from qtc.compiler.ir import Angle
-from qtc.compiler.render import (BWD_ARGS, FWD_ARGS, PART, Rendered, _binit_kernel, _host, _init_kernel,
-                                 _matrix, _out_kernel, _prelude, _static, pass_starts, pass_tiles,
-                                 prelude_params, signatures)
+from qtc.compiler.render.common import (BWD_ARGS, FWD_ARGS, PART, c_lines, gate_table, gather_kernels, host,
+                                        pass_starts, pass_tiles, prelude, prelude_params, prototypes)
 from qtc.compiler.schedule import CircuitPlan, Pass, Plan, SOp, parity
 from qtc.compiler.target import Target
 
-# flops per element of one op, as kernel_compact.h computes them: (real, complex) circuits
+# flops per element of one op, as compact.h computes them: (real, complex) circuits
 APPLY_FLOPS = {"dense": (3, 14), "diag": (1, 6)}
 GRAD_FLOPS = {"dense": (5, 18), "diag": (3, 10)}
 
@@ -37,7 +37,7 @@ def _coefficients(part: tuple) -> tuple[float, float, float]:
 def shape(row: tuple[float, ...]) -> int:
     """Which parts of a 2x2 gate row (gate_row) can be non-zero: 1 when every imaginary part is
     structurally zero (H, RY), 2 when the diagonal is real and the off-diagonal imaginary (RX),
-    else 0 (kernel_compact.h's qtc_mac K)."""
+    else 0 (compact.h's qtc_mac K)."""
     re0 = [not any(row[6 * e:6 * e + 3]) for e in range(4)]
     im0 = [not any(row[6 * e + 3:6 * e + 6]) for e in range(4)]
     if all(im0):
@@ -61,7 +61,7 @@ def gate_row(table: tuple, dense: bool) -> tuple[float, ...]:
     return tuple(x for re, im in entries for x in _coefficients(re) + _coefficients(im))
 
 
-class Tables:
+class CompactTables:
     """The distinct gate rows and angle forms, and every op's record, in the order written."""
 
     def __init__(self, plan: Plan):
@@ -95,7 +95,7 @@ class Tables:
         rows = list(op.rows) + [0] * (2 - len(op.rows))
         flips = list(op.flips) + [0] * (2 - len(op.flips))
         u = pss.coords(op.d & ~low) if dense else 0
-        matrix = _matrix(op)
+        matrix = gate_table(op)
         if backward:
             matrix = symbolic.adjoint(matrix, dense)
         row = gate_row(matrix, dense)
@@ -135,9 +135,9 @@ class Tables:
         return out
 
 
-def _dispatch() -> list[str]:
+def dispatch() -> list[str]:
     """qtc_fpass / qtc_bpass: pass k over some tiles, by the library's entry points on the CPU
-    and by the templates of kernel_compact.h on the GPU."""
+    and by the templates of compact.h on the GPU."""
     run = "qtc_gates, qtc_forms"
     return [
         "#ifdef __CUDACC__",
@@ -190,33 +190,28 @@ def plan_flops(plan: Plan, backward: bool) -> int:
     return total
 
 
-MAX_RANK = 4   # kernel_compact.h instantiates tiles of 1 to 16 registers
+COMPACT_MAX_RANK = 4   # compact.h instantiates tiles of 1 to 16 registers
 
 
 def library(lanes: int, target: Target) -> str:
     """The CPU kernel library: the same text for every program of (lanes, dtype)."""
     lines = ["// qtc compact kernel library: the passes of every program on the CPU"]
-    lines += prelude_params(lanes, target) + _static("kernel_prelude.h")
-    return "\n".join(lines + _static("kernel_compact.h") + _static("kernel_compact_lib.c")) + "\n"
+    lines += prelude_params(lanes, target) + c_lines("prelude.h")
+    return "\n".join(lines + c_lines("compact.h") + c_lines("compact_lib.c")) + "\n"
 
 
-def render_compact(plan: Plan, target: Target) -> Rendered:
-    """The kernel source with table-driven passes: prelude, kernel_compact.h, the gathers, the
-    tables, the pass dispatch, the GPU kernels and the CPU drivers (one part after the gathers),
-    and the CPU library it links with."""
-    assert all(p.rank <= MAX_RANK for c in plan.circuits for p in c.fwd + c.bwd), "tile rank above 4"
-    tables = Tables(plan)
-    lines = _prelude(plan, target)
-    lines += _static("kernel_compact.h") + [""]
-    lines += ["QTC_KERNEL qtc_init(real* QTC_RESTRICT st);",
-              "QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);",
-              "QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, "
-              "const real* QTC_RESTRICT wn, const real* QTC_RESTRICT g, double* QTC_RESTRICT gw);"]
-    lines += ["", PART] + _init_kernel(plan) + _out_kernel(plan) + _binit_kernel(plan)
-    lines += [PART] + tables.text() + [""] + _dispatch()
+def kernel_text(plan: Plan, target: Target) -> tuple[str, int, int]:
+    """The kernel source with table-driven passes (prelude, compact.h, the gathers, the tables,
+    the pass dispatch, the GPU kernels and the CPU drivers: one part after the gathers), and the
+    flops of a forward and of a backward as the compact kernels compute them."""
+    assert all(p.rank <= COMPACT_MAX_RANK for c in plan.circuits for p in c.fwd + c.bwd), "tile rank above 4"
+    tables = CompactTables(plan)
+    lines = prelude(plan, target)
+    lines += c_lines("compact.h") + [""]
+    lines += prototypes()
+    lines += ["", PART] + gather_kernels(plan)
+    lines += [PART] + tables.text() + [""] + dispatch()
     for backward in (False, True):
         lines += _gpu_kernels(plan, backward)
-    lines += _host(plan, [])
-    text = "\n".join(lines) + "\n"
-    lib = library(plan.lanes, target) if target.device == "cpu" else ""
-    return Rendered(text, plan, target, plan_flops(plan, False), plan_flops(plan, True), signatures(text), lib)
+    lines += host(plan, [])
+    return "\n".join(lines) + "\n", plan_flops(plan, False), plan_flops(plan, True)

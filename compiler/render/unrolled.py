@@ -1,33 +1,25 @@
-"""render: kernel source text for the forward and adjoint backward passes.
+"""The unrolled rendering: every pass of every circuit as straight-line code.
 
-One text, two compilers: the kernels are written against a small prelude of macros, so the
-same source is a CUDA file (a thread is one lane of an 8-lane group; lane shuffles are warp
-shuffles) and a C++ file for g++ -fopenmp (a loop iteration holds 8 lanes in a GCC vector;
-lane shuffles are __builtin_shuffle). Layout of the state buffer `st`: each simulated circuit
-owns 2^n reals (real circuits) or a real plane followed by an imaginary plane.
-
-Kernels (all `extern "C"`; launched in this order):
-  qtc_init(st)                              every state := |0...0>
-  qtc_fwd_<j>(st, th)                       pass j of every circuit that has one
-  qtc_out(st, wn, P)                        P[x] = sum_c wn[c] |psi_c[f_c(x)]|^2
-  qtc_binit(st, lam, wn, g, gw)             lam_c = wn[c] g psi_c (through f_c), gw[c] = g . p_c
-  qtc_bwd_<j>(st, lam, th, gth)             backward pass j: gradients, then un-apply
-and, on the CPU only, qtc_forward / qtc_backward that call them in order and qtc_threads(k).
-`Rendered.signature` lists every kernel's parameters by name: the launchers bind by name.
+A pass is one function over its tiles; its body applies each op to the 2^rank registers of a
+tile with the coefficients written out (a cos / sin per rotation per thread, constant entries
+folded to literals, zero terms left out), so the C compiler sees every multiply. The source
+grows with qubits x depth (compiler/cost.py estimates it before rendering, and "auto" renders
+compact above a size). A coefficient whose value depends on label bits (`Part`) is a table per
+lane, selected once per thread; `TileEmitter` writes one op's code for one or two states (the
+state, and in the backward also the adjoint state lambda and the gradient); `_section` is one
+circuit's pass.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 
 from qtc.compiler import symbolic
 from qtc.compiler.ir import Angle, numbered
+from qtc.compiler.render.common import (BWD_ARGS, FWD_ARGS, PART, gate_table, gather_kernels, host, prelude,
+                                        prototypes, tiles)
 from qtc.compiler.schedule import CircuitPlan, Pass, Plan, SOp, parity
 from qtc.compiler.target import Target
 
-PART = "// @qtc-part (the host build may compile the parts separately, in parallel)"
 ONE, MINUS_ONE = symbolic.part(**{"1": 1}), symbolic.part(**{"1": -1})
 
 
@@ -312,7 +304,7 @@ def _planes(plan: Plan, circ: CircuitPlan, buf: str, regs: tuple[str, str]):
 
 def _section(plan: Plan, circ: CircuitPlan, pss: Pass, backward: bool) -> tuple[Section, str]:
     sec = Section([], [], [], [0])
-    tiles = _tiles(plan, pss)
+    ntiles = tiles(plan, pss)
     ptrs, psi = _planes(plan, circ, "st", ("v", "w"))
     states = [psi]
     if backward:
@@ -334,9 +326,9 @@ def _section(plan: Plan, circ: CircuitPlan, pss: Pass, backward: bool) -> tuple[
         if backward:
             if isinstance(op.angle, Angle):
                 em.gradient(op, k, oplines, betas)
-            matrix = symbolic.adjoint(_matrix(op), op.kind == "dense")
+            matrix = symbolic.adjoint(gate_table(op), op.kind == "dense")
         else:
-            matrix = _matrix(op)
+            matrix = gate_table(op)
         em.apply(op, k, matrix, oplines, "", betas)
         lines += ["  " + x for x in oplines] + ["}"]
     for re, im in states:
@@ -345,12 +337,8 @@ def _section(plan: Plan, circ: CircuitPlan, pss: Pass, backward: bool) -> tuple[
                 lines += [f"QTC_ST({plane}p, y0 ^ {o}L, {plane}{s});" for s, o in enumerate(offs)]
     sec.body = ptrs + ["for (long t = t0; t < t1; t += step) {"] + ["  " + x for x in lines] + ["}"]
     head = (f"// circuit [{numbered(circ.members)}] {circ.label}: {len(pss.ops)} ops, "
-            f"rank {pss.rank}, {tiles} tiles")
+            f"rank {pss.rank}, {ntiles} tiles")
     return sec, head
-
-
-def _matrix(op: SOp):
-    return symbolic.fold_constant(op.table, op.angle, op.kind == "dense")
 
 
 def _describe(op: SOp) -> str:
@@ -361,10 +349,6 @@ def _describe(op: SOp) -> str:
 
 
 # --- whole kernels --------------------------------------------------------------------------
-
-FWD_ARGS = "real* QTC_RESTRICT st, const real* QTC_RESTRICT th"
-BWD_ARGS = "real* QTC_RESTRICT st, real* QTC_RESTRICT lam, const real* QTC_RESTRICT th, double* QTC_RESTRICT gth"
-
 
 def _function(name: str, args: str, sec: Section, head: str) -> list[str]:
     """One circuit's pass as a function over the tiles t0, t0 + step, ... < t1."""
@@ -384,136 +368,9 @@ def _gpu_kernels(plan: Plan, backward: bool) -> list[str]:
         for i, c in enumerate(plan.circuits):
             passes = c.bwd if backward else c.fwd
             if j < len(passes):
-                out.append(f"  qtc_{tag}{j}_c{i}({call}, t0, {_tiles(plan, passes[j])}L, step);")
+                out.append(f"  qtc_{tag}{j}_c{i}({call}, t0, {tiles(plan, passes[j])}L, step);")
         out.append("}")
     return out + ["#endif", ""]
-
-
-def _tiles(plan: Plan, pss: Pass) -> int:
-    return 1 << (plan.n - plan.lanes - pss.rank)
-
-
-def _affine(cols, shift: int, lanes: int, var: str) -> str:
-    """M v ^ b as a C expression of v, for v with its lane bits zero."""
-    n = len(cols)
-    ident = sum(1 << q for q in range(lanes, n) if cols[q] == 1 << q)
-    expr = f"(({var} & {ident}L) ^ {shift}L)"
-    for q in range(lanes, n):
-        if cols[q] != 1 << q:
-            expr += f" ^ ((-(({var} >> {q}) & 1L)) & {cols[q]}L)"
-    return expr
-
-
-def _lanemap(cols, lanes: int) -> str:
-    """The lane part of the map: lane j -> M j (j < 2^lanes)."""
-    c = list(cols[:lanes]) + [0] * (3 - lanes)
-    return f"qtc_lanemap({c[0]}L, {c[1]}L, {c[2]}L)"
-
-
-def _init_kernel(plan: Plan) -> list[str]:
-    starts = " || ".join(f"i == {c.offset}L" for c in plan.circuits) or "0"
-    return ["QTC_KERNEL qtc_init(real* QTC_RESTRICT st) {", "QTC_REGION",
-            f"QTC_ELEMS(i, {plan.size}L) st[i] = ({starts}) ? (real)1 : (real)0;", "QTC_END", "}", ""]
-
-
-def _out_kernel(plan: Plan) -> list[str]:
-    """P[x] = sum_c wn[c] |psi_c[f_c(x)]|^2, a block of lanes at a time (a gather per lane)."""
-    dim, m = 1 << plan.n, plan.lanes
-    out = ["QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, "
-           "real* QTC_RESTRICT P) {", "QTC_REGION"]
-    out += [f"const qvi lm{i} = {_lanemap(c.lowered.cols, m)};" for i, c in enumerate(plan.circuits)]
-    out += [f"QTC_BLOCKS(xb, {dim >> m}L) {{", "  const long x = xb << QTC_M;", "  qv acc = QTC_ZERO;"]
-    for i, c in enumerate(plan.circuits):
-        out.append(f"  {{ const long y = {_affine(c.lowered.cols, c.lowered.shift, m, 'x')};")
-        out.append(f"    const qv a = QTC_GATHER(st + {c.offset}L, y, lm{i});")
-        if c.real:
-            out.append(f"    acc += wn[{i}] * (a * a); }}")
-        else:
-            out.append(f"    const qv b = QTC_GATHER(st + {c.offset + dim}L, y, lm{i}); "
-                       f"acc += wn[{i}] * (a * a + b * b); }}")
-    return out + ["  QTC_ST(P, x, acc);", "}", "QTC_END", "}", ""]
-
-
-def _binit_kernel(plan: Plan) -> list[str]:
-    """lam_c = wn[c] g[f_c^-1(y)] psi_c[y] in stored order (a gather of g per lane) and
-    gw[c] = g . p_c."""
-    dim, m = 1 << plan.n, plan.lanes
-    out = ["QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, "
-           "const real* QTC_RESTRICT wn, const real* QTC_RESTRICT g, double* QTC_RESTRICT gw) {",
-           "QTC_REGION"]
-    for i, c in enumerate(plan.circuits):
-        icols, ishift = c.lowered.inverse()
-        re, im = c.offset, c.offset + dim
-        out += [f"{{ // {c.label}", f"  const qvi lm = {_lanemap(icols, m)};", "  qacc gsum = {};",
-                f"  QTC_BLOCKS(yb, {dim >> m}L) {{", "    const long y = yb << QTC_M;",
-                f"    const long x = {_affine(icols, ishift, m, 'y')};",
-                "    const qv gx = QTC_GATHER(g, x, lm);",
-                f"    const qv a = QTC_LD(st, {re}L + y);",
-                f"    QTC_ST(lam, {re}L + y, wn[{i}] * gx * a);"]
-        if c.real:
-            out.append("    gsum += QTC_ACC(gx * (a * a));")
-        else:
-            out += [f"    const qv b = QTC_LD(st, {im}L + y);",
-                    f"    QTC_ST(lam, {im}L + y, wn[{i}] * gx * b);",
-                    "    gsum += QTC_ACC(gx * (a * a + b * b));"]
-        out += ["  }", f"  qtc_add(&gw[{i}], QTC_HSUM(gsum));", "}"]
-    return out + ["QTC_END", "}", ""]
-
-
-@lru_cache(maxsize=None)
-def _static(name: str) -> list[str]:
-    """A C file shipped with the package (kernel_prelude.h, kernel_host.c), as lines."""
-    return resources.files("qtc.compiler").joinpath(name).read_text().splitlines()
-
-
-def _prelude(plan: Plan, target: Target) -> list[str]:
-    """The generated parameters of the prelude, then the prelude itself."""
-    return [f"// qtc kernels: program {plan.name}, {plan.n} qubits, depth {plan.depth}, {target.dtype}",
-            "// generated by qtc.compiler.render: one source for CUDA (nvcc / NVRTC) and C++ (g++ -fopenmp)"
-            ] + prelude_params(plan.lanes, target) + _static("kernel_prelude.h") + [""]
-
-
-def prelude_params(lanes: int, target: Target) -> list[str]:
-    """The prelude's parameters: they depend on the lanes and the dtype only."""
-    w = 1 << lanes
-    cos, sin = target.c_cos_sin
-    xor_lanes = ", ".join(f"{j}^(m)" for j in range(w))
-    pm_rows = ", ".join("{" + ",".join(str(parity(m & j)) for j in range(w)) + "}" for m in range(w))
-    return [f"#define QTC_M {lanes}",
-            f"#define QTC_W {w}",
-            f"typedef {target.c_real} real;",
-            f"#define QTC_COS {cos}",
-            f"#define QTC_SIN {sin}",
-            f"typedef {target.c_lane_index} qtc_lane_index;",
-            f"#define QTC_LANE_XOR(m) {xor_lanes}",
-            f"#define QTC_PM_ROWS {pm_rows}"]
-
-
-def _host(plan: Plan, calls: list[str]) -> list[str]:
-    """The CPU drivers' pass tables (tiles, where each circuit starts, costliest circuit
-    first), `calls` (the rendering's qtc_fpass / qtc_bpass: run pass k over some tiles), then
-    the drivers themselves."""
-    out = [f"#define QTC_NCIRC {len(plan.circuits)}"]
-    for backward, tag in ((False, "F"), (True, "B")):
-        cost = [c.planes * len(c.bwd if backward else c.fwd) for c in plan.circuits]
-        order = sorted(range(len(plan.circuits)), key=lambda i: (-cost[i], i))
-        out += [f"#define QTC_{tag}_TILES {', '.join(map(str, pass_tiles(plan, backward) + [0]))}",
-                f"#define QTC_{tag}_START {', '.join(map(str, pass_starts(plan, backward)))}",
-                f"#define QTC_{tag}_ORDER {', '.join(map(str, order + [0]))}"]
-    out += [f"#define QTC_FPASSES {plan.fwd_kernels}", f"#define QTC_BPASSES {plan.bwd_kernels}"]
-    return out + calls + _static("kernel_host.c")
-
-
-def pass_starts(plan: Plan, backward: bool) -> list[int]:
-    """Where each circuit's passes start in the list of every circuit's passes, then the end."""
-    start = [0]
-    for c in plan.circuits:
-        start.append(start[-1] + len(c.bwd if backward else c.fwd))
-    return start
-
-
-def pass_tiles(plan: Plan, backward: bool) -> list[int]:
-    return [_tiles(plan, p) for c in plan.circuits for p in (c.bwd if backward else c.fwd)]
 
 
 def _unrolled_calls(plan: Plan) -> list[str]:
@@ -533,44 +390,21 @@ def _unrolled_calls(plan: Plan) -> list[str]:
         "long t1, long step) {", "  qtc_b_fns[k](st, lam, th, gth, t0, t1, step);", "}", "#endif"]
 
 
-@dataclass(frozen=True)
-class Rendered:
-    """The kernel source and what the runtime and the cost model need to know about it:
-    `signature` maps every kernel and CPU entry point to its parameters, as (C type, name);
-    `library`, when not empty, is a second C++ source the CPU build links in (the compact
-    rendering's passes: the same text for every program, so it is compiled once)."""
-    text: str
-    plan: Plan
-    target: Target
-    fwd_flops: int           # per forward (all circuits), from the emitted expressions
-    bwd_flops: int
-    signature: dict[str, tuple[tuple[str, str], ...]]
-    library: str = ""
-
-    @property
-    def kernels(self) -> dict[str, list[str]]:
-        return {"forward": ["qtc_init"] + [f"qtc_fwd_{j}" for j in range(self.plan.fwd_kernels)]
-                + ["qtc_out"],
-                "backward": ["qtc_binit"] + [f"qtc_bwd_{j}" for j in range(self.plan.bwd_kernels)]}
-
-
-def render(plan: Plan, target: Target) -> Rendered:
-    """The full kernel source for a scheduled program.
+def kernel_text(plan: Plan, target: Target) -> tuple[str, int, int]:
+    """The full kernel source for a scheduled program, and the flops of a forward and of a
+    backward (all circuits), counted from the emitted expressions.
 
     Layout: prelude, prototypes of every pass function, then parts separated by PART lines
     (the gather kernels, each circuit's forward and backward passes, the GPU kernels and CPU
     drivers). Prelude + prototypes + any one part is a complete translation unit."""
-    lines = _prelude(plan, target)
+    lines = prelude(plan, target)
     for backward in (False, True):
         tag, args = ("b", BWD_ARGS) if backward else ("f", FWD_ARGS)
         for i, circ in enumerate(plan.circuits):
             lines += [f"QTC_FN qtc_{tag}{j}_c{i}({args}, long t0, long t1, long step);"
                       for j in range(len(circ.bwd if backward else circ.fwd))]
-    lines += ["QTC_KERNEL qtc_init(real* QTC_RESTRICT st);",
-              "QTC_KERNEL qtc_out(const real* QTC_RESTRICT st, const real* QTC_RESTRICT wn, real* QTC_RESTRICT P);",
-              "QTC_KERNEL qtc_binit(const real* QTC_RESTRICT st, real* QTC_RESTRICT lam, "
-              "const real* QTC_RESTRICT wn, const real* QTC_RESTRICT g, double* QTC_RESTRICT gw);"]
-    lines += ["", PART] + _init_kernel(plan) + _out_kernel(plan) + _binit_kernel(plan)
+    lines += prototypes()
+    lines += ["", PART] + gather_kernels(plan)
     flops = {False: 0, True: 0}
     for backward in (False, True):
         tag, args = ("b", BWD_ARGS) if backward else ("f", FWD_ARGS)
@@ -578,24 +412,10 @@ def render(plan: Plan, target: Target) -> Rendered:
             lines.append(PART)
             for j, pss in enumerate(circ.bwd if backward else circ.fwd):
                 sec, head = _section(plan, circ, pss, backward)
-                flops[backward] += sec.flops[0] * _tiles(plan, pss) << plan.lanes
+                flops[backward] += sec.flops[0] * tiles(plan, pss) << plan.lanes
                 lines += _function(f"qtc_{tag}{j}_c{i}", args, sec, head)
     lines.append(PART)
     for backward in (False, True):
         lines += _gpu_kernels(plan, backward)
-    lines += _host(plan, _unrolled_calls(plan))
-    text = "\n".join(lines) + "\n"
-    return Rendered(text, plan, target, flops[False], flops[True], signatures(text))
-
-
-_ENTRY = re.compile(r'^(?:QTC_KERNEL|extern "C" void) (qtc_\w+)\(([^)]*)\) *\{', re.M)
-
-
-def signatures(text: str) -> dict[str, tuple[tuple[str, str], ...]]:
-    """Every kernel and CPU entry point defined in `text`, with its parameters (C type, name),
-    read from the definitions themselves so that the launchers can never disagree with them."""
-    out = {}
-    for name, params in _ENTRY.findall(text):
-        pieces = [p.replace("QTC_RESTRICT", " ").split() for p in params.split(",") if p.strip()]
-        out[name] = tuple((" ".join(p[:-1]), p[-1]) for p in pieces)
-    return out
+    lines += host(plan, _unrolled_calls(plan))
+    return "\n".join(lines) + "\n", flops[False], flops[True]

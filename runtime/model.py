@@ -42,7 +42,8 @@ class QTModel(nn.Module):
 
     `input_shape` is the shape of one input without the batch axis, e.g. (1, 28, 28), or one
     such shape per positional input of `net.forward`, e.g. ((4,), (2,)): the generator starts so
-    that `net` has the output scale torch's own init gives it on standard-normal inputs, times
+    that `net` has the output scale torch's own init gives it on standard-normal inputs, its
+    offsets between outputs no larger than torch's (output_scale's bound_offsets), times
     `init_scale`. `qubits` defaults to ceil(log2(parameters)) for a 'qubits auto' space, `depth`
     to the space's. `fixed=K` trains candidate K of the space alone (its structural weights a
     frozen one-hot vector: a fixed-architecture baseline). Other keywords are the `generator`
@@ -82,7 +83,8 @@ class QTModel(nn.Module):
         _check_fixed(options.get("fixed"), program)
         with _buffers_kept(net):        # the calibration's probes leave no running statistics
             self.generator = QTGenerator(program, count, dtype=dtype, calibrate=lambda flat: output_scale(
-                self._run, lambda: initial, flat, (sum(math.prod(s) for s in shapes),)), **options)
+                self._run, lambda: initial, flat, (sum(math.prod(s) for s in shapes),),
+                bound_offsets=True), **options)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The generated weights, by `net`'s parameter names, differentiable in the generator."""

@@ -37,7 +37,7 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
 
     from qtc.tasks.build import load_task
     from qtc.tasks.engines.a3c.algorithm import a3c_loss, make_env, obs_vector, rollout
-    from qtc.tasks.kinds.minigrid import make_model
+    from qtc.tasks.kinds.a3c import make_model
     torch.set_num_threads(1)
     built = load_task(spec)
     t0 = time.perf_counter()

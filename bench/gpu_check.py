@@ -485,13 +485,13 @@ def prepare_data(carry: Path, spec: Path = SPECS / "fmnist_1v5.task") -> Path:
     carry/data/fashion-mnist: the task sees the same images and labels as from the full set, at
     a fifth of the 30 MB the full set would add to the tree."""
     from qtc.tasks.build import load_task
-    from qtc.tasks.data.images import ALIASES, FILES, _torchvision_class, find_root
+    from qtc.tasks.data.images import ALIASES, FILES, torchvision_class, find_root
     data = load_task(spec).spec.data
     root = find_root(data.dataset)
     folder = carry / "data" / ALIASES[data.dataset][0]
     folder.mkdir(parents=True, exist_ok=True)
     for train, prefix in ((True, "train"), (False, "t10k")):
-        ds = _torchvision_class(data.dataset)(str(root), train=train, download=False)
+        ds = torchvision_class(data.dataset)(str(root), train=train, download=False)
         keep = sum(ds.targets == c for c in data.classes).bool()
         images, labels = ds.data[keep].numpy(), ds.targets[keep].numpy().astype("uint8")
         _write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", 0x803, images)

@@ -195,8 +195,8 @@ def _table2(args) -> int:
 
 
 def _play(args) -> int:
-    from qtc.tasks.kinds.minigrid import play_run
-    return play_run(args.rundir, args.model, episodes=args.episodes, seed=args.seed)
+    from qtc.tasks.kinds.a3c import play_model
+    return play_model(args.rundir, args.model, episodes=args.episodes, seed=args.seed)
 
 
 def _threads_arg(parser) -> None:

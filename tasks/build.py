@@ -27,9 +27,6 @@ from qtc.tasks.network import TargetNet
 from qtc.tasks.runs import guard
 
 
-SUPERVISED = ("classify", "forecast")    # the kinds whose engine trains `found` after diffqas
-
-
 @dataclass
 class Built:
     """A parsed task with its networks and compiled generator program.
@@ -45,6 +42,29 @@ class Built:
             return {name: TargetNet(net) for name, net in self.spec.networks.items()}
         except SpecError as err:
             raise err.located(self.spec.file, self.spec.source) from None
+
+    @property
+    def main_net(self) -> TargetNet:
+        """The network a supervised task trains: the one named `net`, else the first."""
+        return self.nets["net"] if "net" in self.nets else next(iter(self.nets.values()))
+
+    def error(self, at, message: str, hint: str | None = None) -> SpecError:
+        """`message` as a SpecError at `at` (a statement, layer or network of the spec; None:
+        the task's first line)."""
+        spec = self.spec
+        line, column = (at.line, at.column) if at is not None and at.line else (1, 1)
+        return SpecError(message, file=spec.file, source=spec.source, line=line, column=column, hint=hint)
+
+    def check_io(self, name: str, want_in: tuple, want_out: tuple, why: str) -> None:
+        """Raise a located SpecError unless network `name` takes `want_in` and gives `want_out`
+        (what the task kind's data or environment needs, `why`)."""
+        net, layers = self.nets[name], self.spec.networks[name].layers
+        if tuple(net.input_shape) != want_in:
+            raise self.error(layers[0], f"network '{name}' takes input {list(net.input_shape)} but "
+                             f"{why} gives {list(want_in)}", f"write 'input {list(want_in)}'")
+        if tuple(net.output_shape) != want_out:
+            raise self.error(layers[-1], f"network '{name}' gives output {list(net.output_shape)} "
+                             f"but {why} needs {list(want_out)}")
 
     @cached_property
     def program(self) -> Program | None:
@@ -93,8 +113,10 @@ class Built:
 
     def _found_supported(self, models: list[str]) -> list[str]:
         """`found` trains in the supervised engine (classify, forecast), after diffqas."""
-        if naming.FOUND in models and self.spec.kind not in SUPERVISED:
-            raise QtcError(f"model 'found' runs in {' and '.join(SUPERVISED)} tasks, not in "
+        from qtc.tasks.kinds import KINDS       # (the kinds import this module)
+        supervised = [k for k, kind in KINDS.items() if kind.engine == "supervised"]
+        if naming.FOUND in models and self.spec.kind not in supervised:
+            raise QtcError(f"model 'found' runs in {' and '.join(supervised)} tasks, not in "
                            f"{self.spec.kind} ones (train the architecture diffqas reports as a space)")
         return models
 
@@ -216,11 +238,13 @@ def space_file(spec: TaskSpec) -> Path:
 def load_task(source, settings: dict[str, str] | None = None) -> Built:
     """Parse a .task (path or text), apply `settings` (--set), and check everything its spec
     decided (shapes, data, env, qubits) now, as located spec errors, before any data is made or
-    any run folder written."""
-    from qtc.tasks.checks import check_task
+    any run folder written: the checks a spec's grammar cannot make (a data set or class that
+    does not exist, a window that does not fit the network, an unknown environment), which would
+    otherwise surface later with no place in the spec, are its task kind's `check`."""
+    from qtc.tasks.kinds import KINDS       # (the kinds import this module)
     settings = dict(settings or {})
     built = Built(with_settings(parse_task(source), settings), settings)
     built.nets  # noqa: B018 - validate shapes now, with spec positions
     built.program  # noqa: B018 - the generator's space and qubit count, located
-    check_task(built)
+    KINDS[built.spec.kind].check(built)
     return built

@@ -24,7 +24,7 @@ from a3c_models import tanh_mlp as TanhMLP
 from qtc.errors import QtcError
 from qtc.runtime.generator import ClassicalParams as FlatSource
 from qtc.tasks.engines import a3c
-from qtc.tasks.engines.a3c import (episodes_to_threshold, play, play_run, read_episodes,
+from qtc.tasks.engines.a3c import (episodes_to_threshold, play, play_policy_folder, read_episodes,
                                    shared_optimizer, train_a3c)
 from qtc.tasks.engines.a3c import algorithm, evaluation, workers
 from qtc.tasks.plots import moving_average_band, plot_rewards
@@ -221,7 +221,7 @@ def test_two_workers_change_the_global_parameters_and_log_valid_episodes(tmp_pat
     assert ck["episodes"] == ck["csv_rows"] == 16
     for name in ("policy.pt", "rewards.png", "summary.json"):
         assert (out / name).stat().st_size > 0
-    text, rewards = play_run(out, episodes=1)
+    text, rewards = play_policy_folder(out, episodes=1)
     assert "episode 1, start" in text and "WG" in text and len(rewards) == 1
     assert not multiprocessing.active_children()
 

@@ -1,4 +1,4 @@
-"""Tests of the MiniGrid A3C task (qtc.tasks.kinds.minigrid): `qtc run` on an a3c spec, resume, export,
+"""Tests of the MiniGrid A3C task (qtc.tasks.kinds.a3c): `qtc run` on an a3c spec, resume, export,
 faults, `qtc play`.
 
 One shared short run (`qtc run specs/minigrid_5x5.task --models classical,diffqas --episodes 20
@@ -19,7 +19,7 @@ from qtc.cli import main
 from qtc.errors import QtcError, SpecError
 from qtc.tasks.engines import a3c
 from qtc.tasks.engines.a3c import workers
-from qtc.tasks.kinds import minigrid as a3c_task
+from qtc.tasks.kinds import a3c as a3c_task
 from qtc.tasks.build import load_task
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.runs.runner import RunOptions

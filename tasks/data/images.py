@@ -303,7 +303,8 @@ def _unpack_to_temp(source: Path, directory: Path) -> Path:
 
 # --------------------------------------------------------------------------- download
 
-def _torchvision_class(dataset: str):
+def torchvision_class(dataset: str):
+    """torchvision's dataset class of `dataset` (its downloader, and its class names)."""
     import torchvision.datasets as tvd  # imported late: it is slow and only needed here
     return getattr(tvd, DATASETS[dataset])
 
@@ -324,7 +325,7 @@ def download_to_cache(dataset: str) -> Path:
                        "set XDG_CACHE_HOME to a writable directory") from None
     try:
         try:
-            _torchvision_class(dataset)(str(staging), train=True, download=True)
+            torchvision_class(dataset)(str(staging), train=True, download=True)
         except Exception as e:  # torchvision reports network failures as several error types
             first = str(e).strip().splitlines()[:3]
             raise QtcError(f"downloading {name} failed ({type(e).__name__}: {' '.join(first)}); "
@@ -393,7 +394,7 @@ def load_binary(dataset: str, classes, *, data_root: str | os.PathLike | None = 
         if not download:
             raise
         root = download_to_cache(dataset)
-    cls = _torchvision_class(dataset)
+    cls = torchvision_class(dataset)
     splits = []
     for train, where in ((True, "training data"), (False, "test data")):
         try:

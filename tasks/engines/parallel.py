@@ -2,9 +2,9 @@
 
 Each worker is a spawned process with its own torch threads (the run's `threads`, default 1):
 it rebuilds the task from the run folder's spec (the kind's `supervised` factory), then trains
-the models the driver hands it, one after another, with the engine's own `_train_one`. Nothing
+the models the driver hands it, one after another, with the engine's own `train_one`. Nothing
 is shared between two workers, so neither waits for the other: on a busy machine each degrades
-as a single-threaded process does, with no barrier to spin at (issue 12).
+as a single-threaded process does, with no barrier to spin at.
 
 The driver (this process) keeps the books: workers send each epoch's metrics row, checkpoint and
 final row as messages and the driver's Ledger writes metrics.json, checkpoint.pt and
@@ -20,7 +20,6 @@ passed on, e.g. a diverged loss).
 """
 from __future__ import annotations
 
-import importlib
 import io
 import multiprocessing as mp
 import os
@@ -66,13 +65,14 @@ class _Messenger:
         self.out.put(("done", model, row, _pack(final)))
 
 
-def _worker(wid: int, kind_module: str, rundir_path: str, settings: dict, options: dict,
-            jobs, out, stop) -> None:
+def _worker(wid: int, rundir_path: str, settings: dict, options: dict, jobs, out, stop) -> None:
     """A worker's life (started through guard.run_child, which watches the driver from the
-    worker's first moment): build the task once, then train every job handed to it."""
+    worker's first moment): build the task once (its kind's `supervised`), then train every job
+    handed to it."""
     signals.in_worker()
     from qtc.tasks.build import load_task
     from qtc.tasks.engines import supervised
+    from qtc.tasks.kinds import KINDS
     from qtc.tasks.runs.rundir import RunDir
     from qtc.tasks.runs.runner import RunOptions
     try:
@@ -80,7 +80,7 @@ def _worker(wid: int, kind_module: str, rundir_path: str, settings: dict, option
         torch.set_num_threads(opts.threads)
         rundir = RunDir.existing(rundir_path)
         built = load_task(rundir.path / "spec.task", settings)
-        task = importlib.import_module(kind_module).supervised(built, rundir, opts)
+        task = KINDS[built.spec.kind].supervised(built, rundir, opts)
         fit, val = supervised.held_out(task, opts, built.spec.train.batch)
     except BaseException as err:  # noqa: BLE001 - reported to the driver
         out.put(("error", wid, None, describe_error(err)))
@@ -89,7 +89,7 @@ def _worker(wid: int, kind_module: str, rundir_path: str, settings: dict, option
     while (packed := jobs.get()) is not None:
         job = supervised.Job(**{**packed, "resume": packed["resume"] and _unpack(packed["resume"])})
         try:
-            supervised._train_one(built, rundir, opts, fit, val, job, books, books)
+            supervised.train_one(built, rundir, opts, fit, val, job, books, books)
         except supervised.Stopped as where:
             out.put(("stopped", wid, job.model, str(where)))
         except BaseException as err:  # noqa: BLE001 - reported to the driver
@@ -101,16 +101,15 @@ def _worker(wid: int, kind_module: str, rundir_path: str, settings: dict, option
 
 def train_in_workers(ledger, todo: list[str], stop) -> None:
     """Train the models `todo` in min(jobs, len(todo)) workers, `ledger` keeping the books."""
-    from qtc.tasks.runs.runner import KINDS
     opts, rundir, built = ledger.opts, ledger.rundir, ledger.built
     ctx = mp.get_context("spawn")
     out, halt = ctx.Queue(), ctx.Event()
     count = min(opts.jobs, len(todo))
     inboxes = [ctx.Queue() for _ in range(count)]
     procs = [ctx.Process(target=guard.run_child, name=f"qtc-train-{w}", daemon=True,
-                         args=(os.getpid(), f"{__name__}:_worker", w, KINDS[built.spec.kind],
-                               str(rundir.path), dict(built.settings), opts.to_dict(), inboxes[w],
-                               out, halt)) for w in range(count)]
+                         args=(os.getpid(), f"{__name__}:_worker", w, str(rundir.path),
+                               dict(built.settings), opts.to_dict(), inboxes[w], out, halt))
+             for w in range(count)]
     for p in procs:
         p.start()
     pending, busy, idle = list(todo), {}, set(range(count))
@@ -181,8 +180,8 @@ def train_in_workers(ledger, todo: list[str], stop) -> None:
     if failures:
         raise QtcError("training failed: " + "\n".join(failures))
     if stopped or stop.requested:
-        from qtc.tasks.engines.supervised import _interrupted
-        _interrupted(rundir, "; ".join(stopped) or "between models")
+        from qtc.tasks.engines.supervised import interrupted
+        interrupted(rundir, "; ".join(stopped) or "between models")
 
 
 def _last_words(out, handle, busy, w) -> None:

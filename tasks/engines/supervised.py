@@ -73,11 +73,11 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
             fit, val = held_out(task, opts, built.spec.train.batch)
             for model in todo:
                 try:
-                    _train_one(built, rundir, opts, fit, val, ledger.job(model), ledger, stop)
+                    train_one(built, rundir, opts, fit, val, ledger.job(model), ledger, stop)
                 except Stopped as why:
-                    _interrupted(rundir, str(why))
+                    interrupted(rundir, str(why))
                 if stop.requested and model != todo[-1]:
-                    _interrupted(rundir, f"after {built.model_label(model)}")
+                    interrupted(rundir, f"after {built.model_label(model)}")
     done = ledger.state["done"]
     return {m: done[m] for m in opts.models if m in done}
 
@@ -197,17 +197,19 @@ def _choice(opts, row: dict) -> dict:
             "criterion": key, "value": row.get(key) if key else None}
 
 
-def _interrupted(rundir: RunDir, where: str):
+def interrupted(rundir: RunDir, where: str):
+    """Say where the run stopped (its checkpoint saved) and how to continue it; raise
+    KeyboardInterrupt (also the --jobs driver's way out, qtc.tasks.engines.parallel)."""
     print(f"\ninterrupted: checkpoint saved {where}; continue with: qtc run --resume {rundir.path}")
     raise KeyboardInterrupt
 
 
-def _train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop) -> dict:
+def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop) -> dict:
     """Train `job.model` to opts.epochs, reporting each epoch's row and checkpoint to `books`
     (a Ledger, or a worker's messenger); export the selected epoch; return its row. Raises
     Stopped (after a checkpoint) when `stop.requested` turns true between two batches."""
     model, resume = job.model, job.resume
-    net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
+    net = built.main_net
     x, y = task.train.tensors
     batch = built.spec.train.batch
     n_batches = (len(x) + batch - 1) // batch

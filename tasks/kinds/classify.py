@@ -14,21 +14,45 @@ import torch
 import torch.nn.functional as F
 
 from qtc.compiler.factorised import Factorised
+from qtc.errors import did_you_mean
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
-from qtc.tasks.data.images import DATASETS, _torchvision_class, load_binary
+from qtc.tasks.data.images import CLASSES, DATASETS, load_binary, torchvision_class
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, majority_baseline
 from qtc.tasks.engines.supervised import (SELECTION, Supervised, held_out, train_all, twins_note,
                                           unmoved_note)
 
+name = "classify"          # the kind's entry in qtc.tasks.kinds.KINDS
+engine = "supervised"
 CURVE_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 
 
 def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     """Fraction of argmax predictions equal to the targets."""
     return {"accuracy": float((outputs.argmax(1) == targets).float().mean())}
+
+
+def check(built: Built) -> None:
+    """The spec's data set and two classes exist, and its network takes a 1x28x28 image and
+    gives two logits (located SpecErrors, raised by load_task)."""
+    data = built.spec.data
+    example = "'data mnist classes [1, 5]' (or fashion_mnist)"
+    if data is None:
+        raise built.error(None, "a classify task needs a 'data' statement", f"e.g. {example}")
+    if data.dataset not in DATASETS:
+        raise built.error(data, f"unknown image data set '{data.dataset}'",
+                          did_you_mean(data.dataset, DATASETS))
+    if data.classes is None:
+        raise built.error(data, "a classify task needs its two classes", f"e.g. {example}")
+    absent = [c for c in data.classes if c not in CLASSES]
+    if absent:
+        raise built.error(data, f"class {absent[0]} does not exist in {data.dataset} "
+                          f"(classes {CLASSES[0]}..{CLASSES[-1]})")
+    if data.classes[0] == data.classes[1]:
+        raise built.error(data, f"the two classes must differ, got {list(data.classes)}")
+    built.check_io(built.main_net.name, (1, 28, 28), (2,), f"{data.dataset}'s binary classification")
 
 
 def preflight(built: Built, opts) -> None:
@@ -73,7 +97,7 @@ def preprocessing(built: Built) -> str:
     and which of its two classes is output 0 and which 1 (images.load_binary's mapping)."""
     data, net = built.spec.data, next(iter(built.nets.values()))
     (mean, std), (a, b) = data.normalize, data.classes
-    name, labels = DATASETS[data.dataset], _torchvision_class(data.dataset).classes
+    name, labels = DATASETS[data.dataset], torchvision_class(data.dataset).classes
     return (f"- input: float32, shape (N, {', '.join(map(str, net.input_shape))}): {name} images, each "
             f"pixel x (0..255) as `(x / 255 - {mean:g}) / {std:g}` (the spec's `normalize "
             f"[{mean:g}, {std:g}]`)\n"

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from qtc.compiler.factorised import Factorised
-from qtc.errors import QtcError, SpecError
+from qtc.errors import QtcError, SpecError, did_you_mean
 from qtc.tasks import naming
 from qtc.tasks.data import series as S
 from qtc.tasks.build import Built
@@ -27,6 +27,9 @@ from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, forecast_baselines
 from qtc.tasks.engines.supervised import Supervised, held_out, train_all, twins_note, unmoved_note
+
+name = "forecast"          # the kind's entry in qtc.tasks.kinds.KINDS
+engine = "supervised"
 
 
 # --------------------------------------------------------------------------------------------
@@ -110,6 +113,20 @@ def mse_scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]
             "mae": float((outputs - targets).abs().mean())}
 
 
+def check(built: Built) -> None:
+    """The spec's data set exists with valid options, and its network takes the data's window
+    and gives one value (located SpecErrors, raised by load_task)."""
+    data = built.spec.data
+    if data is None:
+        raise built.error(None, "a forecast task needs a 'data' statement",
+                          "e.g. 'data bessel window 4 split 0.67'")
+    if data.dataset not in S.NAMES:
+        raise built.error(data, f"unknown time-series data set '{data.dataset}'",
+                          did_you_mean(data.dataset, S.NAMES))
+    load_series(built)  # every option named and in range; sizes bounded by series.MAX_POINTS
+    built.check_io(built.main_net.name, (data.window, 1), (1,), f"the data's 'window {data.window}'")
+
+
 def preflight(built: Built, opts) -> None:
     """Errors the run would meet, raised before its folder exists: a validation block smaller
     than one batch (data options and the network's shape: checked by load_task)."""
@@ -126,7 +143,7 @@ def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
 
 def _task(built: Built, rundir: RunDir, opts, series: S.Series, wins: S.Windows,
           description: str) -> Supervised:
-    net = built.nets["net"] if "net" in built.nets else next(iter(built.nets.values()))
+    net = built.main_net
     window = built.spec.data.window
     report = sorted(set(built.spec.report.epochs if built.spec.report else ()) | {opts.epochs})
     rundir.subfolder("plots")

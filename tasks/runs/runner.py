@@ -7,7 +7,6 @@ A run folder is started with `start` (which records the specs and settings) or r
 """
 from __future__ import annotations
 
-import importlib
 import os
 import time
 from dataclasses import asdict, dataclass, fields, replace
@@ -19,17 +18,16 @@ from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
 from qtc.tasks.build import Built, load_task, space_file
 from qtc.tasks.engines import selection
+from qtc.tasks.kinds import KINDS
 from qtc.tasks.runs import guard, signals, tensorboard
 from qtc.tasks.runs.provenance import provenance
 from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
 
-KINDS = {"classify": "qtc.tasks.kinds.classify", "forecast": "qtc.tasks.kinds.forecast",
-         "a3c": "qtc.tasks.kinds.minigrid"}
 # None, or a whole number in its range: the spec's (dsl.task.RANGES), else >= 1
 _COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches", "threads", "jobs")
 # torch's threads for a run. One: the small target networks (a 1,781-parameter LSTM, 6k-parameter
 # MLPs, a CNN at batch 100) spend more time waking threads than computing, and on a small busy
-# machine extra threads fight the other processes (issue 13: 5.4-6.4 s/epoch with torch's default
+# machine extra threads fight the other processes (measured: 5.4-6.4 s/epoch with torch's default
 # threads against 0.2-0.8 s with one, on bessel).
 DEFAULT_THREADS = 1
 
@@ -174,7 +172,7 @@ def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
     nothing is created when `check` or the task kind's preflight (missing data, a validation
     block smaller than a batch) fails."""
     check(built, options)
-    importlib.import_module(KINDS[built.spec.kind]).preflight(built, options)
+    KINDS[built.spec.kind].preflight(built, options)
     rundir = RunDir.create(output, built.spec.name)     # locked: `run` releases it
     try:
         record(rundir, built, options)
@@ -229,10 +227,9 @@ def run(built: Built, options: RunOptions, rundir: RunDir) -> dict:
         check(built, options)
         torch.set_num_threads(options.threads)
         print(f"torch threads: {options.threads} (--threads N or QTC_THREADS=N to change)", flush=True)
-        module = importlib.import_module(KINDS[built.spec.kind])
         with signals.as_interrupt():
             with located(rundir.path):  # a plot or an export on a full disk names the run folder
-                return module.run(built, rundir, options)
+                return KINDS[built.spec.kind].run(built, rundir, options)
 
 
 def record(rundir: RunDir, built: Built, options: RunOptions) -> None:

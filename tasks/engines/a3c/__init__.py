@@ -19,6 +19,6 @@ bit); several workers update asynchronously (Hogwild-style) and are not reproduc
 from qtc.tasks.engines.a3c.algorithm import A3CConfig, a3c_loss, shared_optimizer  # noqa: F401
 from qtc.tasks.engines.a3c.episodes import (EPISODES_CSV, POLICY, episodes_to_threshold,  # noqa: F401
                                             load_policy, read_episodes)
-from qtc.tasks.engines.a3c.play import play, play_run  # noqa: F401
+from qtc.tasks.engines.a3c.play import play, play_policy_folder  # noqa: F401
 from qtc.tasks.engines.a3c.workers import WORKER_NAME, train_a3c  # noqa: F401
 from qtc.tasks.runs.rundir import CHECKPOINT  # noqa: F401

@@ -40,8 +40,10 @@ def play(actor, actor_net, env_id: str, episodes: int = 1, seed: int = 0,
     return "\n".join(lines), rewards
 
 
-def play_run(run_dir: Path | str, episodes: int = 1, seed: int = 0) -> tuple[str, list[float]]:
-    """``play`` for a run directory's exported policy (what ``qtc play RUNDIR`` calls)."""
+def play_policy_folder(run_dir: Path | str, episodes: int = 1,
+                       seed: int = 0) -> tuple[str, list[float]]:
+    """``play`` for the policy an engine folder saved (policy.pt: its flat actor weights,
+    network and environment)."""
     pol = load_policy(run_dir)
     return play(pol["actor_flat"], pol["actor_net"], pol["env_id"], episodes=episodes, seed=seed,
                 max_episode_steps=pol.get("max_episode_steps"))

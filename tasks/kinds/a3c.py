@@ -16,7 +16,7 @@ Resuming (``qtc run --resume RUNDIR``) skips models whose summary.json says "com
 continues an interrupted or failed one from its checkpoint. Ctrl-C (or SIGTERM) inside a model
 lets the engine save; the loop over models then stops and says how to resume.
 
-`play_run` (``qtc play RUNDIR --model M``) plays greedy episodes of a trained actor as text grids.
+`play_model` (``qtc play RUNDIR --model M``) plays greedy episodes of a trained actor as text grids.
 """
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qtc.errors import QtcError
+from qtc.errors import QtcError, did_you_mean
 from qtc.runtime import kernels
 from qtc.tasks import plots
-from qtc.tasks.engines import a3c, progress
+from qtc.tasks.engines import a3c as a3c_engine
+from qtc.tasks.engines import progress
 from qtc.tasks.engines.a3c.algorithm import OBS_SIZE, make_env
 from qtc.tasks.engines.baselines import BASELINES, random_policy_baseline
 from qtc.tasks.engines.optim import make_optimizer
@@ -40,6 +41,8 @@ from qtc.tasks.build import Built, load_task
 from qtc.tasks.runs import tensorboard
 from qtc.tasks.runs.rundir import RunDir
 
+name = "a3c"             # the kind's entry in qtc.tasks.kinds.KINDS
+engine = "a3c"
 THRESHOLD = 0.9          # the paper's "solved" moving-average reward
 NETS = ("actor", "critic")
 
@@ -86,20 +89,45 @@ def model_factory(built: Built, spec_path: Path | str, model: str, seed: int,
 # qtc run
 # --------------------------------------------------------------------------------------------
 
-def check_task(built: Built) -> None:
-    """The run's task must be an a3c one (its env and networks are checked by load_task)."""
-    if built.spec.kind != "a3c":
-        raise QtcError(f"{built.spec.file} is a '{built.spec.kind}' task, not an a3c one: "
-                       "there is no policy to play")
+def check(built: Built) -> None:
+    """The spec names a MiniGrid environment gymnasium knows, and networks `actor` (the
+    flattened 7x7x3 view -> one logit per action) and `critic` (the view -> one value): located
+    SpecErrors, raised by load_task."""
+    spec = built.spec
+    if spec.env is None:
+        raise built.error(None, "an a3c task needs an 'env' statement", "e.g. 'env MiniGrid-Empty-5x5-v0'")
+    actions = _env_actions(built)
+    missing = [n for n in NETS if n not in built.nets]
+    if missing:
+        raise built.error(next(iter(spec.networks.values())),
+                          f"an a3c task needs networks named actor and critic; missing {', '.join(missing)} "
+                          f"(found {', '.join(built.nets)})", "write 'network actor { ... }'")
+    built.check_io("actor", (OBS_SIZE,), (actions,), f"{spec.env.id}'s flattened 7x7x3 view "
+                   f"and its {actions} actions")
+    built.check_io("critic", (OBS_SIZE,), (1,), f"{spec.env.id}'s view and one value")
 
 
-check = check_task      # what the runner checks when a spec is loaded, before a run folder exists
+def _env_actions(built: Built) -> int:
+    """The number of actions of the spec's env, after checking gymnasium knows its id. Only the
+    registry is read: no environment is made and no entry-point module imported."""
+    import gymnasium
+    import minigrid  # noqa: F401 - registers the MiniGrid-* ids
+    from minigrid.core.actions import Actions
+
+    env = built.spec.env
+    if env.id not in gymnasium.registry:
+        grids = [k for k in gymnasium.registry if k.startswith("MiniGrid-")]
+        raise built.error(env, f"gymnasium has no environment '{env.id}'",
+                          did_you_mean(env.id, grids) or "MiniGrid ids look like 'MiniGrid-Empty-5x5-v0'")
+    if not gymnasium.registry[env.id].id.startswith("MiniGrid-"):
+        raise built.error(env, f"'{env.id}' is not a MiniGrid environment; the a3c task reads "
+                          "MiniGrid's 7x7x3 view", "e.g. 'env MiniGrid-Empty-5x5-v0'")
+    return len(Actions)
 
 
 def preflight(built: Built, opts) -> None:
-    """Errors the run would meet, raised before its folder exists (the selection rule is the
-    runner's check)."""
-    check_task(built)
+    """Nothing beyond `check` and the runner's own checks (the selection rule, --jobs): the
+    environment is made by the workers, the data is the episodes they play."""
 
 
 def run(built: Built, rundir: RunDir, opts) -> dict:
@@ -148,13 +176,13 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
         print(f"{built.model_label(model)}: already completed ({done['episodes']} episodes), skipping")
         _export(built, rundir, model)
         return done
-    resume = (out / a3c.CHECKPOINT).is_file()
+    resume = (out / a3c_engine.CHECKPOINT).is_file()
     if not resume:
         _clear_partial(out)
     spec, cfg = built.spec, built.spec.a3c
     print(f"{built.model_label(model)}: {'resuming' if resume else 'training'} "
           f"{episodes} episodes on {spec.env.id}")
-    summary = a3c.train_a3c(
+    summary = a3c_engine.train_a3c(
         model_factory(built, spec_path, model, opts.seed, opts.backend), env_id=spec.env.id,
         workers=opts.workers or cfg.workers, episodes=episodes, gamma=cfg.gamma,
         n_steps=cfg.n_steps, optimizer=functools.partial(make_optimizer, spec.train), entropy=cfg.entropy,
@@ -193,7 +221,7 @@ def _read_summary(out: Path) -> dict | None:
 
 def _clear_partial(out: Path) -> None:
     """An episode log without a checkpoint (killed before the first save) cannot be resumed."""
-    for name in (a3c.EPISODES_CSV, "summary.json"):
+    for name in (a3c_engine.EPISODES_CSV, "summary.json"):
         if (out / name).exists():
             print(f"note: {out / name} has no checkpoint to resume from; starting that model afresh",
                   file=sys.stderr)
@@ -202,14 +230,14 @@ def _clear_partial(out: Path) -> None:
 
 def _export(built: Built, rundir: RunDir, model: str) -> Path:
     """Write the trained actor and critic (generated weights) as plain torch models."""
-    pol = a3c.load_policy(rundir.engine_dir(model))
+    pol = a3c_engine.load_policy(rundir.engine_dir(model))
     return rundir.export(model, {n: built.nets[n] for n in NETS},
                          {"actor": pol["actor_flat"], "critic": pol["critic_flat"]}, preprocessing(built))
 
 
 def preprocessing(built: Built) -> str:
-    """What the exported actor and critic expect and return (their README): a3c.obs_vector's
-    encoding of the observation and the environment's action names."""
+    """What the exported actor and critic expect and return (their README): the engine's
+    encoding of the observation (obs_vector) and the environment's action names."""
     env_id = built.spec.env.id
     actions = ", ".join(f"{a.value} {a.name}" for a in make_env(env_id).unwrapped.actions)
     return (f"- environment: `{env_id}` (gymnasium with minigrid installed)\n"
@@ -230,7 +258,7 @@ def model_stats(rewards: np.ndarray, times: np.ndarray, window: int) -> dict:
     n = int(len(rewards))
     return {"episodes": n,
             "final_avg": float(rewards[-window:].mean()) if n else None,
-            "to_threshold": a3c.episodes_to_threshold(rewards, window, THRESHOLD) if n >= window else None,
+            "to_threshold": a3c_engine.episodes_to_threshold(rewards, window, THRESHOLD) if n >= window else None,
             "episodes_per_s": n / float(times[-1]) if n and times[-1] > 0 else None}
 
 
@@ -240,9 +268,9 @@ def report(built: Built, rundir: RunDir, models) -> None:
     curves, rows = {}, []
     for model in models:
         out = rundir.engine_dir(model)
-        if not (out / a3c.EPISODES_CSV).is_file():
+        if not (out / a3c_engine.EPISODES_CSV).is_file():
             continue
-        log = a3c.read_episodes(out)
+        log = a3c_engine.read_episodes(out)
         summary = _read_summary(out) or {}
         stats = {**model_stats(log["reward"], log["time"], window), "selected": summary.get("selected")}
         rows.append((model, summary.get("status", "running or killed"), stats))
@@ -302,17 +330,16 @@ def load_actor(run_path: Path | str, model: str):
     interrupted model has only that). `run_path` may also be an engine directory itself.
     """
     path = Path(run_path)
-    if (path / a3c.POLICY).is_file() and not (path / "spec.task").is_file():
-        pol = a3c.load_policy(path)
+    if (path / a3c_engine.POLICY).is_file() and not (path / "spec.task").is_file():
+        pol = a3c_engine.load_policy(path)
         return pol["actor_flat"], pol["actor_net"], pol["env_id"], pol.get("max_episode_steps")
     if not (path / "spec.task").is_file():
-        raise QtcError(f"{path} is not an A3C run folder (no spec.task, no {a3c.POLICY}); "
+        raise QtcError(f"{path} is not an A3C run folder (no spec.task, no {a3c_engine.POLICY}); "
                        "hint: pass the folder 'qtc run' printed")
     built = load_task(path / "spec.task")
     if built.spec.kind != "a3c":
         raise QtcError(f"{path} is a {built.spec.kind} run ({built.spec.name}): qtc play watches a "
                        "policy, so it needs an A3C run (e.g. one of specs/minigrid_5x5.task)")
-    check_task(built)
     net, env = built.nets["actor"], built.spec.env
     run = RunDir(path)
     exported = run.model_dir(model) / "actor.pt"
@@ -321,18 +348,18 @@ def load_actor(run_path: Path | str, model: str):
         flat = torch.cat([state[name].reshape(-1) for name, _ in net.param_shapes])
         return flat, net, env.id, env.max_steps
     engine = run.engine_dir(model)
-    if (engine / a3c.POLICY).is_file():
-        pol = a3c.load_policy(engine)
+    if (engine / a3c_engine.POLICY).is_file():
+        pol = a3c_engine.load_policy(engine)
         return pol["actor_flat"], pol["actor_net"], pol["env_id"], pol.get("max_episode_steps")
-    found = sorted(p.name for p in (path / "a3c").glob("*") if (p / a3c.POLICY).is_file())
+    found = sorted(p.name for p in (path / "a3c").glob("*") if (p / a3c_engine.POLICY).is_file())
     raise QtcError(f"no trained model '{model}' in {path}; trained: {', '.join(found) or 'none'}; "
                    "hint: --model diffqas, classical or fixed:K")
 
 
-def play_run(rundir: Path | str, model: str = "diffqas", *, episodes: int = 1, seed: int = 0) -> int:
+def play_model(rundir: Path | str, model: str = "diffqas", *, episodes: int = 1, seed: int = 0) -> int:
     """``qtc play RUNDIR --model M --episodes N --seed S``: print greedy episodes as text grids."""
     flat, net, env_id, max_steps = load_actor(rundir, model)
-    text, rewards = a3c.play(flat, net, env_id, episodes=episodes, seed=seed,
+    text, rewards = a3c_engine.play(flat, net, env_id, episodes=episodes, seed=seed,
                              max_episode_steps=max_steps)
     print(text)
     print(f"{model} on {env_id}: mean reward {np.mean(rewards):.3f} over {len(rewards)} "

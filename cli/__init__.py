@@ -177,7 +177,7 @@ def _sweep(args) -> int:
 
 def _report(args) -> int:
     from qtc.tasks.experiments.report import write_report
-    rep = write_report(args.dir, args.output)
+    rep = write_report(args.dirs, args.output)
     print(f"report: {rep.markdown}")
     for p in rep.files:
         print(f"  {p}")
@@ -339,9 +339,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
     s.set_defaults(func=_sweep)
 
-    g = sub.add_parser("report", help="aggregate a sweep folder: tables, Table II, curves (md/csv/png)")
-    g.add_argument("dir", type=Path, help="a sweep folder")
-    g.add_argument("-o", "--output", type=Path, help="report folder (default DIR/report)")
+    g = sub.add_parser("report", help="aggregate sweep or run folders: tables, variants side by side, "
+                       "Table II, curves (md/csv/png)")
+    g.add_argument("dirs", type=Path, nargs="+", metavar="DIR",
+                   help="a sweep folder, qtc run folders, or a folder of run folders")
+    g.add_argument("-o", "--output", type=Path, help="report folder (default DIR/report; needed "
+                   "with several DIRs)")
     g.set_defaults(func=_report)
     return p
 

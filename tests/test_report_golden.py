@@ -51,7 +51,8 @@ def _trial(root: Path, task: str, model: str, seed: int, kind: str, *, dataset: 
     task_json = {"kind": kind, "data": {"dataset": dataset} if dataset else None}
     if window:
         task_json["a3c"] = {"window": window}
-    _json(folder / "resolved.json", {"task": task_json, "program": {"candidates": CANDIDATES}})
+    _json(folder / "resolved.json", {"task": task_json, "program": {"candidates": CANDIDATES,
+                                                                     "weights_norm": "raw"}})
     if status:
         _json(folder / "trial.json", {"status": status, "task": task, "model": model, "seed": seed,
                                       "kind": kind, "attempts": 2 if status == "failed" else 1,
@@ -130,14 +131,14 @@ def test_report_files_match_their_goldens(tmp_path):
     out = root / "report"
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["curves_bessel.png", "curves_grid.png", "curves_mnist.png", "curves_narma5.png",
-                    "curves_narma5@train.lr=1e-3.png"]
+                    "curves_narma5@train.lr=1e-3.png", "variants_narma5.png"]
     assert all((out / p).stat().st_size > 0 for p in pngs)
     assert sorted(p.name for p in report.files) == sorted(p.name for p in out.iterdir())
     got = {p.name: _masked(p.name, p.read_bytes(), root) for p in sorted(out.iterdir()) if p.suffix != ".png"}
     for p in write_table2(root):               # the `qtc table2` preset writes them into the sweep folder
         got[f"preset-{p.name}"] = p.read_bytes()
     assert set(got) >= {"report.md", "summary.csv", "curves.csv", "trials.csv", "table2.md", "table2.csv",
-                        "weights.csv", "baselines.csv", "paired.json", "preset-table2.md"}
+                        "weights.csv", "baselines.csv", "paired.json", "preset-table2.md", "variants.csv"}
     if UPDATE:
         GOLDEN.mkdir(parents=True, exist_ok=True)
         for p in GOLDEN.iterdir():

@@ -1,9 +1,14 @@
-"""The trial folders of a sweep as records: what `qtc report` and Table II read.
+"""The trial folders of a sweep, or plain run folders, as records: what `qtc report` and Table II read.
 
-`collect(root)` finds every OUT/<task>/<model>/seed<k>/ folder (trial.json, resolved.json,
-metrics.json, selection.json, baselines.json, episodes.csv) and returns one `TrialRecord` per
-folder; `final_metric` is the one number a trial reports: the test accuracy (classify) or test
-MSE (forecast) at the epoch its selection rule picked (selection.json; the last epoch for older
+`collect(*roots)` finds every OUT/<task>/<model>/seed<k>/ folder of a sweep (trial.json,
+resolved.json, metrics.json, selection.json, baselines.json, episodes.csv) and returns one
+`TrialRecord` per folder. A root may also be a plain `qtc run` folder (resolved.json at its top),
+or a folder of them: each model trained there is one record, its seed the run's. Plain runs of
+one task that differ in a setting other than the seed are variants of the task (as a --grid
+point is), named by the settings that differ: `narma5@train.lr=0.001`.
+
+`final_metric` is the one number a trial reports: the test accuracy (classify) or test MSE
+(forecast) at the epoch its selection rule picked (selection.json; the last epoch for older
 runs), or the mean reward of the last `window` episodes (a3c).
 """
 from __future__ import annotations
@@ -18,7 +23,7 @@ import numpy as np
 
 from qtc.errors import QtcError
 from qtc.tasks import naming
-from qtc.tasks.runs.rundir import atomic_text, csv_text
+from qtc.tasks.runs.rundir import RESOLVED, atomic_text, csv_text
 
 # (metric key, display name, higher is better, log-scale curves) per task kind
 METRICS = {"classify": ("test_accuracy", "test accuracy", True, False),
@@ -47,6 +52,8 @@ class TrialRecord:
     window: int = 1000
     selected: int | None = None       # the epoch selection.json names (None: the last)
     baselines: dict = field(default_factory=dict)
+    weights_norm: str | None = None   # the space's `weights` normalisation (None: not recorded)
+    examples: dict = field(default_factory=dict)   # train/test examples after --limit and filters
 
     @property
     def reported(self) -> dict | None:
@@ -67,49 +74,136 @@ def read_json(path: Path):
         return None
 
 
-def collect(root: Path | str) -> list[TrialRecord]:
-    """Every trial folder under `root` (OUT/<task>/<model>/seed<k>)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise QtcError(f"sweep folder {root} not found")
-    folders = sorted({p.parent for pat in ("*/*/seed*/trial.json", "*/*/seed*/resolved.json")
-                      for p in root.glob(pat)})
-    out = [_record(root, f) for f in folders]
+def collect(*roots: Path | str) -> list[TrialRecord]:
+    """Every trial under the `roots`: sweep folders (OUT/<task>/<model>/seed<k>), plain run
+    folders, or folders holding run folders."""
+    out: list[TrialRecord] = []
+    runs: list[Path] = []
+    for root in map(Path, roots):
+        if not root.is_dir():
+            raise QtcError(f"no such folder: {root} (qtc report takes sweep folders or qtc run folders)")
+        trials = sorted({p.parent for pat in ("*/*/seed*/trial.json", "*/*/seed*/resolved.json")
+                         for p in root.glob(pat)})
+        prefix = "" if len(roots) == 1 else f"{root.name}/"
+        out += [_record(root, f, prefix) for f in trials]
+        if (root / RESOLVED).is_file():
+            runs.append(root)
+        elif not trials:
+            runs += sorted(p.parent for p in root.glob(f"*/{RESOLVED}"))
+    out += _plain_runs(runs)
     if not out:
-        raise QtcError(f"{root} holds no trials (expected <task>/<model>/seed<k>/ folders written by qtc sweep)")
+        raise QtcError(f"{', '.join(map(str, roots))} holds no trials (expected a qtc sweep folder "
+                       "(<task>/<model>/seed<k>/), qtc run folders (resolved.json), or a folder of them)")
     return sorted(out, key=lambda r: (r.task, naming.order(r.model), r.seed))
 
 
-def _record(root: Path, folder: Path) -> TrialRecord:
+def _record(root: Path, folder: Path, prefix: str = "") -> TrialRecord:
     status = read_json(folder / "trial.json") or {}
-    resolved = read_json(folder / "resolved.json") or {}
+    resolved = read_json(folder / RESOLVED) or {}
     task = resolved.get("task") or {}
     model = status.get("model") or naming.from_folder(folder.parent.name)
-    rec = TrialRecord(key=str(folder.relative_to(root)), task=status.get("task") or folder.parent.parent.name,
+    rec = TrialRecord(key=prefix + str(folder.relative_to(root)), task=status.get("task") or folder.parent.parent.name,
                       model=model, seed=int(status.get("seed", folder.name.removeprefix("seed") or 0)),
                       status=status.get("status", "pending"), kind=status.get("kind") or task.get("kind", ""),
                       dataset=((task.get("data") or {}).get("dataset") or ""),
                       attempts=int(status.get("attempts") or 0), seconds=status.get("seconds"),
                       error=status.get("error"))
+    _read_run(rec, folder, resolved)
+    return rec
+
+
+def _read_run(rec: TrialRecord, folder: Path, resolved: dict) -> None:
+    """Fill `rec` (its model set) from the run folder's files."""
+    task = resolved.get("task") or {}
     program = resolved.get("program") or {}
     rec.candidates = list(program.get("candidates") or [])
     rec.weight_labels = list(program.get("weights") or rec.candidates)   # older runs: candidates
+    rec.weights_norm = program.get("weights_norm")
+    rec.examples = resolved.get("examples") or {}
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)
     rows = read_json(folder / "metrics.json") or []
-    rec.rows = [r for r in rows if r.get("model") == model]
-    rec.label = rec.rows[-1]["label"] if rec.rows else naming.label(model, rec.candidates)
-    rec.selected = ((read_json(folder / "selection.json") or {}).get(model) or {}).get("epoch")
+    rec.rows = [r for r in rows if r.get("model") == rec.model]
+    rec.label = rec.rows[-1]["label"] if rec.rows else naming.label(rec.model, rec.candidates)
+    rec.selected = ((read_json(folder / "selection.json") or {}).get(rec.model) or {}).get("epoch")
     rec.baselines = read_json(folder / "baselines.json") or {}
-    eps = _find_episodes(folder, model)
+    eps = _find_episodes(folder, rec.model)
     if eps is not None:
         rec.episodes = eps
-    return rec
+
+
+# Recorded settings that do not make two plain runs different experiments: where and how they
+# ran, which models (one folder may hold DiffQAS-QT, another the baselines) and the seed itself.
+_NOT_A_VARIANT = {"options.models", "options.seed", "options.data_root", "options.download",
+                  "options.backend", "options.threads", "options.jobs", "options.progress",
+                  "options.tensorboard", "options.workers", "task.train.seed", "task.train.seeds"}
+
+
+def _plain_runs(folders: list[Path]) -> list[TrialRecord]:
+    """One record per model trained in each plain run folder. Runs of one task whose settings
+    differ (other than the seed, the models and where they ran) are variants `<task>@<what
+    differs>`; two runs of one variant with the same seed are told apart by their folder names."""
+    runs = []
+    for folder in folders:
+        resolved = read_json(folder / RESOLVED) or {}
+        task = resolved.get("task") or {}
+        setting = {k: v for k, v in _flat({"task": task, "options": resolved.get("options") or {},
+                                            "set": resolved.get("settings") or {}}).items()
+                   if k not in _NOT_A_VARIANT and not k.endswith((".line", ".column"))}
+        runs.append((folder, resolved, task.get("name") or folder.name, setting))
+    out = []
+    for name in dict.fromkeys(r[2] for r in runs):
+        mine = [r for r in runs if r[2] == name]
+        differ = sorted({k for _, _, _, s in mine for k in s if len({repr(x[3].get(k)) for x in mine}) > 1})
+        seen: set = set()
+        for folder, resolved, _, setting in mine:
+            options = resolved.get("options") or {}
+            seed = int(options.get("seed") or 0)
+            variant = ",".join(f"{k.removeprefix('task.').removeprefix('options.').removeprefix('set.')}="
+                               f"{_short(setting.get(k))}" for k in differ)
+            models = options.get("models") or []
+            if any((variant, m, seed) in seen for m in models):
+                variant = f"{variant},{folder.name}" if variant else folder.name
+            for model in models:
+                seen.add((variant, model, seed))
+                rec = TrialRecord(key=f"{folder.name}/{naming.folder(model)}",
+                                  task=f"{name}@{variant}" if variant else name, model=model, seed=seed,
+                                  status="pending", kind=task.get("kind", ""),
+                                  dataset=(task.get("data") or {}).get("dataset") or "")
+                _read_run(rec, folder, resolved)
+                rec.status = "done" if _finished(rec, options) else "pending"
+                rec.seconds = sum(r.get("seconds") or 0 for r in rec.rows) or None
+                out.append(rec)
+    return out
+
+
+def _finished(rec: TrialRecord, options: dict) -> bool:
+    """A plain run's model is done when it reached the run's budget (epochs; an A3C model when
+    it logged its episodes)."""
+    if rec.kind == "a3c":
+        return rec.episodes is not None and len(rec.episodes["reward"]) > 0
+    return bool(rec.rows) and rec.rows[-1].get("epoch", 0) >= int(options.get("epochs") or 0)
+
+
+def _flat(value, prefix: str = "") -> dict:
+    """{"a.b.c": leaf} of nested dicts (lists are leaves)."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out = {}
+    for k, v in value.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _short(value) -> str:
+    """A setting's value as a variant name shows it (lists without spaces)."""
+    return json.dumps(value, separators=(",", ":")) if isinstance(value, (list, dict)) else str(value)
 
 
 def _find_episodes(folder: Path, model: str) -> dict | None:
     """An A3C episode log (episode, reward columns) in the trial folder, if there is one."""
     stem = naming.folder(model)
-    for p in (folder / "episodes.csv", folder / stem / "episodes.csv", folder / "models" / stem / "episodes.csv"):
+    for p in (folder / "episodes.csv", folder / stem / "episodes.csv", folder / "models" / stem / "episodes.csv",
+              folder / "a3c" / stem / "episodes.csv"):
         if p.is_file():
             with p.open(newline="") as fh:
                 rows = list(csv.DictReader(fh))

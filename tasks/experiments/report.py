@@ -1,7 +1,8 @@
-"""`qtc report DIR`: aggregate a sweep folder into Markdown, CSV and PNG files readable without qtc.
+"""`qtc report DIR...`: aggregate sweep or run folders into Markdown, CSV and PNG files readable without qtc.
 
-Reads OUT/<task>/<model>/seed<k>/ (trial.json, resolved.json, metrics.json, episodes.csv) and
-writes OUT/report/ (or another folder):
+Reads OUT/<task>/<model>/seed<k>/ (trial.json, resolved.json, metrics.json, episodes.csv) of a
+sweep, or plain `qtc run` folders side by side (qtc.tasks.experiments.records), and writes
+OUT/report/ (or another folder):
 
     report.md         everything below, with the figures linked
     summary.csv       per task and model: the reported metric's median, IQR, min/max, mean, std, n
@@ -9,10 +10,18 @@ writes OUT/report/ (or another folder):
     baselines.csv     the naive baselines per task (baselines.json of the trial folders)
     paired.json       DiffQAS-QT against each fixed circuit, seed by seed (qtc.tasks.experiments.paired)
     table2.md/.csv    forecasting: the paper's Table II, ours (median over seeds) beside it
+    variants.csv      the variants of a task (--grid points, or runs that differ in a setting)
+                      side by side per model, each paired seed by seed with the first
+    variants_<task>.png  the same as a figure: every seed's value per variant, the median joined
     weights.csv       DiffQAS-QT's final structural weights per task and candidate (mean, std)
     curves.csv        the learning curves behind the PNGs (mean and std over seeds per epoch)
     curves_<task>.png learning curves with a band of one std over seeds (Figs. 5-7, 13-14)
-    trials.csv        every trial: status, attempts, seconds, error
+    trials.csv        every trial: status, attempts, seconds, error (whole)
+
+Only the files a report has content for are written, and report.md lists exactly those. A row
+is marked **best** only where the data can say so: every row compared has at least
+`MIN_SEEDS` finished seeds and the best median's min .. max range over seeds lies wholly on the
+better side of every other row's (`best_rows`).
 
 The reported metric is the test accuracy (classify) or test MSE (forecast) at the epoch each run's
 selection rule picked (selection.json; the last epoch for older runs), or the mean reward of the
@@ -31,16 +40,18 @@ from pathlib import Path
 
 import numpy as np
 
+from qtc.errors import QtcError
 from qtc.tasks import naming
 from qtc.tasks.experiments import table2
 from qtc.tasks.experiments.paired import (baseline_rows, baselines_markdown, paired_markdown,
-                                          paired_stats)
+                                          paired_stats, versus)
 from qtc.tasks.experiments.records import (METRICS, TrialRecord, collect, final_metric, fmt_metric,
                                            mean_std, read_json, write_csv)
 from qtc.tasks.plots import moving_average_band
 from qtc.tasks.runs.rundir import atomic_text
 
 CURVE_KEYS = {"classify": ("train_accuracy", "test_accuracy"), "forecast": ("train_mse", "test_mse")}
+MIN_SEEDS = 3     # fewer finished seeds than this: no row is marked best
 
 
 # --------------------------------------------------------------------------------------------
@@ -85,12 +96,14 @@ def weights(records: list[TrialRecord]) -> list[dict]:
         w = np.array([r.rows[-1]["structural_weights"] for r in recs], dtype=float)
         cands = recs[0].weight_labels or [f"candidate {k}" for k in range(w.shape[1])]
         votes = np.bincount(w.argmax(1), minlength=w.shape[1])
+        norm = recs[0].weights_norm or "not recorded"
         mean = w.mean(0)
         std = w.std(0, ddof=1) if len(w) > 1 else np.zeros_like(mean)
         for k in range(w.shape[1]):
             out.append({"task": task, "index": k, "candidate": cands[k] if k < len(cands) else str(k),
                         "mean": float(mean[k]), "std": float(std[k]), "argmax_votes": int(votes[k]),
-                        "seeds": len(recs), "rank": int((mean > mean[k]).sum()) + 1})
+                        "seeds": len(recs), "rank": int((mean > mean[k]).sum()) + 1,
+                        "weights_norm": norm})
     return out
 
 
@@ -179,6 +192,122 @@ def bands_figure(task: str, kind: str, rows: list[dict]):
 
 
 # --------------------------------------------------------------------------------------------
+# Variants: the points of a --grid (or plain runs that differ in a setting), side by side
+# --------------------------------------------------------------------------------------------
+
+def base_task(group: str) -> str:
+    """The task of a report group: `narma5@train.lr=1e-3` -> `narma5`."""
+    return group.split("@", 1)[0]
+
+
+def variant_name(group: str) -> str:
+    """The variant of a report group: `narma5@train.lr=1e-3` -> `train.lr=1e-3` ("as written")."""
+    return group.split("@", 1)[1] if "@" in group else "as written"
+
+
+def variants(summary: list[dict], records: list[TrialRecord]) -> list[dict]:
+    """Per task with more than one variant, per model and variant: the summary's statistics
+    and, against the task's first variant, the per-seed paired comparison (qtc.tasks.experiments.
+    paired.versus: win rate, median ratio with its bootstrap interval, Wilcoxon p)."""
+    values = {(r.task, r.model): {} for r in records}
+    for r in records:
+        v = final_metric(r)
+        if v is not None:
+            values[r.task, r.model][r.seed] = v
+    out = []
+    for task in dict.fromkeys(base_task(s["task"]) for s in summary):
+        groups = list(dict.fromkeys(s["task"] for s in summary if base_task(s["task"]) == task))
+        if len(groups) < 2:
+            continue
+        higher = METRICS.get(next(s["kind"] for s in summary if s["task"] == groups[0]),
+                             ("", "", False))[2]
+        for model in sorted({s["model"] for s in summary if s["task"] in groups}, key=naming.order):
+            rows = [s for g in groups for s in summary if s["task"] == g and s["model"] == model]
+            if len(rows) < 2:          # a model of one variant only: nothing to put beside it
+                continue
+            ref = rows[0]
+            for s in rows:
+                mine, theirs = values[s["task"], model], values[ref["task"], model]
+                common = sorted(set(mine) & set(theirs))
+                pair = (versus(mine, theirs, higher) if s is not ref and common
+                        else {"n": len(common) if s is not ref else 0})
+                out.append({"task": task, "variant": variant_name(s["task"]), "group": s["task"],
+                            "model": model, "label": s["label"], "kind": s["kind"],
+                            **{k: s[k] for k in ("n", "median", "q1", "q3", "min", "max", "mean", "std",
+                                                 "failed", "pending", "values")},
+                            "reference": variant_name(ref["task"]), "paired_seeds": pair["n"],
+                            **{k: pair.get(k) for k in ("win_rate", "median_ratio", "ratio_low",
+                                                        "ratio_high", "wilcoxon_p")}})
+    return out
+
+
+def _md_variants(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    L = ["## Variants side by side", "",
+         "Each task's variants (the points of `--grid`, or runs that differ in a setting) per model: "
+         "the final metric over seeds, and each variant against the first, seed by seed (ratio = "
+         "variant / first per seed: median and bootstrap 95% interval; win rate = share of seeds "
+         "where the variant is better, ties half; p = two-sided Wilcoxon signed-rank). "
+         f"**best** follows the rule of the summary (at least {MIN_SEEDS} seeds each, ranges apart).", ""]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        kind = mine[0]["kind"]
+        _, name, higher, _ = METRICS.get(kind, ("test_loss", "test loss", False, False))
+        L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", "",
+              "| model | variant | median | IQR | min .. max | mean ± std | n | against the first: "
+              "seeds | win rate | median ratio (95% interval) | Wilcoxon p |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        notes = []
+        for model in dict.fromkeys(r["model"] for r in mine):
+            got = [r for r in mine if r["model"] == model]
+            best, note = best_rows(got, higher, "variant", "variant")
+            if note:
+                notes.append(f"{got[0]['label']}: {note}")
+            for r in got:
+                mark = " **best**" if any(r is b for b in best) else ""
+                vs = (f"{r['paired_seeds']} | {r['win_rate']:.2f} | {r['median_ratio']:.3g} "
+                      f"({r['ratio_low']:.3g} .. {r['ratio_high']:.3g}) | {r['wilcoxon_p']:.3g}"
+                      if r["win_rate"] is not None else
+                      ("(the first) | - | - | -" if r["variant"] == r["reference"] else "0 | - | - | -"))
+                L.append(f"| {r['label']} | {r['variant']}{mark} | {fmt_metric(r['median'], kind)} | "
+                         f"{_spread(r, kind)} | {_count(r)} | {vs} |")
+        L += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
+    return L
+
+
+def variants_figure(task: str, rows: list[dict]):
+    """Every seed's value per variant (dots) and the median over seeds (joined), one line per
+    model; the variants in their order along x; MSE on a log axis."""
+    from qtc.tasks import plots
+    plt = plots.pyplot()
+    mine = [r for r in rows if r["task"] == task]
+    names = list(dict.fromkeys(r["variant"] for r in mine))
+    kind = mine[0]["kind"]
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 3), 4.4))
+    for i, model in enumerate(dict.fromkeys(r["model"] for r in mine)):
+        got = [r for r in mine if r["model"] == model]
+        x = np.array([names.index(r["variant"]) for r in got], dtype=float)
+        med = np.array([r["median"] for r in got], dtype=float)
+        line = plots.draw(ax, x, med, model=model, label=got[0]["label"], index=i)
+        line.set_marker("o")
+        for r in got:
+            seeds = list(r["values"].values())
+            ax.scatter([names.index(r["variant"])] * len(seeds), seeds, s=14, alpha=0.5,
+                       color=line.get_color(), zorder=line.get_zorder())
+    if kind == "forecast":
+        ax.set_yscale("log")
+    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
+    ax.set_xlabel("variant")
+    ax.set_ylabel(METRICS.get(kind, ("", "metric"))[1] + " (dots: seeds; line: median)")
+    ax.set_title(f"{task}: variants side by side", fontsize=10)
+    ax.grid(alpha=0.3)
+    plots.legend_outside(fig, ax)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
 
@@ -188,24 +317,32 @@ class Report:
     files: list[Path]
 
 
-def write_report(root: Path | str, out: Path | str | None = None) -> Report:
-    """Aggregate the sweep folder `root`; write report.md, the CSVs and the PNGs into `out`."""
-    root = Path(root)
-    out = Path(out) if out else root / "report"
-    records = collect(root)
+def write_report(roots, out: Path | str | None = None) -> Report:
+    """Aggregate the sweep or run folder(s) `roots` (one path or several); write report.md, the
+    CSVs and the PNGs into `out` (default: the one folder's report/; required for several)."""
+    roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
+    if out is None and len(roots) > 1:
+        raise QtcError("a report of several folders needs -o/--output: where to write it")
+    out = Path(out) if out else roots[0] / "report"
+    records = collect(*roots)
     summary = summarize(records)
-    sweep = read_json(root / "sweep.json") or {}
+    sweep = (read_json(roots[0] / "sweep.json") or {}) if len(roots) == 1 else {}
     cells = table2.table2_cells(records, sweep.get("ties"))
     w = weights(records)
     cv = curves(records)
+    var = variants(summary, records)
     files = [write_csv(out / "summary.csv", summary), write_csv(out / "curves.csv", cv),
              write_csv(out / "trials.csv", [{"key": r.key, "task": r.task, "model": r.model, "seed": r.seed,
                                         "status": r.status, "attempts": r.attempts, "seconds": r.seconds,
-                                        "error": (r.error or "").splitlines()[0] if r.error else ""}
+                                        "error": (r.error or "").strip()}
                                        for r in records])]
-    files += table2.write_table2(root, out) if cells else []
+    if cells:
+        files += (table2.write_table2(roots[0], out) if len(roots) == 1
+                  else table2.write_table2(out, out, records))
     if w:
         files.append(write_csv(out / "weights.csv", w))
+    if var:
+        files.append(write_csv(out / "variants.csv", var))
     pngs = {}
     for task in dict.fromkeys(r.task for r in records):
         kind = next(r.kind for r in records if r.task == task)
@@ -213,39 +350,58 @@ def write_report(root: Path | str, out: Path | str | None = None) -> Report:
         if p:
             pngs[task] = p
             files.append(p)
+    from qtc.tasks import plots
+    var_pngs = {task: plots.save(variants_figure(task, var), out / f"variants_{task}.png", dpi=100)
+                for task in dict.fromkeys(r["task"] for r in var)}
+    files += var_pngs.values()
     paired = paired_stats(records, sweep.get("ties"))
     if baseline_rows(records):
         files.append(write_csv(out / "baselines.csv", baseline_rows(records)))
     if paired:
         atomic_text(out / "paired.json", json.dumps(paired, indent=2, default=str))
         files.append(out / "paired.json")
-    text = "\n".join(_md_head(root, records, sweep) + _md_summary(summary) + baselines_markdown(records)
-                     + paired_markdown(paired) + table2.report_section(cells)
+    text = "\n".join(_md_head(roots, records, sweep, files) + _md_summary(summary) + _md_variants(var)
+                     + _md_figures("Variants side by side: figures", var_pngs)
+                     + baselines_markdown(records) + paired_markdown(paired) + table2.report_section(cells)
                      + _md_weights(w) + _md_curves(pngs) + _md_failed(records))
     md = atomic_text(out / "report.md", text)
     return Report(md, [md] + files)
 
 
-def _md_head(root, records, sweep: dict) -> list[str]:
+# What each file holds, in the order report.md lists them.
+FILES = {"summary.csv": "the final metric per task and model", "variants.csv": "the variants side by side",
+         "table2.md": "Table II in full", "table2.csv": "Table II's cells",
+         "weights.csv": "DiffQAS-QT's structural weights", "curves.csv": "the curves behind the PNGs",
+         "baselines.csv": "the naive baselines", "paired.json": "the paired statistics",
+         "trials.csv": "every trial's status and whole error"}
+
+
+def _md_head(roots, records, sweep: dict, files: list[Path]) -> list[str]:
     n = {s: sum(r.status == s for r in records) for s in ("done", "failed", "pending")}
     secs = [r.seconds for r in records if r.seconds]
-    return [f"# Sweep report: {Path(root).resolve().name}", "",
-            f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `qtc report` from `{root}`."
+    names = {Path(p).name for p in files}
+    title = (f"# Sweep report: {roots[0].resolve().name}" if sweep else
+             "# Report: " + ", ".join(r.resolve().name for r in roots))
+    where = ", ".join(f"`{r}`" for r in roots)
+    return [title, "",
+            f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `qtc report` from {where}."
             + (f" Command: `{sweep['command']}`." if sweep.get("command") else ""), "",
             f"- trials: {len(records)} ({n['done']} done, {n['failed']} failed, {n['pending']} unfinished)",
             f"- seeds: {sorted({r.seed for r in records})}",
             f"- overrides: {sweep.get('overrides') or 'none (the specs as written)'}",
             f"- settings (--set): {sweep.get('set') or 'none'}; grid (--grid): {sweep.get('grid') or 'none'}",
             f"- trial time: {sum(secs):.0f} s in total" + (f", {np.mean(secs):.1f} s per trial" if secs else ""),
-            "", "Files: `summary.csv` (this table), `table2.md` / `table2.csv`, `weights.csv`, `curves.csv` "
-            "(the curves behind the PNGs), `trials.csv` (every trial's status).", ""]
+            "", "Files: " + ", ".join(f"`{f}` ({what})" for f, what in FILES.items() if f in names) + "; "
+            "the figures below are PNGs beside this file.", ""]
 
 
 def _md_summary(summary: list[dict]) -> list[str]:
     L = ["## Final metric per task and model", "",
          "Over seeds: median, interquartile range, min .. max and mean ± sample std of the test "
          "accuracy (classify) or test MSE (forecast) at each run's selected epoch (selection.json), "
-         "or the mean reward over the last window of episodes (a3c).", ""]
+         f"or the mean reward over the last window of episodes (a3c). A model is marked **best** only "
+         f"when every model has at least {MIN_SEEDS} finished seeds and the best median's min .. max "
+         "range over seeds does not overlap any other model's.", ""]
     for task in dict.fromkeys(s["task"] for s in summary):
         rows = [s for s in summary if s["task"] == task]
         kind = rows[0]["kind"]
@@ -256,38 +412,63 @@ def _md_summary(summary: list[dict]) -> list[str]:
               "|---|---|---|---|---|---|---|---|"]
         for s in rows:
             mark = " **best**" if any(s is b for b in best) else ""
-            extra = "".join([f", {s['failed']} failed" if s["failed"] else "",
-                             f", {s['pending']} unfinished" if s["pending"] else ""])
-            per = ", ".join(f"{k}: {fmt_metric(v, kind)}" for k, v in s["values"].items())
+            per = ", ".join(f"{k}: {fmt_metric(v, kind)}" for k, v in s["values"].items()) or "-"
             L.append(f"| {s['label']}{mark} | {fmt_metric(s['median'], kind)} | {_spread(s, kind)} | "
-                     f"{s['n']}{extra} | {s['epochs'] or '-'} | {per} |")
+                     f"{_count(s)} | {s['epochs'] or '-'} | {per} |")
         L += ["", note, ""] if note else [""]
     return L
 
 
+def _count(s: dict) -> str:
+    """The n cell: finished seeds, and the failed and unfinished ones."""
+    return f"{s['n']}" + "".join([f", {s['failed']} failed" if s["failed"] else "",
+                                  f", {s['pending']} unfinished" if s["pending"] else ""])
+
+
 def _spread(s: dict, kind: str) -> str:
-    """The IQR, min .. max and mean ± std cells; with one seed there is no spread to show."""
+    """The IQR, min .. max and mean ± std cells; with fewer than two seeds there is no spread."""
     if s["n"] < 2:
-        return "- | - | one seed: no spread"
+        return "- | - | " + ("one seed: no spread" if s["n"] == 1 else "no finished seed")
     return (f"{fmt_metric(s['q1'], kind)} .. {fmt_metric(s['q3'], kind)} | {fmt_metric(s['min'], kind)} .. "
             f"{fmt_metric(s['max'], kind)} | {fmt_metric(s['mean'], kind)} ± {fmt_metric(s['std'], kind)}")
 
 
-def best_rows(rows: list[dict], higher: bool) -> tuple[list[dict], str]:
-    """The rows to mark best (by median) and a note: no mark with one seed (a single run ranks
-    nothing) or when every model ties; the tied rows are all marked when several share the best."""
+def best_rows(rows: list[dict], higher: bool, what: str = "model", name: str = "label") -> tuple[list[dict], str]:
+    """The rows to mark best and a note saying why none is.
+
+    The rule: a best median is claimed only when every row compared has at least MIN_SEEDS
+    finished seeds and the best row's min .. max range over seeds lies wholly on the better
+    side of every other row's (so no seed of another row did as well as any of its seeds).
+    Rows that share the best median (tied candidates) are all marked. One row ranks nothing.
+    `what` names the rows in the note (model, variant), `name` the key that labels one."""
     got = [s for s in rows if s["n"]]
-    if not got:
+    if len(got) < 2:
         return [], ""
-    if any(s["n"] < 2 for s in got):
-        return [], "One seed: no spread, so no model is marked best."
+    few = [s for s in got if s["n"] < MIN_SEEDS]
+    if few:
+        return [], (f"No {what} is marked best: fewer than {MIN_SEEDS} finished seeds for "
+                    + ", ".join(f"{s[name]} ({s['n']})" for s in few) + ".")
     top = (max if higher else min)(s["median"] for s in got)
     best = [s for s in got if s["median"] == top]
-    if len(best) == len(got) > 1:
-        return [], f"All {len(got)} models tie (median {top:.6g})."
+    if len(best) == len(got):
+        return [], f"All {len(got)} {what}s tie (median {top:.6g})."
+    b = best[0]
+    near = [s for s in got if s not in best and (s["max"] >= b["min"] if higher else s["min"] <= b["max"])]
+    if near:
+        return [], (f"No {what} is marked best: the best median's range over seeds ({b[name]}) "
+                    "overlaps " + ", ".join(s[name] for s in near) + ".")
     if len(best) > 1:
-        return best, "Tied for best: " + ", ".join(s["label"] for s in best) + "."
+        return best, "Tied for best: " + ", ".join(s[name] for s in best) + "."
     return best, ""
+
+
+# What the recorded weights are, by the space's `weights` normalisation (resolved.json).
+WEIGHTS_NORM = {
+    "softmax": "the softmax of the trainable weights, as the model mixes its candidates (positive, "
+               "summing to 1 over each set of alternatives)",
+    "raw": "raw (not softmaxed) and may be negative",
+    "not recorded": "as the run recorded them; its folder does not say whether the space's weights "
+                    "are raw or softmaxed (a run from before qtc recorded it)"}
 
 
 def _md_weights(w: list[dict]) -> list[str]:
@@ -297,34 +478,45 @@ def _md_weights(w: list[dict]) -> list[str]:
          "Final structural weights, mean over seeds; 'votes' = seeds whose largest weight it is.", "",
          "| task | favoured candidate | weight (mean ± std) | votes | runner-up | weight | most votes |",
          "|---|---|---|---|---|---|---|"]
+    norms: dict[str, list[str]] = {}
     for task in dict.fromkeys(x["task"] for x in w):
         rows = sorted([x for x in w if x["task"] == task], key=lambda x: x["rank"])
         a, b = rows[0], rows[1] if len(rows) > 1 else None
+        norms.setdefault(a["weights_norm"], []).append(task)
         v = max(rows, key=lambda x: x["argmax_votes"])
         spread = f" ± {a['std']:.4f}" if a["seeds"] > 1 else " (one seed: no spread)"
         L.append(f"| {task} | {a['index'] + 1} {a['candidate']} | {a['mean']:.4f}{spread} | "
                  f"{a['argmax_votes']}/{a['seeds']} | "
                  + (f"{b['index'] + 1} {b['candidate']} | {b['mean']:.4f} | " if b else "- | - | ")
                  + f"{v['index'] + 1} {v['candidate']} ({v['argmax_votes']}/{v['seeds']}) |")
-    return L + ["", "The weights are raw (not softmaxed) and may be negative; candidates whose circuits "
-                "are constant produce the same probabilities, so their weights act as one.", ""]
+    said = [f"The weights are {WEIGHTS_NORM[n]}" if len(norms) == 1 else
+            f"For {', '.join(tasks)} the weights are {WEIGHTS_NORM[n]}" for n, tasks in norms.items()]
+    return L + ["", "; ".join(said) + ". Candidates whose circuits are constant produce the same "
+                "probabilities, so their weights act as one.", ""]
 
 
 def _md_curves(pngs: dict) -> list[str]:
     if not pngs:
         return []
-    L = ["## Learning curves", "", "Mean over seeds with a band of one standard deviation.", ""]
+    return _md_figures("Learning curves", pngs, "Mean over seeds with a band of one standard deviation.")
+
+
+def _md_figures(title: str, pngs: dict, text: str = "") -> list[str]:
+    if not pngs:
+        return []
+    L = [f"## {title}", ""] + ([text, ""] if text else [])
     for task, p in pngs.items():
         L += [f"### {task}", "", f"![{task}]({Path(p).name})", ""]
     return L
 
 
 def _md_failed(records) -> list[str]:
+    """Every failed trial with its whole error (lines joined), as trials.csv holds it."""
     bad = [r for r in records if r.status == "failed"]
     if not bad:
         return []
     L = ["## Failed trials", "", "| trial | attempts | error |", "|---|---|---|"]
     for r in bad:
-        err = (r.error or "?").strip().splitlines()[0].replace("|", "\\|")
+        err = "<br>".join(line.strip() for line in (r.error or "?").strip().splitlines()).replace("|", "\\|")
         L.append(f"| {r.key} | {r.attempts} | {err} |")
     return L + [""]

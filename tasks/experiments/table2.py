@@ -246,12 +246,14 @@ def table2_rows(cells: dict) -> list[dict]:
     return out
 
 
-def write_table2(root: Path | str, out: Path | str | None = None) -> list[Path]:
-    """table2.md and table2.csv of the sweep folder `root` (into `out`, default `root`)."""
+def write_table2(root: Path | str, out: Path | str | None = None,
+                 records: list[TrialRecord] | None = None) -> list[Path]:
+    """table2.md and table2.csv of the sweep folder `root` (into `out`, default `root`), from
+    `records` when the caller has read them (a report of several folders)."""
     root = Path(root)
     out = Path(out) if out else root
-    sweep = read_json(root / "sweep.json") or {}
-    records = collect(root)
+    sweep = (read_json(root / "sweep.json") or {}) if records is None else {}
+    records = collect(root) if records is None else records
     cells = table2_cells(records, sweep.get("ties"))
     if not cells:
         return []

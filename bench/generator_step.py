@@ -292,10 +292,9 @@ def _pennylane_step(prog, theta0, weights0, g):
 
 def breakdown(n: int, depth: int, dtype_name: str) -> str:
     """Per-pass times of the cpu kernels (one thread, every kernel timed separately)."""
-    import ctypes
     import torch
     from qtc.compiler.target import Target
-    from qtc.runtime.kernels import bind, compiled
+    from qtc.runtime.kernels import compiled
     dtype = getattr(torch, dtype_name)
     prog = _program(n, depth)
     comp = compiled(prog, Target(dtype=dtype_name))
@@ -311,14 +310,11 @@ def breakdown(n: int, depth: int, dtype_name: str) -> str:
     gth = torch.zeros(theta.numel(), dtype=torch.float64)
     gw = torch.zeros(comp.ncirc, dtype=torch.float64)
     lib = comp.launcher.lib
-    lib.qtc_profile.argtypes = [ctypes.c_void_p] * len(comp.rendered.signature["qtc_profile"])
-    tensors = dict(st=st, lam=lam, th=theta, wn=wn, P=P, g=g, gth=gth, gw=gw, out=out)
-    args = bind(comp.rendered, "qtc_profile", {k: t.data_ptr() for k, t in tensors.items()})
     best = None
     for _ in range(3):
-        lib.qtc_profile(*args)
+        lib.call("qtc_profile", st=st, lam=lam, th=theta, wn=wn, P=P, g=g, gth=gth, gw=gw, out=out)
         best = out.clone() if best is None else torch.minimum(best, out)
-    lib.qtc_threads(torch.get_num_threads())
+    lib.call("qtc_threads", k=torch.get_num_threads())
     t = best.tolist()
     init, fwd, outp, binit, bwd = t[0], t[1:1 + nf], t[1 + nf], t[2 + nf], t[3 + nf:]
     lines = [f"time breakdown, cpu backend, (n, L) = ({n}, {depth}), {dtype_name}, ONE thread "
@@ -347,8 +343,8 @@ def cost_model(n: int, depth: int, dtype_name: str) -> dict:
     r = to_kernels(_program(n, depth), Target(dtype=dtype_name))
     moved = bytes_moved(r.plan, r.target.itemsize)["total"]
     return {"bytes": moved, "flops": r.fwd_flops + r.bwd_flops, "h100_s": moved / H100,
-            "h200": predicted_step(r.plan, dtype_name),
-            "h200_graph": predicted_step(r.plan, dtype_name, graph=True)}
+            "h200": predicted_step(r),
+            "h200_graph": predicted_step(r, graph=True)}
 
 
 # --- the driver --------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
     plan, target = kernels.plan, kernels.target
     traffic = bytes_moved(plan, target.itemsize)
     dim = 1 << plan.n
-    launches = len(kernels.kernels["forward"]) + len(kernels.kernels["backward"])
+    launches = kernels.launches
     lines = [f"cost model: {plan.name}, {plan.n} qubits, depth {plan.depth}, {target.dtype}",
              f"rendering: {target.rendering}, {len(kernels.text.encode())} bytes of source (unrolled: "
              f"~{unrolled_bytes(plan)} bytes estimated)",

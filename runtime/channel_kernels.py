@@ -1,14 +1,15 @@
 """The channel form compiled: compiler/csrc/channel.c's passes, ordered by one driver on cpu and cuda.
 
-The C source is static (one build for every program). A program becomes Tables: per step its
-alternatives, per alternative its segments, each one pass over the density matrix on both
-sides at once: a non-monomial one-qubit gate (H, RX, RY: `qtc_ch_dense`, real where the gate
-is) or a run of monomial gates (CNOT, CZ, SWAP, X, RZ, ...: one `qtc_ch_gather` through an
+The C source is static (one build for every program). A program becomes ChannelTables: per
+step its alternatives, per alternative its segments, each one pass over the density matrix on
+both sides at once: a non-monomial one-qubit gate (H, RX, RY: `qtc_ch_dense`, real where the
+gate is) or a run of monomial gates (CNOT, CZ, SWAP, X, RZ, ...: one `qtc_ch_gather` through an
 index table and phases, so a CNOT network costs one pass whatever its length). The driver
 (`forward`, `backward`) is plain Python over those passes and torch views; it launches through
-`CpuKernels` (g++ build, ctypes) or `CudaKernels` (NVRTC, qtc.runtime.cuda), so both devices
-run the same kernels in the same order. ChannelFunction is the torch.autograd.Function:
-forward keeps every step's density matrix, backward runs the adjoint chain (float64).
+`CpuKernels` (a HostLibrary) or `CudaKernels` (a DeviceModule: qtc.runtime.launch), by
+parameter name, so both devices run the same kernels in the same order. ChannelFunction is the
+torch.autograd.Function: forward keeps every step's density matrix, backward runs the adjoint
+chain (float64).
 
 Gradients: a rotation's Im Tr(F P sigma) may be taken at any later point of its alternative
 as long as every gate in between commutes with its generator P (gates on other qubits; diagonal
@@ -19,9 +20,7 @@ state just after their segment, walking the alternative backwards.
 """
 from __future__ import annotations
 
-import ctypes
 import math
-import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -30,35 +29,16 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from qtc.compiler.csrc import source as c_source
+from qtc.compiler.csrc import source
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle
-from qtc.runtime.cache import build_shared
+from qtc.compiler.render.common import signatures
+from qtc.runtime.launch import DeviceModule, HostLibrary
 
 AXIS = {"X": 1, "Y": 2, "Z": 3}
-SERIAL_BELOW = 8             # qubits: a smaller density matrix is cheaper on one thread
-CTYPES = {"p": ctypes.c_void_p, "l": ctypes.c_long, "i": ctypes.c_int, "d": ctypes.c_double}
-NUMPY = {"p": np.uint64, "l": np.int64, "i": np.int32, "d": np.float64}
+CHANNEL_SERIAL_BELOW = 8     # qubits: a smaller density matrix is cheaper on one thread
 _lock = threading.Lock()
 _tables: dict[int, tuple] = {}
-
-
-def signatures(text: str) -> dict[str, str]:
-    """Kernel name -> argument kinds (p pointer, l long, i int, d real), read off the source."""
-    out = {}
-    for name, args in re.findall(r"QTC_KERNEL (\w+)\(([^)]*)\)", text):
-        kinds = []
-        for arg in filter(None, (a.strip() for a in args.split(","))):
-            ctype = arg.rsplit(" ", 1)[0]
-            kinds.append("p" if "*" in arg else {"long": "l", "int": "i", "real": "d"}[ctype])
-        out[name] = "".join(kinds)
-    return out
-
-
-@lru_cache(maxsize=1)
-def source() -> tuple[str, dict[str, str]]:
-    text = c_source("channel.c")
-    return text, signatures(text)
 
 
 # --- the program as tables ----------------------------------------------------------------------
@@ -66,7 +46,7 @@ def source() -> tuple[str, dict[str, str]]:
 class Segment:
     """One pass: kind "dense" (ops: one gate) or "mono" (a run of monomial gates); `grads`: the
     (rotation index, axis, qubit) whose gradient traces are taken just after the pass (walking
-    back), `terms`: their (offset, count) in Tables.terms."""
+    back), `terms`: their (offset, count) in ChannelTables.terms."""
     kind: str
     ops: list
     grads: list
@@ -88,7 +68,7 @@ def commutes(op, axis: int, qubit: int) -> bool:
             or (g.arity == 1 and g.axis is not None and AXIS[g.axis] == axis))
 
 
-class Tables:
+class ChannelTables:
     """The program's chain as passes, and where gradients go."""
 
     def __init__(self, prog):
@@ -251,53 +231,42 @@ def _ints(values) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=np.int32)
 
 
-def tables(prog) -> Tables:
-    """The Tables of `prog`, built once per program object."""
+def tables(prog) -> ChannelTables:
+    """The ChannelTables of `prog`, built once per program object."""
     with _lock:
         hit = _tables.get(id(prog))
         if hit is None or hit[0]() is not prog:
-            hit = (weakref.ref(prog), Tables(prog))
+            hit = (weakref.ref(prog), ChannelTables(prog))
             _tables[id(prog)] = hit
         return hit[1]
 
 
 # --- launching ----------------------------------------------------------------------------------
 class CpuKernels:
-    """The g++ build of channel.c, called through ctypes (arguments typed from the source)."""
+    """The g++ build of channel.c; a launch's `work` (the GPU's grid) does not matter here."""
 
     def __init__(self):
-        text, sigs = source()
-        lib = ctypes.CDLL(str(build_shared(text)))
-        self.fns = {}
-        for name, kinds in sigs.items():
-            fn = getattr(lib, name)
-            fn.argtypes = [CTYPES[k] for k in kinds]
-            self.fns[name] = fn
-        self.sigs = sigs
+        self.lib = HostLibrary(source("channel.c"))
 
     def threads(self, n: int) -> None:
-        self.fns["qtc_ch_threads"](channel_threads(n))
+        self.lib.call("qtc_ch_threads", k=channel_threads(n))
 
-    def __call__(self, name: str, work: int, *args) -> None:
-        self.fns[name](*[a.data_ptr() if isinstance(a, torch.Tensor) else a for a in args])
+    def __call__(self, name: str, work: int, **named) -> None:
+        self.lib.call(name, **named)
 
 
 class CudaKernels:
-    """The NVRTC build of channel.c on torch's current stream (qtc.runtime.cuda.Module)."""
+    """The NVRTC build of channel.c, on torch's current stream (qtc_ch_threads is the CPU's)."""
 
     def __init__(self):
-        from qtc.runtime import cuda
-        text, sigs = source()
-        self.sigs = {k: v for k, v in sigs.items() if k != "qtc_ch_threads"}
-        self.module = cuda.Module(text, list(self.sigs))
+        text = source("channel.c")
+        self.module = DeviceModule(text, [name for name in signatures(text) if name != "qtc_ch_threads"])
 
     def threads(self, n: int) -> None:
         pass
 
-    def __call__(self, name: str, work: int, *args) -> None:
-        kinds = self.sigs[name]
-        self.module.launch(name, work, tuple(NUMPY[k](a.data_ptr() if isinstance(a, torch.Tensor) else a)
-                                             for k, a in zip(kinds, args)))
+    def __call__(self, name: str, work: int, **named) -> None:
+        self.module.launch(name, work, **named)
 
 
 @lru_cache(maxsize=None)
@@ -310,7 +279,7 @@ def kernels(device: str):
 class Run:
     """One call's tensors on one device: kernels, inputs, index tables, weights per alternative."""
 
-    def __init__(self, k, tab: Tables, inp: dict, wa: list[float], device: torch.device):
+    def __init__(self, k, tab: ChannelTables, inp: dict, wa: list[float], device: torch.device):
         self.k, self.tab, self.wa = k, tab, wa
         self.inp = {name: t.to(device) for name, t in inp.items()}
         self.pinv, self.perm, self.terms = tab.static(device)
@@ -321,18 +290,21 @@ class Run:
         if seg.kind == "dense":
             m = self.inp["mats"][seg.index, 8:] if inverse else self.inp["mats"][seg.index, :8]
             name = "qtc_ch_dense_real" if seg.real else "qtc_ch_dense"
-            self.k(name, t.D // 4, src, out, t.D, t.n, seg.ops[0].qubits[0], m, alpha, beta)
+            self.k(name, t.D // 4, input=src, out=out, D=t.D, n=t.n, q=seg.ops[0].qubits[0], m=m,
+                   alpha=alpha, beta=beta)
         else:
             table = self.perm[seg.index] if inverse else self.pinv[seg.index]
             e = self.inp["adj" if inverse else "fwd"][seg.index]
-            self.k("qtc_ch_gather", t.D, src, out, t.D, t.n, table, e, int(seg.phased), alpha, beta)
+            self.k("qtc_ch_gather", t.D, input=src, out=out, D=t.D, n=t.n, t=table, e=e, phased=int(seg.phased),
+                   alpha=alpha, beta=beta)
 
     def traces(self, F, S, rows, terms: tuple[int, int]) -> None:
-        """The trace terms Tables.terms[offset:offset + count] of (F, S) into their rows."""
+        """The trace terms ChannelTables.terms[offset:offset + count] of (F, S) into their rows."""
         start, count = terms
         if count:
-            ax, q, slot = (self.terms[r, start:] for r in range(3))
-            self.k("qtc_ch_traces", self.tab.dim, F, S, rows, self.tab.n, ax, q, slot, count)
+            axis, qubit, slot = (self.terms[r, start:] for r in range(3))
+            self.k("qtc_ch_traces", self.tab.dim, F=F, S=S, out=rows, n=self.tab.n, axis=axis, qubit=qubit,
+                   slot=slot, terms=count)
 
     def chain(self, segs, src, out, alpha: float, beta: float, spare, inverse: bool = False) -> None:
         """out = alpha * U src U^dagger + beta * out for the segments' U (inverse: U^dagger src U);
@@ -373,7 +345,7 @@ def forward(run: Run, states: torch.Tensor, spare) -> None:
 
 def backward(run: Run, states: torch.Tensor, g: torch.Tensor, rows: torch.Tensor, buf) -> None:
     """The adjoint chain: E := diag(g); per step backwards and alternative a (not `start`, see
-    Tables; those trace U_a^+ E U_a against rho): X = U_a rho U_a^+,
+    ChannelTables; those trace U_a^+ E U_a against rho): X = U_a rho U_a^+,
     rows[a] <- Tr(E X); walking its segments backwards, the rotations' Im Tr(Y P X) rows, then
     X and Y = the observable un-applied (X only while an earlier pass still has traces to take);
     E_new = sum_a w_a U_a^+ E U_a."""
@@ -411,7 +383,7 @@ class ChannelFunction(torch.autograd.Function):
     """P(theta, W) = diag(Phi_S o ... o Phi_1(|0><0|)) with adjoint-method gradients."""
 
     @staticmethod
-    def forward(ctx, theta, W, tab: Tables):
+    def forward(ctx, theta, W, tab: ChannelTables):
         device = theta.device
         k = kernels(device.type)
         k.threads(tab.n)
@@ -446,8 +418,8 @@ class ChannelFunction(torch.autograd.Function):
 
 
 def channel_threads(n: int) -> int:
-    """Threads of a channel-form step at n qubits: torch's setting, one below SERIAL_BELOW."""
-    return torch.get_num_threads() if n >= SERIAL_BELOW else 1
+    """Threads of a channel-form step at n qubits: torch's setting, one below CHANNEL_SERIAL_BELOW."""
+    return torch.get_num_threads() if n >= CHANNEL_SERIAL_BELOW else 1
 
 
 def cpu_probabilities(prog, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

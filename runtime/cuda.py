@@ -1,9 +1,10 @@
-"""The CUDA half of the compiled backend: what is missing when it cannot run, NVRTC compilation,
-grid sizes, launches on torch's stream, CUDA-graph replay and the device's cost model.
+"""The CUDA half of the compiled backend: what is missing when it cannot run, grid sizes, a
+step's launches on torch's stream, CUDA-graph replay and the device's cost model.
 
 Everything else (the kernel text, which tensor goes to which kernel argument, the autograd
-Function) is shared with the CPU backend in qtc.runtime.kernels; this module only knows how to
-put a list of (kernel, arguments) launches on the GPU.
+Function) is shared with the CPU backend in qtc.runtime.kernels, and NVRTC compilation is
+qtc.runtime.launch's DeviceModule; this module only knows how to put a list of (kernel,
+arguments) launches on the GPU.
 
 - Stream: every launch goes on torch's current stream (a CuPy ExternalStream around it), so the
   kernels are ordered after the torch work that produced their inputs and before the torch work
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from functools import lru_cache
 from importlib import metadata
 
@@ -29,13 +29,10 @@ import torch
 from qtc.compiler.cost import LAUNCH_OVERHEAD_S, bytes_moved
 from qtc.compiler.render import Rendered
 from qtc.compiler.render.common import tiles
-from qtc.compiler.schedule import Plan
 from qtc.compiler.target import DTYPES
-from qtc.errors import QtcError
+from qtc.runtime.launch import BLOCK, DeviceModule, arguments, blocks_for, written
 
-BLOCK = 256                  # threads per block: whole warps, a multiple of every lane group
 H200_BANDWIDTH = 4.3e12      # device-to-device copy measured on this workplace's H200 (bytes/s)
-NVRTC_OPTIONS = ("--std=c++14",)
 GRAPHS = os.environ.get("QTC_CUDA_GRAPHS", "0") == "1"
 
 # --- what is missing ---------------------------------------------------------------------------
@@ -109,57 +106,25 @@ def kernel_threads(rendered: Rendered) -> dict[str, int]:
     return work
 
 
-def blocks_for(threads: int, wave: int, block: int = BLOCK) -> int:
-    """Blocks for `threads` threads: enough for one each, at most one wave of resident blocks."""
-    return max(1, min(wave, -(-threads // block)))
+def graph_copies(rendered: Rendered) -> int:
+    """Copies in and out of the static buffers of a step replayed as CUDA graphs: every argument
+    of a phase's kernels in, the ones they write out (launch.arguments, launch.written)."""
+    return sum(len(arguments(rendered.signature, names)) + len(written(rendered.signature, names))
+               for names in rendered.kernels.values())
 
 
-def launches_per_step(plan: Plan) -> int:
-    return plan.fwd_kernels + 2 + plan.bwd_kernels + 1
-
-
-def predicted_step(plan: Plan, dtype: str, *, bandwidth: float = H200_BANDWIDTH,
+def predicted_step(rendered: Rendered, *, bandwidth: float = H200_BANDWIDTH,
                    launch_s: float = LAUNCH_OVERHEAD_S, graph: bool = False) -> dict:
     """The cost model's time for one forward + backward step: the bytes the passes move at
-    `bandwidth`, plus the launches' host overhead (as a graph: two graph launches and the copies
-    in and out of its static buffers, see Launcher.GRAPH_COPIES)."""
-    moved = bytes_moved(plan, DTYPES[dtype][1])["total"]
-    launches = 2 + Launcher.GRAPH_COPIES if graph else launches_per_step(plan)
+    `bandwidth`, plus the launches' host overhead (as graphs: two graph launches and the copies
+    in and out of their static buffers, graph_copies)."""
+    moved = bytes_moved(rendered.plan, DTYPES[rendered.target.dtype][1])["total"]
+    launches = 2 + graph_copies(rendered) if graph else rendered.launches
     return {"bytes": moved, "memory_s": moved / bandwidth, "launches": launches,
             "launch_s": launches * launch_s, "total_s": moved / bandwidth + launches * launch_s}
 
 
-# --- compiling and launching -------------------------------------------------------------------
-
-
-class Module:
-    """Source text compiled by NVRTC for the current GPU: its kernels by name, and one wave of
-    resident blocks (the grid cap). `launch` puts one kernel on torch's current stream."""
-
-    def __init__(self, text: str, names):
-        import cupy
-        self.cupy = cupy
-        self.device = torch.device("cuda", torch.cuda.current_device())
-        t = time.perf_counter()
-        with cupy.cuda.Device(self.device.index):
-            try:
-                module = cupy.RawModule(code=text, options=NVRTC_OPTIONS)
-                self.kernels = {name: module.get_function(name) for name in names}
-            except cupy.cuda.compiler.CompileException as e:
-                raise QtcError(f"compiling the CUDA kernels failed (NVRTC):\n{str(e)[-4000:]}") from None
-            attrs = cupy.cuda.Device(self.device.index).attributes
-        self.compile_seconds = time.perf_counter() - t
-        self.wave = attrs["MultiProcessorCount"] * (attrs["MaxThreadsPerMultiProcessor"] // BLOCK)
-
-    def stream(self):
-        """CuPy's view of torch's current stream on this device (a context manager)."""
-        return self.cupy.cuda.ExternalStream(torch.cuda.current_stream(self.device).cuda_stream,
-                                             self.device.index)
-
-    def launch(self, name: str, threads: int, args: tuple) -> None:
-        """Kernel `name` with `threads` elements of work (grid: blocks_for) on torch's stream."""
-        with self.cupy.cuda.Device(self.device.index), self.stream():
-            self.kernels[name]((blocks_for(threads, self.wave),), (BLOCK,), args)
+# --- a step's launches ------------------------------------------------------------------------
 
 
 class Launcher:
@@ -168,12 +133,9 @@ class Launcher:
     `run(launches, tensors, writes)` puts each (kernel name, argument indices) of `launches` on
     torch's current stream with `tensors` (CUDA, contiguous) as arguments; `writes` are the
     indices of the tensors the kernels write."""
-    # copies in and out of the static buffers per step, as qtc.runtime.kernels binds them:
-    # forward (st, th, wn, P) in, (st, P) out; backward (st, lam, th, wn, g, gth, gw) in, 4 out
-    GRAPH_COPIES = 4 + 2 + 7 + 4
 
     def __init__(self, rendered: Rendered):
-        self.module = Module(rendered.text, rendered.kernels["forward"] + rendered.kernels["backward"])
+        self.module = DeviceModule(rendered.text, rendered.kernels["forward"] + rendered.kernels["backward"])
         self.cupy, self.device, self.kernels = self.module.cupy, self.module.device, self.module.kernels
         self.compile_seconds = self.module.compile_seconds
         self.grid = {name: blocks_for(k, self.module.wave) for name, k in kernel_threads(rendered).items()}

@@ -3,15 +3,13 @@
 Importing this module registers the backends "cpu" and "cuda" with qtc.runtime.backends.
 Both run the same kernel text (qtc.compiler.pipeline.to_kernels) and share everything here
 except how a kernel is launched; both bind a kernel's arguments by name against the signature
-the renderer read off the source (`bind`). `ProgramFunction` is the torch.autograd.Function
-around them: forward gives P = sum over candidates of w_c p_c(theta); backward runs the
-adjoint kernels. A program's nodes are its simulated circuits (the kernels), its exact
+the renderer read off the source (qtc.runtime.launch). `ProgramFunction` is the
+torch.autograd.Function around them: forward gives P = sum over candidates of w_c p_c(theta);
+backward runs the adjoint kernels. A program's nodes are its simulated circuits (the kernels), its exact
 constants and its phase forms (runtime/phase.py), in that order.
 """
 from __future__ import annotations
 
-import ctypes
-import os
 import threading
 import weakref
 
@@ -22,23 +20,14 @@ from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
 from qtc.compiler.target import Target, rendering_from_env
 from qtc.runtime import backends, cuda, threads
-from qtc.runtime.cache import build_shared, find_compiler
-from qtc.runtime.phase import Tables
+from qtc.runtime.cache import CPU_FLAGS, find_compiler
+from qtc.runtime.launch import HostLibrary, arguments, bind, written
+from qtc.runtime.phase import PhaseTables
 from qtc.runtime.reference import constant_distribution
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _lock = threading.Lock()
 _compiled: dict[tuple, tuple] = {}   # (id(prog), target key) -> (weakref, Compiled)
-
-
-def bind(rendered: Rendered, kernel: str, values: dict) -> tuple:
-    """The arguments of `kernel` in the order its definition lists them, taken by name from
-    `values` (which may hold more): the one place where launch arguments meet the source."""
-    params = [name for _, name in rendered.signature[kernel]]
-    missing = [p for p in params if p not in values]
-    if missing:
-        raise RuntimeError(f"kernel {kernel}({', '.join(params)}) launched without {', '.join(missing)}")
-    return tuple(values[p] for p in params)
 
 
 class Compiled:
@@ -59,7 +48,7 @@ class Compiled:
         self.ncirc = len(plan.circuits)
         self.cdist = torch.stack([constant_distribution(prog.circuits[i], self.n, dtype)
                                   for i in plan.constants]) if plan.constants else None
-        self.phases = [Tables(prog.circuits[i], self.n) for i in plan.phases]
+        self.phases = [PhaseTables(prog.circuits[i], self.n) for i in plan.phases]
         self.first_phase = self.ncirc + len(plan.constants)   # the phase forms' rows of S
         self.launcher = (_CpuLauncher if target.device == "cpu" else _CudaLauncher)(self) if self.ncirc else None
 
@@ -73,16 +62,11 @@ class Compiled:
 
 
 class _CpuLauncher:
-    """ctypes on the g++ build: qtc_forward / qtc_backward run every kernel in order."""
+    """The g++ build (HostLibrary): qtc_forward / qtc_backward run every kernel in order."""
 
     def __init__(self, comp: Compiled):
-        self.rendered = comp.rendered
-        # the rendered Target: its rendering decided ("auto" resolved by the cost model)
-        self.lib = ctypes.CDLL(str(build_shared(comp.rendered.text, tag=comp.rendered.target.key,
-                                                  library=comp.rendered.library)))
-        for name in ("qtc_forward", "qtc_backward", "qtc_threads"):
-            getattr(self.lib, name).argtypes = [ctypes.c_int if ctype == "int" else ctypes.c_void_p
-                                                for ctype, _ in comp.rendered.signature[name]]
+        r = comp.rendered   # its Target's rendering decided ("auto" resolved by the cost model)
+        self.lib = HostLibrary(r.text, CPU_FLAGS, tag=r.target.key, library=r.library)
         self.size, self.ncirc, self.n = comp.plan.size, comp.ncirc, comp.n
         self.last_setting: threads.Setting | None = None   # what the latest pass ran with (benchmarks)
 
@@ -93,15 +77,11 @@ class _CpuLauncher:
         it is put back afterwards, or one step's choice would become every later step's limit."""
         requested = torch.get_num_threads()
         setting = self.last_setting = threads.for_step(self.n, self.ncirc)
-        values = {k: t.data_ptr() for k, t in tensors.items()} | {"mode": setting.mode}
-        self._threads(setting.threads)
+        self.lib.call("qtc_threads", k=setting.threads)
         try:
-            getattr(self.lib, name)(*bind(self.rendered, name, values))
+            self.lib.call(name, **tensors, mode=setting.mode)
         finally:
-            self._threads(requested)
-
-    def _threads(self, k: int) -> None:
-        self.lib.qtc_threads(*bind(self.rendered, "qtc_threads", {"k": k}))
+            self.lib.call("qtc_threads", k=requested)
 
     def forward(self, th, wn, P):
         st = torch.empty(self.size, dtype=th.dtype)
@@ -112,25 +92,18 @@ class _CpuLauncher:
         self._call("qtc_backward", st=st, lam=torch.empty_like(st), th=th, wn=wn, g=g, gth=gth, gw=gw)
 
 
-# the arguments each phase's kernels write (a CUDA graph copies these back out of its buffers)
-WRITES = {"forward": ("st", "P"), "backward": ("st", "lam", "gth", "gw")}
-
-
 class _CudaLauncher:
     """The CUDA kernels bound to their arguments; compiling and launching: qtc.runtime.cuda."""
 
     def __init__(self, comp: Compiled):
         self.launcher = cuda.Launcher(comp.rendered)
-        self.rendered = comp.rendered
         self.size = comp.plan.size
+        self.steps = {phase: _launch_list(comp.rendered, names) for phase, names in comp.rendered.kernels.items()}
 
     def _run(self, phase: str, **tensors) -> None:
-        """Every kernel of `phase`, its arguments bound by name (bind) as indices into `tensors`."""
-        names = list(tensors)
-        slots = {name: i for i, name in enumerate(names)}
-        launches = [(k, bind(self.rendered, k, slots)) for k in self.rendered.kernels[phase]]
-        writes = tuple(slots[n] for n in WRITES[phase] if n in slots)
-        self.launcher.run(launches, tuple(tensors.values()), writes=writes)
+        """Every kernel of `phase`, with the tensors its kernels name (by parameter name)."""
+        names, launches, writes = self.steps[phase]
+        self.launcher.run(launches, tuple(tensors[n] for n in names), writes=writes)
 
     def forward(self, th, wn, P):
         st = torch.empty(self.size, dtype=th.dtype, device=th.device)
@@ -139,6 +112,15 @@ class _CudaLauncher:
 
     def backward(self, st, th, wn, g, gth, gw):
         self._run("backward", st=st, lam=torch.empty_like(st), th=th, wn=wn, g=g, gth=gth, gw=gw)
+
+
+def _launch_list(rendered: Rendered, kernels: list[str]) -> tuple:
+    """(the arguments the kernels take, each once; every kernel with its arguments as indices
+    into them; the indices of those the kernels write: a CUDA graph copies these back out)."""
+    names = arguments(rendered.signature, kernels)
+    slots = {name: i for i, name in enumerate(names)}
+    launches = tuple((k, bind(rendered.signature, k, slots)) for k in kernels)
+    return names, launches, tuple(slots[n] for n in written(rendered.signature, kernels))
 
 
 def compiled(prog: Program, target: Target) -> Compiled:

@@ -12,22 +12,19 @@ the (17, 15) step slower on the 2-core machine (33.8 / 32.8 ms against 31.3 / 29
 """
 from __future__ import annotations
 
-import ctypes
 import functools
-import threading
 
 import torch
 
 from qtc.compiler.ir import Angle, PhaseForm
 from qtc.compiler.csrc import source
-from qtc.runtime.cache import CPU_FLAGS, build_shared
+from qtc.runtime.cache import CPU_FLAGS
+from qtc.runtime.launch import HostLibrary
 
 FLAGS = CPU_FLAGS + ("-ffast-math",)    # the cos / sin loop on glibc's vector functions
-_lib: list = []
-_lock = threading.Lock()
 
 
-class Tables:
+class PhaseTables:
     """One node's terms as tensors: mask (int64), idx (int32), a and c (float64)."""
 
     def __init__(self, node: PhaseForm, n: int):
@@ -54,8 +51,8 @@ class Tables:
         if theta.device.type == "cpu":
             work = torch.empty(4 * self.dim, dtype=torch.float64)
             p = torch.empty(self.dim, dtype=torch.float64)
-            _library().qtc_phase_forward(self.n, len(self.mask), *self._ptrs(), theta.data_ptr(),
-                                         work.data_ptr(), p.data_ptr())
+            _library().call("qtc_phase_forward", n=self.n, nterms=len(self.mask), mask=self.mask, idx=self.idx,
+                            a=self.a, c=self.c, theta=theta, work=work, p=p)
             return p, work
         return _torch_forward(self, theta)
 
@@ -63,14 +60,10 @@ class Tables:
         """Add weight * d(g . p)/dtheta into gth (flat float64)."""
         if g.device.type == "cpu":
             scratch = torch.empty(2 * self.dim, dtype=torch.float64)
-            _library().qtc_phase_backward(self.n, len(self.mask), *self._ptrs()[:3], state.data_ptr(),
-                                          g.data_ptr(), ctypes.c_double(weight), scratch.data_ptr(),
-                                          gth.data_ptr())
+            _library().call("qtc_phase_backward", n=self.n, nterms=len(self.mask), mask=self.mask, idx=self.idx,
+                            a=self.a, work=state, g=g, weight=weight, scratch=scratch, gth=gth)
             return
         _torch_backward(self, state, g, weight, gth)
-
-    def _ptrs(self) -> tuple[int, int, int, int]:
-        return self.mask.data_ptr(), self.idx.data_ptr(), self.a.data_ptr(), self.c.data_ptr()
 
     def on(self, device: torch.device) -> tuple:
         """(mask, idx as int64, a, c) on `device`, and the theta terms' (idx, a, mask): copied
@@ -108,7 +101,7 @@ def _hadamard(k: int, dtype, device) -> torch.Tensor:
     return (1 - 2 * parity).to(dtype)
 
 
-def _torch_forward(t: Tables, theta: torch.Tensor):
+def _torch_forward(t: PhaseTables, theta: torch.Tensor):
     mask, idx, a, c, _ = t.on(theta.device)
     value = c + torch.where(idx >= 0, a * theta[idx.clamp_min(0)], 0.0)
     F = torch.zeros(t.dim, dtype=torch.float64, device=theta.device).index_add_(0, mask, value)
@@ -118,7 +111,7 @@ def _torch_forward(t: Tables, theta: torch.Tensor):
     return psi.square().sum(0), torch.cat((psi, trig)).reshape(-1)
 
 
-def _torch_backward(t: Tables, state: torch.Tensor, g: torch.Tensor, weight: float, gth: torch.Tensor):
+def _torch_backward(t: PhaseTables, state: torch.Tensor, g: torch.Tensor, weight: float, gth: torch.Tensor):
     psi, trig = state.view(4, t.dim)[:2], state.view(4, t.dim)[2:]
     chi = wht(g * psi)
     h = (2.0 * weight / t.dim) * (trig[0] * chi[1] - trig[1] * chi[0])
@@ -127,13 +120,7 @@ def _torch_backward(t: Tables, state: torch.Tensor, g: torch.Tensor, weight: flo
     gth.index_add_(0, idx, a * dF[mask])
 
 
-def _library():
+@functools.lru_cache(maxsize=1)
+def _library() -> HostLibrary:
     """The CPU kernels, built once per machine (runtime/cache.py keys them by source and flags)."""
-    with _lock:
-        if not _lib:
-            lib = ctypes.CDLL(str(build_shared(source("phase.c"), flags=FLAGS, tag="phase")))
-            p, i, d = ctypes.c_void_p, ctypes.c_int, ctypes.c_double
-            lib.qtc_phase_forward.argtypes = [i, i, p, p, p, p, p, p, p]
-            lib.qtc_phase_backward.argtypes = [i, i, p, p, p, p, p, d, p, p]
-            _lib.append(lib)
-        return _lib[0]
+    return HostLibrary(source("phase.c"), FLAGS, tag="phase")

@@ -17,9 +17,10 @@ import qtc
 from qtc.compiler.cost import LAUNCH_OVERHEAD_S, cost_report
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.target import Target
-from qtc.runtime import kernels
+from qtc.compiler.csrc import source
+from qtc.compiler.render.common import signatures
 from qtc.errors import QtcError
-from qtc.runtime import backends, channel_kernels, cuda
+from qtc.runtime import backends, channel_kernels, cuda, launch
 
 PAPER = Path(__file__).resolve().parents[1] / "specs" / "hadamard_ent_rot.qs"
 
@@ -85,23 +86,27 @@ def test_every_kernel_gets_threads_for_its_whole_state():
 
 def test_grid_grows_with_the_state_up_to_one_wave():
     wave = 132 * 8
-    assert cuda.blocks_for(4, wave) == 1
-    assert cuda.blocks_for(1 << 14, wave) == (1 << 14) // cuda.BLOCK
-    assert cuda.blocks_for(1 << 24, wave) == wave
+    assert launch.blocks_for(4, wave) == 1
+    assert launch.blocks_for(1 << 14, wave) == (1 << 14) // launch.BLOCK
+    assert launch.blocks_for(1 << 24, wave) == wave
     small = cuda.kernel_threads(to_kernels(paper(3, 1), Target(device="cuda", dtype="float32")))
     large = cuda.kernel_threads(to_kernels(paper(13, 1), Target(device="cuda", dtype="float32")))
-    assert max(cuda.blocks_for(k, wave) for k in small.values()) == 1
-    assert min(cuda.blocks_for(k, wave) for k in large.values()) > 1
+    assert max(launch.blocks_for(k, wave) for k in small.values()) == 1
+    assert min(launch.blocks_for(k, wave) for k in large.values()) > 1
 
 
 def test_launch_overhead_is_in_the_cost_model_and_a_graph_pays_it_once():
     prog = paper(11, 10)
     r = to_kernels(prog, Target(dtype="float32"))
-    plan = r.plan
-    launches = cuda.launches_per_step(plan)
+    launches = r.launches
+    assert launches == r.plan.fwd_kernels + r.plan.bwd_kernels + 3     # + init, out, binit
     assert f"launch overhead: {launches} launches" in cost_report(prog, r)
-    direct = cuda.predicted_step(plan, "float32")
-    graph = cuda.predicted_step(plan, "float32", graph=True)
+    direct = cuda.predicted_step(r)
+    graph = cuda.predicted_step(r, graph=True)
+    # as graphs: every argument of a phase's kernels copied in, the ones they write copied out
+    assert launch.written(r.signature, r.kernels["forward"]) == ("st", "P")
+    assert set(launch.written(r.signature, r.kernels["backward"])) == {"st", "lam", "gth", "gw"}
+    assert cuda.graph_copies(r) == (4 + 2) + (7 + 4) and graph["launches"] == 2 + 17
     assert direct["launch_s"] == pytest.approx(launches * LAUNCH_OVERHEAD_S)
     assert direct["memory_s"] == graph["memory_s"] > 0
     assert graph["total_s"] < direct["total_s"]
@@ -167,7 +172,7 @@ def test_launches_go_on_torchs_stream_in_order_with_grids_from_the_state(monkeyp
     tensors = [torch.empty(8) for _ in range(4)]
     fwd = r.kernels["forward"]
     slots = {"st": 0, "th": 1, "wn": 2, "P": 3}
-    plan = [(k, kernels.bind(r, k, slots)) for k in fwd]
+    plan = [(k, launch.bind(r.signature, k, slots)) for k in fwd]
     launcher._launch(plan, tensors)
     assert [name for name, *_ in rec.launches] == fwd
     assert {stream for *_, stream in rec.launches} == {0xABC}
@@ -175,7 +180,7 @@ def test_launches_go_on_torchs_stream_in_order_with_grids_from_the_state(monkeyp
     assert rec.launches[-1][3] == (ptr[0], ptr[2], ptr[3])
     work = cuda.kernel_threads(r)
     for name, grid, block, _, _ in rec.launches:
-        assert block == (cuda.BLOCK,) and grid == (cuda.blocks_for(work[name], 132 * 8),)
+        assert block == (launch.BLOCK,) and grid == (launch.blocks_for(work[name], 132 * 8),)
     with pytest.raises(ValueError, match="kernel argument 0 must be a contiguous tensor on cuda:0"):
         launcher.run(plan, tensors, writes=(0, 3))
 
@@ -188,7 +193,8 @@ NVCC = shutil.which("nvcc") or ("/usr/local/bin/nvcc" if Path("/usr/local/bin/nv
 @pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
 @pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
 def test_nvcc_compiles_the_channel_kernels(tmp_path, arch):
-    text, sigs = channel_kernels.source()
+    text = source("channel.c")
+    sigs = signatures(text)
     src = tmp_path / "channel.cu"
     src.write_text(text)
     out = subprocess.run([NVCC, "--ptx", f"-arch={arch}", str(src), "-o", str(tmp_path / "c.ptx")],
@@ -201,7 +207,7 @@ def test_nvcc_compiles_the_channel_kernels(tmp_path, arch):
 
 
 class _Logged:
-    """The CPU kernels, recording each launch's name, work and non-pointer arguments."""
+    """The CPU kernels, recording each launch's name, work and scalar arguments."""
 
     def __init__(self):
         self.inner, self.calls = channel_kernels.CpuKernels(), []
@@ -209,9 +215,9 @@ class _Logged:
     def threads(self, n):
         self.inner.threads(n)
 
-    def __call__(self, name, work, *args):
-        self.calls.append((name, work, tuple(a for a in args if not isinstance(a, torch.Tensor))))
-        self.inner(name, work, *args)
+    def __call__(self, name, work, **named):
+        self.calls.append((name, work, {k: v for k, v in named.items() if not isinstance(v, torch.Tensor)}))
+        self.inner(name, work, **named)
 
 
 def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(monkeypatch):
@@ -223,7 +229,7 @@ def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(monkeypatch):
     prog = qtc.compile(PAPER.with_name("hadamard_ent_rot_per_layer.qs"), qubits=3, depth=2)
     tab = channel_kernels.tables(prog)
     gpu, cpu = channel_kernels.CudaKernels(), _Logged()
-    assert rec.code == channel_kernels.source()[0]
+    assert rec.code == source("channel.c")
     theta = torch.randn(prog.angle_shape, dtype=torch.float64).numpy().reshape(-1)
     wa = tab.alt_weights(torch.rand(prog.weights_shape, dtype=torch.float64)).tolist()
     for k in (cpu, gpu):     # the recorder computes nothing: the GPU run only records its launches
@@ -234,7 +240,7 @@ def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(monkeypatch):
     assert {"qtc_ch_dense", "qtc_ch_dense_real", "qtc_ch_gather"} <= {name for name, *_ in cpu.calls}
     assert {stream for *_, stream in rec.launches} == {0xABC}
     for (name, grid, block, args, _), (_, work, scalars) in zip(rec.launches, cpu.calls):
-        assert block == (cuda.BLOCK,) and grid == (cuda.blocks_for(work, 132 * 8),)
-        kinds = [k for k in gpu.sigs[name] if k != "p"]
-        assert [int(a) for a, k in zip(args, gpu.sigs[name]) if k != "p"] == [int(s) for s in scalars]
-        assert len(kinds) == len(scalars)
+        assert block == (launch.BLOCK,) and grid == (launch.blocks_for(work, 132 * 8),)
+        sig = gpu.module.signature[name]
+        assert {p: a for (ctype, p), a in zip(sig, args) if not ctype.endswith("*")} == \
+            {p: int(v) for p, v in scalars.items()}

@@ -435,17 +435,20 @@ def test_gate_table_fully_supported():
 def test_launch_arguments_bind_by_name_to_the_rendered_signature():
     """The launchers pass their tensors by name; every kernel they launch takes only names
     they have, and a missing one is an error naming the kernel and the parameter."""
-    from qtc.runtime.kernels import bind
+    from qtc.runtime.launch import bind
     r = to_kernels(qtc.compile(PAPER, qubits=4, depth=2), Target())
+    sig = r.signature
     forward = {"st": 0, "th": 1, "wn": 2, "P": 3}          # what both launchers supply
     backward = {"st": 0, "lam": 1, "th": 2, "wn": 3, "g": 4, "gth": 5, "gw": 6}
-    assert bind(r, "qtc_out", forward) == (0, 2, 3)
-    assert bind(r, "qtc_bwd_0", backward) == (0, 1, 2, 5)
+    assert bind(sig, "qtc_out", forward) == (0, 2, 3)
+    assert bind(sig, "qtc_bwd_0", backward) == (0, 1, 2, 5)
     for name in r.kernels["forward"]:
-        bind(r, name, forward)
+        bind(sig, name, forward)
     for name in r.kernels["backward"]:
-        bind(r, name, backward)
+        bind(sig, name, backward)
     assert [p for _, p in r.signature["qtc_backward"]] == ["st", "lam", "th", "wn", "g", "gth", "gw", "mode"]
     assert r.signature["qtc_threads"] == (("int", "k"),)
     with pytest.raises(RuntimeError, match=r"qtc_binit\(.*\) launched without g, gw"):
-        bind(r, "qtc_binit", forward | {"lam": 1})
+        bind(sig, "qtc_binit", forward | {"lam": 1})
+    with pytest.raises(RuntimeError, match=r"qtc_threads\(k\) has no parameter mode"):
+        bind(sig, "qtc_threads", {"k": 1, "mode": 0}, exact=True)   # HostLibrary.call's check

@@ -49,7 +49,7 @@ def both(tables, theta):
 def test_probabilities_are_the_closed_form(n):
     depth = 3
     form = random_form(n, terms=3 * n + 2, seed=n, depth=depth)
-    tables = phase.Tables(form, n)
+    tables = phase.PhaseTables(form, n)
     theta = torch.randn(depth * n, dtype=torch.float64) * 2
     (p_c, _), (p_t, _) = both(tables, theta)
     assert abs(float(p_c.sum()) - 1) < 1e-12
@@ -63,7 +63,7 @@ def test_probabilities_are_the_closed_form(n):
 def test_gradients_match_finite_differences_and_the_torch_steps(n):
     depth = 2
     form = random_form(n, terms=2 * n + 3, seed=100 + n, depth=depth)
-    tables = phase.Tables(form, n)
+    tables = phase.PhaseTables(form, n)
     g = torch.randn(2 ** n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
     theta = torch.randn(depth * n, dtype=torch.float64)
     weight = 0.7
@@ -84,7 +84,7 @@ def test_gradients_match_finite_differences_and_the_torch_steps(n):
 
 def test_backward_leaves_the_forward_state_as_it_was():
     form = random_form(6, terms=10, seed=3)
-    tables = phase.Tables(form, 6)
+    tables = phase.PhaseTables(form, 6)
     theta = torch.randn(18, dtype=torch.float64)
     _, state = tables.forward(theta)
     kept = state.clone()

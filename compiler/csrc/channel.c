@@ -6,7 +6,7 @@
 // Layout: a density matrix rho of n qubits is 2 * D reals (D = 4^n), the real plane then the
 // imaginary plane; entry (r, c) sits at x = (r << n) | c, so row qubit q is bit n + q of x and
 // column qubit q is bit q. U rho U^dagger = U on the row bits and conj(U) on the column bits,
-// both in the same pass. Every pass writes out = alpha * f(in) + beta * out (beta 0: out is not
+// both in the same pass. Every pass writes out = alpha * f(input) + beta * out (beta 0: out is not
 // read), so a mixture accumulates its alternatives without a copy of rho per alternative.
 // A 2x2 matrix m is given as interleaved (re, im) pairs, row-major: m[a][b] at 2 * (2 a + b).
 typedef double real;
@@ -35,17 +35,17 @@ QTC_KERNEL qtc_ch_threads(int k) { omp_set_num_threads(k > 0 ? k : 1); }
     else { out[x[k]] = alpha * (re) + beta * out[x[k]]; \
            out[D + x[k]] = alpha * (im) + beta * out[D + x[k]]; } } while (0)
 
-// A one-qubit gate m on qubit q, both sides: out[a, b] = sum m[a, a'] conj(m[b, b']) in[a', b'].
-// The matrix is read into registers once (in and out may be the same array, so the compiler
+// A one-qubit gate m on qubit q, both sides: out[a, b] = sum m[a, a'] conj(m[b, b']) input[a', b'].
+// The matrix is read into registers once (input and out may be the same array, so the compiler
 // could not keep m in registers across the stores otherwise).
-QTC_KERNEL qtc_ch_dense(const real* in, real* out, long D, int n, int q, const real* m,
+QTC_KERNEL qtc_ch_dense(const real* input, real* out, long D, int n, int q, const real* m,
                         real alpha, real beta) {
   const real ar0 = m[0], ai0 = m[1], ar1 = m[2], ai1 = m[3];   // row 0: m[0][0], m[0][1]
   const real br0 = m[4], bi0 = m[5], br1 = m[6], bi1 = m[7];   // row 1: m[1][0], m[1][1]
   QTC_FOR(i, D / 4) {
     QTC_QUAD(x, i, n, q);
-    const real v0r = in[x0], v0i = in[D + x0], v1r = in[x1], v1i = in[D + x1];
-    const real v2r = in[x2], v2i = in[D + x2], v3r = in[x3], v3i = in[D + x3];
+    const real v0r = input[x0], v0i = input[D + x0], v1r = input[x1], v1i = input[D + x1];
+    const real v2r = input[x2], v2i = input[D + x2], v3r = input[x3], v3i = input[D + x3];
     // rows: t[a, b] = m[a][0] v[0, b] + m[a][1] v[1, b]  (v[a', b] at index 2 a' + b)
     const real t0r = ar0 * v0r - ai0 * v0i + ar1 * v2r - ai1 * v2i, t0i = ar0 * v0i + ai0 * v0r + ar1 * v2i + ai1 * v2r;
     const real t1r = ar0 * v1r - ai0 * v1i + ar1 * v3r - ai1 * v3i, t1i = ar0 * v1i + ai0 * v1r + ar1 * v3i + ai1 * v3r;
@@ -60,13 +60,13 @@ QTC_KERNEL qtc_ch_dense(const real* in, real* out, long D, int n, int q, const r
 }
 
 // The same for a real m (H, RY): the real and imaginary planes each see the real map m (x) m.
-QTC_KERNEL qtc_ch_dense_real(const real* in, real* out, long D, int n, int q, const real* m,
+QTC_KERNEL qtc_ch_dense_real(const real* input, real* out, long D, int n, int q, const real* m,
                              real alpha, real beta) {
   const real m00 = m[0], m01 = m[2], m10 = m[4], m11 = m[6];
   QTC_FOR(i, D / 4) {
     QTC_QUAD(x, i, n, q);
     real v[2][4];
-    for (int k = 0; k < 4; ++k) { v[0][k] = in[x[k]]; v[1][k] = in[D + x[k]]; }
+    for (int k = 0; k < 4; ++k) { v[0][k] = input[x[k]]; v[1][k] = input[D + x[k]]; }
     real o[2][4];
     for (int p = 0; p < 2; ++p) {
       const real t0 = m00 * v[p][0] + m01 * v[p][2], t1 = m00 * v[p][1] + m01 * v[p][3];
@@ -79,15 +79,15 @@ QTC_KERNEL qtc_ch_dense_real(const real* in, real* out, long D, int n, int q, co
 }
 
 // A run of monomial gates M = diag(e) P (CNOTs, CZ, X, SWAP, RZ, ...) on both sides, as one
-// gather: out[r, c] = alpha * e[r] conj(e[c]) in[t[r], t[c]] + beta * out[r, c], t: an index
+// gather: out[r, c] = alpha * e[r] conj(e[c]) input[t[r], t[c]] + beta * out[r, c], t: an index
 // table over 2^n basis states, e: interleaved complex phases (phased 0: all ones, not read).
-// in and out must not overlap.
-QTC_KERNEL qtc_ch_gather(const real* in, real* out, long D, int n, const int* t, const real* e,
+// input and out must not overlap.
+QTC_KERNEL qtc_ch_gather(const real* input, real* out, long D, int n, const int* t, const real* e,
                          int phased, real alpha, real beta) {
   const long mask = (1L << n) - 1;
   QTC_FOR(x, D) {
     const long r = x >> n, c = x & mask, src = ((long)t[r] << n) | t[c];
-    real re = in[src], im = in[D + src];
+    real re = input[src], im = input[D + src];
     if (phased) {      // e[r] conj(e[c]) (re + i im)
       const real pr = e[2 * r] * e[2 * c] + e[2 * r + 1] * e[2 * c + 1];
       const real pi = e[2 * r + 1] * e[2 * c] - e[2 * r] * e[2 * c + 1];

@@ -51,6 +51,11 @@ class Rendered:
                 + ["qtc_out"],
                 "backward": ["qtc_binit"] + [f"qtc_bwd_{j}" for j in range(self.plan.bwd_kernels)]}
 
+    @property
+    def launches(self) -> int:
+        """Kernel launches of a training step (a forward and a backward), one per kernel."""
+        return sum(len(names) for names in self.kernels.values())
+
 
 def render(plan: Plan, target: Target) -> Rendered:
     """The kernels of a scheduled program for a Target whose rendering is decided ("unrolled"

@@ -55,10 +55,10 @@ def _resolved(run: Path) -> dict:
 # --- no value silently replaced --------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "--epochs must be a whole number between 1 and 1,000,000, got 0"),
-    (["--max-batches", "0"], "--max-batches must be a whole number >= 1, got 0"),
+    (["--max-batches", "0"], "--max-batches must be a whole number between 1 and 1,000,000,000, got 0"),
     (["--limit", "-5"], "--limit must be a whole number >= 1, got -5"),
     (["--seed", "-3"], "--seed must be a whole number between 0 and 4,294,967,295"),
-    (["--threads", "0"], "--threads must be a whole number >= 1, got 0"),
+    (["--threads", "0"], "--threads must be a whole number between 1 and 1,024, got 0"),
     (["--set", "train.epochs=0"], "--set train.epochs=0: 'train' option 'epochs': must be at least 1"),
     (["--set", "train.seed=-3"], "--set train.seed=-3: 'train' option 'seed': must be at least 0"),
 ])

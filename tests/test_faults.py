@@ -241,3 +241,76 @@ def test_a_sweep_trial_log_linked_elsewhere_gets_no_write(tmp_path):
     assert (away / "trial.log").read_text() == "not qtc's\n"
     status = json.loads((trial / "trial.json").read_text())
     assert "symbolic link" in status["error"] and "trial.log" in status["error"]
+
+
+# --- resume checks what it finds in the folder ------------------------------------------------
+def _edit_json(path: Path, edit) -> None:
+    path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+EDITS = {   # (file, its new text or an edit of its JSON)
+    "resolved {}": ("resolved.json", "{}"),
+    "resolved []": ("resolved.json", "[]"),
+    "resolved null": ("resolved.json", "null"),
+    "resolved no options": ("resolved.json", lambda d: {k: v for k, v in d.items() if k != "options"}),
+    "resolved threads 100000": ("resolved.json", lambda d: {**d, "options": {**d["options"], "threads": 100000}}),
+    "resolved models a string": ("resolved.json", lambda d: {**d, "options": {**d["options"], "models": "classical"}}),
+    "resolved settings a list": ("resolved.json", lambda d: {**d, "settings": ["a=1"]}),
+    "fingerprint {}": ("fingerprint.json", "{}"),
+    "fingerprint not JSON": ("fingerprint.json", '{"sha256": '),
+    "metrics emptied": ("metrics.json", "[]"),
+    "metrics damaged": ("metrics.json", '[{"model": "classical", "epo'),
+    "metrics an object": ("metrics.json", "{}"),
+    "metrics row edited": ("metrics.json", lambda rows: [{**r, "test_mse": 0.0} for r in rows]),
+    "metrics row without epoch": ("metrics.json", lambda rows: [{"model": r["model"]} for r in rows]),
+}
+
+
+@pytest.mark.parametrize("case", EDITS, ids=list(EDITS))
+def test_a_hand_edited_run_folder_file_is_a_clear_error_naming_it(finished, tmp_path, capsys, case):
+    run = _copy(finished, tmp_path)
+    name, edit = EDITS[case]
+    if callable(edit):
+        _edit_json(run / name, edit)
+    else:
+        (run / name).write_text(edit)
+    assert main(["run", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert name in err and "Traceback" not in err, err
+
+
+def test_a_foreign_checkpoint_is_refused_even_with_its_sha256_copied_into_fingerprint_json(
+        finished, tmp_path, capsys):
+    mine = _copy(finished, tmp_path)
+    theirs = tmp_path / "theirs"
+    assert main(["run", str(_spec(tmp_path / "other", lr="0.02")), "-o", str(theirs), *FAST]) == 0
+    import shutil
+    shutil.copy(theirs / "checkpoint.pt", mine / "checkpoint.pt")
+    sha = json.loads((theirs / guard.FINGERPRINT).read_text())["sha256"]
+    _edit_json(mine / guard.FINGERPRINT, lambda d: {**d, "sha256": sha})
+    assert main(["run", "--resume", str(mine), "--epochs", "2", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert guard.FINGERPRINT in err and "sha256" in err, err
+    # ... and with the whole fingerprint.json copied too, the identity no longer matches the spec.
+    shutil.copy(theirs / guard.FINGERPRINT, mine / guard.FINGERPRINT)
+    assert main(["run", "--resume", str(mine), "--epochs", "2", "--no-progress"]) == 2
+    assert "task.train.lr: 0.02 -> 0.01" in capsys.readouterr().err
+
+
+def test_an_untouched_folder_resumes_and_its_checkpoint_covers_its_rows(finished, tmp_path):
+    run = _copy(finished, tmp_path)
+    assert main(["run", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    import torch
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["rows"]["count"] == len(_rows(run)) == 2
+
+
+def test_report_on_a_sweep_whose_trial_json_holds_a_list_names_the_file(tmp_path, capsys):
+    spec = _spec(tmp_path)
+    out = tmp_path / "out"
+    assert main(["sweep", str(spec), "--models", "classical", "--executor", "serial", "--epochs", "1",
+                 "--out", str(out), "--no-report", *FAST]) == 0
+    (out / "tiny" / "classical" / "seed0" / "trial.json").write_text("[1, 2]")
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "trial.json" in err and "an array" in err and "Traceback" not in err, err

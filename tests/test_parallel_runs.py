@@ -83,7 +83,7 @@ def test_ctrl_c_with_two_jobs_checkpoints_every_running_model_and_resumes_to_the
 
 
 @pytest.mark.parametrize("spec, jobs, want", [
-    ("damped_shm.task", "0", "--jobs must be a whole number >= 1"),
+    ("damped_shm.task", "0", "--jobs must be a whole number between 1 and 256"),
     ("minigrid_5x5.task", "2", "an a3c task trains its models in turn"),
 ])
 def test_bad_jobs_are_refused_before_any_folder(tmp_path, capsys, spec, jobs, want):

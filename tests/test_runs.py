@@ -155,6 +155,6 @@ def test_dependencies_point_one_way_nothing_in_tasks_imports_the_cli():
 
 def test_a_sweep_checks_its_overrides_once_before_any_trial(tiny):
     from qtc.tasks.experiments.sweep import plan
-    with pytest.raises(QtcError, match="--max-batches must be a whole number >= 1, got -2"):
+    with pytest.raises(QtcError, match="--max-batches must be a whole number between 1 and 1,000,000,000, got -2"):
         plan([tiny.spec.file], [0], overrides={"max_batches": -2})
     assert len(plan([tiny.spec.file], [0, 1], overrides={"max_batches": 2})) == 4

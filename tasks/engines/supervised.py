@@ -118,14 +118,19 @@ class Ledger:
         self.state = state
         self.twins = built.twins(opts.models)
         self.order = {m: i for i, m in enumerate(opts.models)}
-        running = state["running"]
-        self.rows = [r for r in rundir.metrics() if r["model"] in state["done"]
-                     or (r["model"] in running and r["epoch"] <= running[r["model"]]["epoch"])]
+        self.rows = self._covered(rundir.metrics())
+        rundir.check_rows(state, self.rows)    # metrics.json emptied or edited since: refused
         self.overall = progress.Overall(len(opts.models))
         self.started = {}
         for model in opts.models:
             if self.finished(model):
                 self.overall.finished(trained=False)
+
+    def _covered(self, rows: list[dict]) -> list[dict]:
+        """The rows the checkpoint stands for: finished models', running ones' to their epoch."""
+        done, running = self.state["done"], self.state["running"]
+        return [r for r in rows if r["model"] in done
+                or (r["model"] in running and r["epoch"] <= running[r["model"]]["epoch"])]
 
     def finished(self, model: str) -> bool:
         done = self.state["done"].get(model)
@@ -161,7 +166,7 @@ class Ledger:
 
     def checkpoint(self, model: str, current: dict) -> None:
         self.state["running"][model] = current
-        self.rundir.save_checkpoint(self.state)
+        self.rundir.save_checkpoint(self.state, self._covered(self.rows))
 
     def done(self, model: str, row: dict, final: dict) -> None:
         """`model` finished: its selected row, and its twins' (copies of its rows relabelled)."""
@@ -180,7 +185,7 @@ class Ledger:
             self.rows = [r for r in self.rows if r["model"] != twin]
             self.rows += [{**r, **relabel, "trained_as": r["label"]} for r in self.rows if r["model"] == model]
         self._log_rows()
-        self.rundir.save_checkpoint(state)
+        self.rundir.save_checkpoint(state, self._covered(self.rows))
         self.rundir.write_json(SELECTION, {m: _choice(self.opts, state["done"][m])
                                            for m in self.opts.models if m in state["done"]})
         if self.task.on_model:

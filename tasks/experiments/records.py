@@ -23,7 +23,7 @@ import numpy as np
 
 from qtc.errors import QtcError
 from qtc.tasks import naming
-from qtc.tasks.runs.rundir import RESOLVED, atomic_text, csv_text
+from qtc.tasks.runs.rundir import RESOLVED, atomic_text, csv_text, shaped
 
 # (metric key, display name, higher is better, log-scale curves) per task kind
 METRICS = {"classify": ("test_accuracy", "test accuracy", True, False),
@@ -66,12 +66,14 @@ class TrialRecord:
 # Reading
 # --------------------------------------------------------------------------------------------
 
-def read_json(path: Path):
-    """A JSON file's value, or None (missing or unreadable: a trial folder may be half written)."""
+def read_json(path: Path, shape: type = dict):
+    """A JSON file's value, or None (missing or unreadable: a trial folder may be half written);
+    one of another shape than `shape` (a trial.json holding a list) is a clear error naming it."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+    return shaped(path, data, shape)
 
 
 def collect(*roots: Path | str) -> list[TrialRecord]:
@@ -121,7 +123,7 @@ def _read_run(rec: TrialRecord, folder: Path, resolved: dict) -> None:
     rec.weights_norm = program.get("weights_norm")
     rec.examples = resolved.get("examples") or {}
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)
-    rows = read_json(folder / "metrics.json") or []
+    rows = read_json(folder / "metrics.json", list) or []
     rec.rows = [r for r in rows if r.get("model") == rec.model]
     rec.label = rec.rows[-1]["label"] if rec.rows else naming.label(rec.model, rec.candidates)
     rec.selected = ((read_json(folder / "selection.json") or {}).get(rec.model) or {}).get("epoch")

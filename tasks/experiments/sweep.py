@@ -39,7 +39,7 @@ from qtc.tasks import naming
 from qtc.tasks.engines.progress import SweepProgress, clock
 from qtc.tasks.experiments.executors import make_executor
 from qtc.tasks.runs import guard, signals
-from qtc.tasks.runs.rundir import RESOLVED, atomic_json
+from qtc.tasks.runs.rundir import RESOLVED, atomic_json, shaped
 
 TRIAL_JSON = "trial.json"
 TRIAL_LOG = "trial.log"
@@ -191,9 +191,10 @@ def read_status(folder: Path) -> dict | None:
     """The trial.json of a trial folder, or None (never run, or unreadable)."""
     p = Path(folder) / TRIAL_JSON
     try:
-        return json.loads(p.read_text())
+        data = json.loads(p.read_text())
     except (OSError, ValueError):
         return None
+    return shaped(p, data, dict)
 
 
 def is_done(folder: Path) -> bool:

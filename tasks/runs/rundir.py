@@ -18,6 +18,7 @@ crash never sees half a file.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -94,6 +95,32 @@ def csv_text(rows: list[dict], keys=None) -> str:
     w.writeheader()
     w.writerows(rows)
     return out.getvalue()
+
+
+def damaged(path: Path, why: str) -> QtcError:
+    """The error for a file of a run or trial folder that qtc cannot trust, naming it."""
+    return QtcError(f"{path} is damaged ({why}); qtc does not continue from a folder edited by "
+                    "hand: restore the file or start a new run")
+
+
+def shaped(path: Path, data, shape: type):
+    """`data` read from `path`, if it is a `shape` (dict: a JSON object; list: an array)."""
+    if not isinstance(data, shape):
+        kinds = {dict: "an object", list: "an array", str: "a string", type(None): "null",
+                 bool: "true/false", int: "a number", float: "a number"}
+        raise damaged(path, f"it holds {kinds.get(type(data), type(data).__name__)} where "
+                      f"{kinds[shape]} is expected")
+    return data
+
+
+def rows_digest(rows: list[dict]) -> str:
+    """sha256 of metrics rows, whatever their order (each row's JSON, sorted)."""
+    lines = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class RunDir:
@@ -180,18 +207,29 @@ class RunDir:
         folder.mkdir(exist_ok=True)
         return folder
 
-    def read_json(self, name: str):
+    def read_json(self, name: str, shape: type = dict):
+        """RUNDIR/name as JSON of `shape` (dict: an object, list: an array); a missing, damaged
+        or hand-edited file is a clear error naming it, never a traceback (issue 29)."""
         path = self.file(name)
         try:
-            return json.loads(path.read_text())
-        except ValueError as err:  # a damaged file must not be trusted
-            raise QtcError(f"{path} is damaged ({err}); this run folder cannot be continued: "
-                           "start a new run") from None
+            return shaped(path, json.loads(path.read_text()), shape)
+        except FileNotFoundError:
+            raise damaged(path, "it is missing") from None
+        except (ValueError, UnicodeDecodeError) as err:  # a damaged file must not be trusted
+            raise damaged(path, f"not JSON: {err}") from None
 
     # --- metrics --------------------------------------------------------------------------
     def metrics(self) -> list[dict]:
-        p = self.file(METRICS)
-        return json.loads(p.read_text()) if p.is_file() else []
+        """metrics.json's rows (none before the first epoch), each a {"model", "epoch", ...}."""
+        if not self.file(METRICS).is_file():
+            return []
+        rows = self.read_json(METRICS, list)
+        bad = next((k for k, r in enumerate(rows) if not isinstance(r, dict)
+                    or not isinstance(r.get("model"), str) or not _is_int(r.get("epoch"))), None)
+        if bad is not None:
+            raise damaged(self.path / METRICS, f"row {bad + 1} is not a {{\"model\", \"epoch\", ...}} "
+                          "object")
+        return rows
 
     def log_metrics(self, rows: list[dict]) -> None:
         """Replace the metrics with `rows` (the full history, so a resumed run stays consistent)."""
@@ -199,14 +237,41 @@ class RunDir:
         self.write_text("metrics.csv", csv_text(rows))
 
     # --- checkpoints ----------------------------------------------------------------------
-    def save_checkpoint(self, state: dict) -> None:
-        """Tensors and plain values only (loadable with weights_only=True), with the fingerprint."""
+    def save_checkpoint(self, state: dict, rows: list[dict] | None = None) -> None:
+        """Tensors and plain values only (loadable with weights_only=True), with what it must
+        agree with on resume: the run's fingerprint and the metrics rows it covers (`rows`:
+        their count and digest; `check_rows` compares them with metrics.json)."""
+        state = {k: v for k, v in state.items() if k != "rows"}   # never a stale digest
+        if rows is not None:
+            state["rows"] = {"count": len(rows), "sha256": rows_digest(rows)}
         atomic_torch(self.file(CHECKPOINT, "write"), {**state, "fingerprint": self.fingerprint()})
 
+    def check_rows(self, state: dict, rows: list[dict]) -> None:
+        """Refuse a resume whose metrics.json no longer holds the rows its checkpoint covers
+        (emptied, cut or edited by hand): training on would silently lose or fake epochs."""
+        want = state.get("rows")
+        if want is None:                     # a checkpoint of an older qtc: nothing to compare
+            return
+        if not isinstance(want, dict) or (want.get("count"), want.get("sha256")) != (
+                len(rows), rows_digest(rows)):
+            count = want.get("count") if isinstance(want, dict) else "?"
+            raise damaged(self.path / METRICS, f"it does not hold the {count} rows "
+                          f"{CHECKPOINT} was saved with (found {len(rows)} that it covers, or "
+                          "rows that differ): it was emptied or edited")
+
     def fingerprint(self) -> str | None:
-        """The sha256 recorded in fingerprint.json when the run started (None: an older qtc's)."""
+        """The sha256 recorded in fingerprint.json when the run started (None: an older qtc's),
+        checked against the identity recorded beside it: a sha256 copied in by hand is refused."""
         p = self.file(guard.FINGERPRINT)
-        return json.loads(p.read_text())["sha256"] if p.is_file() else None
+        if not p.is_file():
+            return None
+        record = self.read_json(guard.FINGERPRINT)
+        sha, ident = record.get("sha256"), record.get("identity")
+        if not isinstance(sha, str) or not isinstance(ident, dict):
+            raise damaged(p, 'expected {"sha256": ..., "identity": {...}}')
+        if sha != guard.fingerprint(ident):
+            raise damaged(p, "its sha256 is not the digest of the identity recorded beside it")
+        return sha
 
     def load_checkpoint(self) -> dict | None:
         """The checkpoint, if it is this run's: never unpickles code, refuses a foreign one."""

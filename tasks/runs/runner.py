@@ -21,10 +21,17 @@ from qtc.tasks.engines import selection
 from qtc.tasks.kinds import KINDS
 from qtc.tasks.runs import guard, signals, tensorboard
 from qtc.tasks.runs.provenance import provenance
-from qtc.tasks.runs.rundir import RESOLVED, RunDir, located
+from qtc.tasks.runs.rundir import RESOLVED, RunDir, damaged, located
 
-# None, or a whole number in its range: the spec's (dsl.task.RANGES), else >= 1
+# None, or a whole number in its range: the spec's (dsl.task.RANGES) or LIMITS
 _COUNTS = ("epochs", "episodes", "workers", "limit", "max_batches", "threads", "jobs")
+# Bounds of the counts no spec sets, stated so that a huge one is refused before any work:
+# torch.set_num_threads(100000) and 100000 processes exhaust memory, not the user's patience.
+LIMITS = {"threads": (1, 1024), "jobs": (1, 256), "max_batches": (1, 1_000_000_000)}
+# resolved.json's options: their JSON types (counts are checked by _check_count)
+_TYPES = {"models": list, "seed": int, "data_root": (str, type(None)), "download": bool,
+          "backend": (str, type(None)), "progress": bool, "tensorboard": bool, "select": str,
+          "validation": (float, int, type(None))}
 # torch's threads for a run. One: the small target networks (a 1,781-parameter LSTM, 6k-parameter
 # MLPs, a CNN at batch 100) spend more time waking threads than computing, and on a small busy
 # machine extra threads fight the other processes (measured: 5.4-6.4 s/epoch with torch's default
@@ -72,12 +79,24 @@ class RunOptions:
         unknown = sorted(set(data) - known)
         if unknown:
             raise QtcError(f"unknown run option(s) {', '.join(unknown)} (expected {', '.join(sorted(known))})")
+        for name, kind in _TYPES.items():
+            if name in data and (not isinstance(data[name], kind) or (
+                    kind is int and isinstance(data[name], bool))):
+                raise QtcError(f"run option {name} is {data[name]!r}, not a {_type_name(kind)}")
+        if not all(isinstance(m, str) for m in data.get("models", ())):
+            raise QtcError(f"run option models is {data['models']!r}, not a list of model names")
         return cls(**data)
+
+
+def _type_name(kind) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join({list: "list", int: "whole number", float: "number", str: "string",
+                        bool: "true/false", type(None): "null"}[k] for k in kinds)
 
 
 def _check_count(name: str, value) -> None:
     """`--name`'s value: a whole number in the spec's range for it (>= 1 if the spec has none)."""
-    lo, hi = RANGES.get(name, (1, None))
+    lo, hi = {**RANGES, **LIMITS}.get(name, (1, None))
     if not _is_int(value) or value < lo or (hi is not None and value > hi):
         span = f"between {lo} and {hi:,}" if hi is not None else f">= {lo}"
         why = " (torch and numpy seeds are 32-bit)" if name == "seed" else ""
@@ -197,8 +216,7 @@ def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None
     rundir = RunDir.existing(path).hold()      # kept until `run` ends: nobody slips in between
     try:
         resolved = rundir.read_json(RESOLVED)
-        options = RunOptions.from_dict(resolved["options"])
-        recorded = resolved.get("settings") or {}
+        options, recorded = _recorded(rundir, resolved)
         if settings and settings != recorded:
             _refuse(rundir, "a resumed run keeps the settings it started with",
                     [f"--set {_shown(settings)} (the run has {_shown(recorded) or 'none'})"])
@@ -284,9 +302,24 @@ def _plain(value):
     return list(value) if isinstance(value, tuple) else value
 
 
+def _recorded(rundir: RunDir, resolved: dict) -> tuple[RunOptions, dict[str, str]]:
+    """resolved.json's options and --set settings, checked: a hand-edited file (no options, a
+    wrong type, threads 100000) is a clear error naming it, not a traceback later."""
+    path = rundir.path / RESOLVED
+    data, settings = resolved.get("options"), resolved.get("settings") or {}
+    if not isinstance(data, dict):
+        raise damaged(path, 'no "options" object')
+    if not isinstance(settings, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in settings.items()):
+        raise damaged(path, '"settings" is not an object of --set KEY=VALUE strings')
+    try:
+        return RunOptions.from_dict(data), settings
+    except (QtcError, TypeError, ValueError) as err:
+        raise damaged(path, f"its options: {err}") from None
+
+
 def _check_identity(rundir: RunDir, built: Built, options: RunOptions, spec) -> None:
-    p = rundir.path / guard.FINGERPRINT
-    if not p.is_file():
+    if rundir.fingerprint() is None:      # also checks the file's sha256 against its identity
         raise QtcError(f"{rundir.path} has no {guard.FINGERPRINT} (made by an older qtc): it cannot "
                        "be resumed safely; start a new run")
     recorded = rundir.read_json(guard.FINGERPRINT)

@@ -1,9 +1,9 @@
-// qtc compact passes (qtc/compiler/kernel_compact.h): a pass over the state is one loop over the
+// qtc compact passes (qtc/compiler/csrc/compact.h): a pass over the state is one loop over the
 // table of its ops, not one unrolled block per op, so the source does not grow with the code of
-// the circuits, only with their tables (compiler/render_compact.py writes them after this file).
+// the circuits, only with their tables (compiler/render/compact.py writes them after this file).
 // The arithmetic is the unrolled renderer's, read from data: a tile of 2^rank vectors is loaded,
 // every op of the pass is applied to it, it is stored. Nothing here depends on the program: on
-// the CPU this file plus kernel_compact_lib.c is the kernel library, compiled once per dtype and
+// the CPU this file plus compact_lib.c is the kernel library, compiled once per dtype and
 // machine (runtime/cache.py) and linked with each program's tables.
 #ifdef __CUDACC__
 #define QTC_INL __device__ __forceinline__
@@ -453,7 +453,7 @@ QTC_INL void qtc_bpass_run(const qtc_pass& P, const qtc_op* O, const real* G, co
   else qtc_bpass_c<false>(P, O, G, F, st, lam, th, gth, t0, t1, step);
 }
 #ifndef __CUDACC__
-// the kernel library's entry points (kernel_compact_lib.c), called by each program's qtc_fpass /
+// the kernel library's entry points (compact_lib.c), called by each program's qtc_fpass /
 // qtc_bpass with its own tables
 extern "C" void qtc_lib_fpass(const qtc_pass* P, const qtc_op* O, const real* G, const qtc_form* F,
                               real* st, const real* th, long t0, long t1, long step);

@@ -1,6 +1,6 @@
-// qtc compact kernel library (qtc/compiler/kernel_compact_lib.c): the CPU entry points of
-// kernel_compact.h, instantiated once. The renderer puts this after the prelude's dtype and lane
-// parameters and kernel_compact.h; the text depends on no program, so runtime/cache.py compiles
+// qtc compact kernel library (qtc/compiler/csrc/compact_lib.c): the CPU entry points of
+// compact.h, instantiated once. The renderer puts this after the prelude's dtype and lane
+// parameters and compact.h; the text depends on no program, so runtime/cache.py compiles
 // it once per (dtype, lanes, compiler, machine) and links the object into every program's kernels.
 #ifndef __CUDACC__
 extern "C" void qtc_lib_fpass(const qtc_pass* P, const qtc_op* O, const real* G, const qtc_form* F,

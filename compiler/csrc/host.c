@@ -1,8 +1,8 @@
-// qtc CPU drivers (qtc/compiler/kernel_host.c): run every pass of every circuit in order.
+// qtc CPU drivers (qtc/compiler/csrc/host.c): run every pass of every circuit in order.
 // The generated lines above define the pass tables QTC_{F,B}_{TILES,START,ORDER}, QTC_NCIRC,
 // QTC_{F,B}PASSES and qtc_fpass / qtc_bpass, which run pass k (of every circuit's passes in
 // order) over some of its tiles: a call through a table of functions (unrolled rendering) or
-// the table-driven loop of kernel_compact.h (compact rendering). mode 0: whole circuits in parallel (dynamic schedule, costliest
+// the table-driven loop of compact.h (compact rendering). mode 0: whole circuits in parallel (dynamic schedule, costliest
 // first; no barrier between passes); mode 1: every pass split across the threads (for fewer
 // circuits than threads).
 #ifndef __CUDACC__

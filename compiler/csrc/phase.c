@@ -1,4 +1,4 @@
-// qtc phase-form circuits on the CPU (qtc/compiler/kernel_phase.c; the math: compiler.ir.PhaseForm,
+// qtc phase-form circuits on the CPU (qtc/compiler/csrc/phase.c; the math: compiler.ir.PhaseForm,
 // compiler.passes.hadamard_phase_form). A node's state is psi = W exp(i f) / 2^n with
 // f = W F, F[b_k] += a_k theta[i_k] + c_k, W the unnormalised Walsh-Hadamard transform of the
 // 2^n entries. Everything is computed in double whatever the program's dtype (the runtime

@@ -1,4 +1,4 @@
-// qtc kernel prelude (qtc/compiler/kernel_prelude.h): the macros that make one kernel text
+// qtc kernel prelude (qtc/compiler/csrc/prelude.h): the macros that make one kernel text
 // a CUDA file and a C++ file. The generated lines above it define QTC_M, QTC_W, real,
 // QTC_COS, QTC_SIN, qtc_lane_index, QTC_LANE_XOR(m) and QTC_PM_ROWS.
 #define QTC_RESTRICT __restrict__

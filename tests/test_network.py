@@ -3,7 +3,8 @@
 - parameter counts: CNN 108,866, LSTM 1,781, actor 6,023, critic 5,825 (the paper's figures);
 - the report's trainable totals: 286 = 255 + 12 + 19, 135 = 110 + 12 + 13, 157 = 130 + 12 + 15;
 - TargetNet.forward on a flat vector = the exported nn.Module with state_dict(flat) = the
-  stand-alone torch_source() run without qtc;
+  stand-alone torch_source() run without qtc; the same for every layer kind of the LAYERS
+  table, one small network each (a new kind must bring its example);
 - QTGenerator: shapes, gradients to theta / weights / mapping, state_dict round trip, and the
   fixed-candidate baseline's frozen one-hot weights.
 """
@@ -16,7 +17,9 @@ import torch
 import qtc
 from qtc.runtime import reference
 from qtc.runtime.generator import QTGenerator, qubits_for
+from qtc.dsl.task import parse_task
 from qtc.tasks.build import load_task
+from qtc.tasks.network import LAYER_KINDS, LAYERS, TargetNet
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 COUNTS = {"mnist_1v5": {"net": 108_866}, "fmnist_1v5": {"net": 108_866}, "fmnist_5v7": {"net": 108_866},
@@ -277,3 +280,55 @@ def test_softmax_weights_normalise_but_a_fixed_candidate_stays_one_hot():
     torch.testing.assert_close(gen.structural_weights(), torch.full((4,), 0.25, dtype=torch.float64))
     fixed = QTGenerator(prog, 16, backend="reference", dtype=torch.float64, fixed=2)
     torch.testing.assert_close(fixed.structural_weights(), torch.eye(4, dtype=torch.float64)[2])
+
+
+# --- every layer kind's views agree (the LAYERS table, tasks/network.py) -------------------
+# One small network per layer kind: the input it needs, then the layer.
+LAYER_EXAMPLES = {"conv2d": ("[2, 6, 6]", "conv2d 2 -> 3 kernel 3 stride 2 padding 1"),
+                  "maxpool": ("[2, 6, 6]", "maxpool 2"),
+                  "avgpool": ("[2, 6, 6]", "avgpool 3 stride 1"),
+                  "flatten": ("[2, 3, 3]", "flatten"),
+                  "linear": ("[5]", "linear 5 -> 3"),
+                  "lstm": ("[4, 2]", "lstm 2 -> 3"),
+                  "relu": ("[5]", "relu"), "tanh": ("[5]", "tanh"), "sigmoid": ("[5]", "sigmoid")}
+
+
+def _one_layer(kind: str) -> TargetNet:
+    shape, layer = LAYER_EXAMPLES[kind]
+    spec = parse_task(f"task t : forecast\nnetwork {{\n  input {shape}\n  {layer}\n}}\n"
+                      "train adam lr 1e-3 batch 10 epochs 1 seed 0\n")
+    return TargetNet(spec.networks["net"])
+
+
+def test_every_layer_kind_has_an_example():
+    assert set(LAYER_EXAMPLES) == set(LAYERS) == set(LAYER_KINDS)
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_a_layer_kinds_module_and_exported_source_compute_its_forward(kind, monkeypatch):
+    net = _one_layer(kind)
+    assert [p.kind for p in net.plans] == [kind]
+    torch.manual_seed(0)
+    module = net.module().double()
+    if net.num_params:
+        flat = net.flatten_module(module)              # the module's own (default-init) weights,
+        flat = flat + 0.1 * torch.randn_like(flat)     # moved off torch's init
+        module.load_state_dict(net.state_dict(flat))
+    else:
+        flat = torch.zeros(0, dtype=torch.float64)
+    x = torch.randn(3, *net.input_shape, dtype=torch.float64)
+    want = net.forward(flat, x)
+    assert want.shape == (3, *net.output_shape)
+    assert torch.equal(module(x), want)
+    namespace = {"__name__": "exported"}
+    monkeypatch.setitem(sys.modules, "qtc", None)       # the source runs without qtc
+    exec(compile(net.torch_source(), "model.py", "exec"), namespace)
+    exported = namespace["build"]().double()
+    assert repr(exported) == repr(module)               # the same layers, the same arguments
+    exported.load_state_dict(net.state_dict(flat))
+    assert torch.equal(exported(x), want)
+    if net.num_params:                                  # torch's init bound, as init_stds says
+        bound = LAYERS[kind].init_bound(net.plans[0])
+        torch.manual_seed(1)
+        weights = net.module().state_dict()[f"0.{net.plans[0].params[0][0]}"]
+        assert weights.abs().max() <= bound and weights.abs().max() > 0.8 * bound

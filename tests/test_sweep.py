@@ -15,7 +15,7 @@ from qtc.cli import main
 from qtc.tasks.experiments.executors import LOCAL_RAY
 from qtc.tasks.experiments.records import collect
 from qtc.tasks.experiments.report import summarize, write_report
-from qtc.tasks.experiments.sweep import TRIAL_JSON, parse_seeds, plan, read_status, sweep
+from qtc.tasks.experiments.sweep import TRIAL_JSON, parse_seeds, plan, read_status, run_sweep, sweep
 
 # A forecaster small enough that a trial is a few batches: 4-hidden LSTM, 2 layers of the generator.
 TINY = """task {name} : forecast
@@ -60,14 +60,21 @@ def test_plan_and_seeds(tmp_path):
         plan([spec], [0], "quantum")
 
 
-def test_failing_trial_is_recorded_and_others_go_on(tmp_path):
+def test_failing_trial_is_recorded_and_others_go_on(tmp_path, capsys):
     good = _spec(tmp_path, "good")
     bad = _spec(tmp_path, "bad", lr=1e30)    # a valid spec whose training diverges: fails at run time
     trials = plan([bad, good], [0], "classical", overrides=BUDGET)
-    res = sweep(trials, tmp_path / "out", executor="serial", retries=1, progress=False)
-    assert res.done == ["good/classical/seed0"] and res.failed == ["bad/classical/seed0"]
+    assert run_sweep(trials, tmp_path / "out", executor="serial", retries=1, progress=False,
+                     report=False) == 1
     st = read_status(tmp_path / "out" / "bad/classical/seed0")
-    assert st["status"] == "failed" and st["attempts"] == 2 and "training diverged" in st["error"]
+    # qtc refused it (a QtcError): the same input would diverge again, so it is not retried
+    assert st["status"] == "failed" and st["attempts"] == 1 and "training diverged" in st["error"]
+    # the console shows the whole error, not its first line
+    printed = capsys.readouterr()
+    assert all(line.strip() in printed.out for line in st["error"].strip().splitlines())
+    assert read_status(tmp_path / "out" / "good/classical/seed0")["status"] == "done"
+    res = sweep(trials, tmp_path / "out2", executor="serial", retries=1, progress=False)
+    assert res.done == ["good/classical/seed0"] and res.failed == ["bad/classical/seed0"]
     assert read_status(tmp_path / "out" / "good/classical/seed0")["status"] == "done"
     rep = write_report(tmp_path / "out")
     text = rep.markdown.read_text()
@@ -75,6 +82,20 @@ def test_failing_trial_is_recorded_and_others_go_on(tmp_path):
     # A second sweep skips the finished trial and retries the failed one (which fails again).
     res2 = sweep(trials, tmp_path / "out", executor="serial", retries=0, progress=False)
     assert res2.skipped == ["good/classical/seed0"] and res2.failed == ["bad/classical/seed0"]
+
+
+def test_a_sweep_checks_every_grid_point_s_data_before_any_folder(tmp_path, monkeypatch, capsys):
+    """As a single qtc run: missing data is found before the first trial, for every task and grid
+    point, with the whole message (where it looked, how to fix it); no folder is made."""
+    from qtc import specs
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("QTC_DATA", raising=False)
+    out = tmp_path / "out"
+    code = main(["sweep", str(specs.path("mnist_1v5.task")), "--grid", "train.lr=1e-3,1e-2",
+                 "--data-root", str(tmp_path), "-o", str(out), "--executor", "serial", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and not out.exists()
+    assert "MNIST data not found. Looked in:" in err and "To fix:" in err and str(tmp_path) in err
 
 
 @pytest.mark.slow

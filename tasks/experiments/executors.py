@@ -3,7 +3,9 @@
 Each executor takes a trial runner `run(trial_dict, out) -> summary` (the sweeper's
 `qtc.tasks.experiments.sweep.run_trial`) and has the same four methods: `submit(trial)`,
 `wait(timeout) -> [(trial, outcome)]`, `running()` and `shutdown()`. An outcome is
-`{"ok": True, **summary}` or `{"ok": False, "error": text}`: a failure comes back as a value.
+`{"ok": True, **summary}` or `{"ok": False, "error": text, "permanent": bool}`: a failure comes
+back as a value; `permanent` (a QtcError: qtc refused the trial's input) tells the sweeper that a
+retry would fail the same way.
 
 - "ray": a local Ray started on this machine's cores, or an existing cluster (`address`,
   joined with a time limit: `join_ray`); each trial is a Ray task asking for its CPUs and GPUs;
@@ -39,7 +41,7 @@ def _ray_entry(run, trial: dict, out: str) -> dict:
     try:
         return {"ok": True, **run(trial, out)}
     except BaseException as err:  # noqa: BLE001 - report every failure, including SystemExit
-        return {"ok": False, "error": describe_error(err)}
+        return {"ok": False, "error": describe_error(err), "permanent": isinstance(err, QtcError)}
 
 
 def _pool_entry(run, trial: dict, out: str) -> dict:
@@ -55,7 +57,7 @@ def _inline_entry(run, trial: dict, out: str) -> dict:
     try:
         return {"ok": True, **run(trial, out)}
     except Exception as err:  # noqa: BLE001
-        return {"ok": False, "error": describe_error(err)}
+        return {"ok": False, "error": describe_error(err), "permanent": isinstance(err, QtcError)}
 
 
 # --------------------------------------------------------------------------------------------

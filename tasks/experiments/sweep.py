@@ -15,7 +15,10 @@ single model with a single seed, into its own run folder::
 Resuming: running the same command again skips the trials whose trial.json says "done"; a
 trial folder that holds a run (resolved.json) is continued with `qtc run --resume`, so an
 interrupted trial picks up from its last checkpoint. A failing trial is retried `retries` times,
-then recorded as failed with its error; the other trials go on.
+then recorded as failed with its whole error; the other trials go on. A trial that qtc refused
+(a QtcError: bad data, a diverged training, a spec a trial cannot run) is not retried: the same
+input fails the same way. `plan` checks every task and grid point first, data included, as a
+single `qtc run` does before it makes a folder.
 
 This module is the sweeper (Hydra's split): it plans the trials, runs one (`run_trial`) and
 drives the loop; where the trials run is an executor's business (qtc.tasks.experiments.executors:
@@ -159,6 +162,7 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
     task; `skip(built, model)` leaves a model out (a preset's choice, e.g. Table II's ties).
     """
     from qtc.tasks.build import load_task
+    from qtc.tasks.kinds import KINDS
     from qtc.tasks.runs.runner import check, resolve_options
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}
     trials, names = [], {}
@@ -173,8 +177,10 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
                 raise QtcError(f"two specs define task '{name}' ({names[name]} and {path}): "
                                "a sweep folder holds one task of each name")
             chosen = built.select_models(models) if models else built.models()
-            resolve_options(built, **overrides)      # bad overrides fail here, not in every trial
+            options = resolve_options(built, **overrides)   # bad overrides fail here, not in every trial
             check(built)          # and a bad spec (the backend is checked where the trial runs)
+            KINDS[built.spec.kind].preflight(built, options)   # and missing data: as qtc run does,
+            # for every task and grid point before the first trial starts or any folder is made
             cpus, gpus = trial_resources(built, cpus_per_trial)
             for model in (m for m in chosen if not skip(built, m)):
                 for seed in seeds:
@@ -318,7 +324,7 @@ def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retrie
                     bar.done += 1
                     bar.durations.append(outcome.get("seconds", time.time() - began))
                     done.append(t.key)
-                elif attempts[t] <= retries:
+                elif attempts[t] <= retries and not outcome.get("permanent"):
                     bar.note(f"trial {t.key} failed (attempt {attempts[t]} of {retries + 1}); retrying: "
                              f"{outcome.get('error', '').splitlines()[0] if outcome.get('error') else ''}")
                     queue.append(t)
@@ -326,8 +332,9 @@ def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retrie
                     atomic_json(status_file, _status(t, "failed", attempts[t], began, outcome))
                     bar.failed += 1
                     failed.append(t.key)
-                    bar.note(f"trial {t.key} failed after {attempts[t]} attempts: "
-                             f"{(outcome.get('error') or '').splitlines()[0] if outcome.get('error') else '?'}")
+                    why = ("not retried: qtc refused its input, which a retry would not change"
+                           if outcome.get("permanent") else f"after {attempts[t]} attempt(s)")
+                    bar.note(f"trial {t.key} failed ({why}):\n{_indented(outcome.get('error') or '?')}")
                 bar.running = min(len(started), ex.slots)
                 bar.show()
     except KeyboardInterrupt:
@@ -341,6 +348,11 @@ def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retrie
             ex.shutdown()
     return SweepResult(out, done, failed, skipped, time.perf_counter() - t0, startup,
                        ex.name if ex else "none")
+
+
+def _indented(text: str, indent: str = "  ") -> str:
+    """A whole (multi-line) error, indented under the line that names its trial."""
+    return "\n".join(indent + line for line in text.strip().splitlines())
 
 
 def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -> dict:
@@ -378,7 +390,7 @@ def run_sweep(trials: list[Trial], out: Path | str, *, report: bool = True, **op
           + f": {len(res.done)} done, {len(res.skipped)} skipped (done earlier), {len(res.failed)} failed")
     for key in res.failed:
         err = (read_status(res.out / key) or {}).get("error") or "?"
-        print(f"  failed: {key}: {err.splitlines()[0]}")
+        print(f"  failed: {key}:\n{_indented(err, '    ')}")
     if report:
         from qtc.tasks.experiments.report import write_report
         print(f"report: {write_report(res.out).markdown}")

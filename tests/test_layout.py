@@ -220,3 +220,26 @@ def test_the_c_source_check_sees_a_stray_file_and_a_path(tmp_path, monkeypatch):
     monkeypatch.setitem(globals(), "ROOT", tmp_path)
     assert sorted(c_sources_out_of_place()) == ["runtime/bad.py:2 names phase.c outside csrc.source",
                                                 "runtime/stray.h is not in compiler/csrc"]
+
+
+def private_imports() -> list[str]:
+    """`from qtc.x import _name` in product code: a private name used outside its module."""
+    found = []
+    for path in package_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("qtc"):
+                found += [f"{path.relative_to(ROOT)}:{node.lineno} imports {node.module}.{alias.name}"
+                          for alias in node.names if alias.name.startswith("_")]
+    return found
+
+
+def test_no_private_name_is_imported_across_modules():
+    """A name another module needs is public: made public where it is defined, not reached into."""
+    assert not private_imports()
+
+
+def test_the_private_import_check_sees_one(tmp_path, monkeypatch):
+    (tmp_path / "runtime").mkdir()
+    (tmp_path / "runtime" / "bad.py").write_text("def f():\n    from qtc.compiler.render.common import _affine\n")
+    monkeypatch.setitem(globals(), "ROOT", tmp_path)
+    assert private_imports() == ["runtime/bad.py:2 imports qtc.compiler.render.common._affine"]

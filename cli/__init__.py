@@ -1,8 +1,8 @@
 """The `qtc` command line: compile, run, play, sweep, report, table2 (`parser`, `main`).
 
-`qtc compile`'s output files are written by qtc.cli.compile. The CLI defines every subcommand's arguments and turns them into the library's typed settings
-(`_run_options`, `_budget`); nothing below it imports this module. Errors print without a
-traceback, exit code 2.
+`qtc compile`'s output files are written by qtc.cli.compile. The CLI defines every subcommand's
+arguments and turns them into the library's typed settings (`_run_options`, `_budget`); nothing
+below it imports this module. Errors print without a traceback, exit code 2.
 """
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def _compile(args) -> int:
 
 def _settings(args) -> dict[str, str]:
     """`--set statement.option=value`s, in order; each option at most once (none is replaced)."""
-    from qtc.dsl.task import parse_setting
+    from qtc.dsl.settings import parse_setting
     out: dict[str, str] = {}
     for text in args.set or ():
         path, value = parse_setting(text)

@@ -16,8 +16,8 @@ from dataclasses import replace
 
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle, Circuit, Op, Program
-from qtc.dsl.space import (MAX_ANGLES_PER_GATE, MAX_LIMIT, BoolOp, Call, Compare, Loop, Nothing, Ref,
-                           SearchSpace, affine, bindings, evaluate, render_expr)
+from qtc.dsl.expr import affine, bindings, evaluate_expr, render_expr
+from qtc.dsl.space import MAX_ANGLES_PER_GATE, MAX_LIMIT, Call, Compare, Loop, Nothing, Ref, SearchSpace
 from qtc.errors import SpecError
 
 MAX_LOOP = 10_000          # iterations of one gate's loops; far beyond any real register
@@ -130,7 +130,7 @@ def _weights_init(space: SearchSpace, count: int) -> tuple[float, ...]:
 
 def _weight(e, env: dict) -> float:
     """One initial structural weight: finite numbers parse, but `1e300 * 1e300` is inf."""
-    value = float(evaluate(e, env, "a weight"))
+    value = float(evaluate_expr(e, env, "a weight"))
     if not math.isfinite(value):
         raise e.error(f"the initial structural weight must be a finite number, got {value}")
     return value
@@ -179,7 +179,7 @@ def _call(call: Call, env: dict, n: int) -> list[Op]:
 
 def _holds(cond, env: dict) -> bool:
     if isinstance(cond, Compare):
-        a, b = (evaluate(x, env, "an 'if' condition") for x in (cond.left, cond.right))
+        a, b = (evaluate_expr(x, env, "an 'if' condition") for x in (cond.left, cond.right))
         return _CMP[cond.op](a, b)
     left = _holds(cond.left, env)
     return (left and _holds(cond.right, env)) if cond.op == "and" else (left or _holds(cond.right, env))
@@ -245,7 +245,7 @@ def _loop_values(call: Call, env: dict) -> str:
 
 
 def _int(e, env: dict, what: str) -> int:
-    v = evaluate(e, env, f"a {what}")
+    v = evaluate_expr(e, env, f"a {what}")
     if not float(v).is_integer():
         raise e.error(f"the {what} must be a whole number, got {v}{bindings(env)}")
     return int(v)

@@ -38,7 +38,8 @@ from dataclasses import dataclass, field, replace
 
 from qtc.compiler.expand import size_angles, slot_ops
 from qtc.compiler.ir import Op, Program
-from qtc.dsl.space import SearchSpace, evaluate
+from qtc.dsl.expr import evaluate_expr
+from qtc.dsl.space import SearchSpace
 from qtc.errors import QtcError, SpecError
 
 BYTES_PER_ENTRY = 16            # a complex float64 density-matrix entry (two planes of doubles)
@@ -269,6 +270,6 @@ def _weights_init(space: SearchSpace, steps) -> tuple[tuple[float, ...], ...]:
         if space.weights_init is None:
             value = 1.0 / k if space.weights_norm == "raw" else 0.0
         else:
-            value = float(evaluate(space.weights_init, {"C": k, "pi": math.pi}))
+            value = float(evaluate_expr(space.weights_init, {"C": k, "pi": math.pi}))
         out.append((value,) * k)
     return tuple(out)

@@ -19,14 +19,19 @@ _TERMINAL_NAMES = {
     "EQUAL": "'='", "VBAR": "'|'", "ADDOP": "'+' or '-'", "MULOP": "an operator", "_NL": "a new line",
     "NEWLINE": "a new line", "ARROW": "'->'", "MINUS": "'-'", "AUTO": "'auto'", "TIE": "'tie', 'untie'",
     "NOTHING": "'nothing'", "ALL": "'all'", "$END": "the end of the file", "DOT": "'.'",
+    "WEIGHTS_INIT": "'init'",
 }
 
 
 @lru_cache(maxsize=None)
 def grammar(name: str, start: str = "start") -> Lark:
-    """The parser of a grammar file from rule `start` (a task's `values` parse `--set` values)."""
+    """The parser of a grammar file from rule `start` (a task's `values` parse `--set` values).
+
+    strict: a shift/reduce conflict or two terminals that can match the same text is an error
+    when the parser is built, not a choice Lark makes silently (needs the interegular package)."""
     text = resources.files(__package__).joinpath(name).read_text()
-    return Lark(text, parser="lalr", start=start, propagate_positions=True, maybe_placeholders=False)
+    return Lark(text, parser="lalr", start=start, propagate_positions=True, maybe_placeholders=False,
+                strict=True)
 
 
 def _describe(terminals) -> str:

@@ -2,7 +2,8 @@
 
 A statement is `keyword positional... key value ...`; which keywords exist, their positional
 arguments and their options are declared by the pydantic models below (STATEMENTS), so a new
-option is one new field. Networks are `network [name] { layer ... }` blocks.
+option is one new field. Networks are `network [name] { layer ... }` blocks. `--set` settings
+are applied to a parsed spec by qtc.dsl.settings.
 """
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
 from lark import Token, Transformer, Tree, v_args
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from qtc import specs
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
-from qtc.dsl.space import MAX_DEPTH
+from qtc.dsl.located import Located
+from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
 from qtc.errors import SpecError, did_you_mean
 
 TASK_KINDS = ("classify", "forecast", "a3c")
@@ -41,18 +43,13 @@ NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 
 
-class Atom(BaseModel):
+class Atom(Located):
     """A value with its position in the spec."""
-    model_config = ConfigDict(frozen=True)
     value: Any
-    line: int | None = None
-    column: int | None = None
 
 
-class Stmt(BaseModel):
+class Stmt(Located):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    line: int | None = None
-    column: int | None = None
     positional: tuple[str, ...] = ()  # class-level: names of positional arguments
 
 
@@ -108,8 +105,8 @@ class GeneratorStmt(Stmt):
     @field_validator("qubits")
     @classmethod
     def _qubits(cls, v):
-        if v != "auto" and not 1 <= v <= 30:
-            raise ValueError("qubits must be 'auto' or between 1 and 30")
+        if v != "auto" and not 1 <= v <= MAX_QUBITS:
+            raise ValueError(f"qubits must be 'auto' or between 1 and {MAX_QUBITS}")
         return v
 
 
@@ -246,27 +243,17 @@ STATEMENTS: dict[str, type[Stmt]] = {
 
 
 # --- networks -----------------------------------------------------------------------------
-class Layer(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class Layer(Located):
     kind: str
     args: tuple[Atom, ...] = ()
-    line: int | None = None
-    column: int | None = None
-
-    def error(self, message: str, hint: str | None = None) -> SpecError:
-        return SpecError(message, line=self.line, column=self.column, hint=hint)
 
 
-class NetworkSpec(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class NetworkSpec(Located):
     name: str
     layers: tuple[Layer, ...]
-    line: int | None = None
-    column: int | None = None
 
 
-class TaskSpec(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class TaskSpec(Located):
     name: str
     kind: Literal["classify", "forecast", "a3c"]
     networks: dict[str, NetworkSpec]
@@ -279,8 +266,6 @@ class TaskSpec(BaseModel):
     report: ReportStmt = ReportStmt()
     file: str | None = None
     source: str | None = None
-    line: int | None = None
-    column: int | None = None
 
     @property
     def folder(self) -> Path:
@@ -352,8 +337,8 @@ def _build(text: str, file: str | None) -> TaskSpec:
             fields.update(name=str(name), kind=str(task_kind), **pos(name))
         elif kind == "network":
             if payload.name in fields["networks"]:
-                raise SpecError(f"network '{payload.name}' is defined twice", line=payload.line,
-                                column=payload.column, hint="name them apart: network actor { ... }")
+                raise payload.error(f"network '{payload.name}' is defined twice",
+                                    "name them apart: network actor { ... }")
             fields["networks"][payload.name] = payload
         else:
             key_tok, atoms, p = payload
@@ -395,7 +380,7 @@ def _check_report(spec: TaskSpec) -> None:
     late = [e for e in spec.report.epochs if e > spec.train.epochs]
     if late:
         raise SpecError(f"'report' epoch {late[0]} is beyond the training's {spec.train.epochs} "
-                        "epochs", line=spec.report.line, column=spec.report.column,
+                        "epochs", **spec.report.position(),
                         hint="list epochs between 1 and the 'train' statement's epochs")
 
 
@@ -403,7 +388,7 @@ def _check_select(spec: TaskSpec) -> None:
     """The `train` statement's selection rule must fit the task's kind."""
     problem = select_problem(spec.kind, spec.train.select, spec.train.validation)
     if problem:
-        raise SpecError(problem, line=spec.train.line, column=spec.train.column)
+        raise spec.train.error(problem)
 
 
 def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
@@ -418,26 +403,25 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             rest = []
             break
         if not rest:
-            raise SpecError(f"'{_keyword(model)}' needs its {name}", **p,
-                            hint=f"write: {_keyword(model)} <{name}> ...")
+            raise SpecError(f"'{statement_keyword(model)}' needs its {name}", **p,
+                            hint=f"write: {statement_keyword(model)} <{name}> ...")
         where[name], values[name] = rest[0], rest.pop(0).value
     known = [f for f in model.model_fields if f not in ("line", "column", "positional", *values)]
     while rest:
         key = rest.pop(0)
         if isinstance(key.value, str) and key.value in where:
             first = where[key.value]
-            raise SpecError(f"option '{key.value}' is given twice in one '{_keyword(model)}' "
-                            f"statement (first at column {first.column})", line=key.line,
-                            column=key.column, hint="keep one of them")
+            raise key.error(f"option '{key.value}' is given twice in one '{statement_keyword(model)}' "
+                            f"statement (first at column {first.column})", "keep one of them")
         if not isinstance(key.value, str) or key.value not in known:
             if model is DataStmt and isinstance(key.value, str) and rest:
                 where[key.value] = rest[0]  # data-set specific option, checked by the task
                 values.setdefault("options", {})[key.value] = rest.pop(0).value
                 continue
-            raise SpecError(f"unknown option {key.value!r} for '{_keyword(model)}'", line=key.line,
-                            column=key.column, hint=did_you_mean(str(key.value), known))
+            raise key.error(f"unknown option {key.value!r} for '{statement_keyword(model)}'",
+                            did_you_mean(str(key.value), known))
         if not rest:
-            raise SpecError(f"option '{key.value}' needs a value", line=key.line, column=key.column)
+            raise key.error(f"option '{key.value}' needs a value")
         where[key.value] = rest.pop(0)
         values[key.value] = where[key.value].value
         follow = getattr(model, "follows", {}).get((key.value, str(values[key.value])))
@@ -445,13 +429,13 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             where[follow] = rest.pop(0)
             values[follow] = where[follow].value
         if key.value in ("options",):
-            raise SpecError("'options' is not an option name", line=key.line, column=key.column)
+            raise key.error("'options' is not an option name")
     for name, value in {**values, **values.get("options", {})}.items():
         for v in (value if isinstance(value, list) else [value]):
             if _non_finite(v):
                 atom = where.get(name)
-                raise SpecError(f"'{name}' must be a finite number, got {v}",
-                                **({"line": atom.line, "column": atom.column} if atom else p))
+                at = atom.position() if atom else p
+                raise SpecError(f"'{name}' must be a finite number, got {v}", **at)
     try:
         return model(**values, **p)
     except ValidationError as err:
@@ -461,9 +445,9 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
         if isinstance(atom, list):  # variadic: the offending item, else the first
             k = first["loc"][1] if len(first["loc"]) > 1 and isinstance(first["loc"][1], int) else 0
             atom = atom[k] if k < len(atom) else None
-        at = {"line": atom.line, "column": atom.column} if atom else p
+        at = atom.position() if atom else p
         got = f" (got {atom.value!r})" if atom is not None else ""
-        raise SpecError(f"'{_keyword(model)}' option '{field}': {_pydantic_message(first)}{got}",
+        raise SpecError(f"'{statement_keyword(model)}' option '{field}': {pydantic_message(first)}{got}",
                         **at) from None
 
 
@@ -477,11 +461,13 @@ def _non_finite(v) -> bool:
     return isinstance(v, float) and not math.isfinite(v)
 
 
-def _keyword(model: type[Stmt]) -> str:
+def statement_keyword(model: type[Stmt]) -> str:
+    """The keyword that introduces a statement of this model (the STATEMENTS key)."""
     return next(k for k, m in STATEMENTS.items() if m is model)
 
 
-def _pydantic_message(e: dict) -> str:
+def pydantic_message(e: dict) -> str:
+    """A pydantic error (one of ValidationError.errors()) in the spec's words: bounds, choices."""
     msg = e.get("msg", "invalid value")
     ctx = e.get("ctx") or {}
     if e.get("type") == "literal_error" and "expected" in ctx:
@@ -496,93 +482,8 @@ def _pydantic_message(e: dict) -> str:
     return msg.removeprefix("Value error, ")
 
 
-# --- settings: `--set statement.option=value` ----------------------------------------------
-def parse_setting(text: str) -> tuple[str, str]:
-    """'train.lr=3e-4' -> ('train.lr', '3e-4'); the value is checked when it is applied."""
-    path, eq, value = text.partition("=")
-    if not eq or not path.strip() or not value.strip():
-        raise SpecError(f"--set {text!r}: expected STATEMENT.OPTION=VALUE, e.g. train.lr=3e-4",
-                        file="<command line>")
-    return path.strip(), value.strip()
-
-
-def with_settings(spec: TaskSpec, settings: dict[str, str]) -> TaskSpec:
-    """The spec with every `statement.option = value` applied, each statement validated again by
-    its own model: a setting obeys exactly the rules the same option obeys in a spec file."""
-    updates: dict[str, Stmt] = {}
-    for path, text in settings.items():
-        key, name = _setting_path(path)
-        stmt = updates.get(key) or getattr(spec, key)
-        if stmt is None:
-            raise _setting_error(path, text, f"the task has no '{key}' statement to change",
-                                 f"add a line '{key} ...' to {spec.file or 'the spec'}")
-        try:
-            value = setting_value(text)
-        except SpecError as err:
-            raise _setting_error(path, text, f"cannot read the value: {err.message}") from None
-        updates[key] = _with_option(stmt, name, value, path, text)
-    new = spec.model_copy(update=updates)
-    problem = select_problem(new.kind, new.train.select, new.train.validation)
-    if problem:
-        shown = ", ".join(f"{p}={t}" for p, t in settings.items() if p.startswith("train."))
-        raise SpecError(f"--set {shown}: {problem}", file="<command line>")
-    return new
-
-
 def setting_value(text: str) -> Any:
     """A value written as in a spec (`3e-4`, `sgd`, `[3, 7]`; several words make a list)."""
     tree = parse_text("task.lark", text, start="values")
     atoms = [a.value for a in transform(_ToAtoms(), tree).children]
     return atoms[0] if len(atoms) == 1 else atoms
-
-
-def _setting_path(path: str) -> tuple[str, str]:
-    key, dot, name = path.partition(".")
-    if key not in STATEMENTS:
-        raise _setting_error(path, None, f"no statement '{key}'", _close(key, STATEMENTS),
-                             f"statements: {', '.join(STATEMENTS)}")
-    options = _options(STATEMENTS[key])
-    if not dot or not name:
-        raise _setting_error(path, None, "name an option: STATEMENT.OPTION=VALUE",
-                             f"'{key}' options: {', '.join(options)}")
-    if name not in options and STATEMENTS[key] is not DataStmt:   # data sets take their own options
-        raise _setting_error(path, None, f"'{key}' has no option '{name}'", _close(name, options),
-                             f"'{key}' options: {', '.join(options)}")
-    return key, name
-
-
-def _close(word: str, options) -> str | None:
-    """'did you mean ...?' only (the hint lists every allowed name itself)."""
-    hint = did_you_mean(word, options)
-    return hint if hint and hint.startswith("did you mean") else None
-
-
-def _options(model: type[Stmt]) -> list[str]:
-    return [f for f in model.model_fields if f not in ("line", "column", "positional", "options")]
-
-
-def _with_option(stmt: Stmt, name: str, value: Any, path: str, text: str) -> Stmt:
-    model = type(stmt)
-    values = stmt.model_dump(exclude={"line", "column", "positional"})
-    if f"*{name}" in model.model_fields["positional"].default and not isinstance(value, list):
-        value = [value]                                  # a variadic option is always a list
-    if name in model.model_fields:
-        values[name] = value
-    else:
-        values["options"] = {**values.get("options", {}), name: value}
-    try:
-        new = model(**values, line=stmt.line, column=stmt.column)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise _setting_error(path, text, f"'{_keyword(model)}' option '{first['loc'][0]}': "
-                             f"{_pydantic_message(first)}") from None
-    got = getattr(new, name, new.model_dump().get("options", {}).get(name))
-    if any(isinstance(v, float) and not math.isfinite(v) for v in (got if isinstance(got, tuple) else [got])):
-        raise _setting_error(path, text, f"'{name}' must be a finite number")     # 'inf' reads as one
-    return new
-
-
-def _setting_error(path: str, text: str | None, message: str, *hints: str | None) -> SpecError:
-    shown = path if text is None else f"{path}={text}"
-    return SpecError(f"--set {shown}: {message}", file="<command line>",
-                     hint="; ".join(h for h in hints if h) or None)

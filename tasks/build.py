@@ -18,7 +18,8 @@ from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space, found_candidate, only_candidate
 from qtc.dsl.space import MAX_QUBITS, parse_space
-from qtc.dsl.task import TaskSpec, parse_task, with_settings
+from qtc.dsl.settings import with_settings
+from qtc.dsl.task import TaskSpec, parse_task
 from qtc.errors import QtcError, SpecError
 from qtc.runtime import weights as structural
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for, sized_qubits

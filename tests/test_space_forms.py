@@ -96,6 +96,15 @@ def test_per_candidate_weight_init():
     assert prog.weights_init == (0.5, -0.5)
 
 
+def test_an_init_statement_may_follow_a_weights_statement_without_a_value():
+    """`init` after `weights NORM` starts the init statement when '=' follows, else the weights'
+    value (once a shift/reduce conflict that Lark's strict mode revealed: the statement failed)."""
+    prog = qtc.compile(HEAD + "weights softmax\ninit = x(1)\nlayer = choose { h(0) | x(0) }")
+    assert [op.gate for op in prog.source[0].ops][0] == "x"
+    prog = qtc.compile(HEAD + "weights softmax init 2\ninit = x(1)\nlayer = choose { h(0) | x(0) }")
+    assert prog.weights_init == (2.0, 2.0)
+
+
 def test_messages_name_the_label_and_the_layer():
     assert "labelled 'H'" in error("init = choose { h(0) | h(0) }\nlayer = x(0)").message
     assert "(at layer = 1)" in error("layer = rz(0, pi / (layer - 1))").message

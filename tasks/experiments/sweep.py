@@ -122,7 +122,7 @@ def parse_grid(texts) -> dict[str, list[str]]:
 
     Values are split at commas outside brackets, so a list value stays whole (`data.classes=[1, 5],[3, 7]`).
     """
-    from qtc.dsl.task import parse_setting
+    from qtc.dsl.settings import parse_setting
     grid: dict[str, list[str]] = {}
     for text in texts or ():
         path, values = parse_setting(text)

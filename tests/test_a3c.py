@@ -444,6 +444,6 @@ def test_evaluation_episodes_select_the_best_policy_on_held_out_seeds(tmp_path, 
     pol = a3c.load_policy(tmp_path / "run")
     assert torch.equal(pol["actor_flat"], ck["best"]["actor_flat"])    # the selected one is exported
     env = algorithm.make_env(ENV, 20)
-    rewards = evaluation.evaluate(env, evaluation.greedy(pol["actor_net"], pol["actor_flat"]),
+    rewards = evaluation.evaluate_policy(env, evaluation.greedy(pol["actor_net"], pol["actor_flat"]),
                                   evaluation.eval_seeds(2))
     assert float(np.mean(rewards)) == pytest.approx(best["reward"])

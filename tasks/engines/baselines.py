@@ -53,7 +53,7 @@ def random_policy_baseline(env_id: str, max_episode_steps: int | None, episodes:
     from qtc.tasks.engines.a3c import algorithm, evaluation   # the A3C engine: MiniGrid tasks only
     env = algorithm.make_env(env_id, max_episode_steps)
     seeds = evaluation.eval_seeds(episodes)
-    rewards = evaluation.evaluate(env, evaluation.uniform(int(env.action_space.n), seed), seeds)
+    rewards = evaluation.evaluate_policy(env, evaluation.uniform(int(env.action_space.n), seed), seeds)
     env.close()
     return {"random policy": {"eval_reward": sum(rewards) / len(rewards), "episodes": episodes,
                               "first_seed": seeds[0]}}

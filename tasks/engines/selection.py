@@ -17,7 +17,6 @@ import torch
 from qtc.errors import QtcError
 
 RULES = ("last", "train", "validation")
-ORDERS = ("shuffle", "sequential")
 
 
 def batch_order(n: int, seed: int, epoch: int, order: str) -> torch.Tensor:

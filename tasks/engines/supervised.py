@@ -92,12 +92,10 @@ class Stopped(Exception):
 @dataclass(frozen=True)
 class Job:
     """What training one model needs besides the task: where to resume from, DiffQAS-QT's
-    structural weights (for `found`), the last row recorded (an old checkpoint's fallback) and
-    the twins exported with it."""
+    structural weights (for `found`) and the twins exported with it."""
     model: str
     resume: dict | None = None
     found: list[float] | None = None
-    last_row: dict | None = None
     twins: tuple[str, ...] = ()
 
 
@@ -110,9 +108,6 @@ class Ledger:
     def __init__(self, built: Built, rundir: RunDir, opts, task: Supervised):
         self.built, self.rundir, self.opts, self.task = built, rundir, opts, task
         state = rundir.load_checkpoint() or {"done": {}}
-        if state.get("current"):        # a checkpoint of the one-model-at-a-time engine
-            state["running"] = {state["current"]["model"]: state["current"]}
-        state.pop("current", None)
         state.setdefault("running", {})
         state.setdefault("final", {})
         self.state = state
@@ -144,9 +139,8 @@ class Ledger:
         # A finished model trains on from its final state when --resume --epochs extends it.
         resume = self.state["running"].get(model) or self.state["final"].get(model)
         found = self.state["done"].get(naming.DIFFQAS, {}).get("structural_weights")
-        last = next((r for r in reversed(self.rows) if r["model"] == model), None)
         self.started[model] = time.perf_counter()
-        return Job(model, resume, found, last, self.twins_of(model))
+        return Job(model, resume, found, self.twins_of(model))
 
     def twins_of(self, model: str) -> tuple[str, ...]:
         """The merged candidates `model` is trained for besides itself."""
@@ -229,15 +223,14 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
     if resume:
         source.load_state_dict(resume["source"])
         optim.load_state_dict(resume["optim"])
-        epoch, start_batch, best = resume["epoch"], resume["batch"], resume.get("best")
+        epoch, start_batch, best = resume["epoch"], resume["batch"], resume["best"]
     if opts.max_batches:
         n_batches = min(n_batches, opts.max_batches)
     label = built.model_label(model)
-    row = job.last_row
     bar = tqdm(total=opts.epochs * n_batches, initial=epoch * n_batches + start_batch, desc=label,
                disable=not progress.bars(opts.progress) or opts.jobs > 1, unit="batch",
                dynamic_ncols=True, leave=False)
-    board = tensorboard.writer(rundir.path, model) if getattr(opts, "tensorboard", False) else None
+    board = tensorboard.writer(rundir.path, model) if opts.tensorboard else None
 
     def current(ep, b):
         return {"model": model, "epoch": ep, "batch": b, "source": source.state_dict(),
@@ -266,11 +259,11 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4g}")
             seconds = time.perf_counter() - t0
             epoch, start_batch = epoch + 1, 0
-            scores = evaluate(net, source, task, val)
+            scores = evaluate_model(net, source, task, val)
             if scores is None:
                 raise _diverged(rundir, label, epoch - 1, "the outputs after its last batch are not finite")
             row = {"model": model, "label": label, "epoch": epoch, "seconds": round(seconds, 3), **scores}
-            if getattr(source, "fixed", 0) is None:
+            if model == naming.DIFFQAS:          # the search: its structural weights move
                 row["structural_weights"] = source.reported_weights()   # unrounded: "found" takes their argmax
                 if source.architecture():
                     row["architecture"] = source.architecture()   # per position: the favourites
@@ -289,8 +282,6 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
         bar.close()
         if board:
             board.close()
-    if best is None:           # a checkpoint written before selection existed: its last epoch
-        best = {"row": row, "source": source.state_dict()}
     with torch.no_grad():     # the selected epoch is what is exported (the live state stays the last)
         flat = torch.func.functional_call(source, best["source"], ()).detach()
         for name in (model, *job.twins):
@@ -361,7 +352,8 @@ def first_step_warnings(net, flat: torch.Tensor, loss: float) -> list[str]:
 
 
 @torch.no_grad()
-def evaluate(net, source, task: Supervised, val: TensorDataset | None = None) -> dict[str, float] | None:
+def evaluate_model(net, source, task: Supervised,
+                   val: TensorDataset | None = None) -> dict[str, float] | None:
     """Loss and scores on the train (and validation) and test sets, with the weights generated
     once; None when the outputs are not finite (the training diverged)."""
     flat = source()

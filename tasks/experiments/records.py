@@ -23,7 +23,7 @@ import numpy as np
 
 from qtc.errors import QtcError
 from qtc.tasks import naming
-from qtc.tasks.runs.rundir import RESOLVED, atomic_text, csv_text, shaped
+from qtc.tasks.runs.rundir import RESOLVED, atomic_text, csv_text, read_json_or_none
 
 # (metric key, display name, higher is better, log-scale curves) per task kind
 METRICS = {"classify": ("test_accuracy", "test accuracy", True, False),
@@ -66,16 +66,6 @@ class TrialRecord:
 # Reading
 # --------------------------------------------------------------------------------------------
 
-def read_json(path: Path, shape: type = dict):
-    """A JSON file's value, or None (missing or unreadable: a trial folder may be half written);
-    one of another shape than `shape` (a trial.json holding a list) is a clear error naming it."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return shaped(path, data, shape)
-
-
 def collect(*roots: Path | str) -> list[TrialRecord]:
     """Every trial under the `roots`: sweep folders (OUT/<task>/<model>/seed<k>), plain run
     folders, or folders holding run folders."""
@@ -100,8 +90,8 @@ def collect(*roots: Path | str) -> list[TrialRecord]:
 
 
 def _record(root: Path, folder: Path, prefix: str = "") -> TrialRecord:
-    status = read_json(folder / "trial.json") or {}
-    resolved = read_json(folder / RESOLVED) or {}
+    status = read_json_or_none(folder / "trial.json") or {}
+    resolved = read_json_or_none(folder / RESOLVED) or {}
     task = resolved.get("task") or {}
     model = status.get("model") or naming.from_folder(folder.parent.name)
     rec = TrialRecord(key=prefix + str(folder.relative_to(root)), task=status.get("task") or folder.parent.parent.name,
@@ -123,11 +113,11 @@ def _read_run(rec: TrialRecord, folder: Path, resolved: dict) -> None:
     rec.weights_norm = program.get("weights_norm")
     rec.examples = resolved.get("examples") or {}
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)
-    rows = read_json(folder / "metrics.json", list) or []
+    rows = read_json_or_none(folder / "metrics.json", list) or []
     rec.rows = [r for r in rows if r.get("model") == rec.model]
     rec.label = rec.rows[-1]["label"] if rec.rows else naming.label(rec.model, rec.candidates)
-    rec.selected = ((read_json(folder / "selection.json") or {}).get(rec.model) or {}).get("epoch")
-    rec.baselines = read_json(folder / "baselines.json") or {}
+    rec.selected = ((read_json_or_none(folder / "selection.json") or {}).get(rec.model) or {}).get("epoch")
+    rec.baselines = read_json_or_none(folder / "baselines.json") or {}
     eps = _find_episodes(folder, rec.model)
     if eps is not None:
         rec.episodes = eps
@@ -146,7 +136,7 @@ def _plain_runs(folders: list[Path]) -> list[TrialRecord]:
     differs>`; two runs of one variant with the same seed are told apart by their folder names."""
     runs = []
     for folder in folders:
-        resolved = read_json(folder / RESOLVED) or {}
+        resolved = read_json_or_none(folder / RESOLVED) or {}
         task = resolved.get("task") or {}
         setting = {k: v for k, v in _flat({"task": task, "options": resolved.get("options") or {},
                                             "set": resolved.get("settings") or {}}).items()

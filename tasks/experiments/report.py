@@ -46,9 +46,9 @@ from qtc.tasks.experiments import table2
 from qtc.tasks.experiments.paired import (baseline_rows, baselines_markdown, paired_markdown,
                                           paired_stats, versus)
 from qtc.tasks.experiments.records import (METRICS, TrialRecord, collect, final_metric, fmt_metric,
-                                           mean_std, read_json, write_csv)
+                                           mean_std, write_csv)
 from qtc.tasks.plots import moving_average_band
-from qtc.tasks.runs.rundir import atomic_text
+from qtc.tasks.runs.rundir import atomic_text, read_json_or_none
 
 CURVE_KEYS = {"classify": ("train_accuracy", "test_accuracy"), "forecast": ("train_mse", "test_mse")}
 MIN_SEEDS = 3     # fewer finished seeds than this: no row is marked best
@@ -326,7 +326,7 @@ def write_report(roots, out: Path | str | None = None) -> Report:
     out = Path(out) if out else roots[0] / "report"
     records = collect(*roots)
     summary = summarize(records)
-    sweep = (read_json(roots[0] / "sweep.json") or {}) if len(roots) == 1 else {}
+    sweep = (read_json_or_none(roots[0] / "sweep.json") or {}) if len(roots) == 1 else {}
     cells = table2.table2_cells(records, sweep.get("ties"))
     w = weights(records)
     cv = curves(records)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import os
 import re
 import time
@@ -42,7 +41,7 @@ from qtc.tasks import naming
 from qtc.tasks.engines.progress import SweepProgress, clock
 from qtc.tasks.experiments.executors import make_executor
 from qtc.tasks.runs import guard, signals
-from qtc.tasks.runs.rundir import RESOLVED, atomic_json, shaped
+from qtc.tasks.runs.rundir import RESOLVED, atomic_json, read_json_or_none
 
 TRIAL_JSON = "trial.json"
 TRIAL_LOG = "trial.log"
@@ -195,12 +194,7 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
 
 def read_status(folder: Path) -> dict | None:
     """The trial.json of a trial folder, or None (never run, or unreadable)."""
-    p = Path(folder) / TRIAL_JSON
-    try:
-        data = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
-    return shaped(p, data, dict)
+    return read_json_or_none(Path(folder) / TRIAL_JSON)
 
 
 def is_done(folder: Path) -> bool:
@@ -368,11 +362,7 @@ def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -
 def _record_settings(out: Path, trials: list[Trial], settings: dict) -> None:
     """sweep.json: the union of every sweep run into this folder (a resumed sweep may add trials)."""
     path = out / SWEEP_JSON
-    old = {}
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        pass
+    old = read_json_or_none(path) or {}
     keys = list(dict.fromkeys(old.get("trials", []) + [t.key for t in trials]))
     specs = list(dict.fromkeys(old.get("specs", []) + [t.spec for t in trials]))
     atomic_json(path, {**old, **settings, "specs": specs, "trials": keys})

@@ -30,8 +30,8 @@ from qtc.tasks import naming
 from qtc.tasks.data.series import NAMES
 from qtc.tasks.experiments import sweep
 from qtc.tasks.experiments.paired import baselines_markdown, paired_markdown, paired_stats
-from qtc.tasks.experiments.records import TrialRecord, collect, mean_std, read_json, write_csv
-from qtc.tasks.runs.rundir import atomic_text
+from qtc.tasks.experiments.records import TrialRecord, collect, mean_std, write_csv
+from qtc.tasks.runs.rundir import atomic_text, read_json_or_none
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,7 +252,7 @@ def write_table2(root: Path | str, out: Path | str | None = None,
     `records` when the caller has read them (a report of several folders)."""
     root = Path(root)
     out = Path(out) if out else root
-    sweep = (read_json(root / "sweep.json") or {}) if records is None else {}
+    sweep = (read_json_or_none(root / "sweep.json") or {}) if records is None else {}
     records = collect(root) if records is None else records
     cells = table2_cells(records, sweep.get("ties"))
     if not cells:

@@ -21,7 +21,6 @@ lets the engine save; the loop over models then stops and says how to resume.
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.engines.supervised import SELECTION
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.runs import tensorboard
-from qtc.tasks.runs.rundir import RunDir
+from qtc.tasks.runs.rundir import RunDir, read_json_or_none
 
 name = "a3c"             # the kind's entry in qtc.tasks.kinds.KINDS
 engine = "a3c"
@@ -208,15 +207,8 @@ def choice(opts, cfg, summary: dict) -> dict:
             "value": picked["reward"], "eval_every": cfg.eval_every, "eval_episodes": cfg.eval_episodes}
 def _completed(out: Path, episodes: int) -> dict | None:
     """The engine summary of a model that already completed `episodes` episodes, else None."""
-    done = _read_summary(out)
+    done = read_json_or_none(out / "summary.json")
     return done if done and done.get("status") == "completed" and done.get("episodes", 0) >= episodes else None
-
-
-def _read_summary(out: Path) -> dict | None:
-    try:
-        return json.loads((out / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _clear_partial(out: Path) -> None:
@@ -271,7 +263,7 @@ def report(built: Built, rundir: RunDir, models) -> None:
         if not (out / a3c_engine.EPISODES_CSV).is_file():
             continue
         log = a3c_engine.read_episodes(out)
-        summary = _read_summary(out) or {}
+        summary = read_json_or_none(out / "summary.json") or {}
         stats = {**model_stats(log["reward"], log["time"], window), "selected": summary.get("selected")}
         rows.append((model, summary.get("status", "running or killed"), stats))
         if len(log["reward"]):

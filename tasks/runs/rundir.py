@@ -113,6 +113,17 @@ def shaped(path: Path, data, shape: type):
     return data
 
 
+def read_json_or_none(path: Path, shape: type = dict):
+    """A JSON file's value, or None when it is missing or not JSON (a trial or engine folder may
+    be half written: the caller then treats it as not there yet); one of another shape than
+    `shape` is a clear error naming it (`shaped`)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return shaped(Path(path), data, shape)
+
+
 def rows_digest(rows: list[dict]) -> str:
     """sha256 of metrics rows, whatever their order (each row's JSON, sorted)."""
     lines = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)

@@ -61,6 +61,6 @@ def run_episode(env, policy: Policy, seed: int, on_step: Callable | None = None)
     return total, steps, bool(terminated)
 
 
-def evaluate(env, policy: Policy, seeds: list[int]) -> list[float]:
+def evaluate_policy(env, policy: Policy, seeds: list[int]) -> list[float]:
     """The reward of one episode per seed."""
     return [run_episode(env, policy, s)[0] for s in seeds]

@@ -164,7 +164,7 @@ class _Worker:
             release(self.shared)
         with torch.no_grad():
             wa, wc = (src().detach().clone() for src in self.local)
-        return evaluation.evaluate(self.eval_env, evaluation.greedy(self.actor_net, wa),
+        return evaluation.evaluate_policy(self.eval_env, evaluation.greedy(self.actor_net, wa),
                                    evaluation.eval_seeds(self.cfg.eval_episodes)), wa, wc
 
     def run(self, conn, session: Session) -> None:

@@ -7,6 +7,7 @@ below it imports this module. Errors print without a traceback, exit code 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -356,16 +357,44 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except QtcError as err:
+        if _from_closed_pipe(err):      # a worker or a trial met the closed pipe first
+            return _closed_pipe()
         print(str(err), file=sys.stderr)
         return err.exit_code
     except BrokenPipeError:  # an OSError too: before the general case
         return _closed_pipe()
     except OSError as err:  # a full disk, a read-only folder, a file where a folder must be
+        if err.errno == errno.EPIPE:
+            return _closed_pipe()
         print(os_error_message(err), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def _from_closed_pipe(err: BaseException) -> bool:
+    """Whether `err` comes of our stdout's reader going away (`qtc run X.task | head -1`): a
+    BrokenPipeError in its chain, or one reported as text by another process (a --jobs worker
+    shares our stdout) while our stdout is indeed a pipe nobody reads."""
+    seen = err
+    while seen is not None:
+        if isinstance(seen, BrokenPipeError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "BrokenPipeError" in str(err) and stdout_closed()
+
+
+def stdout_closed() -> bool:
+    """Whether stdout (file descriptor 1, which workers share) is a pipe whose reading end is
+    closed: poll reports an error on it."""
+    import select
+    try:
+        poller = select.poll()
+        poller.register(1, select.POLLOUT)
+        return any(ev & select.POLLERR for _, ev in poller.poll(0))
+    except (AttributeError, OSError):   # no poll (Windows), no stdout
+        return False
 
 
 def _closed_pipe() -> int:

@@ -321,7 +321,10 @@ def parse_task(source, *, file: str | None = None) -> TaskSpec:
 
 
 def _build(text: str, file: str | None) -> TaskSpec:
-    tree = parse_text("task.lark", text, tuple(STATEMENTS) + ("network", "task"))
+    try:
+        tree = parse_text("task.lark", text, tuple(STATEMENTS) + ("network", "task"))
+    except SpecError as err:
+        raise _absolute_space(err, text) or err from None
     _check_nesting(tree)
     fields: dict[str, Any] = {"networks": {}, "file": file, "source": text}
     for kind, payload in (transform(_ToAtoms(), c) for c in tree.children):
@@ -359,6 +362,21 @@ def _build(text: str, file: str | None) -> TaskSpec:
     _check_report(spec)
     _check_select(spec)
     return spec
+
+
+def _absolute_space(err: SpecError, text: str) -> SpecError | None:
+    """The parse error of `generator /abs/space.qs` (a path is not a bare word) said as what it
+    is: a search space is named relative to the task's folder."""
+    lines = text.splitlines()
+    if err.line is None or not 0 < err.line <= len(lines) or not err.column:
+        return None
+    line = lines[err.line - 1]
+    if not re.match(r"\s*generator\s", line) or line[err.column - 1:err.column] not in ("/", "~", "\\"):
+        return None
+    return SpecError("the generator's search space is an absolute path: spaces are relative to the "
+                     "task's folder", line=err.line, column=err.column,
+                     hint="put the .qs file beside the task (or in a folder below it) and name it "
+                     "from there, e.g. 'generator hadamard_ent_rot.qs'")
 
 
 def _check_nesting(tree: Tree) -> None:
@@ -406,7 +424,7 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             raise SpecError(f"'{statement_keyword(model)}' needs its {name}", **p,
                             hint=f"write: {statement_keyword(model)} <{name}> ...")
         where[name], values[name] = rest[0], rest.pop(0).value
-    known = [f for f in model.model_fields if f not in ("line", "column", "positional", *values)]
+    known = [f for f in model.model_fields if f not in ("line", "column", "positional", "options", *values)]
     while rest:
         key = rest.pop(0)
         if isinstance(key.value, str) and key.value in where:
@@ -414,6 +432,11 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             raise key.error(f"option '{key.value}' is given twice in one '{statement_keyword(model)}' "
                             f"statement (first at column {first.column})", "keep one of them")
         if not isinstance(key.value, str) or key.value not in known:
+            if model is DataStmt and isinstance(key.value, str) and not PLAIN_NAME.fullmatch(key.value):
+                raise key.error(f"{key.value!r} stands where an option name goes: after the data set, "
+                                f"'{statement_keyword(model)}' takes NAME VALUE pairs",
+                                f"'{statement_keyword(model)}' options: {', '.join(known)}, and the data "
+                                "set's own, e.g. 'window 8'")
             if model is DataStmt and isinstance(key.value, str) and rest:
                 where[key.value] = rest[0]  # data-set specific option, checked by the task
                 values.setdefault("options", {})[key.value] = rest.pop(0).value

@@ -54,6 +54,12 @@ class Built:
         the task's first line)."""
         spec = self.spec
         line, column = (at.line, at.column) if at is not None and at.line else (1, 1)
+        changed = [f"{p}={v}" for p, v in self.settings.items()
+                   if at is not None and getattr(spec, p.partition(".")[0], None) is at]
+        if changed:     # a --set made this statement what it is: point at the setting
+            where = f"{spec.file or 'the spec'}:{line}"
+            return SpecError(f"--set {', '.join(changed)}: {message}", file="<command line>",
+                             hint="; ".join(h for h in (hint, f"the statement it changes is at {where}") if h))
         return SpecError(message, file=spec.file, source=spec.source, line=line, column=column, hint=hint)
 
     def check_io(self, name: str, want_in: tuple, want_out: tuple, why: str) -> None:

@@ -150,6 +150,23 @@ def grid_points(settings: dict[str, str], grid: dict[str, list[str]]) -> list[tu
     return points
 
 
+def _load_point(path: Path, point: dict[str, str], grid: dict[str, list[str]]):
+    """The task at one grid point; a value the spec refuses is named as the --grid value it is
+    (the settings code words every setting as --set)."""
+    from qtc.errors import SpecError
+    from qtc.tasks.build import load_task
+    try:
+        return load_task(path, point)
+    except SpecError as err:
+        for k in grid:
+            shown = f"--set {k}={point[k]}"
+            if err.message.startswith(shown):
+                raise SpecError(f"--grid {k}={','.join(grid[k])}: the value {point[k]!r}"
+                                + err.message[len(shown):], file=err.file, line=err.line,
+                                column=err.column, source=err.source, hint=err.hint) from None
+        raise
+
+
 def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
          overrides: dict | None = None, cpus_per_trial: int | None = None,
          skip=lambda built, model: False, settings: dict[str, str] | None = None,
@@ -170,7 +187,7 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
         if not path.is_file():
             raise QtcError(f"spec file {spec} not found (qtc sweep takes .task files)")
         for point, variant in grid_points(settings or {}, grid or {}):
-            built = load_task(path, point)       # a bad setting fails here, not in every trial
+            built = _load_point(path, point, grid or {})   # a bad setting fails here, not in every trial
             name = built.spec.name
             if names.setdefault(name, path) != path:
                 raise QtcError(f"two specs define task '{name}' ({names[name]} and {path}): "

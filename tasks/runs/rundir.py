@@ -167,6 +167,10 @@ class RunDir:
     @classmethod
     def existing(cls, path: Path) -> "RunDir":
         path = Path(path)
+        if not path.exists():
+            raise QtcError(f"no such folder: {path} (give the folder a qtc run wrote)")
+        if not path.is_dir():
+            raise QtcError(f"{path} is a file, not a qtc run folder")
         if not (path / RESOLVED).is_file():
             raise QtcError(f"{path} is not a qtc run folder (no resolved.json)")
         return cls(path)

@@ -196,7 +196,7 @@ def test_missing_data_exits_2_without_traceback_or_checkpoint(tmp_path, capsys):
     assert not out.exists()          # the data are checked before the run folder is made
     # So there is nothing to resume: a clear error, nothing written.
     assert main(["run", "--resume", str(out), "--no-progress"]) == 2
-    assert "not a qtc run folder" in capsys.readouterr().err
+    assert "no such folder" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -383,7 +383,7 @@ CASES: list[Case] = [
                                               "--models", "fixed:99"), "unknown model"),
     cli("cli_run_backend_unknown", ("run", str(SPECS / "bessel.task"), "-o", "{tmp}/run", "--backend", "tpu"),
         "backend"),
-    cli("cli_run_resume_missing", ("run", "--resume", "{tmp}/nope"), "not a qtc run folder"),
+    cli("cli_run_resume_missing", ("run", "--resume", "{tmp}/nope"), "no such folder"),
     cli("cli_run_resume_empty_folder", ("run", "--resume", "{tmp}"), "not a qtc run folder"),
     cli("cli_run_resume_bad_json", ("run", "--resume", "{tmp}/r"), "resolved.json",
         files={"r/resolved.json": "{not json", "r/spec.task": FORECAST}),

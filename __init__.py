@@ -9,7 +9,7 @@ configure_waiting()   # before anything loads torch's OpenMP runtime (the kernel
 
 def compile(source, *, qubits=None, depth=None):  # noqa: A001 - the contract's name
     """Compile a search space (`.qs` path or spec text) into a Program that can be run
-    (`.probabilities(theta, weights, backend=...)`, see DESIGN.md §3 and the README)."""
+    (`.probabilities(theta, weights, backend=...)`: the README's "Python API")."""
     from qtc.compiler.pipeline import compile_space
     from qtc.runtime.backends import runnable
     return runnable(compile_space(source, qubits=qubits, depth=depth))

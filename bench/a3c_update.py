@@ -1,4 +1,4 @@
-"""The CPU cost of one A3C update per model (issue 12: DiffQAS-QT / classical <= 2x).
+"""The CPU cost of one A3C update per model (the goal: DiffQAS-QT / classical <= 2x).
 
 One update is what an A3C worker does between two pushes to the shared weights
 (tasks/engines/a3c/workers.py `train_episode`): both generators' forward (actor and critic

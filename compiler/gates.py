@@ -217,7 +217,3 @@ GATES: dict[str, GateDef] = {g.name: g for g in [
     GateDef("rz", 1, _rotation("Z"), params=1, diagonal=True, monomial=True, axis="Z"),
 ]}
 GATES["cx"] = GATES["cnot"]  # a common alias (qtc/dsl/gatenames.py lists the same names)
-
-
-def gate(name: str) -> GateDef:
-    return GATES[name]

@@ -1,4 +1,4 @@
-"""to_layers and schedule: from the optimised circuits to passes over the state vector.
+"""to_stored_coordinates and schedule: from the optimised circuits to passes over the state vector.
 
 **Frames instead of permutations.** Gates that permute basis states (CNOT, SWAP, X) are never
 executed. Each circuit keeps a GF(2)-affine *frame* f(x) = M x ^ b with
@@ -85,8 +85,8 @@ class Lowered:
         return cols, sum(parity(self.rows[q] & self.shift) << q for q in range(n))
 
 
-def lower(circuit: Circuit, n: int) -> Lowered:
-    """to_layers: each gate's table in stored coordinates, its permutation into the frame."""
+def to_stored_coordinates(circuit: Circuit, n: int) -> Lowered:
+    """Each gate's table in stored coordinates, its permutation into the frame."""
     cols = [1 << q for q in range(n)]   # M e_q
     rows = [1 << q for q in range(n)]   # rows of M^-1
     shift = 0
@@ -274,7 +274,7 @@ def plan_program(prog: Program, target: Target) -> Plan:
         if isinstance(node, PhaseForm):
             phases.append(i)
             continue
-        low = lower(node, n)
+        low = to_stored_coordinates(node, n)
         fwd = schedule(low.ops, target.rank("fwd", node.real), lanes)
         bwd = schedule(tuple(reversed(low.ops)), target.rank("bwd", node.real), lanes)
         plan = CircuitPlan(i, node.members, prog.label_of(node), node.real, low, fwd, bwd, offset)

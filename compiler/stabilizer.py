@@ -107,7 +107,7 @@ def _reduce(rows, n) -> tuple[tuple[int, int], ...]:
     """Reduced row echelon form of parity constraints over GF(2): a canonical text for each
     distribution, so that equal constants compare equal."""
     rows = list(rows)
-    out, col = [], n - 1
+    out = []
     for col in range(n - 1, -1, -1):
         pivot = next((k for k, (m, _) in enumerate(rows) if _bit(m, col)), None)
         if pivot is None:

@@ -1,6 +1,6 @@
 """The reference backend: plain torch, gate by gate, on the *unoptimised* candidate circuits.
 
-Slow and memory-hungry on purpose-free simplicity: it is the oracle every other backend is
+Slow and memory-hungry on purpose, for simplicity: it is the oracle every other backend is
 tested against, and autograd gives its gradients. Basis index bit q is qubit q (qubit 0 = LSB).
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Why a choice per step: OpenMP threads that wait (at a barrier between passes, or for the next
 parallel region) spin by default. On a machine where other processes compete for the cores a
 waiting thread burns the slice its descheduled peer needs, and a 2-thread step ran 11.5x
-slower than 1 thread (issue 12). So, per step:
+slower than 1 thread (measured on the project's busy 2-core machine). So, per step:
 
 * below SERIAL_BELOW qubits, one thread: the step takes milliseconds, waking threads costs
   more than it saves;

@@ -1,4 +1,4 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures and test data shared by several test modules."""
 from __future__ import annotations
 
 import os
@@ -11,6 +11,18 @@ import torch
 # spawned worker per run would cost each smoke run seconds (tests/test_parallel_runs.py runs
 # the workers).
 os.environ["QTC_JOBS"] = "1"
+
+# every gate of compiler/gates.py, constant and theta angles, all three rotation axes
+ALL_GATES = """space allgates
+qubits 3
+depth 2
+init = choose { h(q) for q in all | nothing }
+layer = choose { rx(q, theta[layer, q]) for q in all | ry(q, theta[layer, q]) for q in all
+               | rz(q, theta[layer, q]) for q in all } ;
+        cnot(0, 1) ; cz(1, 2) ; swap(0, 2) ; y(1) ; s(0) ; sdg(1) ; t(2) ; tdg(0) ; x(2) ; z(0) ;
+        h(1) ; rx(2, 0.3) ; ry(0, -1.1) ; rz(1, 0.7) ; cx(2, 0)
+tie layers
+"""
 
 
 @pytest.fixture(scope="module")

@@ -15,19 +15,9 @@ import qtc
 from qtc.runtime import reference
 from qtc.runtime.backends import available_backends, probabilities
 
-SPECS = Path(__file__).resolve().parents[1] / "specs"
+from conftest import ALL_GATES
 
-# every gate of compiler/gates.py, constant and theta angles, all three rotation axes
-ALL_GATES = """space allgates
-qubits 3
-depth 2
-init = choose { h(q) for q in all | nothing }
-layer = choose { rx(q, theta[layer, q]) for q in all | ry(q, theta[layer, q]) for q in all
-               | rz(q, theta[layer, q]) for q in all } ;
-        cnot(0, 1) ; cz(1, 2) ; swap(0, 2) ; y(1) ; s(0) ; sdg(1) ; t(2) ; tdg(0) ; x(2) ; z(0) ;
-        h(1) ; rx(2, 0.3) ; ry(0, -1.1) ; rz(1, 0.7) ; cx(2, 0)
-tie layers
-"""
+SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 CASES = [  # (spec, qubits, depth): the paper space from 2 to 10 qubits, the others around it
     ("hadamard_ent_rot", 2, 1), ("hadamard_ent_rot", 3, 2), ("hadamard_ent_rot", 4, 3),

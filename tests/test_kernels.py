@@ -16,23 +16,15 @@ from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Angle
 from qtc.compiler.cost import cost_report
 from qtc.compiler.pipeline import to_kernels
-from qtc.compiler.schedule import Pass, lower, parity, plan_program, schedule
+from qtc.compiler.schedule import Pass, parity, plan_program, schedule, to_stored_coordinates
 from qtc.compiler.target import Target
 from qtc.errors import QtcError
 from qtc.runtime import backends, cache
 
+from conftest import ALL_GATES
+
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 PAPER = SPECS / "hadamard_ent_rot.qs"
-ALL_GATES = """space allgates
-qubits 3
-depth 2
-init = choose { h(q) for q in all | nothing }
-layer = choose { rx(q, theta[layer, q]) for q in all | ry(q, theta[layer, q]) for q in all
-               | rz(q, theta[layer, q]) for q in all } ;
-        cnot(0, 1) ; cz(1, 2) ; swap(0, 2) ; y(1) ; s(0) ; sdg(1) ; t(2) ; tdg(0) ; x(2) ; z(0) ;
-        h(1) ; rx(2, 0.3) ; cx(2, 0)
-tie layers
-"""
 TINY = 'extern "C" int qtc_answer(void) { return 42; }\n'
 
 
@@ -45,7 +37,7 @@ def kernel_source(prog, dtype="float64", rendering="auto"):
 def _stored_simulation(circuit, n, theta):
     """A tiny numpy interpreter of the lowered ops: returns psi_true = psi_stored o f."""
     from qtc.compiler.symbolic import fold_constant
-    low = lower(circuit, n)
+    low = to_stored_coordinates(circuit, n)
     y = np.arange(2 ** n)
     psi = np.zeros(2 ** n, complex)
     psi[0] = 1
@@ -93,7 +85,7 @@ def test_lowered_circuit_equals_reference(source, n):
 def test_frames_absorb_every_permutation():
     prog = qtc.compile(PAPER, qubits=6, depth=3)
     for circ in prog.source:
-        low = lower(circ, 6)
+        low = to_stored_coordinates(circ, 6)
         assert not any(op.gate in ("cnot", "swap", "x") for op in low.ops)
         # M is invertible and rows are the rows of its inverse
         for q in range(6):
@@ -108,7 +100,7 @@ def test_schedule_keeps_order_of_non_commuting_ops():
     for circ in prog.circuits:
         if not hasattr(circ, "ops"):
             continue
-        ops = lower(circ, 3).ops
+        ops = to_stored_coordinates(circ, 3).ops
         flat = [op for p in schedule(ops, 1, 1) for op in p.ops]
         assert sorted(map(id, flat)) == sorted(map(id, ops))
         pos = {id(op): i for i, op in enumerate(flat)}

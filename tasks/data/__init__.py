@@ -1,1 +1,1 @@
-"""The data sets a task trains on: images (MNIST, FashionMNIST) and time series (Table II)."""
+"""The data a task trains on: images (MNIST, FashionMNIST), the time series of Table II, a user's own files."""

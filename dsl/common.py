@@ -120,10 +120,17 @@ def read_source(source: str | Path) -> tuple[str, str | None]:
         if not path.is_file():
             raise SpecError("no such spec file", file=str(path), hint="check the path (relative "
                             "to the current folder) or pass the spec text itself")
+        data = path.read_bytes()
         try:
-            return path.read_text(), str(path)
-        except UnicodeDecodeError:
-            raise SpecError(f"{path} is not a UTF-8 text file") from None
+            return data.decode(), str(path)
+        except UnicodeDecodeError as err:   # located at the first bad byte, shown with its line
+            start = data.rfind(b"\n", 0, err.start) + 1
+            line = data.count(b"\n", 0, err.start) + 1
+            column = len(data[start:err.start].decode(errors="replace")) + 1
+            raise SpecError(f"this file is not UTF-8 text: byte 0x{data[err.start]:02x} cannot be "
+                            "decoded", file=str(path), line=line, column=column,
+                            source=data.decode(errors="replace"),
+                            hint="save the spec as UTF-8 (or plain ASCII)") from None
     return str(source), None
 
 

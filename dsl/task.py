@@ -26,6 +26,8 @@ PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")     # a task name becomes a folder na
 ENV_ID = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")   # [namespace/]name[-vN], no module
 MAX_LIST_DEPTH = 3          # `[[1, 2]]` is as deep as any statement needs; deeper is a mistake
 MAX_SEED = 2 ** 32 - 1      # torch and numpy seeds are 32-bit
+MAX_SEEDS = 10_000          # seeds of one command: a run folder each, checked before any is made
+MAX_NAME = 100              # a task name's characters: folder names stay far below NAME_MAX (255)
 # (least, most or None) of the counts a spec and the command line both set: the statements'
 # fields below and RunOptions (--epochs, --episodes, --seed, --workers, --limit) check these.
 RANGES = {"epochs": (1, 1_000_000), "episodes": (1, 1_000_000_000), "seed": (0, MAX_SEED),
@@ -184,12 +186,15 @@ def backend_hint(word: str) -> str | None:
 def check_seeds(seeds) -> tuple[int, ...]:
     """A seed count K (-> 0..K-1) or a list of distinct seeds >= 0, as a tuple; ValueError else."""
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError(f"a seed count must be at least 1, got {seeds}")
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ValueError(f"a seed count must be between 1 and {MAX_SEEDS:,}, got {seeds}")
         return tuple(range(seeds))
     seeds = tuple(seeds)
-    if not seeds or min(seeds) < 0:
-        raise ValueError("seeds must name at least one seed, each >= 0")
+    if not 1 <= len(seeds) <= MAX_SEEDS:
+        raise ValueError(f"seeds must name between 1 and {MAX_SEEDS:,} seeds, got {len(seeds):,}")
+    if min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise ValueError(f"each seed must be between 0 and {MAX_SEED:,} (torch and numpy seeds "
+                         "are 32-bit)")
     repeated = sorted({s for s in seeds if seeds.count(s) > 1})
     if repeated:
         raise ValueError(f"seed(s) {', '.join(map(str, repeated))} repeat: each seed runs once")
@@ -334,6 +339,9 @@ def _build(text: str, file: str | None) -> TaskSpec:
                 raise SpecError(f"task name '{name}' is not a plain name: it names run folders, so "
                                 "it may use only letters, digits, '_' and '-'", **pos(name),
                                 hint=f"e.g. 'task {re.sub(r'[^A-Za-z0-9_-]+', '_', str(name))} : ...'")
+            if len(str(name)) > MAX_NAME:
+                raise SpecError(f"task name of {len(str(name))} characters: at most {MAX_NAME} (it "
+                                "names run folders)", **pos(name), hint="use a shorter name")
             if str(task_kind) not in TASK_KINDS:
                 raise SpecError(f"unknown task kind '{task_kind}'", **pos(task_kind),
                                 hint=did_you_mean(str(task_kind), TASK_KINDS))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import math
 import os
 import re
 import time
@@ -116,6 +117,9 @@ def trial_resources(built, cpus_per_trial: int | None = None) -> tuple[int, floa
     return max(1, int(cpus)), gpus
 
 
+MAX_GRID = 10_000     # grid points of one sweep (each is trials x seeds x models)
+
+
 def parse_grid(texts) -> dict[str, list[str]]:
     """`--grid train.lr=1e-3,1e-2` (repeatable) -> {"train.lr": ["1e-3", "1e-2"]}.
 
@@ -130,6 +134,10 @@ def parse_grid(texts) -> dict[str, list[str]]:
         grid[path] = [v.strip() for v in re.split(r",(?![^\[]*\])", values)]
         if "" in grid[path] or len(set(grid[path])) < len(grid[path]):
             raise QtcError(f"--grid {text}: expected distinct, comma-separated values")
+    points = math.prod(len(v) for v in grid.values())
+    if points > MAX_GRID:     # bounded before the product is enumerated or a trial planned
+        raise QtcError(f"--grid gives {points:,} points (" + " x ".join(str(len(v)) for v in grid.values())
+                       + f"): at most {MAX_GRID:,}; hint: sweep fewer values, or in several sweeps")
     return grid
 
 

@@ -314,3 +314,26 @@ def test_report_on_a_sweep_whose_trial_json_holds_a_list_names_the_file(tmp_path
     assert main(["report", str(out)]) == 2
     err = capsys.readouterr().err
     assert "trial.json" in err and "an array" in err and "Traceback" not in err, err
+
+
+# --- SIGTERM to the process group is an interruption ----------------------------------------------
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_sigterm_to_the_process_group_of_a_jobs_run_is_an_interruption_to_resume(tmp_path):
+    """A scheduler's stop reaches the driver and its --jobs workers together: the workers stop at
+    their next batch like the driver (they died with exit -15 and the run said 'training
+    failed'), and the run ends as an interruption, resumable."""
+    import signal
+    out = tmp_path / "r"
+    proc = subprocess.Popen([sys.executable, "-m", "qtc", "run", "specs/damped_shm.task", "-o", str(out),
+                             "--models", "classical,fixed:0", "--jobs", "2", "--epochs", "1000", *FAST],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env(), start_new_session=True)
+    deadline = time.time() + 300
+    while not ((out / "metrics.json").is_file() and json.loads((out / "metrics.json").read_text())):
+        assert proc.poll() is None and time.time() < deadline, "no epoch was ever reported"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    text = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 130, text
+    assert "interrupted" in text and "--resume" in text and "failed" not in text, text
+    assert (out / "checkpoint.pt").is_file() and not (out / guard.LOCK).exists()

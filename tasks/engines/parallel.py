@@ -23,6 +23,7 @@ from __future__ import annotations
 import io
 import multiprocessing as mp
 import os
+import signal
 import queue as queues
 
 import torch
@@ -68,8 +69,14 @@ class _Messenger:
 def _worker(wid: int, rundir_path: str, settings: dict, options: dict, jobs, out, stop) -> None:
     """A worker's life (started through guard.run_child, which watches the driver from the
     worker's first moment): build the task once (its kind's `supervised`), then train every job
-    handed to it."""
+    handed to it.
+
+    SIGTERM (to the process group: a scheduler's stop, `kill -- -PGID`) is a stop request, as
+    it is for the driver: the worker checkpoints at its next batch and reports where it stopped,
+    so the run ends as an interruption to resume, not as a failed worker (exit -15). Only a
+    worker whose driver is gone exits at once."""
     signals.in_worker()
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(1) if guard.orphaned() else stop.set())
     from qtc.tasks.build import load_task
     from qtc.tasks.engines import supervised
     from qtc.tasks.kinds import KINDS

@@ -101,11 +101,11 @@ def compile_space(source, *, qubits: int | None = None, depth: int | None = None
     """The front half (`qtc.compile`): a .qs path or spec text -> the optimised Program (a
     Factorised one for 'weights ... per position': channel form or enumeration, by cost)."""
     space = source if isinstance(source, SearchSpace) else parse_space(source)   # text -> spec
-    try:
+    try:                        # every error of the space's values names its file (issue 29)
         n, L = resolve_size(space, qubits, depth)
+        if space.weights_per_position:         # the full product space, factorised
+            from qtc.compiler.factorised import lower_factorised
+            return lower_factorised(space, n, L)
+        return lower(space, n, L, check=check)     # expand + PASSES
     except SpecError as err:
         raise err.located(space.file, space.source) from None
-    if space.weights_per_position:             # the full product space, factorised
-        from qtc.compiler.factorised import lower_factorised
-        return lower_factorised(space, n, L)
-    return lower(space, n, L, check=check)     # expand + PASSES

@@ -5,8 +5,9 @@ never a traceback, a hang, a blow-up or a silent run.
 Every case runs in-process (qtc.cli.main: cheap). A sample, one per class, runs as a real
 `python -m qtc` under a time and an address-space limit, so a hang or a blow-up there fails the
 test instead of the machine. `python tests/hostile/measure.py` runs the whole corpus that way
-and prints the figures. Fault injection: a full disk under a run (RLIMIT_FSIZE), a read-only or
-full kernel cache (the OSError raised where the cache writes).
+(with the round-3 cases still open, cases.OPEN) and prints the figures. Fault injection: a full
+disk under a run (RLIMIT_FSIZE), a read-only or full kernel cache (the OSError raised where the
+cache writes).
 """
 import errno
 import resource
@@ -29,7 +30,9 @@ from qtc.runtime import cache  # noqa: E402
 BY_NAME = {c.name: c for c in CASES}
 SAMPLE = ("train_lr_nan", "dup_train_lr", "qs_angles_uniform_reversed", "qs_label_layer",
           "data_points_huge", "data_delayed_qc_step_tiny", "env_unknown", "net_nested_lists",
-          "gen_network_needs_31_qubits", "cli_run_seed_2_32", "cli_sweep_address_dead")
+          "gen_network_needs_31_qubits", "cli_run_seed_2_32", "cli_sweep_address_dead",
+          "r3_link_generator_outside", "r3_link_run_plots", "r3_metrics_emptied", "r3_not_utf8",
+          "r3_seeds_spec_huge")
 
 
 def test_corpus_has_150_distinct_cases_of_both_spec_kinds_and_the_cli():
@@ -39,7 +42,9 @@ def test_corpus_has_150_distinct_cases_of_both_spec_kinds_and_the_cli():
     assert sum(c.name.startswith("cli_") for c in CASES) >= 40
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+# A case that first makes a run or a sweep to attack (`before`) costs a run: those are slow.
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if c.before else c
+                                  for c in CASES], ids=lambda c: c.name)
 def test_hostile_input_ends_in_a_clean_located_error(case, tmp_path):
     outcome = run_inprocess(case, tmp_path)
     v, why = verdict(case, outcome, tmp_path)

@@ -418,3 +418,144 @@ CASES: list[Case] = [
     cli("cli_report_missing", ("report", "{tmp}/nope"), "nope"),
     cli("cli_report_empty_folder", ("report", "{tmp}"), "trials"),
 ]
+
+
+# --- round 3 (issue 29): folders to attack, links, sizes, non-finite values, ignored options ---
+TINY = """\
+task tiny : forecast
+data narma5 window 4 split 0.67
+network {
+  input [4, 1]
+  lstm 1 -> 4
+  linear 4 -> 1
+}
+train rmsprop lr 0.01 batch 10 epochs 1 seed 0
+"""
+A_RUN = (("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--max-batches", "2", "--backend", "reference",
+          "--no-progress"),)
+RESUME = ("run", "--resume", "{tmp}/run", "--epochs", "2", "--no-progress")
+A_SWEEP = (("sweep", "{tmp}/tiny.task", "--models", "classical", "--executor", "serial", "--epochs", "1",
+            "--out", "{tmp}/sw", "--no-report", "--max-batches", "2", "--backend", "reference",
+            "--no-progress"),)
+TRIAL = "sw/tiny/classical/seed0"
+OUTSIDE = "elsewhere/secret.qs"
+
+
+def resumed(name: str, fragment: str, edits=None, links=None, argv=RESUME, before=A_RUN,
+            code: int = 2) -> Case:
+    """A finished one-epoch run (or sweep), edited by hand or given links, then continued."""
+    return Case(name, argv, code, fragment, {"tiny.task": TINY}, before=before,
+                edits=dict(edits or {}), links=dict(links or {}))
+
+
+def rejson(old: str, new: str) -> tuple[str, str]:
+    return (old, new)
+
+
+ROUND3: list[Case] = [
+    # symbolic links that lead out of the folder they stand in
+    Case("r3_link_generator_outside", ("compile", "{tmp}/specs/spec.task", "-o", "{tmp}/out"), 2,
+         "symbolic link", {"specs/spec.task": mutate(FORECAST, "generator hadamard_ent_rot.qs",
+                                                      "generator link.qs")},
+         at="generator link.qs", links={"specs/link.qs": OUTSIDE}),
+    resumed("r3_link_run_spec_task", "symbolic link", links={"run/spec.task": OUTSIDE}),
+    resumed("r3_link_run_resolved", "symbolic link", links={"run/resolved.json": OUTSIDE}),
+    resumed("r3_link_run_metrics", "symbolic link", links={"run/metrics.json": OUTSIDE}),
+    resumed("r3_link_run_checkpoint", "symbolic link", links={"run/checkpoint.pt": OUTSIDE}),
+    resumed("r3_link_run_plots", "symbolic link", links={"run/plots": "elsewhere"}),
+    resumed("r3_link_run_models", "symbolic link", links={"run/models": "elsewhere"}),
+    resumed("r3_link_run_tensorboard", "symbolic link", links={"run/tensorboard": "elsewhere"},
+            argv=(*RESUME, "--tensorboard")),
+    # (the sweep says why a trial failed in trial.json and on stdout: the verdict checks the target)
+    resumed("r3_link_sweep_trial_log", "", before=A_SWEEP, code=1,
+            edits={f"{TRIAL}/trial.json": None}, links={f"{TRIAL}/trial.log": OUTSIDE},
+            argv=(*A_SWEEP[0][:7], "2", *A_SWEEP[0][8:])),
+    # a run folder edited by hand, then resumed
+    resumed("r3_resolved_empty_object", "resolved.json", {"run/resolved.json": "{}"}),
+    resumed("r3_resolved_array", "resolved.json", {"run/resolved.json": "[]"}),
+    resumed("r3_resolved_null", "resolved.json", {"run/resolved.json": "null"}),
+    resumed("r3_resolved_no_options", "resolved.json", {"run/resolved.json": rejson('"options": {\n    "models"', '"opts": {\n    "models"')}),
+    resumed("r3_resolved_threads_huge", "resolved.json",
+            {"run/resolved.json": rejson('"threads": 1', '"threads": 100000')}),
+    resumed("r3_resolved_models_string", "resolved.json",
+            {"run/resolved.json": rejson('"models": [\n      "classical"\n    ]', '"models": "classical"')}),
+    resumed("r3_fingerprint_empty_object", "fingerprint.json", {"run/fingerprint.json": "{}"}),
+    resumed("r3_fingerprint_sha_edited", "fingerprint.json",
+            {"run/fingerprint.json": rejson('"sha256": "', '"sha256": "0')}),
+    resumed("r3_metrics_emptied", "metrics.json", {"run/metrics.json": "[]"}),
+    resumed("r3_metrics_damaged", "metrics.json", {"run/metrics.json": '[{"model": "classical", "epo'}),
+    resumed("r3_metrics_object", "metrics.json", {"run/metrics.json": "{}"}),
+    resumed("r3_metrics_row_edited", "metrics.json", {"run/metrics.json": rejson('"epoch": 1', '"epoch": 7')}),
+    resumed("r3_report_trial_json_list", "trial.json", {f"{TRIAL}/trial.json": "[1, 2]"}, before=A_SWEEP,
+            argv=("report", "{tmp}/sw")),
+    # counts with no bound, checked before any work or folder
+    cli("r3_threads_huge", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--threads", "100000"), "--threads",
+        files={"tiny.task": TINY}),
+    cli("r3_threads_env_huge", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run"), "--threads",
+        files={"tiny.task": TINY}, env={"QTC_THREADS": "100000"}),
+    cli("r3_jobs_huge", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--jobs", "100000"), "--jobs",
+        files={"tiny.task": TINY}),
+    cli("r3_max_batches_huge", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--max-batches", "10000000000"),
+        "--max-batches", files={"tiny.task": TINY}),
+]
+
+PER_POSITION = (SPECS / "hadamard_ent_rot_per_layer.qs").read_text()
+ROUND3_MORE: list[Case] = [
+    # sizes: a product bounded before it is enumerated, counts before folders
+    space("r3_product_enumerated", "pattern cyc = cnot(q, (q + 1) % n) for q in 0 .. n - 1",
+          "pattern cyc = h(0) for i in 0 .. 9999 for j in 0 .. 9999", "10,000",
+          at="pattern cyc = h(0) for i"),
+    task("r3_seeds_spec_huge", F, "seed 0", "seeds 100000000000", "seeds", at="seeds 100000000000"),
+    cli("r3_seeds_cli_huge", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--seeds", "100000000000"),
+        "--seeds", files={"tiny.task": TINY}),
+    cli("r3_seeds_set_huge", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--set", "train.seeds=100000000000"),
+        "seeds", files={"tiny.task": TINY}),
+    cli("r3_seed_cli_2_32", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--seeds", "4294967296"),
+        "--seeds", files={"tiny.task": TINY}),
+    task("r3_name_300_chars", TINY, "task tiny", "task " + "n" * 300, "name", at="task nnn"),
+    cli("r3_grid_million_points", ("sweep", "{tmp}/tiny.task", "--out", "{tmp}/sw", "--grid",
+                                   "train.lr=" + ",".join(str(k / 1000 + 0.001) for k in range(1000)),
+                                   "--grid", "train.batch=" + ",".join(str(k) for k in range(1, 1001))),
+        "grid", files={"tiny.task": TINY}),
+    task("r3_generator_qubits_30", F, "depth 2 mapping linear", "depth 2 qubits 30 mapping linear", "qubits",
+         at="qubits 30"),
+    # non-finite angles: every evaluated expression, not only literals
+    space("r3_angle_overflow", "rx(q, theta[layer, q])", "rx(q, 1e300 * 1e300 * theta[layer, q])", "finite"),
+    space("r3_angle_plus_inf", "rx(q, theta[layer, q])", "rx(q, theta[layer, q] + inf)", "unknown name 'inf'"),
+    space("r3_angle_nan_times", "rx(q, theta[layer, q])", "rx(q, nan * theta[layer, q])", "unknown name 'nan'"),
+    space("r3_angle_divide_subnormal", "rx(q, theta[layer, q])", "rx(q, theta[layer, q] / 1e-320)", "finite"),
+    space("r3_angle_constant_nan", "rx(q, theta[layer, q])", "rx(q, nan)", "unknown name 'nan'"),
+    space("r3_angle_constant_inf", "rx(q, theta[layer, q])", "rx(q, inf)", "unknown name 'inf'"),
+    # per-position spaces
+    Case("r3_per_position_no_choice", COMPILE_QS, 2, "choice", {"space.qs": mutate(mutate(
+        PER_POSITION, "init  = choose { H: h(q) for q in all | none: nothing }", "init = h(0)"),
+        "layer = choose { ent | cyc } ;", "layer = ent ;")}, at=None),
+    Case("r3_per_position_init_divide_zero", COMPILE_QS, 2, "zero",
+         {"space.qs": mutate(PER_POSITION, "init 1 / C", "init 1 / 0")}, at="init 1 / 0"),
+    # a spec that is not UTF-8: the file and the line:col of the first bad byte
+    Case("r3_not_utf8", RUN, 2, "UTF-8", {"spec.task": FORECAST.replace("lr 0.01", "lr 0.01 # caf\xe9")
+                                          .encode("latin-1")}, at="# caf"),
+    # options that the task kind or the optimizer would ignore
+    task("r3_ignored_alpha_with_adam", C, "betas [0.9, 0.999]", "betas [0.9, 0.999] alpha 0.9", "alpha",
+         at="alpha 0.9"),
+    task("r3_ignored_betas_with_rmsprop", F, "alpha 0.99", "alpha 0.99 betas [0.9, 0.99]", "betas",
+         at="betas [0.9"),
+    task("r3_ignored_limit_on_forecast", F, "split 0.67", "split 0.67 limit 50", "limit", at="limit 50"),
+    task("r3_ignored_seed_with_seeds", F, "seed 0", "seed 7 seeds 2", "seed", at="seed 7 seeds 2"),
+    cli("r3_ignored_workers_on_forecast", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--workers", "3",
+                                           "--epochs", "1", "--max-batches", "1", "--no-progress"),
+        "--workers", files={"tiny.task": TINY}),
+    cli("r3_ignored_episodes_on_forecast", ("run", "{tmp}/tiny.task", "-o", "{tmp}/run", "--episodes", "3",
+                                            "--epochs", "1", "--max-batches", "1", "--no-progress"),
+        "--episodes", files={"tiny.task": TINY}),
+]
+
+# Round-3 cases still open (not clean yet: see docs/results/hostile.md); measure.py runs them
+# with the rest, the test does not. The first two allocate gigabytes before they fail: measure
+# them only under a tight memory limit (measure.py --memory).
+OPEN_NAMES = {"r3_product_enumerated", "r3_generator_qubits_30", "r3_angle_overflow",
+              "r3_angle_divide_subnormal", "r3_per_position_no_choice", "r3_ignored_alpha_with_adam",
+              "r3_ignored_betas_with_rmsprop", "r3_ignored_limit_on_forecast", "r3_ignored_seed_with_seeds",
+              "r3_ignored_workers_on_forecast", "r3_ignored_episodes_on_forecast"}
+OPEN = [c for c in ROUND3_MORE if c.name in OPEN_NAMES]
+CASES += ROUND3 + [c for c in ROUND3_MORE if c.name not in OPEN_NAMES]

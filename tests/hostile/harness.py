@@ -5,15 +5,24 @@ it needs there. It runs three ways: in-process (`qtc.cli.main`, cheap: the defau
 forked child under a time and an address-space limit (the figures, where a case may still hang
 or blow up on the code under test), and as a real `python -m qtc` subprocess under the same
 limits (a sample, in the test). A verdict is one of VERDICTS.
+
+A case may first make a folder to attack (`before`: qtc commands that must succeed, e.g. a run
+to resume or a sweep to report on), then edit it by hand (`edits`: a file's new text, or an
+(old, new) replacement in it; None deletes it) and plant symbolic links (`links`). Every case
+gets {tmp}/elsewhere/ holding a secret: a case that changes anything there, or prints the
+secret, is 'unsafe'; one that exits 0 with fewer metrics rows in {tmp}/run than `before` left
+is 'lost'.
 """
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import multiprocessing
 import os
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VERDICTS = ("clean", "unclean", "traceback", "hang", "blowup", "silent")
+VERDICTS = ("clean", "unclean", "traceback", "hang", "blowup", "silent", "unsafe", "lost")
+SECRET = "TOPSECRET the first line of a file outside every folder qtc owns\n"
+ELSEWHERE = "elsewhere"   # {tmp}/elsewhere/: where links lead; nothing in it may change
 TIME_LIMIT = 120            # seconds; no case needs more than a few
 MEMORY_LIMIT = 8 << 30      # bytes of address space (torch alone maps ~2 GiB)
 
@@ -38,12 +49,41 @@ class Case:
     files: dict[str, str | bytes] = field(default_factory=dict)
     at: str | None = None
     env: dict[str, str] = field(default_factory=dict)
+    before: tuple[tuple[str, ...], ...] = ()
+    edits: dict[str, str | tuple[str, str] | None] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
 
     def materialise(self, tmp: Path) -> list[str]:
+        """Write the files, run `before`, apply the edits and links; the argv to run."""
+        (tmp / ELSEWHERE).mkdir(parents=True, exist_ok=True)
+        (tmp / ELSEWHERE / "secret.qs").write_text(SECRET)
         for name, text in self.files.items():
             path = tmp / name
             path.parent.mkdir(parents=True, exist_ok=True)
             (path.write_bytes if isinstance(text, bytes) else path.write_text)(text)
+        for argv in self.before:
+            _prepare(self.name, [a.replace("{tmp}", str(tmp)) for a in argv])
+        rows = tmp / "run" / "metrics.json"
+        if self.before and rows.is_file():
+            (tmp / ".rows-before").write_text(str(len(json.loads(rows.read_text()))))
+        for name, edit in self.edits.items():
+            path = tmp / name
+            if edit is None:
+                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+            elif isinstance(edit, tuple):
+                assert edit[0] in path.read_text(), (self.name, edit[0])
+                path.write_text(path.read_text().replace(edit[0], edit[1], 1))
+            else:
+                path.write_text(edit)
+        for name, target in self.links.items():
+            path = tmp / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.symlink_to(tmp / target)
+        (tmp / ".elsewhere-before").write_text(json.dumps(_snapshot(tmp / ELSEWHERE)))
         return [a.replace("{tmp}", str(tmp)) for a in self.argv]
 
     def environment(self, tmp: Path) -> dict[str, str]:
@@ -59,6 +99,25 @@ class Case:
             if self.at in line:
                 return k
         raise ValueError(f"case {self.name}: {self.at!r} is in none of its spec's lines")
+
+
+def _prepare(name: str, argv: list[str]) -> None:
+    """One `before` command, in this process and quietly; it must succeed."""
+    from qtc.cli import main
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main(argv)
+    if code != 0:
+        raise RuntimeError(f"case {name}: preparing with qtc {' '.join(argv)} failed: {err.getvalue()}")
+
+
+def _snapshot(folder: Path) -> dict[str, str]:
+    """Every entry under `folder`: a file's text (hex for bytes), a link's target, a folder."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        key = str(p.relative_to(folder))
+        out[key] = ("link:" + os.readlink(p) if p.is_symlink() else "dir" if p.is_dir()
+                    else p.read_bytes().hex())
+    return out
 
 
 @dataclass
@@ -156,7 +215,16 @@ def run_subprocess(case: Case, tmp: Path, timeout: float = TIME_LIMIT) -> Outcom
 
 def verdict(case: Case, outcome: Outcome, tmp: Path) -> tuple[str, str]:
     """(verdict, why): 'clean' when the exit code, the message and (for spec cases) the
-    file:line:col location are all as expected."""
+    file:line:col location are all as expected; 'unsafe' and 'lost' come first."""
+    marker = tmp / ".elsewhere-before"
+    if marker.is_file() and json.loads(marker.read_text()) != _snapshot(tmp / ELSEWHERE):
+        return "unsafe", f"a file outside the folders qtc owns changed: {outcome.err[-800:]}"
+    if SECRET.split()[0] in outcome.err:
+        return "unsafe", f"a file outside the folders qtc owns was echoed: {outcome.err[-800:]}"
+    before, rows = tmp / ".rows-before", tmp / "run" / "metrics.json"
+    if outcome.code == 0 and before.is_file() and rows.is_file() and \
+            len(json.loads(rows.read_text())) < int(before.read_text()):
+        return "lost", f"metrics rows {before.read_text()} -> {len(json.loads(rows.read_text()))}"
     if isinstance(outcome.code, str):
         return outcome.code, outcome.err[-2000:]
     if outcome.code == 0 and case.code != 0:

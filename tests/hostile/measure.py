@@ -1,7 +1,8 @@
-"""Figures for the hostile-input corpus: every case in a forked child under the time and memory
-limits, two at a time. Prints one line per case that is not clean and the totals.
+"""Figures for the hostile-input corpus: every case (CASES and the OPEN ones) in a forked child
+under the time and memory limits, two at a time. Prints one line per case that is not clean and
+the totals.
 
-    PYTHONPATH=... python tests/hostile/measure.py [--timeout S] [--json OUT] [NAME_PREFIX...]
+    PYTHONPATH=... python tests/hostile/measure.py [--timeout S] [--memory GIB] [--json OUT] [NAME_PREFIX...]
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cases import CASES  # noqa: E402
+import harness  # noqa: E402
+from cases import CASES, OPEN  # noqa: E402
 from harness import VERDICTS, run_forked, verdict  # noqa: E402
 
 
@@ -31,10 +33,13 @@ def main() -> int:
     ap.add_argument("prefix", nargs="*")
     ap.add_argument("--timeout", type=float, default=60)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--memory", type=float, help="GiB of address space per case (default: harness's)")
     args = ap.parse_args()
     import qtc.cli  # noqa: F401 - imported once, before the forks
     import qtc.tasks.runs.runner  # noqa: F401
-    cases = [c for c in CASES if not args.prefix or c.name.startswith(tuple(args.prefix))]
+    if args.memory:
+        harness.MEMORY_LIMIT = int(args.memory * (1 << 30))
+    cases = [c for c in CASES + OPEN if not args.prefix or c.name.startswith(tuple(args.prefix))]
     with ThreadPoolExecutor(2) as pool:
         results = []
         for name, v, why in pool.map(lambda c: measure(c, args.timeout), cases):

@@ -1,7 +1,7 @@
 """The CPU cost of one A3C update per model (the goal: DiffQAS-QT / classical <= 2x).
 
 One update is what an A3C worker does between two pushes to the shared weights
-(tasks/engines/a3c/workers.py `train_episode`): both generators' forward (actor and critic
+(tasks/engines/a3c/worker.py `Worker.train_episode`): both generators' forward (actor and critic
 weights), an n-step rollout on MiniGrid with the actor, the actor-critic loss, the backward
 through both networks and generators, and an optimizer step (here a local Adam: no lock, no
 other worker). Each model runs in its own process with one torch thread, so the numbers are a

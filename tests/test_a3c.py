@@ -26,8 +26,10 @@ from qtc.runtime.generator import ClassicalParams as FlatSource
 from qtc.tasks.engines import a3c
 from qtc.tasks.engines.a3c import (episodes_to_threshold, play, play_policy_folder, read_episodes,
                                    shared_optimizer, train_a3c)
-from qtc.tasks.engines.a3c import algorithm, evaluation, workers
+from qtc.tasks.engines.a3c import algorithm, driver, evaluation, worker
 from qtc.tasks.plots import moving_average_band, plot_rewards
+from qtc.dsl.task import A3CStmt, EnvStmt
+from qtc.tasks.engines.a3c.driver import Supervision
 
 ENV = "MiniGrid-Empty-5x5-v0"
 
@@ -48,12 +50,19 @@ def hang_guard(seconds: int = 600):
 
 
 def run(tmp_path, name="run", **kw):
-    args = dict(env_id=ENV, workers=2, episodes=8, max_episode_steps=40, progress=False,
-                out_dir=tmp_path / name, checkpoint_every_s=0.5)
+    """train_a3c with the spec's statements made from `kw` (env_id, max_episode_steps,
+    eval_every, eval_episodes) and the driver's settings (max_restarts, start_method)."""
+    env = EnvStmt(id=kw.pop("env_id", ENV), max_steps=kw.pop("max_episode_steps", 40))
+    evaluate = "eval_every" in kw
+    a3c_stmt = A3CStmt(**{k: kw.pop(k) for k in ("eval_every", "eval_episodes") if k in kw})
+    supervision = Supervision(checkpoint_every_s=0.5,
+                              **{k: kw.pop(k) for k in ("max_restarts", "start_method") if k in kw})
+    args = dict(workers=2, episodes=8, progress=False, out_dir=tmp_path / name, evaluate=evaluate,
+                supervision=supervision)
     model = kw.pop("make_model", make_classical_model)
     args.update(kw)
     with hang_guard():
-        return train_a3c(model, **args)
+        return train_a3c(model, env, a3c_stmt, **args)
 
 
 def csv_rows(out_dir):
@@ -274,15 +283,15 @@ def test_a_killed_worker_is_reported_and_replaced(tmp_path):
 
 
 def test_a_worker_killed_inside_the_optimizer_lock_does_not_wedge_the_others(tmp_path, monkeypatch):
-    original, marker = workers.push_grads, str(tmp_path / "die-in-lock")
+    original, marker = worker.push_grads, str(tmp_path / "die-in-lock")
 
     def die_holding_the_lock(local, glob, opt, shared, slot):
         if slot == 1 and _first_time(marker):
-            workers.acquire(shared, slot)
+            worker.acquire(shared, slot)
             os.kill(os.getpid(), signal.SIGKILL)
         return original(local, glob, opt, shared, slot)
 
-    monkeypatch.setattr(workers, "push_grads", die_holding_the_lock)   # inherited by forked workers
+    monkeypatch.setattr(worker, "push_grads", die_holding_the_lock)   # inherited by forked workers
     s = run(tmp_path, episodes=12)
     assert s["status"] == "completed" and s["episodes"] == 12 and s["restarts"] == 1
     assert "killed by signal SIGKILL" in s["errors"][0]
@@ -389,13 +398,13 @@ def test_one_worker_resume_after_episode_budget_cuts_is_bit_identical(tmp_path):
 
 def test_one_worker_resume_after_ctrl_c_is_bit_identical(tmp_path, monkeypatch):
     run(tmp_path, "whole", episodes=7, **ONE)
-    original = workers.Trainer._handle
+    original = driver.Trainer._handle
 
     def interrupt_after_two(self, msg):          # Ctrl-C once 2 episodes are logged: no timing
         original(self, msg)
         if msg[0] == "episode" and self.count == 2:
             raise KeyboardInterrupt
-    monkeypatch.setattr(workers.Trainer, "_handle", interrupt_after_two)
+    monkeypatch.setattr(driver.Trainer, "_handle", interrupt_after_two)
     s = run(tmp_path, "cut", episodes=7, **ONE)
     assert s["status"] == "interrupted" and 2 <= s["episodes"] < 7
     monkeypatch.undo()
@@ -413,7 +422,7 @@ class _SeedLog:
     """make_env whose envs append every reset seed to a file (forked workers inherit it)."""
 
     def __init__(self, path):
-        self.path, self.real = path, workers.make_env
+        self.path, self.real = path, worker.make_env
 
     def __call__(self, *args):
         env, path = self.real(*args), self.path
@@ -429,7 +438,9 @@ class _SeedLog:
 
 def test_evaluation_episodes_select_the_best_policy_on_held_out_seeds(tmp_path, monkeypatch):
     log = tmp_path / "seeds.txt"
-    monkeypatch.setattr(workers, "make_env", _SeedLog(log))
+    logged = _SeedLog(log)
+    monkeypatch.setattr(worker, "make_env", logged)          # the workers' envs
+    monkeypatch.setattr(algorithm, "make_env", logged)       # the driver's model check
     s = run(tmp_path, episodes=7, eval_every=3, eval_episodes=2, **ONE)
     evals = s["evaluations"]
     assert [e["episode"] for e in evals] == [3, 6, 7]           # every 3, and the last episode

@@ -18,7 +18,7 @@ import torch
 from qtc.cli import main
 from qtc.errors import QtcError, SpecError
 from qtc.tasks.engines import a3c
-from qtc.tasks.engines.a3c import workers
+from qtc.tasks.engines.a3c import driver
 from qtc.tasks.kinds import a3c as a3c_task
 from qtc.tasks.build import load_task
 from qtc.tasks.runs.rundir import RunDir
@@ -160,13 +160,13 @@ def test_play_of_an_untrained_model_is_a_clean_error(short_run, capsys):
 
 def _interrupt_after(monkeypatch, episodes_seen: int):
     """Ctrl-C in the main process once `episodes_seen` episodes were logged (deterministic)."""
-    original = workers.Trainer._handle
+    original = driver.Trainer._handle
 
     def handle(self, msg):
         original(self, msg)
         if self.count >= episodes_seen:
             raise KeyboardInterrupt
-    monkeypatch.setattr(workers.Trainer, "_handle", handle)
+    monkeypatch.setattr(driver.Trainer, "_handle", handle)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import pytest
 from a3c_models import make_classical_model
 from qtc.cli import main
 from qtc.tasks.engines import progress
+from qtc.dsl.task import A3CStmt, EnvStmt
 from qtc.tasks.engines.a3c import train_a3c
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -51,9 +52,10 @@ def test_a_run_logged_to_a_file_prints_one_short_line_per_epoch_and_no_bar(tmp_p
 
 
 def test_a3c_logged_to_a_file_prints_a_line_every_few_episodes_and_no_bar(tmp_path):
+    env = EnvStmt(id="MiniGrid-Empty-5x5-v0", max_steps=20)
     text = _logged(tmp_path / "stderr.log", lambda: train_a3c(
-        make_classical_model, env_id="MiniGrid-Empty-5x5-v0", workers=1, episodes=40,
-        max_episode_steps=20, progress=True, out_dir=tmp_path / "a3c", label="classical"))
+        make_classical_model, env, A3CStmt(), workers=1, episodes=40, progress=True,
+        out_dir=tmp_path / "a3c", label="classical"))
     assert "\r" not in text
     counts = [ln.split(",")[0] for ln in text.splitlines() if ": episode" in ln]
     assert counts == [f"classical: episode {n}/40" for n in range(2, 41, 2)]

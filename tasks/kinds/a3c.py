@@ -178,17 +178,14 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
     resume = (out / a3c_engine.CHECKPOINT).is_file()
     if not resume:
         _clear_partial(out)
-    spec, cfg = built.spec, built.spec.a3c
+    spec = built.spec
     print(f"{built.model_label(model)}: {'resuming' if resume else 'training'} "
           f"{episodes} episodes on {spec.env.id}")
     summary = a3c_engine.train_a3c(
-        model_factory(built, spec_path, model, opts.seed, opts.backend), env_id=spec.env.id,
-        workers=opts.workers or cfg.workers, episodes=episodes, gamma=cfg.gamma,
-        n_steps=cfg.n_steps, optimizer=functools.partial(make_optimizer, spec.train), entropy=cfg.entropy,
-        seed=opts.seed, out_dir=out, resume=resume, max_episode_steps=spec.env.max_steps,
-        progress=opts.progress, curve_window=cfg.window, fingerprint=rundir.fingerprint(),
-        eval_every=cfg.eval_every if opts.select == "validation" else None,
-        eval_episodes=cfg.eval_episodes, label=built.model_label(model),
+        model_factory(built, spec_path, model, opts.seed, opts.backend), spec.env, spec.a3c,
+        episodes=episodes, out_dir=out, workers=opts.workers, evaluate=opts.select == "validation",
+        seed=opts.seed, optimizer=functools.partial(make_optimizer, spec.train), resume=resume,
+        progress=opts.progress, fingerprint=rundir.fingerprint(), label=built.model_label(model),
         board=functools.partial(tensorboard.writer, rundir.path, model) if opts.tensorboard else None)
     if summary["status"] == "completed":
         _export(built, rundir, model)

@@ -9,8 +9,9 @@ Protocol (what the engine receives, so QT generators and classical baselines plu
 - ``make_model() -> (actor_source, critic_source, actor_net, critic_net)`` is a picklable factory
   (top-level function or ``functools.partial``) so every worker builds identical modules.
 
-The rooms: algorithm.py (rollout, loss, shared optimizer: the A3C itself), workers.py (the
-driver and its worker processes), episodes.py (the engine folder's files), evaluation.py (episode
+The rooms: algorithm.py (rollout, loss, shared optimizer: the A3C itself), driver.py (the
+driver: starts, watches, restarts and stops the worker processes; train_a3c), worker.py (one
+worker's loop), episodes.py (the engine folder's files), evaluation.py (episode
 seeds, greedy evaluation episodes on held-out seeds), play.py (watching a trained policy).
 
 One worker is deterministic (an interrupted and resumed run equals an uninterrupted one bit for
@@ -20,5 +21,6 @@ from qtc.tasks.engines.a3c.algorithm import A3CConfig, a3c_loss, shared_optimize
 from qtc.tasks.engines.a3c.episodes import (EPISODES_CSV, POLICY, episodes_to_threshold,  # noqa: F401
                                             load_policy, read_episodes)
 from qtc.tasks.engines.a3c.play import play, play_policy_folder  # noqa: F401
-from qtc.tasks.engines.a3c.workers import WORKER_NAME, train_a3c  # noqa: F401
+from qtc.tasks.engines.a3c.driver import Supervision, train_a3c  # noqa: F401
+from qtc.tasks.engines.a3c.worker import WORKER_NAME  # noqa: F401
 from qtc.tasks.runs.rundir import CHECKPOINT  # noqa: F401

@@ -1,9 +1,10 @@
 """The A3C algorithm: environment steps, the n-step actor-critic loss, the shared optimizer.
 
-This is all of A3C that is not process supervision (workers.py) or files (episodes.py): a
-worker plays up to ``n_steps`` steps with fixed actor weights (`rollout`), computes the n-step
+This is all of A3C that is not a worker's loop (worker.py), process supervision (driver.py)
+or files (episodes.py): a worker plays up to ``n_steps`` steps with fixed actor weights (`rollout`), computes the n-step
 actor-critic loss in one batched forward (`a3c_loss`) and steps an optimizer whose state lives
-in shared memory (`shared_optimizer`), so every worker updates the same moments.
+in shared memory (`shared_optimizer`), so every worker updates the same moments. `check_model`
+is the driver's early check that a model fits the environment.
 """
 from __future__ import annotations
 
@@ -145,3 +146,39 @@ def share_state(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
             if torch.is_tensor(value):
                 value.share_memory_()
     return opt
+
+
+def clone_state(sd):
+    """Deep-copy an optimizer state_dict's tensors (the originals keep changing)."""
+    if torch.is_tensor(sd):
+        return sd.clone()
+    if isinstance(sd, dict):
+        return {k: clone_state(v) for k, v in sd.items()}
+    if isinstance(sd, list):
+        return [clone_state(v) for v in sd]
+    return sd
+
+
+def check_model(actor_src, critic_src, actor_net, critic_net, cfg: A3CConfig) -> None:
+    """Fail early, in the main process, with a clear message when the model does not fit."""
+    env = make_env(cfg.env_id, cfg.max_episode_steps)
+    obs = obs_vector(env.reset(seed=cfg.seed)[0])
+    n_actions = int(env.action_space.n)
+    env.close()
+    for name, src, net, width in (("actor", actor_src, actor_net, n_actions),
+                                  ("critic", critic_src, critic_net, 1)):
+        with torch.no_grad():
+            flat = src()
+            if flat.dim() != 1 or flat.numel() != net.num_params:
+                raise QtcError(f"the {name} source gives {tuple(flat.shape)} numbers but its "
+                               f"network needs a flat vector of {net.num_params}")
+            try:
+                out = net.forward(flat, obs)
+            except RuntimeError as exc:
+                raise QtcError(f"the {name} network cannot read a {obs.numel()}-value "
+                               f"{cfg.env_id} observation: {exc}") from None
+        if out.shape[-1:] != (width,):
+            raise QtcError(f"the {name} network gives {tuple(out.shape)} outputs per observation, "
+                           f"{cfg.env_id} needs {width}")
+        if not list(src.parameters()):
+            raise QtcError(f"the {name} source has no trainable parameters")

@@ -1,17 +1,9 @@
 """A3C process supervision: the driver starts, watches, restarts and stops the workers.
 
-Global sources live in shared memory with an optimizer whose state is shared too (see
-algorithm.py). Each worker keeps local copies; per update it regenerates the flat weights
-*once* (a QT forward costs milliseconds), plays up to ``n_steps`` env steps with those weights
-fixed, computes the loss, copies its gradients onto the global parameters and steps the shared
-optimizer under a lock. The driver is the only writer of the engine folder (episodes.py); it
-counts episodes, restarts dead workers up to a limit and never blocks without a timeout.
-
-Determinism: every training episode resets its environment with a seed from its index
-(evaluation.train_seed). With one worker a stop (Ctrl-C, SIGTERM, the episode budget) waits for
-the episode's end and the worker reports its torch RNG state, so the checkpoint is the exact state
-between two episodes and a resumed run continues bit for bit. Several workers step the shared
-weights asynchronously (Hogwild-style): their update order depends on timing, not reproducible.
+The driver (`Trainer`, started by `train_a3c`) is the only writer of the engine folder
+(episodes.py): it counts the episodes the workers report, restarts dead workers up to a limit,
+checkpoints the shared state under the optimizer lock, and never blocks without a timeout. The
+workers' own loop is worker.py.
 
 Start method: ``fork`` by default on Linux (a worker starts in ~50 ms instead of re-importing
 torch for ~2 s); ``spawn`` works too (then ``make_model`` must be importable). Either way each
@@ -24,7 +16,6 @@ import os
 import signal
 import sys
 import time
-import traceback
 from collections import deque
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import wait as wait_connections
@@ -35,184 +26,18 @@ import numpy as np
 import torch
 import torch.multiprocessing as tmp
 
+from qtc.dsl.task import A3CStmt, EnvStmt
 from qtc.errors import QtcError
-from qtc.tasks.engines.a3c.algorithm import (A3CConfig, a3c_loss, make_env, obs_vector, rollout,
-                                             share_state, shared_optimizer)
-from qtc.tasks.engines.a3c import evaluation
+from qtc.tasks.engines.a3c.algorithm import (A3CConfig, check_model, clone_state, share_state,
+                                             shared_optimizer)
 from qtc.tasks.engines.a3c.episodes import EPISODES_CSV, EpisodeLog, read_episodes, save_policy
+from qtc.tasks.engines.a3c.worker import WORKER_NAME, Session, Shared, worker_main
 from qtc.tasks import naming
 from qtc.tasks.engines import progress as prog   # `progress` is train_a3c's flag
 from qtc.tasks.plots import plot_rewards
 from qtc.tasks.runs import guard, signals
 from qtc.tasks.runs.rundir import CHECKPOINT, atomic_json, atomic_torch
 
-WORKER_NAME = "a3c-worker-{}"   # process names; tests and logs identify a worker by it
-
-
-class Shared:
-    """Synchronisation objects shared by the main process and the workers.
-
-    Raw values (no hidden locks): a worker killed while reading them cannot wedge anyone.
-    ``owner`` says which worker holds the optimizer lock, so the main process can release it
-    if that worker dies inside the critical section.
-    """
-
-    def __init__(self, ctx):
-        self.lock = ctx.Lock()
-        self.owner = ctx.RawValue("i", -1)
-        self.stop = ctx.RawValue("b", 0)
-        self.episodes = ctx.RawValue("q", 0)      # the run's finished episodes (under the lock)
-
-
-def acquire(shared: Shared, who: int) -> bool:
-    """Take the optimizer lock, giving up (False) once a stop is requested."""
-    while not shared.lock.acquire(timeout=0.5):
-        if shared.stop.value:
-            return False
-    shared.owner.value = who
-    return True
-
-
-def release(shared: Shared) -> None:
-    shared.owner.value = -1
-    shared.lock.release()
-
-
-def push_grads(local_sources, global_sources, opt, shared: Shared, slot: int) -> bool:
-    """Copy local gradients onto the global parameters and step the shared optimizer."""
-    if not acquire(shared, slot):
-        return False
-    try:
-        for loc, glob in zip(local_sources, global_sources):
-            for lp, gp in zip(loc.parameters(), glob.parameters()):
-                gp.grad = lp.grad
-        opt.step()
-    finally:
-        release(shared)
-    return True
-
-
-def _sync(local_sources, global_sources) -> None:
-    for loc, glob in zip(local_sources, global_sources):
-        loc.load_state_dict(glob.state_dict())
-
-
-@dataclass(frozen=True)
-class Session:
-    """Where the run stands when a worker starts (plain data, pickled to spawned workers)."""
-
-    target: int                         # the episode budget: a worker stops after the episode reaching it
-    exact: bool                         # one worker: stop only between episodes, report the RNG there
-    rng: torch.Tensor | None = None     # the torch RNG state to continue from (an exact resume)
-    driver: int = 0                     # the driver's pid: the worker exits when it is gone
-
-
-class _Worker:
-    """One worker process's loop: episodes of n-step updates to the global sources."""
-
-    def __init__(self, slot, seed, make_model, global_sources, opt, shared, cfg: A3CConfig, exact):
-        torch.manual_seed(seed)
-        actor_src, critic_src, self.actor_net, self.critic_net = make_model()
-        self.slot, self.seed, self.cfg, self.exact = slot, seed, cfg, exact
-        self.local, self.global_sources, self.opt, self.shared = (actor_src, critic_src), global_sources, opt, shared
-        self.env = make_env(cfg.env_id, cfg.max_episode_steps)
-        self.eval_env = make_env(cfg.env_id, cfg.max_episode_steps) if cfg.eval_every else None
-
-    def stopped(self, inside_episode: bool) -> bool:
-        """A stop request (an exact worker waits for the episode's end) or an orphaned worker."""
-        asked = self.shared.stop.value and not (self.exact and inside_episode)
-        return bool(asked) or guard.orphaned()
-
-    def train_episode(self, episode: int) -> tuple[float, int] | None:
-        """Play episode `episode`, updating the global sources every n_steps steps: its
-        (reward, length), or None when stopped inside it."""
-        actor_src, critic_src = self.local
-        obs = obs_vector(self.env.reset(seed=evaluation.train_seed(self.seed, episode))[0])
-        reward, length = 0.0, 0
-        while not self.stopped(inside_episode=True):
-            _sync(self.local, self.global_sources)
-            wa, wc = actor_src(), critic_src()          # once per update: a QT forward is costly
-            ro = rollout(self.env, self.actor_net, wa.detach(), obs, self.cfg.n_steps)
-            loss = a3c_loss(self.actor_net, self.critic_net, wa, wc, ro, self.cfg.gamma, self.cfg.entropy)
-            for src in self.local:
-                src.zero_grad(set_to_none=True)
-            loss.backward()
-            if not push_grads(self.local, self.global_sources, self.opt, self.shared, self.slot):
-                return None
-            reward, length, obs = reward + sum(ro.rewards), length + len(ro.rewards), ro.last_obs
-            if ro.terminated or ro.truncated:
-                return reward, length
-        return None
-
-    def count_episode(self) -> int | None:
-        """The run's episode count after this one (None when stopped waiting for the lock)."""
-        if not acquire(self.shared, self.slot):
-            return None
-        try:
-            self.shared.episodes.value += 1
-            return int(self.shared.episodes.value)
-        finally:
-            release(self.shared)
-
-    def evaluate(self) -> tuple[list[float], torch.Tensor, torch.Tensor] | None:
-        """Greedy episodes of the global policy on the evaluation seeds: (rewards, flats)."""
-        if not acquire(self.shared, self.slot):
-            return None
-        try:
-            _sync(self.local, self.global_sources)      # a consistent snapshot, under the lock
-        finally:
-            release(self.shared)
-        with torch.no_grad():
-            wa, wc = (src().detach().clone() for src in self.local)
-        return evaluation.evaluate_policy(self.eval_env, evaluation.greedy(self.actor_net, wa),
-                                   evaluation.eval_seeds(self.cfg.eval_episodes)), wa, wc
-
-    def run(self, conn, session: Session) -> None:
-        """Train until the budget, a stop or the driver's death. Tensors go to the driver as
-        numpy arrays (by value: torch would send a shared-memory handle that dies with us)."""
-        if session.rng is not None:
-            torch.set_rng_state(session.rng)
-        episode = int(self.shared.episodes.value)
-        while not self.stopped(inside_episode=False):
-            ended = self.train_episode(episode)
-            if ended is None:
-                return                                   # cut inside an episode: no exact state
-            conn.send(("episode", self.slot, *ended))
-            episode, done = episode + 1, self.count_episode()
-            if done is None:
-                return
-            every = self.cfg.eval_every
-            if every and done <= session.target and (done % every == 0 or done == session.target):
-                result = self.evaluate()
-                if result is not None:
-                    rewards, wa, wc = result
-                    conn.send(("eval", done, rewards, wa.numpy(), wc.numpy()))
-            if done >= session.target:
-                break
-        if self.exact:
-            conn.send(("state", self.slot, episode, torch.get_rng_state().numpy()))
-
-
-def _worker_main(slot, seed, make_model, global_sources, opt, shared, conn, cfg, session):
-    """Process entry: Ctrl-C is the main process's business; errors go back as tracebacks."""
-    guard.die_with_parent(session.driver)
-    signals.in_worker()
-    torch.set_num_threads(1)
-    try:
-        _Worker(slot, seed, make_model, global_sources, opt, shared, cfg, session.exact).run(conn, session)
-    except BaseException:
-        try:
-            conn.send(("error", slot, traceback.format_exc()))
-        except OSError:
-            pass
-        sys.exit(1)
-    finally:
-        conn.close()
-
-
-# --------------------------------------------------------------------------------------------
-# The driver: supervision, checkpoints
-# --------------------------------------------------------------------------------------------
 
 def _describe_exit(code: int | None) -> str:
     if code is not None and code < 0:
@@ -227,16 +52,16 @@ class Trainer:
     """State of one run in the driver process (the only writer of the engine folder)."""
 
     def __init__(self, make_model, cfg: A3CConfig, *, workers: int, episodes: int, out_dir: Path,
-                 checkpoint_every_s: float, resume: bool, progress: bool, max_restarts: int,
-                 start_method: str, curve_window: int, optimizer: Callable, label: str,
-                 board: Callable | None = None):
+                 resume: bool, progress: bool, curve_window: int, optimizer: Callable, label: str,
+                 board: Callable | None, supervision: Supervision):
         self.make_model, self.cfg, self.n_workers, self.target = make_model, cfg, workers, episodes
-        self.out_dir, self.every_s, self.max_restarts = out_dir, checkpoint_every_s, max_restarts
+        self.out_dir, self.every_s = out_dir, supervision.checkpoint_every_s
+        self.max_restarts = supervision.max_restarts
         self.curve_window, self.label = curve_window, label
         self.open_board, self.board = board, None
         self.bars = prog.bars(progress)
         self.line_every = prog.episode_every(episodes)
-        self.ctx = tmp.get_context(start_method)
+        self.ctx = tmp.get_context(supervision.start_method)
         self.shared = Shared(self.ctx)
         self.procs: dict[int, tuple] = {}        # slot -> (process, connection)
         self.generation = [0] * workers          # restarts per slot, varies the seed
@@ -259,7 +84,7 @@ class Trainer:
         torch.manual_seed(self.cfg.seed)
         actor_src, critic_src, self.actor_net, self.critic_net = self.make_model()
         self.sources = (actor_src, critic_src)
-        _check_model(actor_src, critic_src, self.actor_net, self.critic_net, self.cfg)
+        check_model(actor_src, critic_src, self.actor_net, self.critic_net, self.cfg)
         for src in self.sources:
             src.share_memory()
         params = [p for src in self.sources for p in src.parameters()]
@@ -301,7 +126,7 @@ class Trainer:
         exact = self.n_workers == 1
         rng = state["rng"] if exact and state and state["episode"] == self.count else None
         proc = self.ctx.Process(
-            target=_worker_main, name=WORKER_NAME.format(slot), daemon=True,
+            target=worker_main, name=WORKER_NAME.format(slot), daemon=True,
             args=(slot, seed, self.make_model, self.sources, self.opt, self.shared, writer, self.cfg,
                   Session(self.target, exact, rng, os.getpid())))
         proc.start()
@@ -511,71 +336,38 @@ class Trainer:
         }
         atomic_json(self.out_dir / "summary.json", summary)
         return summary
-def clone_state(sd):
-    """Deep-copy an optimizer state_dict's tensors (the originals keep changing)."""
-    if torch.is_tensor(sd):
-        return sd.clone()
-    if isinstance(sd, dict):
-        return {k: clone_state(v) for k, v in sd.items()}
-    if isinstance(sd, list):
-        return [clone_state(v) for v in sd]
-    return sd
-
-
-def _check_model(actor_src, critic_src, actor_net, critic_net, cfg: A3CConfig) -> None:
-    """Fail early, in the main process, with a clear message when the model does not fit."""
-    env = make_env(cfg.env_id, cfg.max_episode_steps)
-    obs = obs_vector(env.reset(seed=cfg.seed)[0])
-    n_actions = int(env.action_space.n)
-    env.close()
-    for name, src, net, width in (("actor", actor_src, actor_net, n_actions),
-                                  ("critic", critic_src, critic_net, 1)):
-        with torch.no_grad():
-            flat = src()
-            if flat.dim() != 1 or flat.numel() != net.num_params:
-                raise QtcError(f"the {name} source gives {tuple(flat.shape)} numbers but its "
-                               f"network needs a flat vector of {net.num_params}")
-            try:
-                out = net.forward(flat, obs)
-            except RuntimeError as exc:
-                raise QtcError(f"the {name} network cannot read a {obs.numel()}-value "
-                               f"{cfg.env_id} observation: {exc}") from None
-        if out.shape[-1:] != (width,):
-            raise QtcError(f"the {name} network gives {tuple(out.shape)} outputs per observation, "
-                           f"{cfg.env_id} needs {width}")
-        if not list(src.parameters()):
-            raise QtcError(f"the {name} source has no trainable parameters")
-
-
-def _validate(workers, episodes, gamma, n_steps, eval_every, eval_episodes, out_dir: Path,
-              resume: bool) -> int:
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if min(workers, episodes, n_steps, eval_episodes, 1 if eval_every is None else eval_every) < 1:
-        raise QtcError(f"workers, episodes, n_steps, eval_every and eval_episodes must be >= 1 "
-                       f"(got {workers}, {episodes}, {n_steps}, {eval_every}, {eval_episodes})")
-    if not 0.0 < gamma <= 1.0:
-        raise QtcError(f"gamma must be in (0, 1], got {gamma}")
+def _workers(workers: int | None, episodes: int, out_dir: Path, resume: bool) -> int:
+    """The worker count (default: one per CPU), after the checks the statements cannot make."""
+    workers = workers or os.cpu_count() or 1
+    if min(workers, episodes) < 1:
+        raise QtcError(f"workers and episodes must be >= 1 (got {workers}, {episodes})")
     if not resume and ((out_dir / CHECKPOINT).exists() or (out_dir / EPISODES_CSV).exists()):
         raise QtcError(f"{out_dir} already holds an A3C run; hint: resume it, or choose a new "
                        "output directory")
     return workers
 
 
-def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episodes: int,
-              gamma: float = 0.9, n_steps: int = 5, optimizer: Callable | None = None,
-              entropy: float = 0.0, seed: int = 0,
-              out_dir: Path, checkpoint_every_s: float = 30.0, resume: bool = False,
-              max_episode_steps: int | None = None, progress: bool = True, max_restarts: int = 3,
-              start_method: str = "fork", curve_window: int = 1000,
-              fingerprint: str | None = None, eval_every: int | None = None,
-              eval_episodes: int = 10, label: str | None = None,
-              board: Callable | None = None) -> dict:
-    """Train an actor-critic with A3C until ``episodes`` episodes (in total, across resumes).
+@dataclass(frozen=True)
+class Supervision:
+    """How the driver supervises its workers (the engine's settings, not the spec's)."""
+    checkpoint_every_s: float = 30.0   # a checkpoint at least this often, and at the end
+    max_restarts: int = 3              # dead workers restarted before the run is "failed"
+    start_method: str = "fork"         # the workers' multiprocessing start method
+
+
+def train_a3c(make_model: Callable, env: EnvStmt, a3c: A3CStmt, *, episodes: int, out_dir: Path,
+              workers: int | None = None, evaluate: bool = False, seed: int = 0,
+              optimizer: Callable | None = None, resume: bool = False, progress: bool = True,
+              fingerprint: str | None = None, label: str | None = None,
+              board: Callable | None = None, supervision: Supervision = Supervision()) -> dict:
+    """Train an actor-critic with A3C on `env` until ``episodes`` episodes (in total, across
+    resumes), with the hyper-parameters of the spec's `a3c` statement (gamma, n_steps, entropy,
+    window, eval_every, eval_episodes; its `workers` unless `workers` is given).
 
     Writes into ``out_dir``: ``episodes.csv`` (episode, worker, reward, length, time),
-    ``checkpoint.pt`` (every ``checkpoint_every_s`` and at the end), ``policy.pt`` and
-    ``policy.json`` (the exported classical policy: its tensors, and its networks as plain data), ``rewards.png`` (moving average +- one std, ``curve_window``),
+    ``checkpoint.pt`` (every ``supervision.checkpoint_every_s`` and at the end), ``policy.pt``
+    and ``policy.json`` (the exported classical policy: its tensors, and its networks as plain
+    data), ``rewards.png`` (moving average +- one std over the statement's ``window``),
     ``summary.json``, and ``errors.log`` when something went wrong.
 
     ``label`` names the model in the progress lines and the plot (default: the folder's name).
@@ -588,29 +380,29 @@ def train_a3c(make_model: Callable, *, env_id: str, workers: int | None, episode
     ``optimizer(params, foreach=False)`` builds the optimizer (the spec's ``train`` statement;
     default Adam, lr 1e-4, betas (0.92, 0.999)); its state is shared by all workers.
 
-    ``eval_every`` E: after every E-th episode (and the last) the worker that finished it plays
-    ``eval_episodes`` greedy episodes of the global policy on the evaluation seeds (never trained
-    on); the policy with the best mean evaluation reward is the one exported (model selection).
+    ``evaluate``: after every ``eval_every``-th episode (and the last) the worker that finished
+    it plays ``eval_episodes`` greedy episodes of the global policy on the evaluation seeds
+    (never trained on); the policy with the best mean evaluation reward is the one exported
+    (model selection, `select validation`).
 
     With one worker the run is deterministic: a run cut by its episode budget or by Ctrl-C /
     SIGTERM stops between episodes, and resuming it gives bit for bit what an uninterrupted run
     gives. Several workers update asynchronously (Hogwild-style) and are not reproducible.
 
     Returns the summary: ``status`` is "completed", "interrupted" (Ctrl-C) or "failed" (a worker
-    kept dying after ``max_restarts`` restarts); ``errors`` lists what the workers reported;
-    ``evaluations`` and ``selected`` the evaluations and the one exported.
+    kept dying after ``supervision.max_restarts`` restarts); ``errors`` lists what the workers
+    reported; ``evaluations`` and ``selected`` the evaluations and the one exported.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    workers = _validate(workers, episodes, gamma, n_steps, eval_every, eval_episodes, out_dir, resume)
-    cfg = A3CConfig(env_id=env_id, gamma=gamma, n_steps=n_steps, entropy=entropy, seed=seed,
-                    max_episode_steps=max_episode_steps, fingerprint=fingerprint,
-                    eval_every=eval_every, eval_episodes=eval_episodes)
+    workers = _workers(workers or a3c.workers, episodes, out_dir, resume)
+    cfg = A3CConfig(env_id=env.id, gamma=a3c.gamma, n_steps=a3c.n_steps, entropy=a3c.entropy,
+                    seed=seed, max_episode_steps=env.max_steps, fingerprint=fingerprint,
+                    eval_every=a3c.eval_every if evaluate else None, eval_episodes=a3c.eval_episodes)
     trainer = Trainer(make_model, cfg, workers=workers, episodes=episodes, out_dir=out_dir,
-                      checkpoint_every_s=checkpoint_every_s, resume=resume, progress=progress,
-                      max_restarts=max_restarts, start_method=start_method,
-                      curve_window=curve_window, optimizer=optimizer or _default_adam,
-                      label=label or out_dir.name, board=board)
+                      resume=resume, progress=progress, curve_window=a3c.window,
+                      optimizer=optimizer or _default_adam, label=label or out_dir.name,
+                      board=board, supervision=supervision)
     return trainer.run()
 
 

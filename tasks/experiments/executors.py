@@ -8,7 +8,9 @@ back as a value; `permanent` (a QtcError: qtc refused the trial's input) tells t
 retry would fail the same way.
 
 - "ray": a local Ray started on this machine's cores, or an existing cluster (`address`,
-  joined with a time limit: `join_ray`); each trial is a Ray task asking for its CPUs and GPUs;
+  joined with a time limit: `join_ray`); each trial is a Ray task asking for its CPUs and GPUs,
+  run as on a cluster that shares no disk (qtc.tasks.experiments.remote): in a scratch folder of
+  its node, its checkpoints kept in a store, its run folder returned through Ray's object store;
 - "process": concurrent.futures.ProcessPoolExecutor (spawn context): the same trials and the
   same numbers without Ray;
 - "serial": in this process, for debugging.
@@ -19,7 +21,10 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from pathlib import Path
+
 from qtc.errors import QtcError, describe_error
+from qtc.tasks.experiments import storage
 from qtc.tasks.runs import guard
 
 if TYPE_CHECKING:
@@ -36,17 +41,31 @@ RAY_TIMEOUT = 30.0   # seconds to wait for an existing cluster ($QTC_RAY_TIMEOUT
 # Entry points: run one trial, the failure as a value
 # --------------------------------------------------------------------------------------------
 
-def _ray_entry(run, trial: dict, out: str) -> dict:
-    """The Ray task body: a failure comes back as a value (its text survives serialisation)."""
+def _entry(run, trial: dict, out: str) -> dict:
+    """One trial in a worker process: a failure comes back as a value (its text survives
+    pickling)."""
     try:
         return {"ok": True, **run(trial, out)}
     except BaseException as err:  # noqa: BLE001 - report every failure, including SystemExit
         return {"ok": False, "error": describe_error(err), "permanent": isinstance(err, QtcError)}
 
 
+def _cluster_entry(run, trial: dict, store, version: str) -> dict:
+    """The Ray task body: one trial on a node sharing no disk with the driver; a failure comes
+    back as a value naming the node."""
+    from qtc.tasks.experiments import remote
+    try:
+        return {"ok": True, **remote.run_on_node(run, trial, store, version)}
+    except BaseException as err:  # noqa: BLE001 - report every failure, including SystemExit
+        node = remote.node_name()    # a node that lacks something: another node may have it
+        permanent = isinstance(err, QtcError) and not isinstance(err, remote.NodeUnfit)
+        return {"ok": False, "error": f"on {node}: {describe_error(err)}", "node": node,
+                "permanent": permanent}
+
+
 def _pool_entry(run, trial: dict, out: str) -> dict:
     try:
-        return _ray_entry(run, trial, out)
+        return _entry(run, trial, out)
     finally:
         if guard.orphaned():   # the driver died: the trial has checkpointed; nobody waits for more
             os._exit(1)
@@ -190,27 +209,54 @@ def join_ray(ray, address: str, timeout: float) -> None:
 
 
 class RayExecutor:
-    """Trials as Ray tasks, each asking for its spec's CPUs and GPUs."""
+    """Trials as Ray tasks, each asking for its spec's CPUs and GPUs, each run as on a cluster
+    whose nodes share no disk (qtc.tasks.experiments.remote): a finished run folder comes back
+    in the task's value and is written into `out` here; checkpoints go to `storage` (a path or
+    URI every node reaches), else to `out` through an actor on this driver's node."""
     name = "ray"
 
-    def __init__(self, run, out: str, *, address: str | None = None, cpus: int | None = None):
+    def __init__(self, run, out: str, *, address: str | None = None, cpus: int | None = None,
+                 storage: str | None = None, trials=()):
         import ray
-        self.ray, self.run, self.out = ray, run, out
+
+        import qtc
+        self.ray, self.run, self.out = ray, run, Path(out)
+        self.version, self.refs, self.actor = qtc.__version__, {}, None
         t0 = time.perf_counter()
         self.owned = not ray.is_initialized()    # a Ray we start, we stop; a caller's stays up
+        timeout = float(os.environ.get("QTC_RAY_TIMEOUT") or RAY_TIMEOUT)
         if self.owned:
             if address:
-                join_ray(ray, address, float(os.environ.get("QTC_RAY_TIMEOUT") or RAY_TIMEOUT))
+                join_ray(ray, address, timeout)
             else:
                 ray.init(**LOCAL_RAY, num_cpus=cpus or os.cpu_count() or 1)
+        try:
+            self.store = self._store(storage)
+            needs = sorted({(t.dataset, t.overrides.get("data_root")) for t in trials if t.dataset},
+                           key=str)
+            self.nodes = check_nodes(ray, self.version, needs, timeout)
+        except BaseException:
+            self.shutdown()
+            raise
         self.startup_seconds = time.perf_counter() - t0
         self.slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
-        self.remote = ray.remote(_ray_entry)
-        self.refs: dict = {}
+        self.remote = ray.remote(_cluster_entry)
+
+    def _store(self, uri: str | None):
+        """Where trials keep their checkpoints: `uri`, else this driver's --out, written by an
+        actor pinned to this node (no CPU of its own) that every node reaches through Ray."""
+        if uri:
+            return storage.open_storage(uri, self.out.name)
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        here = NodeAffinitySchedulingStrategy(self.ray.get_runtime_context().get_node_id(), soft=False)
+        self.actor = self.ray.remote(num_cpus=0)(storage.FolderStore).options(
+            scheduling_strategy=here).remote(str(self.out))
+        return ActorStore(self.actor)
 
     def submit(self, trial: Trial) -> None:
         ref = self.remote.options(num_cpus=trial.cpus, num_gpus=trial.gpus, max_retries=0,
-                                  name=f"qtc:{trial.key}").remote(self.run, trial.to_dict(), self.out)
+                                  name=f"qtc:{trial.key}").remote(self.run, trial.to_dict(),
+                                                                  self.store, self.version)
         self.refs[ref] = trial
 
     def wait(self, timeout: float) -> list[tuple[Trial, dict]]:
@@ -221,9 +267,16 @@ class RayExecutor:
         for ref in ready:
             trial = self.refs.pop(ref)
             try:
-                out.append((trial, self.ray.get(ref)))
+                outcome = self.ray.get(ref)
             except Exception as err:  # noqa: BLE001 - a crashed worker, a lost node, ...
-                out.append((trial, {"ok": False, "error": f"{type(err).__name__}: {err}"}))
+                outcome = {"ok": False, "error": f"{type(err).__name__}: {str(err).strip()}",
+                           "lost": isinstance(err, LOST)}
+            if outcome.get("ok"):
+                try:   # the finished run folder, into --out on this machine
+                    storage.unpack(outcome.pop("files"), self.out / trial.key, self.out)
+                except (OSError, QtcError) as err:
+                    outcome = {"ok": False, "error": f"writing {self.out / trial.key}: {describe_error(err)}"}
+            out.append((trial, outcome))
         return out
 
     def running(self) -> int:
@@ -231,7 +284,7 @@ class RayExecutor:
 
     def shutdown(self) -> None:
         # A plain cancel raises KeyboardInterrupt inside a running trial, so the engine saves a
-        # mid-epoch checkpoint before the worker stops (the per-epoch checkpoint is the fallback).
+        # mid-epoch checkpoint (sent to the store) before the worker stops.
         for ref in list(self.refs):
             self.ray.cancel(ref, force=False)
         if self.refs:
@@ -239,6 +292,74 @@ class RayExecutor:
         self.refs.clear()
         if self.owned:
             self.ray.shutdown()
+        elif self.actor is not None:
+            self.ray.kill(self.actor)
+
+
+class ActorStore:
+    """A store reached through a Ray actor: each put and get waited for, so a trial's last
+    snapshot is stored before the trial returns."""
+
+    def __init__(self, actor):
+        self.actor = actor
+
+    def __repr__(self) -> str:
+        return "the driver's sweep folder"
+
+    def put(self, key: str, files: dict) -> None:
+        import ray
+        ray.get(self.actor.put.remote(key, files))
+
+    def get(self, key: str) -> dict | None:
+        import ray
+        return ray.get(self.actor.get.remote(key))
+
+
+def _lost_errors() -> tuple:
+    """Ray's errors for a trial whose worker or node died under it (not the trial's fault)."""
+    try:
+        import ray.exceptions as rx
+    except ImportError:
+        return ()
+    return tuple(getattr(rx, n) for n in ("WorkerCrashedError", "NodeDiedError", "ObjectLostError",
+                                          "OwnerDiedError", "LocalRayletDiedError") if hasattr(rx, n))
+
+
+LOST = _lost_errors()
+
+
+def check_nodes(ray, version: str, datasets: list, timeout: float) -> list[str]:
+    """Ask every live node (a task pinned to each, no CPU of its own) whether it can run this
+    sweep's trials (remote.check_node: the same qtc, each data set); the node names, or one
+    QtcError naming every node that cannot and why, before any trial starts."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from qtc.tasks.experiments.remote import check_node
+    probe = ray.remote(check_node)
+    refs = {}
+    for node in ray.nodes():
+        if node.get("Alive") and node.get("Resources", {}).get("CPU"):
+            where = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+            ref = probe.options(num_cpus=0, max_retries=0, scheduling_strategy=where).remote(version, datasets)
+            refs[ref] = f"{node.get('NodeManagerAddress')} (node {node['NodeID'][:8]})"
+    ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+    names, problems = [], []
+    for ref in ready:
+        try:
+            res = ray.get(ref)
+        except Exception as err:  # noqa: BLE001 - qtc missing or broken there
+            problems.append(f"node {refs[ref]}: cannot run qtc there ({type(err).__name__}: "
+                            f"{str(err).strip().splitlines()[-1]}); hint: install qtc[distributed] "
+                            f"{version} on every node")
+            continue
+        names.append(res["node"])
+        problems += [f"node {res['node']}: {p}" for p in res["problems"]]
+    problems += [f"node {refs[ref]}: no answer within {timeout:g} s (set QTC_RAY_TIMEOUT to wait "
+                 "longer)" for ref in pending]
+    if problems:
+        raise QtcError("this Ray cluster cannot run the sweep (checked on every node before "
+                       "training):\n  " + "\n  ".join(problems))
+    return names
 
 
 def ray_available() -> bool:
@@ -249,18 +370,21 @@ def ray_available() -> bool:
         return False
 
 
-def make_executor(kind: str, run, out: str, *, address: str | None = None, workers: int | None = None):
+def make_executor(kind: str, run, out: str, *, address: str | None = None, workers: int | None = None,
+                  storage: str | None = None, trials=()):
     """The executor `kind` running `run(trial_dict, out)` per trial; `auto` is Ray when it is
-    installed, else the process pool."""
+    installed, else the process pool. `storage` and `trials` (what the nodes are checked for)
+    are the Ray executor's."""
     if kind == "auto":
         kind = "ray" if ray_available() or address else "process"
     if kind == "ray":
         if not ray_available():
             raise QtcError("the Ray executor needs the 'ray' package: pip install 'qtc[distributed]' "
                            "(or use --executor process)")
-        return RayExecutor(run, out, address=address, cpus=workers)
-    if address:
-        raise QtcError("--address joins a Ray cluster; it cannot be used with --executor " + kind)
+        return RayExecutor(run, out, address=address, cpus=workers, storage=storage, trials=trials)
+    if address or storage:
+        raise QtcError(f"--{'address' if address else 'storage'} is for the Ray executor "
+                       f"(a cluster); it cannot be used with --executor {kind}")
     if kind == "process":
         return PoolExecutor(run, out, workers or os.cpu_count() or 1)
     if kind == "serial":

@@ -62,6 +62,11 @@ class Trial:
     overrides: dict = field(default_factory=dict, hash=False, compare=False)  # resolve_options keywords
     settings: tuple[tuple[str, str], ...] = ()   # --set and this trial's --grid point, applied to the spec
     variant: str = ""                            # the grid point as a folder-name part ("" = no grid)
+    # What a trial carries to a node that shares no disk with the driver (qtc.tasks.experiments
+    # .remote): the spec's text and every .qs it names, by name relative to the spec's folder,
+    # and the image data set it reads, by name ("" for none: series are generated).
+    files: dict = field(default_factory=dict, hash=False, compare=False)
+    dataset: str = ""
 
     def __post_init__(self):     # from JSON (to_dict) the pairs come back as lists
         object.__setattr__(self, "settings", tuple(tuple(p) for p in self.settings))
@@ -206,11 +211,23 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
             KINDS[built.spec.kind].preflight(built, options)   # and missing data: as qtc run does,
             # for every task and grid point before the first trial starts or any folder is made
             cpus, gpus = trial_resources(built, cpus_per_trial)
+            files, dataset = carried(path, built)
             for model in (m for m in chosen if not skip(built, m)):
                 for seed in seeds:
                     trials.append(Trial(str(path), name, built.spec.kind, model, seed, cpus, gpus,
-                                        dict(overrides), tuple(point.items()), variant))
+                                        dict(overrides), tuple(point.items()), variant, files, dataset))
     return list(dict.fromkeys(trials))
+
+
+def carried(path: Path, built) -> tuple[dict[str, str], str]:
+    """What a trial of this spec carries to another machine: {file name: text} of the spec and
+    its search space (named as the spec names it), and the image data set it reads ("" if none)."""
+    spec = built.spec
+    files = {path.name: path.read_text()}
+    if spec.generator is not None:
+        files[spec.generator.space] = spec.space_path().read_text()
+    dataset = spec.data.dataset if spec.kind == "classify" and spec.data is not None else ""
+    return files, dataset
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,11 +248,12 @@ def is_done(folder: Path) -> bool:
 # One trial (an executor runs it in a Ray worker, a pool process or this process)
 # --------------------------------------------------------------------------------------------
 
-def run_trial(trial: dict, out: str) -> dict:
+def run_trial(trial: dict, out: str, spec: str | None = None) -> dict:
     """Run one trial through the run API into OUT/<key>; return its summary. Raises on failure.
 
     A folder with resolved.json is resumed (from its checkpoint, if any); anything else in the
     folder (a run that died before it recorded its settings) is cleared first, if qtc made it.
+    `spec` is the spec file to start from when it is not the trial's own path (a node's copy).
     """
     from qtc.tasks.runs.rundir import RunDir
     from qtc.tasks.runs.runner import run
@@ -249,7 +267,7 @@ def run_trial(trial: dict, out: str) -> dict:
     t0 = time.perf_counter()
     try:
         with redirect_stdout(log), redirect_stderr(log):
-            run(*_open_trial(t, folder, resume))
+            run(*_open_trial(t, folder, resume, spec or t.spec))
     finally:
         guard.make_owned(folder)
         with open(trial_log, "a") as fh:
@@ -259,13 +277,13 @@ def run_trial(trial: dict, out: str) -> dict:
             "final": rows[-1] if rows else None, "pid": os.getpid()}
 
 
-def _open_trial(t: Trial, folder: Path, resume: bool):
+def _open_trial(t: Trial, folder: Path, resume: bool, spec: str):
     """(built, options, rundir) of a trial: its folder reopened, or started from the spec."""
     from qtc.tasks.build import load_task
     from qtc.tasks.runs import runner
     if resume:
         return runner.reopen(folder, progress=False)
-    built = load_task(t.spec, dict(t.settings))
+    built = load_task(spec, dict(t.settings))
     workers = t.overrides.get("workers", t.cpus if t.kind == "a3c" else None)
     threads = runner.resolve_threads(t.overrides.get("threads"), t.cpus)   # default: its CPUs
     options = runner.resolve_options(built, **{**t.overrides, "models": t.model, "seed": t.seed,
@@ -292,35 +310,43 @@ class SweepResult:
 
 def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", address: str | None = None,
           workers: int | None = None, retries: int = 1, progress: bool = True,
-          settings: dict | None = None) -> SweepResult:
+          settings: dict | None = None, storage: str | None = None) -> SweepResult:
     """Run every trial not yet done in `out`; retry failures `retries` times; record each outcome.
 
-    Ctrl-C and SIGTERM stop the sweep (qtc.tasks.runs.signals); trials in flight keep their
-    checkpoints, and the same call later resumes them.
+    On Ray, trials run in scratch folders of their nodes and their run folders come back into
+    `out`; their checkpoints are kept in `storage` (a path or URI every node reaches), else in
+    `out` through the driver's node (qtc.tasks.experiments.remote). A trial whose node died is
+    run again (from its last checkpoint) without counting as a failed attempt, `LOST_LIMIT`
+    times at most. Ctrl-C and SIGTERM stop the sweep (qtc.tasks.runs.signals); trials in flight
+    keep their checkpoints, and the same call later resumes them.
     """
     with signals.as_interrupt():
         return _sweep(trials, out, executor=executor, address=address, workers=workers,
-                      retries=retries, progress=progress, settings=settings)
+                      retries=retries, progress=progress, settings=settings, storage=storage)
 
 
-def _sweep(trials, out, *, executor, address, workers, retries, progress, settings) -> SweepResult:
+def _sweep(trials, out, **options) -> SweepResult:
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     with guard.RunLock(out):      # one driver per sweep folder
-        return _drive(trials, out, executor=executor, address=address, workers=workers,
-                      retries=retries, progress=progress, settings=settings)
+        return _drive(trials, out, **options)
+
+
+LOST_LIMIT = 3   # reruns of one trial whose node (or worker process) died under it
 
 
 def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retries, progress,
-           settings) -> SweepResult:
+           settings, storage) -> SweepResult:
     _record_settings(out, trials, settings or {})
     todo = [t for t in trials if not is_done(out / t.key)]
     skipped = [t.key for t in trials if t not in todo]
     t0 = time.perf_counter()
-    ex = make_executor(executor, run_trial, str(out), address=address, workers=workers) if todo else None
+    ex = make_executor(executor, run_trial, str(out), address=address, workers=workers, storage=storage,
+                       trials=todo) if todo else None
     startup = getattr(ex, "startup_seconds", 0.0)
     bar = SweepProgress(len(trials), len(skipped), ex.slots if ex else 1, enabled=progress)
     attempts = {t: 0 for t in todo}
+    lost = {t: 0 for t in todo}
     started: dict[Trial, float] = {}
     done, failed = [], []
     queue = list(todo)
@@ -343,9 +369,15 @@ def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retrie
                     bar.done += 1
                     bar.durations.append(outcome.get("seconds", time.time() - began))
                     done.append(t.key)
+                elif outcome.get("lost") and lost[t] < LOST_LIMIT:
+                    lost[t] += 1
+                    attempts[t] -= 1
+                    bar.note(f"trial {t.key} lost its worker ({_first_line(outcome)}); running it "
+                             "again from its last checkpoint")
+                    queue.insert(0, t)
                 elif attempts[t] <= retries and not outcome.get("permanent"):
                     bar.note(f"trial {t.key} failed (attempt {attempts[t]} of {retries + 1}); retrying: "
-                             f"{outcome.get('error', '').splitlines()[0] if outcome.get('error') else ''}")
+                             f"{_first_line(outcome)}")
                     queue.append(t)
                 else:
                     atomic_json(status_file, _status(t, "failed", attempts[t], began, outcome))
@@ -374,14 +406,19 @@ def _indented(text: str, indent: str = "  ") -> str:
     return "\n".join(indent + line for line in text.strip().splitlines())
 
 
+def _first_line(outcome: dict) -> str:
+    return (outcome.get("error") or "").splitlines()[0] if outcome.get("error") else ""
+
+
 def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -> dict:
+    where = {k: outcome[k] for k in ("node", "moved") if k in outcome}   # a cluster trial's
     return {"status": status, "task": t.group, "model": t.model, "seed": t.seed, "spec": t.spec,
             "settings": dict(t.settings),
             "kind": t.kind, "attempts": attempts, "cpus": t.cpus, "gpus": t.gpus,
             "error": outcome.get("error"), "seconds": outcome.get("seconds"),
             "resumed": outcome.get("resumed"), "final": outcome.get("final"),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(began))}
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(began)), **where}
 
 
 def _record_settings(out: Path, trials: list[Trial], settings: dict) -> None:

@@ -172,7 +172,7 @@ def _sweep(args) -> int:
                 "overrides": {k: v for k, v in overrides.items() if v is not None and v is not False},
                 "command": " ".join(sys.argv)}
     return sweep.run_sweep(trials, args.out, executor=args.executor, address=args.address,
-                           workers=args.workers, retries=args.retries, progress=not args.no_progress,
+                           storage=args.storage, workers=args.workers, retries=args.retries, progress=not args.no_progress,
                            settings=settings, report=not args.no_report)
 
 
@@ -327,6 +327,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--out", "-o", type=Path, default=Path("sweeps/sweep"), help="sweep folder")
     s.add_argument("--address", help="join an existing Ray cluster (e.g. auto or HOST:6379); gives up "
                    "when it does not answer in time ($QTC_RAY_TIMEOUT seconds sets the wait)")
+    s.add_argument("--storage", metavar="PATH|URI",
+                   help="where trials on Ray keep their checkpoints: a path every node mounts, or "
+                   "s3://, gs://, ... (pyarrow); default: the --out folder, through the driver's node")
     s.add_argument("--executor", default="auto", choices=("auto", "ray", "process", "serial"),
                    help="auto = Ray if installed, else a local process pool")
     s.add_argument("--workers", type=positive, help="CPUs for a local Ray / pool processes (default: all cores)")

@@ -411,7 +411,7 @@ def _first_line(outcome: dict) -> str:
 
 
 def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -> dict:
-    where = {k: outcome[k] for k in ("node", "moved") if k in outcome}   # a cluster trial's
+    where = {k: outcome[k] for k in ("node", "scratch", "moved") if k in outcome}   # a cluster trial's
     return {"status": status, "task": t.group, "model": t.model, "seed": t.seed, "spec": t.spec,
             "settings": dict(t.settings),
             "kind": t.kind, "attempts": attempts, "cpus": t.cpus, "gpus": t.gpus,

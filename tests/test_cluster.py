@@ -1,0 +1,223 @@
+"""qtc sweep on a Ray cluster whose nodes share no disk (issue 28).
+
+A two-node `ray.cluster_utils.Cluster` on this machine, every node bound to 127.0.0.1. A shared
+disk cannot hide anything: each node's trials run in its own scratch folder ($QTC_SCRATCH per
+node, deleted after each trial), the specs are deleted after planning (a trial that opened its
+spec by the driver's path would fail), and a trial is never told the driver's --out.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from qtc.errors import QtcError
+from qtc.tasks.experiments.report import write_report
+from qtc.tasks.experiments.sweep import TRIAL_JSON, plan, read_status, sweep
+
+pytest.importorskip("ray")
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+from test_images import write_idx  # noqa: E402
+from test_sweep import BUDGET, _spec  # noqa: E402
+
+NODE = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "include_dashboard": False}
+# Files whose bytes depend on where and when a trial ran, not on what it computed (metrics and
+# the checkpoint hold each epoch's seconds: metrics.json is compared without them).
+PLACE_FILES = {"trial.json", "trial.log", "provenance.json", "metrics.csv", "checkpoint.pt"}
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Ray turns a loopback address given to ray.init into this machine's outward address when
+    it believes it is in a multi-machine cluster; told it is not, the driver (here and in the
+    drivers started by a test) joins over 127.0.0.1 as the nodes do."""
+    import ray._private.ray_constants as rc
+    monkeypatch.setattr(rc, "ENABLE_RAY_CLUSTER", False)
+    monkeypatch.setenv(rc.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")
+
+
+@contextmanager
+def two_nodes(tmp_path: Path, head_env: dict | None = None, worker_env: dict | None = None):
+    """(cluster, worker node, {node: scratch folder}): a head and a worker node, 1 CPU each."""
+    from ray.cluster_utils import Cluster
+    scratch = {n: tmp_path / f"scratch-{n}" for n in ("head", "worker")}
+    cluster = Cluster(initialize_head=True, head_node_args={
+        **NODE, "env_vars": {"QTC_SCRATCH": str(scratch["head"]), **(head_env or {})}})
+    try:
+        worker = cluster.add_node(**NODE, env_vars={"QTC_SCRATCH": str(scratch["worker"]),
+                                                     **(worker_env or {})})
+        yield cluster, worker, scratch
+    finally:
+        import ray
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def _planned(tmp_path: Path, seeds=(0, 1), models="diffqas,classical", **spec) -> list:
+    """Trials of the tiny forecaster, run here by the serial executor into tmp_path/local; then
+    its spec folder is deleted (trials on the cluster must not need it)."""
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    shutil.copy(HERE.parent / "specs" / "hadamard_ent_rot.qs", folder)
+    trials = plan([_spec(folder, **spec)], list(seeds), models, overrides=BUDGET)
+    local = sweep(trials, tmp_path / "local", executor="serial", progress=False)
+    assert len(local.done) == len(trials) and not local.failed
+    shutil.rmtree(folder)
+    return trials
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in PLACE_FILES and p.name != ".qtc-lock"}
+
+
+def _assert_same_folders(local: Path, cluster: Path, keys: list[str]) -> None:
+    """Every trial folder: the same files; metrics bit-identical (every value of every row but
+    the epoch's seconds), and the same bytes in the rest (selection, summaries, exported
+    networks, plots, settings)."""
+    def untimed(folder: Path) -> list[dict]:
+        return [{k: v for k, v in row.items() if k != "seconds"}
+                for row in json.loads((folder / "metrics.json").read_text())]
+    for key in keys:
+        a, b = _tree(local / key), _tree(cluster / key)
+        assert sorted(a) == sorted(b), key
+        assert (cluster / key / "checkpoint.pt").is_file()
+        assert untimed(local / key) == untimed(cluster / key), key
+        for name in a:
+            if name != "metrics.json":
+                assert a[name] == b[name], f"{key}/{name}"
+
+
+def test_cluster_sweep_equals_the_local_sweep_and_nothing_stays_on_the_nodes(tmp_path):
+    trials = _planned(tmp_path)
+    with two_nodes(tmp_path) as (cluster, _worker, scratch):
+        res = sweep(trials, tmp_path / "cluster", address=cluster.address, executor="ray", progress=False)
+    assert res.executor == "ray" and len(res.done) == 4 and not res.failed
+    _assert_same_folders(tmp_path / "local", tmp_path / "cluster", res.done)
+    nodes = set()
+    for key in res.done:
+        st = read_status(tmp_path / "cluster" / key)
+        nodes.add(st["node"])
+        # It ran in a scratch folder of one of the nodes, which is gone; its inputs travelled.
+        assert any(Path(st["scratch"]).parent.parent == s for s in scratch.values()), st["scratch"]
+        assert not Path(st["scratch"]).exists()
+        assert st["moved"]["carried"] > 0 and st["moved"]["returned"] > 0
+        assert st["moved"]["fetched"] == 0 and not st["resumed"]
+    assert len(nodes) == 2, nodes        # both nodes ran trials
+    for s in scratch.values():
+        assert not any((s / "qtc-trials").iterdir())
+    # The report: every table and figure the same bytes, but for the trials' times and, in
+    # report.md, the title and the line naming the folder.
+    reports = [Path(write_report(tmp_path / name).markdown).parent for name in ("local", "cluster")]
+    a, b = (_tree(r) for r in reports)
+    assert sorted(a) == sorted(b) and len(a) > 3
+    for name in a:
+        assert _untimed_report(name, a[name]) == _untimed_report(name, b[name]), name
+
+
+def _untimed_report(name: str, data: bytes):
+    if name == "report.md":
+        return [line for line in data.decode().splitlines()
+                if not line.startswith(("# Sweep report", "Generated ", "- trial time:"))]
+    if name == "trials.csv":
+        rows = [line.split(",") for line in data.decode().splitlines()]
+        at = rows[0].index("seconds")
+        return [r[:at] + r[at + 1:] for r in rows]
+    return data
+
+
+def test_a_node_without_the_data_set_is_named_before_training(tmp_path):
+    """One clear error per node lacking the data, naming the node, before any trial folder."""
+    data = tmp_path / "data"
+    write_idx(data / "mnist", {"train": [1, 5, 1, 5, 1, 5, 1, 5], "t10k": [1, 5, 1, 5]})
+    spec = tmp_path / "mnist.task"
+    spec.write_text((HERE.parent / "specs" / "mnist_1v5.task").read_text())
+    shutil.copy(HERE.parent / "specs" / "hadamard_ent_rot.qs", tmp_path)
+    trials = plan([str(spec)], [0], "classical", overrides={"max_batches": 1, "epochs": 1})
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    # Only the head node finds MNIST ($QTC_DATA); the worker node has none anywhere.
+    with two_nodes(tmp_path, head_env={"QTC_DATA": str(data), "XDG_CACHE_HOME": str(empty)},
+                   worker_env={"QTC_DATA": "", "XDG_CACHE_HOME": str(empty)}) as (cluster, _w, _s):
+        with pytest.raises(QtcError) as err:
+            sweep(trials, tmp_path / "out", address=cluster.address, executor="ray", progress=False)
+    text = str(err.value)
+    assert "cannot run the sweep (checked on every node before training)" in text
+    assert text.count("no usable MNIST data set") == 1, text     # the worker node only
+    assert "127.0.0.1" in text and "$QTC_DATA: not set" in text
+    assert not list((tmp_path / "out").glob("*/*/seed*"))         # no trial started
+
+
+@pytest.mark.slow
+def test_a_node_removed_mid_sweep_its_trials_resume_on_the_other(tmp_path):
+    trials = _planned(tmp_path, seeds=(0, 1, 2), models="classical", epochs=8)
+    out = tmp_path / "cluster"
+    with two_nodes(tmp_path) as (cluster, worker, _scratch):
+        removed = threading.Event()
+
+        def remove_when_both_nodes_checkpointed():
+            # Both nodes run a trial at once (1 CPU each): two stored snapshots = the worker
+            # node's trial has one too.
+            while len(list(out.glob("*/*/seed*/checkpoint.pt"))) < 2:
+                time.sleep(0.1)
+            cluster.remove_node(worker, allow_graceful=False)
+            removed.set()
+
+        killer = threading.Thread(target=remove_when_both_nodes_checkpointed, daemon=True)
+        killer.start()
+        res = sweep(trials, out, address=cluster.address, executor="ray", progress=False)
+        assert removed.is_set()
+    assert len(res.done) == 3 and not res.failed
+    statuses = [read_status(out / k) for k in res.done]
+    resumed = [s for s in statuses if s["resumed"]]
+    assert resumed and all(s["moved"]["fetched"] > 0 for s in resumed)
+    assert len({s["node"] for s in resumed}) == 1 and all(s["attempts"] == 1 for s in statuses)
+    _assert_same_folders(tmp_path / "local", out, res.done)   # resumed: still bit-identical
+
+
+def _driver(address: str, spec: str, out: Path, storage: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "qtc", "sweep", spec, "--models", "classical", "--seeds", "2",
+         "--max-batches", "3", "--backend", "reference", "--address", address, "--out", str(out),
+         "--storage", str(storage), "--no-progress", "--no-report"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+@pytest.mark.slow
+def test_a_driver_killed_and_rerun_resumes_from_the_stored_checkpoints(tmp_path):
+    folder = tmp_path / "specs"
+    folder.mkdir()
+    shutil.copy(HERE.parent / "specs" / "hadamard_ent_rot.qs", folder)
+    spec = _spec(folder, epochs=8)
+    storage, out = tmp_path / "storage", tmp_path / "cluster"
+    with two_nodes(tmp_path) as (cluster, _worker, _scratch):
+        first = _driver(cluster.address, spec, out, storage)
+        stored = storage / out.name
+        deadline = time.time() + 300
+        while len(list(stored.glob("*/*/seed*/checkpoint.pt"))) < 2 and first.poll() is None:
+            assert time.time() < deadline, "no checkpoint stored"
+            time.sleep(0.1)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+        assert not list(out.glob(f"*/*/seed*/{TRIAL_JSON}"))      # nothing finished yet
+        second = _driver(cluster.address, spec, out, storage)
+        log, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, log
+    statuses = [read_status(p.parent) for p in out.glob(f"*/*/seed*/{TRIAL_JSON}")]
+    assert len(statuses) == 2 and all(s["status"] == "done" for s in statuses)
+    assert all(s["resumed"] and s["moved"]["fetched"] > 0 for s in statuses), log
+    local = sweep(plan([spec], [0, 1], "classical", overrides=BUDGET), tmp_path / "local",
+                  executor="serial", progress=False)
+    _assert_same_folders(tmp_path / "local", out, local.done)
+    assert json.loads((out / local.done[0] / "metrics.json").read_text())[-1]["epoch"] == 8

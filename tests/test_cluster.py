@@ -21,10 +21,11 @@ from pathlib import Path
 import pytest
 
 from qtc.errors import QtcError
+from qtc.tasks.experiments import storage
+from qtc.tasks.experiments.executors import make_executor
+from qtc.tasks.experiments.remote import check_node
 from qtc.tasks.experiments.report import write_report
-from qtc.tasks.experiments.sweep import TRIAL_JSON, plan, read_status, sweep
-
-pytest.importorskip("ray")
+from qtc.tasks.experiments.sweep import TRIAL_JSON, plan, read_status, run_trial, sweep
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -37,12 +38,84 @@ NODE = {"node_ip_address": "127.0.0.1", "num_cpus": 1, "include_dashboard": Fals
 PLACE_FILES = {"trial.json", "trial.log", "provenance.json", "metrics.csv", "checkpoint.pt"}
 
 
+# --------------------------------------------------------------------------------------------
+# Snapshots and stores (no cluster)
+# --------------------------------------------------------------------------------------------
+
+def test_a_snapshot_is_the_run_folder_without_what_belongs_to_one_machine(tmp_path):
+    run = tmp_path / "run"
+    (run / "models" / "classical").mkdir(parents=True)
+    (run / "metrics.json").write_text("[]")
+    (run / "checkpoint.pt").write_bytes(b"ckpt")
+    (run / "models" / "classical" / "model.pt").write_bytes(b"net")
+    for local in (".qtc-lock", ".qtc-owned", ".metrics.123.abcd.tmp.json"):   # lock, marker, half-written
+        (run / local).write_text("x")
+    files = storage.pack(run)
+    assert list(files) == ["checkpoint.pt", "metrics.json", "models/classical/model.pt"]
+    root = tmp_path / "elsewhere"
+    (root / "run" / "stale").mkdir(parents=True)
+    (root / "run" / "stale" / "old.png").write_bytes(b"old")
+    storage.unpack(files, root / "run", root)
+    assert storage.pack(root / "run") == files and not (root / "run" / "stale").exists()
+    with pytest.raises(QtcError, match="outside"):
+        storage.unpack({"../escaped": b"x"}, root / "run", root)
+    assert not (root / "escaped").exists()
+
+
+def test_folder_store_holds_trial_folders_and_gives_back_only_runs(tmp_path):
+    store = storage.open_storage(str(tmp_path / "st"), "sweep1")
+    assert store.get("t/classical/seed0") is None
+    store.put("t/classical/seed0", {"metrics.json": b"[]"})
+    assert store.get("t/classical/seed0") is None            # no resolved.json: not a run yet
+    store.put("t/classical/seed0", {"resolved.json": b"{}", "checkpoint.pt": b"c"})
+    assert store.get("t/classical/seed0") == {"checkpoint.pt": b"c", "resolved.json": b"{}"}
+    assert (tmp_path / "st" / "sweep1" / "t" / "classical" / "seed0" / "resolved.json").is_file()
+
+
+def test_a_uri_store_keeps_one_archive_per_trial_through_pyarrow(tmp_path):
+    pytest.importorskip("pyarrow")
+    import pickle
+    store = storage.open_storage(f"file://{tmp_path}/st", "sweep1")
+    store = pickle.loads(pickle.dumps(store))       # as Ray sends it to a node: reopened there
+    files = {"resolved.json": b"{}", "checkpoint.pt": b"\x00" * 1000, "models/m/model.pt": b"n"}
+    store.put("t/diffqas/seed1", files)
+    assert store.get("t/diffqas/seed1") == files and store.get("t/diffqas/seed2") is None
+    archive = tmp_path / "st" / "sweep1" / "t" / "diffqas" / "seed1" / storage.SNAPSHOT
+    archive.write_bytes(archive.read_bytes()[:700])
+    with pytest.raises(QtcError, match="snapshot .*seed1/snapshot.tar cannot be read"):
+        store.get("t/diffqas/seed1")
+    with pytest.raises(QtcError, match="--storage nosuch://x: cannot open it"):
+        storage.open_storage("nosuch://x", "s")
+
+
+def test_a_node_check_names_another_qtc_version_and_each_missing_data_set(tmp_path, monkeypatch):
+    monkeypatch.setenv("QTC_DATA", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    res = check_node("0.0.1", [("mnist", str(tmp_path / "nowhere"))])
+    version, data = res["problems"]
+    assert "the driver runs qtc 0.0.1" in version and "qtc[distributed]==0.0.1" in version
+    assert data.startswith("no usable MNIST data set") and "nowhere" in data
+    import qtc
+    write_idx(tmp_path / "d" / "mnist", {"train": [1, 5], "t10k": [1, 5]})
+    assert check_node(qtc.__version__, [("mnist", str(tmp_path / "d"))])["problems"] == []
+
+
+def test_storage_and_address_are_for_the_ray_executor(tmp_path):
+    for kind in ("process", "serial"):
+        with pytest.raises(QtcError, match=f"--storage is for the Ray executor .* --executor {kind}"):
+            make_executor(kind, run_trial, str(tmp_path), storage=str(tmp_path / "st"))
+
+
+# --------------------------------------------------------------------------------------------
+# A two-node cluster
+# --------------------------------------------------------------------------------------------
+
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch):
     """Ray turns a loopback address given to ray.init into this machine's outward address when
     it believes it is in a multi-machine cluster; told it is not, the driver (here and in the
     drivers started by a test) joins over 127.0.0.1 as the nodes do."""
-    import ray._private.ray_constants as rc
+    rc = pytest.importorskip("ray._private.ray_constants")
     monkeypatch.setattr(rc, "ENABLE_RAY_CLUSTER", False)
     monkeypatch.setenv(rc.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")
 
@@ -50,6 +123,7 @@ def loopback_only(monkeypatch):
 @contextmanager
 def two_nodes(tmp_path: Path, head_env: dict | None = None, worker_env: dict | None = None):
     """(cluster, worker node, {node: scratch folder}): a head and a worker node, 1 CPU each."""
+    pytest.importorskip("ray")
     from ray.cluster_utils import Cluster
     scratch = {n: tmp_path / f"scratch-{n}" for n in ("head", "worker")}
     cluster = Cluster(initialize_head=True, head_node_args={
@@ -99,6 +173,7 @@ def _assert_same_folders(local: Path, cluster: Path, keys: list[str]) -> None:
                 assert a[name] == b[name], f"{key}/{name}"
 
 
+@pytest.mark.slow
 def test_cluster_sweep_equals_the_local_sweep_and_nothing_stays_on_the_nodes(tmp_path):
     trials = _planned(tmp_path)
     with two_nodes(tmp_path) as (cluster, _worker, scratch):

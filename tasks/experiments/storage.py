@@ -118,7 +118,7 @@ class FolderStore:
 
     def get(self, key: str) -> Files | None:
         """The folder's files when it holds a run (resolved.json), else None."""
-        folder = guard.inside(self.root, self.root / key)
+        folder = guard.inside(self.root, self.root / key, "read")
         return pack(folder) if (folder / "resolved.json").is_file() else None
 
     def delete(self, key: str) -> None:
@@ -128,25 +128,25 @@ class FolderStore:
 class ArrowStore:
     """Snapshots as one archive per trial under a URI that pyarrow's file systems open."""
 
-    def __init__(self, uri: str):
+    def __init__(self, given: str, sweep_name: str):
+        uri = f"{given.rstrip('/')}/{sweep_name}"
         try:
             import pyarrow.fs as pafs
         except ImportError:
-            raise QtcError(f"--storage {uri}: a URI store needs the 'pyarrow' package (as Ray "
+            raise QtcError(f"--storage {given}: a URI store needs the 'pyarrow' package (as Ray "
                            "Tune's storage_path does): pip install pyarrow; a path every node "
                            "mounts needs nothing") from None
         try:
             self.fs, self.base = pafs.FileSystem.from_uri(uri)
         except Exception as err:  # noqa: BLE001 - pyarrow raises several kinds for a bad URI
-            raise QtcError(f"--storage {uri}: cannot open it ({type(err).__name__}: {err})") from None
-        self.uri = uri.rstrip("/")
-        self._pafs = pafs
+            raise QtcError(f"--storage {given}: cannot open it ({type(err).__name__}: {err})") from None
+        self.given, self.sweep_name, self.uri, self._pafs = given, sweep_name, uri, pafs
 
     def __repr__(self) -> str:
         return self.uri
 
     def __reduce__(self):      # a file system object may hold credentials and sockets: reopen
-        return (ArrowStore, (self.uri,))
+        return (ArrowStore, (self.given, self.sweep_name))
 
     def _path(self, key: str) -> str:
         return f"{self.base.rstrip('/')}/{key}/{SNAPSHOT}"
@@ -181,7 +181,7 @@ def open_storage(text: str, sweep_name: str):
     """The store `--storage TEXT` names, for the sweep folder called `sweep_name`: a path (every
     node must mount it at that path) or a URI; snapshots go under TEXT/<sweep_name>/."""
     if "://" in text:
-        return ArrowStore(f"{text.rstrip('/')}/{sweep_name}")
+        return ArrowStore(text, sweep_name)
     root = Path(text).expanduser().resolve() / sweep_name
     try:
         guard.make_owned(root)

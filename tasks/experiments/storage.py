@@ -6,10 +6,11 @@ scratch folder of its own node (qtc.tasks.experiments.remote) and its run folder
 checkpoint and kept in a store that every node can reach, so that a trial whose node dies
 resumes elsewhere from its last checkpoint, and a driver killed and rerun finds it:
 
-- `FolderStore(path)`: a plain directory; the default store is the driver's own `--out`, written
-  by an actor on the driver's node (`DriverStore`, in qtc.tasks.experiments.executors), so a
-  stored snapshot is exactly the interrupted trial folder a local sweep would have left;
-- `ArrowStore(uri)`: `--storage s3://...`, `gs://...` or any URI pyarrow's file systems open
+- `FolderStore(path)`: trial folders under a directory: `--storage PATH` (a path every node
+  mounts), and the default store, the driver's own `--out`, written by a Ray actor on the
+  driver's node (qtc.tasks.experiments.executors), so that a stored snapshot there is exactly
+  the interrupted trial folder a local sweep would have left;
+- `ArrowStore(uri, sweep)`: `--storage s3://...`, `gs://...` or any URI pyarrow's file systems open
   (`pyarrow.fs.FileSystem.from_uri`, what Ray Train and Tune use for their storage path), one
   archive per trial (`<uri>/<sweep>/<key>/snapshot.tar`, written whole: an object store's PUT
   and a local rename are both atomic).
@@ -121,9 +122,6 @@ class FolderStore:
         folder = guard.inside(self.root, self.root / key, "read")
         return pack(folder) if (folder / "resolved.json").is_file() else None
 
-    def delete(self, key: str) -> None:
-        """Nothing: the folder is the trial's own (the driver writes the finished run there)."""
-
 
 class ArrowStore:
     """Snapshots as one archive per trial under a URI that pyarrow's file systems open."""
@@ -170,11 +168,6 @@ class ArrowStore:
             return None
         with self.fs.open_input_stream(path) as fh:
             return from_tar(fh.read(), f"{self.uri}/{key}/{SNAPSHOT}")
-
-    def delete(self, key: str) -> None:
-        path = self._path(key)
-        if self.fs.get_file_info(path).type == self._pafs.FileType.File:
-            self.fs.delete_file(path)
 
 
 def open_storage(text: str, sweep_name: str):

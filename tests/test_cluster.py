@@ -118,6 +118,9 @@ def loopback_only(monkeypatch):
     rc = pytest.importorskip("ray._private.ray_constants")
     monkeypatch.setattr(rc, "ENABLE_RAY_CLUSTER", False)
     monkeypatch.setenv(rc.ENABLE_RAY_CLUSTERS_ENV_VAR, "0")
+    # Ray's memory monitor counts the whole machine's memory: on a shared machine it kills the
+    # test's workers for what other processes use.
+    monkeypatch.setenv("RAY_memory_monitor_refresh_ms", "0")
 
 
 @contextmanager
@@ -212,10 +215,11 @@ def _untimed_report(name: str, data: bytes):
     return data
 
 
-def test_a_node_without_the_data_set_is_named_before_training(tmp_path):
+def test_a_node_without_the_data_set_is_named_before_training(tmp_path, monkeypatch):
     """One clear error per node lacking the data, naming the node, before any trial folder."""
     data = tmp_path / "data"
     write_idx(data / "mnist", {"train": [1, 5, 1, 5, 1, 5, 1, 5], "t10k": [1, 5, 1, 5]})
+    monkeypatch.setenv("QTC_DATA", str(data))     # the driver has it (it checks when planning)
     spec = tmp_path / "mnist.task"
     spec.write_text((HERE.parent / "specs" / "mnist_1v5.task").read_text())
     shutil.copy(HERE.parent / "specs" / "hadamard_ent_rot.qs", tmp_path)

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 LOCAL_RAY = {"address": "local", "_node_ip_address": "127.0.0.1", "include_dashboard": False,
              "log_to_driver": False}
 RAY_TIMEOUT = 30.0   # seconds to wait for an existing cluster ($QTC_RAY_TIMEOUT overrides)
+# Seconds each node has to answer the check before training: it starts a worker process there,
+# which imports torch (on a busy node, well over RAY_TIMEOUT); a larger $QTC_RAY_TIMEOUT wins.
+NODE_CHECK_TIMEOUT = 300.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -234,7 +237,7 @@ class RayExecutor:
             self.store = self._store(storage)
             needs = sorted({(t.dataset, t.overrides.get("data_root")) for t in trials if t.dataset},
                            key=str)
-            self.nodes = check_nodes(ray, self.version, needs, timeout)
+            self.nodes = check_nodes(ray, self.version, needs, max(timeout, NODE_CHECK_TIMEOUT))
         except BaseException:
             self.shutdown()
             raise

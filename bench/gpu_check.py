@@ -359,9 +359,9 @@ def step_epoch(p: dict, result: Path) -> None:
 def step_carry_data(p: dict, result: Path) -> None:
     """The carried subset gives the very data sets the task's own data gives (dry run only)."""
     import torch
-    from qtc.tasks.data.images import load_binary
-    carried = load_binary(p["dataset"], p["classes"], data_root=p["data_root"])
-    source = load_binary(p["dataset"], p["classes"])
+    from qtc.tasks.data.images import load_classes
+    carried = load_classes(p["dataset"], p["classes"], data_root=p["data_root"])
+    source = load_classes(p["dataset"], p["classes"])
     same = all(torch.equal(a.tensors[i], b.tensors[i]) for a, b in zip(carried, source) for i in (0, 1))
     _emit(result, {"train": len(carried[0]), "test": len(carried[1]), "same": same, "ok": same})
 

@@ -60,7 +60,8 @@ class DataStmt(Stmt):
     """`data mnist classes [1, 5] normalize [0.5, 0.5]` / `data bessel points 1000` / ..."""
     positional: tuple[str, ...] = ("dataset",)
     dataset: str
-    classes: tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]] | None = None
+    # `classes [c1, ..., cK]` (K >= 2 distinct labels; c1 is output 0) or `classes all`
+    classes: tuple[Annotated[int, Field(ge=0)], ...] | Literal["all"] | None = None
     normalize: tuple[float, Positive] = (0.5, 0.5)   # mean, std
     limit: Limit | None = None         # keep the first N examples of each split (smoke runs)
     download: bool = False
@@ -68,6 +69,24 @@ class DataStmt(Stmt):
     split: Annotated[float, Field(gt=0, lt=1)] = 0.67
     drop_last: bool = False
     options: dict[str, Any] = {}      # data-set specific generator options (series)
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _classes_word(cls, v):
+        if isinstance(v, str) and v != "all":
+            raise ValueError("expected a list of class labels, e.g. [1, 5], or 'all'")
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _classes(cls, v):
+        if isinstance(v, tuple):
+            if len(v) < 2:
+                raise ValueError("a classifier needs at least two classes, e.g. [1, 5] (or 'all')")
+            twice = sorted({c for c in v if v.count(c) > 1})
+            if twice:
+                raise ValueError(f"class {twice[0]} is named twice; each class is one output")
+        return v
 
 
 class GeneratorStmt(Stmt):

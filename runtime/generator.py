@@ -69,8 +69,9 @@ def output_scale(run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     reach torch's (its offsets, or its input spread where that is larger). Generated weights are
     coherent, so at the input-spread scale a 10-class CNN started with offsets 7-15x torch's, a
     first loss of 3.3-5.5 against ln 10, and training shrank every layer at once to remove them
-    and stayed at chance (docs/results/ten_class_notes.md). Off for the tasks' networks, whose
-    bundled binary specs were tuned on the scale without it."""
+    and stayed at chance (docs/results/ten_class_notes.md). On for QTModel and for task
+    classifiers of more than two classes; off for the rest, whose bundled binary specs were
+    tuned on the scale without it."""
     flat = flat.detach()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(0)

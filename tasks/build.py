@@ -9,7 +9,7 @@ parameter source.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 
 import torch
@@ -181,9 +181,19 @@ class Built:
                                         hidden=gen.hidden, bits=gen.bits, rescale=gen.rescale,
                                         gamma=gen.gamma, beta=gen.beta, alpha=gen.alpha,
                                         center=gen.center, init_scale=gen.init_scale, fixed=fixed,
-                                        calibrate=net.init_scale_for,
+                                        calibrate=partial(net.init_scale_for,
+                                                          bound_offsets=self.many_classes()),
                                         backend=backend or gen.backend)
         return out
+
+    def many_classes(self) -> bool:
+        """A classifier of more than two classes: its generator's initial scale also bounds the
+        offsets between outputs (output_scale; docs/results/ten_class_notes.md). Binary tasks
+        keep the scale their specs' init_scale was tuned on."""
+        from qtc.tasks.data.images import chosen_classes
+        data = self.spec.data
+        return self.spec.kind == "classify" and data is not None and data.classes is not None \
+            and len(chosen_classes(data.classes)) > 2
 
     def parameter_report(self) -> str:
         """Target parameters, qubits, trainable parameters by part, compression ratio."""

@@ -79,12 +79,13 @@ class TargetNet:
                 out.append(f"{name} (std {spread:.3g}, torch's init {std:.3g})")
         return out
 
-    def init_scale_for(self, flat: torch.Tensor) -> float:
+    def init_scale_for(self, flat: torch.Tensor, bound_offsets: bool = False) -> float:
         """The factor s for which this network on `flat * s` has the output scale torch's default
-        init gives it (runtime.generator.output_scale). Generated weights are far from iid (a
-        smooth function of the index bits), so matching each tensor's std is not enough: their
-        coherent sums make the outputs ~300x too large."""
-        return output_scale(self.forward, lambda: self.flatten_module(self.module()), flat, self.input_shape)
+        init gives it (runtime.generator.output_scale; `bound_offsets` there). Generated weights
+        are far from iid (a smooth function of the index bits), so matching each tensor's std is
+        not enough: their coherent sums make the outputs ~300x too large."""
+        return output_scale(self.forward, lambda: self.flatten_module(self.module()), flat,
+                            self.input_shape, bound_offsets=bound_offsets)
 
     def record(self) -> dict:
         """Plain data that rebuilds this network (a3c.net_from_record): no pickle needed."""

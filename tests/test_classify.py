@@ -18,7 +18,7 @@ from qtc.cli import main
 from qtc.errors import QtcError
 from qtc.runtime.backends import available_backends
 from qtc.runtime.cache import cache_dir as kernel_cache_dir
-from qtc.tasks.data.images import find_root, load_binary
+from qtc.tasks.data.images import find_root, load_classes
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = REPO / "specs"
@@ -169,7 +169,7 @@ def test_exported_models_alone_score_the_trained_test_accuracy(mnist_env):
     out = mnist_env / "run"
     assert _run(SPECS / "mnist_1v5.task", "-o", out, "--epochs", 1, "--max-batches", 6,
                 "--models", "fixed:1,classical") == 0
-    _, test = load_binary("mnist", (1, 5), data_root=MNIST)
+    _, test = load_classes("mnist", (1, 5), data_root=MNIST)
     final = {r["model"]: r["test_accuracy"] for r in _rows(out)}
     assert 0.5 < final["classical"]          # really trained: better than chance on 389 images
     models = ["classical", "fixed:1"]

@@ -103,7 +103,10 @@ EXPECTED = {
     "task_bad_optimizer.task": (7, 7, "'train' option 'optimizer': expected 'adam', 'rmsprop' or 'sgd' "
                                 "(got 'adamw')", None),
     "task_option_negative.task": (7, 37, "'train' option 'epochs': must be at least 1 (got 0)", None),
-    "task_option_list_length.task": (2, 20, "'data' option 'classes': Tuple should have at most 2 items", None),
+    "task_option_list_length.task": (2, 20, "'data' option 'classes': a classifier needs at least two "
+                                     "classes, e.g. [1, 5] (or 'all') (got [1])", None),
+    "task_classes_output_width.task": (6, 3, "network 'net' gives output [2] but mnist with 3 classes "
+                                       "(one output each) needs [3]", None),
     "task_generator_depth_zero.task": (7, 37, "'generator' option 'depth': depth must be between 1 and 10000 (got 0)",
                                        None),
     "task_generator_depth_huge.task": (7, 37, "'generator' option 'depth': depth must be between 1 and 10000 (got 1000000000)", None),

@@ -1,4 +1,4 @@
-"""Binary image-classification data: MNIST / FashionMNIST, filtered to two classes.
+"""Image-classification data: MNIST / FashionMNIST, filtered to the spec's classes.
 
 Data is read through torchvision's dataset classes, which want *uncompressed* IDX files in
 ``ROOT/<Name>/raw/`` (Name = ``MNIST`` or ``FashionMNIST``) and otherwise try to download. We
@@ -344,46 +344,54 @@ def download_to_cache(dataset: str) -> Path:
 
 # --------------------------------------------------------------------------- loading
 
-def _check_args(classes, normalize, limit) -> tuple[tuple[int, int], float, float]:
+def chosen_classes(classes) -> tuple[int, ...]:
+    """The labels a spec's `classes` names, in output order: a list as given, `all` every label."""
+    return tuple(CLASSES) if classes == "all" else tuple(classes)
+
+
+def _check_args(classes, normalize, limit) -> tuple[tuple[int, ...], float, float]:
     try:
-        a, b = (int(c) for c in classes)
+        chosen = tuple(int(c) for c in classes)
     except (TypeError, ValueError):
-        raise QtcError(f"classes must be two integers, got {classes!r}") from None
-    if a == b:
-        raise QtcError(f"the two classes must differ, got [{a}, {b}]")
+        raise QtcError(f"classes must be two or more integers, got {classes!r}") from None
+    if len(chosen) < 2:
+        raise QtcError(f"classes must be two or more integers, got {list(chosen)}")
+    if len(set(chosen)) != len(chosen):
+        raise QtcError(f"the classes must differ, got {list(chosen)}")
     mean, std = (float(v) for v in normalize)
     if not std > 0:
         raise QtcError(f"normalize std must be positive, got {std}")
     if limit is not None and int(limit) < 1:
         raise QtcError(f"limit must be a positive number of images, got {limit}")
-    return (a, b), mean, std
+    return chosen, mean, std
 
 
-def _binary_split(data: torch.Tensor, targets: torch.Tensor, classes: tuple[int, int],
-                  mean: float, std: float, limit: int | None, where: str) -> TensorDataset:
-    """Keep the two classes, relabel them 0/1, scale to float32 (N, 1, 28, 28)."""
+def _class_split(data: torch.Tensor, targets: torch.Tensor, classes: tuple[int, ...],
+                 mean: float, std: float, limit: int | None, where: str) -> TensorDataset:
+    """Keep the chosen classes, relabel classes[k] as k, scale to float32 (N, 1, 28, 28)."""
     found = sorted(int(c) for c in torch.unique(targets))
     absent = [c for c in classes if c not in found]
     if absent:
         raise QtcError(f"class{'es' if len(absent) > 1 else ''} {absent} not in the {where}; "
                        f"classes found: {found}")
-    keep = (targets == classes[0]) | (targets == classes[1])
+    index = torch.full((max(found) + 1,), -1, dtype=torch.int64)
+    index[list(classes)] = torch.arange(len(classes))
+    keep = index[targets.long()] >= 0
     x, y = data[keep], targets[keep]
     if limit is not None:
         x, y = x[:limit], y[:limit]
     images = x.to(torch.float32).div_(255.0).sub_(mean).div_(std).unsqueeze(1).contiguous()
-    labels = (y == classes[1]).to(torch.int64)
-    return TensorDataset(images, labels)
+    return TensorDataset(images, index[y.long()])
 
 
-def load_binary(dataset: str, classes, *, data_root: str | os.PathLike | None = None,
-                normalize=(0.5, 0.5), download: bool = False, limit: int | None = None
-                ) -> tuple[TensorDataset, TensorDataset]:
-    """Train and test sets of ``dataset`` restricted to ``classes`` (classes[0] -> 0, [1] -> 1).
+def load_classes(dataset: str, classes, *, data_root: str | os.PathLike | None = None,
+                 normalize=(0.5, 0.5), download: bool = False, limit: int | None = None
+                 ) -> tuple[TensorDataset, TensorDataset]:
+    """Train and test sets of ``dataset`` restricted to ``classes`` (classes[k] -> label k).
 
     Images are float32 tensors of shape (N, 1, 28, 28) scaled as ``(x/255 - mean) / std`` with
-    ``(mean, std) = normalize``; labels are int64 0/1. Everything is converted once, up front,
-    so iterating costs nothing beyond indexing. ``limit`` keeps the first k images of each
+    ``(mean, std) = normalize``; labels are int64 0..K-1 (K = len(classes)). Everything is
+    converted once, up front, so iterating costs nothing beyond indexing. ``limit`` keeps the first k images of each
     split. ``download=True`` allows fetching into the user cache when no local copy is found.
     """
     dataset = _check_dataset(dataset)
@@ -402,5 +410,5 @@ def load_binary(dataset: str, classes, *, data_root: str | os.PathLike | None = 
         except (RuntimeError, AssertionError, ValueError, OSError) as e:
             raise QtcError(f"torchvision could not read {DATASETS[dataset]} under {root}: {e}") from None
         where = f"{DATASETS[dataset]} {where} ({root / DATASETS[dataset] / 'raw'})"
-        splits.append(_binary_split(ds.data, ds.targets, classes, mean, std, limit, where))
+        splits.append(_class_split(ds.data, ds.targets, classes, mean, std, limit, where))
     return splits[0], splits[1]

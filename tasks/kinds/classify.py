@@ -1,12 +1,14 @@
-"""Binary image classification (paper Figs. 5-7): MNIST / FashionMNIST, a QT-generated CNN.
+"""Image classification (paper Figs. 5-7: binary): MNIST / FashionMNIST, K >= 2 of their ten
+classes (`classes [c1, ..., cK]`, c_k is output k, or `classes all`), a QT-generated CNN.
 
-`run` loads the two classes (before anything a resume could trust is written), trains each
+`run` loads the classes (before anything a resume could trust is written), trains each
 model with the shared supervised engine, and after every model refreshes the run folder's
 figures and summary:
 
     curves.png                loss and accuracy per epoch, all models in one figure
     structural_weights.png    DiffQAS-QT's learned structural weights (bar chart)
-    summary.md                final accuracies, epochs, DiffQAS-QT's rank among the fixed candidates
+    summary.md                final accuracies (per class for K > 2), epochs, DiffQAS-QT's rank
+                              among the fixed candidates
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from qtc.compiler.factorised import Factorised
 from qtc.errors import did_you_mean
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
-from qtc.tasks.data.images import CLASSES, DATASETS, load_binary, torchvision_class
+from qtc.tasks.data.images import CLASSES, DATASETS, chosen_classes, load_classes, torchvision_class
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, majority_baseline
@@ -35,24 +37,36 @@ def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
 
 
 def check(built: Built) -> None:
-    """The spec's data set and two classes exist, and its network takes a 1x28x28 image and
-    gives two logits (located SpecErrors, raised by load_task)."""
+    """The spec's data set and classes exist, and its network takes a 1x28x28 image and gives
+    one logit per class (located SpecErrors, raised by load_task)."""
     data = built.spec.data
-    example = "'data mnist classes [1, 5]' (or fashion_mnist)"
+    example = "'data mnist classes [1, 5]' (or fashion_mnist; 'classes all' for all ten)"
     if data is None:
         raise built.error(None, "a classify task needs a 'data' statement", f"e.g. {example}")
     if data.dataset not in DATASETS:
         raise built.error(data, f"unknown image data set '{data.dataset}'",
                           did_you_mean(data.dataset, DATASETS))
     if data.classes is None:
-        raise built.error(data, "a classify task needs its two classes", f"e.g. {example}")
-    absent = [c for c in data.classes if c not in CLASSES]
+        raise built.error(data, "a classify task needs its classes", f"e.g. {example}")
+    chosen = chosen_classes(data.classes)
+    absent = [c for c in chosen if c not in CLASSES]
     if absent:
         raise built.error(data, f"class {absent[0]} does not exist in {data.dataset} "
                           f"(classes {CLASSES[0]}..{CLASSES[-1]})")
-    if data.classes[0] == data.classes[1]:
-        raise built.error(data, f"the two classes must differ, got {list(data.classes)}")
-    built.check_io(built.main_net.name, (1, 28, 28), (2,), f"{data.dataset}'s binary classification")
+    k = len(chosen)      # distinct, two or more: the data statement's own check
+    built.check_io(built.main_net.name, (1, 28, 28), (k,),
+                   f"{data.dataset} with {k} classes (one output each)")
+
+
+def accuracy_per_class(outputs: torch.Tensor, targets: torch.Tensor) -> dict:
+    """`accuracy`, and `class_accuracy`: per output k, the fraction of the examples of class k
+    predicted as k (None for a class with no examples). For K > 2 classes; binary rows keep
+    their keys."""
+    right = outputs.argmax(1) == targets
+    counts = torch.bincount(targets, minlength=outputs.shape[1])
+    hits = torch.bincount(targets[right], minlength=outputs.shape[1])
+    return {**accuracy(outputs, targets),
+            "class_accuracy": [float(h) / int(c) if c else None for h, c in zip(hits, counts)]}
 
 
 def preflight(built: Built, opts) -> None:
@@ -64,22 +78,23 @@ def preflight(built: Built, opts) -> None:
 
 
 def _load(built: Built, opts):
-    """The spec's two classes (train, test)."""
+    """The spec's classes (train, test)."""
     data = built.spec.data
-    return load_binary(data.dataset, tuple(data.classes), data_root=opts.data_root,
+    return load_classes(data.dataset, chosen_classes(data.classes), data_root=opts.data_root,
                        normalize=tuple(data.normalize), download=opts.download, limit=opts.limit)
 
 
 def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
-    """The task the engine trains on (also rebuilt by each worker of `--jobs N`): the spec's two
+    """The task the engine trains on (also rebuilt by each worker of `--jobs N`): the spec's
     classes; the figures and summary are refreshed after each model."""
     train, test = _load(built, opts)
-    return Supervised(train=train, test=test, loss=F.cross_entropy, scores=accuracy,
+    scores = accuracy_per_class if built.many_classes() else accuracy
+    return Supervised(train=train, test=test, loss=F.cross_entropy, scores=scores,
                       preprocessing=preprocessing(built), on_model=lambda _model: report(built, rundir))
 
 
 def run(built: Built, rundir: RunDir, opts) -> dict:
-    """Train every requested model on the spec's two classes; return {model: selected metrics row}."""
+    """Train every requested model on the spec's classes; return {model: selected metrics row}."""
     task = supervised(built, rundir, opts)
     fit, _ = held_out(task, opts, built.spec.train.batch)    # the baseline sees what the models train on
     rundir.write_json(BASELINES, majority_baseline(fit.train.tensors[1], task.test.tensors[1]))
@@ -94,15 +109,18 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
 
 def preprocessing(built: Built) -> str:
     """What an exported classifier expects and returns (its README): the spec's normalisation
-    and which of its two classes is output 0 and which 1 (images.load_binary's mapping)."""
+    and which label each output index is (images.load_classes's mapping)."""
     data, net = built.spec.data, next(iter(built.nets.values()))
-    (mean, std), (a, b) = data.normalize, data.classes
+    (mean, std), chosen = data.normalize, chosen_classes(data.classes)
     name, labels = DATASETS[data.dataset], torchvision_class(data.dataset).classes
+    said = "all" if data.classes == "all" else f"[{', '.join(map(str, chosen))}]"
+    outputs = ", ".join(f"index {k} is {name + ' ' if k == 0 else ''}label {c} ({labels[c]})"
+                        for k, c in enumerate(chosen))
     return (f"- input: float32, shape (N, {', '.join(map(str, net.input_shape))}): {name} images, each "
             f"pixel x (0..255) as `(x / 255 - {mean:g}) / {std:g}` (the spec's `normalize "
             f"[{mean:g}, {std:g}]`)\n"
-            f"- output: 2 logits; index 0 is {name} label {a} ({labels[a]}), index 1 is label {b} "
-            f"({labels[b]}) (the spec's `classes [{a}, {b}]`); the prediction is the argmax\n")
+            f"- output: {len(chosen)} logits; {outputs} (the spec's `classes {said}`); the "
+            f"prediction is the argmax\n")
 
 
 def report(built: Built, rundir: RunDir) -> None:
@@ -128,7 +146,10 @@ def _optional_json(rundir: RunDir, name: str) -> dict:
 def _figure_title(built: Built) -> str:
     data = built.spec.data
     name = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}.get(data.dataset, data.dataset)
-    return f"{built.spec.name}: {name} {data.classes[0]} vs {data.classes[1]}"
+    chosen = chosen_classes(data.classes)
+    if len(chosen) == 2:
+        return f"{built.spec.name}: {name} {chosen[0]} vs {chosen[1]}"
+    return f"{built.spec.name}: {name}, {len(chosen)} classes"
 
 
 def final_rows(rows: list[dict], selected: dict | None = None) -> dict[str, dict]:
@@ -177,6 +198,7 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
                      f"{sum(secs) / len(secs):.1f} |")
     lines += [f"| *baseline:* {name} (class {b['class']}) | - | {b['train_accuracy']:.4f} | "
               f"{b['test_accuracy']:.4f} | - | - | - |" for name, b in (baselines or {}).items()]
+    lines += _per_class(built, final)
     rule = next(iter((selected or {}).values()), {}).get("rule", "last")
     lines += ["", f"Reported epoch per model: select {rule} (selection.json)."]
     lines += ["", standing(final) + " One seed: no spread (`qtc run --seeds K` reports over seeds)."]
@@ -185,3 +207,19 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
     merged = twins_note(rows)
     lines += ["", f"Note: {merged}."] if merged else []
     return "\n".join(lines) + "\n"
+
+
+def _per_class(built: Built, final: dict[str, dict]) -> list[str]:
+    """A table of test accuracy per class (K > 2 classes: the rows carry it), one column per
+    model at its reported epoch."""
+    models = [m for m, r in final.items() if r.get("test_class_accuracy")]
+    if not models:
+        return []
+    chosen = chosen_classes(built.spec.data.classes)
+    lines = ["", "Test accuracy per class (output index: label):", "",
+             "| class | " + " | ".join(final[m].get("label", m) for m in models) + " |",
+             "|---|" + "---:|" * len(models)]
+    for k, c in enumerate(chosen):
+        cells = [final[m]["test_class_accuracy"][k] for m in models]
+        lines.append(f"| {k}: {c} | " + " | ".join("-" if v is None else f"{v:.4f}" for v in cells) + " |")
+    return lines

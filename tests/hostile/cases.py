@@ -235,7 +235,10 @@ CASES: list[Case] = [
     task("data_class_negative", C, "classes [1, 5]", "classes [-1, 5]", "class", at="classes [-1, 5]"),
     task("data_class_fraction", C, "classes [1, 5]", "classes [1.5, 5]", "classes", at="classes [1.5, 5]"),
     task("data_classes_one", C, "classes [1, 5]", "classes [1]", "classes", at="classes [1]"),
-    task("data_classes_three", C, "classes [1, 5]", "classes [1, 2, 3]", "classes", at="classes [1, 2, 3]"),
+    task("data_classes_three", C, "classes [1, 5]", "classes [1, 2, 3]", "3 classes (one output each) needs [3]",
+         at="linear 784 -> 2"),     # three classes are a classifier; its two outputs are not
+    task("data_classes_twice", C, "classes [1, 5]", "classes [1, 5, 1]", "named twice", at="classes [1, 5, 1]"),
+    task("data_classes_word", C, "classes [1, 5]", "classes alll", "or 'all'", at="classes alll"),
     task("data_classes_missing", C, " classes [1, 5]", "", "classes", at="data mnist normalize"),
     task("data_normalize_std_zero", C, "normalize [0.5, 0.5]", "normalize [0.5, 0]", "normalize",
          at="normalize [0.5, 0]"),

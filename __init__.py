@@ -11,8 +11,8 @@ def compile(source, *, qubits=None, depth=None):  # noqa: A001 - the contract's 
     """Compile a search space (`.qs` path or spec text) into a Program that can be run
     (`.probabilities(theta, weights, backend=...)`: the README's "Python API")."""
     from qtc.compiler.pipeline import compile_space
-    from qtc.runtime.backends import runnable
-    return runnable(compile_space(source, qubits=qubits, depth=depth))
+    from qtc.runtime.backends import Runnable
+    return Runnable.of(compile_space(source, qubits=qubits, depth=depth))
 
 
 def __getattr__(name: str):

@@ -44,7 +44,7 @@ def _step(prog, theta, W, g) -> tuple[float, float]:
 def measure(prog, reps: int) -> tuple[float, float]:
     torch.manual_seed(0)
     theta = torch.randn(prog.depth, prog.qubits, dtype=torch.float64, requires_grad=True)
-    W = torch.rand(prog.weights_shape, dtype=torch.float64, requires_grad=True)
+    W = torch.rand(prog.weights.shape, dtype=torch.float64, requires_grad=True)
     g = torch.randn(2 ** prog.qubits, dtype=torch.float64)
     _step(prog, theta, W, g)
     times = [_step(prog, theta, W, g) for _ in range(reps)]
@@ -69,7 +69,7 @@ def main() -> None:
                 print(f"{f'({n}, {L})':>9} {form:>12}   does not fit: {str(err).splitlines()[0][:60]}")
                 continue
             wall, cpu = measure(prog, args.reps)
-            print(f"{f'({n}, {L})':>9} {form:>12} {prog.candidate_count:>12,} {wall:>12.4g} {cpu:>11.4g}")
+            print(f"{f'({n}, {L})':>9} {form:>12} {prog.weights.count:>12,} {wall:>12.4g} {cpu:>11.4g}")
 
 
 if __name__ == "__main__":

@@ -167,10 +167,8 @@ def _inputs(prog, seed: int):
     hide unwritten outputs)."""
     import torch
     gen = torch.Generator().manual_seed(seed)
-    from qtc.compiler.factorised import Factorised
     theta = torch.rand(prog.angle_shape, generator=gen, dtype=torch.float64) * 6.0 - 3.0
-    shape = prog.weights_shape if isinstance(prog, Factorised) else (len(prog.labels),)
-    weights = torch.rand(shape, generator=gen, dtype=torch.float64) + 0.1
+    weights = torch.rand(prog.weights.shape, generator=gen, dtype=torch.float64) + 0.1
     g = torch.randn(2 ** prog.qubits, generator=gen, dtype=torch.float64)
     return theta, weights, g
 
@@ -182,8 +180,7 @@ def _evaluate(prog, backend: str, dtype: str, theta, weights, g):
     from qtc.runtime.backends import probabilities
     t = theta.to(getattr(torch, dtype), copy=True).requires_grad_()    # fresh leaves: no
     w = weights.to(getattr(torch, dtype), copy=True).requires_grad_()  # gradient piles up
-    from qtc.compiler.factorised import Factorised
-    plain = backend == "reference" and not isinstance(prog, Factorised)   # a Factorised: its own reference
+    plain = backend == "reference" and prog.weights.kind == "candidate"   # per position: its own reference
     P = reference.probabilities(prog, t, w) if plain else probabilities(prog, t, w, backend=backend)
     (P.double() @ g).backward()
     if torch.cuda.is_available():
@@ -239,9 +236,8 @@ def step_numerics(p: dict, result: Path) -> None:
 def _build_times(prog, backend: str, dtype: str) -> dict:
     """Seconds to render and build the kernels, and NVRTC's part of it on cuda."""
     import torch
-    from qtc.compiler.factorised import Factorised
     from qtc.runtime.kernels import compiled
-    if backend not in ("cpu", "cuda") or isinstance(prog, Factorised):
+    if backend not in ("cpu", "cuda") or prog.form == "channel":
         return {}
     start = time.perf_counter()
     from qtc.compiler.target import Target
@@ -264,10 +260,8 @@ def _prebuild_cpu(cases):
         space, n, depth, dtype = case
         target = Target(dtype=dtype)
         prog = qtc.compile(space, qubits=n, depth=depth)
-        if hasattr(prog, "enumerated"):         # a per-position space: its enumeration, if any
-            if prog.enumerated is None:
-                return
-            prog = prog.enumerated
+        if prog.form == "channel":              # no kernels to render: compiler/channel.c
+            return
         rendered = to_kernels(prog, target)
         build_shared(rendered.text, tag=rendered.target.key, library=rendered.library)
     futures = [pool.submit(build, c) for c in cases]
@@ -307,7 +301,7 @@ def step_channel(p: dict, result: Path) -> None:
             checks[f"vs_{other}"] = _difference(out, ev(other))
         if n <= p["reference_max"]:
             checks["vs_reference"] = _difference(out, ev("reference"))
-        if prog.candidate_count <= CHANNEL_ENUMERATE_MAX:     # torch statevectors, no build
+        if prog.weights.count <= CHANNEL_ENUMERATE_MAX:     # torch statevectors, no build
             checks["vs_enumeration"] = _difference(out, ev("reference", lower_factorised(space, n, depth, form="enumeration")))
         times = {}
         for b in [p["backend"], *p["others"]]:

@@ -63,10 +63,11 @@ def backend_name(text: str) -> str:
 
 def _compile(args) -> int:
     from qtc.cli.compile import write_outputs
+    from qtc.runtime.threads import describe
     out = write_outputs(args.spec, out_dir=args.output, qubits=args.qubits, depth=args.depth,
                         settings=_settings(args), rendering=args.rendering)
     print(out.report, end="")
-    print("\n" + _thread_setting(out.program))
+    print("\n" + describe(out.program))
     print(f"wrote {', '.join(str(p) for p in out.files)}")
     return 0
 
@@ -99,22 +100,6 @@ def _run_options(built, args):
     from qtc.tasks.runs.runner import resolve_options
     return resolve_options(built, models=args.models, baselines=args.baselines, workers=args.workers,
                            seed=args.seed, progress=not args.no_progress, jobs=args.jobs, **_budget(args))
-
-
-def _thread_setting(prog) -> str:
-    """What a cpu step of `prog` would use now (depends on the machine: not in report.txt)."""
-    import torch
-
-    from qtc.compiler.factorised import Factorised
-    from qtc.compiler.ir import Circuit
-    from qtc.runtime.threads import describe
-    if isinstance(prog, Factorised) and prog.form == "channel":
-        from qtc.runtime.channel_kernels import channel_threads
-        return f"cpu threads now: {channel_threads(prog.qubits)} (channel form)"
-    if isinstance(prog, Factorised):
-        prog = prog.enumerated
-    circuits = sum(isinstance(c, Circuit) for c in prog.circuits)   # the kernels' (not phase forms)
-    return describe(prog.qubits, circuits, torch.get_num_threads())
 
 
 def _run(args) -> int:

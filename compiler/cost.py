@@ -120,11 +120,11 @@ def cost_report(prog: Program, kernels: Rendered) -> str:
                      f"{len(c.lowered.ops)} ops after frames; forward {len(c.fwd)} passes "
                      f"(ranks {_ranks(c.fwd)}), backward {len(c.bwd)} passes (ranks {_ranks(c.bwd)})")
     for i in plan.constants:
-        node = prog.circuits[i]
+        node = prog.nodes[i]
         lines.append(f"constant [{numbered(node.members)}] {prog.label_of(node)}: exact, "
                      f"no simulation")
     for i in plan.phases:
-        node = prog.circuits[i]
+        node = prog.nodes[i]
         lines.append(f"phase form [{numbered(node.members)}] {prog.label_of(node)}: {len(node.terms)} terms; "
                      f"6 Walsh-Hadamard transforms of {dim} entries and {dim} sin/cos per step "
                      f"(compiler/csrc/phase.c, float64)")

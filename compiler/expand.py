@@ -15,7 +15,7 @@ import math
 from dataclasses import replace
 
 from qtc.compiler.gates import GATES
-from qtc.compiler.ir import Angle, Circuit, Op, Program
+from qtc.compiler.ir import Angle, Circuit, Op, PerCandidate, Program
 from qtc.dsl.expr import affine, bindings, evaluate_expr, render_expr
 from qtc.dsl.space import MAX_ANGLES_PER_GATE, MAX_LIMIT, Call, Compare, Loop, Nothing, Ref, SearchSpace
 from qtc.errors import SpecError
@@ -66,10 +66,9 @@ def _expand(space: SearchSpace, n: int, depth: int) -> Program:
                 ops += layer_ops[layer][slot][alt]
         labels.append(_label(init_labels[i_init], choices, per_layer, space.tied))
         source.append(Circuit(members=(len(source),), ops=tuple(ops)))
-    weights = _weights_init(space, len(labels))
-    return Program(name=space.name, qubits=n, depth=depth, labels=tuple(labels),
-                   source=tuple(source), circuits=tuple(source), weights_init=weights,
-                   weights_norm=space.weights_norm, angles_init=space.angles, angle_shape=shape,
+    weights = PerCandidate(labels=tuple(labels), init=_weights_init(space, len(labels)), norm=space.weights_norm)
+    return Program(name=space.name, qubits=n, depth=depth, weights=weights, nodes=tuple(source),
+                   labels=tuple(labels), source=tuple(source), angles_init=space.angles, angle_shape=shape,
                    space=space)
 
 

@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from qtc.compiler.expand import size_angles, slot_ops
-from qtc.compiler.ir import Op, Program
+from qtc.compiler.ir import Channel, PerPosition, Program, Step
 from qtc.dsl.expr import evaluate_expr
 from qtc.dsl.space import SearchSpace
 from qtc.errors import QtcError, SpecError
@@ -50,23 +49,13 @@ FORMS = ("auto", "channel", "enumeration")
 
 
 @dataclass(frozen=True)
-class Step:
-    """One slot of the circuit in order: its alternatives' gate lists and labels. `position` is
-    the index of its weight vector, or None for a fixed (single-alternative) slot."""
-    name: str
-    labels: tuple[str, ...]
-    alts: tuple[tuple[Op, ...], ...]
-    position: int | None = None
-    layer: int | None = None    # None: the init slot
-
-
-@dataclass(frozen=True)
 class Costs:
     candidates: int
     enumeration: float          # C x 2^n x gates per candidate
     channel: float              # 4^n x gates of every alternative
     channel_bytes: int          # density matrices held by the channel form's forward + backward
     limit: int                  # the space's enumeration limit (candidates)
+    budget: int = CHANNEL_MEMORY  # bytes of density matrices the channel form may hold
 
     @property
     def enumeration_fits(self) -> bool:
@@ -74,104 +63,27 @@ class Costs:
 
     @property
     def channel_fits(self) -> bool:
-        return self.channel_bytes <= channel_memory()
-
-
-def channel_memory() -> int:
-    """The channel form's memory budget: QTC_CHANNEL_MEMORY (bytes) or CHANNEL_MEMORY."""
-    value = os.environ.get("QTC_CHANNEL_MEMORY", "")
-    return int(value) if value.isdigit() else CHANNEL_MEMORY
-
-
-@dataclass(frozen=True)
-class Factorised:
-    """A per-position-weighted product space, lowered to `form` ("channel" or "enumeration").
-
-    Weights are a (positions, max alternatives) matrix (entries past a position's alternatives
-    are ignored) or a list of per-position vectors; the runtime (qtc.runtime.channel) computes
-    the ensemble sum_c (prod_pos w[pos, k_pos(c)]) p_c(theta) in either form."""
-    name: str
-    qubits: int
-    depth: int
-    steps: tuple[Step, ...]
-    form: str
-    costs: Costs
-    weights_norm: str = "raw"
-    weights_init: tuple[tuple[float, ...], ...] = ()
-    angles_init: tuple[str, tuple[float, ...]] = ("normal", (0.0, 0.01))
-    angle_shape: tuple[int, ...] = ()  # theta's shape: (depth, qubits) or (depth, qubits, K)
-    enumerated: Program | None = None
-    space: object = field(default=None, compare=False, repr=False)
-
-    @property
-    def positions(self) -> tuple[Step, ...]:
-        return tuple(s for s in self.steps if s.position is not None)
-
-    @property
-    def weights_shape(self) -> tuple[int, int]:
-        return len(self.positions), max((len(p.alts) for p in self.positions), default=1)
-
-    @property
-    def candidate_count(self) -> int:
-        return self.costs.candidates
-
-    @property
-    def weight_labels(self) -> tuple[str, ...]:
-        """One label per structural weight ("layer 0.1: RY"), positions in order; reports and
-        plots show the weights against these. A per-position program has no `labels` or
-        `candidates` list: its candidates are the product space (120,932,352 for the paper's
-        space untied at depth 10), counted by `candidate_count`, the found one `architecture`."""
-        return tuple(f"{p.name}: {lab}" for p in self.positions for lab in p.labels)
-
-    def favourites(self, choices) -> list[tuple[str, str]]:
-        """(position, label of its alternative in `choices`) per position: with every
-        position's largest weight (runtime.weights.choices), the architecture found."""
-        return [(s.name, s.labels[k]) for s, k in zip(self.steps, choices) if s.position is not None]
-
-    def architecture(self, choices) -> str:
-        """The candidate of one alternative per step, labelled as `expand` does ("H-chain-RY/none-RZ")."""
-        return architecture_label(self.steps, [s.labels[k] for s, k in zip(self.steps, choices)])
-
-    def candidate_products(self, weights) -> tuple[float, ...]:
-        """w_c = prod_pos weights[pos][k_pos(c)] for every candidate in canonical (expand) order,
-        the last slot varying fastest (float64, as runtime.weights.per_candidate multiplies)."""
-        out = [1.0]
-        for step in self.steps:
-            if step.position is not None:
-                out = [o * w for o in out for w in weights[step.position][:len(step.alts)]]
-        return tuple(out)
-
-
-def architecture_label(steps, chosen) -> str:
-    """Join one label per step as `expand` labels a candidate: init, then layers split by '/'."""
-    init = [lab for s, lab in zip(steps, chosen) if s.layer is None]
-    layers: dict[int, list[str]] = {}
-    for s, lab in zip(steps, chosen):
-        if s.layer is not None:
-            layers.setdefault(s.layer, []).append(lab)
-    body = "/".join("-".join(v) for v in layers.values())
-    return f"{init[0]}-{body}" if init else body
+        return self.channel_bytes <= self.budget
 
 
 # --- lowering -------------------------------------------------------------------------------
-def lower_factorised(space: SearchSpace, qubits: int, depth: int, *, form: str = "auto") -> Factorised:
-    """Per-position space -> Factorised in the cheaper form that fits (or the one asked for)."""
+def lower_factorised(space: SearchSpace, qubits: int, depth: int, *, form: str = "auto",
+                     memory: int = CHANNEL_MEMORY) -> Program:
+    """Per-position space -> a Program with PerPosition weights, in the cheaper form that fits
+    (or the one asked for): one Channel node, or the enumerated candidates' nodes. `memory`:
+    the bytes of density matrices the channel form may hold."""
     try:
         steps, shape = to_steps(space, qubits, depth)
-        costs = estimate(steps, qubits, space.limit)
+        costs = estimate(steps, qubits, space.limit, memory)
         chosen = choose_form(costs, form, space, qubits, depth)
     except SpecError as err:
         raise err.located(space.file, space.source) from None
-    prog = Factorised(name=space.name, qubits=qubits, depth=depth, steps=steps, form=chosen,
-                      costs=costs, weights_norm=space.weights_norm,
-                      weights_init=_weights_init(space, steps), angles_init=space.angles,
-                      angle_shape=shape, space=space)
+    weights = PerPosition(steps=steps, init=_weights_init(space, steps), costs=costs, norm=space.weights_norm)
     if chosen == "channel":
-        return prog
+        return Program(name=space.name, qubits=qubits, depth=depth, weights=weights, nodes=(Channel(steps),),
+                       angles_init=space.angles, angle_shape=shape, space=space)
     from qtc.compiler.pipeline import lower
-    enumerated = lower(space, qubits, depth)   # its initial weights: the positions' products
-    init = prog.candidate_products(prog.weights_init)
-    return replace(prog, enumerated=replace(enumerated, weights_init=init))
+    return replace(lower(space, qubits, depth), weights=weights)
 
 
 def to_steps(space: SearchSpace, n: int, depth: int) -> tuple[tuple[Step, ...], tuple[int, ...]]:
@@ -195,13 +107,13 @@ def to_steps(space: SearchSpace, n: int, depth: int) -> tuple[tuple[Step, ...], 
     return tuple(steps), shape
 
 
-def estimate(steps, n: int, limit: int) -> Costs:
+def estimate(steps, n: int, limit: int, budget: int = CHANNEL_MEMORY) -> Costs:
     """Both forms' costs; the channel stores one density matrix per step plus scratch."""
     candidates = math.prod(len(s.alts) for s in steps)
     per_candidate = sum(sum(len(a) for a in s.alts) / len(s.alts) for s in steps)
     every_alt = sum(len(a) for s in steps for a in s.alts)
     return Costs(candidates=candidates, enumeration=float(candidates) * 2 ** n * per_candidate,
-                 channel=4.0 ** n * every_alt, limit=limit,
+                 channel=4.0 ** n * every_alt, limit=limit, budget=budget,
                  channel_bytes=(len(steps) + 1 + SCRATCH_STATES) * BYTES_PER_ENTRY * 4 ** n)
 
 
@@ -227,9 +139,10 @@ def _too_large(costs: Costs, space: SearchSpace, n: int, depth: int, only: str |
                            f"updates but {costs.candidates:,} candidates exceed the limit of "
                            f"{costs.limit:,}",
             "channel": f"the channel form would cost {costs.channel:.3g} but needs {gib:.3g} GiB "
-                       f"of density matrices (budget {channel_memory() / 2 ** 30:.3g} GiB)"}
+                       f"of density matrices (budget {costs.budget / 2 ** 30:.3g} GiB)"}
     forms = [only] if only else ["enumeration", "channel"]
-    fit = {"enumeration": _depth_that_enumerates(space, n), "channel": _qubits_for_channel(space, depth)}
+    fit = {"enumeration": _depth_that_enumerates(space, n),
+           "channel": _qubits_for_channel(space, depth, costs.budget)}
     sizes = {"enumeration": f"depth {fit['enumeration']}" if fit["enumeration"] else None,
              "channel": f"qubits {fit['channel']}" if fit["channel"] else None}
     would = [f"{f} at {sizes[f]}" for f in forms if sizes[f]]
@@ -252,10 +165,10 @@ def _depth_that_enumerates(space: SearchSpace, n: int) -> int | None:
         best = L
 
 
-def _qubits_for_channel(space: SearchSpace, depth: int) -> int | None:
+def _qubits_for_channel(space: SearchSpace, depth: int, budget: int) -> int | None:
     """The most qubits whose density matrices fit the channel form's budget at this depth."""
     steps = (1 if space.init else 0) + depth * len(space.layer) + 1 + SCRATCH_STATES
-    n = int(math.log(channel_memory() / (steps * BYTES_PER_ENTRY), 4)) if channel_memory() else 0
+    n = int(math.log(budget / (steps * BYTES_PER_ENTRY), 4)) if budget else 0
     return n if n >= 1 else None
 
 

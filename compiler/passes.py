@@ -12,23 +12,27 @@ def drop_trailing_diagonals(prog: Program) -> Program:
     """Diagonal gates followed only by monomial gates (permutations times phases) before the
     measurement cannot change probabilities: a monomial gate maps a diagonal to a diagonal, so
     all of them can be pushed to the end, where |phase|^2 = 1."""
-    out = []
-    for node in prog.circuits:
-        if not isinstance(node, Circuit):
-            out.append(node)
+    return on_circuits(prog, _drop_trailing, "drop_trailing_diagonals")
+
+
+def on_circuits(prog: Program, rewrite, pass_name: str) -> Program:
+    """The program with `rewrite(node, n)` applied to every simulated circuit (other nodes kept)."""
+    out = [rewrite(node, prog.qubits) if node.kind == "circuit" else node for node in prog.nodes]
+    return prog.with_nodes(out, pass_name)
+
+
+def _drop_trailing(node: Circuit, n: int) -> Circuit:
+    kept, dropped = [], 0
+    suffix = True
+    for op in reversed(node.ops):
+        g = GATES[op.gate]
+        suffix = suffix and g.monomial
+        if suffix and g.diagonal:
+            dropped += 1
             continue
-        kept, dropped = [], 0
-        suffix = True
-        for op in reversed(node.ops):
-            g = GATES[op.gate]
-            suffix = suffix and g.monomial
-            if suffix and g.diagonal:
-                dropped += 1
-                continue
-            kept.append(op)
-        notes = node.notes + ((f"drop_trailing_diagonals: dropped {dropped} diagonal gates",) if dropped else ())
-        out.append(replace(node, ops=tuple(reversed(kept)), notes=notes))
-    return prog.with_circuits(out, "drop_trailing_diagonals")
+        kept.append(op)
+    notes = node.notes + ((f"drop_trailing_diagonals: dropped {dropped} diagonal gates",) if dropped else ())
+    return replace(node, ops=tuple(reversed(kept)), notes=notes)
 
 
 def fold_clifford_constants(prog: Program) -> Program:
@@ -36,13 +40,7 @@ def fold_clifford_constants(prog: Program) -> Program:
     a Pauli that stabilises it is a global phase and is dropped, and a rotation by a constant
     multiple of pi/2 is a Clifford gate like the others. A circuit that ends with no rotation
     left is Clifford: its distribution is exact (uniform over an affine subspace)."""
-    out = []
-    for node in prog.circuits:
-        if not isinstance(node, Circuit):
-            out.append(node)
-            continue
-        out.append(_fold(node, prog.qubits))
-    return prog.with_circuits(out, "fold_clifford_constants")
+    return on_circuits(prog, _fold, "fold_clifford_constants")
 
 
 def _fold(node: Circuit, n: int):
@@ -68,8 +66,7 @@ def hadamard_phase_form(prog: Program) -> Program:
     state there is u(z) = 2^(-n/2) exp(i f(z)) with f(z) = sum_k c_k a_k (-1)^(b_k . z), one term
     per phase, and the probabilities are |H^n u|^2: two Walsh-Hadamard transforms of 2^n entries
     (forward) instead of a pass over the state per gate (compiler.ir.PhaseForm)."""
-    out = [_phase_form(node, prog.qubits) if isinstance(node, Circuit) else node for node in prog.circuits]
-    return prog.with_circuits(out, "hadamard_phase_form")
+    return on_circuits(prog, _phase_form, "hadamard_phase_form")
 
 
 def _phase_form(node: Circuit, n: int) -> Circuit | PhaseForm:
@@ -145,10 +142,8 @@ def merge_duplicates(prog: Program) -> Program:
     """Candidates that became the same circuit (or the same constant) are simulated once; the
     ensemble weight of the merged node is the sum of its members' weights."""
     groups: dict = {}
-    for node in prog.circuits:
-        key = (("c", node.constraints) if isinstance(node, Constant) else
-               ("p", node.terms) if isinstance(node, PhaseForm) else ("s", node.ops))
-        groups.setdefault(key, []).append(node)
+    for node in prog.nodes:
+        groups.setdefault(node.key(), []).append(node)
     out = []
     for nodes in groups.values():
         first = nodes[0]
@@ -157,11 +152,10 @@ def merge_duplicates(prog: Program) -> Program:
         if len(nodes) > 1:
             notes += (f"merge_duplicates: {len(nodes)} candidates share this node",)
         out.append(replace(first, members=members, notes=notes))
-    return prog.with_circuits(out, "merge_duplicates")
+    return prog.with_nodes(out, "merge_duplicates")
 
 
 def infer_real(prog: Program) -> Program:
     """A circuit of real gates started from |0...0> keeps real amplitudes."""
-    out = [replace(node, real=all(GATES[op.gate].real for op in node.ops)) if isinstance(node, Circuit)
-           else node for node in prog.circuits]
-    return prog.with_circuits(out, "infer_real")
+    return on_circuits(prog, lambda node, n: replace(node, real=all(GATES[op.gate].real for op in node.ops)),
+                       "infer_real")

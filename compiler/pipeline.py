@@ -8,11 +8,11 @@ schedules or renders.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from qtc.compiler.cost import with_rendering
 from qtc.compiler.expand import expand
-from qtc.compiler.ir import Circuit, Program, verify
+from qtc.compiler.factorised import CHANNEL_MEMORY, lower_factorised
+from qtc.compiler.ir import Circuit, PerCandidate, Program, verify
 from qtc.compiler.passes import (drop_trailing_diagonals, fold_clifford_constants, hadamard_phase_form, infer_real,
                                  merge_duplicates)
 from qtc.compiler.render import Rendered, render
@@ -20,9 +20,6 @@ from qtc.compiler.schedule import plan_program
 from qtc.compiler.target import Target
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS, SearchSpace, parse_space
 from qtc.errors import SpecError
-
-if TYPE_CHECKING:      # factorised.py imports this module (lower): no import cycle at run time
-    from qtc.compiler.factorised import Factorised
 
 PASSES = (
     drop_trailing_diagonals,   # phases before the measurement change nothing
@@ -55,22 +52,33 @@ def only_candidate(prog: Program, k: int, *, check: bool = False) -> Program:
     if not 0 <= k < len(prog.labels):
         raise IndexError(f"candidate {k} is out of range 0..{len(prog.labels) - 1}")
     src = replace(prog.source[k], members=(0,))
-    alone = replace(prog, name=f"{prog.name}.{k}", labels=(prog.labels[k],), source=(src,),
-                    circuits=(src,), passes=(), weights_init=(1.0,), weights_norm="raw")
+    alone = replace(prog, name=f"{prog.name}.{k}", labels=(prog.labels[k],), source=(src,), nodes=(src,),
+                    passes=(), weights=PerCandidate(labels=(prog.labels[k],), init=(1.0,)))
     return optimise(alone, check=check)
 
 
-def found_candidate(prog: Factorised, choices, *, check: bool = False) -> Program:
-    """The program of one architecture of a per-position space alone (`choices`: one alternative
-    per step; every position's favourite is the architecture a search found, runtime.weights.
-    choices): only_candidate for a product space whose candidates are not enumerated."""
-    ops = tuple(op for s, k in zip(prog.steps, choices) for op in s.alts[k])
+def found_candidate(prog: Program, weights, *, check: bool = False) -> Program:
+    """The program of the architecture a search found alone, from its structural weights as
+    reported (`weights`: one value per weight label): the largest weight's candidate of an
+    enumerated space (only_candidate), every position's favourite of a per-position one, whose
+    candidates need not be enumerated."""
+    return _FOUND[prog.weights.kind](prog, list(weights), check)
+
+
+def _found_per_position(prog: Program, weights: list[float], check: bool) -> Program:
+    layout = prog.weights
+    ops = tuple(op for s, k in zip(layout.steps, layout.choices(weights)) for op in s.alts[k])
     src = Circuit(members=(0,), ops=ops)
+    label = layout.architecture(weights)
     alone = Program(name=f"{prog.name}.found", qubits=prog.qubits, depth=prog.depth,
-                    labels=(prog.architecture(choices),), source=(src,), circuits=(src,),
-                    weights_init=(1.0,), weights_norm="raw", angles_init=prog.angles_init,
-                    angle_shape=prog.angle_shape, space=prog.space)
+                    weights=PerCandidate(labels=(label,), init=(1.0,)), nodes=(src,), labels=(label,),
+                    source=(src,), angles_init=prog.angles_init, angle_shape=prog.angle_shape,
+                    space=prog.space)
     return optimise(alone, check=check)
+
+
+_FOUND = {"candidate": lambda prog, w, check: only_candidate(prog, prog.weights.best(w), check=check),
+          "position": _found_per_position}
 
 
 def to_kernels(prog: Program, target: Target) -> Rendered:
@@ -97,15 +105,15 @@ def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> t
 
 
 def compile_space(source, *, qubits: int | None = None, depth: int | None = None,
-                  check: bool = False) -> Program:
-    """The front half (`qtc.compile`): a .qs path or spec text -> the optimised Program (a
-    Factorised one for 'weights ... per position': channel form or enumeration, by cost)."""
+                  check: bool = False, channel_memory: int = CHANNEL_MEMORY) -> Program:
+    """The front half (`qtc.compile`): a .qs path or spec text -> the optimised Program (for
+    'weights ... per position': channel form or enumeration, by cost, the channel form's
+    density matrices within `channel_memory` bytes)."""
     space = source if isinstance(source, SearchSpace) else parse_space(source)   # text -> spec
     try:                        # every error of the space's values names its file (issue 29)
         n, L = resolve_size(space, qubits, depth)
         if space.weights_per_position:         # the full product space, factorised
-            from qtc.compiler.factorised import lower_factorised
-            return lower_factorised(space, n, L)
+            return lower_factorised(space, n, L, memory=channel_memory)
         return lower(space, n, L, check=check)     # expand + PASSES
     except SpecError as err:
         raise err.located(space.file, space.source) from None

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qtc.compiler.gates import GATES, Frame
-from qtc.compiler.ir import Angle, Circuit, Constant, PhaseForm, Program
+from qtc.compiler.ir import Angle, Circuit, Program
 from qtc.compiler.target import Target
 
 
@@ -228,7 +228,7 @@ def _dependencies(ops: list[SOp]) -> tuple[list[list[int]], list[int]]:
 @dataclass(frozen=True)
 class CircuitPlan:
     """One simulated node: where its state lives and its forward/backward passes."""
-    index: int                 # position in prog.circuits
+    index: int                 # position in prog.nodes
     members: tuple[int, ...]
     label: str
     real: bool
@@ -249,9 +249,9 @@ class Plan:
     depth: int
     lanes: int                 # log2 of the vector width
     circuits: tuple[CircuitPlan, ...]
-    constants: tuple[int, ...]  # positions in prog.circuits of the exact constants
+    constants: tuple[int, ...]  # positions in prog.nodes of the exact constants
     size: int                  # elements of the state buffer
-    phases: tuple[int, ...] = ()  # positions in prog.circuits of the phase forms (runtime/phase.py)
+    phases: tuple[int, ...] = ()  # positions in prog.nodes of the phase forms (runtime/phase.py)
 
     @property
     def fwd_kernels(self) -> int:
@@ -266,18 +266,13 @@ def plan_program(prog: Program, target: Target) -> Plan:
     """Lower and schedule every simulated circuit of `prog`; lay out the state buffer."""
     n = prog.qubits
     lanes = min(target.lanes, n)
-    plans, consts, phases, offset = [], [], [], 0
-    for i, node in enumerate(prog.circuits):
-        if isinstance(node, Constant):
-            consts.append(i)
-            continue
-        if isinstance(node, PhaseForm):
-            phases.append(i)
-            continue
+    plans, offset, groups = [], 0, prog.groups()
+    for i in groups["circuit"]:
+        node = prog.nodes[i]
         low = to_stored_coordinates(node, n)
         fwd = schedule(low.ops, target.rank("fwd", node.real), lanes)
         bwd = schedule(tuple(reversed(low.ops)), target.rank("bwd", node.real), lanes)
         plan = CircuitPlan(i, node.members, prog.label_of(node), node.real, low, fwd, bwd, offset)
         plans.append(plan)
         offset += plan.planes << n
-    return Plan(prog.name, n, prog.depth, lanes, tuple(plans), tuple(consts), offset, tuple(phases))
+    return Plan(prog.name, n, prog.depth, lanes, tuple(plans), groups["constant"], offset, groups["phase"])

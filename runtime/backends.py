@@ -15,7 +15,6 @@ from typing import Callable
 
 import torch
 
-from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
 from qtc.dsl.task import backend_hint
 from qtc.errors import QtcError
@@ -85,11 +84,11 @@ def _notice(message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def probabilities(prog, theta: torch.Tensor, weights: torch.Tensor, *, backend: str = "auto"):
-    """sum_c weights[c] p_c(theta) with `weights` as given (the mixture itself, no
-    normalisation), shape (2**qubits,), in theta's dtype, differentiable in both. For a
-    Factorised program `weights` are per position (a matrix or a list of vectors) and
-    w_c = prod_pos weights[pos, k_pos(c)] (qtc.runtime.channel)."""
+def probabilities(prog: Program, theta: torch.Tensor, weights, *, backend: str = "auto") -> torch.Tensor:
+    """sum_c w_c p_c(theta) with `weights` as given (the mixture itself, no normalisation),
+    shape (2**qubits,), in theta's dtype, differentiable in both. `weights` follow the
+    program's layout: one per candidate, or per position (a matrix or a list of vectors, and
+    w_c = prod_pos weights[pos, k_pos(c)])."""
     theta = torch.as_tensor(theta)
     if theta.dtype not in ANGLE_DTYPES:
         raise QtcError(f"theta has dtype {str(theta.dtype).removeprefix('torch.')}; qtc computes in "
@@ -97,18 +96,30 @@ def probabilities(prog, theta: torch.Tensor, weights: torch.Tensor, *, backend: 
     if tuple(theta.shape) != prog.angle_shape:
         what = "(depth, qubits" + (", angles per gate)" if len(prog.angle_shape) == 3 else ")")
         raise QtcError(f"theta has shape {tuple(theta.shape)}, expected {what} = {prog.angle_shape}")
-    weights = structural.matrix(prog, weights, theta.dtype)
-    if isinstance(prog, Factorised):
-        from qtc.runtime.channel import factorised_probabilities
-        return factorised_probabilities(prog, theta, weights, backend=backend)
-    return BACKENDS[resolve(backend)][1](prog, theta, weights)
+    return FORMS[prog.form](prog, theta, structural.matrix(prog, weights, theta.dtype), backend)
 
 
-class _Runnable:
-    """A compiled program that can be run (what `qtc.compile` returns): `probabilities`."""
+def _enumerated(prog: Program, theta: torch.Tensor, W: torch.Tensor, backend: str) -> torch.Tensor:
+    return BACKENDS[resolve(backend)][1](prog, theta, structural.per_candidate(prog, W))
+
+
+def _channel(prog: Program, theta: torch.Tensor, W: torch.Tensor, backend: str) -> torch.Tensor:
+    from qtc.runtime.channel import probabilities as channel
+    return channel(prog, theta, W, backend=backend)
+
+
+# How a program runs, by its form: the nodes of its enumerated candidates under the candidates'
+# weights on the backend (the compiled ones: runtime/kernels.py, a runner per node kind; the
+# reference simulates the unoptimised candidates), or its Channel node under the per-position
+# matrix (runtime/channel.py).
+FORMS = {"enumeration": _enumerated, "channel": _channel}
+
+
+class Runnable(Program):
+    """A compiled Program that can be run (what `qtc.compile` returns): `probabilities`."""
 
     @classmethod
-    def of(cls, prog):
+    def of(cls, prog: Program) -> "Runnable":
         return cls(**{f.name: getattr(prog, f.name) for f in fields(prog)})
 
     def probabilities(self, theta, weights, *, backend: str = "auto") -> torch.Tensor:
@@ -117,16 +128,3 @@ class _Runnable:
         softmax`), exactly as QTGenerator does with its structural weights."""
         return probabilities(self, theta, structural.mixture(self, structural.given(self, weights)),
                              backend=backend)
-
-
-class RunnableProgram(_Runnable, Program):
-    """A compiled Program that can be run."""
-
-
-class RunnableFactorised(_Runnable, Factorised):
-    """A compiled per-position (Factorised) program that can be run."""
-
-
-def runnable(prog: Program | Factorised) -> RunnableProgram | RunnableFactorised:
-    """The runnable form of what `compile_space` returns."""
-    return (RunnableFactorised if isinstance(prog, Factorised) else RunnableProgram).of(prog)

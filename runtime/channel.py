@@ -13,16 +13,8 @@ import torch
 
 from qtc.compiler.gates import GATES
 from qtc.compiler.ir import Op
-from qtc.runtime import backends, weights
+from qtc.runtime import backends
 from qtc.runtime.reference import angle_value, complex_dtype, rotation_matrix
-
-
-def factorised_probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
-    """The ensemble over the full product space in the program's form: its enumerated
-    candidates under the products of the position weights, or the channel form."""
-    if prog.form == "enumeration":
-        return backends.probabilities(prog.enumerated, theta, weights.per_candidate(prog, W), backend=backend)
-    return probabilities(prog, theta, W, backend=backend)
 
 
 def probabilities(prog, theta: torch.Tensor, W: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
@@ -40,7 +32,7 @@ def reference_probabilities(prog, theta: torch.Tensor, W: torch.Tensor) -> torch
     cdt = complex_dtype(theta.dtype)
     rho = torch.zeros((2,) * (2 * n), dtype=cdt)
     rho[(0,) * (2 * n)] = 1
-    for step in prog.steps:
+    for step in prog.weights.steps:
         rho = sum(_weight(W, step, k, cdt) * _conjugate_by(rho, ops, n, theta)
                   for k, ops in enumerate(step.alts))
     return torch.diagonal(rho.reshape(2 ** n, 2 ** n)).real

@@ -74,10 +74,10 @@ class ChannelTables:
     def __init__(self, prog):
         self.n, self.dim, self.shape = prog.qubits, 1 << prog.qubits, prog.angle_shape
         self.D = self.dim * self.dim
-        alts = [(s, k, ops) for s in prog.steps for k, ops in enumerate(s.alts)]
+        alts = [(s, k, ops) for s in prog.weights.steps for k, ops in enumerate(s.alts)]
         self.nalts = len(alts)
-        first = np.cumsum([0] + [len(s.alts) for s in prog.steps])
-        self.steps = [list(range(first[i], first[i + 1])) for i in range(len(prog.steps))]
+        first = np.cumsum([0] + [len(s.alts) for s in prog.weights.steps])
+        self.steps = [list(range(first[i], first[i + 1])) for i in range(len(prog.weights.steps))]
         self.rotations: list = []        # parametrised ops, in gradient-slot order
         self.rot_alt: list[int] = []
         self.dense: list = []            # ops of the dense segments

@@ -29,8 +29,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from qtc.compiler.factorised import Factorised
-from qtc.compiler.ir import Constant, Program
+from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import only_candidate
 from qtc.errors import QtcError
 from qtc.runtime import weights as structural
@@ -137,12 +136,12 @@ class QTGenerator(nn.Module):
         else:
             self.register_buffer("weights", structural.one_hot(program, fixed, dtype))
         # a fixed candidate simulates alone; of a per-position space, under its one-hot weights
-        alone = fixed is not None and not isinstance(program, Factorised)
+        alone = fixed is not None and bool(program.weights.fixed_candidates())
         self.simulated = candidate_program(program, fixed) if alone else program
         # an exact constant alone (configs 1, 3, 4, 6, 9, 12 of the paper space): its rescaled
         # probabilities do not depend on theta, so they are computed once (moved by .to() with
         # the module, not saved); only the mapping trains
-        free = alone and all(isinstance(c, Constant) for c in self.simulated.circuits)
+        free = alone and all(node.kind == "constant" for node in self.simulated.nodes)
         self.register_buffer("constant_x", None, persistent=False)
         idx = torch.arange(num_params)
         b = ((idx[:, None] >> torch.arange(n)) & 1).to(dtype)
@@ -166,7 +165,7 @@ class QTGenerator(nn.Module):
 
     def structural_weights(self) -> torch.Tensor:
         """The ensemble's mixture as used: the space's normalisation of the trainable weights
-        (runtime.weights.mixture, as RunnableProgram.probabilities), a fixed baseline's one-hot as is."""
+        (runtime.weights.mixture, as Runnable.probabilities), a fixed baseline's one-hot as is."""
         return self.weights if self.fixed is not None else structural.mixture(self.program, self.weights)
 
     def reported_weights(self) -> list[float]:
@@ -175,10 +174,7 @@ class QTGenerator(nn.Module):
 
     def architecture(self) -> str | None:
         """Per-position weights: the favourite of every position (the architecture found)."""
-        if not isinstance(self.program, Factorised):
-            return None
-        choices = structural.choices(self.program, self.structural_weights())
-        return "; ".join(f"{pos} {lab}" for pos, lab in self.program.favourites(choices))
+        return structural.architecture(self.program, self.structural_weights())
 
     def probabilities(self) -> torch.Tensor:
         if self.simulated is not self.program:   # its candidate alone, weight 1

@@ -5,8 +5,9 @@ Both run the same kernel text (qtc.compiler.pipeline.to_kernels) and share every
 except how a kernel is launched; both bind a kernel's arguments by name against the signature
 the renderer read off the source (qtc.runtime.launch). `ProgramFunction` is the
 torch.autograd.Function around them: forward gives P = sum over candidates of w_c p_c(theta);
-backward runs the adjoint kernels. A program's nodes are its simulated circuits (the kernels), its exact
-constants and its phase forms (runtime/phase.py), in that order.
+backward runs the adjoint kernels. A program's nodes run through a runner per node kind
+(RUNNERS): its simulated circuits (the kernels), its exact constants and its phase forms
+(runtime/phase.py).
 """
 from __future__ import annotations
 
@@ -31,34 +32,32 @@ _compiled: dict[tuple, tuple] = {}   # (id(prog), target key) -> (weakref, Compi
 
 
 class Compiled:
-    """A program rendered and built for one Target (dtype and device kind)."""
+    """A program rendered and built for one Target (dtype and device kind), with a runner per
+    node kind (RUNNERS), in run order; the nodes' rows of S follow the same order."""
 
     def __init__(self, prog: Program, target: Target):
         self.target, self.dtype = target, TORCH_DTYPES[target.dtype]
-        dtype = self.dtype
         self.rendered: Rendered = to_kernels(prog, target)
         plan = self.rendered.plan
         self.plan, self.n, self.dim = plan, plan.n, 1 << plan.n
-        nodes = ([prog.circuits[c.index] for c in plan.circuits] + [prog.circuits[i] for i in plan.constants]
-                 + [prog.circuits[i] for i in plan.phases])
+        groups = prog.groups()
+        nodes = [prog.nodes[i] for kind in RUNNERS for i in groups[kind]]
         # S[node, candidate] = 1 when the candidate is a member of the node
-        self.S = torch.zeros(len(nodes), len(prog.labels), dtype=dtype)
+        self.S = torch.zeros(len(nodes), len(prog.labels), dtype=self.dtype)
         for i, node in enumerate(nodes):
             self.S[i, list(node.members)] = 1
         self.ncirc = len(plan.circuits)
-        self.cdist = torch.stack([constant_distribution(prog.circuits[i], self.n, dtype)
-                                  for i in plan.constants]) if plan.constants else None
-        self.phases = [PhaseTables(prog.circuits[i], self.n) for i in plan.phases]
-        self.first_phase = self.ncirc + len(plan.constants)   # the phase forms' rows of S
-        self.launcher = (_CpuLauncher if target.device == "cpu" else _CudaLauncher)(self) if self.ncirc else None
+        self.runners, start = {}, 0          # kind -> (runner, its nodes' rows of S)
+        for kind, runner in RUNNERS.items():
+            count = len(groups[kind])
+            self.runners[kind] = (runner(self, [prog.nodes[i] for i in groups[kind]]), slice(start, start + count))
+            start += count
+        self.launcher = self.runners["circuit"][0].launcher
 
-    def to(self, device: torch.device):
-        """S and the constants on `device` (cached per device)."""
-        key = str(device)
+    def to(self, device: torch.device) -> torch.Tensor:
+        """S on `device` (cached per device)."""
         cache = self.__dict__.setdefault("_on", {})
-        if key not in cache:
-            cache[key] = (self.S.to(device), None if self.cdist is None else self.cdist.to(device))
-        return cache[key]
+        return cache.setdefault(str(device), self.S.to(device))
 
 
 class _CpuLauncher:
@@ -135,26 +134,84 @@ def compiled(prog: Program, target: Target) -> Compiled:
         return comp
 
 
+class Circuits:
+    """The simulated circuits: the generated kernels, through a launcher per device kind. The
+    state buffer the forward pass leaves is what the backward pass un-applies."""
+
+    def __init__(self, comp: Compiled, nodes):
+        self.count = len(nodes)
+        self.launcher = (_CpuLauncher if comp.target.device == "cpu" else _CudaLauncher)(comp) if nodes else None
+
+    def forward(self, th, wn, P):
+        return P, (self.launcher.forward(th, wn.contiguous(), P) if self.count else None)
+
+    def backward(self, st, th, wn, g, gth):
+        gw = torch.zeros(self.count, dtype=torch.float64, device=th.device)
+        if self.count:
+            # the kernels un-apply the state in place: work on a copy so backward can run twice
+            self.launcher.backward(st.clone(), th, wn.contiguous(), g, gth, gw)
+        return gw.to(th.dtype)
+
+
+class Constants:
+    """The exact constants: their distributions, fixed (no gradient in theta)."""
+
+    def __init__(self, comp: Compiled, nodes):
+        self.dist = torch.stack([constant_distribution(node, comp.n, comp.dtype) for node in nodes]) \
+            if nodes else torch.zeros(0, comp.dim, dtype=comp.dtype)
+        self._on: dict[str, torch.Tensor] = {}
+
+    def on(self, device) -> torch.Tensor:
+        return self._on.setdefault(str(device), self.dist.to(device))
+
+    def forward(self, th, wn, P):
+        return (P + wn @ self.on(th.device) if len(wn) else P), None
+
+    def backward(self, _, th, wn, g, gth):
+        return self.on(g.device) @ g
+
+
+class Phases:
+    """The phase forms: Walsh-Hadamard transforms in float64 (runtime/phase.py)."""
+
+    def __init__(self, comp: Compiled, nodes):
+        self.tables = [PhaseTables(node, comp.n) for node in nodes]
+
+    def forward(self, th, wn, P):
+        theta64 = th.reshape(-1).double()
+        runs = [t.forward(theta64) for t in self.tables]   # (p, state) each
+        for j, (p, _) in enumerate(runs):
+            P = P + wn[j] * p.to(th.dtype)
+        return P, runs
+
+    def backward(self, runs, th, wn, g, gth):
+        if not self.tables:
+            return g.new_zeros(0)
+        g64 = g.double()
+        for t, (_, state), w in zip(self.tables, runs, wn.tolist()):
+            t.backward(state, g64, w, gth)
+        return torch.stack([g64 @ p for p, _ in runs]).to(th.dtype)
+
+
+# node kind -> its runner, in run order (a channel node runs apart: backends.FORMS)
+RUNNERS = {"circuit": Circuits, "constant": Constants, "phase": Phases}
+
+
 class ProgramFunction(torch.autograd.Function):
-    """P(theta, weights) = sum_c weights[c] p_c(theta) with adjoint-method gradients."""
+    """P(theta, weights) = sum_c weights[c] p_c(theta) with adjoint-method gradients: the sum of
+    every node kind's part, each node weighted by the sum of its members' weights."""
 
     @staticmethod
     def forward(ctx, theta, weights, comp: Compiled):
         th = theta.detach().contiguous()
-        S, cdist = comp.to(th.device)
+        S = comp.to(th.device)
         wn = S @ weights.detach().to(th.dtype)           # weight of every node
         P = torch.zeros(comp.dim, dtype=th.dtype, device=th.device)
-        st = None
-        if comp.ncirc:
-            wc = wn[:comp.ncirc].contiguous()
-            st = comp.launcher.forward(th, wc, P)
-        if cdist is not None:
-            P = P + wn[comp.ncirc:comp.first_phase] @ cdist
-        theta64 = th.reshape(-1).double()
-        ctx.phases = [t.forward(theta64) for t in comp.phases]   # (p, state) each
-        for j, (p, _) in enumerate(ctx.phases):
-            P = P + wn[comp.first_phase + j] * p.to(th.dtype)
-        ctx.comp, ctx.st = comp, st
+        ctx.saved = []
+        for runner, rows in comp.runners.values():
+            P, saved = runner.forward(th, wn[rows], P)
+            ctx.saved.append(saved)
+        ctx.comp = comp
         ctx.save_for_backward(th, wn)
         return P
 
@@ -164,19 +221,10 @@ class ProgramFunction(torch.autograd.Function):
         comp = ctx.comp
         th, wn = ctx.saved_tensors
         g = grad.detach().to(th.dtype).contiguous()
-        S, cdist = comp.to(th.device)
         gth = torch.zeros(th.numel(), dtype=torch.float64, device=th.device)
-        gw = torch.zeros(comp.ncirc, dtype=torch.float64, device=th.device)
-        if comp.ncirc:
-            # the kernels un-apply the state in place: work on a copy so backward can run twice
-            comp.launcher.backward(ctx.st.clone(), th, wn[:comp.ncirc].contiguous(), g, gth, gw)
-        dnode = [gw.to(th.dtype)] + ([cdist @ g] if cdist is not None else [])
-        if comp.phases:
-            g64 = g.double()
-            for t, (_, state), w in zip(comp.phases, ctx.phases, wn[comp.first_phase:].tolist()):
-                t.backward(state, g64, w, gth)
-            dnode.append(torch.stack([g64 @ p for p, _ in ctx.phases]).to(th.dtype))
-        dweights = S.t() @ torch.cat(dnode)
+        dnode = [runner.backward(saved, th, wn[rows], g, gth)
+                 for (runner, rows), saved in zip(comp.runners.values(), ctx.saved)]
+        dweights = comp.to(th.device).t() @ torch.cat(dnode)
         return gth.to(th.dtype).view_as(th), dweights, None
 
 

@@ -24,7 +24,6 @@ from torch import nn
 from torch.func import functional_call
 
 from qtc import specs
-from qtc.compiler.factorised import Factorised
 from qtc.compiler.pipeline import compile_space
 from qtc.dsl.space import parse_space
 from qtc.dsl.task import GeneratorStmt
@@ -214,7 +213,7 @@ def _check_fixed(fixed, program) -> None:
     """`fixed=K` names a candidate of the space (one_hot would wrap a negative K round)."""
     if fixed is None:
         return
-    candidates = program.candidate_count if isinstance(program, Factorised) else len(program.labels)
+    candidates = program.weights.count
     if isinstance(fixed, bool) or not isinstance(fixed, int) or not 0 <= fixed < candidates:
         raise QtcError(f"QTModel: fixed={fixed!r} is not a candidate of the space: give an index "
                        f"from 0 to {candidates - 1}")

@@ -130,7 +130,13 @@ def own_running() -> int:
     return max(1, count)
 
 
-def describe(n: int, circuits: int, requested: int) -> str:
-    """The setting a step would use now, and how waiting threads wait (for `qtc compile`)."""
-    return (f"cpu threads now: {choose(n, circuits, requested, idle_cores())} "
+def describe(prog) -> str:
+    """What a cpu step of the Program `prog` would use now, and how waiting threads wait (for
+    `qtc compile`; it depends on the machine, so it is not in report.txt)."""
+    import torch
+    if prog.form == "channel":
+        from qtc.runtime.channel_kernels import channel_threads
+        return f"cpu threads now: {channel_threads(prog.qubits)} (channel form)"
+    circuits = len(prog.groups()["circuit"])      # the kernels' (not constants or phase forms)
+    return (f"cpu threads now: {choose(prog.qubits, circuits, torch.get_num_threads(), idle_cores())} "
             f"(QTC_THREADS / QTC_CPU_MODE override); waiting threads: {_waiting}")

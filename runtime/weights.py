@@ -1,122 +1,180 @@
 """The structural weights as tensors: their start, a fixed candidate's one-hot, the mixture the
 ensemble runs under, and the flat list reports show.
 
-The compiler only describes the weights (a Program's one per candidate; a per-position space's
-(positions, max alternatives) matrix, entries past a position's alternatives padding); the
-maths on them is the runtime's, in torch, here. One API for both kinds of program.
+The compiler only describes the weights (compiler.ir.PerCandidate: one per candidate;
+PerPosition: a (positions, max alternatives) matrix, entries past a position's alternatives
+padding); the maths on them is the runtime's, in torch, here. Every function takes the Program
+and reads its layout through LAYOUTS, one entry per layout kind.
 """
 from __future__ import annotations
 
 import torch
 
-from qtc.compiler.factorised import Factorised
+from qtc.compiler.ir import PerCandidate, PerPosition, Program
 from qtc.errors import QtcError
 
 
-def matrix(prog, weights, dtype) -> torch.Tensor:
-    """`weights` checked against the program: (C,) for one weight per candidate; per position the
-    (positions, max alternatives) matrix, padding zeroed (differentiable), given as that matrix
-    or as a list of per-position vectors."""
-    if not isinstance(prog, Factorised):
+class _PerCandidate:
+    """(C,) weights, one per candidate."""
+
+    @staticmethod
+    def matrix(layout: PerCandidate, weights, dtype) -> torch.Tensor:
         w = torch.as_tensor(weights)
-        if w.shape != (len(prog.labels),):
-            raise QtcError(f"weights have shape {tuple(w.shape)}, expected ({len(prog.labels)},)")
+        if w.shape != layout.shape:
+            raise QtcError(f"weights have shape {tuple(w.shape)}, expected ({layout.count},)")
         return w.to(dtype)
-    rows, cols = prog.weights_shape
-    if isinstance(weights, (list, tuple)):
-        if len(weights) != rows:
-            raise QtcError(f"weights give {len(weights)} positions, expected {rows}")
-        vecs = [torch.as_tensor(w, dtype=dtype).reshape(-1) for w in weights]
-        for p, v in zip(prog.positions, vecs):
-            if v.numel() != len(p.alts):
-                raise QtcError(f"position {p.name} has {len(p.alts)} alternatives, got "
-                               f"{v.numel()} weights")
-        return torch.stack([torch.cat([v, v.new_zeros(cols - v.numel())]) for v in vecs])
-    W = torch.as_tensor(weights).to(dtype)
-    if W.shape != (rows, cols):
-        raise QtcError(f"weights have shape {tuple(W.shape)}, expected (positions, max "
-                       f"alternatives) = ({rows}, {cols})")
-    return W * mask(prog).to(W.device)
+
+    @staticmethod
+    def given(layout: PerCandidate, weights) -> torch.Tensor:
+        weights = torch.as_tensor(weights)
+        return weights if weights.is_floating_point() else weights.to(torch.float64)
+
+    @staticmethod
+    def mask(layout: PerCandidate) -> torch.Tensor:
+        return torch.ones(layout.shape, dtype=torch.bool)
+
+    @staticmethod
+    def initial(layout: PerCandidate, dtype) -> torch.Tensor:
+        return torch.tensor(layout.init, dtype=dtype)
+
+    @staticmethod
+    def select(out: torch.Tensor, layout: PerCandidate, candidate: int) -> None:
+        out[candidate] = 1.0
+
+    @staticmethod
+    def mixture(layout: PerCandidate, weights: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(weights, 0) if layout.norm == "softmax" else weights
+
+    @staticmethod
+    def per_candidate(layout: PerCandidate, W: torch.Tensor) -> torch.Tensor:
+        return W
+
+    @staticmethod
+    def architecture(layout: PerCandidate, flat: list[float]) -> None:
+        return None
 
 
-def given(prog, weights) -> torch.Tensor:
+class _PerPosition:
+    """(positions, max alternatives) weights, padding zero."""
+
+    @staticmethod
+    def matrix(layout: PerPosition, weights, dtype) -> torch.Tensor:
+        rows, cols = layout.shape
+        if isinstance(weights, (list, tuple)):
+            if len(weights) != rows:
+                raise QtcError(f"weights give {len(weights)} positions, expected {rows}")
+            vecs = [torch.as_tensor(w, dtype=dtype).reshape(-1) for w in weights]
+            for p, v in zip(layout.positions, vecs):
+                if v.numel() != len(p.alts):
+                    raise QtcError(f"position {p.name} has {len(p.alts)} alternatives, got "
+                                   f"{v.numel()} weights")
+            return torch.stack([torch.cat([v, v.new_zeros(cols - v.numel())]) for v in vecs])
+        W = torch.as_tensor(weights).to(dtype)
+        if W.shape != (rows, cols):
+            raise QtcError(f"weights have shape {tuple(W.shape)}, expected (positions, max "
+                           f"alternatives) = ({rows}, {cols})")
+        return W * _PerPosition.mask(layout).to(W.device)
+
+    @staticmethod
+    def given(layout: PerPosition, weights) -> torch.Tensor:
+        return _PerPosition.matrix(layout, weights, torch.float64)
+
+    @staticmethod
+    def mask(layout: PerPosition) -> torch.Tensor:
+        out = torch.zeros(layout.shape, dtype=torch.bool)
+        for i, p in enumerate(layout.positions):
+            out[i, :len(p.alts)] = True
+        return out
+
+    @staticmethod
+    def initial(layout: PerPosition, dtype) -> torch.Tensor:
+        return _PerPosition.matrix(layout, list(layout.init), dtype)
+
+    @staticmethod
+    def select(out: torch.Tensor, layout: PerPosition, candidate: int) -> None:
+        rest = candidate
+        for s in reversed(layout.steps):            # mixed radix, the last slot varies fastest
+            rest, k = divmod(rest, len(s.alts))
+            if s.position is not None:
+                out[s.position, k] = 1.0
+
+    @staticmethod
+    def mixture(layout: PerPosition, weights: torch.Tensor) -> torch.Tensor:
+        W = _PerPosition.matrix(layout, weights, weights.dtype)
+        m = _PerPosition.mask(layout).to(W.device)
+        if layout.norm != "softmax":
+            return W * m
+        return torch.softmax(W.masked_fill(~m, float("-inf")), 1)
+
+    @staticmethod
+    def per_candidate(layout: PerPosition, W: torch.Tensor) -> torch.Tensor:
+        out = torch.ones(1, dtype=W.dtype)
+        for step in layout.steps:
+            if step.position is not None:
+                out = (out[:, None] * W[step.position, :len(step.alts)][None, :]).reshape(-1)
+        return out
+
+    @staticmethod
+    def architecture(layout: PerPosition, flat: list[float]) -> str:
+        return "; ".join(f"{pos} {lab}" for pos, lab in layout.favourites(flat))
+
+
+LAYOUTS = {"candidate": _PerCandidate, "position": _PerPosition}
+
+
+def _of(prog: Program):
+    return LAYOUTS[prog.weights.kind]
+
+
+def matrix(prog: Program, weights, dtype) -> torch.Tensor:
+    """`weights` checked against the program, in `dtype`: (C,) for one weight per candidate;
+    per position the (positions, max alternatives) matrix, padding zeroed (differentiable),
+    given as that matrix or as a list of per-position vectors."""
+    return _of(prog).matrix(prog.weights, weights, dtype)
+
+
+def given(prog: Program, weights) -> torch.Tensor:
     """Weights as a user passes them to `probabilities`, as a floating tensor: one per candidate
     in their own dtype (float64 for integers), per position as the float64 matrix."""
-    if isinstance(prog, Factorised):
-        return matrix(prog, weights, torch.float64)
-    weights = torch.as_tensor(weights)
-    return weights if weights.is_floating_point() else weights.to(torch.float64)
+    return _of(prog).given(prog.weights, weights)
 
 
-def mask(prog) -> torch.Tensor:
+def mask(prog: Program) -> torch.Tensor:
     """True where a weight entry stands for an alternative (False: a per-position matrix's padding)."""
-    if not isinstance(prog, Factorised):
-        return torch.ones(len(prog.labels), dtype=torch.bool)
-    rows, cols = prog.weights_shape
-    out = torch.zeros(rows, cols, dtype=torch.bool)
-    for i, p in enumerate(prog.positions):
-        out[i, :len(p.alts)] = True
-    return out
+    return _of(prog).mask(prog.weights)
 
 
-def initial(prog, dtype) -> torch.Tensor:
+def initial(prog: Program, dtype) -> torch.Tensor:
     """The trainable structural weights' start: (C,), or (positions, max alternatives)."""
-    if not isinstance(prog, Factorised):
-        return torch.tensor(prog.weights_init, dtype=dtype)
-    return matrix(prog, list(prog.weights_init), dtype)
+    return _of(prog).initial(prog.weights, dtype)
 
 
-def one_hot(prog, candidate: int, dtype) -> torch.Tensor:
+def one_hot(prog: Program, candidate: int, dtype) -> torch.Tensor:
     """Frozen weights selecting one candidate (canonical order): per position, its choice."""
-    out = torch.zeros(mask(prog).shape, dtype=dtype)
-    if not isinstance(prog, Factorised):
-        out[candidate] = 1.0
-        return out
-    rest = candidate
-    for s in reversed(prog.steps):            # mixed radix, the last slot varies fastest
-        rest, k = divmod(rest, len(s.alts))
-        if s.position is not None:
-            out[s.position, k] = 1.0
+    out = torch.zeros(prog.weights.shape, dtype=dtype)
+    _of(prog).select(out, prog.weights, candidate)
     return out
 
 
-def mixture(prog, weights: torch.Tensor) -> torch.Tensor:
+def mixture(prog: Program, weights: torch.Tensor) -> torch.Tensor:
     """The ensemble's mixture from the trainable structural weights, as the space says:
     softmax(weights) for `weights softmax`, the weights themselves for `weights raw` (per
     position: over each position's alternatives, padding zero)."""
-    if not isinstance(prog, Factorised):
-        return torch.softmax(weights, 0) if prog.weights_norm == "softmax" else weights
-    W = matrix(prog, weights, weights.dtype)
-    m = mask(prog).to(W.device)
-    if prog.weights_norm != "softmax":
-        return W * m
-    return torch.softmax(W.masked_fill(~m, float("-inf")), 1)
+    return _of(prog).mixture(prog.weights, weights)
 
 
-def per_candidate(prog: Factorised, W: torch.Tensor) -> torch.Tensor:
-    """w_c = prod_pos W[pos, k_pos(c)] for every candidate in canonical (expand) order."""
-    out = torch.ones(1, dtype=W.dtype)
-    for step in prog.steps:
-        if step.position is not None:
-            out = (out[:, None] * W[step.position, :len(step.alts)][None, :]).reshape(-1)
-    return out
+def per_candidate(prog: Program, W: torch.Tensor) -> torch.Tensor:
+    """The weight of every enumerated candidate in canonical (expand) order: the weights
+    themselves, or per position w_c = prod_pos W[pos, k_pos(c)]."""
+    return _of(prog).per_candidate(prog.weights, W)
 
 
-def choices(prog: Factorised, W: torch.Tensor) -> list[int]:
-    """Per step, the alternative of its largest weight (a fixed slot: its only one)."""
-    W = W.detach()
-    return [0 if s.position is None else int(torch.argmax(W[s.position, :len(s.alts)]))
-            for s in prog.steps]
-
-
-def flat(prog, weights: torch.Tensor) -> list[float]:
+def flat(prog: Program, weights: torch.Tensor) -> list[float]:
     """The weights as a list aligned with `prog.weight_labels` (padding dropped)."""
     return weights.detach()[mask(prog)].tolist()
 
 
-def unflatten(prog, values) -> torch.Tensor:
-    """The inverse of `flat`: a list aligned with `weight_labels` as the program's weights."""
-    m = mask(prog)
-    out = torch.zeros(m.shape, dtype=torch.float64)
-    out[m] = torch.as_tensor(values, dtype=torch.float64)
-    return out
+def architecture(prog: Program, weights: torch.Tensor) -> str | None:
+    """Per-position weights: every position's favourite ("layer 0.0 ent; layer 0.1 RY"), the
+    architecture found; None for one weight per candidate (the report lists them all)."""
+    return _of(prog).architecture(prog.weights, flat(prog, weights))

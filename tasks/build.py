@@ -14,14 +14,12 @@ from pathlib import Path
 
 import torch
 
-from qtc.compiler.factorised import Factorised
 from qtc.compiler.ir import Program
-from qtc.compiler.pipeline import compile_space, found_candidate, only_candidate
+from qtc.compiler.pipeline import compile_space, found_candidate
 from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.settings import with_settings
 from qtc.dsl.task import TaskSpec, parse_task
 from qtc.errors import QtcError, SpecError
-from qtc.runtime import weights as structural
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for, sized_qubits
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
@@ -112,9 +110,10 @@ class Built:
 
     def select_models(self, text: str) -> list[str]:
         """The models a `--models diffqas,found,fixed,fixed:K,classical` list names, checked."""
-        if isinstance(self.program, Factorised) and any(w.strip().startswith("fixed") for w in text.split(",")):
+        fixed = any(w.strip().startswith("fixed") for w in text.split(","))
+        if fixed and self.program is not None and not self.program.weights.fixed_candidates():
             raise QtcError(f"--models {text}: a per-position space has no fixed baselines (its "
-                           f"{self.program.candidate_count:,} candidates are the whole product space); "
+                           f"{self.program.weights.count:,} candidates are the whole product space); "
                            "'found' trains the architecture DiffQAS-QT finds (--models diffqas,found)")
         return self._found_supported(naming.parse_models(text, self._fixed_count(), quantum=self.program is not None))
 
@@ -138,7 +137,7 @@ class Built:
         uniform, 9 = 12 a delta on |0...0>). They train identically, bit for bit (the same seed
         gives the same mapping init and theta cannot matter), so a run trains the first member
         and reports it for every member."""
-        if not isinstance(self.program, Program):
+        if self.program is None:
             return {}
         pairs = {naming.fixed(k): naming.fixed(first) for k, first in tied_candidates(self.program).items()}
         return {m: twin for m, twin in pairs.items() if m in chosen and twin in chosen}
@@ -146,7 +145,7 @@ class Built:
     def candidate_labels(self) -> tuple[str, ...]:
         """The candidates' labels of an enumerated space; none of a per-position one (its
         candidates are not listed) or of a task without a generator."""
-        return self.program.labels if isinstance(self.program, Program) else ()
+        return self.program.weights.fixed_candidates() if self.program is not None else ()
 
     def model_label(self, model: str) -> str:
         return naming.label(model, self.candidate_labels())
@@ -155,10 +154,7 @@ class Built:
         """The architecture DiffQAS-QT found, alone: from its structural weights as reported
         (a list aligned with the program's weight labels), every position's favourite of a
         per-position space, the largest weight's candidate of an enumerated one."""
-        if isinstance(self.program, Factorised):
-            matrix = structural.unflatten(self.program, weights)
-            return found_candidate(self.program, structural.choices(self.program, matrix))
-        return only_candidate(self.program, int(torch.as_tensor(weights).argmax()))
+        return found_candidate(self.program, weights)
 
     def sources(self, model: str, *, backend: str | None = None,
                 found: list[float] | None = None) -> dict[str, torch.nn.Module]:
@@ -212,7 +208,7 @@ class Built:
                      f"  depth                 {prog.depth}",
                      f"  angles                {parts['angles']} = {' x '.join(map(str, prog.angle_shape))}",
                      f"  structural weights    {parts['structural weights']} "
-                     f"({_weights_for(prog)})",
+                     f"({prog.weights.describe()})",
                      f"  mapping               {parts['mapping']}",
                      f"  total trainable       {total} = {' + '.join(str(v) for v in parts.values())}",
                      f"  compression           {net.num_params / total:.1f}x "
@@ -222,13 +218,7 @@ class Built:
 
 def tied_candidates(program: Program) -> dict[int, int]:
     """Candidate -> the first member of its compiled node, for nodes shared by several candidates."""
-    return {m: node.members[0] for node in program.circuits for m in node.members[1:]}
-
-
-def _weights_for(prog) -> str:
-    if isinstance(prog, Factorised):
-        return f"{len(prog.positions)} positions, {prog.candidate_count:,} candidates"
-    return f"{len(prog.labels)} candidates"
+    return {m: node.members[0] for node in program.nodes for m in node.members[1:]}
 
 
 def space_file(spec: TaskSpec) -> Path:

@@ -237,7 +237,7 @@ def test_fixed_clifford_candidate_simulates_nothing_and_real_stays_real():
     from qtc.runtime.generator import candidate_program
     prog = program("hadamard_ent_rot", 5, 2)
     first = candidate_program(prog, prog.labels.index("H-ent-RX"))
-    assert [type(c) for c in first.circuits] == [Constant]
+    assert [type(c) for c in first.nodes] == [Constant]
     ry = candidate_program(prog, prog.labels.index("none-ent-RY"))
-    assert [(type(c), c.real) for c in ry.circuits] == [(Circuit, True)]
+    assert [(type(c), c.real) for c in ry.nodes] == [(Circuit, True)]
     assert candidate_program(prog, 3) is candidate_program(prog, 3)

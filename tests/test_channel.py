@@ -5,6 +5,7 @@ gradients (theta and weights) agree to 1e-10 in float64 on the channel's referen
 density matrix, autograd), cpu and cuda (compiled kernels, adjoint backward; cuda skips without
 CuPy and a GPU) paths, with raw weights that are unnormalised and negative.
 """
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import torch
 
 import qtc
 from qtc.cli import main
-from qtc.compiler.factorised import Factorised, lower_factorised
+from qtc.compiler.factorised import lower_factorised
+from qtc.compiler.ir import PerCandidate, Program
 from qtc.compiler.pipeline import found_candidate
 from qtc.dsl.space import parse_space
 from qtc.errors import SpecError
@@ -81,10 +83,15 @@ def _forms(text):
             lower_factorised(space, n, L, form="enumeration"))
 
 
-def _inputs(prog: Factorised, seed: int):
+def _enumerated(prog: Program) -> Program:
+    """The enumeration form's candidates with a weight each (to compare one candidate alone)."""
+    return dataclasses.replace(prog, weights=PerCandidate(prog.labels, (0.0,) * len(prog.labels)))
+
+
+def _inputs(prog: Program, seed: int):
     g = torch.Generator().manual_seed(seed)
     theta = torch.randn(prog.angle_shape, generator=g, dtype=torch.float64) * 2
-    W = torch.randn(prog.weights_shape, generator=g, dtype=torch.float64)   # raw: any sign
+    W = torch.randn(prog.weights.shape, generator=g, dtype=torch.float64)   # raw: any sign
     cot = torch.randn(2 ** prog.qubits, generator=g, dtype=torch.float64)
     return theta.requires_grad_(), W.requires_grad_(), cot
 
@@ -110,7 +117,7 @@ def test_channel_equals_enumeration_in_values_and_gradients(name, backend):
 def test_raw_weights_need_not_sum_to_one(backend):
     channel, enum = _forms(SMALL["untied_two_layer"])
     theta = torch.full((channel.depth, channel.qubits), 0.7, dtype=torch.float64)
-    W = torch.tensor([[2.0, -0.5]] * channel.weights_shape[0], dtype=torch.float64)
+    W = torch.tensor([[2.0, -0.5]] * channel.weights.shape[0], dtype=torch.float64)
     P = probabilities(channel, theta, W, backend=backend)
     cw = structural.per_candidate(channel, W)
     assert torch.isclose(P.sum(), cw.sum(), atol=1e-12)             # 1.5^5, not 1
@@ -131,8 +138,9 @@ def test_a_cnot_network_or_a_layer_of_rz_is_one_pass_and_ry_h_are_real_passes():
     channel = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=5, depth=2)
     tab = tables(channel)
     passes, at_end = {}, {}
-    for step in channel.steps:
-        first = tab.steps[channel.steps.index(step)][0]
+    steps = channel.weights.steps
+    for step in steps:
+        first = tab.steps[steps.index(step)][0]
         for label, a in zip(step.labels, range(first, first + len(step.alts))):
             passes[label] = [(seg.kind, seg.real, len(seg.grads)) for seg in tab.alts[a]]
             at_end[label] = tab.ends[a][1]
@@ -153,30 +161,30 @@ def test_a_cnot_network_or_a_layer_of_rz_is_one_pass_and_ry_h_are_real_passes():
 
 def test_favourites_are_the_argmax_of_every_position():
     channel, enum = _forms(SMALL["untied_two_layer"])
-    W = torch.zeros(channel.weights_shape, dtype=torch.float64)
+    W = torch.zeros(channel.weights.shape, dtype=torch.float64)
     pick = [1, 0, 1, 1, 0]                       # none, chain, RZ, none, RY
     for pos, k in enumerate(pick):
         W[pos, k] = 0.9
         W[pos, 1 - k] = 0.1
-    choices = structural.choices(channel, W)
-    assert channel.favourites(choices) == [("init", "none"), ("layer 0.0", "chain"), ("layer 0.1", "RZ"),
-                                     ("layer 1.0", "none"), ("layer 1.1", "RY")]
+    flat = structural.flat(channel, W)
+    assert channel.weights.favourites(flat) == [("init", "none"), ("layer 0.0", "chain"), ("layer 0.1", "RZ"),
+                                                ("layer 1.0", "none"), ("layer 1.1", "RY")]
     best = int(torch.argmax(structural.per_candidate(channel, W)))
-    assert channel.architecture(choices) == enum.enumerated.labels[best] == "none-chain-RZ/none-RY"
+    assert channel.weights.architecture(flat) == enum.labels[best] == "none-chain-RZ/none-RY"
 
 
 def test_the_found_architecture_is_the_favourite_candidate_alone():
     channel, enum = _forms(SMALL["paper_untied"])
-    W = torch.rand(channel.weights_shape, dtype=torch.float64)
-    choices = structural.choices(channel, W)
-    found = found_candidate(channel, choices)
+    W = torch.rand(channel.weights.shape, dtype=torch.float64)
+    flat = structural.flat(channel, W)
+    found = found_candidate(channel, flat)
     best = int(torch.argmax(structural.per_candidate(channel, W)))
-    assert found.labels == (enum.enumerated.labels[best],) == (channel.architecture(choices),)
+    assert found.labels == (enum.labels[best],) == (channel.weights.architecture(flat),)
     theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
-    single = torch.zeros(len(enum.enumerated.labels), dtype=torch.float64)
+    single = torch.zeros(len(enum.labels), dtype=torch.float64)
     single[best] = 1
     assert torch.allclose(probabilities(found, theta, torch.ones(1, dtype=torch.float64), backend="cpu"),
-                          probabilities(enum.enumerated, theta, single, backend="reference"), atol=1e-12)
+                          probabilities(_enumerated(enum), theta, single, backend="reference"), atol=1e-12)
 
 
 def test_a_fixed_candidate_is_a_one_hot_per_position():
@@ -184,11 +192,11 @@ def test_a_fixed_candidate_is_a_one_hot_per_position():
     theta = torch.randn(channel.depth, channel.qubits, dtype=torch.float64)
     k = 41
     W = structural.one_hot(channel, k, torch.float64)
-    single = torch.zeros(len(enum.enumerated.labels), dtype=torch.float64)
+    single = torch.zeros(len(enum.labels), dtype=torch.float64)
     single[k] = 1
     assert torch.allclose(probabilities(channel, theta, W, backend="cpu"),
-                          probabilities(enum.enumerated, theta, single, backend="reference"), atol=1e-12)
-    assert channel.architecture(structural.choices(channel, W)) == enum.enumerated.labels[k]
+                          probabilities(_enumerated(enum), theta, single, backend="reference"), atol=1e-12)
+    assert channel.weights.architecture(structural.flat(channel, W)) == enum.labels[k]
 
 
 def test_weights_accept_a_list_per_position():
@@ -205,24 +213,28 @@ def test_weights_accept_a_list_per_position():
 def test_the_compiler_picks_the_cheaper_form_that_fits():
     assert qtc.compile(SMALL["untied_two_layer"]).form == "enumeration"
     paper = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=11, depth=10)
-    assert paper.form == "channel" and paper.candidate_count == 2 * 6 ** 10
-    assert paper.costs.channel < paper.costs.enumeration and not paper.costs.enumeration_fits
+    assert paper.form == "channel" and paper.weights.count == 2 * 6 ** 10
+    costs = paper.weights.costs
+    assert costs.channel < costs.enumeration and not costs.enumeration_fits
 
 
-def test_a_per_position_program_labels_its_weights_and_lists_no_candidates():
+def test_a_per_position_program_labels_its_weights_and_has_no_fixed_candidates():
     prog = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=3, depth=1)
     assert prog.weight_labels == ("init: H", "init: none", "layer 0.0: ent", "layer 0.0: cyc",
                                   "layer 0.1: RX", "layer 0.1: RY", "layer 0.1: RZ")
-    assert not hasattr(prog, "candidates") and not hasattr(prog, "labels")
-    assert prog.candidate_count == 12 and prog.architecture([0, 0, 0]) == "H-ent-RX"
+    assert prog.form == "enumeration" and prog.weights.fixed_candidates() == () and prog.weights.count == 12
+    assert prog.weights.architecture([1, 0, 1, 0, 1, 0, 0]) == "H-ent-RX" == prog.labels[0]
+    channel = lower_factorised(prog.space, 3, 1, form="channel")   # its candidates are not listed
+    assert channel.candidates == [] and [node.kind for node in channel.nodes] == ["channel"]
+    assert channel.weight_labels == prog.weight_labels
     tied = qtc.compile(ROOT / "specs/hadamard_ent_rot.qs", qubits=3, depth=1)
     assert tied.weight_labels == tuple(tied.candidates)       # one weight per candidate there
 
 
 def test_issue_18_forms_size_theta_as_the_enumeration_does():
     channel, enum = _forms(SMALL["space_forms"])
-    assert channel.angle_shape == enum.enumerated.angle_shape == (2, 3, 2)
-    assert channel.weights_shape == (5, 2) and channel.candidate_count == 2 ** 5
+    assert channel.angle_shape == enum.angle_shape == (2, 3, 2)
+    assert channel.weights.shape == (5, 2) and channel.weights.count == 2 ** 5
 
 
 def test_a_per_candidate_init_list_on_per_position_weights_is_a_located_error():
@@ -266,7 +278,7 @@ def test_the_generator_trains_per_position_weights(norm):
     text = SMALL["mixed_gates"].replace(PER_POSITION, f"weights {norm} per position")
     prog = qtc.compile(text)
     gen = QTGenerator(prog, 6, dtype=torch.float64, backend="cpu")
-    assert gen.weights.shape == prog.weights_shape == (4, 3)
+    assert gen.weights.shape == prog.weights.shape == (4, 3)
     used = gen.structural_weights()
     assert torch.equal(used[~structural.mask(prog)], torch.zeros(2, dtype=torch.float64))   # padding
     if norm == "softmax":

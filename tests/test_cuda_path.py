@@ -231,7 +231,7 @@ def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(monkeypatch):
     gpu, cpu = channel_kernels.CudaKernels(), _Logged()
     assert rec.code == source("channel.c")
     theta = torch.randn(prog.angle_shape, dtype=torch.float64).numpy().reshape(-1)
-    wa = tab.alt_weights(torch.rand(prog.weights_shape, dtype=torch.float64)).tolist()
+    wa = tab.alt_weights(torch.rand(prog.weights.shape, dtype=torch.float64)).tolist()
     for k in (cpu, gpu):     # the recorder computes nothing: the GPU run only records its launches
         run = channel_kernels.Run(k, tab, tab.inputs(theta), wa, torch.device("cpu"))
         states = torch.empty(len(tab.steps) + 1, 2 * tab.D, dtype=torch.float64)

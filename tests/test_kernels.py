@@ -97,7 +97,7 @@ def test_frames_absorb_every_permutation():
 
 def test_schedule_keeps_order_of_non_commuting_ops():
     prog = qtc.compile(ALL_GATES, qubits=3, depth=2)
-    for circ in prog.circuits:
+    for circ in prog.nodes:
         if not hasattr(circ, "ops"):
             continue
         ops = to_stored_coordinates(circ, 3).ops
@@ -404,7 +404,7 @@ def test_gate_table_fully_supported():
     candidate alone gives the reference's probabilities and gradients."""
     import torch
     prog = qtc.compile(every_gate_space())
-    simulated = [node for node in prog.circuits if hasattr(node, "ops")]
+    simulated = [node for node in prog.nodes if hasattr(node, "ops")]
     assert len(simulated) == len(GATES), "no candidate folded or merged"
     for node in simulated:
         name = prog.labels[node.members[0]].split("-")[2].removeprefix("g_")

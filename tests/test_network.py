@@ -275,7 +275,7 @@ def test_task_fixed_models_are_the_twelve_candidates_in_table_i_order():
 
 def test_softmax_weights_normalise_but_a_fixed_candidate_stays_one_hot():
     prog = qtc.compile(SPECS / "hardware_efficient.qs", qubits=4, depth=2)
-    assert prog.weights_norm == "softmax" and prog.weights_init == (0.0,) * 4
+    assert prog.weights.norm == "softmax" and prog.weights.init == (0.0,) * 4
     gen = QTGenerator(prog, 16, backend="reference", dtype=torch.float64)
     torch.testing.assert_close(gen.structural_weights(), torch.full((4,), 0.25, dtype=torch.float64))
     fixed = QTGenerator(prog, 16, backend="reference", dtype=torch.float64, fixed=2)

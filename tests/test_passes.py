@@ -17,7 +17,7 @@ import torch
 import qtc
 from qtc.compiler.expand import expand
 from qtc.compiler.gates import GATES, clifford_steps
-from qtc.compiler.ir import Angle, Circuit, Constant, IRError, Op, PhaseForm, verify
+from qtc.compiler.ir import Angle, Circuit, Constant, IRError, Op, PerCandidate, PhaseForm, verify
 from qtc.compiler.passes import hadamard_phase_form, infer_real
 from qtc.compiler.pipeline import PASSES, lower
 from qtc.compiler.stabilizer import Tableau
@@ -81,14 +81,14 @@ def test_verify_passes_after_every_pass(space, n, depth):
 
 def test_verify_rejects_broken_programs_and_names_the_pass():
     prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=4, depth=2)
-    circ = next(c for c in prog.circuits if isinstance(c, Circuit))
-    i = prog.circuits.index(circ)
+    circ = next(c for c in prog.nodes if isinstance(c, Circuit))
+    i = prog.nodes.index(circ)
 
     def broken(node=None, circuits=None):
-        nodes = list(prog.circuits) if circuits is None else circuits
+        nodes = list(prog.nodes) if circuits is None else circuits
         if node is not None:
             nodes[i] = node
-        return prog.with_circuits(nodes, "my_pass")
+        return prog.with_nodes(nodes, "my_pass")
 
     cases = {
         "qubit out of range": broken(dataclasses.replace(circ, ops=circ.ops + (Op("h", (4,)),))),
@@ -96,7 +96,7 @@ def test_verify_rejects_broken_programs_and_names_the_pass():
         "angle mismatch": broken(dataclasses.replace(circ, ops=circ.ops + (Op("rx", (0,)),))),
         "angle out of range": broken(dataclasses.replace(circ, ops=(Op("rx", (0,), Angle(2, 0)),))),
         "complex gate": broken(dataclasses.replace(circ, ops=(Op("rx", (0,), 0.1),), real=True)),
-        "candidates covered": broken(circuits=[c for c in prog.circuits if c is not circ]),
+        "candidates covered": broken(circuits=[c for c in prog.nodes if c is not circ]),
         "bad constraint": broken(Constant(members=circ.members, constraints=((0, 1),))),
     }
     for what, bad in cases.items():
@@ -108,8 +108,8 @@ def test_verify_rejects_broken_programs_and_names_the_pass():
 # --- each pass's claim ------------------------------------------------------------------------
 def _assert_same_probabilities(prog_before, prog_after, n, thetas_):
     """Every candidate's distribution through its node is the same before and after a pass."""
-    before = {m: node for node in prog_before.circuits for m in node.members}
-    after = {m: node for node in prog_after.circuits for m in node.members}
+    before = {m: node for node in prog_before.nodes for m in node.members}
+    after = {m: node for node in prog_after.nodes for m in node.members}
     for theta in thetas_:
         for m in range(len(prog_after.labels)):
             a = node_probabilities(before[m], n, theta)
@@ -127,7 +127,7 @@ def test_drop_trailing_diagonals_keeps_probabilities(staged):
     before, after = staged["expand"], staged["drop_trailing_diagonals"]
     n = after.qubits
     _assert_same_probabilities(before, after, n, thetas(after))
-    for b, a in zip(before.circuits, after.circuits):
+    for b, a in zip(before.nodes, after.nodes):
         assert _is_subsequence(a.ops, b.ops)
         assert all(GATES[op.gate].diagonal for op in b.ops if op not in a.ops)
         # maximal: no diagonal gate is left with only monomial gates after it
@@ -140,7 +140,7 @@ def test_folded_constants_equal_simulation_for_any_theta(staged):
     before, after = staged["drop_trailing_diagonals"], staged["fold_clifford_constants"]
     n = after.qubits
     _assert_same_probabilities(before, after, n, thetas(after, count=4, seed=1))
-    for b, a in zip(before.circuits, after.circuits):
+    for b, a in zip(before.nodes, after.nodes):
         if isinstance(a, Constant):  # exact: compare with the unoptimised source, too
             for theta in thetas(after, count=3, seed=2):
                 src = reference.candidate_probabilities(after, theta)[a.members[0]]
@@ -155,7 +155,7 @@ def test_phase_forms_equal_simulation_for_any_theta(staged):
     before, after = staged["fold_clifford_constants"], staged["hadamard_phase_form"]
     n = after.qubits
     _assert_same_probabilities(before, after, n, thetas(after, count=4, seed=5))
-    for b, a in zip(before.circuits, after.circuits):
+    for b, a in zip(before.nodes, after.nodes):
         # exactly the circuits whose every gate is a permutation times phases in the H basis
         eligible = isinstance(b, Circuit) and b.ops and all(GATES[op.gate].xform for op in b.ops)
         assert isinstance(a, PhaseForm) == bool(eligible), (b, a)
@@ -166,19 +166,19 @@ def test_phase_forms_equal_simulation_for_any_theta(staged):
 
 def test_the_paper_spaces_rx_circuits_are_phase_forms():
     prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=5, depth=3)
-    phases = [prog.label_of(c) for c in prog.circuits if isinstance(c, PhaseForm)]
+    phases = [prog.label_of(c) for c in prog.nodes if isinstance(c, PhaseForm)]
     assert phases == ["none-ent-RX", "none-cyc-RX"]
     # one term per rotation: 15 RX gates, none cancelling or merging
-    assert all(len(c.terms) == 15 for c in prog.circuits if isinstance(c, PhaseForm))
+    assert all(len(c.terms) == 15 for c in prog.nodes if isinstance(c, PhaseForm))
 
 
 def test_merged_circuits_really_are_identical(staged):
     before, after = staged["hadamard_phase_form"], staged["merge_duplicates"]
     n = after.qubits
     _assert_same_probabilities(before, after, n, thetas(after, seed=3))
-    old = {m: node for node in before.circuits for m in node.members}
+    old = {m: node for node in before.nodes for m in node.members}
     keys = set()
-    for node in after.circuits:
+    for node in after.nodes:
         originals = [old[m] for m in node.members]
         first = originals[0]
         for o in originals[1:]:
@@ -194,7 +194,7 @@ def test_merged_circuits_really_are_identical(staged):
         keys.add(key)
     for theta in thetas(after, seed=4):
         src = reference.candidate_probabilities(after, theta)
-        for node in after.circuits:
+        for node in after.nodes:
             for m in node.members[1:]:
                 assert float((src[m] - src[node.members[0]]).abs().max()) < TOL
 
@@ -202,7 +202,7 @@ def test_merged_circuits_really_are_identical(staged):
 def test_real_circuits_have_real_statevectors(staged):
     prog = staged["infer_real"]
     n = prog.qubits
-    for node in prog.circuits:
+    for node in prog.nodes:
         if not isinstance(node, Circuit):
             continue
         assert node.real == all(GATES[op.gate].real for op in node.ops)
@@ -218,7 +218,7 @@ def test_a_complex_circuit_does_have_imaginary_amplitudes():
     """The real-statevector check above can fail: RX circuits are complex (the compiler puts
     the paper's in closed phase form; this is the circuit itself)."""
     prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=4, depth=2)
-    node = infer_real(prog.with_circuits([prog.source[prog.labels.index("none-ent-RX")]], "x")).circuits[0]
+    node = infer_real(prog.with_nodes([prog.source[prog.labels.index("none-ent-RX")]], "x")).nodes[0]
     assert not node.real
     state = reference.simulate(node, 4, thetas(prog, seed=6)[1])
     assert float(state.imag.abs().max()) > 1e-3
@@ -229,7 +229,7 @@ def test_paper_space_candidates_are_in_table_i_order():
     prog = qtc.compile(SPECS / "hadamard_ent_rot.qs")
     assert prog.candidates == TABLE_I
     assert (prog.qubits, prog.depth) == (17, 15)
-    assert prog.weights_init == (1 / 12,) * 12
+    assert prog.weights.init == (1 / 12,) * 12
 
 
 def _paper_circuit(label: str, n: int, depth: int) -> tuple[Op, ...]:
@@ -256,7 +256,7 @@ def test_paper_space_expands_to_the_hand_written_circuits(n, depth):
 @pytest.mark.parametrize("n,depth", [(2, 1), (3, 2), (4, 15), (7, 3), (11, 10), (13, 10), (17, 15)])
 def test_paper_space_folds_exactly_six_candidates(n, depth):
     prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=n, depth=depth)
-    folded = {prog.labels[m]: node for node in prog.circuits if isinstance(node, Constant)
+    folded = {prog.labels[m]: node for node in prog.nodes if isinstance(node, Constant)
               for m in node.members}
     assert sorted(folded) == sorted(["H-ent-RX", "H-ent-RZ", "H-cyc-RX", "H-cyc-RZ",
                                      "none-ent-RZ", "none-cyc-RZ"])
@@ -268,14 +268,14 @@ def test_paper_space_folds_exactly_six_candidates(n, depth):
         else:  # a delta on |0...0>
             assert len(node.constraints) == n
             assert float(dist[0]) == 1.0 and float(dist.sum()) == 1.0
-    circuits = [c for c in prog.circuits if isinstance(c, Circuit)]
+    circuits = [c for c in prog.nodes if isinstance(c, Circuit)]
     assert all(c.real for c in circuits)
     assert {prog.labels[c.members[0]] for c in circuits} == {"H-ent-RY", "H-cyc-RY", "none-ent-RY", "none-cyc-RY"}
     # the RX circuits in closed form; at (2, 1) their forms are equal (the CNOTs act on |00>)
-    phases = [c for c in prog.circuits if isinstance(c, PhaseForm)]
+    phases = [c for c in prog.nodes if isinstance(c, PhaseForm)]
     assert sorted(prog.labels[m] for c in phases for m in c.members) == ["none-cyc-RX", "none-ent-RX"]
     assert len(phases) == (1 if (n, depth) == (2, 1) else 2)
-    assert len(prog.circuits) == 4 + 2 + len(phases)  # the two constants are shared
+    assert len(prog.nodes) == 4 + 2 + len(phases)  # the two constants are shared
 
 
 # --- the stabilizer tableau ---------------------------------------------------------------------
@@ -371,9 +371,9 @@ def test_rotations_by_quarter_turns_are_clifford_and_fold_exactly():
     27 fold into exact constants equal to dense simulation."""
     prog = qtc.compile(QUARTER_TURNS)
     assert len(prog.labels) == 27
-    assert all(isinstance(node, Constant) for node in prog.circuits)
+    assert all(isinstance(node, Constant) for node in prog.nodes)
     for i, src in enumerate(prog.source):
-        node = next(nd for nd in prog.circuits if i in nd.members)
+        node = next(nd for nd in prog.nodes if i in nd.members)
         exact = reference.constant_distribution(node, 3).numpy()
         np.testing.assert_allclose(exact, densesim.probabilities(src, 3, np.zeros((1, 3))), atol=1e-12)
 
@@ -390,15 +390,15 @@ def test_phase_form_of_every_hadamard_basis_gate_with_shifts_and_constants():
            Op("cnot", (2, 0)), Op("rx", (0,), a(1, 0, scale=0.5)), Op("rx", (3,), a(1, 3)))
     src = Circuit(members=(0,), ops=ops)
     prog = qtc.compiler.ir.Program(name="xbasis", qubits=n, depth=L, labels=("all",), source=(src,),
-                                   circuits=(src,), weights_init=(1.0,))
-    form = hadamard_phase_form(prog).circuits[0]
+                                   nodes=(src,), weights=PerCandidate(labels=("all",), init=(1.0,)))
+    form = hadamard_phase_form(prog).nodes[0]
     assert isinstance(form, PhaseForm) and any(not isinstance(t[1], Angle) for t in form.terms)
     for theta in thetas(prog, count=4, seed=9):
         dense = densesim.probabilities(src, n, theta.numpy())
         np.testing.assert_allclose(densesim.phase_form_probabilities(form, n, theta.numpy()), dense, atol=TOL)
-    from qtc.runtime.backends import runnable
-    run = runnable(qtc.compiler.pipeline.optimise(prog))
-    assert [type(c) for c in run.circuits] == [PhaseForm]
+    from qtc.runtime.backends import Runnable
+    run = Runnable.of(qtc.compiler.pipeline.optimise(prog))
+    assert [type(c) for c in run.nodes] == [PhaseForm]
     g = torch.linspace(-1, 1, 2 ** n, dtype=torch.float64)
     out = {}
     for backend in ("reference", "cpu"):

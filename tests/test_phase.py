@@ -16,7 +16,7 @@ import qtc
 from qtc.compiler.ir import Angle, PhaseForm
 from qtc.compiler.pipeline import only_candidate
 from qtc.runtime import phase
-from qtc.runtime.backends import runnable
+from qtc.runtime.backends import Runnable
 
 import densesim
 
@@ -107,8 +107,8 @@ def test_phase_forms_in_a_program_match_the_reference_in_both_dtypes():
     prog = qtc.compile(PAPER, qubits=7, depth=3)
     k = prog.labels.index("none-cyc-RX")
     alone = only_candidate(prog, k)
-    assert [type(c) for c in alone.circuits] == [PhaseForm]
-    run = runnable(alone)
+    assert [type(c) for c in alone.nodes] == [PhaseForm]
+    run = Runnable.of(alone)
     for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 2e-6)):
         theta = (torch.randn(3, 7, dtype=torch.float64) * math.pi).to(dtype)
         out = {}

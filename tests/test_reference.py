@@ -4,6 +4,7 @@ For every candidate of every search space in specs/, at a few sizes with n <= 8,
 backend's float64 probabilities equal the dense simulation to 1e-12; they sum to one; the
 Program entry point returns the weighted sum; the folded constants equal simulation.
 """
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +12,10 @@ import pytest
 import torch
 
 import qtc
-from qtc.compiler.factorised import Factorised, lower_factorised
-from qtc.compiler.ir import Circuit, Constant, PhaseForm
+from qtc.compiler.factorised import lower_factorised
+from qtc.compiler.ir import Circuit, Constant, PerCandidate, PhaseForm
 from qtc.runtime import reference
-from qtc.runtime.backends import RunnableProgram
+from qtc.runtime.backends import Runnable
 
 import densesim
 
@@ -43,8 +44,10 @@ def random_theta(prog, seed):
 def case(request):
     space, n, depth = request.param
     prog = qtc.compile(SPECS / space, qubits=n, depth=depth)
-    if isinstance(prog, Factorised):   # per position: its candidates enumerated (channel form: test_channel)
-        prog = RunnableProgram.of(lower_factorised(prog.space, n, depth, form="enumeration").enumerated)
+    if prog.weights.kind == "position":   # per position: its candidates enumerated, a weight each
+        enum = lower_factorised(prog.space, n, depth, form="enumeration")   # (channel form: test_channel)
+        per_candidate = PerCandidate(enum.labels, enum.weights.candidate_products(enum.weights.init), enum.weights.norm)
+        prog = Runnable.of(dataclasses.replace(enum, weights=per_candidate))
     theta = random_theta(prog, seed=n * 100 + depth)
     ref = reference.candidate_probabilities(prog, theta)
     return prog, theta, ref
@@ -72,9 +75,9 @@ def test_program_probabilities_is_the_weighted_sum(case):
     w = torch.linspace(-0.5, 1.5, len(prog.labels), dtype=torch.float64)  # any weights, not just convex
     got = prog.probabilities(theta, w, backend="reference")
     assert got.shape == (2 ** prog.qubits,)
-    mix = torch.softmax(w, 0) if prog.weights_norm == "softmax" else w
+    mix = torch.softmax(w, 0) if prog.weights.norm == "softmax" else w
     np.testing.assert_allclose(got.numpy(), (mix @ ref).numpy(), atol=TOL)
-    if prog.weights_norm == "raw":
+    if prog.weights.norm == "raw":
         one_hot = torch.zeros(len(prog.labels), dtype=torch.float64)
         one_hot[-1] = 1
         np.testing.assert_allclose(prog.probabilities(theta, one_hot, backend="reference").numpy(),
@@ -84,7 +87,7 @@ def test_program_probabilities_is_the_weighted_sum(case):
 def test_program_probabilities_normalise_like_the_generator():
     from qtc.runtime.generator import QTGenerator
     prog = qtc.compile(SPECS / "hardware_efficient.qs", qubits=3, depth=2)
-    assert prog.weights_norm == "softmax"
+    assert prog.weights.norm == "softmax"
     gen = QTGenerator(prog, 8, backend="reference", dtype=torch.float64)
     with torch.no_grad():
         gen.weights.copy_(torch.tensor([0.3, -1.0, 2.0, 0.5]))
@@ -107,7 +110,7 @@ def test_theta_dtype_other_than_float32_or_float64_is_a_clear_error(dtype, backe
 
 def test_folded_constants_equal_simulation(case):
     prog, theta, ref = case
-    for node in prog.circuits:
+    for node in prog.nodes:
         if isinstance(node, Constant):
             exact = reference.constant_distribution(node, prog.qubits).numpy()
             assert abs(exact.sum() - 1) < TOL
@@ -121,7 +124,7 @@ def test_compiled_nodes_reproduce_the_ensemble(case):
     prog, theta, ref = case
     w = torch.arange(1, len(prog.labels) + 1, dtype=torch.float64)
     total = torch.zeros(2 ** prog.qubits, dtype=torch.float64)
-    for node in prog.circuits:
+    for node in prog.nodes:
         weight = sum(w[m] for m in node.members)
         if isinstance(node, Constant):
             p = reference.constant_distribution(node, prog.qubits)

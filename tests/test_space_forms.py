@@ -93,7 +93,7 @@ def test_negated_angle_and_zero_scale():
 
 def test_per_candidate_weight_init():
     prog = qtc.compile(HEAD + "layer = choose { h(0) | x(0) }\nweights softmax init [0.5, -0.5]")
-    assert prog.weights_init == (0.5, -0.5)
+    assert prog.weights.init == (0.5, -0.5)
 
 
 def test_an_init_statement_may_follow_a_weights_statement_without_a_value():

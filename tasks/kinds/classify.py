@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from qtc.compiler.factorised import Factorised
 from qtc.errors import did_you_mean
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
@@ -202,7 +201,7 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
     rule = next(iter((selected or {}).values()), {}).get("rule", "last")
     lines += ["", f"Reported epoch per model: select {rule} (selection.json)."]
     lines += ["", standing(final) + " One seed: no spread (`qtc run --seeds K` reports over seeds)."]
-    note = unmoved_note(rows) if not isinstance(built.program, Factorised) else None
+    note = unmoved_note(rows) if built.program is None or built.program.weights.kind == "candidate" else None
     lines += ["", f"Note: {note}."] if note else []
     merged = twins_note(rows)
     lines += ["", f"Note: {merged}."] if merged else []

@@ -18,7 +18,6 @@ import re
 import torch
 import torch.nn.functional as F
 
-from qtc.compiler.factorised import Factorised
 from qtc.errors import QtcError, SpecError, did_you_mean
 from qtc.tasks import naming
 from qtc.tasks.data import series as S
@@ -231,7 +230,7 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
     lines += [f"| *baseline:* {name} | - | {fmt(b['train_mse'])} | {fmt(b['test_mse'])} | - | - |"
               for name, b in baselines.items()]
     table = "\n".join(lines[-(len(rows) + len(baselines) + 2):])
-    note = unmoved_note(rundir.metrics()) if not isinstance(built.program, Factorised) else None
+    note = unmoved_note(rundir.metrics()) if built.program is None or built.program.weights.kind == "candidate" else None
     lines += ["", f"Note: {note}."] if note else []
     merged = twins_note(rundir.metrics())
     lines += ["", f"Note: {merged}."] if merged else []

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from dataclasses import dataclass, replace
 
 from qtc.compiler.expand import size_angles, slot_ops
@@ -64,6 +65,12 @@ class Costs:
     @property
     def channel_fits(self) -> bool:
         return self.channel_bytes <= self.budget
+
+
+def channel_memory() -> int:
+    """The channel form's memory budget: QTC_CHANNEL_MEMORY (bytes) or CHANNEL_MEMORY."""
+    value = os.environ.get("QTC_CHANNEL_MEMORY", "")
+    return int(value) if value.isdigit() else CHANNEL_MEMORY
 
 
 # --- lowering -------------------------------------------------------------------------------

@@ -196,8 +196,8 @@ class Channel:
         return f"channel of {len(self.steps)} steps"
 
     def problems(self, prog: Program):
-        if self.steps != getattr(prog.weights, "steps", None):
-            yield "a channel node's steps are not its weight layout's"
+        if prog.weights.kind != "position" or self.steps != prog.weights.steps:
+            yield "a channel node's steps are not its per-position weight layout's"
         if len(prog.nodes) != 1:
             yield f"a channel node stands alone, not beside {len(prog.nodes) - 1} other nodes"
         for s in self.steps:

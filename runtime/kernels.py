@@ -57,7 +57,9 @@ class Compiled:
     def to(self, device: torch.device) -> torch.Tensor:
         """S on `device` (cached per device)."""
         cache = self.__dict__.setdefault("_on", {})
-        return cache.setdefault(str(device), self.S.to(device))
+        if str(device) not in cache:
+            cache[str(device)] = self.S.to(device)
+        return cache[str(device)]
 
 
 class _CpuLauncher:
@@ -162,7 +164,10 @@ class Constants:
         self._on: dict[str, torch.Tensor] = {}
 
     def on(self, device) -> torch.Tensor:
-        return self._on.setdefault(str(device), self.dist.to(device))
+        """The distributions on `device` (cached per device)."""
+        if str(device) not in self._on:
+            self._on[str(device)] = self.dist.to(device)
+        return self._on[str(device)]
 
     def forward(self, th, wn, P):
         return (P + wn @ self.on(th.device) if len(wn) else P), None

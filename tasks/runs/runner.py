@@ -270,7 +270,7 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
         "program": {"qubits": built.program.qubits, "depth": built.program.depth,
                     "candidates": list(built.candidate_labels()),
                     "weights": list(built.program.weight_labels),
-                    "weights_norm": built.program.weights_norm} if built.program else None,
+                    "weights_norm": built.program.weights.norm} if built.program else None,
         "torch": torch.__version__,
     })
     rundir.write_json(PROVENANCE, provenance(spec.model_dump(exclude={"source", "file"}), options.backend,

@@ -102,7 +102,7 @@ def test_an_init_statement_may_follow_a_weights_statement_without_a_value():
     prog = qtc.compile(HEAD + "weights softmax\ninit = x(1)\nlayer = choose { h(0) | x(0) }")
     assert [op.gate for op in prog.source[0].ops][0] == "x"
     prog = qtc.compile(HEAD + "weights softmax init 2\ninit = x(1)\nlayer = choose { h(0) | x(0) }")
-    assert prog.weights_init == (2.0, 2.0)
+    assert prog.weights.init == (2.0, 2.0)
 
 
 def test_messages_name_the_label_and_the_layer():

@@ -52,7 +52,8 @@ def _expand(space: SearchSpace, n: int, depth: int) -> Program:
     init_ops = [slot_ops(space, alt.items, n, None, memo) for alt in init] or [()]
     _check_total(space, count, init_ops, layer_ops, depth)
     layer_ops, init_ops, shape = size_angles(layer_ops, init_ops, n, depth)
-    init_labels = [alt.label for alt in init] or [""]
+    # one init alternative tells no candidates apart: it names the only candidate, no other
+    init_labels = ([alt.label for alt in init] if len(init) > 1 or count == 1 else []) or [""]
     slot_choices = list(itertools.product(*[range(len(a)) for a in per_layer]))
     if space.tied:
         per_candidate = [[choice] * depth for choice in slot_choices]

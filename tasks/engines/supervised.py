@@ -64,6 +64,7 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
     compiler merged (Built.twins) are trained once and reported for every member.
     """
     ledger = Ledger(built, rundir, opts, task)
+    rundir.write_json(EXAMPLES, examples(task, opts, built.spec.train.batch))
     todo = [m for m in opts.models if m not in ledger.twins and not ledger.finished(m)]
     with signals.deferred() as stop:
         if opts.jobs > 1 and len(todo) > 1:
@@ -83,6 +84,17 @@ def train_all(built: Built, rundir: RunDir, opts, task: Supervised) -> dict[str,
 
 
 SELECTION = "selection.json"
+EXAMPLES = "examples.json"
+
+
+def examples(task: Supervised, opts, batch: int) -> dict[str, int]:
+    """How many examples the run trained and tested on, after --limit, the class filter and the
+    windowing (examples.json): a result is read against these counts, not the data set's size."""
+    fit, val = held_out(task, opts, batch)
+    out = {"train": len(task.train), "test": len(task.test)}
+    if val is not None:
+        out |= {"fit": len(fit.train), "validation": len(val)}
+    return out
 
 
 class Stopped(Exception):

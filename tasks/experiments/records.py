@@ -53,7 +53,7 @@ class TrialRecord:
     selected: int | None = None       # the epoch selection.json names (None: the last)
     baselines: dict = field(default_factory=dict)
     weights_norm: str | None = None   # the space's `weights` normalisation (None: not recorded)
-    examples: dict = field(default_factory=dict)   # train/test examples after --limit and filters
+    examples: dict = field(default_factory=dict)   # examples.json: train/test counts after --limit etc.
 
     @property
     def reported(self) -> dict | None:
@@ -111,7 +111,7 @@ def _read_run(rec: TrialRecord, folder: Path, resolved: dict) -> None:
     rec.candidates = list(program.get("candidates") or [])
     rec.weight_labels = list(program.get("weights") or rec.candidates)   # older runs: candidates
     rec.weights_norm = program.get("weights_norm")
-    rec.examples = resolved.get("examples") or {}
+    rec.examples = read_json_or_none(folder / "examples.json") or {}
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)
     rows = read_json_or_none(folder / "metrics.json", list) or []
     rec.rows = [r for r in rows if r.get("model") == rec.model]

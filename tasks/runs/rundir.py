@@ -7,6 +7,7 @@ Layout:
     .qtc-owned, .qtc-lock      qtc made this folder / the pid writing it now (tasks/runs/guard.py)
     parameters.txt             the parameter-count report
     metrics.csv, metrics.json  one row per (model, epoch)
+    examples.json              train/test example counts after --limit, the class filter, windowing
     checkpoint.pt              the last checkpoint
     models/<model>/            model.pt (plain state_dict), model.py (stand-alone loader), README
     a3c/<model>/               the A3C engine's own folder per model (episodes.csv, checkpoint.pt, ...)

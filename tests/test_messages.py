@@ -44,10 +44,11 @@ def test_a_bad_grid_value_is_named_as_the_grid():
 
 
 def test_a_setting_that_makes_a_statement_wrong_is_pointed_at():
-    with pytest.raises(SpecError) as err:
-        load_task(specs.path("mnist_1v5.task"), {"data.classes": "[1, 1]"})
-    assert err.value.file == "<command line>" and err.value.line is None
-    assert err.value.message.startswith("--set data.classes=[1, 1]: ")
+    for classes in ("[1, 1]", "[1, 12]"):     # the statement's own check; the task kind's
+        with pytest.raises(SpecError) as err:
+            load_task(specs.path("mnist_1v5.task"), {"data.classes": classes})
+        assert err.value.file == "<command line>" and err.value.line is None
+        assert err.value.message.startswith(f"--set data.classes={classes}: ")
     assert "mnist_1v5.task:3" in err.value.hint      # where the statement it changed stands
 
 

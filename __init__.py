@@ -12,7 +12,8 @@ def compile(source, *, qubits=None, depth=None):  # noqa: A001 - the contract's 
     (`.probabilities(theta, weights, backend=...)`: the README's "Python API")."""
     from qtc.compiler.pipeline import compile_space
     from qtc.runtime.backends import Runnable
-    return Runnable.of(compile_space(source, qubits=qubits, depth=depth))
+    from qtc.settings import settings
+    return Runnable.of(compile_space(source, qubits=qubits, depth=depth, channel_memory=settings().channel_memory))
 
 
 def __getattr__(name: str):

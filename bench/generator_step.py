@@ -98,9 +98,8 @@ def measure(label: str, n: int, depth: int, reps: int, dtype_name: str, threads:
     import torch
     torch.set_num_threads(threads)
     backend = "cuda" if label == "cuda-graph" else label
-    if label == "cuda-graph":
-        import qtc.runtime.cuda
-        qtc.runtime.cuda.GRAPHS = True
+    if label == "cuda-graph":      # read (qtc.settings) when the programs' launchers are made
+        os.environ["QTC_CUDA_GRAPHS"] = "1"
     dtype = getattr(torch, dtype_name)
     progs = _programs(kind, n, depth)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -124,10 +123,11 @@ def _cold_compile(prog, backend: str, dtype_name: str):
     the subprocess's kernel cache is empty, so this is the cold compile."""
     if backend not in ("cpu", "cuda"):
         return None, None
-    from qtc.compiler.target import Target, rendering_from_env
+    from qtc.compiler.target import Target
+    from qtc.settings import settings
     from qtc.runtime.kernels import compiled
     t = time.perf_counter()
-    comp = compiled(prog, Target(device=backend, dtype=dtype_name, rendering=rendering_from_env()))
+    comp = compiled(prog, Target(device=backend, dtype=dtype_name, rendering=settings().rendering))
     return comp, time.perf_counter() - t
 
 
@@ -149,9 +149,10 @@ def _library_build(progs: list, backend: str, dtype_name: str) -> float | None:
     if backend != "cpu":
         return None
     from qtc.compiler.pipeline import to_kernels
-    from qtc.compiler.target import Target, rendering_from_env
+    from qtc.compiler.target import Target
     from qtc.runtime.cache import CPU_FLAGS, cache_dir, find_compiler, library_object
-    target = Target(device="cpu", dtype=dtype_name, rendering=rendering_from_env())
+    from qtc.settings import settings
+    target = Target(device="cpu", dtype=dtype_name, rendering=settings().rendering)
     library = next((r.library for r in map(lambda p: to_kernels(p, target), progs) if r.library), "")
     if not library:
         return None

@@ -217,9 +217,10 @@ def step_numerics(p: dict, result: Path) -> None:
         out = _evaluate(prog, backend, dtype, theta, weights, g)
         checks = {"repeat": _difference(_evaluate(prog, backend, dtype, theta, weights, g), out)}
         if backend == "cuda":
-            cuda.GRAPHS = True
+            launcher = _cuda_launcher(prog, dtype)
+            launcher.use_graphs = True
             checks["graph"] = _difference(_evaluate(prog, backend, dtype, theta, weights, g), out)
-            cuda.GRAPHS = False
+            launcher.use_graphs = False
         if pending is not None:
             pending.result()          # the cpu kernels were built in the background
         for other in others:
@@ -231,6 +232,14 @@ def step_numerics(p: dict, result: Path) -> None:
             checks["vs_reference"] = _difference(out, refs[key])
         row.update(checks=checks, ok=all(_within(d, TOL[dtype]) for d in checks.values()))
         _emit(result, row)
+
+
+def _cuda_launcher(prog, dtype: str):
+    """The cuda.Launcher `probabilities` runs `prog` through (its compiled program's)."""
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import compiled
+    from qtc.settings import settings
+    return compiled(prog, Target(device="cuda", dtype=dtype, rendering=settings().rendering)).launcher.launcher
 
 
 def _build_times(prog, backend: str, dtype: str) -> dict:

@@ -12,8 +12,9 @@ from pathlib import Path
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space
 from qtc.compiler.report import program_outputs
-from qtc.compiler.target import Target, rendering_from_env
+from qtc.compiler.target import Target
 from qtc.errors import QtcError
+from qtc.settings import settings as environment
 
 
 @dataclass
@@ -28,12 +29,12 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
     """Compile a .qs or .task spec; write report.txt, program.ir and kernels.cu.
 
     `rendering` (auto, unrolled, compact) forces how the kernels are rendered; None: as
-    $QTC_RENDERING says, else the cost model chooses.
+    $QTC_RENDERING says, else the cost model chooses (qtc.settings).
 
     For a .task, `qubits` and `depth` are the settings generator.qubits and generator.depth, so
     they are checked like the spec's own values and the parameter table shows the size compiled.
     """
-    header = ""
+    header, knobs = "", environment()   # `settings` here are --set's
     if str(spec).endswith(".task"):
         from qtc.tasks.build import load_task
         from qtc.tasks.runs.runner import check
@@ -46,9 +47,9 @@ def write_outputs(spec: str, *, out_dir: Path | None = None, qubits=None, depth=
     elif settings:
         raise QtcError(f"--set changes .task specs; a search space ({spec}) takes --qubits and --depth")
     else:
-        prog = compile_space(spec, qubits=qubits, depth=depth)
+        prog = compile_space(spec, qubits=qubits, depth=depth, channel_memory=knobs.channel_memory)
         name = prog.name
-    texts = program_outputs(prog, Target(rendering=rendering or rendering_from_env()))
+    texts = program_outputs(prog, Target(rendering=rendering or knobs.rendering))
     texts["report.txt"] = header + texts["report.txt"]
     out = Path(out_dir) if out_dir else Path("out") / name
     out.mkdir(parents=True, exist_ok=True)

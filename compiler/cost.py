@@ -25,7 +25,7 @@ UNROLLED_MAX_BYTES = 8 << 20   # "auto" never renders unrolled above this estima
 # "auto" on the CPU: the unrolled passes step faster, the compact ones build in about a second
 # (their kernel library is built once per dtype and machine). Unrolled is chosen when the time
 # its build costs beyond the compact one is repaid within the run's training steps (the engines
-# say how many: runtime.kernels.expect_steps; HORIZON_STEPS when nobody said, a short run: Table
+# say how many: Built.sources(steps=...) -> QTGenerator -> Target.steps; HORIZON_STEPS when nobody said, a short run: Table
 # II's damped SHM is 1,600 steps per model, FashionMNIST 10 epochs ~1,200). Measured
 # on the 2-core AMD EPYC machine (AVX-512, g++ 12), idle, one thread, float64, the paper space
 # (docs/results/speed.md; bench/generator_step.py --renderings unrolled compact): the unrolled

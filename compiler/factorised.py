@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from dataclasses import dataclass, replace
 
 from qtc.compiler.expand import size_angles, slot_ops
@@ -41,11 +40,11 @@ from qtc.compiler.ir import Channel, PerPosition, Program, Step
 from qtc.dsl.expr import evaluate_expr
 from qtc.dsl.space import SearchSpace
 from qtc.errors import QtcError, SpecError
+from qtc.settings import CHANNEL_MEMORY
 
 BYTES_PER_ENTRY = 16            # a complex float64 density-matrix entry (two planes of doubles)
 SCRATCH_STATES = 6              # density matrices the backward pass needs beyond the stored ones
                                 # (state and observable, each with a spare for gathers; E, E_new)
-CHANNEL_MEMORY = 4 << 30        # bytes of density matrices the channel form may hold
 FORMS = ("auto", "channel", "enumeration")
 
 
@@ -65,12 +64,6 @@ class Costs:
     @property
     def channel_fits(self) -> bool:
         return self.channel_bytes <= self.budget
-
-
-def channel_memory() -> int:
-    """The channel form's memory budget: QTC_CHANNEL_MEMORY (bytes) or CHANNEL_MEMORY."""
-    value = os.environ.get("QTC_CHANNEL_MEMORY", "")
-    return int(value) if value.isdigit() else CHANNEL_MEMORY
 
 
 # --- lowering -------------------------------------------------------------------------------

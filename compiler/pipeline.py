@@ -11,7 +11,6 @@ from dataclasses import replace
 
 from qtc.compiler.cost import with_rendering
 from qtc.compiler.expand import expand
-from qtc.compiler.factorised import channel_memory as env_channel_memory
 from qtc.compiler.factorised import lower_factorised
 from qtc.compiler.ir import Circuit, PerCandidate, Program, verify
 from qtc.compiler.passes import (drop_trailing_diagonals, fold_clifford_constants, hadamard_phase_form, infer_real,
@@ -21,6 +20,7 @@ from qtc.compiler.schedule import plan_program
 from qtc.compiler.target import Target
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS, SearchSpace, parse_space
 from qtc.errors import SpecError
+from qtc.settings import CHANNEL_MEMORY
 
 PASSES = (
     drop_trailing_diagonals,   # phases before the measurement change nothing
@@ -106,7 +106,7 @@ def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> t
 
 
 def compile_space(source, *, qubits: int | None = None, depth: int | None = None,
-                  check: bool = False, channel_memory: int | None = None) -> Program:
+                  check: bool = False, channel_memory: int = CHANNEL_MEMORY) -> Program:
     """The front half (`qtc.compile`): a .qs path or spec text -> the optimised Program (for
     'weights ... per position': channel form or enumeration, by cost, the channel form's
     density matrices within `channel_memory` bytes)."""
@@ -114,8 +114,7 @@ def compile_space(source, *, qubits: int | None = None, depth: int | None = None
     try:                        # every error of the space's values names its file (issue 29)
         n, L = resolve_size(space, qubits, depth)
         if space.weights_per_position:         # the full product space, factorised
-            return lower_factorised(space, n, L, memory=env_channel_memory() if channel_memory is None
-                                    else channel_memory)
+            return lower_factorised(space, n, L, memory=channel_memory)
         return lower(space, n, L, check=check)     # expand + PASSES
     except SpecError as err:
         raise err.located(space.file, space.source) from None

@@ -9,7 +9,7 @@ from qtc.compiler.csrc import source
 from qtc.compiler.factorised_report import factorised_report
 from qtc.compiler.ir import Program, pretty
 from qtc.compiler.pipeline import to_kernels
-from qtc.compiler.target import Target, rendering_from_env
+from qtc.compiler.target import Target
 
 
 def program_report(prog: Program) -> str:
@@ -43,8 +43,8 @@ def program_outputs(prog: Program, target: Target | None = None) -> dict[str, st
     model of the kernels), the IR and the kernel source (and, for the compact rendering on the
     CPU, kernels_lib.cu: the library every program links), each computed once. A per-position
     space reports the form chosen first, then its channel program or its enumerated one.
-    Default target: the CPU, float64, rendered as $QTC_RENDERING says (else the cost model)."""
-    target = target or Target(rendering=rendering_from_env())
+    Default target: the CPU, float64, the rendering the cost model chooses."""
+    target = target or Target()
     head = factorised_report(prog) if prog.weights.kind == "position" else ""
     texts = _OUTPUTS[prog.form](prog, target)
     return {**texts, "report.txt": "\n".join(part for part in (head, texts["report.txt"]) if part)}

@@ -6,7 +6,6 @@ kernel cache key, so two targets never share a compiled kernel by accident.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 from qtc.errors import QtcError
@@ -21,8 +20,7 @@ MAX_RANK = (("fwd", True, 4), ("fwd", False, 3), ("bwd", True, 3), ("bwd", False
 # how the passes become source: "unrolled" (one block of code per op and register), "compact"
 # (one loop over a table of the ops, compiler/csrc/compact.h) or "auto" (the cost model chooses by the
 # size of the unrolled source: compiler/cost.py)
-RENDERINGS = ("auto", "unrolled", "compact")
-RENDERING_ENV = "QTC_RENDERING"
+from qtc.settings import RENDERINGS  # noqa: E402 - with the comment above it
 
 
 @dataclass(frozen=True)
@@ -79,11 +77,3 @@ class Target:
     @property
     def c_cos_sin(self) -> tuple[str, str]:
         return DTYPES[self.dtype][3], DTYPES[self.dtype][4]
-
-
-def rendering_from_env(env=os.environ) -> str:
-    """The rendering $QTC_RENDERING forces (unrolled or compact), else "auto"."""
-    value = env.get(RENDERING_ENV, "") or "auto"
-    if value not in RENDERINGS:
-        raise QtcError(f"{RENDERING_ENV} must be one of {', '.join(RENDERINGS)}, got {value!r}")
-    return value

@@ -3,12 +3,11 @@
 `reference` simulates the unoptimised candidates with torch autograd (the oracle); compiled
 backends (`cpu`, `cuda`) register themselves in BACKENDS. `auto` picks cuda when a GPU and CuPy
 are present, else cpu when a C++ compiler is, else reference (with a one-line notice).
-The environment variable QTC_BACKEND overrides `auto`. Angles are float32 or float64 on every
+QTC_BACKEND (qtc.settings) overrides `auto`. Angles are float32 or float64 on every
 backend (the probabilities come back in theta's dtype); anything else is a QtcError.
 """
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import fields
 from typing import Callable
@@ -18,11 +17,12 @@ import torch
 from qtc.compiler.ir import Program
 from qtc.dsl.task import backend_hint
 from qtc.errors import QtcError
+from qtc.settings import settings
 from qtc.runtime import weights as structural
 
 ANGLE_DTYPES = (torch.float32, torch.float64)
 
-# name -> (is_available() -> bool, probabilities(prog, theta, weights) -> Tensor)
+# name -> (is_available() -> bool, probabilities(prog, theta, weights, steps) -> Tensor)
 BACKENDS: dict[str, tuple[Callable[[], bool], Callable]] = {}
 # name -> what is missing when it is not available (a sentence), for the error message
 MISSING: dict[str, Callable[[], str | None]] = {}
@@ -36,7 +36,7 @@ def register(name: str, available: Callable[[], bool], fn: Callable,
         MISSING[name] = missing
 
 
-def _reference(prog, theta, weights):
+def _reference(prog, theta, weights, steps):
     from qtc.runtime.reference import probabilities
     return probabilities(prog, theta, weights)
 
@@ -59,7 +59,7 @@ def available_backends() -> list[str]:
 def resolve(backend: str = "auto") -> str:
     _load_compiled_backends()
     if backend == "auto":
-        backend = os.environ.get("QTC_BACKEND", "auto")
+        backend = settings().backend
     if backend == "auto":
         for name in ("cuda", "cpu"):
             if name in BACKENDS and BACKENDS[name][0]():
@@ -84,11 +84,13 @@ def _notice(message: str) -> None:
         print(message, file=sys.stderr)
 
 
-def probabilities(prog: Program, theta: torch.Tensor, weights, *, backend: str = "auto") -> torch.Tensor:
+def probabilities(prog: Program, theta: torch.Tensor, weights, *, backend: str = "auto",
+                  steps: int | None = None) -> torch.Tensor:
     """sum_c w_c p_c(theta) with `weights` as given (the mixture itself, no normalisation),
     shape (2**qubits,), in theta's dtype, differentiable in both. `weights` follow the
     program's layout: one per candidate, or per position (a matrix or a list of vectors, and
-    w_c = prod_pos weights[pos, k_pos(c)])."""
+    w_c = prod_pos weights[pos, k_pos(c)]). `steps`: the training steps the caller expects to
+    run (compiled kernels only: "auto" renders unrolled when its build is repaid within them)."""
     theta = torch.as_tensor(theta)
     if theta.dtype not in ANGLE_DTYPES:
         raise QtcError(f"theta has dtype {str(theta.dtype).removeprefix('torch.')}; qtc computes in "
@@ -96,14 +98,14 @@ def probabilities(prog: Program, theta: torch.Tensor, weights, *, backend: str =
     if tuple(theta.shape) != prog.angle_shape:
         what = "(depth, qubits" + (", angles per gate)" if len(prog.angle_shape) == 3 else ")")
         raise QtcError(f"theta has shape {tuple(theta.shape)}, expected {what} = {prog.angle_shape}")
-    return FORMS[prog.form](prog, theta, structural.matrix(prog, weights, theta.dtype), backend)
+    return FORMS[prog.form](prog, theta, structural.matrix(prog, weights, theta.dtype), backend, steps)
 
 
-def _enumerated(prog: Program, theta: torch.Tensor, W: torch.Tensor, backend: str) -> torch.Tensor:
-    return BACKENDS[resolve(backend)][1](prog, theta, structural.per_candidate(prog, W))
+def _enumerated(prog: Program, theta: torch.Tensor, W: torch.Tensor, backend: str, steps) -> torch.Tensor:
+    return BACKENDS[resolve(backend)][1](prog, theta, structural.per_candidate(prog, W), steps)
 
 
-def _channel(prog: Program, theta: torch.Tensor, W: torch.Tensor, backend: str) -> torch.Tensor:
+def _channel(prog: Program, theta: torch.Tensor, W: torch.Tensor, backend: str, steps) -> torch.Tensor:
     from qtc.runtime.channel import probabilities as channel
     return channel(prog, theta, W, backend=backend)
 
@@ -122,9 +124,9 @@ class Runnable(Program):
     def of(cls, prog: Program) -> "Runnable":
         return cls(**{f.name: getattr(prog, f.name) for f in fields(prog)})
 
-    def probabilities(self, theta, weights, *, backend: str = "auto") -> torch.Tensor:
+    def probabilities(self, theta, weights, *, backend: str = "auto", steps: int | None = None) -> torch.Tensor:
         """P = sum_c v_c p_c(theta), shape (2**qubits,), differentiable in theta and weights,
         where v = mixture(weights) applies the space's normalisation (softmax for `weights
         softmax`), exactly as QTGenerator does with its structural weights."""
         return probabilities(self, theta, structural.mixture(self, structural.given(self, weights)),
-                             backend=backend)
+                             backend=backend, steps=steps)

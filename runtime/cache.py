@@ -23,6 +23,7 @@ from pathlib import Path
 
 from qtc.compiler.render.common import PART   # the kernel source's part separator
 from qtc.errors import QtcError, os_error_message
+from qtc.settings import settings
 
 CPU_FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-std=c++17")
 LINK_FLAGS = ("-shared", "-fopenmp")
@@ -40,10 +41,8 @@ def user_cache(kind: str) -> Path:
 
 
 def cache_dir() -> Path:
-    """The kernel cache: $QTC_CACHE_DIR, else `user_cache("kernels")`."""
-    if os.environ.get("QTC_CACHE_DIR"):
-        return Path(os.environ["QTC_CACHE_DIR"])
-    return user_cache("kernels")
+    """The kernel cache: $QTC_CACHE_DIR (qtc.settings), else `user_cache("kernels")`."""
+    return settings().cache_dir or user_cache("kernels")
 
 
 def find_compiler() -> str | None:

@@ -13,12 +13,11 @@ arguments) launches on the GPU.
   tile), capped at one full wave of resident blocks; the kernels loop over the rest (grid-stride
   loops), so any grid is correct and a tiny state does not launch a thousand idle blocks.
 - Launch overhead: a training step is ~140 launches at 17 qubits. With QTC_CUDA_GRAPHS=1 (or
-  GRAPHS = True) each launch list is captured once as a CUDA graph on static buffers and
+  Launcher.use_graphs = True) each launch list is captured once as a CUDA graph on static buffers and
   replayed: one graph launch plus a few copies instead of one launch per kernel.
 """
 from __future__ import annotations
 
-import os
 import threading
 from functools import lru_cache
 from importlib import metadata
@@ -33,7 +32,6 @@ from qtc.compiler.target import DTYPES
 from qtc.runtime.launch import BLOCK, DeviceModule, arguments, blocks_for, written
 
 H200_BANDWIDTH = 4.3e12      # device-to-device copy measured on this workplace's H200 (bytes/s)
-GRAPHS = os.environ.get("QTC_CUDA_GRAPHS", "0") == "1"
 
 # --- what is missing ---------------------------------------------------------------------------
 
@@ -134,7 +132,8 @@ class Launcher:
     torch's current stream with `tensors` (CUDA, contiguous) as arguments; `writes` are the
     indices of the tensors the kernels write."""
 
-    def __init__(self, rendered: Rendered):
+    def __init__(self, rendered: Rendered, *, graphs: bool = False):
+        self.use_graphs = graphs      # replay each launch list as a CUDA graph (QTC_CUDA_GRAPHS)
         self.module = DeviceModule(rendered.text, rendered.kernels["forward"] + rendered.kernels["backward"])
         self.cupy, self.device, self.kernels = self.module.cupy, self.module.device, self.module.kernels
         self.compile_seconds = self.module.compile_seconds
@@ -147,7 +146,7 @@ class Launcher:
             if t.device != self.device or not t.is_contiguous():
                 raise ValueError(f"kernel argument {i} must be a contiguous tensor on {self.device}, "
                                  f"got {'a strided' if t.device == self.device else t.device} tensor")
-        if GRAPHS:
+        if self.use_graphs:
             self._replay(tuple(launches), tensors, writes)
         else:
             self._launch(launches, tensors)

@@ -122,12 +122,15 @@ class QTGenerator(nn.Module):
                  bits: str = "pm1", rescale: str = "qt", gamma: float = 0.1, beta: float = 0.8,
                  alpha: float = 0.3, center: bool = True, init_scale: float = 1.0, fixed: int | None = None,
                  calibrate: Callable[[torch.Tensor], float] | None = None,
-                 backend: str = "auto", dtype: torch.dtype = torch.float32):
+                 backend: str = "auto", dtype: torch.dtype = torch.float32, steps: int | None = None):
         super().__init__()
         n = program.qubits
         if num_params > 2 ** n:
             raise QtcError(f"target has {num_params} parameters but {n} qubits give only {2 ** n}")
         self.program, self.num_params, self.backend = program, num_params, backend
+        # the training steps it will run (None: the cost model's default horizon): "auto"
+        # renders the kernels unrolled when the longer build is repaid within them
+        self.steps = None if steps is None else max(1, int(steps))
         self.rescale, self.gamma, self.beta, self.alpha, self.center = rescale, gamma, beta, alpha, center
         self.fixed = fixed
         self.theta = nn.Parameter(_angles(program, dtype))
@@ -178,8 +181,10 @@ class QTGenerator(nn.Module):
 
     def probabilities(self) -> torch.Tensor:
         if self.simulated is not self.program:   # its candidate alone, weight 1
-            return probabilities(self.simulated, self.theta, self.weights.new_ones(1), backend=self.backend)
-        return probabilities(self.program, self.theta, self.structural_weights(), backend=self.backend)
+            return probabilities(self.simulated, self.theta, self.weights.new_ones(1), backend=self.backend,
+                                 steps=self.steps)
+        return probabilities(self.program, self.theta, self.structural_weights(), backend=self.backend,
+                             steps=self.steps)
 
     def forward(self) -> torch.Tensor:
         x = self.constant_x if self.constant_x is not None else self._rescaled(self.probabilities())

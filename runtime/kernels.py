@@ -19,12 +19,13 @@ import torch
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
-from qtc.compiler.target import Target, rendering_from_env
+from qtc.compiler.target import Target
 from qtc.runtime import backends, cuda, threads
 from qtc.runtime.cache import CPU_FLAGS, find_compiler
 from qtc.runtime.launch import HostLibrary, arguments, bind, written
 from qtc.runtime.phase import PhaseTables
 from qtc.runtime.reference import constant_distribution
+from qtc.settings import settings
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _lock = threading.Lock()
@@ -97,7 +98,7 @@ class _CudaLauncher:
     """The CUDA kernels bound to their arguments; compiling and launching: qtc.runtime.cuda."""
 
     def __init__(self, comp: Compiled):
-        self.launcher = cuda.Launcher(comp.rendered)
+        self.launcher = cuda.Launcher(comp.rendered, graphs=settings().cuda_graphs)
         self.size = comp.plan.size
         self.steps = {phase: _launch_list(comp.rendered, names) for phase, names in comp.rendered.kernels.items()}
 
@@ -233,24 +234,13 @@ class ProgramFunction(torch.autograd.Function):
         return gth.to(th.dtype).view_as(th), dweights, None
 
 
-_expected = {"steps": None}
-
-
-def expect_steps(steps: int | None) -> None:
-    """Tell the cost model how many training steps the programs compiled from now on will run
-    (None: its default, compiler.cost.HORIZON_STEPS): "auto" renders unrolled when its longer
-    build is repaid within them. The engines call this before a model trains (a supervised run:
-    epochs x batches; A3C: two generator steps per update, at least one update per episode)."""
-    _expected["steps"] = None if steps is None else max(1, int(steps))
-
-
 def _probabilities(device: str):
     """Run on `device` in theta's dtype (backends.probabilities admits float32 and float64),
-    rendered as $QTC_RENDERING says (default: the cost model chooses, for the steps given to
-    `expect_steps`)."""
-    def run(prog: Program, theta: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    rendered as $QTC_RENDERING says (qtc.settings; default: the cost model chooses, for the
+    training steps the caller expects)."""
+    def run(prog: Program, theta: torch.Tensor, weights: torch.Tensor, steps: int | None) -> torch.Tensor:
         target = Target(device=device, dtype=str(theta.dtype).removeprefix("torch."),
-                        rendering=rendering_from_env(), steps=_expected["steps"])
+                        rendering=settings().rendering, steps=steps)
         home, where = theta.device, torch.device(device)
         theta_t, weights_t = theta.to(where), weights.to(where, theta.dtype)
         P = ProgramFunction.apply(theta_t, weights_t, compiled(prog, target))

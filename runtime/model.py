@@ -29,6 +29,7 @@ from qtc.dsl.space import parse_space
 from qtc.dsl.task import GeneratorStmt
 from qtc.errors import QtcError, did_you_mean
 from qtc.runtime.generator import QTGenerator, output_scale, sized_qubits
+from qtc.settings import settings
 
 # QTModel's keywords beyond the spec's `generator` options (GeneratorStmt checks those)
 OWN_OPTIONS = ("fixed", "dtype")
@@ -78,7 +79,7 @@ class QTModel(nn.Module):
         self.net = net
         spec = parse_space(_space_source(space))
         program = compile_space(spec, qubits=sized_qubits(spec, count) if qubits is None else qubits,
-                                depth=depth)
+                                depth=depth, channel_memory=settings().channel_memory)
         _check_fixed(options.get("fixed"), program)
         with _buffers_kept(net):        # the calibration's probes leave no running statistics
             self.generator = QTGenerator(program, count, dtype=dtype, calibrate=lambda flat: output_scale(

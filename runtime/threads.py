@@ -16,7 +16,7 @@ slower than 1 thread (measured on the project's busy 2-core machine). So, per st
   before the OpenMP runtime loads (qtc/__init__.py calls it before anything imports torch, whose
   libgomp the kernels share).
 
-QTC_THREADS=k and QTC_CPU_MODE=0|1 override the choice; `qtc compile` prints it.
+QTC_THREADS=k and QTC_CPU_MODE=0|1 (qtc.settings) override the choice; `qtc compile` prints it.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from qtc.errors import QtcError
+from qtc.settings import Settings, settings
 
 SERIAL_BELOW = 14          # qubits: smaller states run on one thread
 # measured under load ~28 on 2 cores, one circuit at (15, 10), 2 threads and a barrier per
@@ -63,11 +63,13 @@ class Setting:
         return f"{self.threads} {plural}, mode {self.mode} ({MODES[self.mode]}): {self.why}"
 
 
-def choose(n: int, circuits: int, requested: int, idle_cores: int, env=os.environ) -> Setting:
+def choose(n: int, circuits: int, requested: int, idle_cores: int, knobs: Settings | None = None) -> Setting:
     """The threads and mode of one step of `circuits` states of n qubits, given the threads
-    torch may use (`requested`) and the cores no other task is running on; env overrides."""
-    if env.get("QTC_THREADS"):
-        threads, why = _positive(env["QTC_THREADS"], "QTC_THREADS"), "QTC_THREADS"
+    torch may use (`requested`) and the cores no other task is running on; QTC_THREADS and
+    QTC_CPU_MODE (`knobs`, default: the environment's qtc.settings) override."""
+    knobs = settings() if knobs is None else knobs
+    if knobs.threads:
+        threads, why = knobs.threads, "QTC_THREADS"
     elif n < SERIAL_BELOW:
         threads, why = 1, f"{n} qubits < {SERIAL_BELOW}: one thread"
     elif idle_cores < requested:
@@ -75,11 +77,8 @@ def choose(n: int, circuits: int, requested: int, idle_cores: int, env=os.enviro
         why = f"{requested} allowed, {idle_cores} cores idle"
     else:
         threads, why = requested, f"{requested} allowed and idle"
-    forced = env.get("QTC_CPU_MODE")
-    if forced:
-        if forced not in ("0", "1"):
-            raise QtcError(f"QTC_CPU_MODE must be 0 or 1, got {forced!r}")
-        return Setting(threads, int(forced), why + "; mode from QTC_CPU_MODE")
+    if knobs.cpu_mode is not None:
+        return Setting(threads, knobs.cpu_mode, why + "; mode from QTC_CPU_MODE")
     return Setting(threads, 0 if threads == 1 or circuits >= 2 * threads else 1, why)
 
 
@@ -90,12 +89,6 @@ def for_step(n: int, circuits: int) -> Setting:
     requested = torch.get_num_threads()
     idle = idle_cores() if n >= SERIAL_BELOW and requested > 1 else requested
     return choose(n, circuits, requested, idle)
-
-
-def _positive(text: str, name: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise QtcError(f"{name} must be a positive whole number, got {text!r}")
-    return int(text)
 
 
 def idle_cores(loadavg: str | None = None, own: int | None = None) -> int:

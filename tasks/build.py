@@ -20,6 +20,7 @@ from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.settings import with_settings
 from qtc.dsl.task import TaskSpec, parse_task
 from qtc.errors import QtcError, SpecError
+from qtc.settings import settings as environment   # `settings` here are --set's
 from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for, sized_qubits
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
@@ -90,7 +91,7 @@ class Built:
             raise SpecError(f"target has {biggest:,} parameters but {n} qubits give only {2 ** n:,}",
                             line=gen.line, column=gen.column, file=self.spec.file,
                             source=self.spec.source, hint=f"use 'qubits auto' or at least {need}")
-        return compile_space(space, qubits=n, depth=gen.depth)
+        return compile_space(space, qubits=n, depth=gen.depth, channel_memory=environment().channel_memory)
 
     def models(self) -> list[str]:
         """The models this task runs: DiffQAS-QT, then the requested baselines."""
@@ -156,10 +157,11 @@ class Built:
         per-position space, the largest weight's candidate of an enumerated one."""
         return found_candidate(self.program, weights)
 
-    def sources(self, model: str, *, backend: str | None = None,
-                found: list[float] | None = None) -> dict[str, torch.nn.Module]:
+    def sources(self, model: str, *, backend: str | None = None, found: list[float] | None = None,
+                steps: int | None = None) -> dict[str, torch.nn.Module]:
         """A fresh parameter source per network for `model` (uses the global torch RNG);
-        `found`: DiffQAS-QT's structural weights, which the model "found" needs."""
+        `found`: DiffQAS-QT's structural weights, which the model "found" needs; `steps`: the
+        training steps the run will take (the kernels' rendering weighs its build against them)."""
         out = {}
         for name, net in self.nets.items():
             if model == naming.CLASSICAL:
@@ -179,7 +181,7 @@ class Built:
                                         center=gen.center, init_scale=gen.init_scale, fixed=fixed,
                                         calibrate=partial(net.init_scale_for,
                                                           bound_offsets=self.many_classes()),
-                                        backend=backend or gen.backend)
+                                        backend=backend or gen.backend, steps=steps)
         return out
 
     def many_classes(self) -> bool:

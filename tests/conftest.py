@@ -32,12 +32,3 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def default_expected_steps():
-    """Each test starts with the cost model's default horizon: a run in an earlier test of the
-    same process told runtime.kernels how many steps it expected (expect_steps)."""
-    from qtc.runtime import kernels
-    kernels.expect_steps(None)
-    yield

@@ -194,14 +194,17 @@ def test_backward_twice(backend):
 
 @pytest.mark.skipif("cuda" not in available_backends(), reason="no CUDA GPU with CuPy here")
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
-def test_cuda_graph_replay_matches_kernel_by_kernel_launches(monkeypatch, dtype):
+def test_cuda_graph_replay_matches_kernel_by_kernel_launches(dtype):
     """QTC_CUDA_GRAPHS=1 replays the same kernels on static buffers: same values, twice over."""
-    from qtc.runtime import cuda
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import compiled
+    from qtc.settings import settings
     prog = program("hadamard_ent_rot", 8, 2)
     theta, weights, g = inputs(prog, seed=5)
     runs = []
     for graphs in (False, True, True):
-        monkeypatch.setattr(cuda, "GRAPHS", graphs)
+        dt = str(dtype).removeprefix("torch.")
+        compiled(prog, Target(device="cuda", dtype=dt, rendering=settings().rendering)).launcher.launcher.use_graphs = graphs
         t, w = theta.to(dtype).requires_grad_(), weights.to(dtype).requires_grad_()
         (probabilities(prog, t, w, backend="cuda").double() @ g).backward()
         runs.append(torch.cat([t.grad.flatten(), w.grad]).double())

@@ -11,34 +11,35 @@ import pytest
 
 from qtc.errors import QtcError
 from qtc.runtime.threads import SERIAL_BELOW, choose, idle_cores
+from qtc.settings import Settings, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_small_states_run_on_one_thread_whatever_is_allowed():
-    s = choose(SERIAL_BELOW - 1, 1, 8, 8, env={})
+    s = choose(SERIAL_BELOW - 1, 1, 8, 8, knobs=Settings())
     assert (s.threads, s.mode) == (1, 0)
 
 
 def test_a_busy_machine_gets_fewer_threads_down_to_one():
-    assert choose(17, 1, 2, 2, env={}).threads == 2
-    assert choose(17, 1, 4, 1, env={}).threads == 1
-    assert choose(17, 1, 2, 0, env={}).threads == 1
+    assert choose(17, 1, 2, 2, knobs=Settings()).threads == 2
+    assert choose(17, 1, 4, 1, knobs=Settings()).threads == 1
+    assert choose(17, 1, 2, 0, knobs=Settings()).threads == 1
 
 
 def test_mode_is_whole_circuits_when_there_are_two_per_thread_else_split_passes():
-    assert choose(17, 4, 2, 2, env={}).mode == 0
-    assert choose(17, 3, 2, 2, env={}).mode == 1
-    assert choose(17, 1, 2, 0, env={}).mode == 0   # one thread: nothing to split
+    assert choose(17, 4, 2, 2, knobs=Settings()).mode == 0
+    assert choose(17, 3, 2, 2, knobs=Settings()).mode == 1
+    assert choose(17, 1, 2, 0, knobs=Settings()).mode == 0   # one thread: nothing to split
 
 
 def test_env_overrides_threads_and_mode_and_bad_values_are_clear_errors():
-    s = choose(10, 1, 2, 0, env={"QTC_THREADS": "2", "QTC_CPU_MODE": "1"})
+    s = choose(10, 1, 2, 0, knobs=settings({"QTC_THREADS": "2", "QTC_CPU_MODE": "1"}))
     assert (s.threads, s.mode) == (2, 1) and "QTC_CPU_MODE" in str(s)
     with pytest.raises(QtcError, match="QTC_THREADS"):
-        choose(17, 1, 2, 2, env={"QTC_THREADS": "two"})
+        settings({"QTC_THREADS": "two"})
     with pytest.raises(QtcError, match="QTC_CPU_MODE"):
-        choose(17, 1, 2, 2, env={"QTC_CPU_MODE": "3"})
+        settings({"QTC_CPU_MODE": "3"})
 
 
 def test_idle_cores_counts_other_runnable_tasks():

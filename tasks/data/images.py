@@ -34,6 +34,7 @@ from torch.utils.data import TensorDataset
 
 from qtc.errors import QtcError
 from qtc.runtime.cache import user_cache
+from qtc.settings import settings
 
 DATASETS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}
 CLASSES = range(10)           # both sets: labels 0..9 (digits; FashionMNIST's ten garments)
@@ -68,10 +69,10 @@ def cache_dir() -> Path:
 
 
 def _places(dataset: str, data_root: str | os.PathLike | None) -> list[_Place]:
-    env = os.environ.get("QTC_DATA", "")
+    env = settings().data
     places = [
         _Place("--data-root", Path(data_root).expanduser() if data_root else None, "not given"),
-        _Place("$QTC_DATA", Path(env).expanduser() if env else None, "not set"),
+        _Place("$QTC_DATA", env, "not set"),
         _Place("user cache", cache_dir()),
     ]
     if dataset in DEBIAN_DIRS:

@@ -21,7 +21,6 @@ from torch.utils.data import TensorDataset
 from tqdm import tqdm
 
 from qtc.errors import QtcError
-from qtc.runtime import kernels
 from qtc.tasks import naming
 from qtc.tasks.build import Built
 from qtc.tasks.engines import progress, selection
@@ -227,9 +226,9 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
     # The spec's budget, not --epochs / --max-batches: the rendering it picks moves the last bits
     # of every sum, so a resumed or extended run must pick the one its start picked.
     epochs = built.spec.train.epochs
-    kernels.expect_steps(epochs * n_batches if epochs else None)
     torch.manual_seed(opts.seed)
-    source = built.sources(model, backend=opts.backend, found=job.found)[net.name]
+    source = built.sources(model, backend=opts.backend, found=job.found,
+                           steps=epochs * n_batches if epochs else None)[net.name]
     optim = make_optimizer(built.spec.train, source.parameters())
     epoch, start_batch, best = 0, 0, None
     if resume:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from qtc.errors import QtcError, describe_error
 from qtc.tasks.experiments import storage
+from qtc.settings import RAY_TIMEOUT, settings   # seconds to wait for an existing cluster
 from qtc.tasks.runs import guard
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 # cluster some other process left running).
 LOCAL_RAY = {"address": "local", "_node_ip_address": "127.0.0.1", "include_dashboard": False,
              "log_to_driver": False}
-RAY_TIMEOUT = 30.0   # seconds to wait for an existing cluster ($QTC_RAY_TIMEOUT overrides)
 # Seconds each node has to answer the check before training: it starts a worker process there,
 # which imports torch (on a busy node, well over RAY_TIMEOUT); a larger $QTC_RAY_TIMEOUT wins.
 NODE_CHECK_TIMEOUT = 300.0
@@ -227,7 +227,7 @@ class RayExecutor:
         self.version, self.refs, self.actor = qtc.__version__, {}, None
         t0 = time.perf_counter()
         self.owned = not ray.is_initialized()    # a Ray we start, we stop; a caller's stays up
-        timeout = float(os.environ.get("QTC_RAY_TIMEOUT") or RAY_TIMEOUT)
+        timeout = settings().ray_timeout
         if self.owned:
             if address:
                 join_ray(ray, address, timeout)

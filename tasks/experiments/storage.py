@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path, PurePosixPath
 
 from qtc.errors import QtcError
+from qtc.settings import settings
 from qtc.tasks.runs import guard
 
 SNAPSHOT = "snapshot.tar"
@@ -184,5 +185,6 @@ def open_storage(text: str, sweep_name: str):
 
 
 def scratch_root() -> Path:
-    """This node's scratch folder for trials: $QTC_SCRATCH, else the system's temporary folder."""
-    return Path(os.environ.get("QTC_SCRATCH") or tempfile.gettempdir()) / "qtc-trials"
+    """This node's scratch folder for trials: $QTC_SCRATCH (qtc.settings), else the system's
+    temporary folder."""
+    return (settings().scratch or Path(tempfile.gettempdir())) / "qtc-trials"

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from qtc.errors import QtcError, did_you_mean
-from qtc.runtime import kernels
 from qtc.tasks import plots
 from qtc.tasks.engines import a3c as a3c_engine
 from qtc.tasks.engines import progress
@@ -70,9 +69,8 @@ def make_model(spec_path: str, model: str, seed: int = 0, backend: str | None = 
     # two generator steps (actor, critic) per update and at least one update per episode, of
     # the spec's budget (not --episodes: a resumed run must render its kernels as it began)
     episodes = built.spec.train.episodes
-    kernels.expect_steps(2 * episodes if episodes else None)
     torch.manual_seed(seed)
-    sources = built.sources(model, backend=backend)
+    sources = built.sources(model, backend=backend, steps=2 * episodes if episodes else None)
     return sources["actor"], sources["critic"], built.nets["actor"], built.nets["critic"]
 
 

@@ -37,11 +37,11 @@ def provenance(spec_dump: dict, backend: str | None, generator_backend: str | No
     rendering (it moves the last bits of every sum) follows from the code and QTC_RENDERING."""
     import torch
 
-    from qtc.compiler.target import rendering_from_env
+    from qtc.settings import settings
     from qtc.runtime.backends import resolve
     chosen = backend or generator_backend
     return {"qtc": qtc.__version__, "commit": git_commit(),
             "torch": torch.__version__, "python": platform.python_version(),
             "backend": resolve(chosen) if chosen else None, "backend_requested": chosen,
-            "threads": torch.get_num_threads(), "rendering": rendering_from_env(), "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
+            "threads": torch.get_num_threads(), "rendering": settings().rendering, "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
             "machine": platform.machine(), "spec": spec_dump}

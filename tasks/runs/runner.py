@@ -16,6 +16,7 @@ import torch
 
 from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
+from qtc.settings import settings as environment   # `settings` here are --set's
 from qtc.tasks.build import Built, load_task, space_file
 from qtc.tasks.engines import selection
 from qtc.tasks.kinds import KINDS
@@ -144,12 +145,7 @@ def resolve_jobs(built: Built, given: int | None) -> int:
         return given
     if built.spec.kind == "a3c":
         return 1
-    env = os.environ.get("QTC_JOBS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise QtcError(f"QTC_JOBS must be a whole number >= 1, got {env!r}")
-        return int(env)
-    return max(1, os.cpu_count() or 1)
+    return environment().jobs or max(1, os.cpu_count() or 1)
 
 
 def _given(override, default):
@@ -160,12 +156,7 @@ def resolve_threads(given: int | None, default: int) -> int:
     """--threads if given, else $QTC_THREADS if set, else `default` (checked by RunOptions)."""
     if given is not None:
         return given
-    env = os.environ.get("QTC_THREADS", "").strip()
-    if not env:
-        return default
-    if not env.isdigit():
-        raise QtcError(f"QTC_THREADS must be a whole number >= 1, got {env!r}")
-    return int(env)
+    return environment().threads or default
 
 
 def check(built: Built, options: RunOptions | None = None) -> None:

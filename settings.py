@@ -1,0 +1,104 @@
+"""Every QTC_* environment variable qtc reads, read here and nowhere else.
+
+One frozen Settings value says how this process was told to run; `settings()` reads it from the
+environment, checks every variable (a bad value is a QtcError naming it, wherever it is first
+needed) and the rest of qtc takes the fields it needs, as parameters where they decide what a
+computation gives. Reading is cheap and not cached: the CLI, the tests and a sweep's workers
+set variables while the process runs.
+
+| variable              | field          | what it decides                                          | unset          |
+|-----------------------|----------------|----------------------------------------------------------|----------------|
+| QTC_BACKEND           | backend        | the backend "auto" means (runtime/backends.py)           | auto: cuda, cpu, reference |
+| QTC_RENDERING         | rendering      | how kernels are rendered: auto, unrolled, compact        | auto (the cost model) |
+| QTC_THREADS           | threads        | threads of a CPU step, and a run's torch threads         | chosen per step / per run |
+| QTC_CPU_MODE          | cpu_mode       | 0: whole circuits per thread, 1: passes split            | chosen per step |
+| QTC_JOBS              | jobs           | models trained at once by `qtc run`                      | one per core   |
+| QTC_CACHE_DIR         | cache_dir      | the kernel cache folder (runtime/cache.py)               | user cache     |
+| QTC_CHANNEL_MEMORY    | channel_memory | bytes of density matrices the channel form may hold      | 4 GiB          |
+| QTC_CUDA_GRAPHS       | cuda_graphs    | 1: replay a CUDA step as a graph (runtime/cuda.py)       | 0              |
+| QTC_RAY_TIMEOUT       | ray_timeout    | seconds to wait for an existing Ray cluster              | 30             |
+| QTC_DATA              | data           | a folder searched for data sets (tasks/data/images.py)   | not searched   |
+| QTC_SCRATCH           | scratch        | a node's scratch folder for sweep trials (experiments/storage.py) | the system's temporary folder |
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from qtc.errors import QtcError
+
+RENDERINGS = ("auto", "unrolled", "compact")
+CHANNEL_MEMORY = 4 << 30        # bytes of density matrices the channel form may hold
+RAY_TIMEOUT = 30.0              # seconds to wait for an existing Ray cluster
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str = "auto"
+    rendering: str = "auto"
+    threads: int | None = None
+    cpu_mode: int | None = None
+    jobs: int | None = None
+    cache_dir: Path | None = None
+    channel_memory: int = CHANNEL_MEMORY
+    cuda_graphs: bool = False
+    ray_timeout: float = RAY_TIMEOUT
+    data: Path | None = None
+    scratch: Path | None = None
+
+
+def settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The Settings the environment (`env`, default os.environ) gives."""
+    env = os.environ if env is None else env
+
+    def text(name: str) -> str:
+        return env.get(name, "").strip()
+
+    return Settings(
+        backend=text("QTC_BACKEND") or "auto",
+        rendering=_choice(text("QTC_RENDERING") or "auto", "QTC_RENDERING", RENDERINGS),
+        threads=_whole(text("QTC_THREADS"), "QTC_THREADS"),
+        cpu_mode=None if not text("QTC_CPU_MODE") else int(_choice(text("QTC_CPU_MODE"), "QTC_CPU_MODE", ("0", "1"))),
+        jobs=_whole(text("QTC_JOBS"), "QTC_JOBS"),
+        cache_dir=Path(text("QTC_CACHE_DIR")) if text("QTC_CACHE_DIR") else None,
+        channel_memory=_bytes(text("QTC_CHANNEL_MEMORY")),
+        cuda_graphs=_choice(text("QTC_CUDA_GRAPHS") or "0", "QTC_CUDA_GRAPHS", ("0", "1")) == "1",
+        ray_timeout=_seconds(text("QTC_RAY_TIMEOUT")),
+        data=Path(text("QTC_DATA")).expanduser() if text("QTC_DATA") else None,
+        scratch=Path(text("QTC_SCRATCH")) if text("QTC_SCRATCH") else None)
+
+
+def _choice(value: str, name: str, allowed) -> str:
+    if value not in allowed:
+        raise QtcError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _whole(value: str, name: str) -> int | None:
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise QtcError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _bytes(value: str) -> int:
+    if not value:
+        return CHANNEL_MEMORY
+    if not value.isdigit():
+        raise QtcError(f"QTC_CHANNEL_MEMORY must be a whole number of bytes, got {value!r}")
+    return int(value)
+
+
+def _seconds(value: str) -> float:
+    if not value:
+        return RAY_TIMEOUT
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise QtcError(f"QTC_RAY_TIMEOUT must be a number of seconds > 0, got {value!r}")
+    return seconds

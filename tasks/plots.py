@@ -94,6 +94,18 @@ def draw(ax, x, y, *, model: str, label: str, index: int = 0, band=None, alpha: 
     return line
 
 
+def whole_steps(ax) -> None:
+    """Epochs and episodes are whole numbers: ticks only there (one epoch is one tick at 1,
+    not an axis from 0.945 to 1.05; no episode 2.5)."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+    lo, hi = ax.dataLim.intervalx
+    if np.isfinite([lo, hi]).all() and hi - lo < 1:     # a single step: its own tick, centred
+        ax.set_xlim(lo - 0.5, hi + 0.5)
+        ax.xaxis.set_major_locator(FixedLocator(sorted({round(lo), round(hi)})))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def legend_outside(fig, ax) -> None:
     """The legend right of the axes, never on the data (saved with bbox_inches='tight')."""
     handles, labels = ax.get_legend_handles_labels()
@@ -152,6 +164,7 @@ def curves_figure(metrics_rows: Sequence[dict], keys: Sequence[str], *, title: s
                 label = naming.tie_label(tie) if len(tie) > 1 else rs[-1].get("label", tie[0])
                 draw(ax, *zip(*pts), model=tie[0], label=label, index=i)
         ax.set_xlabel("epoch")
+        whole_steps(ax)
         ax.set_ylabel(_title(key))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(_title(key))
@@ -226,6 +239,7 @@ def rewards_figure(curves: dict, window: int, *, title: str | None = None,
         draw(ax, x, mean, model=tie[0], label=label, index=i,
              band=clip_band(mean, mean - std, mean + std, bounds=UNIT_RANGE))
     ax.set_xlabel("episode")
+    whole_steps(ax)
     ax.set_ylabel(f"reward (moving average, window {window})")
     if title:
         ax.set_title(title)

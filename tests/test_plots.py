@@ -120,3 +120,16 @@ def test_prediction_plots_label_both_axes():
     ax = fig.axes[0]
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("time step", "value")
     assert ax.get_legend() is None and fig.legends
+
+
+def test_epoch_and_episode_axes_tick_only_whole_numbers():
+    """One epoch is one tick at 1 (not 0.945 .. 1.05); no fractional episodes (issue 30)."""
+    from qtc.tasks import plots
+    plt = plots.pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([1], [0.5], marker="o")
+    plots.whole_steps(ax)
+    fig.canvas.draw()
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    plt.close(fig)

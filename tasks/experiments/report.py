@@ -183,6 +183,7 @@ def bands_figure(task: str, kind: str, rows: list[dict]):
         if log:
             ax.set_yscale("log")
         ax.set_xlabel("episode" if kind == "a3c" else "epoch")
+        plots.whole_steps(ax)
         ax.set_ylabel(curve.replace("_", " "))
         ax.set_title(f"{task}: {curve.replace('_', ' ')}", fontsize=10)
         ax.grid(alpha=0.3)

@@ -317,8 +317,10 @@ def test_cifar10_from_torchvisions_python_files(tmp_path):
 
 
 class _Evil:
+    """Unpickling this would run code. `eval`, not `print`: Ray (imported by other tests in the
+    same process) replaces builtins.print, which would change the name the error quotes."""
     def __reduce__(self):
-        return (print, ("pwned",))
+        return (eval, ("print('pwned')",))
 
 
 @pytest.mark.parametrize("batch, message", [
@@ -328,7 +330,7 @@ class _Evil:
     ({"data": np.zeros((2, 3072), np.uint8), "labels": [0]}, "not one integer label per image"),
     ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1], "extra": 1.5}, None),
     ([1, 2], "holds a list, not a CIFAR-10 batch"),
-    ({"data": _Evil()}, r"names (__builtin__|builtins)\.print, which a CIFAR-10 file never holds"),
+    ({"data": _Evil()}, r"names (__builtin__|builtins)\.eval, which a CIFAR-10 file never holds"),
 ])
 def test_cifar10_malformed_batches_are_errors_and_nothing_else_is_unpickled(tmp_path, batch, message, capsys):
     folder = _cifar(tmp_path, batch=batch)

@@ -240,14 +240,16 @@ def test_a_node_without_the_data_set_is_named_before_training(tmp_path, monkeypa
 
 @pytest.mark.slow
 def test_a_node_removed_mid_sweep_its_trials_resume_on_the_other(tmp_path):
-    trials = _planned(tmp_path, seeds=(0, 1, 2), models="classical", epochs=8)
+    # Two trials on two nodes of 1 CPU each: one runs on each node from the start, so two stored
+    # snapshots are one per node whatever the timing (with a third trial, the head node could
+    # store two before the worker node's first: then nothing is resumed); 100 epochs keep the
+    # worker node's trial running well past its first snapshot.
+    trials = _planned(tmp_path, seeds=(0, 1), models="classical", epochs=100)
     out = tmp_path / "cluster"
     with two_nodes(tmp_path) as (cluster, worker, _scratch):
         removed = threading.Event()
 
         def remove_when_both_nodes_checkpointed():
-            # Both nodes run a trial at once (1 CPU each): two stored snapshots = the worker
-            # node's trial has one too.
             while len(list(out.glob("*/*/seed*/checkpoint.pt"))) < 2:
                 time.sleep(0.1)
             cluster.remove_node(worker, allow_graceful=False)
@@ -257,7 +259,7 @@ def test_a_node_removed_mid_sweep_its_trials_resume_on_the_other(tmp_path):
         killer.start()
         res = sweep(trials, out, address=cluster.address, executor="ray", progress=False)
         assert removed.is_set()
-    assert len(res.done) == 3 and not res.failed
+    assert len(res.done) == 2 and not res.failed
     statuses = [read_status(out / k) for k in res.done]
     resumed = [s for s in statuses if s["resumed"]]
     assert resumed and all(s["moved"]["fetched"] > 0 for s in resumed)

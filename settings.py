@@ -19,6 +19,7 @@ set variables while the process runs.
 | QTC_RAY_TIMEOUT       | ray_timeout    | seconds to wait for an existing Ray cluster              | 30             |
 | QTC_DATA              | data           | a folder searched for data sets (tasks/data/images.py)   | not searched   |
 | QTC_SCRATCH           | scratch        | a node's scratch folder for sweep trials (experiments/storage.py) | the system's temporary folder |
+| QTC_SPACE_PATH        | space_path     | folders searched for `generator NAME.qs` after the task's own (dsl/spaces.py; `--space-path` puts its folders first) | not searched |
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class Settings:
     ray_timeout: float = RAY_TIMEOUT
     data: Path | None = None
     scratch: Path | None = None
+    space_path: tuple[Path, ...] = ()
 
 
 def settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -67,7 +69,8 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
         cuda_graphs=_choice(text("QTC_CUDA_GRAPHS") or "0", "QTC_CUDA_GRAPHS", ("0", "1")) == "1",
         ray_timeout=_seconds(text("QTC_RAY_TIMEOUT")),
         data=Path(text("QTC_DATA")).expanduser() if text("QTC_DATA") else None,
-        scratch=Path(text("QTC_SCRATCH")) if text("QTC_SCRATCH") else None)
+        scratch=Path(text("QTC_SCRATCH")) if text("QTC_SCRATCH") else None,
+        space_path=_folders(text("QTC_SPACE_PATH"), "QTC_SPACE_PATH"))
 
 
 def _choice(value: str, name: str, allowed) -> str:
@@ -82,6 +85,17 @@ def _whole(value: str, name: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise QtcError(f"{name} must be a whole number >= 1, got {value!r}")
     return int(value)
+
+
+def _folders(value: str, name: str) -> tuple[Path, ...]:
+    """Folders separated by os.pathsep (empty entries skipped), each an existing folder: a
+    misspelt one is an error, not a folder silently never searched."""
+    folders = tuple(Path(p).expanduser() for p in value.split(os.pathsep) if p.strip())
+    for folder in folders:
+        if not folder.is_dir():
+            raise QtcError(f"{name}: {folder} is not a folder (give folders separated by "
+                           f"'{os.pathsep}')")
+    return folders
 
 
 def _bytes(value: str) -> int:

@@ -11,10 +11,12 @@ import errno
 import os
 import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from qtc.compiler.target import RENDERINGS
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
+from qtc.dsl.spaces import SPACE_PATH_VARIABLE
 from qtc.dsl.task import BACKENDS, RANGES, backend_hint
 from qtc.errors import QtcError, os_error_message
 
@@ -190,6 +192,41 @@ def _threads_arg(parser) -> None:
                         "the trial's CPUs; QTC_THREADS=N overrides the default)")
 
 
+def folder(text: str) -> str:
+    """An argparse type: an existing folder (a misspelt --space-path is a usage error, not a
+    folder silently never searched)."""
+    if not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {text}")
+    return text
+
+
+def _space_path_arg(parser) -> None:
+    parser.add_argument("--space-path", action="append", type=folder, metavar="DIR",
+                        help="a folder of .qs search spaces a task's 'generator NAME.qs' is looked "
+                        "for in after the task's own folder, before $QTC_SPACE_PATH and the "
+                        "bundled spaces; repeatable")
+
+
+@contextmanager
+def _space_path(args):
+    """--space-path's folders put before $QTC_SPACE_PATH's for the command, so that every
+    lookup (qtc.dsl.spaces, through qtc.settings) and every process the command starts (a
+    sweep's trials, --jobs workers) sees the same path; the variable is restored after."""
+    given = getattr(args, "space_path", None)
+    if not given:
+        yield
+        return
+    old = os.environ.get(SPACE_PATH_VARIABLE)
+    os.environ[SPACE_PATH_VARIABLE] = os.pathsep.join([*given, *([old] if old else [])])
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(SPACE_PATH_VARIABLE, None)
+        else:
+            os.environ[SPACE_PATH_VARIABLE] = old
+
+
 def _set_arg(parser) -> None:
     parser.add_argument("--set", action="append", metavar="STATEMENT.OPTION=VALUE",
                         help="change one option of the .task, checked like the spec's own (e.g. "
@@ -215,6 +252,7 @@ def _budget_args(parser) -> None:
                         "(needs the tensorboard package: pip install tensorboard)")
     _threads_arg(parser)
     _set_arg(parser)
+    _space_path_arg(parser)
 
 
 def version_text() -> str:
@@ -260,6 +298,7 @@ def parser() -> argparse.ArgumentParser:
                    help="how the kernels are written: unrolled code per op, or compact loops over "
                         "tables (default: $QTC_RENDERING, else the cost model chooses by size)")
     _set_arg(c)
+    _space_path_arg(c)
     c.set_defaults(func=_compile)
 
     r = sub.add_parser("run", help="train a task (DiffQAS-QT and the requested baselines)")
@@ -343,7 +382,8 @@ def main(argv=None) -> int:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:   # started with '&': Ctrl-C/kill -INT
         signal.signal(signal.SIGINT, signal.default_int_handler)   # must still stop and save
     try:
-        return args.func(args)
+        with _space_path(args):
+            return args.func(args)
     except QtcError as err:
         if _from_closed_pipe(err):      # a worker or a trial met the closed pipe first
             return _closed_pipe()

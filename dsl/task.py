@@ -15,7 +15,6 @@ from typing import Annotated, Any, ClassVar, Literal
 from lark import Token, Transformer, Tree, v_args
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
-from qtc import specs
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.dsl.located import Located
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
@@ -294,14 +293,6 @@ class TaskSpec(Located):
     @property
     def folder(self) -> Path:
         return Path(self.file).parent if self.file else Path.cwd()
-
-    def space_path(self) -> Path:
-        """The generator's .qs file, relative to the task file (or the bundled specs)."""
-        p = Path(self.generator.space)
-        for candidate in (self.folder / p, specs.path(str(p))):
-            if candidate.is_file():
-                return candidate
-        return self.folder / p
 
 
 # --- parse tree -> models -----------------------------------------------------------------

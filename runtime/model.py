@@ -23,8 +23,8 @@ from pydantic import ValidationError
 from torch import nn
 from torch.func import functional_call
 
-from qtc import specs
 from qtc.compiler.pipeline import compile_space
+from qtc.dsl import spaces
 from qtc.dsl.space import parse_space
 from qtc.dsl.task import GeneratorStmt
 from qtc.errors import QtcError, did_you_mean
@@ -221,9 +221,14 @@ def _check_fixed(fixed, program) -> None:
 
 
 def _space_source(space: str | Path) -> str | Path:
-    """A bundled space's name -> its path; anything else as given (a path or the spec text)."""
-    if isinstance(space, str) and "\n" not in space and not Path(space).is_file():
-        bundled = specs.path(space)
-        if bundled.is_file():
-            return bundled
+    """A space's file name -> its path, looked up as a task's is (qtc.dsl.spaces: the current
+    folder, the space path, the bundled spaces); spec text as given. A name ending in .qs that
+    none of them holds is an error listing where it looked."""
+    if isinstance(space, str) and "\n" in space:
+        return space
+    found = spaces.find(str(space), Path.cwd())
+    if found is not None:
+        return found[0]
+    if str(space).endswith(".qs"):
+        raise QtcError(f"QTModel: {spaces.not_found(str(space), Path.cwd())}")
     return space

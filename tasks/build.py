@@ -16,6 +16,7 @@ import torch
 
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import compile_space, found_candidate
+from qtc.dsl import spaces
 from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.settings import with_settings
 from qtc.dsl.task import TaskSpec, parse_task
@@ -224,17 +225,19 @@ def tied_candidates(program: Program) -> dict[int, int]:
 
 
 def space_file(spec: TaskSpec) -> Path:
-    """The generator's .qs file, read only through the guard: the file must exist, and a link
-    beside the task (or in a run folder) that leads out of that folder is refused at the
-    generator line, before a byte of its target is read or echoed (issue 29)."""
+    """The generator's .qs file (looked up as qtc.dsl.spaces says: the task's folder, the space
+    path, the bundled spaces), read only through the guard: the file must exist, and a link in
+    the folder it was found in (beside the task, in a run folder, in a space-path folder) that
+    leads out of that folder is refused at the generator line, before a byte of its target is
+    read or echoed (issue 29)."""
     gen = spec.generator
-    path = spec.space_path()
-
-    if not path.is_file():
-        raise SpecError(f"search space file '{gen.space}' not found (looked in {spec.folder} and "
-                        "the bundled specs)", line=gen.line, column=gen.column, file=spec.file,
-                        source=spec.source)
-    base = path.parents[len(Path(gen.space).parts) - 1]       # the folder it was found in
+    found = spaces.find(gen.space, spec.folder)
+    if found is None:
+        raise SpecError(spaces.not_found(gen.space, spec.folder), line=gen.line, column=gen.column,
+                        file=spec.file, source=spec.source,
+                        hint=f"put it beside the task, or name its folder with --space-path DIR "
+                             f"or ${spaces.SPACE_PATH_VARIABLE}")
+    path, base = found
     try:
         return guard.inside(base, path, "read")
     except QtcError as err:                   # located at the file name on the generator line

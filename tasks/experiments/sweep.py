@@ -222,10 +222,11 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
 def carried(path: Path, built) -> tuple[dict[str, str], str]:
     """What a trial of this spec carries to another machine: {file name: text} of the spec and
     its search space (named as the spec names it), and the image data set it reads ("" if none)."""
+    from qtc.tasks.build import space_file
     spec = built.spec
     files = {path.name: path.read_text()}
     if spec.generator is not None:
-        files[spec.generator.space] = spec.space_path().read_text()
+        files[spec.generator.space] = space_file(spec).read_text()   # found as a run finds it
     dataset = spec.data.dataset if spec.kind == "classify" and spec.data is not None else ""
     return files, dataset
 

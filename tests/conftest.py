@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +24,28 @@ layer = choose { rx(q, theta[layer, q]) for q in all | ry(q, theta[layer, q]) fo
         h(1) ; rx(2, 0.3) ; ry(0, -1.1) ; rz(1, 0.7) ; cx(2, 0)
 tie layers
 """
+
+# the smallest forecast task that trains end to end in a second (narma5, an LSTM of 4, a small
+# generator): test_cli, test_runs and test_records run it
+TINY = """task tiny : forecast
+data narma5 window 4 split 0.67
+network {
+  input [4, 1]
+  lstm 1 -> 4
+  linear 4 -> 1
+}
+generator hadamard_ent_rot.qs depth 2 mapping linear bits pm1 rescale qt
+train rmsprop lr 0.01 alpha 0.99 eps 1e-8 batch 10 epochs 3 seed 0
+compare classical
+"""
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    """TINY as tmp_path/tiny.task."""
+    path = tmp_path / "tiny.task"
+    path.write_text(TINY)
+    return path
 
 
 @pytest.fixture(scope="module")

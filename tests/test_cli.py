@@ -18,25 +18,7 @@ from qtc.tasks.experiments.sweep import parse_grid, plan, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS = ROOT / "specs"
-TINY = """task tiny : forecast
-data narma5 window 4 split 0.67
-network {
-  input [4, 1]
-  lstm 1 -> 4
-  linear 4 -> 1
-}
-generator hadamard_ent_rot.qs depth 2 mapping linear bits pm1 rescale qt
-train rmsprop lr 0.01 alpha 0.99 eps 1e-8 batch 10 epochs 3 seed 0
-compare classical
-"""
 SMOKE = ["--models", "classical", "--epochs", "1", "--max-batches", "1", "--no-progress"]
-
-
-@pytest.fixture
-def tiny(tmp_path) -> Path:
-    path = tmp_path / "tiny.task"
-    path.write_text(TINY)
-    return path
 
 
 @pytest.fixture(autouse=True)

@@ -9,21 +9,9 @@ from qtc.dsl.space import parse_space
 from qtc.tasks.build import load_task
 from qtc.tasks.runs import runner
 
-TINY = """task tiny : forecast
-data narma5 window 4 split 0.67
-network {
-  input [4, 1]
-  lstm 1 -> 4
-  linear 4 -> 1
-}
-train rmsprop lr 0.01 batch 10 epochs 1 seed 0
-compare classical
-"""
-
-
-def test_the_run_folder_records_its_example_counts(tmp_path):
-    built = load_task(TINY)
-    options = runner.resolve_options(built, models="classical", max_batches=1, backend="reference",
+def test_the_run_folder_records_its_example_counts(tiny, tmp_path):
+    built = load_task(tiny)
+    options = runner.resolve_options(built, models="classical", epochs=1, max_batches=1, backend="reference",
                                      progress=False, select=("validation", 0.25))
     rundir = runner.start(built, options, tmp_path / "run")
     runner.run(built, options, rundir)

@@ -18,24 +18,12 @@ from qtc.tasks.runs import runner, signals
 from qtc.tasks.runs.rundir import atomic_text, atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = """task tiny : forecast
-data narma5 window 4 split 0.67
-network {
-  input [4, 1]
-  lstm 1 -> 4
-  linear 4 -> 1
-}
-generator hadamard_ent_rot.qs depth 2 mapping linear bits pm1 rescale qt
-train rmsprop lr 0.01 alpha 0.99 eps 1e-8 batch 10 epochs 3 seed 0
-compare classical
-"""
 
 
 @pytest.fixture
-def tiny(tmp_path):
-    path = tmp_path / "tiny.task"
-    path.write_text(TINY)
-    return load_task(path)
+def built(tiny):
+    """conftest's TINY task, loaded."""
+    return load_task(tiny)
 
 
 @pytest.mark.parametrize("field", ["epochs", "episodes", "workers", "limit", "max_batches"])
@@ -76,17 +64,17 @@ def test_run_options_are_frozen_and_round_trip_through_resolved_json():
         runner.RunOptions(seed=-1)
 
 
-def test_resolve_options_applies_only_the_overrides_given(tiny):
-    spec = runner.resolve_options(tiny)
+def test_resolve_options_applies_only_the_overrides_given(built):
+    spec = runner.resolve_options(built)
     assert (spec.models, spec.epochs, spec.seed, spec.max_batches) == (("diffqas", "classical"), 3, 0, None)
-    over = runner.resolve_options(tiny, models="fixed:1,classical", epochs=1, seed=4, max_batches=2)
+    over = runner.resolve_options(built, models="fixed:1,classical", epochs=1, seed=4, max_batches=2)
     assert (over.models, over.epochs, over.seed, over.max_batches) == (("fixed:1", "classical"), 1, 4, 2)
-    assert runner.resolve_options(tiny, baselines=True).models == tuple(
+    assert runner.resolve_options(built, baselines=True).models == tuple(
         ["diffqas"] + [naming.fixed(k) for k in range(12)] + ["classical"])
 
 
-def test_bad_limits_on_the_command_line_exit_2_without_a_traceback(tiny, tmp_path, capsys):
-    assert main(["run", tiny.spec.file, "--epochs", "0", "-o", str(tmp_path / "r")]) == 2
+def test_bad_limits_on_the_command_line_exit_2_without_a_traceback(built, tmp_path, capsys):
+    assert main(["run", built.spec.file, "--epochs", "0", "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "--epochs must be a whole number between 1 and 1,000,000, got 0" in err and "Traceback" not in err
     assert not (tmp_path / "r").exists()
@@ -129,18 +117,18 @@ def test_sigterm_is_an_interrupt_and_a_deferred_one_only_raises_the_flag():
     assert signal.getsignal(signal.SIGTERM) is before     # every policy restores the handlers
 
 
-def test_the_backend_reaches_the_generator_through_the_options(tiny, tmp_path, monkeypatch):
+def test_the_backend_reaches_the_generator_through_the_options(built, tmp_path, monkeypatch):
     calls = []
     ok, fn = backends.BACKENDS["reference"]
     monkeypatch.setitem(backends.BACKENDS, "reference", (ok, lambda *a: calls.append(1) or fn(*a)))
     monkeypatch.delenv("QTC_BACKEND", raising=False)
-    opts = runner.resolve_options(tiny, models="diffqas", epochs=1, max_batches=1, backend="reference",
+    opts = runner.resolve_options(built, models="diffqas", epochs=1, max_batches=1, backend="reference",
                                   progress=False)
-    runner.run(tiny, opts, runner.start(tiny, opts, tmp_path / "run"))
+    runner.run(built, opts, runner.start(built, opts, tmp_path / "run"))
     assert calls and "QTC_BACKEND" not in os.environ
     with pytest.raises(QtcError, match="unknown backend 'quantum'"):
-        runner.run(tiny, runner.RunOptions(models=("diffqas",), backend="quantum"), runner.start(
-            tiny, opts, tmp_path / "run2"))
+        runner.run(built, runner.RunOptions(models=("diffqas",), backend="quantum"), runner.start(
+            built, opts, tmp_path / "run2"))
 
 
 def test_dependencies_point_one_way_nothing_in_tasks_imports_the_cli():
@@ -153,8 +141,8 @@ def test_dependencies_point_one_way_nothing_in_tasks_imports_the_cli():
     assert offenders == []
 
 
-def test_a_sweep_checks_its_overrides_once_before_any_trial(tiny):
+def test_a_sweep_checks_its_overrides_once_before_any_trial(built):
     from qtc.tasks.experiments.sweep import plan
     with pytest.raises(QtcError, match="--max-batches must be a whole number between 1 and 1,000,000,000, got -2"):
-        plan([tiny.spec.file], [0], overrides={"max_batches": -2})
-    assert len(plan([tiny.spec.file], [0, 1], overrides={"max_batches": 2})) == 4
+        plan([built.spec.file], [0], overrides={"max_batches": -2})
+    assert len(plan([built.spec.file], [0, 1], overrides={"max_batches": 2})) == 4

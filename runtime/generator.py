@@ -52,6 +52,7 @@ def sized_qubits(space, num_params: int) -> int:
 
 
 PROBE_BATCH = 256
+DTYPE = torch.float32      # a task's generators (angles, weights, mapping); QTModel takes the network's
 
 
 def output_scale(run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
@@ -122,7 +123,7 @@ class QTGenerator(nn.Module):
                  bits: str = "pm1", rescale: str = "qt", gamma: float = 0.1, beta: float = 0.8,
                  alpha: float = 0.3, center: bool = True, init_scale: float = 1.0, fixed: int | None = None,
                  calibrate: Callable[[torch.Tensor], float] | None = None,
-                 backend: str = "auto", dtype: torch.dtype = torch.float32, steps: int | None = None):
+                 backend: str = "auto", dtype: torch.dtype = DTYPE, steps: int | None = None):
         super().__init__()
         n = program.qubits
         if num_params > 2 ** n:

@@ -234,13 +234,19 @@ class ProgramFunction(torch.autograd.Function):
         return gth.to(th.dtype).view_as(th), dweights, None
 
 
+def step_target(device: str, dtype: torch.dtype, steps: int | None = None) -> Target:
+    """The Target a step on `device` in `dtype` compiles for: rendered as $QTC_RENDERING says
+    (qtc.settings; default "auto": the cost model chooses per program, for the training steps
+    the caller expects). A run's provenance.json records its key."""
+    return Target(device=device, dtype=str(dtype).removeprefix("torch."), rendering=settings().rendering,
+                  steps=steps)
+
+
 def _probabilities(device: str):
     """Run on `device` in theta's dtype (backends.probabilities admits float32 and float64),
-    rendered as $QTC_RENDERING says (qtc.settings; default: the cost model chooses, for the
-    training steps the caller expects)."""
+    compiled for `step_target`."""
     def run(prog: Program, theta: torch.Tensor, weights: torch.Tensor, steps: int | None) -> torch.Tensor:
-        target = Target(device=device, dtype=str(theta.dtype).removeprefix("torch."),
-                        rendering=settings().rendering, steps=steps)
+        target = step_target(device, theta.dtype, steps)
         home, where = theta.device, torch.device(device)
         theta_t, weights_t = theta.to(where), weights.to(where, theta.dtype)
         P = ProgramFunction.apply(theta_t, weights_t, compiled(prog, target))

@@ -15,6 +15,7 @@ from scipy import stats
 from qtc.cli import main
 from qtc.dsl.task import parse_task
 from qtc.errors import QtcError, SpecError
+from qtc.runtime.kernels import step_target
 from qtc.tasks.build import load_task
 from qtc.tasks.data import series as S
 from qtc.tasks.engines import selection
@@ -195,7 +196,8 @@ def test_reruns_are_bit_identical_and_record_their_provenance(tmp_path, one_torc
     prov = json.loads((tmp_path / "a" / "provenance.json").read_text())
     assert prov["backend"] == "cpu" and prov["torch"] == torch.__version__ and prov["dtype"] == "float32"
     assert prov["threads"] >= 1 and prov["spec"]["name"] == "damped_shm" and prov["commit"]
-    assert prov["rendering"] == "auto"
+    assert prov["rendering"] == "auto" and prov["target"] == step_target("cpu", torch.float32).key
+    assert prov["target"].startswith("cpu/float32/") and prov["target"].endswith("/auto")
     assert json.loads((tmp_path / "a" / "baselines.json").read_text())["last value"]["test_mse"] > 0
 
 

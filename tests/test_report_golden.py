@@ -52,6 +52,7 @@ def _trial(root: Path, task: str, model: str, seed: int, kind: str, *, dataset: 
     if window:
         task_json["a3c"] = {"window": window}
     _json(folder / "resolved.json", {"task": task_json, "program": {"candidates": CANDIDATES,
+                                                                     "weights": CANDIDATES,
                                                                      "weights_norm": "raw"}})
     if status:
         _json(folder / "trial.json", {"status": status, "task": task, "model": model, "seed": seed,

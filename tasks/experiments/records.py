@@ -8,8 +8,9 @@ one task that differ in a setting other than the seed are variants of the task (
 point is), named by the settings that differ: `narma5@train.lr=0.001`.
 
 `final_metric` is the one number a trial reports: the test accuracy (classify) or test MSE
-(forecast) at the epoch its selection rule picked (selection.json; the last epoch for older
-runs), or the mean reward of the last `window` episodes (a3c).
+(forecast) at the epoch its selection rule picked (selection.json; the last epoch of a model
+still training, which has no entry there yet), or the mean reward of the last `window` episodes
+(a3c).
 """
 from __future__ import annotations
 
@@ -109,7 +110,7 @@ def _read_run(rec: TrialRecord, folder: Path, resolved: dict) -> None:
     task = resolved.get("task") or {}
     program = resolved.get("program") or {}
     rec.candidates = list(program.get("candidates") or [])
-    rec.weight_labels = list(program.get("weights") or rec.candidates)   # older runs: candidates
+    rec.weight_labels = list(program.get("weights") or [])
     rec.weights_norm = program.get("weights_norm")
     rec.examples = read_json_or_none(folder / "examples.json") or {}
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)

@@ -1,4 +1,4 @@
-"""What produced a run's numbers: qtc, its commit, torch, backend, threads, dtype, the spec.
+"""What produced a run's numbers: qtc, its commit, torch, backend, compile target, threads, the spec.
 
 Written into every run folder as provenance.json, so a figure can be traced to the code and the
 machine set-up behind it (a kernel's summation order, the thread count or the backend can move
@@ -33,15 +33,24 @@ def git_commit(folder: Path | None = None, *, short: bool = False) -> str:
 
 
 def provenance(spec_dump: dict, backend: str | None, generator_backend: str | None) -> dict:
-    """The provenance record of a run with this resolved spec and backend choice. The kernels'
-    rendering (it moves the last bits of every sum) follows from the code and QTC_RENDERING."""
+    """The provenance record of a run with this resolved spec and backend choice. `target` is the
+    key of the compile Target its generators' kernels are built for (device, dtype, vector lanes,
+    register ranks, rendering: runtime.kernels.step_target; None on the reference backend). Under
+    the rendering "auto" the cost model then picks unrolled or compact per program, for the
+    training steps the run takes (they move the last bits of every sum)."""
     import torch
 
-    from qtc.settings import settings
+    from qtc.compiler.target import DEVICES
     from qtc.runtime.backends import resolve
+    from qtc.runtime.generator import DTYPE
+    from qtc.runtime.kernels import step_target
+    from qtc.settings import settings
     chosen = backend or generator_backend
+    device = resolve(chosen) if chosen else None
     return {"qtc": qtc.__version__, "commit": git_commit(),
             "torch": torch.__version__, "python": platform.python_version(),
-            "backend": resolve(chosen) if chosen else None, "backend_requested": chosen,
-            "threads": torch.get_num_threads(), "rendering": settings().rendering, "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
+            "backend": device, "backend_requested": chosen,
+            "target": step_target(device, DTYPE).key if device in DEVICES else None,
+            "threads": torch.get_num_threads(), "rendering": settings().rendering,
+            "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
             "machine": platform.machine(), "spec": spec_dump}

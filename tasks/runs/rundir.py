@@ -266,7 +266,7 @@ class RunDir:
         """Refuse a resume whose metrics.json no longer holds the rows its checkpoint covers
         (emptied, cut or edited by hand): training on would silently lose or fake epochs."""
         want = state.get("rows")
-        if want is None:                     # a checkpoint of an older qtc: nothing to compare
+        if want is None:                     # no checkpoint yet (a fresh start): nothing to compare
             return
         if not isinstance(want, dict) or (want.get("count"), want.get("sha256")) != (
                 len(rows), rows_digest(rows)):
@@ -276,7 +276,7 @@ class RunDir:
                           "rows that differ): it was emptied or edited")
 
     def fingerprint(self) -> str | None:
-        """The sha256 recorded in fingerprint.json when the run started (None: an older qtc's),
+        """The sha256 recorded in fingerprint.json when the run started (None: there is none),
         checked against the identity recorded beside it: a sha256 copied in by hand is refused."""
         p = self.file(guard.FINGERPRINT)
         if not p.is_file():

@@ -25,12 +25,14 @@ import math
 import threading
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
 
 from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import only_candidate
+from qtc.dsl.task import GeneratorStmt
 from qtc.errors import QtcError
 from qtc.runtime import weights as structural
 from qtc.runtime.backends import probabilities
@@ -118,21 +120,53 @@ def candidate_program(program: Program, k: int) -> Program:
         return hit[1]
 
 
+@dataclass(frozen=True)
+class GeneratorOptions:
+    """What a spec's `generator` statement says about the generator itself (its space, qubits
+    and depth are the compiler's): the mapping model, the rescaling of the probabilities, the
+    initial scale and the backend. dsl.task.GeneratorStmt declares, checks and defaults them;
+    `of` takes them from a statement by name, so a new option is a field there, a field here
+    and its use in QTGenerator, and no caller copies it (tests/test_network.py says when the
+    two lists differ)."""
+    mapping: str
+    hidden: int
+    bits: str
+    rescale: str
+    gamma: float
+    beta: float
+    alpha: float
+    center: bool
+    init_scale: float
+    backend: str
+
+    @classmethod
+    def of(cls, stmt: GeneratorStmt) -> GeneratorOptions:
+        return cls(**{f.name: getattr(stmt, f.name) for f in fields(cls)})
+
+    @classmethod
+    def given(cls, **options) -> GeneratorOptions:
+        """From keywords, the rest the statement's defaults, checked as a spec's are (a bad
+        value is pydantic's ValidationError; QTModel turns it into a QtcError)."""
+        return cls.of(GeneratorStmt(space="generator.qs", **options))
+
+
 class QTGenerator(nn.Module):
-    def __init__(self, program: Program, num_params: int, *, mapping: str = "linear", hidden: int = 16,
-                 bits: str = "pm1", rescale: str = "qt", gamma: float = 0.1, beta: float = 0.8,
-                 alpha: float = 0.3, center: bool = True, init_scale: float = 1.0, fixed: int | None = None,
-                 calibrate: Callable[[torch.Tensor], float] | None = None,
-                 backend: str = "auto", dtype: torch.dtype = DTYPE, steps: int | None = None):
+    """The generator of `num_params` target weights from `program` under `options` (the spec's
+    generator statement; default: its defaults). `fixed`: train candidate K alone (a frozen
+    one-hot); `calibrate`: the initial scale's factor (module docstring); `steps`: the training
+    steps it will run (None: the cost model's default horizon), which the kernels' "auto"
+    rendering weighs the unrolled build against."""
+
+    def __init__(self, program: Program, num_params: int, options: GeneratorOptions | None = None, *,
+                 fixed: int | None = None, calibrate: Callable[[torch.Tensor], float] | None = None,
+                 dtype: torch.dtype = DTYPE, steps: int | None = None):
         super().__init__()
         n = program.qubits
         if num_params > 2 ** n:
             raise QtcError(f"target has {num_params} parameters but {n} qubits give only {2 ** n}")
-        self.program, self.num_params, self.backend = program, num_params, backend
-        # the training steps it will run (None: the cost model's default horizon): "auto"
-        # renders the kernels unrolled when the longer build is repaid within them
+        self.program, self.num_params = program, num_params
+        self.options = options = options or GeneratorOptions.given()
         self.steps = None if steps is None else max(1, int(steps))
-        self.rescale, self.gamma, self.beta, self.alpha, self.center = rescale, gamma, beta, alpha, center
         self.fixed = fixed
         self.theta = nn.Parameter(_angles(program, dtype))
         if fixed is None:   # (C,), or (positions, max alternatives) for per-position weights
@@ -149,17 +183,17 @@ class QTGenerator(nn.Module):
         self.register_buffer("constant_x", None, persistent=False)
         idx = torch.arange(num_params)
         b = ((idx[:, None] >> torch.arange(n)) & 1).to(dtype)
-        self.register_buffer("bits", 2 * b - 1 if bits == "pm1" else b, persistent=False)
-        if mapping == "linear":
+        self.register_buffer("bits", 2 * b - 1 if options.bits == "pm1" else b, persistent=False)
+        if options.mapping == "linear":
             self.mapping = nn.Linear(n + 1, 1, dtype=dtype)
         else:
-            self.mapping = nn.Sequential(nn.Linear(n + 1, hidden, dtype=dtype), nn.Tanh(),
-                                         nn.Linear(hidden, 1, dtype=dtype))
+            self.mapping = nn.Sequential(nn.Linear(n + 1, options.hidden, dtype=dtype), nn.Tanh(),
+                                         nn.Linear(options.hidden, 1, dtype=dtype))
         if free:
             with torch.no_grad():
                 self.constant_x = self._rescaled(self.probabilities())
         with torch.no_grad():  # the output is linear in the last layer: scaling it scales the weights
-            factor = init_scale * (calibrate(self()) if calibrate is not None else 1.0)
+            factor = options.init_scale * (calibrate(self()) if calibrate is not None else 1.0)
             for p in self.output_layer().parameters():
                 p.mul_(factor)
 
@@ -182,15 +216,15 @@ class QTGenerator(nn.Module):
 
     def probabilities(self) -> torch.Tensor:
         if self.simulated is not self.program:   # its candidate alone, weight 1
-            return probabilities(self.simulated, self.theta, self.weights.new_ones(1), backend=self.backend,
-                                 steps=self.steps)
-        return probabilities(self.program, self.theta, self.structural_weights(), backend=self.backend,
+            return probabilities(self.simulated, self.theta, self.weights.new_ones(1),
+                                 backend=self.options.backend, steps=self.steps)
+        return probabilities(self.program, self.theta, self.structural_weights(), backend=self.options.backend,
                              steps=self.steps)
 
     def forward(self) -> torch.Tensor:
         x = self.constant_x if self.constant_x is not None else self._rescaled(self.probabilities())
         out = self._mapped(x)
-        return out - out.mean() if self.center else out
+        return out - out.mean() if self.options.center else out
 
     def _mapped(self, x: torch.Tensor) -> torch.Tensor:
         """M(bits(i), x_i) for every i. The linear mapping as bits @ w[:n] + x w[n] + b: the
@@ -205,10 +239,11 @@ class QTGenerator(nn.Module):
     def _rescaled(self, P: torch.Tensor) -> torch.Tensor:
         """x_i = rescale(P_i), i < p (the mapping's input beside the bits)."""
         p = P[: self.num_params]
-        if self.rescale != "qt":
+        o = self.options
+        if o.rescale != "qt":
             return p
-        scale = self.gamma * 2 ** (self.program.qubits - 1)
-        x = (self.beta * torch.tanh(scale * p.clamp_min(0))).clamp_min(1e-30) ** self.alpha
+        scale = o.gamma * 2 ** (self.program.qubits - 1)
+        x = (o.beta * torch.tanh(scale * p.clamp_min(0))).clamp_min(1e-30) ** o.alpha
         return x - x.mean()
 
     def trainable_counts(self) -> dict[str, int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -26,14 +27,12 @@ from torch.func import functional_call
 from qtc.compiler.pipeline import compile_space
 from qtc.dsl import spaces
 from qtc.dsl.space import parse_space
-from qtc.dsl.task import GeneratorStmt
 from qtc.errors import QtcError, did_you_mean
-from qtc.runtime.generator import QTGenerator, output_scale, sized_qubits
+from qtc.runtime.generator import GeneratorOptions, QTGenerator, output_scale, sized_qubits
 from qtc.settings import settings
 
-# QTModel's keywords beyond the spec's `generator` options (GeneratorStmt checks those)
+# QTModel's keywords beyond the spec's `generator` options (GeneratorOptions: GeneratorStmt checks those)
 OWN_OPTIONS = ("fixed", "dtype")
-NOT_OPTIONS = ("line", "column", "positional", "space", "qubits", "depth")   # arguments, or the spec's own
 
 
 class QTModel(nn.Module):
@@ -58,7 +57,7 @@ class QTModel(nn.Module):
     def __init__(self, net: nn.Module, space: str | Path = "hadamard_ent_rot.qs", *, input_shape,
                  qubits: int | None = None, depth: int | None = None, **options):
         super().__init__()
-        _check_options(options)
+        generator_options, own = _split_options(options)
         shapes = _input_shapes(input_shape)
         net = copy.deepcopy(net)        # the caller's module stays as it was
         generated = {name: p for name, p in net.named_parameters() if p.requires_grad}
@@ -69,7 +68,7 @@ class QTModel(nn.Module):
         self.input_shapes = shapes
         count = sum(p.numel() for p in generated.values())
         initial = torch.cat([p.detach().reshape(-1) for p in generated.values()])
-        dtype = options.pop("dtype", initial.dtype)
+        dtype = own.get("dtype", initial.dtype)
         if dtype not in (torch.float32, torch.float64):
             raise QtcError(f"QTModel: dtype must be torch.float32 or torch.float64, not {dtype}")
         net.to(dtype)                   # its buffers and frozen parameters meet the generated weights
@@ -80,11 +79,12 @@ class QTModel(nn.Module):
         spec = parse_space(_space_source(space))
         program = compile_space(spec, qubits=sized_qubits(spec, count) if qubits is None else qubits,
                                 depth=depth, channel_memory=settings().channel_memory)
-        _check_fixed(options.get("fixed"), program)
+        _check_fixed(own.get("fixed"), program)
         with _buffers_kept(net):        # the calibration's probes leave no running statistics
-            self.generator = QTGenerator(program, count, dtype=dtype, calibrate=lambda flat: output_scale(
-                self._run, lambda: initial, flat, (sum(math.prod(s) for s in shapes),),
-                bound_offsets=True), **options)
+            self.generator = QTGenerator(program, count, generator_options, fixed=own.get("fixed"), dtype=dtype,
+                                         calibrate=lambda flat: output_scale(
+                                             self._run, lambda: initial, flat, (sum(math.prod(s) for s in shapes),),
+                                             bound_offsets=True))
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The generated weights, by `net`'s parameter names, differentiable in the generator."""
@@ -195,19 +195,20 @@ def _join(path: str, attr: str) -> str:
     return f"{path}.{attr}" if path else attr
 
 
-def _check_options(options: dict) -> None:
-    """The keywords are the `generator` statement's options (checked as a spec's are: a choice
-    out of its list, a non-finite number, ...) or QTModel's own; anything else is an error."""
-    known = [f for f in GeneratorStmt.model_fields if f not in NOT_OPTIONS] + list(OWN_OPTIONS)
+def _split_options(options: dict) -> tuple[GeneratorOptions, dict]:
+    """The keywords as the `generator` statement's options (checked as a spec's are: a choice
+    out of its list, a non-finite number, ...) and QTModel's own; anything else is an error."""
+    known = [f.name for f in fields(GeneratorOptions)] + list(OWN_OPTIONS)
     for key in options:
         if key not in known:
             hint = did_you_mean(key, known)
             raise QtcError(f"QTModel: unknown option {key!r}" + (f"; {hint}" if hint else ""))
     try:
-        GeneratorStmt(space="qtmodel.qs", **{k: v for k, v in options.items() if k not in OWN_OPTIONS})
+        generator = GeneratorOptions.given(**{k: v for k, v in options.items() if k not in OWN_OPTIONS})
     except ValidationError as err:
         first = err.errors()[0]
         raise QtcError(f"QTModel: {first['loc'][0]}={first['input']!r}: {first['msg']}") from None
+    return generator, {k: v for k, v in options.items() if k in OWN_OPTIONS}
 
 
 def _check_fixed(fixed, program) -> None:

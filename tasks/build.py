@@ -8,7 +8,7 @@ parameter source.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property, partial
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from qtc.dsl.settings import with_settings
 from qtc.dsl.task import TaskSpec, parse_task
 from qtc.errors import QtcError, SpecError
 from qtc.settings import settings as environment   # `settings` here are --set's
-from qtc.runtime.generator import ClassicalParams, QTGenerator, qubits_for, sized_qubits
+from qtc.runtime.generator import ClassicalParams, GeneratorOptions, QTGenerator, qubits_for, sized_qubits
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
 from qtc.tasks.runs import guard
@@ -168,7 +168,9 @@ class Built:
             if model == naming.CLASSICAL:
                 out[name] = ClassicalParams(net.flatten_module(net.module()))
             else:
-                gen = self.spec.generator
+                options = GeneratorOptions.of(self.spec.generator)
+                if backend:
+                    options = replace(options, backend=backend)
                 fixed = naming.fixed_index(model)
                 program = self.program
                 if model == naming.FOUND:
@@ -176,13 +178,10 @@ class Built:
                         raise QtcError("the model 'found' needs DiffQAS-QT's structural weights: "
                                        "train diffqas first (--models diffqas,found)")
                     program, fixed = self.found_program(found), 0
-                out[name] = QTGenerator(program, net.num_params, mapping=gen.mapping,
-                                        hidden=gen.hidden, bits=gen.bits, rescale=gen.rescale,
-                                        gamma=gen.gamma, beta=gen.beta, alpha=gen.alpha,
-                                        center=gen.center, init_scale=gen.init_scale, fixed=fixed,
+                out[name] = QTGenerator(program, net.num_params, options, fixed=fixed,
                                         calibrate=partial(net.init_scale_for,
                                                           bound_offsets=self.many_classes()),
-                                        backend=backend or gen.backend, steps=steps)
+                                        steps=steps)
         return out
 
     def many_classes(self) -> bool:
@@ -201,8 +200,7 @@ class Built:
             rows.append(f"network {name}: {net.num_params:,} target parameters")
             if self.program is None:
                 continue
-            gen = QTGenerator(self.program, net.num_params, mapping=self.spec.generator.mapping,
-                              hidden=self.spec.generator.hidden)
+            gen = QTGenerator(self.program, net.num_params, GeneratorOptions.of(self.spec.generator))
             parts = gen.trainable_counts()
             total = sum(parts.values())
             prog = self.program

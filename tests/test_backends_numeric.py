@@ -217,11 +217,11 @@ def test_cuda_graph_replay_matches_kernel_by_kernel_launches(dtype):
 def test_fixed_candidate_alone_equals_ensemble_under_one_hot(backend, case, dtype):
     """A fixed baseline simulates its candidate's program alone: same probabilities and theta
     gradients as the whole ensemble with a one-hot weight, on every backend."""
-    from qtc.runtime.generator import QTGenerator
+    from qtc.runtime.generator import GeneratorOptions, QTGenerator
     prog = program(*case)
     theta, _, g = inputs(prog)
     for k in range(len(prog.labels)):
-        gen = QTGenerator(prog, 2 ** prog.qubits, fixed=k, backend=backend, dtype=dtype)
+        gen = QTGenerator(prog, 2 ** prog.qubits, GeneratorOptions.given(backend=backend), fixed=k, dtype=dtype)
         with torch.no_grad():
             gen.theta.copy_(theta)
         alone = gen.probabilities()

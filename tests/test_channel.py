@@ -23,7 +23,7 @@ from qtc.runtime import cuda
 from qtc.runtime import weights as structural
 from qtc.runtime.backends import probabilities
 from qtc.runtime.channel_kernels import ChannelFunction, tables
-from qtc.runtime.generator import QTGenerator
+from qtc.runtime.generator import GeneratorOptions, QTGenerator
 from qtc.tasks.runs.rundir import RESOLVED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -277,7 +277,7 @@ def test_compile_reports_the_form_the_count_and_both_costs(tmp_path, capsys):
 def test_the_generator_trains_per_position_weights(norm):
     text = SMALL["mixed_gates"].replace(PER_POSITION, f"weights {norm} per position")
     prog = qtc.compile(text)
-    gen = QTGenerator(prog, 6, dtype=torch.float64, backend="cpu")
+    gen = QTGenerator(prog, 6, GeneratorOptions.given(backend="cpu"), dtype=torch.float64)
     assert gen.weights.shape == prog.weights.shape == (4, 3)
     used = gen.structural_weights()
     assert torch.equal(used[~structural.mask(prog)], torch.zeros(2, dtype=torch.float64))   # padding

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from qtc.cli import main
-from qtc.runtime.generator import PROBE_BATCH, QTGenerator, _input_spread
+from qtc.runtime.generator import PROBE_BATCH, GeneratorOptions, QTGenerator, _input_spread
 from qtc.tasks.build import load_task
 from qtc.tasks.engines.supervised import first_step_warnings
 
@@ -42,7 +42,7 @@ def test_calibrated_generator_starts_at_torchs_output_spread(task, name):
     b = _built(task)
     net = b.nets[name]
     torch.manual_seed(0)
-    gen = QTGenerator(b.program, net.num_params, calibrate=net.init_scale_for, backend="reference")
+    gen = QTGenerator(b.program, net.num_params, GeneratorOptions.given(backend="reference"), calibrate=net.init_scale_for)
     with torch.no_grad():
         got, want = _spread_on_probe(net, gen())
     assert got == pytest.approx(want, rel=1e-4)
@@ -53,13 +53,13 @@ def test_calibration_leaves_the_global_rng_alone_and_init_scale_multiplies_it():
     b = _built("bessel")
     net = b.nets["net"]
     torch.manual_seed(3)
-    plain = QTGenerator(b.program, net.num_params, backend="reference")
+    plain = QTGenerator(b.program, net.num_params, GeneratorOptions.given(backend="reference"))
     after_plain = torch.rand(3)
     made = {}
     for scale in (1.0, 0.25):
         torch.manual_seed(3)
-        made[scale] = QTGenerator(b.program, net.num_params, calibrate=net.init_scale_for,
-                                  init_scale=scale, backend="reference")
+        made[scale] = QTGenerator(b.program, net.num_params, GeneratorOptions.given(init_scale=scale, backend="reference"),
+                                  calibrate=net.init_scale_for)
         assert torch.equal(torch.rand(3), after_plain)       # same stream as without calibration
     with torch.no_grad():
         factor = made[1.0].mapping.weight / plain.mapping.weight
@@ -72,7 +72,7 @@ def test_an_absurd_start_is_flagged_and_a_sensible_one_is_not():
     b = _built("bessel")
     net = b.nets["net"]
     torch.manual_seed(0)
-    gen = QTGenerator(b.program, net.num_params, calibrate=net.init_scale_for, backend="reference")
+    gen = QTGenerator(b.program, net.num_params, GeneratorOptions.given(backend="reference"), calibrate=net.init_scale_for)
     with torch.no_grad():
         flat = gen()
     assert first_step_warnings(net, flat, 0.3) == []

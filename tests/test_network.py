@@ -8,6 +8,7 @@
 - QTGenerator: shapes, gradients to theta / weights / mapping, state_dict round trip, and the
   fixed-candidate baseline's frozen one-hot weights.
 """
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import torch
 
 import qtc
 from qtc.runtime import reference
-from qtc.runtime.generator import QTGenerator, qubits_for
-from qtc.dsl.task import parse_task
+from qtc.runtime.generator import GeneratorOptions, QTGenerator, qubits_for
+from qtc.dsl.task import GeneratorStmt, Stmt, parse_task
 from qtc.tasks.build import load_task
 from qtc.tasks.network import LAYER_KINDS, LAYERS, TargetNet
 
@@ -161,10 +162,30 @@ def test_lstm_matches_torch_lstm_cell():
 
 
 # --- the QT generator -----------------------------------------------------------------------------
-def small_generator(seed=0, **kw):
+def small_generator(seed=0, fixed=None, **options):
     torch.manual_seed(seed)
     prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=5, depth=2)
-    return QTGenerator(prog, 20, backend="reference", dtype=torch.float64, **kw)
+    return QTGenerator(prog, 20, GeneratorOptions.given(backend="reference", **options), fixed=fixed,
+                       dtype=torch.float64)
+
+
+def test_generator_options_are_the_generator_statement_s_own_options():
+    """GeneratorOptions.of takes every option of the `generator` statement by name (its space,
+    qubits and depth are the compiler's): an option added to one and not the other fails here."""
+    compiler = {"space", "qubits", "depth"}
+    options = set(GeneratorStmt.model_fields) - set(Stmt.model_fields) - compiler
+    assert options == {f.name for f in dataclasses.fields(GeneratorOptions)}
+    assert GeneratorOptions.given() == GeneratorOptions.of(GeneratorStmt(space="any.qs"))
+
+
+def test_a_task_s_generator_options_reach_its_generator(tiny):
+    """Built.sources builds each generator from the spec's statement; --backend replaces its backend."""
+    built = load_task(tiny, {"generator.mapping": "mlp", "generator.hidden": "3", "generator.gamma": "0.2",
+                             "generator.center": "false"})
+    gen = built.sources("fixed:2", backend="reference")["net"]
+    want = dataclasses.replace(GeneratorOptions.of(built.spec.generator), backend="reference")
+    assert gen.options == want and (want.mapping, want.hidden, want.gamma, want.center) == ("mlp", 3, 0.2, False)
+    assert gen.mapping[0].out_features == 3
 
 
 def test_generator_forward_shape_and_probabilities():
@@ -276,9 +297,9 @@ def test_task_fixed_models_are_the_twelve_candidates_in_table_i_order():
 def test_softmax_weights_normalise_but_a_fixed_candidate_stays_one_hot():
     prog = qtc.compile(SPECS / "hardware_efficient.qs", qubits=4, depth=2)
     assert prog.weights.norm == "softmax" and prog.weights.init == (0.0,) * 4
-    gen = QTGenerator(prog, 16, backend="reference", dtype=torch.float64)
+    gen = QTGenerator(prog, 16, GeneratorOptions.given(backend="reference"), dtype=torch.float64)
     torch.testing.assert_close(gen.structural_weights(), torch.full((4,), 0.25, dtype=torch.float64))
-    fixed = QTGenerator(prog, 16, backend="reference", dtype=torch.float64, fixed=2)
+    fixed = QTGenerator(prog, 16, GeneratorOptions.given(backend="reference"), dtype=torch.float64, fixed=2)
     torch.testing.assert_close(fixed.structural_weights(), torch.eye(4, dtype=torch.float64)[2])
 
 

@@ -85,10 +85,10 @@ def test_program_probabilities_is_the_weighted_sum(case):
 
 
 def test_program_probabilities_normalise_like_the_generator():
-    from qtc.runtime.generator import QTGenerator
+    from qtc.runtime.generator import GeneratorOptions, QTGenerator
     prog = qtc.compile(SPECS / "hardware_efficient.qs", qubits=3, depth=2)
     assert prog.weights.norm == "softmax"
-    gen = QTGenerator(prog, 8, backend="reference", dtype=torch.float64)
+    gen = QTGenerator(prog, 8, GeneratorOptions.given(backend="reference"), dtype=torch.float64)
     with torch.no_grad():
         gen.weights.copy_(torch.tensor([0.3, -1.0, 2.0, 0.5]))
     want = gen.probabilities()

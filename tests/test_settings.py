@@ -89,12 +89,12 @@ def test_the_channel_memory_budget_is_a_parameter_of_the_compiler_that_qtc_compi
 def test_the_training_steps_reach_the_target_through_the_generator(monkeypatch):
     """QTGenerator(steps=...) -> probabilities(steps=...) -> Target(steps=...): no global."""
     from qtc.runtime import kernels
-    from qtc.runtime.generator import QTGenerator
+    from qtc.runtime.generator import GeneratorOptions, QTGenerator
     seen = []
     monkeypatch.setattr(kernels, "compiled", lambda prog, target: seen.append(target) or 1 / 0)
     prog = qtc.compile(ROOT / "specs" / "hadamard_ent_rot.qs", qubits=3, depth=1)
     for steps in (40, None, 40):
-        gen = QTGenerator(prog, 8, backend="cpu", dtype=torch.float64, steps=steps)
+        gen = QTGenerator(prog, 8, GeneratorOptions.given(backend="cpu"), dtype=torch.float64, steps=steps)
         with pytest.raises(ZeroDivisionError):
             gen()
     assert [t.steps for t in seen] == [40, None, 40]

@@ -87,7 +87,8 @@ def main() -> int:
 
     from test_sweep import _spec
 
-    from qtc.tasks.experiments.sweep import plan, read_status, sweep
+    from qtc.tasks.experiments.sweep import plan, sweep
+    from qtc.tasks.experiments.trials import read_status
     work = Path(tempfile.mkdtemp(prefix="qtc-cluster-bench-"))
     specs = work / "specs"
     specs.mkdir()

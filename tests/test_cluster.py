@@ -25,7 +25,8 @@ from qtc.tasks.experiments import storage
 from qtc.tasks.experiments.executors import make_executor
 from qtc.tasks.experiments.remote import check_node
 from qtc.tasks.experiments.report import write_report
-from qtc.tasks.experiments.sweep import TRIAL_JSON, plan, read_status, run_trial, sweep
+from qtc.tasks.experiments.sweep import plan, sweep
+from qtc.tasks.experiments.trials import TRIAL_JSON, read_status, run_trial
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))

@@ -15,7 +15,8 @@ from qtc.cli import main
 from qtc.tasks.experiments.executors import LOCAL_RAY
 from qtc.tasks.experiments.records import collect
 from qtc.tasks.experiments.report import summarize, write_report
-from qtc.tasks.experiments.sweep import TRIAL_JSON, parse_seeds, plan, read_status, run_sweep, sweep
+from qtc.tasks.experiments.sweep import parse_seeds, plan, run_sweep, sweep
+from qtc.tasks.experiments.trials import TRIAL_JSON, read_status
 
 # A forecaster small enough that a trial is a few batches: 4-hidden LSTM, 2 layers of the generator.
 TINY = """task {name} : forecast

@@ -1,7 +1,7 @@
 """The sweep's launchers: where and how its trials run (Hydra's launcher, apart from the sweeper).
 
 Each executor takes a trial runner `run(trial_dict, out) -> summary` (the sweeper's
-`qtc.tasks.experiments.sweep.run_trial`) and has the same four methods: `submit(trial)`,
+`qtc.tasks.experiments.trials.run_trial`) and has the same four methods: `submit(trial)`,
 `wait(timeout) -> [(trial, outcome)]`, `running()` and `shutdown()`. An outcome is
 `{"ok": True, **summary}` or `{"ok": False, "error": text, "permanent": bool}`: a failure comes
 back as a value; `permanent` (a QtcError: qtc refused the trial's input) tells the sweeper that a
@@ -19,17 +19,13 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
-
 from pathlib import Path
 
 from qtc.errors import QtcError, describe_error
-from qtc.tasks.experiments import storage
 from qtc.settings import RAY_TIMEOUT, settings   # seconds to wait for an existing cluster
+from qtc.tasks.experiments import storage
+from qtc.tasks.experiments.trials import Trial
 from qtc.tasks.runs import guard
-
-if TYPE_CHECKING:
-    from qtc.tasks.experiments.sweep import Trial
 
 # A new Ray of our own on this machine, talking over loopback only (address="local" never joins a
 # cluster some other process left running).

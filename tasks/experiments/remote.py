@@ -127,7 +127,7 @@ def run_on_node(run, trial: dict, store, version: str) -> dict:
     ("moved": bytes carried in, fetched from the store, sent to it, returned)."""
     import pickle
 
-    from qtc.tasks.experiments.sweep import Trial
+    from qtc.tasks.experiments.trials import Trial
     node = node_name()
     t = Trial(**trial)
     checked = check_node(version, [(t.dataset, t.overrides.get("data_root"))] if t.dataset else [])

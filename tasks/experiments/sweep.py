@@ -20,69 +20,28 @@ then recorded as failed with its whole error; the other trials go on. A trial th
 input fails the same way. `plan` checks every task and grid point first, data included, as a
 single `qtc run` does before it makes a folder.
 
-This module is the sweeper (Hydra's split): it plans the trials, runs one (`run_trial`) and
-drives the loop; where the trials run is an executor's business (qtc.tasks.experiments.executors:
-"ray", "process" or "serial"). Every trial sets torch's thread count to its CPU count (or
+This module is the sweeper (Hydra's split): it plans the trials and drives the loop; one trial
+and running it are qtc.tasks.experiments.trials (`Trial`, `run_trial`), where the trials run
+an executor's business (qtc.tasks.experiments.executors: "ray", "process" or "serial"). Every trial sets torch's thread count to its CPU count (or
 --threads / QTC_THREADS), so all executors compute the same numbers.
 """
 from __future__ import annotations
 
-import io
 import itertools
 import math
-import os
 import re
 import time
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from qtc.errors import QtcError
-from qtc.tasks import naming
 from qtc.tasks.engines.progress import SweepProgress, clock
 from qtc.tasks.experiments.executors import make_executor
+from qtc.tasks.experiments.trials import TRIAL_JSON, Trial, is_done, read_status, run_trial
 from qtc.tasks.runs import guard, signals
-from qtc.tasks.runs.rundir import RESOLVED, atomic_json, read_json_or_none
+from qtc.tasks.runs.rundir import atomic_json, read_json_or_none
 
-TRIAL_JSON = "trial.json"
-TRIAL_LOG = "trial.log"
 SWEEP_JSON = "sweep.json"
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One (task, model, seed) run and the resources it asks for."""
-    spec: str                     # absolute path of the .task file
-    task: str                     # the spec's task name
-    kind: str                     # classify | forecast | a3c
-    model: str                    # diffqas | fixed:K | classical
-    seed: int
-    cpus: int = 1
-    gpus: float = 0.0
-    overrides: dict = field(default_factory=dict, hash=False, compare=False)  # resolve_options keywords
-    settings: tuple[tuple[str, str], ...] = ()   # --set and this trial's --grid point, applied to the spec
-    variant: str = ""                            # the grid point as a folder-name part ("" = no grid)
-    # What a trial carries to a node that shares no disk with the driver (qtc.tasks.experiments
-    # .remote): the spec's text and every .qs it names, by name relative to the spec's folder,
-    # and the image data set it reads, by name ("" for none: series are generated).
-    files: dict = field(default_factory=dict, hash=False, compare=False)
-    dataset: str = ""
-
-    def __post_init__(self):     # from JSON (to_dict) the pairs come back as lists
-        object.__setattr__(self, "settings", tuple(tuple(p) for p in self.settings))
-
-    @property
-    def group(self) -> str:
-        """What the report groups by: the task, or the task at one grid point."""
-        return f"{self.task}@{self.variant}" if self.variant else self.task
-
-    @property
-    def key(self) -> str:
-        """The trial's folder relative to the sweep folder: <task>[@<grid point>]/<model>/seed<k>."""
-        return f"{self.group}/{naming.folder(self.model)}/seed{self.seed}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,68 +188,6 @@ def carried(path: Path, built) -> tuple[dict[str, str], str]:
         files[spec.generator.space] = space_file(spec).read_text()   # found as a run finds it
     dataset = spec.data.dataset if spec.kind == "classify" and spec.data is not None else ""
     return files, dataset
-
-
-# --------------------------------------------------------------------------------------------
-# Trial status files
-# --------------------------------------------------------------------------------------------
-
-def read_status(folder: Path) -> dict | None:
-    """The trial.json of a trial folder, or None (never run, or unreadable)."""
-    return read_json_or_none(Path(folder) / TRIAL_JSON)
-
-
-def is_done(folder: Path) -> bool:
-    status = read_status(folder)
-    return bool(status) and status.get("status") == "done"
-
-
-# --------------------------------------------------------------------------------------------
-# One trial (an executor runs it in a Ray worker, a pool process or this process)
-# --------------------------------------------------------------------------------------------
-
-def run_trial(trial: dict, out: str, spec: str | None = None) -> dict:
-    """Run one trial through the run API into OUT/<key>; return its summary. Raises on failure.
-
-    A folder with resolved.json is resumed (from its checkpoint, if any); anything else in the
-    folder (a run that died before it recorded its settings) is cleared first, if qtc made it.
-    `spec` is the spec file to start from when it is not the trial's own path (a node's copy).
-    """
-    from qtc.tasks.runs.rundir import RunDir
-    from qtc.tasks.runs.runner import run
-    t = Trial(**trial)
-    folder = guard.inside(out, Path(out) / t.key)
-    trial_log = guard.inside(folder, folder / TRIAL_LOG)     # a link out of the folder: refused
-    resume = (folder / RESOLVED).is_file()
-    if folder.exists() and not resume:
-        guard.remove_owned(folder, out)
-    log = io.StringIO()
-    t0 = time.perf_counter()
-    try:
-        with redirect_stdout(log), redirect_stderr(log):
-            run(*_open_trial(t, folder, resume, spec or t.spec))
-    finally:
-        guard.make_owned(folder)
-        with open(trial_log, "a") as fh:
-            fh.write(log.getvalue())
-    rows = [r for r in RunDir(folder).metrics() if r.get("model") == t.model]
-    return {"seconds": round(time.perf_counter() - t0, 3), "resumed": resume,
-            "final": rows[-1] if rows else None, "pid": os.getpid()}
-
-
-def _open_trial(t: Trial, folder: Path, resume: bool, spec: str):
-    """(built, options, rundir) of a trial: its folder reopened, or started from the spec."""
-    from qtc.tasks.build import load_task
-    from qtc.tasks.runs import runner
-    if resume:
-        return runner.reopen(folder, progress=False)
-    built = load_task(spec, dict(t.settings))
-    workers = t.overrides.get("workers", t.cpus if t.kind == "a3c" else None)
-    threads = runner.resolve_threads(t.overrides.get("threads"), t.cpus)   # default: its CPUs
-    options = runner.resolve_options(built, **{**t.overrides, "models": t.model, "seed": t.seed,
-                                               "workers": workers, "threads": threads,
-                                               "progress": False})
-    return built, options, runner.start(built, options, folder)
 
 
 # --------------------------------------------------------------------------------------------

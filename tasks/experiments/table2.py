@@ -29,6 +29,7 @@ from qtc.errors import QtcError
 from qtc.tasks import naming
 from qtc.tasks.data.series import NAMES
 from qtc.tasks.experiments import sweep
+from qtc.tasks.experiments.trials import Trial, read_status
 from qtc.tasks.experiments.paired import baselines_markdown, paired_markdown, paired_stats
 from qtc.tasks.experiments.records import TrialRecord, collect, mean_std, write_csv
 from qtc.tasks.runs.rundir import atomic_text, read_json_or_none
@@ -278,7 +279,7 @@ def report_section(cells: dict) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 def plan(datasets, seeds, models: str, spec_dir: Path | None, overrides: dict,
-         all_candidates: bool = False) -> tuple[list[sweep.Trial], dict]:
+         all_candidates: bool = False) -> tuple[list[Trial], dict]:
     """The trials (one per data set, model and seed) and the ties they leave out, by task; the
     specs are <dataset>.task in `spec_dir`, else the bundled ones."""
     from qtc.tasks.build import load_task
@@ -314,8 +315,8 @@ def run_table2(out: Path, *, seeds=(0,), datasets=None, models: str = "diffqas,f
     return 1 if res.failed else 0
 
 
-def _print_trial(res: sweep.SweepResult, t: sweep.Trial) -> None:
-    status = sweep.read_status(res.out / t.key) or {}
+def _print_trial(res: sweep.SweepResult, t: Trial) -> None:
+    status = read_status(res.out / t.key) or {}
     final = status.get("final") or {}
     note = "reused" if t.key in res.skipped else status.get("status", "not run")
     mse = f"test MSE {final['test_mse']:.6g}" if "test_mse" in final else (status.get("error") or "")

@@ -4,7 +4,9 @@ Every figure of qtc is drawn through this module: `pyplot()` is the one headless
 set-up and `save` the one way a figure reaches disk (atomically, through the run folder's
 writer). `curves` draws every model's per-epoch metrics in one figure, like the paper's Figs.
 5-7: DiffQAS-QT bold, the fixed candidates thin, the classical network dashed.
-`structural_weights` draws the learned ensemble weights as a bar chart.
+`structural_weights` draws the ensemble's structural weights over the epochs and at the end,
+candidates whose weights are tied (merged circuits) drawn once as a labelled group. `log_axis`
+is every log axis's ticks: readable numbers however narrow the range.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import numpy as np
 
 matplotlib.use("Agg")  # before pyplot: runs happen on headless machines
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import (FixedLocator, LogFormatterSciNotation, LogLocator, MaxNLocator,  # noqa: E402
+                               NullFormatter)
 
 from qtc.errors import QtcError  # noqa: E402
 from qtc.tasks import naming  # noqa: E402
@@ -97,13 +100,58 @@ def draw(ax, x, y, *, model: str, label: str, index: int = 0, band=None, alpha: 
 def whole_steps(ax) -> None:
     """Epochs and episodes are whole numbers: ticks only there (one epoch is one tick at 1,
     not an axis from 0.945 to 1.05; no episode 2.5)."""
-    from matplotlib.ticker import FixedLocator, MaxNLocator
     lo, hi = ax.dataLim.intervalx
     if np.isfinite([lo, hi]).all() and hi - lo < 1:     # a single step: its own tick, centred
         ax.set_xlim(lo - 0.5, hi + 0.5)
         ax.xaxis.set_major_locator(FixedLocator(sorted({round(lo), round(hi)})))
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+# A log axis spanning less than _NARROW (a ratio) gets plain evenly spaced ticks, up to
+# _FEW_DECADES ticks at 1, 2 and 5 times the powers of ten; both with plain numbers as labels.
+_NARROW, _FEW_DECADES = 10.0, 100.0
+
+
+class _LogTicks(LogLocator):
+    """A log axis's major ticks by its span: over a wide range the decades (matplotlib's); over
+    one to two decades 1, 2 and 5 times each power of ten; inside one decade evenly spaced
+    plain values (0.55, 0.6, 0.65), where matplotlib's locator leaves one tick or none and labels
+    the minor ones as 6x10^-1."""
+
+    def tick_values(self, vmin, vmax):
+        lo, hi = sorted((vmin, vmax))
+        if lo > 0 and hi / lo < _NARROW:
+            ticks = MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+            return ticks[ticks > 0]
+        if lo > 0 and hi / lo < _FEW_DECADES:
+            return LogLocator(base=10.0, subs=(1.0, 2.0, 5.0)).tick_values(lo, hi)
+        return super().tick_values(vmin, vmax)
+
+
+class _LogLabels(LogFormatterSciNotation):
+    """Plain numbers (0.6, 0.05) where `_LogTicks` chose plain ticks; 10^k over wide ranges."""
+
+    def __call__(self, x, pos=None):
+        lo, hi = sorted(self.axis.get_view_interval())
+        if lo > 0 and hi / lo < _FEW_DECADES:
+            return f"{x:.3g}"
+        return super().__call__(x, pos)
+
+
+def log_axis(ax) -> None:
+    """A logarithmic y axis whose ticks a reader can read on any range (`_LogTicks`): at least
+    two labelled ticks, plain numbers unless it spans two decades or more; minor ticks carry
+    no labels."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(_LogTicks())
+    ax.yaxis.set_major_formatter(_LogLabels())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def band_legend(ax, text: str) -> None:
+    """A legend entry saying what the shaded bands are (one std over the window, over seeds)."""
+    ax.fill_between([], [], [], color="0.5", alpha=0.3, lw=0, label=text)
 
 
 def legend_outside(fig, ax) -> None:
@@ -166,10 +214,9 @@ def curves_figure(metrics_rows: Sequence[dict], keys: Sequence[str], *, title: s
         ax.set_xlabel("epoch")
         whole_steps(ax)
         ax.set_ylabel(_title(key))
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(_title(key))
         if key in log_keys:
-            ax.set_yscale("log")
+            log_axis(ax)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(keys):]:
         ax.axis("off")
@@ -180,22 +227,59 @@ def curves_figure(metrics_rows: Sequence[dict], keys: Sequence[str], *, title: s
     return fig
 
 
-def structural_weights(labels: Sequence[str], weights: Sequence[float], path: str | Path, *,
-                       title: str = "learned structural weights") -> Path:
-    """Bar chart of the ensemble's structural weights, one bar per candidate circuit."""
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(labels) + 2), 4.2))
-    xs = range(len(weights))
-    colors = ["tab:blue" if w >= 0 else "tab:orange" for w in weights]
-    ax.bar(xs, weights, color=colors)
-    ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels([f"{i + 1}: {lab}" for i, lab in enumerate(labels)], rotation=60, ha="right",
-                       fontsize=8)
+def weight_groups(history: Sequence[Sequence[float]]) -> list[list[int]]:
+    """Structural weights tied over the whole run (equal at every recorded epoch: the members of
+    a merged circuit from equal starts, weights that never moved), one group per distinct
+    trajectory in first-seen order; `history` has one row of weights per epoch."""
+    h = np.asarray(history, dtype=np.float64).reshape(len(history), -1)
+    return ties({k: series_key(h[:, k]) for k in range(h.shape[1])})
+
+
+def structural_weights(labels: Sequence[str], history: Sequence[Sequence[float]], epochs: Sequence[int],
+                       path: str | Path, *, configs: bool = True, title: str = "structural weights") -> Path:
+    """`structural_weights_figure`, saved to `path`."""
+    return save(structural_weights_figure(labels, history, epochs, configs=configs, title=title), path)
+
+
+def structural_weights_figure(labels: Sequence[str], history: Sequence[Sequence[float]],
+                              epochs: Sequence[int], *, configs: bool = True,
+                              title: str = "structural weights"):
+    """The structural weights over the epochs (left) and at the last one (right): one line per
+    group of tied weights (`weight_groups`), labelled as the group (`configs 1=3=4=6 (tie)`);
+    a tied candidate's bar has its group's colour. `configs`: the labels are candidates, shown
+    as the paper's configs with their colours in the curves; else per-position weights."""
+    h = np.asarray(history, dtype=np.float64).reshape(len(history), -1)
+    groups = weight_groups(h)
+    names = [naming.fixed(k) if configs else labels[k] for k in range(h.shape[1])]
+    fig, (ax, bars) = plt.subplots(1, 2, figsize=(max(11.0, 0.45 * len(labels) + 7), 4.4),
+                                   gridspec_kw={"width_ratios": [1.2, 1]})
+    colour = {}
+    for i, group in enumerate(groups):
+        if len(group) > 1:
+            label = (naming.tie_label([names[k] for k in group]) if configs
+                     else " = ".join(labels[k] for k in group) + " (tie)")
+        else:
+            label = f"{naming.short(names[group[0]])} ({labels[group[0]]})" if configs else labels[group[0]]
+        line = draw(ax, epochs, h[:, group[0]], model=names[group[0]] if configs else "", label=label, index=i)
+        colour.update({k: line.get_color() for k in group})
+    ax.set_xlabel("epoch")
+    whole_steps(ax)
     ax.set_ylabel("weight")
-    ax.set_title(title)
-    ax.grid(axis="y", alpha=0.3)
+    ax.set_title("over the epochs (tied weights: one line)", fontsize=10)
+    ax.grid(alpha=0.3)
+    xs = range(h.shape[1])
+    bars.bar(xs, h[-1], color=[colour[k] for k in xs])
+    bars.axhline(0, color="black", linewidth=0.8)
+    bars.set_xticks(list(xs))
+    bars.set_xticklabels([f"{k + 1}: {lab}" for k, lab in enumerate(labels)], rotation=60, ha="right",
+                         fontsize=8)
+    bars.set_ylabel("weight")
+    bars.set_title(f"after epoch {epochs[-1]} (a tie group shares its colour)", fontsize=10)
+    bars.grid(axis="y", alpha=0.3)
+    legend_outside(fig, ax)
+    fig.suptitle(title)
     fig.tight_layout()
-    return save(fig, path)
+    return fig
 
 
 def moving_average_band(rewards, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -228,8 +312,9 @@ def plot_rewards(curves: dict, window: int, path: Path | str, title: str | None 
 def rewards_figure(curves: dict, window: int, *, title: str | None = None,
                    labels: dict[str, str] | None = None):
     """One figure: for each model's reward series ({model: rewards}), the moving mean and a
-    one-std band clipped to [0, 1]; identical series drawn once, labelled as a tie; `labels`
-    maps a model to its display name."""
+    band of one standard deviation of the rewards in the same window, clipped to [0, 1] (the
+    legend says so); identical series drawn once, labelled as a tie; `labels` maps a model to
+    its display name."""
     fig, ax = plt.subplots(figsize=(7, 4))
     labels = labels or {}
     for i, tie in enumerate(ties({m: series_key(r) for m, r in curves.items()})):
@@ -238,6 +323,7 @@ def rewards_figure(curves: dict, window: int, *, title: str | None = None,
         label = naming.tie_label(tie) if len(tie) > 1 else labels.get(tie[0], str(tie[0]))
         draw(ax, x, mean, model=tie[0], label=label, index=i,
              band=clip_band(mean, mean - std, mean + std, bounds=UNIT_RANGE))
+    band_legend(ax, f"shaded: ± 1 std of the rewards in the window ({window} episodes)")
     ax.set_xlabel("episode")
     whole_steps(ax)
     ax.set_ylabel(f"reward (moving average, window {window})")

@@ -133,3 +133,86 @@ def test_epoch_and_episode_axes_tick_only_whole_numbers():
     ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
     assert ticks and all(float(t).is_integer() for t in ticks)
     plt.close(fig)
+
+
+def _tick_labels(ax, which="y"):
+    """The labels a reader sees on an axis: the visible major and minor ticks' texts."""
+    ax.figure.canvas.draw()
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    lo, hi = sorted(axis.get_view_interval())
+    ticks = axis.get_major_ticks() + axis.get_minor_ticks()
+    return [t.label1.get_text() for t in ticks
+            if t.label1.get_visible() and t.label1.get_text() and lo <= t.get_loc() <= hi]
+
+
+@pytest.mark.parametrize("lo,hi", [(0.55, 0.70), (0.62, 0.68), (0.05, 0.8), (1e-4, 0.9)])
+def test_a_log_axis_has_readable_ticks_on_any_range(lo, hi):
+    """A loss between 0.55 and 0.7 on a log axis: matplotlib alone gives one tick or none and
+    minor labels such as 6x10^-1 (issue 30); every log axis gets at least two plain labels."""
+    rows = [{"model": naming.DIFFQAS, "label": "DiffQAS-QT", "epoch": e, "train_loss": v}
+            for e, v in enumerate(np.geomspace(hi, lo, 5), start=1)]
+    fig = plots.curves_figure(rows, ["train_loss"], log_keys=("train_loss",))
+    labels = _tick_labels(fig.axes[0])
+    assert 2 <= len(labels) <= 10, labels
+    if hi / lo < 100:          # plain numbers: no 10^k, no a x 10^k
+        assert all(float(t.replace("\N{MINUS SIGN}", "-")) > 0 for t in labels), labels
+    plots.pyplot().close(fig)
+
+
+def test_the_report_over_seeds_uses_readable_log_ticks_too():
+    means = [np.linspace(0.70, 0.55, 4) + 0.001 * i for i in range(len(MODELS))]
+    fig = bands_figure("t", "forecast", _seed_rows("t", "test_mse", means, [np.full(4, 0.001)] * 14))
+    labels = _tick_labels(fig.axes[0])
+    assert len(labels) >= 2 and all(float(t) > 0 for t in labels), labels
+
+
+def _legend_texts(fig):
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def test_the_reward_band_is_labelled_as_one_std_over_the_window():
+    rng = np.random.default_rng(0)
+    fig = plots.rewards_figure({naming.DIFFQAS: rng.random(50)}, 20)
+    said = [t for t in _legend_texts(fig) if "std" in t]
+    assert said and "window" in said[0] and "20 episodes" in said[0]
+
+
+def test_the_report_band_is_labelled_as_one_std_over_seeds():
+    fig = bands_figure("t", "a3c", _seed_rows("t", "reward (moving average)", [np.full(4, 0.5)] * 14,
+                                             [np.full(4, 0.1)] * 14))
+    assert any("std over seeds" in t for t in _legend_texts(fig))
+
+
+@pytest.mark.parametrize("name,label", [("bessel", "x (the argument of J2)"), ("damped_shm", "time t (s)"),
+                                        ("narma5", "time step")])
+def test_a_prediction_plot_names_its_series_axis(name, label):
+    from qtc.tasks.data import series as S
+    from qtc.tasks.kinds.forecast import predictions_figure
+    ser = S.generate(name)
+    fig = predictions_figure(ser, None, np.zeros(100), np.zeros(50), "title", 4)
+    assert fig.axes[0].get_xlabel() == label
+    plots.pyplot().close(fig)
+
+
+def test_structural_weights_are_drawn_over_the_epochs_with_tie_groups_as_one_line():
+    """Merged circuits (configs 1=3=4=6, 9=12 in the paper space) keep equal weights all run:
+    one labelled line in the trajectory, one colour in the final bars (issue 30)."""
+    labels = [f"c{k}" for k in range(12)]
+    rng = np.random.default_rng(1)
+    start = np.full(12, 1 / 12)
+    steps = rng.normal(0, 0.01, (4, 12))
+    steps[:, [2, 3, 5]] = steps[:, [0]]          # configs 3, 4, 6 move as config 1
+    steps[:, [8, 11]] = 0.0                      # configs 9, 12 never move
+    history = start + np.cumsum(steps, axis=0)
+    fig = plots.structural_weights_figure(labels, history, [1, 2, 3, 4])
+    trajectory, bars = fig.axes[:2]
+    names = [ln.get_label() for ln in trajectory.get_lines()]
+    assert len(names) == 12 - 3 - 1
+    assert "configs 1=3=4=6 (tie)" in names and "configs 9=12 (tie)" in names
+    assert "config 2 (c1)" in names
+    assert trajectory.get_xlabel() == "epoch" and len(trajectory.get_lines()[0].get_xdata()) == 4
+    colours = [to_rgba(p.get_facecolor()) for p in bars.patches]
+    assert colours[0] == colours[2] == colours[3] == colours[5] and colours[8] == colours[11]
+    assert len(set(colours)) == 8
+    assert fig.legends and any("(tie)" in t for t in _legend_texts(fig))
+    plots.pyplot().close(fig)

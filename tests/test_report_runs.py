@@ -117,3 +117,17 @@ def test_a_failed_trial_shows_its_whole_error_aligned(tmp_path):
     assert row.count(" | ") == header.count(" | ") and "no finished seed" in row
     assert "/c/d (absent)<br>To fix: pass --data-root DIR." in md
     assert "To fix" in (tmp_path / "sweep" / "report" / "trials.csv").read_text()
+
+
+def test_the_report_says_how_many_examples_the_runs_used(tmp_path):
+    """examples.json (train/test after --limit, the class filter and windowing) in report.md."""
+    runs = [_run_folder(tmp_path / f"r{seed}", seed=seed, lr=0.01, test={"diffqas": 0.9}, kind="classify")
+            for seed in (0, 1)]
+    for run in runs:
+        (run / "examples.json").write_text(json.dumps({"train": 1000, "test": 500, "fit": 800,
+                                                       "validation": 200}))
+    md = write_report(runs, tmp_path / "rep").markdown.read_text()
+    assert "Examples per run: 1,000 train (800 fit + 200 validation), 500 test" in md
+    (runs[1] / "examples.json").write_text(json.dumps({"train": 200, "test": 100}))
+    md = write_report(runs, tmp_path / "rep2").markdown.read_text()
+    assert "Examples per run differ" in md and "200 train, 100 test (1 runs)" in md

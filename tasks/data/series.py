@@ -49,6 +49,8 @@ class Series:
     # the raw (min, max) each part was min-max scaled from ("series" for the scalar ones,
     # "inputs" and "targets" for a scaled NARMA); empty: unscaled
     ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # what `axis` is, for a plot's x label: Bessel's argument x, the pendulum's time t, ...
+    axis_label: str = "time step"
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -141,7 +143,7 @@ def _bessel(*, points: int = 1000, start: float = 2.0, stop: float = 100.0, orde
                        f"{MAX_EVALUATIONS:,} evaluations; use fewer points, a lower order or a smaller range")
     x = np.linspace(start, stop, int(points))
     values = bessel_j(order, x)
-    return _scalar("bessel", values, x, scale)
+    return _scalar("bessel", values, x, scale, f"x (the argument of J{order})")
 
 
 def _damped_shm(*, points: int = 240, duration: float = 20.0, damping: float = 0.15,
@@ -159,7 +161,7 @@ def _damped_shm(*, points: int = 240, duration: float = 20.0, damping: float = 0
         return (y[1], -damping * y[1] - gravity * math.sin(y[0]))
 
     state = rk4(pendulum, (theta0, omega0), t.tolist(), max_step)
-    return _scalar("damped_shm", state[:, 1], t, scale)  # the series is theta'
+    return _scalar("damped_shm", state[:, 1], t, scale, "time t (s)")  # the series is theta'
 
 
 def _delayed_qc(*, start: float = -2.0, stop: float = 20.0, step: float = 0.01, pulses: int = 11,
@@ -172,7 +174,7 @@ def _delayed_qc(*, start: float = -2.0, stop: float = 20.0, step: float = 0.01, 
     values = np.zeros_like(x)
     for k in range(int(pulses)):
         values += np.exp(-sharpness * (x - spacing * k) ** 2) * np.exp(-x / decay)
-    return _scalar("delayed_qc", values, x, scale)
+    return _scalar("delayed_qc", values, x, scale, "time x")
 
 
 def narma_input(length: int, period: float = 300.0,
@@ -220,12 +222,12 @@ def _narma(name: str, default_order: int):
     return build
 
 
-def _scalar(name: str, values: np.ndarray, axis: np.ndarray, scale: bool) -> Series:
+def _scalar(name: str, values: np.ndarray, axis: np.ndarray, scale: bool, axis_label: str) -> Series:
     if not scale:
         values = np.asarray(values, dtype=np.float64)
-        return Series(name, values, values, axis)
+        return Series(name, values, values, axis, axis_label=axis_label)
     values, span = min_max(values)
-    return Series(name, values, values, axis, {"series": span})
+    return Series(name, values, values, axis, {"series": span}, axis_label)
 
 
 def _need_points(name: str, option: str, value) -> None:

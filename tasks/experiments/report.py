@@ -180,8 +180,9 @@ def bands_figure(task: str, kind: str, rows: list[dict]):
             band = plots.clip_band(m, m - s, m + s, bounds=plots.bounds_of(curve), log=log)
             plots.draw(ax, x, m, model=tie[0], label=f"{label} (n={got[0]['n']})", index=i, band=band,
                        alpha=0.08)
+        plots.band_legend(ax, "shaded: ± 1 std over seeds")
         if log:
-            ax.set_yscale("log")
+            plots.log_axis(ax)
         ax.set_xlabel("episode" if kind == "a3c" else "epoch")
         plots.whole_steps(ax)
         ax.set_ylabel(curve.replace("_", " "))
@@ -297,7 +298,7 @@ def variants_figure(task: str, rows: list[dict]):
             ax.scatter([names.index(r["variant"])] * len(seeds), seeds, s=14, alpha=0.5,
                        color=line.get_color(), zorder=line.get_zorder())
     if kind == "forecast":
-        ax.set_yscale("log")
+        plots.log_axis(ax)
     ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
     ax.set_xlabel("variant")
     ax.set_ylabel(METRICS.get(kind, ("", "metric"))[1] + " (dots: seeds; line: median)")
@@ -361,7 +362,7 @@ def write_report(roots, out: Path | str | None = None) -> Report:
     if paired:
         atomic_text(out / "paired.json", json.dumps(paired, indent=2, default=str))
         files.append(out / "paired.json")
-    text = "\n".join(_md_head(roots, records, sweep, files) + _md_summary(summary) + _md_variants(var)
+    text = "\n".join(_md_head(roots, records, sweep, files) + _md_summary(summary, records) + _md_variants(var)
                      + _md_figures("Variants side by side: figures", var_pngs)
                      + baselines_markdown(records) + paired_markdown(paired) + table2.report_section(cells)
                      + _md_weights(w) + _md_curves(pngs) + _md_failed(records))
@@ -396,7 +397,31 @@ def _md_head(roots, records, sweep: dict, files: list[Path]) -> list[str]:
             "the figures below are PNGs beside this file.", ""]
 
 
-def _md_summary(summary: list[dict]) -> list[str]:
+def examples_text(counts: dict) -> str:
+    """examples.json in words: `1,000 train (800 fit + 200 validation), 1,000 test`."""
+    held = (f" ({counts['fit']:,} fit + {counts['validation']:,} validation)"
+            if "validation" in counts else "")
+    return f"{counts['train']:,} train{held}, {counts['test']:,} test"
+
+
+def _md_examples(records: list[TrialRecord], task: str) -> list[str]:
+    """How many examples the task's runs trained and tested on (their examples.json; runs from
+    before qtc recorded it, and trials that failed before loading data, have none)."""
+    seen: dict[str, int] = {}
+    for r in records:
+        if r.task == task and r.examples:
+            text = examples_text(r.examples)
+            seen[text] = seen.get(text, 0) + 1
+    if not seen:
+        return []
+    if len(seen) == 1:
+        return [f"Examples per run: {next(iter(seen))} (after --limit, the class filter and the "
+                "windowing; examples.json).", ""]
+    return ["Examples per run differ (examples.json): "
+            + "; ".join(f"{text} ({n} runs)" for text, n in seen.items()) + ".", ""]
+
+
+def _md_summary(summary: list[dict], records: list[TrialRecord]) -> list[str]:
     L = ["## Final metric per task and model", "",
          "Over seeds: median, interquartile range, min .. max and mean ± sample std of the test "
          "accuracy (classify) or test MSE (forecast) at each run's selected epoch (selection.json), "
@@ -408,7 +433,8 @@ def _md_summary(summary: list[dict]) -> list[str]:
         kind = rows[0]["kind"]
         _, name, higher, _ = METRICS.get(kind, ("test_loss", "test loss", False, False))
         best, note = best_rows(rows, higher)
-        L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", "",
+        L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", ""]
+        L += _md_examples(records, task) + [
               "| model | median | IQR | min .. max | mean ± std | n | epochs | per seed |",
               "|---|---|---|---|---|---|---|---|"]
         for s in rows:

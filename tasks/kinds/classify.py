@@ -6,7 +6,7 @@ model with the shared supervised engine, and after every model refreshes the run
 figures and summary:
 
     curves.png                loss and accuracy per epoch, all models in one figure
-    structural_weights.png    DiffQAS-QT's learned structural weights (bar chart)
+    structural_weights.png    DiffQAS-QT's structural weights over the epochs and at the end
     summary.md                final accuracies (per class for K > 2), epochs, DiffQAS-QT's rank
                               among the fixed candidates
 """
@@ -131,9 +131,10 @@ def report(built: Built, rundir: RunDir) -> None:
                  log_keys=("train_loss", "test_loss"))
     weights = [r for r in rows if r["model"] == "diffqas" and r.get("structural_weights")]
     if weights and built.program is not None:
-        plots.structural_weights(built.program.weight_labels, weights[-1]["structural_weights"],
-                                 rundir.path / "structural_weights.png",
-                                 title=f"DiffQAS-QT structural weights after epoch {weights[-1]['epoch']}")
+        plots.structural_weights(built.program.weight_labels, [r["structural_weights"] for r in weights],
+                                 [r["epoch"] for r in weights], rundir.path / "structural_weights.png",
+                                 configs=built.program.weights.kind == "candidate",
+                                 title=f"{built.spec.name}: DiffQAS-QT structural weights")
     rundir.write_text("summary.md", summary(built, rows, _optional_json(rundir, SELECTION),
                                             _optional_json(rundir, BASELINES)))
 

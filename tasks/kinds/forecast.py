@@ -8,7 +8,7 @@ writes, besides the engine's metrics, checkpoints and exported networks:
     plots/predictions_<model>_epoch<E>.png   ground truth, train/test predictions, the split line
                                              (the spec's `report epochs`, plus the last epoch)
     plots/curves.png                         train and test MSE per epoch, every model (log scale)
-    plots/structural_weights.png             DiffQAS-QT's final structural weights
+    plots/structural_weights.png             DiffQAS-QT's structural weights over the epochs and at the end
     summary.md, summary.json                 the test-MSE table with the paper's Table II beside it
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ def predictions_figure(series: S.Series, wins: S.Windows, pred_train, pred_test,
     ax.plot(t_train, pred_train, color="tab:blue", lw=1.0, label="prediction (train)")
     ax.plot(t_test, pred_test, color="tab:red", lw=1.0, label="prediction (test)")
     ax.axvline(axis[window + n_train], color="k", ls="--", lw=1.0, label="train / test")
-    ax.set_xlabel("time step")
+    ax.set_xlabel(series.axis_label)
     ax.set_ylabel("value")
     ax.set_title(title, fontsize=10)
     plots.legend_outside(fig, ax)
@@ -239,7 +239,7 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
                                        "epochs": opts.epochs, "select": opts.select,
                                        "validation": opts.validation, "description": description,
                                        "rows": rows, "baselines": baselines})
-    _final_plots(built, rundir, done)
+    _final_plots(built, rundir)
     return {"rows": rows, "table": table}
 
 
@@ -250,15 +250,15 @@ def _rule_text(opts) -> str:
     return {"last": "the last epoch", "train": "the epoch with the lowest training MSE"}[opts.select]
 
 
-def _final_plots(built: Built, rundir: RunDir, done: dict[str, dict]) -> None:
+def _final_plots(built: Built, rundir: RunDir) -> None:
     """Curves of every model (shared plots module) and DiffQAS-QT's structural weights."""
     from qtc.tasks import plots
     plots.curves(rundir.metrics(), ["train_mse", "test_mse"], rundir.path / "plots" / "curves.png",
                  title=f"{built.spec.name}: MSE per epoch", log_keys=("train_mse", "test_mse"))
-    weights = done.get("diffqas", {}).get("structural_weights")
-    if weights:
-        plots.structural_weights(list(built.program.weight_labels), weights,
-                                 rundir.path / "plots" / "structural_weights.png",
-                                 title=f"{built.spec.name}: DiffQAS-QT structural weights after "
-                                       f"{done['diffqas']['epoch']} epochs")
+    weights = [r for r in rundir.metrics() if r["model"] == "diffqas" and r.get("structural_weights")]
+    if weights and built.program is not None:
+        plots.structural_weights(built.program.weight_labels, [r["structural_weights"] for r in weights],
+                                 [r["epoch"] for r in weights], rundir.path / "plots" / "structural_weights.png",
+                                 configs=built.program.weights.kind == "candidate",
+                                 title=f"{built.spec.name}: DiffQAS-QT structural weights")
 

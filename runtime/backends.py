@@ -22,7 +22,8 @@ from qtc.runtime import weights as structural
 
 ANGLE_DTYPES = (torch.float32, torch.float64)
 
-# name -> (is_available() -> bool, probabilities(prog, theta, weights, steps) -> Tensor)
+# name -> (is_available() -> bool, probabilities(prog, theta, W, steps) -> Tensor), W the weight
+# layout's matrix (runtime.weights.matrix)
 BACKENDS: dict[str, tuple[Callable[[], bool], Callable]] = {}
 # name -> what is missing when it is not available (a sentence), for the error message
 MISSING: dict[str, Callable[[], str | None]] = {}
@@ -36,9 +37,9 @@ def register(name: str, available: Callable[[], bool], fn: Callable,
         MISSING[name] = missing
 
 
-def _reference(prog, theta, weights, steps):
-    from qtc.runtime.reference import probabilities
-    return probabilities(prog, theta, weights)
+def _reference(prog, theta, W, steps):
+    from qtc.runtime.reference import program_probabilities
+    return program_probabilities(prog, theta, W)
 
 
 register("reference", lambda: True, _reference)
@@ -98,23 +99,7 @@ def probabilities(prog: Program, theta: torch.Tensor, weights, *, backend: str =
     if tuple(theta.shape) != prog.angle_shape:
         what = "(depth, qubits" + (", angles per gate)" if len(prog.angle_shape) == 3 else ")")
         raise QtcError(f"theta has shape {tuple(theta.shape)}, expected {what} = {prog.angle_shape}")
-    return FORMS[prog.form](prog, theta, structural.matrix(prog, weights, theta.dtype), backend, steps)
-
-
-def _enumerated(prog: Program, theta: torch.Tensor, W: torch.Tensor, backend: str, steps) -> torch.Tensor:
-    return BACKENDS[resolve(backend)][1](prog, theta, structural.per_candidate(prog, W), steps)
-
-
-def _channel(prog: Program, theta: torch.Tensor, W: torch.Tensor, backend: str, steps) -> torch.Tensor:
-    from qtc.runtime.channel import probabilities as channel
-    return channel(prog, theta, W, backend=backend)
-
-
-# How a program runs, by its form: the nodes of its enumerated candidates under the candidates'
-# weights on the backend (the compiled ones: runtime/kernels.py, a runner per node kind; the
-# reference simulates the unoptimised candidates), or its Channel node under the per-position
-# matrix (runtime/channel.py).
-FORMS = {"enumeration": _enumerated, "channel": _channel}
+    return BACKENDS[resolve(backend)][1](prog, theta, structural.matrix(prog, weights, theta.dtype), steps)
 
 
 class Runnable(Program):

@@ -7,9 +7,9 @@ gate is) or a run of monomial gates (CNOT, CZ, SWAP, X, RZ, ...: one `qtc_ch_gat
 index table and phases, so a CNOT network costs one pass whatever its length). The driver
 (`forward`, `backward`) is plain Python over those passes and torch views; it launches through
 `CpuKernels` (a HostLibrary) or `CudaKernels` (a DeviceModule: qtc.runtime.launch), by
-parameter name, so both devices run the same kernels in the same order. ChannelFunction is the
-torch.autograd.Function: forward keeps every step's density matrix, backward runs the adjoint
-chain (float64).
+parameter name, so both devices run the same kernels in the same order. `apply` keeps every
+step's density matrix, `gradients` runs the adjoint chain (float64); the Channel node's runner
+(runtime/kernels.py, RUNNERS) calls them inside ProgramFunction, as every node kind's runner.
 
 Gradients: a rotation's Im Tr(F P sigma) may be taken at any later point of its alternative
 as long as every gate in between commutes with its generator P (gates on other qubits; diagonal
@@ -20,9 +20,6 @@ state just after their segment, walking the alternative backwards.
 """
 from __future__ import annotations
 
-import math
-import threading
-import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,8 +34,6 @@ from qtc.runtime.launch import DeviceModule, HostLibrary
 
 AXIS = {"X": 1, "Y": 2, "Z": 3}
 CHANNEL_SERIAL_BELOW = 8     # qubits: a smaller density matrix is cheaper on one thread
-_lock = threading.Lock()
-_tables: dict[int, tuple] = {}
 
 
 # --- the program as tables ----------------------------------------------------------------------
@@ -69,15 +64,15 @@ def commutes(op, axis: int, qubit: int) -> bool:
 
 
 class ChannelTables:
-    """The program's chain as passes, and where gradients go."""
+    """A Channel node's chain (its `steps`, at `n` qubits) as passes, and where gradients go."""
 
-    def __init__(self, prog):
-        self.n, self.dim, self.shape = prog.qubits, 1 << prog.qubits, prog.angle_shape
+    def __init__(self, steps, n: int):
+        self.n, self.dim = n, 1 << n
         self.D = self.dim * self.dim
-        alts = [(s, k, ops) for s in prog.weights.steps for k, ops in enumerate(s.alts)]
+        alts = [(s, k, ops) for s in steps for k, ops in enumerate(s.alts)]
         self.nalts = len(alts)
-        first = np.cumsum([0] + [len(s.alts) for s in prog.weights.steps])
-        self.steps = [list(range(first[i], first[i + 1])) for i in range(len(prog.weights.steps))]
+        first = np.cumsum([0] + [len(s.alts) for s in steps])
+        self.steps = [list(range(first[i], first[i + 1])) for i in range(len(steps))]
         self.rotations: list = []        # parametrised ops, in gradient-slot order
         self.rot_alt: list[int] = []
         self.dense: list = []            # ops of the dense segments
@@ -231,16 +226,6 @@ def _ints(values) -> np.ndarray:
     return np.ascontiguousarray(values, dtype=np.int32)
 
 
-def tables(prog) -> ChannelTables:
-    """The ChannelTables of `prog`, built once per program object."""
-    with _lock:
-        hit = _tables.get(id(prog))
-        if hit is None or hit[0]() is not prog:
-            hit = (weakref.ref(prog), ChannelTables(prog))
-            _tables[id(prog)] = hit
-        return hit[1]
-
-
 # --- launching ----------------------------------------------------------------------------------
 class CpuKernels:
     """The g++ build of channel.c; a launch's `work` (the GPU's grid) does not matter here."""
@@ -379,54 +364,48 @@ def backward(run: Run, states: torch.Tensor, g: torch.Tensor, rows: torch.Tensor
         E, En = En, E
 
 
-class ChannelFunction(torch.autograd.Function):
-    """P(theta, W) = diag(Phi_S o ... o Phi_1(|0><0|)) with adjoint-method gradients."""
+@dataclass
+class Saved:
+    """What the forward pass leaves for the backward one: the run and every step's state."""
+    run: Run
+    states: torch.Tensor
+    wa: torch.Tensor
 
-    @staticmethod
-    def forward(ctx, theta, W, tab: ChannelTables):
-        device = theta.device
-        k = kernels(device.type)
-        k.threads(tab.n)
-        th = theta.detach().to("cpu", torch.float64).numpy().reshape(-1)
-        wa = tab.alt_weights(W.detach().to("cpu", torch.float64))
-        run = Run(k, tab, tab.inputs(th), wa.tolist(), device)
-        states = torch.empty(len(tab.steps) + 1, 2 * tab.D, dtype=torch.float64, device=device)
-        spare = torch.empty(2, 2 * tab.D, dtype=torch.float64, device=device)
-        forward(run, states, (spare[0], spare[1]))
-        ctx.run, ctx.states, ctx.wa = run, states, wa
-        ctx.dtypes = (theta.dtype, W.dtype, W.shape)
-        return states[-1, :tab.D].view(tab.dim, tab.dim).diagonal().to(theta.dtype, copy=True)
 
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):
-        run, tab = ctx.run, ctx.run.tab
-        device = ctx.states.device
-        run.k.threads(tab.n)
-        g = grad.detach().to(device, torch.float64).contiguous()
-        buf = torch.empty(6, 2 * tab.D, dtype=torch.float64, device=device)
-        rows = torch.zeros(tab.slots, tab.dim, dtype=torch.float64, device=device)
-        backward(run, ctx.states, g, rows, tuple(buf))
-        sums = rows.sum(1).cpu()
-        theta_dtype, w_dtype, w_shape = ctx.dtypes
-        gop = sums[tab.nalts:] * ctx.wa[tab.rot_alt_t]
-        gth = torch.zeros(math.prod(tab.shape), dtype=torch.float64)
-        gth.index_add_(0, tab.theta_index, gop * tab.scale)   # d angle / d theta = scale
-        gW = torch.zeros(w_shape, dtype=torch.float64)
-        gW[tab.where] = sums[:tab.nalts][tab.weighted]
-        return (gth.view(tab.shape).to(device, theta_dtype), gW.to(device, w_dtype), None)
+def apply(tab: ChannelTables, theta: torch.Tensor, W: torch.Tensor) -> tuple[torch.Tensor, Saved]:
+    """P = diag(Phi_S o ... o Phi_1(|0><0|)) in float64 on theta's device (theta flat or not,
+    W the per-position matrix), and what `gradients` needs."""
+    device = theta.device
+    k = kernels(device.type)
+    k.threads(tab.n)
+    th = theta.detach().to("cpu", torch.float64).numpy().reshape(-1)
+    wa = tab.alt_weights(W.detach().to("cpu", torch.float64))
+    run = Run(k, tab, tab.inputs(th), wa.tolist(), device)
+    states = torch.empty(len(tab.steps) + 1, 2 * tab.D, dtype=torch.float64, device=device)
+    spare = torch.empty(2, 2 * tab.D, dtype=torch.float64, device=device)
+    forward(run, states, (spare[0], spare[1]))
+    return states[-1, :tab.D].view(tab.dim, tab.dim).diagonal(), Saved(run, states, wa)
+
+
+def gradients(saved: Saved, grad: torch.Tensor, theta_size: int, w_shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """The adjoint chain's gradients (float64, on the CPU): of flat theta (`theta_size`
+    angles) and of W (`w_shape`)."""
+    run, tab = saved.run, saved.run.tab
+    device = saved.states.device
+    run.k.threads(tab.n)
+    g = grad.detach().to(device, torch.float64).contiguous()
+    buf = torch.empty(6, 2 * tab.D, dtype=torch.float64, device=device)
+    rows = torch.zeros(tab.slots, tab.dim, dtype=torch.float64, device=device)
+    backward(run, saved.states, g, rows, tuple(buf))
+    sums = rows.sum(1).cpu()
+    gop = sums[tab.nalts:] * saved.wa[tab.rot_alt_t]
+    gth = torch.zeros(theta_size, dtype=torch.float64)
+    gth.index_add_(0, tab.theta_index, gop * tab.scale)   # d angle / d theta = scale
+    gW = torch.zeros(w_shape, dtype=torch.float64)
+    gW[tab.where] = sums[:tab.nalts][tab.weighted]
+    return gth, gW
 
 
 def channel_threads(n: int) -> int:
     """Threads of a channel-form step at n qubits: torch's setting, one below CHANNEL_SERIAL_BELOW."""
     return torch.get_num_threads() if n >= CHANNEL_SERIAL_BELOW else 1
-
-
-def cpu_probabilities(prog, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    return ChannelFunction.apply(theta.cpu(), W.cpu(), tables(prog)).to(theta.device)
-
-
-def cuda_probabilities(prog, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
-    home = theta.device
-    dev = torch.device("cuda", torch.cuda.current_device())
-    return ChannelFunction.apply(theta.to(dev), W.to(dev), tables(prog)).to(home)

@@ -6,8 +6,8 @@ except how a kernel is launched; both bind a kernel's arguments by name against 
 the renderer read off the source (qtc.runtime.launch). `ProgramFunction` is the
 torch.autograd.Function around them: forward gives P = sum over candidates of w_c p_c(theta);
 backward runs the adjoint kernels. A program's nodes run through a runner per node kind
-(RUNNERS): its simulated circuits (the kernels), its exact constants and its phase forms
-(runtime/phase.py).
+(RUNNERS): its simulated circuits (the kernels), its exact constants, its phase forms
+(runtime/phase.py) and a Channel node (runtime/channel_kernels.py).
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
 from qtc.compiler.target import Target
-from qtc.runtime import backends, cuda, threads
+from qtc.runtime import backends, channel_kernels, cuda, threads
+from qtc.runtime import weights as structural
 from qtc.runtime.cache import CPU_FLAGS, find_compiler
 from qtc.runtime.launch import HostLibrary, arguments, bind, written
 from qtc.runtime.phase import PhaseTables
@@ -34,7 +35,8 @@ _compiled: dict[tuple, tuple] = {}   # (id(prog), target key) -> (weakref, Compi
 
 class Compiled:
     """A program rendered and built for one Target (dtype and device kind), with a runner per
-    node kind (RUNNERS), in run order; the nodes' rows of S follow the same order."""
+    node kind (RUNNERS), in run order; the rows of S (one per node weighted by its members)
+    follow the same order."""
 
     def __init__(self, prog: Program, target: Target):
         self.target, self.dtype = target, TORCH_DTYPES[target.dtype]
@@ -42,7 +44,7 @@ class Compiled:
         plan = self.rendered.plan
         self.plan, self.n, self.dim = plan, plan.n, 1 << plan.n
         groups = prog.groups()
-        nodes = [prog.nodes[i] for kind in RUNNERS for i in groups[kind]]
+        nodes = [prog.nodes[i] for kind, runner in RUNNERS.items() if not runner.by_position for i in groups[kind]]
         # S[node, candidate] = 1 when the candidate is a member of the node
         self.S = torch.zeros(len(nodes), len(prog.labels), dtype=self.dtype)
         for i, node in enumerate(nodes):
@@ -50,7 +52,7 @@ class Compiled:
         self.ncirc = len(plan.circuits)
         self.runners, start = {}, 0          # kind -> (runner, its nodes' rows of S)
         for kind, runner in RUNNERS.items():
-            count = len(groups[kind])
+            count = 0 if runner.by_position else len(groups[kind])
             self.runners[kind] = (runner(self, [prog.nodes[i] for i in groups[kind]]), slice(start, start + count))
             start += count
         self.launcher = self.runners["circuit"][0].launcher
@@ -140,6 +142,7 @@ def compiled(prog: Program, target: Target) -> Compiled:
 class Circuits:
     """The simulated circuits: the generated kernels, through a launcher per device kind. The
     state buffer the forward pass leaves is what the backward pass un-applies."""
+    by_position = False          # weighted by its members' weights (a row of S each)
 
     def __init__(self, comp: Compiled, nodes):
         self.count = len(nodes)
@@ -158,6 +161,7 @@ class Circuits:
 
 class Constants:
     """The exact constants: their distributions, fixed (no gradient in theta)."""
+    by_position = False
 
     def __init__(self, comp: Compiled, nodes):
         self.dist = torch.stack([constant_distribution(node, comp.n, comp.dtype) for node in nodes]) \
@@ -179,6 +183,7 @@ class Constants:
 
 class Phases:
     """The phase forms: Walsh-Hadamard transforms in float64 (runtime/phase.py)."""
+    by_position = False
 
     def __init__(self, comp: Compiled, nodes):
         self.tables = [PhaseTables(node, comp.n) for node in nodes]
@@ -199,39 +204,68 @@ class Phases:
         return torch.stack([g64 @ p for p, _ in runs]).to(th.dtype)
 
 
-# node kind -> its runner, in run order (a channel node runs apart: backends.FORMS)
-RUNNERS = {"circuit": Circuits, "constant": Constants, "phase": Phases}
+class Channels:
+    """A Channel node: its density-matrix chain (runtime/channel_kernels.py, float64), weighted
+    by the layout's per-position matrix W itself, not by members (it lists none)."""
+    by_position = True
+
+    def __init__(self, comp: Compiled, nodes):
+        self.tab = channel_kernels.ChannelTables(nodes[0].steps, comp.n) if nodes else None
+
+    def forward(self, th, W, P):
+        if self.tab is None:
+            return P, None
+        p, saved = channel_kernels.apply(self.tab, th, W)
+        return P + p.to(th.dtype), saved
+
+    def backward(self, saved, th, W, g, gth):
+        if self.tab is None:
+            return None
+        dth, dW = channel_kernels.gradients(saved, g, th.numel(), W.shape)
+        gth += dth.to(gth.device)
+        return dW.to(W.device, W.dtype)
+
+
+# node kind -> its runner, in run order: each weighs its nodes by their members' weights (rows
+# of S) or, `by_position`, by the layout's matrix W
+RUNNERS = {"circuit": Circuits, "constant": Constants, "phase": Phases, "channel": Channels}
 
 
 class ProgramFunction(torch.autograd.Function):
-    """P(theta, weights) = sum_c weights[c] p_c(theta) with adjoint-method gradients: the sum of
-    every node kind's part, each node weighted by the sum of its members' weights."""
+    """P(theta, weights, W) with adjoint-method gradients: the sum of every node kind's part, a
+    node of listed candidates weighted by the sum of its members' `weights` (one per listed
+    candidate), a Channel node by the layout's matrix `W`."""
 
     @staticmethod
-    def forward(ctx, theta, weights, comp: Compiled):
+    def forward(ctx, theta, weights, W, comp: Compiled):
         th = theta.detach().contiguous()
         S = comp.to(th.device)
-        wn = S @ weights.detach().to(th.dtype)           # weight of every node
+        wn = S @ weights.detach().to(th.dtype)           # weight of every member-weighted node
+        Wd = W.detach()
         P = torch.zeros(comp.dim, dtype=th.dtype, device=th.device)
         ctx.saved = []
         for runner, rows in comp.runners.values():
-            P, saved = runner.forward(th, wn[rows], P)
+            P, saved = runner.forward(th, Wd if runner.by_position else wn[rows], P)
             ctx.saved.append(saved)
         ctx.comp = comp
-        ctx.save_for_backward(th, wn)
+        ctx.save_for_backward(th, wn, Wd)
         return P
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):
         comp = ctx.comp
-        th, wn = ctx.saved_tensors
+        th, wn, W = ctx.saved_tensors
         g = grad.detach().to(th.dtype).contiguous()
         gth = torch.zeros(th.numel(), dtype=torch.float64, device=th.device)
-        dnode = [runner.backward(saved, th, wn[rows], g, gth)
-                 for (runner, rows), saved in zip(comp.runners.values(), ctx.saved)]
+        dnode, dW = [], None
+        for (runner, rows), saved in zip(comp.runners.values(), ctx.saved):
+            if runner.by_position:
+                dW = runner.backward(saved, th, W, g, gth)
+            else:
+                dnode.append(runner.backward(saved, th, wn[rows], g, gth))
         dweights = comp.to(th.device).t() @ torch.cat(dnode)
-        return gth.to(th.dtype).view_as(th), dweights, None
+        return gth.to(th.dtype).view_as(th), dweights, dW, None
 
 
 def step_target(device: str, dtype: torch.dtype, steps: int | None = None) -> Target:
@@ -245,11 +279,12 @@ def step_target(device: str, dtype: torch.dtype, steps: int | None = None) -> Ta
 def _probabilities(device: str):
     """Run on `device` in theta's dtype (backends.probabilities admits float32 and float64),
     compiled for `step_target`."""
-    def run(prog: Program, theta: torch.Tensor, weights: torch.Tensor, steps: int | None) -> torch.Tensor:
+    def run(prog: Program, theta: torch.Tensor, W: torch.Tensor, steps: int | None) -> torch.Tensor:
         target = step_target(device, theta.dtype, steps)
         home, where = theta.device, torch.device(device)
-        theta_t, weights_t = theta.to(where), weights.to(where, theta.dtype)
-        P = ProgramFunction.apply(theta_t, weights_t, compiled(prog, target))
+        weights = structural.listed(prog, W)
+        P = ProgramFunction.apply(theta.to(where), weights.to(where, theta.dtype), W.to(where, theta.dtype),
+                                  compiled(prog, target))
         return P if home == where else P.to(home)
     return run
 

@@ -1,4 +1,5 @@
-"""The reference backend: plain torch, gate by gate, on the *unoptimised* candidate circuits.
+"""The reference backend: plain torch, gate by gate, on the *unoptimised* candidate circuits,
+and, for a space whose candidates are not listed, on its Channel node's density matrix.
 
 Slow and memory-hungry on purpose, for simplicity: it is the oracle every other backend is
 tested against, and autograd gives its gradients. Basis index bit q is qubit q (qubit 0 = LSB).
@@ -10,7 +11,8 @@ from functools import lru_cache
 import torch
 
 from qtc.compiler.gates import GATES, PAULIS
-from qtc.compiler.ir import Angle, Circuit, Constant, Program
+from qtc.compiler.ir import Angle, Channel, Circuit, Constant, Op, Program
+from qtc.runtime import weights as structural
 
 
 def complex_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -87,7 +89,16 @@ def candidate_probabilities(prog: Program, theta: torch.Tensor) -> torch.Tensor:
 
 
 def probabilities(prog: Program, theta: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """sum_c weights[c] p_c(theta) over the listed candidates' unoptimised circuits."""
     return weights.to(theta.dtype) @ candidate_probabilities(prog, theta)
+
+
+def program_probabilities(prog: Program, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """The whole program under its layout's matrix `W` (what backends.probabilities runs): its
+    listed candidates, and a Channel node, which stands for candidates that are not listed."""
+    parts = [probabilities(prog, theta, structural.listed(prog, W))] if prog.source else []
+    parts += [channel_probabilities(node, prog.qubits, theta, W) for node in prog.nodes if node.kind == "channel"]
+    return parts[0] if len(parts) == 1 else sum(parts)
 
 
 def constant_distribution(node: Constant, n: int, dtype=torch.float64) -> torch.Tensor:
@@ -105,3 +116,50 @@ def _popcount_parity(v: torch.Tensor) -> torch.Tensor:
         p ^= v & 1
         v = v >> 1
     return p
+
+
+def channel_probabilities(node: Channel, n: int, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """A Channel node's P = diag(Phi_S o ... o Phi_1 (|0><0|)) (qtc.compiler.factorised) in
+    plain torch: the density matrix is a (2,)*2n complex tensor (axes 0..n-1 the row index,
+    n..2n-1 the column index; axis i of either holds qubit n-1-i, so reshaping to (2^n, 2^n)
+    gives basis index bit q = qubit q). A gate U acts on the row axes and conj(U) on the column
+    axes (U rho U^dagger); autograd gives the gradients."""
+    cdt = complex_dtype(theta.dtype)
+    rho = torch.zeros((2,) * (2 * n), dtype=cdt)
+    rho[(0,) * (2 * n)] = 1
+    for step in node.steps:
+        rho = sum(_weight(W, step, k, cdt) * _conjugate_by(rho, ops, n, theta)
+                  for k, ops in enumerate(step.alts))
+    return torch.diagonal(rho.reshape(2 ** n, 2 ** n)).real
+
+
+def _weight(W: torch.Tensor, step, k: int, cdt) -> torch.Tensor | float:
+    return 1.0 if step.position is None else W[step.position, k].to(cdt)
+
+
+def _conjugate_by(rho: torch.Tensor, ops: tuple[Op, ...], n: int, theta: torch.Tensor) -> torch.Tensor:
+    """U rho U^dagger for U = the gate list `ops` (first gate first)."""
+    for op in ops:
+        m = gate_matrix(op, theta, n)
+        rho = apply_axes(rho, m, op.qubits, n, column=False)
+        rho = apply_axes(rho, m.conj(), op.qubits, n, column=True)
+    return rho
+
+
+def gate_matrix(op: Op, theta: torch.Tensor, n: int) -> torch.Tensor:
+    """The op's matrix from the gate table (rotations differentiable in theta)."""
+    g = GATES[op.gate]
+    cdt = complex_dtype(theta.dtype)
+    if not g.params:
+        return torch.as_tensor(g.matrix(), dtype=cdt)
+    return rotation_matrix(g.axis, angle_value(op.angle, theta, n))
+
+
+def apply_axes(rho: torch.Tensor, m: torch.Tensor, qubits, n: int, *, column: bool) -> torch.Tensor:
+    """Contract a k-qubit matrix (index = b0 + 2 b1 + ..., b_i = bit of qubits[i]) into the row
+    (or column) axes of `rho`."""
+    k = len(qubits)
+    base = n if column else 0
+    axes = [base + n - 1 - q for q in reversed(qubits)]   # m's tensor axes: highest qubit first
+    out = torch.tensordot(m.reshape((2,) * (2 * k)), rho, dims=(list(range(k, 2 * k)), axes))
+    return torch.movedim(out, list(range(k)), axes)

@@ -169,6 +169,13 @@ def per_candidate(prog: Program, W: torch.Tensor) -> torch.Tensor:
     return _of(prog).per_candidate(prog.weights, W)
 
 
+def listed(prog: Program, W: torch.Tensor) -> torch.Tensor:
+    """The weights of the program's listed candidates (`prog.labels`) from its layout's matrix
+    `W`, which its candidate nodes weigh by: none for the channel form, whose Channel node mixes
+    by W itself and whose candidates are not listed (there may be billions)."""
+    return per_candidate(prog, W) if prog.labels else W.new_zeros(0)
+
+
 def flat(prog: Program, weights: torch.Tensor) -> list[float]:
     """The weights as a list aligned with `prog.weight_labels` (padding dropped)."""
     return weights.detach()[mask(prog)].tolist()

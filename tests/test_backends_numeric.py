@@ -135,7 +135,7 @@ def _run_rendering(prog, rendering: str, dtype, theta, weights, g):
     assert comp.rendered.target.rendering == rendering
     theta = theta.detach().to(dtype).clone().requires_grad_()      # fresh leaves: no grad carried over
     weights = weights.detach().to(dtype).clone().requires_grad_()
-    P = ProgramFunction.apply(theta, weights, comp)
+    P = ProgramFunction.apply(theta, weights, weights, comp)     # per candidate: W is the weights
     (P.double() @ g).backward()
     return P.detach().double(), theta.grad.double(), weights.grad.double()
 

@@ -22,7 +22,7 @@ from qtc.errors import SpecError
 from qtc.runtime import cuda
 from qtc.runtime import weights as structural
 from qtc.runtime.backends import probabilities
-from qtc.runtime.channel_kernels import ChannelFunction, tables
+from qtc.runtime.channel_kernels import ChannelTables
 from qtc.runtime.generator import GeneratorOptions, QTGenerator
 from qtc.tasks.runs.rundir import RESOLVED
 
@@ -83,6 +83,11 @@ def _forms(text):
             lower_factorised(space, n, L, form="enumeration"))
 
 
+def _tables(prog):
+    """The channel kernels' tables of a per-position program's steps (whichever form it took)."""
+    return ChannelTables(prog.weights.steps, prog.qubits)
+
+
 def _enumerated(prog: Program) -> Program:
     """The enumeration form's candidates with a weight each (to compare one candidate alone)."""
     return dataclasses.replace(prog, weights=PerCandidate(prog.labels, (0.0,) * len(prog.labels)))
@@ -128,7 +133,7 @@ def test_raw_weights_need_not_sum_to_one(backend):
 def test_adjoint_backward_passes_gradcheck():
     channel, _ = _forms(SMALL["mixed_gates"].replace("qubits 3", "qubits 2").replace("depth 2", "depth 1"))
     theta, W, _ = _inputs(channel, seed=3)
-    f = lambda t, w: ChannelFunction.apply(t, w * structural.mask(channel), tables(channel))  # noqa: E731
+    f = lambda t, w: probabilities(channel, t, w, backend="cpu")  # noqa: E731 - kernels.Channels in ProgramFunction
     assert torch.autograd.gradcheck(f, (theta, W), eps=1e-6, atol=1e-8)
 
 
@@ -136,7 +141,7 @@ def test_a_cnot_network_or_a_layer_of_rz_is_one_pass_and_ry_h_are_real_passes():
     """The specialised kernels: a run of monomial gates is one gather over the density matrix,
     a one-qubit gate one pass over both sides (real for H and RY)."""
     channel = qtc.compile(ROOT / "specs/hadamard_ent_rot_per_layer.qs", qubits=5, depth=2)
-    tab = tables(channel)
+    tab = _tables(channel)
     passes, at_end = {}, {}
     steps = channel.weights.steps
     for step in steps:
@@ -155,7 +160,7 @@ def test_a_cnot_network_or_a_layer_of_rz_is_one_pass_and_ry_h_are_real_passes():
     # and every gate of each alternative commutes with its rotations' generators: the backward
     # pass traces U^+ E U against the stored state, with no forward replay of the alternative
     assert all(tab.start)
-    walk = tables(_forms(SMALL["walk"])[0])
+    walk = _tables(_forms(SMALL["walk"])[0])
     assert walk.start.count(False) == 4 and any(seg.grads for segs in walk.alts for seg in segs)
 
 

@@ -227,7 +227,7 @@ def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_stream",
                         lambda device=None: types.SimpleNamespace(cuda_stream=0xABC))
     prog = qtc.compile(PAPER.with_name("hadamard_ent_rot_per_layer.qs"), qubits=3, depth=2)
-    tab = channel_kernels.tables(prog)
+    tab = channel_kernels.ChannelTables(prog.weights.steps, prog.qubits)
     gpu, cpu = channel_kernels.CudaKernels(), _Logged()
     assert rec.code == source("channel.c")
     theta = torch.randn(prog.angle_shape, dtype=torch.float64).numpy().reshape(-1)

@@ -300,7 +300,12 @@ class TaskSpec(Located):
 class _ToAtoms(Transformer):
     def number(self, meta, c):
         text = str(c[0])
-        value = int(text) if text.lstrip("+-").isdigit() else float(text)
+        digits = text.lstrip("+-")
+        if digits.isdigit() and len(digits) > 1 and digits[0] == "0":
+            # `bits 01` is a word that looks like a number: kept as written, so "01" is not
+            # read as 1 (a field that wants an integer refuses the text with its location)
+            return Atom(value=text, **pos(c[0]))
+        value = int(text) if digits.isdigit() else float(text)
         return Atom(value=value, **pos(c[0]))
 
     def string(self, meta, c):

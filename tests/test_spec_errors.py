@@ -226,3 +226,14 @@ def test_spec_text_without_a_file_is_located_as_spec():
 def test_missing_file_is_a_spec_error():
     with pytest.raises(SpecError, match="no such spec file"):
         qtc.compile(BAD / "does_not_exist.qs")
+
+
+def test_bits_01_is_the_word_not_the_number_1(tiny):
+    """`bits 01` once parsed as the integer 1 and was refused ("expected 'pm1' or '01' (got 1)"),
+    in a spec and in --set alike; `bits 1` is still refused; a zero-led integer where a number is
+    expected still reads as that number."""
+    assert load_task(tiny.read_text().replace("bits pm1", "bits 01")).spec.generator.bits == "01"
+    assert load_task(tiny, {"generator.bits": "01"}).spec.generator.bits == "01"
+    with pytest.raises(SpecError, match="01"):
+        load_task(tiny.read_text().replace("bits pm1", "bits 1"))
+    assert load_task(tiny.read_text().replace("window 4", "window 04")).spec.data.window == 4

@@ -154,7 +154,8 @@ def _sweep(args) -> int:
         overrides["data_root"] = str(Path(overrides["data_root"]).resolve())
     fixed, grid = _settings(args), sweep.parse_grid(args.grid)
     trials = sweep.plan(args.specs, seeds, args.models, overrides=overrides,
-                        cpus_per_trial=args.cpus_per_trial, settings=fixed, grid=grid)
+                        cpus_per_trial=args.cpus_per_trial, settings=fixed, grid=grid,
+                        merge_twins=not args.all_candidates)
     settings = {"seeds": seeds, "models": args.models, "set": fixed, "grid": grid,
                 "overrides": {k: v for k, v in overrides.items() if v is not None and v is not False},
                 "command": " ".join(sys.argv)}
@@ -364,6 +365,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", action="append", metavar="STATEMENT.OPTION=V1,V2,...",
                    help="run every task at each value (several --grid: every combination), each "
                    "point in its own folder <task>@<option>=<value>; repeatable")
+    s.add_argument("--all-candidates", action="store_true", help="also train fixed candidates the "
+                   "compiler merged with an earlier one (by default each merged group is trained once "
+                   "and reported for every member)")
     s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
     s.set_defaults(func=_sweep)
 

@@ -131,7 +131,7 @@ def test_report_files_match_their_goldens(tmp_path):
     report = write_report(root)
     out = root / "report"
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["curves_bessel.png", "curves_grid.png", "curves_mnist.png", "curves_narma5.png",
+    assert pngs == ["a3c_grid.png", "curves_bessel.png", "curves_grid.png", "curves_mnist.png", "curves_narma5.png",
                     "curves_narma5@train.lr=1e-3.png", "variants_narma5.png"]
     assert all((out / p).stat().st_size > 0 for p in pngs)
     assert sorted(p.name for p in report.files) == sorted(p.name for p in out.iterdir())

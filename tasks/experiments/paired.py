@@ -5,8 +5,10 @@ runs: for each fixed circuit, DiffQAS-QT's win rate, the median of the per-seed 
 DiffQAS-QT / circuit with a bootstrap 95% interval, and the Wilcoxon signed-rank p (scipy);
 DiffQAS-QT's rank among all of them with its interval; and the claim "better than the median
 fixed circuit" decided from the interval of the per-seed ratio to that median (yes / no /
-undecided when the interval holds 1). The bootstrap resamples seeds with a fixed generator seed,
-so a report is reproducible.
+undecided when the interval holds 1). With `difference=True` the per-seed comparison is the
+difference DiffQAS-QT - circuit instead of the ratio (and the verdict asks whether its interval
+holds 0): for values that may be 0, such as a reward or its spread. The bootstrap resamples
+seeds with a fixed generator seed, so a report is reproducible.
 
 Also here, as the other comparison a report makes: the naive baselines (no training) each
 trial folder records (baselines.json), one row per task. `paired_stats`/`baseline_rows` read
@@ -43,13 +45,15 @@ def wilcoxon_p(a, b) -> float:
     return float(stats.wilcoxon(a, b).pvalue)
 
 
-def versus(mine: dict[int, float], theirs: dict[int, float], higher_better: bool) -> dict:
-    """DiffQAS-QT (`mine`) against one model over their common seeds."""
+def versus(mine: dict[int, float], theirs: dict[int, float], higher_better: bool,
+           difference: bool = False) -> dict:
+    """DiffQAS-QT (`mine`) against one model over their common seeds; `median_ratio` and its
+    interval are of the per-seed differences a - b when `difference`."""
     seeds = sorted(set(mine) & set(theirs))
     a = np.array([mine[s] for s in seeds], dtype=float)
     b = np.array([theirs[s] for s in seeds], dtype=float)
     better = a > b if higher_better else a < b
-    ratio = a / b
+    ratio = a - b if difference else a / b
     low, high = bootstrap_median(ratio)
     return {"seeds": seeds, "n": len(seeds), "win_rate": float((better + 0.5 * (a == b)).mean()),
             "median_ratio": float(np.median(ratio)), "ratio_low": low, "ratio_high": high,
@@ -65,29 +69,34 @@ def rank_per_seed(mine: dict[int, float], fixed: dict[str, dict[int, float]], hi
     return out
 
 
-def verdict(low: float, high: float, higher_better: bool) -> str:
-    """'yes' / 'no' / 'undecided' for "DiffQAS-QT is better", from the interval of its ratio."""
-    if (low > 1) if higher_better else (high < 1):
+def verdict(low: float, high: float, higher_better: bool, null: float = 1.0) -> str:
+    """'yes' / 'no' / 'undecided' for "DiffQAS-QT is better", from the interval of its ratio
+    (`null` 1), or of its difference (`null` 0)."""
+    if (low > null) if higher_better else (high < null):
         return "yes"
-    if (high < 1) if higher_better else (low > 1):
+    if (high < null) if higher_better else (low > null):
         return "no"
     return "undecided"
 
 
-def against_fixed(mine: dict[int, float], fixed: dict[str, dict[int, float]], higher_better: bool) -> dict:
-    """Every paired statistic of DiffQAS-QT against the fixed circuits of one task."""
+def against_fixed(mine: dict[int, float], fixed: dict[str, dict[int, float]], higher_better: bool,
+                  difference: bool = False) -> dict:
+    """Every paired statistic of DiffQAS-QT against the fixed circuits of one task (`to_median`
+    and the per-model comparisons as differences when `difference`)."""
     seeds = [s for s in sorted(mine) if all(s in v for v in fixed.values())]
     ranks = rank_per_seed({s: mine[s] for s in seeds}, fixed, higher_better)
-    to_median = [mine[s] / float(np.median([v[s] for v in fixed.values()])) for s in seeds]
+    medians = [float(np.median([v[s] for v in fixed.values()])) for s in seeds]
+    to_median = [mine[s] - m if difference else mine[s] / m for s, m in zip(seeds, medians)]
     low, high = bootstrap_median(to_median) if seeds else (math.nan, math.nan)
     rank_low, rank_high = bootstrap_median(list(ranks.values())) if seeds else (math.nan, math.nan)
-    return {"per_model": {m: versus(mine, v, higher_better) for m, v in fixed.items()},
+    return {"per_model": {m: versus(mine, v, higher_better, difference) for m, v in fixed.items()},
             "seeds": seeds, "ranks": ranks, "of": len(fixed) + 1,
             "median_rank": float(np.median(list(ranks.values()))) if seeds else math.nan,
             "rank_low": rank_low, "rank_high": rank_high,
             "to_median": float(np.median(to_median)) if seeds else math.nan,
             "to_median_low": low, "to_median_high": high,
-            "better_than_median": verdict(low, high, higher_better) if seeds else "undecided"}
+            "better_than_median": verdict(low, high, higher_better, 0.0 if difference else 1.0)
+            if seeds else "undecided", **({"difference": True} if difference else {})}
 
 
 # --------------------------------------------------------------------------------------------
@@ -155,7 +164,7 @@ def baseline_rows(records: list[TrialRecord]) -> list[dict]:
 
 def baselines_markdown(records: list[TrialRecord]) -> list[str]:
     """The report section of `baseline_rows` (none without them)."""
-    rows = baseline_rows(records)
+    rows = [r for r in baseline_rows(records) if "eval_reward" not in r]   # A3C's: a3c_report's section
     if not rows:
         return []
     L = ["## Naive baselines (no training; fitted on the models' training data)", "",

@@ -54,6 +54,7 @@ class TrialRecord:
     selected: int | None = None       # the epoch selection.json names (None: the last)
     baselines: dict = field(default_factory=dict)
     weights_norm: str | None = None   # the space's `weights` normalisation (None: not recorded)
+    twins: list = field(default_factory=list)      # merged candidates reported with this trial
     examples: dict = field(default_factory=dict)   # examples.json: train/test counts after --limit etc.
 
     @property
@@ -100,7 +101,7 @@ def _record(root: Path, folder: Path, prefix: str = "") -> TrialRecord:
                       status=status.get("status", "pending"), kind=status.get("kind") or task.get("kind", ""),
                       dataset=((task.get("data") or {}).get("dataset") or ""),
                       attempts=int(status.get("attempts") or 0), seconds=status.get("seconds"),
-                      error=status.get("error"))
+                      error=status.get("error"), twins=list(status.get("twins") or []))
     _read_run(rec, folder, resolved)
     return rec
 
@@ -193,8 +194,10 @@ def _short(value) -> str:
 
 
 def _find_episodes(folder: Path, model: str) -> dict | None:
-    """An A3C episode log (episode, reward columns) in the trial folder, if there is one."""
-    stem = naming.folder(model)
+    """An A3C episode log (episode, reward columns) in the trial folder, if there is one; a
+    merged twin's is the log of the model trained for it (its summary.json's `trained_as`)."""
+    twin = (read_json_or_none(folder / "a3c" / naming.folder(model) / "summary.json") or {}).get("trained_as")
+    stem = naming.folder(twin or model)
     for p in (folder / "episodes.csv", folder / stem / "episodes.csv", folder / "models" / stem / "episodes.csv",
               folder / "a3c" / stem / "episodes.csv"):
         if p.is_file():
@@ -235,6 +238,16 @@ def seed_values(records: list[TrialRecord], ties: dict | None = None) -> dict[st
         twins = [m for m, twin in ((ties or {}).get(rec.task) or {}).items() if twin == rec.model]
         for model in [rec.model] + twins:
             out.setdefault(rec.task, {}).setdefault(model, {})[rec.seed] = value
+    return out
+
+
+def ties_of(records: list[TrialRecord]) -> dict[str, dict[str, str]]:
+    """{task: {merged candidate: the model trained for it}} from the trials' own records
+    (trial.json's `twins`), for reports of several folders, which have no one sweep.json."""
+    out: dict[str, dict[str, str]] = {}
+    for rec in records:
+        for twin in rec.twins:
+            out.setdefault(rec.task, {})[twin] = rec.model
     return out
 
 

@@ -9,6 +9,8 @@ OUT/report/ (or another folder):
                       and per-seed values
     baselines.csv     the naive baselines per task (baselines.json of the trial folders)
     paired.json       DiffQAS-QT against each fixed circuit, seed by seed (qtc.tasks.experiments.paired)
+    a3c.csv, a3c_paired.json, a3c_<task>.png   A3C: the paper's MiniGrid comparison
+                      (qtc.tasks.experiments.a3c_report)
     table2.md/.csv    forecasting: the paper's Table II, ours (median over seeds) beside it
     variants.csv      the variants of a task (--grid points, or runs that differ in a setting)
                       side by side per model, each paired seed by seed with the first
@@ -42,7 +44,7 @@ import numpy as np
 
 from qtc.errors import QtcError
 from qtc.tasks import naming
-from qtc.tasks.experiments import table2
+from qtc.tasks.experiments import a3c_report, table2
 from qtc.tasks.experiments.paired import (baseline_rows, baselines_markdown, paired_markdown,
                                           paired_stats, versus)
 from qtc.tasks.experiments.records import (METRICS, TrialRecord, collect, final_metric, fmt_metric,
@@ -357,6 +359,8 @@ def write_report(roots, out: Path | str | None = None) -> Report:
                 for task in dict.fromkeys(r["task"] for r in var)}
     files += var_pngs.values()
     paired = paired_stats(records, sweep.get("ties"))
+    rl = a3c_report.comparisons(records, sweep.get("ties"))
+    files += a3c_report.write(rl, out) if rl else []
     if baseline_rows(records):
         files.append(write_csv(out / "baselines.csv", baseline_rows(records)))
     if paired:
@@ -364,6 +368,7 @@ def write_report(roots, out: Path | str | None = None) -> Report:
         files.append(out / "paired.json")
     text = "\n".join(_md_head(roots, records, sweep, files) + _md_summary(summary, records) + _md_variants(var)
                      + _md_figures("Variants side by side: figures", var_pngs)
+                     + a3c_report.markdown(rl)
                      + baselines_markdown(records) + paired_markdown(paired) + table2.report_section(cells)
                      + _md_weights(w) + _md_curves(pngs) + _md_failed(records))
     md = atomic_text(out / "report.md", text)
@@ -375,6 +380,7 @@ FILES = {"summary.csv": "the final metric per task and model", "variants.csv": "
          "table2.md": "Table II in full", "table2.csv": "Table II's cells",
          "weights.csv": "DiffQAS-QT's structural weights", "curves.csv": "the curves behind the PNGs",
          "baselines.csv": "the naive baselines", "paired.json": "the paired statistics",
+         "a3c.csv": "A3C's final phase per model and seed", "a3c_paired.json": "A3C's paired statistics and claims",
          "trials.csv": "every trial's status and whole error"}
 
 

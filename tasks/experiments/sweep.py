@@ -68,13 +68,16 @@ def trial_resources(built, cpus_per_trial: int | None = None) -> tuple[int, floa
     """(CPUs, GPUs) a trial of this spec needs: from the spec, unless overridden.
 
     A supervised trial is one process (1 CPU); an A3C trial runs `a3c workers N` worker
-    processes (N CPUs, 2 when the spec leaves it open); a generator on the cuda backend asks
-    for one GPU.
+    processes and asks for N CPUs, at most this machine's (2 when the spec leaves it open: the
+    paper's 16 workers still run as 16 processes on fewer cores, and a trial asking for more
+    CPUs than a node has would never be scheduled); a generator on the cuda backend asks for
+    one GPU. The CPUs a trial asks for never change its worker count (the spec's, or --set
+    a3c.workers=N).
     """
     spec = built.spec
     cpus = 1
     if spec.kind == "a3c":
-        cpus = (spec.a3c.workers if spec.a3c and spec.a3c.workers else 2)
+        cpus = min(spec.a3c.workers, os.cpu_count() or 1) if spec.a3c and spec.a3c.workers else 2
     gpus = 1.0 if spec.generator is not None and spec.generator.backend == "cuda" else 0.0
     if cpus_per_trial:
         cpus = cpus_per_trial
@@ -142,12 +145,15 @@ def _load_point(path: Path, point: dict[str, str], grid: dict[str, list[str]]):
 def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
          overrides: dict | None = None, cpus_per_trial: int | None = None,
          skip=lambda built, model: False, settings: dict[str, str] | None = None,
-         grid: dict[str, list[str]] | None = None) -> list[Trial]:
+         grid: dict[str, list[str]] | None = None, merge_twins: bool = False) -> list[Trial]:
     """Every (task, grid point, model, seed) trial, in that order of nesting.
 
     `overrides` are run settings for every trial (keywords of `resolve_options`); `settings`
     (`--set`) change every trial's spec, each point of `grid` (`--grid`) is a variant of every
     task; `skip(built, model)` leaves a model out (a preset's choice, e.g. Table II's ties).
+    `merge_twins`: fixed candidates the compiler merged into one node (Built.twins) are trained
+    once, by the first member's trial, which names the others (`Trial.twins`, recorded as the
+    sweep's `ties`) so the report gives them its results.
     """
     from qtc.tasks.build import load_task
     from qtc.tasks.kinds import KINDS
@@ -171,10 +177,13 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
             # for every task and grid point before the first trial starts or any folder is made
             cpus, gpus = trial_resources(built, cpus_per_trial)
             files, dataset = carried(path, built)
-            for model in (m for m in chosen if not skip(built, m)):
+            tied = built.twins(chosen) if merge_twins else {}
+            for model in (m for m in chosen if not skip(built, m) and m not in tied):
+                twins = tuple(m for m, first in tied.items() if first == model)
                 for seed in seeds:
                     trials.append(Trial(str(path), name, built.spec.kind, model, seed, cpus, gpus,
-                                        dict(overrides), tuple(point.items()), variant, files, dataset))
+                                        dict(overrides), tuple(point.items()), variant, files, dataset,
+                                        twins))
     return list(dict.fromkeys(trials))
 
 
@@ -312,7 +321,7 @@ def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -
     where = {k: outcome[k] for k in ("node", "scratch", "moved") if k in outcome}   # a cluster trial's
     return {"status": status, "task": t.group, "model": t.model, "seed": t.seed, "spec": t.spec,
             "settings": dict(t.settings),
-            "kind": t.kind, "attempts": attempts, "cpus": t.cpus, "gpus": t.gpus,
+            "kind": t.kind, "attempts": attempts, "cpus": t.cpus, "gpus": t.gpus, "twins": list(t.twins),
             "error": outcome.get("error"), "seconds": outcome.get("seconds"),
             "resumed": outcome.get("resumed"), "final": outcome.get("final"),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()),
@@ -320,12 +329,16 @@ def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -
 
 
 def _record_settings(out: Path, trials: list[Trial], settings: dict) -> None:
-    """sweep.json: the union of every sweep run into this folder (a resumed sweep may add trials)."""
+    """sweep.json: the union of every sweep run into this folder (a resumed sweep may add trials);
+    `ties` ({task: {merged candidate: the model trained for it}}) also from the trials' twins."""
     path = out / SWEEP_JSON
     old = read_json_or_none(path) or {}
     keys = list(dict.fromkeys(old.get("trials", []) + [t.key for t in trials]))
     specs = list(dict.fromkeys(old.get("specs", []) + [t.spec for t in trials]))
-    atomic_json(path, {**old, **settings, "specs": specs, "trials": keys})
+    ties = {task: dict(v) for task, v in {**old.get("ties", {}), **settings.get("ties", {})}.items()}
+    for t in (t for t in trials if t.twins):
+        ties.setdefault(t.group, {}).update({twin: t.model for twin in t.twins})
+    atomic_json(path, {**old, **settings, "specs": specs, "trials": keys, **({"ties": ties} if ties else {})})
 
 
 def run_sweep(trials: list[Trial], out: Path | str, *, report: bool = True, **options) -> int:

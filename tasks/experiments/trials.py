@@ -43,9 +43,13 @@ class Trial:
     # and the image data set it reads, by name ("" for none: series are generated).
     files: dict = field(default_factory=dict, hash=False, compare=False)
     dataset: str = ""
+    # The merged fixed candidates this trial is trained for besides its own model (Built.twins:
+    # their generated weights are provably the model's), reported for each of them.
+    twins: tuple[str, ...] = field(default=(), hash=False, compare=False)
 
     def __post_init__(self):     # from JSON (to_dict) the pairs come back as lists
         object.__setattr__(self, "settings", tuple(tuple(p) for p in self.settings))
+        object.__setattr__(self, "twins", tuple(self.twins))
 
     @property
     def group(self) -> str:
@@ -107,7 +111,7 @@ def _open_trial(t: Trial, folder: Path, resume: bool, spec: str):
     if resume:
         return runner.reopen(folder, progress=False)
     built = load_task(spec, dict(t.settings))
-    workers = t.overrides.get("workers", t.cpus if t.kind == "a3c" else None)
+    workers = t.overrides.get("workers")       # None: the spec's (an A3C trial's CPUs do not set it)
     threads = runner.resolve_threads(t.overrides.get("threads"), t.cpus)   # default: its CPUs
     options = runner.resolve_options(built, **{**t.overrides, "models": t.model, "seed": t.seed,
                                                "workers": workers, "threads": threads,

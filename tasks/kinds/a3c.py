@@ -12,6 +12,11 @@ summary.json, errors.log). After each model it exports the classical actor and c
                     validation`: the best mean reward of the evaluation episodes)
     baselines.json  a uniformly random policy's mean reward on the evaluation episodes
 
+Fixed candidates the compiler merged into one node (Built.twins: the paper space's constants,
+configs 1 = 3 = 4 = 6 and 9 = 12) generate the same weights from the same seed, so the first
+member is trained and the others are reported with its episodes: their ``a3c/<twin>/summary.json``
+says ``trained_as`` and their exported policy is its.
+
 Resuming (``qtc run --resume RUNDIR``) skips models whose summary.json says "completed" and
 continues an interrupted or failed one from its checkpoint. Ctrl-C (or SIGTERM) inside a model
 lets the engine save; the loop over models then stops and says how to resume.
@@ -37,7 +42,7 @@ from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.engines.supervised import SELECTION
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.runs import tensorboard
-from qtc.tasks.runs.rundir import RunDir, read_json_or_none
+from qtc.tasks.runs.rundir import RunDir, atomic_json, read_json_or_none
 
 name = "a3c"             # the kind's entry in qtc.tasks.kinds.KINDS
 engine = "a3c"
@@ -140,11 +145,16 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     env, cfg = built.spec.env, built.spec.a3c
     rundir.write_json(BASELINES, random_policy_baseline(env.id, env.max_steps, cfg.eval_episodes, opts.seed))
     results: dict = {}
-    overall = progress.Overall(len(opts.models))
+    twins = built.twins(opts.models)
+    trained = [m for m in opts.models if m not in twins]
+    overall = progress.Overall(len(trained))
     try:
-        for model in opts.models:
+        for model in trained:
             before = _completed(rundir.engine_dir(model), episodes)
             results[model] = _train_model(built, rundir, opts, spec_path, model, episodes)
+            if results[model]["status"] == "completed":
+                for twin in (t for t, first in twins.items() if first == model):
+                    results[twin] = _report_twin(built, rundir, model, twin, results[model])
             rundir.write_json(SELECTION, {m: choice(opts, cfg, s) for m, s in results.items()})
             report(built, rundir, opts.models)
             progress.say(overall.finished(trained=before is None))
@@ -190,6 +200,15 @@ def _train_model(built: Built, rundir: RunDir, opts, spec_path: Path, model: str
     return summary
 
 
+def _report_twin(built: Built, rundir: RunDir, model: str, twin: str, summary: dict) -> dict:
+    """`twin` (merged with `model` by the compiler) reported with `model`'s training: its engine
+    folder holds only summary.json (`trained_as`); its exported policy is `model`'s."""
+    done = {**summary, "trained_as": model}
+    atomic_json(rundir.engine_dir(twin) / "summary.json", done)
+    _export(built, rundir, twin, source=model)
+    return done
+
+
 def choice(opts, cfg, summary: dict) -> dict:
     """What selection.json records for one model: the rule and the episode whose policy it
     exported (validation: the best mean reward of the evaluation episodes)."""
@@ -215,9 +234,10 @@ def _clear_partial(out: Path) -> None:
             (out / name).unlink()
 
 
-def _export(built: Built, rundir: RunDir, model: str) -> Path:
-    """Write the trained actor and critic (generated weights) as plain torch models."""
-    pol = a3c_engine.load_policy(rundir.engine_dir(model))
+def _export(built: Built, rundir: RunDir, model: str, source: str | None = None) -> Path:
+    """Write the trained actor and critic (generated weights) as plain torch models (those
+    `source` trained, for a merged twin)."""
+    pol = a3c_engine.load_policy(rundir.engine_dir(source or model))
     return rundir.export(model, {n: built.nets[n] for n in NETS},
                          {"actor": pol["actor_flat"], "critic": pol["critic_flat"]}, preprocessing(built))
 
@@ -254,13 +274,16 @@ def report(built: Built, rundir: RunDir, models) -> None:
     window = built.spec.a3c.window
     curves, rows = {}, []
     for model in models:
-        out = rundir.engine_dir(model)
+        summary = read_json_or_none(rundir.engine_dir(model) / "summary.json") or {}
+        out = rundir.engine_dir(summary.get("trained_as") or model)    # a twin: its trained model's
         if not (out / a3c_engine.EPISODES_CSV).is_file():
             continue
         log = a3c_engine.read_episodes(out)
-        summary = read_json_or_none(out / "summary.json") or {}
         stats = {**model_stats(log["reward"], log["time"], window), "selected": summary.get("selected")}
-        rows.append((model, summary.get("status", "running or killed"), stats))
+        status = summary.get("status", "running or killed")
+        if summary.get("trained_as"):
+            status += f" (trained as {built.model_label(summary['trained_as'])})"
+        rows.append((model, status, stats))
         if len(log["reward"]):
             curves[model] = log["reward"]
     if curves:

@@ -256,8 +256,7 @@ def markdown(comps: list[Comparison]) -> list[str]:
             reach = [r["to_threshold"] for r in mine]
             known = sorted(math.inf if v is None else v for v in reach)
             med = float(np.median(known))
-            note = f" (trained as {c.labels.get(c.trained_as[model], c.trained_as[model])})" \
-                if model in c.trained_as else ""
+            note = f" (trained as {naming.short(c.trained_as[model])})" if model in c.trained_as else ""
             L.append(f"| {c.labels[model]}{note} | {len(mine)} | {_ms([r['final_mean'] for r in mine])} | "
                      f"{_ms([r['final_std'] for r in mine])} | "
                      f"{'not reached' if math.isinf(med) else f'{med:,.0f}'} | "

@@ -104,12 +104,15 @@ def against_fixed(mine: dict[int, float], fixed: dict[str, dict[int, float]], hi
 # --------------------------------------------------------------------------------------------
 
 def paired_stats(records: list[TrialRecord], ties: dict | None = None) -> dict[str, dict]:
-    """{task: paired.against_fixed(...)} for the tasks with DiffQAS-QT and fixed circuits."""
+    """{task: paired.against_fixed(...)} for the tasks with DiffQAS-QT and fixed circuits (an
+    A3C task's are a3c_report's: differences of the final phase's mean and spread)."""
     kinds = {r.task: r.kind for r in records}
     labels = {(r.task, r.model): r.label for r in records}
     out = {}
     for task, models in seed_values(records, ties).items():
         fixed = {m: v for m, v in models.items() if naming.is_fixed(m)}
+        if kinds[task] == "a3c":      # rewards may be 0 (no ratio): qtc.tasks.experiments.a3c_report
+            continue
         if naming.DIFFQAS in models and fixed:
             higher = METRICS.get(kinds[task], ("", "", False))[2]
             stats = against_fixed(models[naming.DIFFQAS], fixed, higher)

@@ -16,6 +16,14 @@ The generators are built by the engine's own make_model, so the kernels are rend
 of the spec's budget renders them (compiler/cost.py weighs the build against it).
 
 Ratios are against the classical network measured in the same run.
+
+`--phases` also says where a worker's time goes: it adds what a worker does around an update
+(`worker._sync`: the local sources loaded from a global copy; the gradients handed to the global
+parameters, which the optimizer steps) and splits each update's CPU time into sync, the
+generators' forward (actor and critic weights), the environment's steps, the policy's forward
+in the rollout (the rest of it), the loss, the backward and the optimizer step:
+
+    python bench/a3c_update.py --phases --models classical,diffqas
 """
 from __future__ import annotations
 
@@ -31,8 +39,13 @@ from pathlib import Path
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 
 
-def measure(spec: str, model: str, updates: int, blocks: int, backend: str | None) -> dict:
-    """Time `updates` updates of `model` (after `updates` // 4 of warm-up), in this process."""
+PHASES = ("sync", "generators", "env steps", "policy forward", "loss", "backward", "optimizer")
+
+
+def measure(spec: str, model: str, updates: int, blocks: int, backend: str | None,
+            phases: bool = False) -> dict:
+    """Time `updates` updates of `model` (after `updates` // 4 of warm-up), in this process;
+    with `phases`, as a worker does them (sync, gradients onto a global copy), split by phase."""
     import torch
 
     from qtc.tasks.build import load_task
@@ -45,16 +58,55 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
     build_s = time.perf_counter() - t0
     a3c = built.spec.a3c
     env = make_env(built.spec.env.id, built.spec.env.max_steps)
-    opt = torch.optim.Adam(list(actor.parameters()) + list(critic.parameters()), lr=1e-4)
+    local = (actor, critic)
+    # the global sources a worker syncs from and hands its gradients to (--phases), else local ones
+    glob = tuple(make_model(str(Path(spec).resolve()), model, 0, backend)[:2]) if phases else local
+    opt = torch.optim.Adam([p for src in glob for p in src.parameters()], lr=1e-4,
+                           foreach=False if phases else None)   # False: as the shared optimizer
     state = {"obs": obs_vector(env.reset(seed=0)[0]), "episode": 0}
+    spent = dict.fromkeys(PHASES, 0.0)
+    clock = time.process_time
+    env_step = env.step
+
+    def timed_step(action):
+        t = clock()
+        try:
+            return env_step(action)
+        finally:
+            spent["env steps"] += clock() - t
+
+    if phases:
+        env.step = timed_step
 
     def update():
+        t = [clock()]
+
+        def mark(phase):
+            now = clock()
+            spent[phase] += now - t[0]
+            t[0] = now
+        if phases:
+            for loc, g in zip(local, glob):
+                loc.load_state_dict(g.state_dict())
+            mark("sync")
         wa, wc = actor(), critic()
+        mark("generators")
+        steps0 = spent["env steps"]
         ro = rollout(env, built.nets["actor"], wa.detach(), state["obs"], a3c.n_steps)
+        mark("policy forward")
+        spent["policy forward"] -= spent["env steps"] - steps0
         loss = a3c_loss(built.nets["actor"], built.nets["critic"], wa, wc, ro, a3c.gamma, a3c.entropy)
-        opt.zero_grad(set_to_none=True)
+        mark("loss")
+        for src in local:
+            src.zero_grad(set_to_none=True)
         loss.backward()
+        mark("backward")
+        if phases:
+            for loc, g in zip(local, glob):
+                for lp, gp in zip(loc.parameters(), g.parameters()):
+                    gp.grad = lp.grad
         opt.step()
+        mark("optimizer")
         state["obs"] = ro.last_obs
         if ro.terminated or ro.truncated:
             state["episode"] += 1
@@ -63,6 +115,7 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
 
     for _ in range(max(1, updates // 4)):
         update()
+    spent.update(dict.fromkeys(PHASES, 0.0))
     cpu, wall, steps = [], [], 0
     per_block = max(1, updates // blocks)
     for _ in range(blocks):
@@ -76,7 +129,8 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
                         if getattr(comp, "rendered", None) is not None}) or ["-"]
     return {"model": model, "updates": per_block * blocks, "env_steps": steps,
             "cpu_ms": 1e3 * statistics.median(cpu), "wall_ms": 1e3 * statistics.median(wall),
-            "build_s": build_s, "rendering": ",".join(rendering)}
+            "build_s": build_s, "rendering": ",".join(rendering),
+            **({"phases_ms": {k: 1e3 * v / (per_block * blocks) for k, v in spent.items()}} if phases else {})}
 
 
 def main(argv=None) -> int:
@@ -86,18 +140,21 @@ def main(argv=None) -> int:
     ap.add_argument("--updates", type=int, default=400, help="timed updates per model")
     ap.add_argument("--blocks", type=int, default=8, help="the updates are timed in this many blocks")
     ap.add_argument("--backend", default=None)
+    ap.add_argument("--phases", action="store_true", help="as a worker (sync, a global copy) and "
+                    "where each update's CPU time goes")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--one", help=argparse.SUPPRESS)     # internal: measure one model, print JSON
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.spec, args.one, args.updates, args.blocks, args.backend)))
+        print(json.dumps(measure(args.spec, args.one, args.updates, args.blocks, args.backend, args.phases)))
         return 0
     rows, load = [], {"before": os.getloadavg()}
     print(f"A3C update cost, {Path(args.spec).name}, one torch thread, {args.updates} updates "
           f"per model in {args.blocks} blocks (median block); load average {load['before'][0]:.2f}")
     for model in args.models.split(","):
         cmd = [sys.executable, __file__, "--one", model, "--spec", args.spec, "--updates",
-               str(args.updates), "--blocks", str(args.blocks)] + (["--backend", args.backend] if args.backend else [])
+               str(args.updates), "--blocks", str(args.blocks)] + (["--backend", args.backend] if args.backend else []) \
+            + (["--phases"] if args.phases else [])
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
@@ -110,9 +167,14 @@ def main(argv=None) -> int:
         steps_per_s = r["env_steps"] / r["updates"] / (r["cpu_ms"] / 1e3)
         print(f"{r['model']:<12} {r['cpu_ms']:>14.2f} {r['wall_ms']:>15.2f} {ratio:>19} {steps_per_s:>16.0f} "
               f"{r['rendering']:>10} {r['build_s']:>8.1f}")
+    if args.phases:
+        print("CPU ms per update by phase (mean over the timed updates):")
+        print(f"{'model':<12} " + " ".join(f"{p:>14}" for p in PHASES))
+        for r in rows:
+            print(f"{r['model']:<12} " + " ".join(f"{r['phases_ms'][p]:>14.3f}" for p in PHASES))
     print(f"load average after: {load['after'][0]:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "load": load, "spec": args.spec,
+        args.json.write_text(json.dumps({"rows": rows, "load": load, "spec": args.spec, "phases": args.phases,
                                          "updates": args.updates, "blocks": args.blocks}, indent=2) + "\n")
     return 0
 

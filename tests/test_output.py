@@ -85,7 +85,7 @@ def _cell(label, n, median):
 
 
 def test_one_seed_gives_no_best_and_no_plus_minus_zero():
-    from qtc.tasks.experiments.report import _spread, best_rows
+    from qtc.tasks.experiments.ranking import best_rows, spread_cells as _spread
     rows = [_cell("DiffQAS-QT", 1, 0.9), _cell("config 1 (H-ent-RX)", 1, 0.8)]
     assert best_rows(rows, higher=True) == (
         [], "No model is marked best: fewer than 3 finished seeds for DiffQAS-QT (1), config 1 (H-ent-RX) (1).")

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from qtc.errors import QtcError, describe_error
-from qtc.settings import RAY_TIMEOUT, settings   # seconds to wait for an existing cluster
+from qtc.settings import settings
 from qtc.tasks.experiments import storage
 from qtc.tasks.experiments.trials import Trial
 from qtc.tasks.runs import guard

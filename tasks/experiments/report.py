@@ -46,14 +46,15 @@ from qtc.errors import QtcError
 from qtc.tasks import naming
 from qtc.tasks.experiments import a3c_report, table2
 from qtc.tasks.experiments.paired import (baseline_rows, baselines_markdown, paired_markdown,
-                                          paired_stats, versus)
+                                          paired_stats)
+from qtc.tasks.experiments.ranking import MIN_SEEDS, best_rows, count_cell, spread_cells
 from qtc.tasks.experiments.records import (METRICS, TrialRecord, collect, final_metric, fmt_metric,
                                            mean_std, write_csv)
 from qtc.tasks.plots import moving_average_band
+from qtc.tasks.experiments.variants import variants, variants_figure, variants_markdown
 from qtc.tasks.runs.rundir import atomic_text, read_json_or_none
 
 CURVE_KEYS = {"classify": ("train_accuracy", "test_accuracy"), "forecast": ("train_mse", "test_mse")}
-MIN_SEEDS = 3     # fewer finished seeds than this: no row is marked best
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,122 +197,6 @@ def bands_figure(task: str, kind: str, rows: list[dict]):
 
 
 # --------------------------------------------------------------------------------------------
-# Variants: the points of a --grid (or plain runs that differ in a setting), side by side
-# --------------------------------------------------------------------------------------------
-
-def base_task(group: str) -> str:
-    """The task of a report group: `narma5@train.lr=1e-3` -> `narma5`."""
-    return group.split("@", 1)[0]
-
-
-def variant_name(group: str) -> str:
-    """The variant of a report group: `narma5@train.lr=1e-3` -> `train.lr=1e-3` ("as written")."""
-    return group.split("@", 1)[1] if "@" in group else "as written"
-
-
-def variants(summary: list[dict], records: list[TrialRecord]) -> list[dict]:
-    """Per task with more than one variant, per model and variant: the summary's statistics
-    and, against the task's first variant, the per-seed paired comparison (qtc.tasks.experiments.
-    paired.versus: win rate, median ratio with its bootstrap interval, Wilcoxon p)."""
-    values = {(r.task, r.model): {} for r in records}
-    for r in records:
-        v = final_metric(r)
-        if v is not None:
-            values[r.task, r.model][r.seed] = v
-    out = []
-    for task in dict.fromkeys(base_task(s["task"]) for s in summary):
-        groups = list(dict.fromkeys(s["task"] for s in summary if base_task(s["task"]) == task))
-        if len(groups) < 2:
-            continue
-        higher = METRICS.get(next(s["kind"] for s in summary if s["task"] == groups[0]),
-                             ("", "", False))[2]
-        for model in sorted({s["model"] for s in summary if s["task"] in groups}, key=naming.order):
-            rows = [s for g in groups for s in summary if s["task"] == g and s["model"] == model]
-            if len(rows) < 2:          # a model of one variant only: nothing to put beside it
-                continue
-            ref = rows[0]
-            for s in rows:
-                mine, theirs = values[s["task"], model], values[ref["task"], model]
-                common = sorted(set(mine) & set(theirs))
-                pair = (versus(mine, theirs, higher) if s is not ref and common
-                        else {"n": len(common) if s is not ref else 0})
-                out.append({"task": task, "variant": variant_name(s["task"]), "group": s["task"],
-                            "model": model, "label": s["label"], "kind": s["kind"],
-                            **{k: s[k] for k in ("n", "median", "q1", "q3", "min", "max", "mean", "std",
-                                                 "failed", "pending", "values")},
-                            "reference": variant_name(ref["task"]), "paired_seeds": pair["n"],
-                            **{k: pair.get(k) for k in ("win_rate", "median_ratio", "ratio_low",
-                                                        "ratio_high", "wilcoxon_p")}})
-    return out
-
-
-def _md_variants(rows: list[dict]) -> list[str]:
-    if not rows:
-        return []
-    L = ["## Variants side by side", "",
-         "Each task's variants (the points of `--grid`, or runs that differ in a setting) per model: "
-         "the final metric over seeds, and each variant against the first, seed by seed (ratio = "
-         "variant / first per seed: median and bootstrap 95% interval; win rate = share of seeds "
-         "where the variant is better, ties half; p = two-sided Wilcoxon signed-rank). "
-         f"**best** follows the rule of the summary (at least {MIN_SEEDS} seeds each, ranges apart).", ""]
-    for task in dict.fromkeys(r["task"] for r in rows):
-        mine = [r for r in rows if r["task"] == task]
-        kind = mine[0]["kind"]
-        _, name, higher, _ = METRICS.get(kind, ("test_loss", "test loss", False, False))
-        L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", "",
-              "| model | variant | median | IQR | min .. max | mean ± std | n | against the first: "
-              "seeds | win rate | median ratio (95% interval) | Wilcoxon p |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-        notes = []
-        for model in dict.fromkeys(r["model"] for r in mine):
-            got = [r for r in mine if r["model"] == model]
-            best, note = best_rows(got, higher, "variant", "variant")
-            if note:
-                notes.append(f"{got[0]['label']}: {note}")
-            for r in got:
-                mark = " **best**" if any(r is b for b in best) else ""
-                vs = (f"{r['paired_seeds']} | {r['win_rate']:.2f} | {r['median_ratio']:.3g} "
-                      f"({r['ratio_low']:.3g} .. {r['ratio_high']:.3g}) | {r['wilcoxon_p']:.3g}"
-                      if r["win_rate"] is not None else
-                      ("(the first) | - | - | -" if r["variant"] == r["reference"] else "0 | - | - | -"))
-                L.append(f"| {r['label']} | {r['variant']}{mark} | {fmt_metric(r['median'], kind)} | "
-                         f"{_spread(r, kind)} | {_count(r)} | {vs} |")
-        L += [""] + [f"- {n}" for n in notes] + ([""] if notes else [])
-    return L
-
-
-def variants_figure(task: str, rows: list[dict]):
-    """Every seed's value per variant (dots) and the median over seeds (joined), one line per
-    model; the variants in their order along x; MSE on a log axis."""
-    from qtc.tasks import plots
-    plt = plots.pyplot()
-    mine = [r for r in rows if r["task"] == task]
-    names = list(dict.fromkeys(r["variant"] for r in mine))
-    kind = mine[0]["kind"]
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(names) + 3), 4.4))
-    for i, model in enumerate(dict.fromkeys(r["model"] for r in mine)):
-        got = [r for r in mine if r["model"] == model]
-        x = np.array([names.index(r["variant"]) for r in got], dtype=float)
-        med = np.array([r["median"] for r in got], dtype=float)
-        line = plots.draw(ax, x, med, model=model, label=got[0]["label"], index=i)
-        line.set_marker("o")
-        for r in got:
-            seeds = list(r["values"].values())
-            ax.scatter([names.index(r["variant"])] * len(seeds), seeds, s=14, alpha=0.5,
-                       color=line.get_color(), zorder=line.get_zorder())
-    if kind == "forecast":
-        plots.log_axis(ax)
-    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
-    ax.set_xlabel("variant")
-    ax.set_ylabel(METRICS.get(kind, ("", "metric"))[1] + " (dots: seeds; line: median)")
-    ax.set_title(f"{task}: variants side by side", fontsize=10)
-    ax.grid(alpha=0.3)
-    plots.legend_outside(fig, ax)
-    fig.tight_layout()
-    return fig
-
-
-# --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
 
@@ -366,7 +251,7 @@ def write_report(roots, out: Path | str | None = None) -> Report:
     if paired:
         atomic_text(out / "paired.json", json.dumps(paired, indent=2, default=str))
         files.append(out / "paired.json")
-    text = "\n".join(_md_head(roots, records, sweep, files) + _md_summary(summary, records) + _md_variants(var)
+    text = "\n".join(_md_head(roots, records, sweep, files) + _md_summary(summary, records) + variants_markdown(var)
                      + _md_figures("Variants side by side: figures", var_pngs)
                      + a3c_report.markdown(rl)
                      + baselines_markdown(records) + paired_markdown(paired) + table2.report_section(cells)
@@ -446,53 +331,10 @@ def _md_summary(summary: list[dict], records: list[TrialRecord]) -> list[str]:
         for s in rows:
             mark = " **best**" if any(s is b for b in best) else ""
             per = ", ".join(f"{k}: {fmt_metric(v, kind)}" for k, v in s["values"].items()) or "-"
-            L.append(f"| {s['label']}{mark} | {fmt_metric(s['median'], kind)} | {_spread(s, kind)} | "
-                     f"{_count(s)} | {s['epochs'] or '-'} | {per} |")
+            L.append(f"| {s['label']}{mark} | {fmt_metric(s['median'], kind)} | {spread_cells(s, kind)} | "
+                     f"{count_cell(s)} | {s['epochs'] or '-'} | {per} |")
         L += ["", note, ""] if note else [""]
     return L
-
-
-def _count(s: dict) -> str:
-    """The n cell: finished seeds, and the failed and unfinished ones."""
-    return f"{s['n']}" + "".join([f", {s['failed']} failed" if s["failed"] else "",
-                                  f", {s['pending']} unfinished" if s["pending"] else ""])
-
-
-def _spread(s: dict, kind: str) -> str:
-    """The IQR, min .. max and mean ± std cells; with fewer than two seeds there is no spread."""
-    if s["n"] < 2:
-        return "- | - | " + ("one seed: no spread" if s["n"] == 1 else "no finished seed")
-    return (f"{fmt_metric(s['q1'], kind)} .. {fmt_metric(s['q3'], kind)} | {fmt_metric(s['min'], kind)} .. "
-            f"{fmt_metric(s['max'], kind)} | {fmt_metric(s['mean'], kind)} ± {fmt_metric(s['std'], kind)}")
-
-
-def best_rows(rows: list[dict], higher: bool, what: str = "model", name: str = "label") -> tuple[list[dict], str]:
-    """The rows to mark best and a note saying why none is.
-
-    The rule: a best median is claimed only when every row compared has at least MIN_SEEDS
-    finished seeds and the best row's min .. max range over seeds lies wholly on the better
-    side of every other row's (so no seed of another row did as well as any of its seeds).
-    Rows that share the best median (tied candidates) are all marked. One row ranks nothing.
-    `what` names the rows in the note (model, variant), `name` the key that labels one."""
-    got = [s for s in rows if s["n"]]
-    if len(got) < 2:
-        return [], ""
-    few = [s for s in got if s["n"] < MIN_SEEDS]
-    if few:
-        return [], (f"No {what} is marked best: fewer than {MIN_SEEDS} finished seeds for "
-                    + ", ".join(f"{s[name]} ({s['n']})" for s in few) + ".")
-    top = (max if higher else min)(s["median"] for s in got)
-    best = [s for s in got if s["median"] == top]
-    if len(best) == len(got):
-        return [], f"All {len(got)} {what}s tie (median {top:.6g})."
-    b = best[0]
-    near = [s for s in got if s not in best and (s["max"] >= b["min"] if higher else s["min"] <= b["max"])]
-    if near:
-        return [], (f"No {what} is marked best: the best median's range over seeds ({b[name]}) "
-                    "overlaps " + ", ".join(s[name] for s in near) + ".")
-    if len(best) > 1:
-        return best, "Tied for best: " + ", ".join(s[name] for s in best) + "."
-    return best, ""
 
 
 # What the recorded weights are, by the space's `weights` normalisation (resolved.json).

@@ -156,7 +156,6 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
     once, by the first member's trial, which names the others (`Trial.twins`, recorded as the
     sweep's `ties`) so the report gives them its results.
     """
-    from qtc.tasks.build import load_task
     from qtc.tasks.kinds import KINDS
     from qtc.tasks.runs.runner import check, resolve_options
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None and v is not False}

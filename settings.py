@@ -15,6 +15,7 @@ set variables while the process runs.
 | QTC_JOBS              | jobs           | models trained at once by `qtc run`                      | one per core   |
 | QTC_CACHE_DIR         | cache_dir      | the kernel cache folder (runtime/cache.py)               | user cache     |
 | QTC_CHANNEL_MEMORY    | channel_memory | bytes of density matrices the channel form may hold      | 4 GiB          |
+| QTC_STATE_MEMORY      | state_memory   | bytes of state vectors a task's generator may hold       | 8 GiB          |
 | QTC_CUDA_GRAPHS       | cuda_graphs    | 1: replay a CUDA step as a graph (runtime/cuda.py)       | 0              |
 | QTC_RAY_TIMEOUT       | ray_timeout    | seconds to wait for an existing Ray cluster              | 30             |
 | QTC_DATA              | data           | a folder searched for data sets (tasks/data/images.py)   | not searched   |
@@ -32,6 +33,7 @@ from qtc.errors import QtcError
 
 RENDERINGS = ("auto", "unrolled", "compact")
 CHANNEL_MEMORY = 4 << 30        # bytes of density matrices the channel form may hold
+STATE_MEMORY = 8 << 30          # bytes of state vectors a task's generator may hold (checked at load)
 RAY_TIMEOUT = 30.0              # seconds to wait for an existing Ray cluster
 
 
@@ -44,6 +46,7 @@ class Settings:
     jobs: int | None = None
     cache_dir: Path | None = None
     channel_memory: int = CHANNEL_MEMORY
+    state_memory: int = STATE_MEMORY
     cuda_graphs: bool = False
     ray_timeout: float = RAY_TIMEOUT
     data: Path | None = None
@@ -65,7 +68,8 @@ def settings(env: Mapping[str, str] | None = None) -> Settings:
         cpu_mode=None if not text("QTC_CPU_MODE") else int(_choice(text("QTC_CPU_MODE"), "QTC_CPU_MODE", ("0", "1"))),
         jobs=_whole(text("QTC_JOBS"), "QTC_JOBS"),
         cache_dir=Path(text("QTC_CACHE_DIR")) if text("QTC_CACHE_DIR") else None,
-        channel_memory=_bytes(text("QTC_CHANNEL_MEMORY")),
+        channel_memory=_bytes(text("QTC_CHANNEL_MEMORY"), "QTC_CHANNEL_MEMORY", CHANNEL_MEMORY),
+        state_memory=_bytes(text("QTC_STATE_MEMORY"), "QTC_STATE_MEMORY", STATE_MEMORY),
         cuda_graphs=_choice(text("QTC_CUDA_GRAPHS") or "0", "QTC_CUDA_GRAPHS", ("0", "1")) == "1",
         ray_timeout=_seconds(text("QTC_RAY_TIMEOUT")),
         data=Path(text("QTC_DATA")).expanduser() if text("QTC_DATA") else None,
@@ -98,11 +102,11 @@ def _folders(value: str, name: str) -> tuple[Path, ...]:
     return folders
 
 
-def _bytes(value: str) -> int:
+def _bytes(value: str, name: str, default: int) -> int:
     if not value:
-        return CHANNEL_MEMORY
+        return default
     if not value.isdigit():
-        raise QtcError(f"QTC_CHANNEL_MEMORY must be a whole number of bytes, got {value!r}")
+        raise QtcError(f"{name} must be a whole number of bytes, got {value!r}")
     return int(value)
 
 

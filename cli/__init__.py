@@ -113,6 +113,10 @@ def _run(args) -> int:
     if args.spec and not args.resume:
         built = load_task(args.spec, _settings(args))
         seeds = _seeds(args.seeds) if args.seeds is not None else built.spec.train.seeds
+        if seeds and args.seed is not None:     # (with --seeds: refused above)
+            raise QtcError(f"--seed {args.seed}: the spec's 'seeds' runs seeds {_listed(seeds)}, so "
+                           "--seed would be ignored\nhint: choose the seeds with --seeds (e.g. "
+                           f"--seeds {args.seed}) or --set train.seeds=[{args.seed}]")
         if seeds:
             return _run_seeds(args, built, seeds)
     if args.resume:
@@ -130,6 +134,11 @@ def _run(args) -> int:
     runner.run(built, options, rundir)
     print(f"done: results in {rundir.path}")
     return 0
+
+
+def _listed(seeds) -> str:
+    seeds = list(seeds)
+    return ", ".join(map(str, seeds)) if len(seeds) <= 5 else f"{seeds[0]}, {seeds[1]}, ..., {seeds[-1]}"
 
 
 def _seeds(text: str) -> list[int]:
@@ -175,7 +184,7 @@ def _report(args) -> int:
 
 def _table2(args) -> int:
     from qtc.tasks.experiments.table2 import run_table2
-    datasets = tuple(args.datasets.split(",")) if args.datasets else None
+    datasets = tuple(d.strip() for d in args.datasets.split(",")) if args.datasets is not None else None
     executor = args.executor or ("serial" if args.jobs <= 1 else "process")
     return run_table2(args.output, seeds=tuple(args.seeds or (0,)), datasets=datasets, models=args.models,
                       spec_dir=args.spec_dir, all_candidates=args.all_candidates, executor=executor,

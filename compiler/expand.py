@@ -168,10 +168,12 @@ def _call(call: Call, env: dict, n: int) -> list[Op]:
     envs = [env]
     for cl in call.clauses:
         if isinstance(cl, Loop):
-            envs = [{**e, cl.var: v} for e in envs for v in _range(cl, e)]
-            if len(envs) > MAX_LOOP:
-                raise cl.error(f"the loops run {len(envs):,} times, more than {MAX_LOOP:,}",
+            ranges = [_range(cl, e) for e in envs]      # lazy: counted before any is enumerated
+            total = sum(len(r) for r in ranges)
+            if total > MAX_LOOP:
+                raise cl.error(f"the loops run {total:,} times, more than {MAX_LOOP:,}",
                                "a loop over qubits needs at most n iterations")
+            envs = [{**e, cl.var: v} for e, r in zip(envs, ranges) for v in r]
         else:
             envs = [e for e in envs if _holds(cl.cond, e)]
     return [_op(call, g, e, n) for e in envs]

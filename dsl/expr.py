@@ -8,6 +8,8 @@ here safe.
 """
 from __future__ import annotations
 
+import math
+import sys
 from typing import Literal, Union
 
 from qtc.dsl.located import Located
@@ -98,8 +100,35 @@ def evaluate_expr(e: Expr, env: dict[str, float], what: str = "this expression")
         raise e.error(f"division by zero in '{render_expr(e)}'{bindings(env)}")
     if e.op in ("//", "%") and not (float(a).is_integer() and float(b).is_integer()):
         raise e.error(f"'{e.op}' needs integers in '{render_expr(e)}'{bindings(env)}")
-    return {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
-            "//": lambda: int(a) // int(b), "%": lambda: int(a) % int(b)}[e.op]()
+    try:
+        value = {"+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "/": lambda: a / b,
+                 "//": lambda: int(a) // int(b), "%": lambda: int(a) % int(b)}[e.op]()
+    except OverflowError:       # an int too large for a float met a float
+        value = math.inf
+    return finite(e, value, env)
+
+
+def finite(e: Expr, value, env: dict):
+    """`value`, the value of `e`, if it is a finite number (an int within a float's range);
+    else a located error: finite literals can still compute inf or nan (`1e300 * 1e300`,
+    `theta / 1e-320`), which a kernel would hold as a literal and training would turn into NaN
+    weights."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        ok = abs(value) <= MAX_FLOAT
+    else:
+        ok = math.isfinite(value)
+    if not ok:
+        raise e.error(f"'{render_expr(e)}' is not a finite number (it computes {_shown(value)})"
+                      f"{bindings(env)}", "every value a space computes must be finite: a product "
+                      "beyond 1.8e308 overflows, and dividing by a number below 1e-308 does too")
+    return value
+
+
+MAX_FLOAT = int(sys.float_info.max)
+
+
+def _shown(value) -> str:
+    return f"an integer of {len(str(abs(value)))} digits" if isinstance(value, int) else str(value)
 
 
 def thetas(e: Expr) -> list[Theta]:
@@ -122,13 +151,15 @@ def affine(e: Expr, env: dict) -> tuple[float, Theta | None, float]:
     t = lt or rt
     if e.op in ("+", "-"):
         sign = 1 if e.op == "+" else -1
-        return la + sign * ra, t, lb + sign * rb
-    if e.op == "*":
+        scale, shift = la + sign * ra, lb + sign * rb
+    elif e.op == "*":
         k, (a, b) = (rb, (la, lb)) if lt is not None else (lb, (ra, rb))
-        return k * a, t, k * b
-    if rb == 0:  # e.op == "/", theta on the left
+        scale, shift = k * a, k * b
+    elif rb == 0:  # e.op == "/", theta on the left
         raise e.error(f"division by zero in '{render_expr(e)}'{bindings(env)}")
-    return la / rb, t, lb / rb
+    else:
+        scale, shift = la / rb, lb / rb
+    return finite(e, scale, env), t, finite(e, shift, env)
 
 
 def check_affine(e: Expr) -> None:

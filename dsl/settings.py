@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from qtc.dsl.task import (STATEMENTS, DataStmt, Stmt, TaskSpec, pydantic_message, select_problem,
-                          setting_value, statement_keyword)
+from qtc.dsl.task import (STATEMENTS, DataStmt, Stmt, TaskSpec, pydantic_message, setting_value,
+                          spec_problems, statement_keyword)
 from qtc.errors import SpecError, did_you_mean
 
 
@@ -41,10 +41,11 @@ def with_settings(spec: TaskSpec, settings: dict[str, str]) -> TaskSpec:
             raise _setting_error(path, text, f"cannot read the value: {err.message}") from None
         updates[key] = _with_option(stmt, name, value, path, text)
     new = spec.model_copy(update=updates)
-    problem = select_problem(new.kind, new.train.select, new.train.validation)
-    if problem:
-        shown = ", ".join(f"{p}={t}" for p, t in settings.items() if p.startswith("train."))
-        raise SpecError(f"--set {shown}: {problem}", file="<command line>")
+    for problem in spec_problems(new)[:1]:    # the spec's own were refused when it was parsed
+        mine = {p: t for p, t in settings.items() if p.partition(".")[0] == problem.statement}
+        shown = ", ".join(f"{p}={t}" for p, t in (mine or settings).items())
+        raise SpecError(f"--set {shown}: {problem.message}", file="<command line>",
+                        hint=problem.hint or None)
     return new
 
 
@@ -75,7 +76,8 @@ def _options(model: type[Stmt]) -> list[str]:
 
 def _with_option(stmt: Stmt, name: str, value: Any, path: str, text: str) -> Stmt:
     model = type(stmt)
-    values = stmt.model_dump(exclude={"line", "column", "positional"})
+    # only what the statement was given (its defaults stay defaults: dsl.applies asks what was given)
+    values = stmt.model_dump(include=stmt.model_fields_set - {"line", "column", "positional"})
     if f"*{name}" in model.model_fields["positional"].default and not isinstance(value, list):
         value = [value]                                  # a variadic option is always a list
     if name in model.model_fields:

@@ -40,6 +40,14 @@ def check_space(space: SearchSpace) -> None:
         raise SpecError("weights per position need independent layers, but the layers are tied",
                         **space.at("weights"), hint="write 'untie layers' (a tied space's choices "
                         "are one choice for all layers: give it one weight per candidate)")
+    slots = (space.init,) * (space.init is not None) + tuple(space.layer)
+    if space.weights_per_position and not any(len(slot.alts) >= 2 for slot in slots):
+        raise SpecError("weights per position need a position that chooses, but no choice of this "
+                        "space has two or more alternatives (a 'choose' of one alternative is no "
+                        "choice): there would be no structural weight to train",
+                        **space.at("weights"), hint="give a choice two alternatives, e.g. 'choose { "
+                        "rx(q, theta[layer, q]) for q in all | ry(q, theta[layer, q]) for q in all }', "
+                        "or train this one circuit alone: drop 'per position' (one candidate)")
     if space.weights_per_position and isinstance(space.weights_init, tuple):
         raise SpecError("'weights ... per position' takes one initial value, not a list",
                         **space.at("weights"), hint="write e.g. 'init 1 / C' (C is the number of "

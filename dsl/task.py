@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from lark import Token, Transformer, Tree, v_args
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
+from qtc.dsl import applies
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.dsl.located import Located
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
@@ -382,8 +383,8 @@ def _build(text: str, file: str | None) -> TaskSpec:
         raise SpecError("the task has no 'train' statement", line=1, column=1,
                         hint="e.g. 'train adam lr 1e-3 batch 100 epochs 10 seed 0'")
     spec = TaskSpec(**fields)
-    _check_report(spec)
-    _check_select(spec)
+    for problem in spec_problems(spec)[:1]:
+        raise problem_error(spec, problem)
     return spec
 
 
@@ -416,20 +417,35 @@ def _check_nesting(tree: Tree) -> None:
         stack.extend((c, depth) for c in node.children)
 
 
-def _check_report(spec: TaskSpec) -> None:
-    """`report epochs` must name epochs the training reaches."""
+def spec_problems(spec: TaskSpec) -> list[applies.Problem]:
+    """What is wrong with the statements together (also after --set changed one of them): report
+    epochs the training does not reach, a selection rule the kind does not have, and any
+    statement, option or network the kind, optimizer or mapping would ignore (dsl.applies)."""
+    out = []
     late = [e for e in spec.report.epochs if e > spec.train.epochs]
     if late:
-        raise SpecError(f"'report' epoch {late[0]} is beyond the training's {spec.train.epochs} "
-                        "epochs", **spec.report.position(),
-                        hint="list epochs between 1 and the 'train' statement's epochs")
-
-
-def _check_select(spec: TaskSpec) -> None:
-    """The `train` statement's selection rule must fit the task's kind."""
+        out.append(applies.Problem("report", "epochs", f"'report' epoch {late[0]} is beyond the "
+                                   f"training's {spec.train.epochs} epochs", "list epochs between 1 "
+                                   "and the 'train' statement's epochs"))
     problem = select_problem(spec.kind, spec.train.select, spec.train.validation)
     if problem:
-        raise spec.train.error(problem)
+        out.append(applies.Problem("train", "select", problem, ""))
+    return out + applies.spec_problems(spec)
+
+
+def problem_error(spec: TaskSpec, problem: applies.Problem) -> SpecError:
+    """`problem` as a SpecError at the option it names (else its statement or network)."""
+    at = spec.networks[problem.option] if problem.statement == "network" else getattr(spec, problem.statement)
+    line, column = at.line, at.column
+    name = problem.option
+    if name == "options":                       # a series' own options: the first of them
+        name = next(iter(at.options))
+    lines = (spec.source or "").splitlines()
+    if problem.statement != "network" and name and line and 0 < line <= len(lines):
+        hit = re.search(rf"(?<![\w.]){re.escape(name)}(?![\w.])", lines[line - 1][(column or 1) - 1:])
+        if hit:
+            column = (column or 1) + hit.start()
+    return SpecError(problem.message, line=line, column=column, hint=problem.hint or None)
 
 
 def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:

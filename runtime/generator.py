@@ -53,6 +53,21 @@ def sized_qubits(space, num_params: int) -> int:
     return (need if space.qubits_auto else space.qubits) or need
 
 
+def state_bytes(program: Program) -> int:
+    """The bytes of vectors of 2^n values (float32, the generator's dtype) one training step of
+    `program` holds at least: per simulated circuit its state and the adjoint state of the
+    gradient (real and imaginary planes of a complex one), per constant or phase node its
+    distribution, and the probabilities with their gradient. A channel program's density
+    matrices have their own budget (QTC_CHANNEL_MEMORY), checked when it is compiled."""
+    vectors = 2
+    for node in program.nodes:
+        if node.kind == "circuit":
+            vectors += 2 * (1 if node.real else 2)
+        elif node.kind != "channel":
+            vectors += 1
+    return 4 * vectors << program.qubits
+
+
 PROBE_BATCH = 256
 DTYPE = torch.float32      # a task's generators (angles, weights, mapping); QTModel takes the network's
 

@@ -19,10 +19,12 @@ from qtc.compiler.pipeline import compile_space, found_candidate
 from qtc.dsl import spaces
 from qtc.dsl.space import MAX_QUBITS, parse_space
 from qtc.dsl.settings import with_settings
-from qtc.dsl.task import TaskSpec, parse_task
+from qtc.dsl import applies
+from qtc.dsl.task import TaskSpec, parse_task, problem_error
 from qtc.errors import QtcError, SpecError
 from qtc.settings import settings as environment   # `settings` here are --set's
-from qtc.runtime.generator import ClassicalParams, GeneratorOptions, QTGenerator, qubits_for, sized_qubits
+from qtc.runtime.generator import (ClassicalParams, GeneratorOptions, QTGenerator, qubits_for, sized_qubits,
+                                   state_bytes)
 from qtc.tasks import naming
 from qtc.tasks.network import TargetNet
 from qtc.tasks.runs import guard
@@ -92,7 +94,26 @@ class Built:
             raise SpecError(f"target has {biggest:,} parameters but {n} qubits give only {2 ** n:,}",
                             line=gen.line, column=gen.column, file=self.spec.file,
                             source=self.spec.source, hint=f"use 'qubits auto' or at least {need}")
-        return compile_space(space, qubits=n, depth=gen.depth, channel_memory=environment().channel_memory)
+        program = compile_space(space, qubits=n, depth=gen.depth, channel_memory=environment().channel_memory)
+        self._check_memory(program, need)
+        return program
+
+    def _check_memory(self, program: Program, need: int) -> None:
+        """A generator whose state vectors would not fit QTC_STATE_MEMORY is refused when the
+        spec is loaded, at its qubits, before any run folder: `qubits 30` for a 1,781-parameter
+        LSTM would otherwise fail allocating gigabytes at the first step."""
+        size, limit = state_bytes(program), environment().state_memory
+        if size <= limit:
+            return
+        message = (f"a generator of {program.qubits} qubits holds at least {_gib(size)} of state vectors "
+                   f"per training step (vectors of 2^{program.qubits} values), more than the "
+                   f"{_gib(limit)} allowed (QTC_STATE_MEMORY)")
+        hint = (f"its largest network needs {need} qubits ('qubits auto'), and every qubit beyond "
+                "doubles the memory and the time; or raise QTC_STATE_MEMORY (bytes)")
+        if any(p.startswith("generator.") for p in self.settings):
+            raise self.error(self.spec.generator, message, hint)        # names the --set
+        problem = applies.Problem("generator", "qubits", message, hint)   # at 'qubits' if given
+        raise problem_error(self.spec, problem).located(self.spec.file, self.spec.source)
 
     def models(self) -> list[str]:
         """The models this task runs: DiffQAS-QT, then the requested baselines."""
@@ -215,6 +236,10 @@ class Built:
                      f"  compression           {net.num_params / total:.1f}x "
                      f"({net.num_params:,} -> {total})"]
         return "\n".join(rows)
+
+
+def _gib(size: int) -> str:
+    return f"{size / (1 << 30):.3g} GiB"
 
 
 def tied_candidates(program: Program) -> dict[int, int]:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from qtc import specs as bundled
+from qtc.dsl import applies
 from qtc.errors import QtcError
 from qtc.tasks import naming
 from qtc.tasks.data.series import NAMES
@@ -285,13 +286,16 @@ def plan(datasets, seeds, models: str, spec_dir: Path | None, overrides: dict,
     from qtc.tasks.build import load_task
     unknown = [d for d in datasets if d not in NAMES]
     if unknown:
-        raise QtcError(f"unknown data set(s) {', '.join(unknown)}: expected some of {', '.join(NAMES)}")
+        raise QtcError(f"unknown data set(s) {', '.join(map(repr, unknown))}: expected some of "
+                       f"{', '.join(NAMES)}" + ("\nhint: leave --datasets out for all five" if "" in unknown else ""))
     specs = [Path(spec_dir) / f"{ds}.task" if spec_dir else bundled.path(f"{ds}.task") for ds in datasets]
     missing = [str(p) for p in specs if not p.is_file()]
     if missing:
         raise QtcError(f"no spec for data set(s): expected {', '.join(missing)} (set --spec-dir)")
-    tied = {} if all_candidates else {b.spec.name: b.twins(b.select_models(models))
-                                      for b in map(load_task, specs)}
+    built = [load_task(p) for p in specs]
+    for path, b in zip(specs, built):         # Table II is forecasting: a spec of another kind is refused
+        applies.refuse_command("table2", b.spec.kind, str(path))
+    tied = {} if all_candidates else {b.spec.name: b.twins(b.select_models(models)) for b in built}
     trials = sweep.plan([str(p) for p in specs], list(seeds), models, overrides=overrides,
                         skip=lambda built, model: model in tied.get(built.spec.name, {}))
     return trials, tied

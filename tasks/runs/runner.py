@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from qtc.dsl import applies
 from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
 from qtc.settings import settings as environment   # `settings` here are --set's
@@ -123,6 +124,12 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
     `workers`), so an a3c task takes no --jobs.
     """
     spec = built.spec
+    given = {"models": models or baselines, "epochs": epochs, "episodes": episodes, "workers": workers,
+             "limit": limit, "max_batches": max_batches, "seed": seed, "data_root": data_root,
+             "download": download, "backend": backend, "threads": threads, "select": select,
+             "tensorboard": tensorboard, "jobs": jobs}
+    applies.refuse_flags(spec.kind, [k for k, v in given.items() if v is not None and v is not False],
+                         spec.name)          # a flag this kind would ignore (the one table)
     rule, fraction = select if select else (spec.train.select, spec.train.validation)
     chosen = built.baseline_models() if baselines else built.models()
     if models is not None:
@@ -172,9 +179,6 @@ def check(built: Built, options: RunOptions | None = None) -> None:
         raise QtcError(problem)
     if options is not None and options.tensorboard:
         tensorboard.require()
-    if options is not None and options.jobs > 1 and built.spec.kind == "a3c":
-        raise QtcError(f"--jobs {options.jobs}: an a3c task trains its models in turn, each with "
-                       "its own worker processes; hint: set those with --workers")
 
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
@@ -324,6 +328,8 @@ def _check_identity(rundir: RunDir, built: Built, options: RunOptions, spec) -> 
 def _apply_overrides(rundir: RunDir, built: Built, options: RunOptions,
                      overrides: dict) -> tuple[RunOptions, dict]:
     given = {k: v for k, v in overrides.items() if v is not None and v is not False}
+    applies.refuse_flags(built.spec.kind, ["models" if k == "baselines" else k for k in given],
+                         built.spec.name)
     if given.get("models") or given.get("baselines"):
         fresh = resolve_options(built, models=given.get("models"), baselines=bool(given.get("baselines")))
         given["models"] = fresh.models

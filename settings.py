@@ -15,12 +15,12 @@ set variables while the process runs.
 | QTC_JOBS              | jobs           | models trained at once by `qtc run`                      | one per core   |
 | QTC_CACHE_DIR         | cache_dir      | the kernel cache folder (runtime/cache.py)               | user cache     |
 | QTC_CHANNEL_MEMORY    | channel_memory | bytes of density matrices the channel form may hold      | 4 GiB          |
-| QTC_STATE_MEMORY      | state_memory   | bytes of state vectors a task's generator may hold       | 8 GiB          |
 | QTC_CUDA_GRAPHS       | cuda_graphs    | 1: replay a CUDA step as a graph (runtime/cuda.py)       | 0              |
 | QTC_RAY_TIMEOUT       | ray_timeout    | seconds to wait for an existing Ray cluster              | 30             |
 | QTC_DATA              | data           | a folder searched for data sets (tasks/data/images.py)   | not searched   |
 | QTC_SCRATCH           | scratch        | a node's scratch folder for sweep trials (experiments/storage.py) | the system's temporary folder |
 | QTC_SPACE_PATH        | space_path     | folders searched for `generator NAME.qs` after the task's own (dsl/spaces.py; `--space-path` puts its folders first) | not searched |
+| QTC_STATE_MEMORY      | state_memory   | bytes of state vectors a task's generator may hold       | 8 GiB          |
 """
 from __future__ import annotations
 
@@ -46,12 +46,12 @@ class Settings:
     jobs: int | None = None
     cache_dir: Path | None = None
     channel_memory: int = CHANNEL_MEMORY
-    state_memory: int = STATE_MEMORY
     cuda_graphs: bool = False
     ray_timeout: float = RAY_TIMEOUT
     data: Path | None = None
     scratch: Path | None = None
     space_path: tuple[Path, ...] = ()
+    state_memory: int = STATE_MEMORY
 
 
 def settings(env: Mapping[str, str] | None = None) -> Settings:

@@ -63,6 +63,7 @@ def test_unset_variables_give_the_defaults_and_set_ones_are_read():
 
 @pytest.mark.parametrize("name, value", [("QTC_RENDERING", "fast"), ("QTC_THREADS", "0"), ("QTC_THREADS", "two"),
                                          ("QTC_CPU_MODE", "2"), ("QTC_JOBS", "-1"), ("QTC_CHANNEL_MEMORY", "4G"),
+                                         ("QTC_STATE_MEMORY", "8 GiB"),
                                          ("QTC_CUDA_GRAPHS", "yes"), ("QTC_RAY_TIMEOUT", "soon"),
                                          ("QTC_RAY_TIMEOUT", "0"), ("QTC_RAY_TIMEOUT", "inf")])
 def test_a_bad_value_is_an_error_naming_the_variable_never_a_default(name, value):
@@ -84,6 +85,26 @@ def test_the_channel_memory_budget_is_a_parameter_of_the_compiler_that_qtc_compi
     monkeypatch.setenv("QTC_CHANNEL_MEMORY", str(1 << 20))
     with pytest.raises(SpecError, match=r"budget 0\.000977 GiB"):
         qtc.compile(PER_LAYER, qubits=11, depth=10)
+
+
+def test_a_generator_beyond_the_state_memory_is_refused_at_load_at_its_qubits(monkeypatch, tmp_path):
+    """`qubits 30` for bessel's 1,781 parameters would allocate gigabytes at the first step: the
+    spec is refused when loaded (before any run folder), at 'qubits 30', naming the bound; the
+    bound is QTC_STATE_MEMORY, and the spec's own 11 qubits fit far below it."""
+    from qtc.runtime.generator import state_bytes
+    from qtc.tasks.build import load_task
+    spec = tmp_path / "b.task"
+    spec.write_text((ROOT / "specs" / "bessel.task").read_text().replace("depth 10", "depth 2 qubits 30"))
+    (tmp_path / "hadamard_ent_rot.qs").write_text((ROOT / "specs" / "hadamard_ent_rot.qs").read_text())
+    with pytest.raises(SpecError, match=r"30 qubits holds at least .* GiB .*more than the 8 GiB allowed "
+                       r"\(QTC_STATE_MEMORY\)") as err:
+        load_task(spec)
+    assert (err.value.line, err.value.column) == (9, 39) and "needs 11 qubits" in err.value.hint
+    small = load_task(ROOT / "specs" / "bessel.task")
+    assert state_bytes(small.program) < 64 << 20
+    monkeypatch.setenv("QTC_STATE_MEMORY", str(state_bytes(small.program) - 1))
+    with pytest.raises(SpecError, match="more than the"):
+        load_task(ROOT / "specs" / "bessel.task")
 
 
 def test_the_training_steps_reach_the_target_through_the_generator(monkeypatch):

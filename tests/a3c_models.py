@@ -17,9 +17,9 @@ def tanh_mlp(sizes: tuple[int, ...]) -> TargetNet:
     """Linear layers of `sizes` with tanh between them; flat layout W, b per layer (nn.Linear)."""
     layers = [f"linear {i} -> {o}" for i, o in zip(sizes, sizes[1:])]
     body = " ; tanh\n".join(layers)
-    text = (f"task mlp : a3c\nenv MiniGrid-Empty-5x5-v0\nnetwork net {{\n  input [{sizes[0]}]\n"
+    text = (f"task mlp : a3c\nenv MiniGrid-Empty-5x5-v0\nnetwork actor {{\n  input [{sizes[0]}]\n"
             f"  {body}\n}}\ntrain adam\n")
-    return TargetNet(parse_task(text).networks["net"])
+    return TargetNet(parse_task(text).networks["actor"])
 
 
 def init_flat(net: TargetNet):

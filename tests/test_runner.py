@@ -54,3 +54,23 @@ def test_a_folder_left_by_a_failed_start_can_be_reused_but_a_real_run_cannot(tmp
     assert ok.returncode == 0, ok.stderr
     again = _run(args, QTC_DATA=str(MNIST))
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_a_spec_backend_this_machine_lacks_is_refused_at_the_generator_before_any_folder(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """`generator ... backend cuda` on a machine without CUDA: exit 2 at the generator line
+    (or naming the --set), and no run folder (issue 29: it was refused after the folder)."""
+    from qtc.cli import main
+    from qtc.runtime import backends
+    backends._load_compiled_backends()
+    monkeypatch.setitem(backends.BACKENDS, "cuda", (lambda: False, *backends.BACKENDS.get("cuda", (None, None))[1:]))
+    spec = tmp_path / "b.task"
+    spec.write_text((ROOT / "specs" / "bessel.task").read_text().replace("rescale qt", "rescale qt backend cuda"))
+    (tmp_path / "hadamard_ent_rot.qs").write_text((ROOT / "specs" / "hadamard_ent_rot.qs").read_text())
+    assert main(["run", str(spec), "-o", str(tmp_path / "run"), "--epochs", "1"]) == 2
+    assert not (tmp_path / "run").exists()
+    assert f"{spec}:9:1: error: backend 'cuda' is not available" in capsys.readouterr().err
+    assert main(["run", str(ROOT / "specs" / "bessel.task"), "-o", str(tmp_path / "run"),
+                 "--set", "generator.backend=cuda"]) == 2
+    assert not (tmp_path / "run").exists()
+    assert "--set generator.backend=cuda: backend 'cuda' is not available" in capsys.readouterr().err

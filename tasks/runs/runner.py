@@ -128,13 +128,11 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
              "limit": limit, "max_batches": max_batches, "seed": seed, "data_root": data_root,
              "download": download, "backend": backend, "threads": threads, "select": select,
              "tensorboard": tensorboard, "jobs": jobs}
-    applies.refuse_flags(spec.kind, [k for k, v in given.items() if v is not None and v is not False],
-                         spec.name)          # a flag this kind would ignore (the one table)
     rule, fraction = select if select else (spec.train.select, spec.train.validation)
     chosen = built.baseline_models() if baselines else built.models()
     if models is not None:
         chosen = built.select_models(models)
-    return RunOptions(
+    options = RunOptions(
         models=tuple(chosen),
         epochs=_given(epochs, spec.train.epochs), episodes=_given(episodes, spec.train.episodes),
         workers=_given(workers, spec.a3c.workers),
@@ -143,10 +141,14 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
         download=bool(download or (spec.data and spec.data.download)), backend=backend,
         threads=resolve_threads(threads, DEFAULT_THREADS), progress=progress, select=rule,
         validation=fraction, tensorboard=tensorboard, jobs=resolve_jobs(built, jobs))
+    # a value out of range first (RunOptions), then a flag this kind would ignore (the one table)
+    applies.refuse_flags(spec.kind, [k for k, v in given.items() if v is not None and v is not False],
+                         spec.name)
+    return options
 
 
 def resolve_jobs(built: Built, given: int | None) -> int:
-    """--jobs if given (check() refuses more than 1 for a3c); else 1 for a3c; else $QTC_JOBS if
+    """--jobs if given (dsl.applies refuses it for a3c); else 1 for a3c; else $QTC_JOBS if
     set, else one per core."""
     if given is not None:
         return given
@@ -171,9 +173,13 @@ def check(built: Built, options: RunOptions | None = None) -> None:
     loaded (load_task checks the kind's needs: data set, classes, networks, env): the backend, the
     selection rule and, with --tensorboard, the tensorboard package. Errors here come before any
     run folder."""
-    if options is not None and options.backend:
+    gen = built.spec.generator
+    if options is not None and (options.backend or (gen and gen.backend != "auto")):
         from qtc.runtime.backends import resolve
-        resolve(options.backend)              # an unknown or absent backend fails before training
+        try:                                  # an unknown or absent backend fails before training
+            resolve(options.backend or gen.backend)
+        except QtcError as err:               # the spec's own: at its generator line (or --set)
+            raise err if options.backend else built.error(gen, str(err)) from None
     problem = options and select_problem(built.spec.kind, options.select, options.validation)
     if problem:                               # --select's rule for this kind (a spec's is located)
         raise QtcError(problem)

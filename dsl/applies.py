@@ -173,10 +173,14 @@ def spec_problems(spec) -> list[Problem]:
     networks, want = spec.networks, NETWORKS[kind]
     extra = list(networks)[want:] if isinstance(want, int) else [n for n in networks if n not in want]
     if extra:
-        needs = (f"{want} network" + ("s" * (want > 1)) if isinstance(want, int)
-                 else "networks " + " and ".join(want))
-        out.append(Problem("network", extra[0], f"network '{extra[0]}': a {kind} task trains {needs} "
-                           "only; this one would be ignored", "remove it (or give it its own task)"))
+        a = "an" if kind[0] in "aeiou" else "a"
+        if isinstance(want, int):
+            needs = f"{want} network" + "s" * (want > 1)
+        else:
+            missing = [n for n in want if n not in networks]
+            needs = f"networks named {' and '.join(want)}" + (f"; missing {', '.join(missing)}" if missing else "")
+        out.append(Problem("network", extra[0], f"{a} {kind} task trains {needs}: network '{extra[0]}' "
+                           "would be ignored", "remove it or rename it (or give it its own task)"))
     return out
 
 

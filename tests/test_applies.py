@@ -139,6 +139,6 @@ def test_seed_and_seeds_together_and_a_second_network_are_refused():
     with pytest.raises(SpecError, match="'seeds' and 'seed' together"):
         parse_task(BASES["forecast"].replace("train rmsprop", "train rmsprop seed 7 seeds 2"))
     text = BASES["classify"].replace("train adam", "network other {\n  input [3]\n  linear 3 -> 1\n}\ntrain adam")
-    with pytest.raises(SpecError, match="network 'other': a classify task trains 1 network only") as err:
+    with pytest.raises(SpecError, match="a classify task trains 1 network: network 'other' would be ignored") as err:
         parse_task(text)
     assert err.value.line == 8

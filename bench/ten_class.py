@@ -112,6 +112,7 @@ def main() -> None:
     ap.add_argument("--hidden", type=int)
     ap.add_argument("--init-scale", type=float)
     ap.add_argument("--rescale")
+    ap.add_argument("--scale-at", choices=["mapping", "output"])
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--map-lr", type=float, help="the mapping model's learning rate (default: --lr)")
     ap.add_argument("--batch", type=int, default=100)
@@ -135,7 +136,8 @@ def main() -> None:
     t0 = time.time()
     if a.model == "qt":
         opts = {k: v for k, v in {"mapping": a.mapping, "hidden": a.hidden, "init_scale": a.init_scale,
-                                  "rescale": a.rescale, "fixed": a.fixed}.items() if v is not None}
+                                  "rescale": a.rescale, "fixed": a.fixed,
+                                  "scale_at": a.scale_at}.items() if v is not None}
         patch_for_experiments(a, net)
         model = qtc.QTModel(net, a.space, input_shape=(1, 28, 28), depth=a.depth, qubits=a.qubits, **opts)
     else:

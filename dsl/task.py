@@ -104,6 +104,10 @@ class GeneratorStmt(Stmt):
     beta: float = 0.8
     alpha: float = 0.3
     center: bool = True               # subtract the mean of the mapped outputs (original QT code)
+    # where the calibrated initial scale goes: the mapping's output layer (its parameters start
+    # small, so Adam's steps are large relative to them) or a fixed factor on the generated
+    # weights (runtime.generator; docs/results/ten_class_notes.md)
+    scale_at: Literal["mapping", "output"] = "mapping"
     backend: Literal[BACKENDS] = "auto"
 
     @field_validator("space")

@@ -5,6 +5,7 @@
 - QTGenerator(calibrate=...): the scale lands in the mapping's output layer, init_scale multiplies it,
   and the trainable counts are the paper's;
 - an absurd start (init_scale 1e4) is flagged at the first step;
+- scale_at "output": the same start, Adam's steps relative to the generated weights;
 - slow: the README tour's task, without init_scale, learns on MNIST-10k within 51 batches.
 """
 import json
@@ -14,7 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from qtc import specs
 from qtc.cli import main
+from qtc.compiler.pipeline import compile_space
+from qtc.dsl.space import parse_space
 from qtc.runtime.generator import PROBE_BATCH, GeneratorOptions, QTGenerator, _input_spread
 from qtc.tasks.build import load_task
 from qtc.tasks.engines.supervised import first_step_warnings
@@ -107,3 +111,32 @@ def test_the_readme_tour_task_without_init_scale_learns_in_three_short_epochs(tm
                  "-o", str(out), "--no-progress"]) == 0
     rows = json.loads((out / "metrics.json").read_text())
     assert rows[-1]["test_accuracy"] > 0.75 and rows[-1]["train_loss"] < 0.6
+
+
+def _stepped(scale_at: str):
+    """A small generator calibrated to a factor of 0.01, its weights before and after one Adam
+    step at lr 1e-2 on a fixed linear loss."""
+    torch.manual_seed(0)
+    prog = compile_space(parse_space(specs.path("hadamard_ent_rot.qs")), qubits=5, depth=2)
+    gen = QTGenerator(prog, 20, GeneratorOptions.given(backend="reference", scale_at=scale_at),
+                      dtype=torch.float64, calibrate=lambda flat: 0.01)
+    before = gen().detach()
+    optim = torch.optim.Adam(gen.parameters(), lr=1e-2)
+    (gen() * torch.linspace(-1, 1, 20, dtype=torch.float64)).sum().backward()
+    optim.step()
+    return gen, before, gen().detach()
+
+
+def test_scale_at_output_starts_alike_and_steps_relative_to_the_weights():
+    """scale_at "mapping" (the default) puts the factor in the mapping's parameters, so one Adam
+    step (about lr each) changes the generated weights by ~6x themselves; "output" keeps the
+    factor outside the mapping: the same start, a step of ~lr of the weights
+    (docs/results/ten_class_notes.md)."""
+    inside, start_inside, after_inside = _stepped("mapping")
+    outside, start_outside, after_outside = _stepped("output")
+    torch.testing.assert_close(start_outside, start_inside, rtol=1e-12, atol=0)
+    change = lambda before, after: float((after - before).norm() / before.norm())
+    assert change(start_inside, after_inside) > 1.0
+    assert change(start_outside, after_outside) < 0.1
+    assert "output_factor" in outside.state_dict() and "output_factor" not in inside.state_dict()
+    assert sum(p.numel() for p in outside.parameters()) == sum(p.numel() for p in inside.parameters())

@@ -283,7 +283,8 @@ class NetworkSpec(Located):
 
 class TaskSpec(Located):
     name: str
-    kind: Literal["classify", "forecast", "a3c"]
+    # "python": a task built from Python objects (qtc.experiment), never parsed (not in TASK_KINDS)
+    kind: Literal["classify", "forecast", "a3c", "python"]
     networks: dict[str, NetworkSpec]
     data: DataStmt | None = None
     generator: GeneratorStmt | None = None

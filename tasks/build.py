@@ -47,6 +47,22 @@ class Built:
             raise err.located(self.spec.file, self.spec.source) from None
 
     @property
+    def kind(self):
+        """The TaskKind that checks, runs and reports this task (qtc.tasks.kinds): a spec's
+        from KINDS by its `task NAME : KIND`; a Python experiment's its own (kinds/python.py)."""
+        from qtc.tasks.kinds import KINDS       # (the kinds import this module)
+        return KINDS[self.spec.kind]
+
+    def space_file(self) -> Path:
+        """The generator's .qs file (`space_file`)."""
+        return space_file(self.spec)
+
+    def extra_identity(self) -> dict:
+        """What makes a run of this task this run besides its spec and space (runner.identity):
+        nothing for a spec; a Python experiment's code and data digests."""
+        return {}
+
+    @property
     def main_net(self) -> TargetNet:
         """The network a supervised task trains: the one named `net`, else the first."""
         return self.nets["net"] if "net" in self.nets else next(iter(self.nets.values()))
@@ -80,7 +96,7 @@ class Built:
         gen = self.spec.generator
         if gen is None:
             return None
-        space = parse_space(space_file(self.spec))
+        space = parse_space(self.space_file())
         biggest = max(net.num_params for net in self.nets.values())
         need = qubits_for(biggest)
         if need > MAX_QUBITS:
@@ -144,7 +160,7 @@ class Built:
         """`found` trains in the supervised engine (classify, forecast), after diffqas."""
         from qtc.tasks.kinds import KINDS       # (the kinds import this module)
         supervised = [k for k, kind in KINDS.items() if kind.engine == "supervised"]
-        if naming.FOUND in models and self.spec.kind not in supervised:
+        if naming.FOUND in models and self.kind.engine != "supervised":
             raise QtcError(f"model 'found' runs in {' and '.join(supervised)} tasks, not in "
                            f"{self.spec.kind} ones (train the architecture diffqas reports as a space)")
         return models
@@ -276,10 +292,9 @@ def load_task(source, settings: dict[str, str] | None = None) -> Built:
     any run folder written: the checks a spec's grammar cannot make (a data set or class that
     does not exist, a window that does not fit the network, an unknown environment), which would
     otherwise surface later with no place in the spec, are its task kind's `check`."""
-    from qtc.tasks.kinds import KINDS       # (the kinds import this module)
     settings = dict(settings or {})
     built = Built(with_settings(parse_task(source), settings), settings)
     built.nets  # noqa: B018 - validate shapes now, with spec positions
     built.program  # noqa: B018 - the generator's space and qubit count, located
-    KINDS[built.spec.kind].check(built)
+    built.kind.check(built)
     return built

@@ -217,7 +217,7 @@ class SweepResult:
 
 def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", address: str | None = None,
           workers: int | None = None, retries: int = 1, progress: bool = True,
-          settings: dict | None = None, storage: str | None = None) -> SweepResult:
+          settings: dict | None = None, storage: str | None = None, run=run_trial) -> SweepResult:
     """Run every trial not yet done in `out`; retry failures `retries` times; record each outcome.
 
     On Ray, trials run in scratch folders of their nodes and their run folders come back into
@@ -225,11 +225,12 @@ def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", addre
     `out` through the driver's node (qtc.tasks.experiments.remote). A trial whose node died is
     run again (from its last checkpoint) without counting as a failed attempt, `LOST_LIMIT`
     times at most. Ctrl-C and SIGTERM stop the sweep (qtc.tasks.runs.signals); trials in flight
-    keep their checkpoints, and the same call later resumes them.
+    keep their checkpoints, and the same call later resumes them. `run(trial_dict, out)` runs
+    one trial (default `run_trial`).
     """
     with signals.as_interrupt():
         return _sweep(trials, out, executor=executor, address=address, workers=workers,
-                      retries=retries, progress=progress, settings=settings, storage=storage)
+                      retries=retries, progress=progress, settings=settings, storage=storage, run=run)
 
 
 def _sweep(trials, out, **options) -> SweepResult:
@@ -243,12 +244,12 @@ LOST_LIMIT = 3   # reruns of one trial whose node (or worker process) died under
 
 
 def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retries, progress,
-           settings, storage) -> SweepResult:
+           settings, storage, run) -> SweepResult:
     _record_settings(out, trials, settings or {})
     todo = [t for t in trials if not is_done(out / t.key)]
     skipped = [t.key for t in trials if t not in todo]
     t0 = time.perf_counter()
-    ex = make_executor(executor, run_trial, str(out), address=address, workers=workers, storage=storage,
+    ex = make_executor(executor, run, str(out), address=address, workers=workers, storage=storage,
                        trials=todo) if todo else None
     startup = getattr(ex, "startup_seconds", 0.0)
     bar = SweepProgress(len(trials), len(skipped), ex.slots if ex else 1, enabled=progress)

@@ -75,12 +75,14 @@ def is_done(folder: Path) -> bool:
     return bool(status) and status.get("status") == "done"
 
 
-def run_trial(trial: dict, out: str, spec: str | None = None) -> dict:
+def run_trial(trial: dict, out: str, spec: str | None = None, open_trial=None) -> dict:
     """Run one trial through the run API into OUT/<key>; return its summary. Raises on failure.
 
     A folder with resolved.json is resumed (from its checkpoint, if any); anything else in the
     folder (a run that died before it recorded its settings) is cleared first, if qtc made it.
-    `spec` is the spec file to start from when it is not the trial's own path (a node's copy).
+    `spec` is the spec file to start from when it is not the trial's own path (a node's copy);
+    `open_trial(trial, folder, resume, spec) -> (built, options, rundir)` replaces reading the
+    spec (a Python experiment's trials, qtc.experiment).
     """
     from qtc.tasks.runs.rundir import RunDir
     from qtc.tasks.runs.runner import run
@@ -94,7 +96,7 @@ def run_trial(trial: dict, out: str, spec: str | None = None) -> dict:
     t0 = time.perf_counter()
     try:
         with redirect_stdout(log), redirect_stderr(log):
-            run(*_open_trial(t, folder, resume, spec or t.spec))
+            run(*(open_trial or _open_trial)(t, folder, resume, spec or t.spec))
     finally:
         guard.make_owned(folder)
         with open(trial_log, "a") as fh:

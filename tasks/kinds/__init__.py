@@ -4,10 +4,13 @@ A kind is one module of this folder, and the module itself is the kind's object:
 the names `TaskKind` lists (a module satisfies a Protocol, PEP 544, so a type checker says
 when one is missing). `KINDS` is the one table from the name in `task NAME : KIND` to it:
 
-    load_task        KINDS[kind].check(built)              the spec's data, networks, env, located
-    runner.start     KINDS[kind].preflight(built, opts)    missing data etc., before a run folder
-    runner.run       KINDS[kind].run(built, rundir, opts)  train the models, write the reports
-    --jobs workers   KINDS[kind].supervised(...)           the supervised engine's task, rebuilt
+    load_task        built.kind.check(built)              the spec's data, networks, env, located
+    runner.start     built.kind.preflight(built, opts)    missing data etc., before a run folder
+    runner.run       built.kind.run(built, rundir, opts)  train the models, write the reports
+    --jobs workers   KINDS[kind].supervised(...)          the supervised engine's task, rebuilt
+
+(`built.kind` is KINDS[kind] for a .task; a Python experiment's Built carries its own kind
+object, kinds/python.py, which holds its callables and is never in KINDS.)
 
 A fourth kind is one module here and one entry in `KINDS` (and its name in dsl.task.TASK_KINDS,
 which tests/test_kinds.py keeps equal).

@@ -166,16 +166,18 @@ def final_rows(rows: list[dict], selected: dict | None = None) -> dict[str, dict
     return out
 
 
-def standing(final: dict[str, dict], key: str = "test_accuracy") -> str:
+def standing(final: dict[str, dict], key: str = "test_accuracy", higher: bool = True) -> str:
     """DiffQAS-QT's place by `key` among itself and the fixed candidates, in words: its rank
-    (1 = best; ties count in its favour) with the candidates it ties named once, or "all tie"."""
+    (1 = best, the highest value, or the lowest unless `higher`; ties count in its favour) with
+    the candidates it ties named once, or "all tie"."""
     fixed = {m: r[key] for m, r in final.items() if naming.is_fixed(m)}
     if naming.DIFFQAS not in final or not fixed:
         return "DiffQAS-QT's rank among the fixed candidates: not available (not all were run)."
     mine, what = final[naming.DIFFQAS][key], key.replace("_", " ")
     if all(v == mine for v in fixed.values()):
         return f"DiffQAS-QT and the {len(fixed)} fixed candidates all tie on final {what} ({mine:.4f})."
-    better = sorted((m for m, v in fixed.items() if v > mine), key=lambda m: -fixed[m])
+    sign = 1 if higher else -1
+    better = sorted((m for m, v in fixed.items() if sign * v > sign * mine), key=lambda m: -sign * fixed[m])
     tied = [m for m, v in fixed.items() if v == mine]
     return (f"DiffQAS-QT ranks {1 + len(better)} of {len(fixed) + 1} by final {what} among itself and "
             f"the {len(fixed)} fixed candidates"

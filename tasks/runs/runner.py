@@ -18,9 +18,8 @@ from qtc.dsl import applies
 from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
 from qtc.settings import settings as environment   # `settings` here are --set's
-from qtc.tasks.build import Built, load_task, space_file
+from qtc.tasks.build import Built, load_task
 from qtc.tasks.engines import selection
-from qtc.tasks.kinds import KINDS
 from qtc.tasks.runs import guard, signals, tensorboard
 from qtc.tasks.runs.provenance import provenance
 from qtc.tasks.runs.rundir import RESOLVED, RunDir, damaged, located
@@ -152,7 +151,7 @@ def resolve_jobs(built: Built, given: int | None) -> int:
     set, else one per core."""
     if given is not None:
         return given
-    if built.spec.kind == "a3c":
+    if built.spec.kind in ("a3c", "python"):   # a3c: its own workers; python: callables live here
         return 1
     return environment().jobs or max(1, os.cpu_count() or 1)
 
@@ -185,6 +184,9 @@ def check(built: Built, options: RunOptions | None = None) -> None:
         raise QtcError(problem)
     if options is not None and options.tensorboard:
         tensorboard.require()
+    if options is not None and options.jobs > 1 and built.spec.kind == "python":
+        raise QtcError(f"jobs={options.jobs}: a Python experiment trains its models in this process "
+                       "(its model factory, data and loss live here); leave jobs at 1")
 
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
@@ -192,7 +194,7 @@ def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
     nothing is created when `check` or the task kind's preflight (missing data, a validation
     block smaller than a batch) fails."""
     check(built, options)
-    KINDS[built.spec.kind].preflight(built, options)
+    built.kind.preflight(built, options)
     rundir = RunDir.create(output, built.spec.name)     # locked: `run` releases it
     try:
         record(rundir, built, options)
@@ -204,15 +206,17 @@ def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:
 
 
 def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None = None,
-           settings: dict[str, str] | None = None,
-           progress: bool | None = None) -> tuple[Built, RunOptions, RunDir]:
+           settings: dict[str, str] | None = None, progress: bool | None = None,
+           built: Built | None = None) -> tuple[Built, RunOptions, RunDir]:
     """An existing run folder with its spec and recorded settings, checked against its fingerprint.
 
     `overrides` are the values the user gave again (None = not given): the options that change
     the numbers must match the run's, the budget (epochs, episodes) may only grow (the run is
     extended and the extension recorded), where and how to run (data_root, download, backend)
     may change. `spec`, if given, must be the spec the run started with; `settings` (`--set`),
-    if given, must be the run's.
+    if given, must be the run's. `built`: the task given again, not read from the folder's
+    spec.task (a Python experiment's, which only its Python objects can rebuild), checked
+    against the fingerprint all the same.
     """
     rundir = RunDir.existing(path).hold()      # kept until `run` ends: nobody slips in between
     try:
@@ -221,7 +225,11 @@ def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None
         if settings and settings != recorded:
             _refuse(rundir, "a resumed run keeps the settings it started with",
                     [f"--set {_shown(settings)} (the run has {_shown(recorded) or 'none'})"])
-        built = load_task(rundir.file("spec.task"), recorded)
+        if built is None:
+            if (resolved.get("task") or {}).get("kind") == "python":
+                raise QtcError(f"{rundir.path} is a Python experiment's run: resume it from Python, "
+                               "with the same experiment's run(..., resume=True) (qtc.experiment)")
+            built = load_task(rundir.file("spec.task"), recorded)
         _check_identity(rundir, built, options, spec)
         options, changes = _apply_overrides(rundir, built, options, overrides or {})
         if changes:
@@ -248,7 +256,7 @@ def run(built: Built, options: RunOptions, rundir: RunDir) -> dict:
         print(f"torch threads: {options.threads} (--threads N or QTC_THREADS=N to change)", flush=True)
         with signals.as_interrupt():
             with located(rundir.path):  # a plot or an export on a full disk names the run folder
-                return KINDS[built.spec.kind].run(built, rundir, options)
+                return built.kind.run(built, rundir, options)
 
 
 def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
@@ -257,7 +265,7 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
     text = spec.source
     if spec.generator:
         space = Path(spec.generator.space).name
-        rundir.write_text(space, space_file(spec).read_text())
+        rundir.write_text(space, built.space_file().read_text())
         if space != spec.generator.space:
             text = spec.source.replace(spec.generator.space, space)
     rundir.write_text("spec.task", text)
@@ -288,11 +296,13 @@ PLACE_OPTIONS = ("data_root", "download", "backend", "threads", "tensorboard", "
 
 
 def identity(built: Built, options: RunOptions) -> dict:
-    """guard.identity of this spec (its search space's text too) and these options."""
+    """guard.identity of this spec (its search space's text too) and these options, and what
+    else the task says fingerprints it (a Python experiment's code and data digests)."""
     spec = built.spec
-    space = space_file(spec).read_text() if spec.generator else None
-    return guard.identity(spec.model_dump(exclude={"source", "file"}), space,
-                          {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS})
+    space = built.space_file().read_text() if spec.generator else None
+    return {**guard.identity(spec.model_dump(exclude={"source", "file"}), space,
+                             {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS}),
+            **built.extra_identity()}
 
 
 def _shown(settings: dict[str, str]) -> str:

@@ -216,7 +216,8 @@ class Experiment:
             f"({'higher' if m.higher else 'lower'} is better)",
             f"task {self.name} : python",
             f"generator {Path(space).name} {words(generator)}".rstrip(),
-            f"train {words({'optimizer': 'adam', **(train or {})})}",
+            f"train {(train or {}).get('optimizer', 'adam')} "
+            f"{words({k: v for k, v in (train or {}).items() if k != 'optimizer'})}".rstrip(),
             f"compare {' '.join(compare)}".rstrip(), ""])
 
 

@@ -145,7 +145,8 @@ def test_seeds_run_a_folder_per_model_and_seed_and_a_report_over_them(tmp_path):
         assert json.loads((out / key / "trial.json").read_text())["status"] == "done"
         assert (out / key / "summary.md").is_file()
     report = (out / "report" / "report.md").read_text()
-    assert "digits" in report and "DiffQAS-QT" in report and "classical" in report
+    assert "### digits (python; test accuracy, higher is better)" in report   # its own metric
+    assert "DiffQAS-QT" in report and "classical" in report
     # the same call again resumes: every trial is done, nothing retrains
     again = _experiment().run(out, seeds=2, models="diffqas,classical", epochs=1, max_batches=1,
                               progress=False)

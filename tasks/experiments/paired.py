@@ -22,7 +22,7 @@ import numpy as np
 from scipy import stats
 
 from qtc.tasks import naming
-from qtc.tasks.experiments.records import METRICS, TrialRecord, fmt_metric, seed_values
+from qtc.tasks.experiments.records import TrialRecord, fmt_metric, metric_of, seed_values
 
 BOOTSTRAP = 10_000
 LEVEL = 0.95
@@ -106,15 +106,15 @@ def against_fixed(mine: dict[int, float], fixed: dict[str, dict[int, float]], hi
 def paired_stats(records: list[TrialRecord], ties: dict | None = None) -> dict[str, dict]:
     """{task: paired.against_fixed(...)} for the tasks with DiffQAS-QT and fixed circuits (an
     A3C task's are a3c_report's: differences of the final phase's mean and spread)."""
-    kinds = {r.task: r.kind for r in records}
+    kinds = {r.task: (r.kind, r.metric) for r in records}
     labels = {(r.task, r.model): r.label for r in records}
     out = {}
     for task, models in seed_values(records, ties).items():
         fixed = {m: v for m, v in models.items() if naming.is_fixed(m)}
-        if kinds[task] == "a3c":      # rewards may be 0 (no ratio): qtc.tasks.experiments.a3c_report
+        if kinds[task][0] == "a3c":   # rewards may be 0 (no ratio): qtc.tasks.experiments.a3c_report
             continue
         if naming.DIFFQAS in models and fixed:
-            higher = METRICS.get(kinds[task], ("", "", False))[2]
+            higher = metric_of(*kinds[task])[2]
             stats = against_fixed(models[naming.DIFFQAS], fixed, higher)
             stats["labels"] = {m: labels.get((task, m)) or _twin_label(records, task, m) for m in fixed}
             stats["higher_better"] = higher

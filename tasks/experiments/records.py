@@ -9,8 +9,8 @@ point is), named by the settings that differ: `narma5@train.lr=0.001`.
 
 `final_metric` is the one number a trial reports: the test accuracy (classify) or test MSE
 (forecast) at the epoch its selection rule picked (selection.json; the last epoch of a model
-still training, which has no entry there yet), or the mean reward of the last `window` episodes
-(a3c).
+still training, which has no entry there yet), the mean reward of the last `window` episodes
+(a3c), or the metric its folder's metric.json names (a Python experiment's).
 """
 from __future__ import annotations
 
@@ -30,6 +30,16 @@ from qtc.tasks.runs.rundir import RESOLVED, atomic_text, csv_text, read_json_or_
 METRICS = {"classify": ("test_accuracy", "test accuracy", True, False),
            "forecast": ("test_mse", "test MSE", False, True),
            "a3c": ("reward", "mean reward (last window)", True, False)}
+OWN_METRIC = "metric.json"     # a run's own metric (a Python experiment's, tasks/kinds/python.py)
+
+
+def metric_of(kind: str, own: dict | None = None) -> tuple[str, str, bool, bool]:
+    """(key, display name, higher is better, log-scale curves) of a run's reported metric: the
+    one its run folder names (metric.json: {"key", "name", "higher"}), else its kind's, else
+    the test loss."""
+    if own:
+        return own["key"], own["name"], bool(own["higher"]), False
+    return METRICS.get(kind, ("test_loss", "test loss", False, False))
 
 
 @dataclass
@@ -56,6 +66,7 @@ class TrialRecord:
     weights_norm: str | None = None   # the space's `weights` normalisation (None: not recorded)
     twins: list = field(default_factory=list)      # merged candidates reported with this trial
     examples: dict = field(default_factory=dict)   # examples.json: train/test counts after --limit etc.
+    metric: dict | None = None        # metric.json: the run's own metric (metric_of)
 
     @property
     def reported(self) -> dict | None:
@@ -114,6 +125,7 @@ def _read_run(rec: TrialRecord, folder: Path, resolved: dict) -> None:
     rec.weight_labels = list(program.get("weights") or [])
     rec.weights_norm = program.get("weights_norm")
     rec.examples = read_json_or_none(folder / "examples.json") or {}
+    rec.metric = read_json_or_none(folder / OWN_METRIC)
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)
     rows = read_json_or_none(folder / "metrics.json", list) or []
     rec.rows = [r for r in rows if r.get("model") == rec.model]
@@ -223,7 +235,7 @@ def final_metric(rec: TrialRecord) -> float | None:
         return float(rec.episodes["reward"][-rec.window:].mean())
     if not rec.rows:
         return None
-    key = METRICS.get(rec.kind, ("test_loss",))[0]
+    key = metric_of(rec.kind, rec.metric)[0]
     value = rec.reported.get(key, rec.reported.get("test_loss"))
     return float(value) if value is not None else None
 

@@ -48,7 +48,7 @@ from qtc.tasks.experiments import a3c_report, table2
 from qtc.tasks.experiments.paired import (baseline_rows, baselines_markdown, paired_markdown,
                                           paired_stats)
 from qtc.tasks.experiments.ranking import MIN_SEEDS, best_rows, count_cell, spread_cells
-from qtc.tasks.experiments.records import (METRICS, TrialRecord, collect, final_metric, fmt_metric,
+from qtc.tasks.experiments.records import (TrialRecord, collect, final_metric, fmt_metric, metric_of,
                                            mean_std, write_csv)
 from qtc.tasks.plots import moving_average_band
 from qtc.tasks.experiments.variants import variants, variants_figure, variants_markdown
@@ -75,12 +75,13 @@ def summarize(records: list[TrialRecord]) -> list[dict]:
         q = np.percentile(got, [0, 25, 50, 75, 100]) if got else [math.nan] * 5
         epochs = [r.rows[-1]["epoch"] for r in recs if r.rows]
         out.append({"task": task, "kind": kind, "model": model, "label": recs[0].label,
-                    "metric": METRICS.get(kind, ("test_loss",))[0], "n": len(got), "mean": mean, "std": std,
+                    "metric": metric_of(kind, recs[0].metric)[0], "n": len(got), "mean": mean, "std": std,
                     "median": float(q[2]), "q1": float(q[1]), "q3": float(q[3]), "min": float(q[0]),
                     "max": float(q[4]), "selected_epochs": [r.selected for r in recs if r.selected],
                     "epochs": max(epochs) if epochs else None,
                     "failed": sum(r.status == "failed" for r in recs),
                     "pending": sum(r.status == "pending" for r in recs),
+                    **({"own_metric": recs[0].metric} if recs[0].metric else {}),   # metric.json
                     "values": {s: v for s, v in sorted(vals.items()) if v is not None}})
     return out
 
@@ -322,7 +323,7 @@ def _md_summary(summary: list[dict], records: list[TrialRecord]) -> list[str]:
     for task in dict.fromkeys(s["task"] for s in summary):
         rows = [s for s in summary if s["task"] == task]
         kind = rows[0]["kind"]
-        _, name, higher, _ = METRICS.get(kind, ("test_loss", "test loss", False, False))
+        _, name, higher, _ = metric_of(kind, rows[0].get("own_metric"))
         best, note = best_rows(rows, higher)
         L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", ""]
         L += _md_examples(records, task) + [

@@ -11,7 +11,7 @@ import numpy as np
 from qtc.tasks import naming
 from qtc.tasks.experiments.paired import versus
 from qtc.tasks.experiments.ranking import MIN_SEEDS, best_rows, count_cell, spread_cells
-from qtc.tasks.experiments.records import METRICS, TrialRecord, final_metric, fmt_metric
+from qtc.tasks.experiments.records import TrialRecord, final_metric, fmt_metric, metric_of
 
 
 def base_task(group: str) -> str:
@@ -38,8 +38,8 @@ def variants(summary: list[dict], records: list[TrialRecord]) -> list[dict]:
         groups = list(dict.fromkeys(s["task"] for s in summary if base_task(s["task"]) == task))
         if len(groups) < 2:
             continue
-        higher = METRICS.get(next(s["kind"] for s in summary if s["task"] == groups[0]),
-                             ("", "", False))[2]
+        first = next(s for s in summary if s["task"] == groups[0])
+        higher = metric_of(first["kind"], first.get("own_metric"))[2]
         for model in sorted({s["model"] for s in summary if s["task"] in groups}, key=naming.order):
             rows = [s for g in groups for s in summary if s["task"] == g and s["model"] == model]
             if len(rows) < 2:          # a model of one variant only: nothing to put beside it
@@ -72,7 +72,7 @@ def variants_markdown(rows: list[dict]) -> list[str]:
     for task in dict.fromkeys(r["task"] for r in rows):
         mine = [r for r in rows if r["task"] == task]
         kind = mine[0]["kind"]
-        _, name, higher, _ = METRICS.get(kind, ("test_loss", "test loss", False, False))
+        _, name, higher, _ = metric_of(kind, mine[0].get("own_metric"))
         L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", "",
               "| model | variant | median | IQR | min .. max | mean ± std | n | against the first: "
               "seeds | win rate | median ratio (95% interval) | Wilcoxon p |",
@@ -118,7 +118,7 @@ def variants_figure(task: str, rows: list[dict]):
         plots.log_axis(ax)
     ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center")
     ax.set_xlabel("variant")
-    ax.set_ylabel(METRICS.get(kind, ("", "metric"))[1] + " (dots: seeds; line: median)")
+    ax.set_ylabel(metric_of(kind, mine[0].get("own_metric"))[1] + " (dots: seeds; line: median)")
     ax.set_title(f"{task}: variants side by side", fontsize=10)
     ax.grid(alpha=0.3)
     plots.legend_outside(fig, ax)

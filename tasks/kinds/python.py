@@ -30,6 +30,7 @@ from qtc.tasks import plots
 from qtc.tasks.build import Built, space_file
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, majority_baseline
+from qtc.tasks.experiments.records import OWN_METRIC
 from qtc.tasks.engines.supervised import (SELECTION, Supervised, held_out, train_all, twins_note,
                                           unmoved_note)
 from qtc.tasks.kinds.classify import final_rows, standing
@@ -79,6 +80,8 @@ class PythonKind:
 
     def run(self, built: Built, rundir: RunDir, opts) -> dict:
         task = self.supervised(built, rundir, opts)
+        m = self.metric         # what reports over seeds rank by (experiments.records.metric_of)
+        rundir.write_json(OWN_METRIC, {"key": f"test_{m.name}", "name": f"test {m.name}", "higher": m.higher})
         if self.classes:       # integer targets: the majority class is the floor to beat
             fit, _ = held_out(task, opts, built.spec.train.batch)
             rundir.write_json(BASELINES, majority_baseline(fit.train.tensors[1], task.test.tensors[1]))

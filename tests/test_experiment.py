@@ -173,6 +173,19 @@ def test_python_objects_that_cannot_run_are_clear_errors():
         Experiment("d", net, data, test, loss=F.cross_entropy, metric=accuracy, space="nowhere.qs")
 
 
+def test_a_space_is_a_name_looked_up_as_a_tasks_or_a_path(tmp_path, monkeypatch):
+    from qtc import specs
+    text = specs.path("hadamard_ent_rot.qs").read_text().replace("depth 15", "depth 3")
+    (tmp_path / "mine.qs").write_text(text)
+    data, test = _data(20), _data(10, "test")
+    exp = Experiment("d", net, data, test, loss=F.cross_entropy, metric=accuracy,
+                     space=tmp_path / "mine.qs")
+    assert exp.built.program.depth == 3
+    monkeypatch.setenv("QTC_SPACE_PATH", str(tmp_path))
+    exp = Experiment("d", net, data, test, loss=F.cross_entropy, metric=accuracy, space="mine.qs")
+    assert exp.built.program.depth == 3 and exp.built.space_file() == tmp_path / "mine.qs"
+
+
 def readme_example() -> str:
     """The Python block under the README's "Your own model and data, from Python" heading."""
     text = (REPO / "README.md").read_text()

@@ -36,7 +36,7 @@ from pydantic import ValidationError
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
-from qtc.dsl.task import PLAIN_NAME, CompareStmt, GeneratorStmt, TaskSpec, TrainStmt
+from qtc.dsl.task import PLAIN_NAME, CompareStmt, GeneratorStmt, TaskSpec, TrainStmt, check_seeds
 from qtc.errors import QtcError
 from qtc.tasks.experiments import sweep
 from qtc.tasks.kinds.python import KIND, Metric, PythonBuilt, PythonKind
@@ -141,10 +141,9 @@ class Experiment:
             if resume:
                 raise QtcError("run(seeds=...) resumes by being called again with the same "
                                "arguments: leave out resume=True")
-            return self._run_seeds(Path(out), sweep.parse_seeds(",".join(map(str, seeds)) if
-                                                                  isinstance(seeds, (list, tuple)) else seeds),
-                                   models, dict(epochs=epochs, limit=limit, max_batches=max_batches,
-                                                backend=backend, threads=threads), progress)
+            return self._run_seeds(Path(out), _seeds(seeds), models,
+                                   dict(epochs=epochs, limit=limit, max_batches=max_batches,
+                                        backend=backend, threads=threads), progress)
         out = Path(out)
         if resume:
             overrides = {"models": models, "epochs": epochs, "limit": limit, "max_batches": max_batches,
@@ -219,6 +218,14 @@ class Experiment:
             f"train {(train or {}).get('optimizer', 'adam')} "
             f"{words({k: v for k, v in (train or {}).items() if k != 'optimizer'})}".rstrip(),
             f"compare {' '.join(compare)}".rstrip(), ""])
+
+
+def _seeds(seeds) -> list[int]:
+    """A seed count K (seeds 0..K-1) or a list of distinct seeds, checked as `seeds` in a spec."""
+    try:
+        return list(check_seeds(tuple(seeds) if isinstance(seeds, (list, tuple)) else seeds))
+    except (TypeError, ValueError) as err:
+        raise QtcError(f"run(seeds={seeds!r}): {err}") from None
 
 
 def _word(value) -> str:

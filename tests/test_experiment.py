@@ -151,6 +151,8 @@ def test_seeds_run_a_folder_per_model_and_seed_and_a_report_over_them(tmp_path):
     again = _experiment().run(out, seeds=2, models="diffqas,classical", epochs=1, max_batches=1,
                               progress=False)
     assert again == done
+    with pytest.raises(QtcError, match=r"seed\(s\) 1 repeat"):
+        _experiment().run(out, seeds=[1, 1])
 
 
 def test_python_objects_that_cannot_run_are_clear_errors():

@@ -195,7 +195,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
-@pytest.mark.slow      # 14 models (DiffQAS-QT, the 12 fixed candidates, classical): a minute or two
+@pytest.mark.slow      # tests/test_doc_examples.py runs the block in the default tier; this checks its result
 def test_the_readme_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     """Executed as written, from a checkout's root (its data path is ../shared/...)."""
     root = tmp_path / "checkout"
@@ -205,6 +205,6 @@ def test_the_readme_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     exec(compile(readme_example(), "README.md", "exec"), {"__name__": "readme"})
     printed = capsys.readouterr().out
     shown = eval(printed.strip().splitlines()[-1])            # the example's last line: a dict
-    assert set(shown) == {"diffqas", "classical"} | {f"fixed:{k}" for k in range(12)}
+    assert list(shown) == ["diffqas", "fixed:0", "fixed:6", "classical"]
     assert shown["classical"] > 0.3                            # real digits, learnt (chance: 0.1)
-    assert (root / "runs" / "mnist_python" / "summary.md").is_file()
+    assert "run folder" in printed and "summary.md" not in os.listdir(root)

@@ -107,9 +107,10 @@ class PythonKind:
                      log_keys=("train_loss", "test_loss"))
         weights = [r for r in rows if r["model"] == "diffqas" and r.get("structural_weights")]
         if weights and built.program is not None:
-            plots.structural_weights(built.program.weight_labels, weights[-1]["structural_weights"],
-                                     rundir.path / "structural_weights.png",
-                                     title=f"DiffQAS-QT structural weights after epoch {weights[-1]['epoch']}")
+            plots.structural_weights(built.program.weight_labels, [r["structural_weights"] for r in weights],
+                                     [r["epoch"] for r in weights], rundir.path / "structural_weights.png",
+                                     configs=built.program.weights.kind == "candidate",
+                                     title=f"{built.spec.name}: DiffQAS-QT structural weights")
         rundir.write_text("summary.md", self.summary(built, rows, _optional(rundir, SELECTION),
                                                      _optional(rundir, BASELINES)))
 

@@ -192,7 +192,11 @@ def _instead(row: Row, kind: str, key: str, stmt) -> str:
 
 def refuse_flags(kind: str, given: Iterable[str], task: str = "") -> None:
     """Raise a QtcError for the first run flag in `given` (RunOptions field names) that a `kind`
-    task does not use; every flag must have a row in FLAGS."""
+    task does not use; every flag must have a row in FLAGS. A Python experiment (kind "python",
+    qtc.experiment) is not in the table: its run() takes only keywords that apply to it (the
+    supervised flags, --limit cutting its tensors)."""
+    if kind == "python":
+        return
     for name in given:
         row = FLAGS[name]
         if kind not in row.kinds:

@@ -49,7 +49,8 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
     import torch
 
     from qtc.tasks.build import load_task
-    from qtc.tasks.engines.a3c.algorithm import a3c_loss, make_env, obs_vector, rollout
+    from qtc.tasks.engines.a3c.algorithm import a3c_loss, rollout
+    from qtc.tasks.engines.a3c.envs import make_env, obs_vector
     from qtc.tasks.kinds.a3c import make_model
     torch.set_num_threads(1)
     built = load_task(spec)

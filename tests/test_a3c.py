@@ -317,7 +317,7 @@ def test_spawned_workers_train_too(tmp_path):
 
 
 def test_bad_environment_and_mismatched_network_are_clear_errors(tmp_path):
-    with pytest.raises(QtcError, match="unknown environment"):
+    with pytest.raises(QtcError, match="gymnasium has no environment"):
         run(tmp_path, env_id="MiniGrid-Empty-7x7-v9")
 
     def wrong_size():

@@ -255,10 +255,10 @@ def test_bad_environment_and_missing_networks_are_located_errors_at_load(tmp_pat
 def test_model_stats_reads_threshold_final_average_and_rate():
     import numpy as np
     rewards = np.array([0.0] * 4 + [0.95] * 6)
-    stats = a3c_task.model_stats(rewards, np.linspace(0.5, 5.0, 10), window=4)
+    stats = a3c_task.model_stats(rewards, np.linspace(0.5, 5.0, 10), window=4, threshold=0.9)
     assert stats["episodes"] == 10 and stats["to_threshold"] == 8
     assert stats["final_avg"] == pytest.approx(0.95) and stats["episodes_per_s"] == pytest.approx(2.0)
-    short = a3c_task.model_stats(rewards[:3], np.array([1.0, 2.0, 3.0]), window=4)
+    short = a3c_task.model_stats(rewards[:3], np.array([1.0, 2.0, 3.0]), window=4, threshold=0.9)
     assert short["to_threshold"] is None and short["final_avg"] == 0.0
 
 

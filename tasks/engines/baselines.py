@@ -50,8 +50,8 @@ def random_policy_baseline(env_id: str, max_episode_steps: int | None, episodes:
                            seed: int = 0) -> dict[str, dict]:
     """{'random policy': {eval_reward, episodes, first_seed}}: uniformly random actions (from a
     generator seeded `seed`) on the A3C evaluation episodes."""
-    from qtc.tasks.engines.a3c import algorithm, evaluation   # the A3C engine: MiniGrid tasks only
-    env = algorithm.make_env(env_id, max_episode_steps)
+    from qtc.tasks.engines.a3c import envs, evaluation   # the A3C engine's environments
+    env = envs.make_env(env_id, max_episode_steps)
     seeds = evaluation.eval_seeds(episodes)
     rewards = evaluation.evaluate_policy(env, evaluation.uniform(int(env.action_space.n), seed), seeds)
     env.close()

@@ -1,4 +1,8 @@
-"""MiniGrid A3C task (paper Figs. 13-14): `qtc run` for `task NAME : a3c` specs, and `qtc play`.
+"""A3C task: `qtc run` for `task NAME : a3c` specs, and `qtc play`.
+
+The environment is MiniGrid (paper Figs. 13-14: the 7x7x3 view) or any gymnasium environment
+with a Box observation (flattened) and Discrete actions, such as CartPole-v1 or Acrobot-v1
+(qtc.tasks.engines.a3c.envs); the networks are checked against its spaces at load.
 
 `run` trains every requested model (DiffQAS-QT, fixed:K, classical) with the A3C engine
 (qtc.tasks.engines.a3c) into ``<run>/a3c/<model>/`` (episodes.csv, checkpoint.pt, policy.pt,
@@ -6,8 +10,9 @@ summary.json, errors.log). After each model it exports the classical actor and c
 ``<run>/models/<model>/`` and refreshes, in the run folder:
 
     rewards.png     moving-average reward (+- one std, the spec's ``a3c window``) of every model so far
-    summary.md      per model: status, episodes, final average, episodes to a moving average of 0.9,
-                    episodes/s, the exported policy; the random-policy baseline's row
+    summary.md      per model: status, episodes, final average, episodes to the threshold (the
+                    environment spec's reward_threshold, e.g. 475 for CartPole-v1; MiniGrid: the
+                    paper's 0.9), episodes/s, the exported policy; the random-policy baseline's row
     selection.json  per model: the rule and the episode whose policy was exported (`select
                     validation`: the best mean reward of the evaluation episodes)
     baselines.json  a uniformly random policy's mean reward on the evaluation episodes
@@ -21,7 +26,8 @@ Resuming (``qtc run --resume RUNDIR``) skips models whose summary.json says "com
 continues an interrupted or failed one from its checkpoint. Ctrl-C (or SIGTERM) inside a model
 lets the engine save; the loop over models then stops and says how to resume.
 
-`play_model` (``qtc play RUNDIR --model M``) plays greedy episodes of a trained actor as text grids.
+`play_model` (``qtc play RUNDIR --model M``) plays greedy episodes of a trained actor as text
+(MiniGrid's grids; for other environments a line per step).
 """
 from __future__ import annotations
 
@@ -32,11 +38,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qtc.errors import QtcError, did_you_mean
+from qtc.errors import QtcError
 from qtc.tasks import plots
 from qtc.tasks.engines import a3c as a3c_engine
 from qtc.tasks.engines import progress
-from qtc.tasks.engines.a3c.algorithm import OBS_SIZE, make_env
+from qtc.tasks.engines.a3c.envs import EnvError, EnvInfo, describe
 from qtc.tasks.engines.baselines import BASELINES, random_policy_baseline
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.engines.supervised import SELECTION
@@ -46,7 +52,6 @@ from qtc.tasks.runs.rundir import RunDir, atomic_json, read_json_or_none
 
 name = "a3c"             # the kind's entry in qtc.tasks.kinds.KINDS
 engine = "a3c"
-THRESHOLD = 0.9          # the paper's "solved" moving-average reward
 NETS = ("actor", "critic")
 
 # Built tasks by spec path. run() seeds it with its own Built so forked workers reuse the
@@ -92,39 +97,39 @@ def model_factory(built: Built, spec_path: Path | str, model: str, seed: int,
 # --------------------------------------------------------------------------------------------
 
 def check(built: Built) -> None:
-    """The spec names a MiniGrid environment gymnasium knows, and networks `actor` (the
-    flattened 7x7x3 view -> one logit per action) and `critic` (the view -> one value): located
-    SpecErrors, raised by load_task."""
+    """The spec names an environment A3C can play (envs.describe), and networks `actor` (the
+    observation vector -> one logit per action) and `critic` (the observation -> one value):
+    located SpecErrors, raised by load_task."""
     spec = built.spec
     if spec.env is None:
-        raise built.error(None, "an a3c task needs an 'env' statement", "e.g. 'env MiniGrid-Empty-5x5-v0'")
-    actions = _env_actions(built)
+        raise built.error(None, "an a3c task needs an 'env' statement",
+                          "e.g. 'env CartPole-v1' or 'env MiniGrid-Empty-5x5-v0'")
+    info = env_info(built)
     missing = [n for n in NETS if n not in built.nets]
     if missing:
         raise built.error(next(iter(spec.networks.values())),
                           f"an a3c task needs networks named actor and critic; missing {', '.join(missing)} "
                           f"(found {', '.join(built.nets)})", "write 'network actor { ... }'")
-    built.check_io("actor", (OBS_SIZE,), (actions,), f"{spec.env.id}'s flattened 7x7x3 view "
+    actions = len(info.actions)
+    built.check_io("actor", (info.obs_size,), (actions,), f"{spec.env.id}'s {info.obs_text} "
                    f"and its {actions} actions")
-    built.check_io("critic", (OBS_SIZE,), (1,), f"{spec.env.id}'s view and one value")
+    built.check_io("critic", (info.obs_size,), (1,), f"{spec.env.id}'s {info.obs_text} and one value")
 
 
-def _env_actions(built: Built) -> int:
-    """The number of actions of the spec's env, after checking gymnasium knows its id. Only the
-    registry is read: no environment is made and no entry-point module imported."""
-    import gymnasium
-    import minigrid  # noqa: F401 - registers the MiniGrid-* ids
-    from minigrid.core.actions import Actions
+def env_info(built: Built) -> EnvInfo:
+    """The spec's environment as the engine sees it; a located SpecError when A3C cannot play
+    it (unknown id, continuous or other non-Discrete actions, an observation neither a Box nor
+    MiniGrid's view)."""
+    try:
+        return _describe(built.spec.env.id)
+    except EnvError as exc:
+        raise built.error(built.spec.env, exc.message, exc.hint) from None
 
-    env = built.spec.env
-    if env.id not in gymnasium.registry:
-        grids = [k for k in gymnasium.registry if k.startswith("MiniGrid-")]
-        raise built.error(env, f"gymnasium has no environment '{env.id}'",
-                          did_you_mean(env.id, grids) or "MiniGrid ids look like 'MiniGrid-Empty-5x5-v0'")
-    if not gymnasium.registry[env.id].id.startswith("MiniGrid-"):
-        raise built.error(env, f"'{env.id}' is not a MiniGrid environment; the a3c task reads "
-                          "MiniGrid's 7x7x3 view", "e.g. 'env MiniGrid-Empty-5x5-v0'")
-    return len(Actions)
+
+@functools.lru_cache(maxsize=None)
+def _describe(env_id: str) -> EnvInfo:
+    """describe() once per process: check, report and play read the same environment."""
+    return describe(env_id)
 
 
 def preflight(built: Built, opts) -> None:
@@ -245,12 +250,19 @@ def _export(built: Built, rundir: RunDir, model: str, source: str | None = None)
 def preprocessing(built: Built) -> str:
     """What the exported actor and critic expect and return (their README): the engine's
     encoding of the observation (obs_vector) and the environment's action names."""
-    env_id = built.spec.env.id
-    actions = ", ".join(f"{a.value} {a.name}" for a in make_env(env_id).unwrapped.actions)
-    return (f"- environment: `{env_id}` (gymnasium with minigrid installed)\n"
-            f"- input: float32, shape (N, {OBS_SIZE}): `obs['image']` (the 7x7x3 agent view of object, "
-            f"colour and state indices) flattened in C order to {OBS_SIZE} float32 raw integers, no "
-            "scaling: `torch.as_tensor(obs['image'].reshape(-1), dtype=torch.float32)`\n"
+    env_id, info = built.spec.env.id, env_info(built)
+    actions = ", ".join(f"{i} {a}" for i, a in enumerate(info.actions))
+    if info.minigrid:
+        env_line = f"- environment: `{env_id}` (gymnasium with minigrid installed)\n"
+        obs_line = (f"- input: float32, shape (N, {info.obs_size}): `obs['image']` (the 7x7x3 agent view of "
+                    f"object, colour and state indices) flattened in C order to {info.obs_size} float32 raw "
+                    "integers, no scaling: `torch.as_tensor(obs['image'].reshape(-1), dtype=torch.float32)`\n")
+    else:
+        env_line = f"- environment: `{env_id}` (gymnasium)\n"
+        obs_line = (f"- input: float32, shape (N, {info.obs_size}): the observation ({info.obs_text}) "
+                    "flattened in C order, no scaling: "
+                    "`torch.as_tensor(obs.reshape(-1), dtype=torch.float32)`\n")
+    return (env_line + obs_line +
             f"- actor output: {built.nets['actor'].output_shape[0]} logits over the actions {actions}; "
             "softmax is the policy (greedy: argmax)\n"
             "- critic output: 1 value, the state's estimated return\n")
@@ -260,18 +272,20 @@ def preprocessing(built: Built) -> str:
 # Figures and summary
 # --------------------------------------------------------------------------------------------
 
-def model_stats(rewards: np.ndarray, times: np.ndarray, window: int) -> dict:
-    """Episodes, final average (last `window`), episodes to a full-window mean >= 0.9, ep/s."""
+def model_stats(rewards: np.ndarray, times: np.ndarray, window: int, threshold: float | None) -> dict:
+    """Episodes, final average (last `window`), episodes to a full-window mean >= `threshold`
+    (None: not reached, or no threshold), ep/s."""
     n = int(len(rewards))
+    reached = threshold is not None and n >= window
     return {"episodes": n,
             "final_avg": float(rewards[-window:].mean()) if n else None,
-            "to_threshold": a3c_engine.episodes_to_threshold(rewards, window, THRESHOLD) if n >= window else None,
+            "to_threshold": a3c_engine.episodes_to_threshold(rewards, window, threshold) if reached else None,
             "episodes_per_s": n / float(times[-1]) if n and times[-1] > 0 else None}
 
 
 def report(built: Built, rundir: RunDir, models) -> None:
     """Redraw rewards.png and rewrite summary.md from every model's episode log so far."""
-    window = built.spec.a3c.window
+    window, threshold = built.spec.a3c.window, env_info(built).threshold
     curves, rows = {}, []
     for model in models:
         summary = read_json_or_none(rundir.engine_dir(model) / "summary.json") or {}
@@ -279,7 +293,7 @@ def report(built: Built, rundir: RunDir, models) -> None:
         if not (out / a3c_engine.EPISODES_CSV).is_file():
             continue
         log = a3c_engine.read_episodes(out)
-        stats = {**model_stats(log["reward"], log["time"], window), "selected": summary.get("selected")}
+        stats = {**model_stats(log["reward"], log["time"], window, threshold), "selected": summary.get("selected")}
         status = summary.get("status", "running or killed")
         if summary.get("trained_as"):
             status += f" (trained as {built.model_label(summary['trained_as'])})"
@@ -304,21 +318,27 @@ def _exported(s: dict) -> str:
 
 def summary_text(built: Built, rows, baselines: dict | None = None) -> str:
     """Markdown table: one row per (model, status, stats), then the cost-nothing baselines."""
-    window, cfg = built.spec.a3c.window, built.spec.a3c
+    window, cfg, threshold = built.spec.a3c.window, built.spec.a3c, env_info(built).threshold
+    if threshold is None:
+        target = "to threshold"
+        meaning = f"'{target}': {built.spec.env.id} has no reward threshold in its gymnasium spec."
+    else:
+        target = f"to {threshold:g}"
+        meaning = f"'{target}' = episodes until the mean reward of a full window first reaches {threshold:g}."
     lines = [f"# {built.spec.name}: A3C on {built.spec.env.id}", "",
-             f"Moving-average window {window} episodes; 'to {THRESHOLD}' = episodes until the mean "
-             f"reward of a full window first reaches {THRESHOLD}.", "",
+             f"Moving-average window {window} episodes; {meaning}", "",
              f"Evaluation: greedy episodes on {cfg.eval_episodes} held-out seeds (every {cfg.eval_every:,} "
              "episodes with 'select validation'); the exported policy is the one named in the last "
              "column (selection.json).", "",
-             f"| model | status | episodes | final avg (last {window}) | to {THRESHOLD} | episodes/s "
+             f"| model | status | episodes | final avg (last {window}) | {target} | episodes/s "
              "| exported policy |",
              "|---|---|---:|---:|---:|---:|---|"]
     for model, status, s in rows:
         final = "-" if s["final_avg"] is None else f"{s['final_avg']:.3f}"
         if s["final_avg"] is not None and s["episodes"] < window:
             final += f" (all {s['episodes']})"
-        reach = "not reached" if s["to_threshold"] is None else f"{s['to_threshold']:,}"
+        reach = "-" if threshold is None else \
+            "not reached" if s["to_threshold"] is None else f"{s['to_threshold']:,}"
         rate = "-" if s["episodes_per_s"] is None else f"{s['episodes_per_s']:.2f}"
         lines.append(f"| {built.model_label(model)} | {status} | {s['episodes']:,} | {final} | "
                      f"{reach} | {rate} | {_exported(s)} |")
@@ -349,7 +369,7 @@ def load_actor(run_path: Path | str, model: str):
     built = load_task(path / "spec.task")
     if built.spec.kind != "a3c":
         raise QtcError(f"{path} is a {built.spec.kind} run ({built.spec.name}): qtc play watches a "
-                       "policy, so it needs an A3C run (e.g. one of specs/minigrid_5x5.task)")
+                       "policy, so it needs an A3C run (e.g. of specs/cartpole.task or specs/minigrid_5x5.task)")
     net, env = built.nets["actor"], built.spec.env
     run = RunDir(path)
     exported = run.model_dir(model) / "actor.pt"
@@ -367,7 +387,7 @@ def load_actor(run_path: Path | str, model: str):
 
 
 def play_model(rundir: Path | str, model: str = "diffqas", *, episodes: int = 1, seed: int = 0) -> int:
-    """``qtc play RUNDIR --model M --episodes N --seed S``: print greedy episodes as text grids."""
+    """``qtc play RUNDIR --model M --episodes N --seed S``: print greedy episodes as text."""
     flat, net, env_id, max_steps = load_actor(rundir, model)
     text, rewards = a3c_engine.play(flat, net, env_id, episodes=episodes, seed=seed,
                              max_episode_steps=max_steps)

@@ -1,7 +1,7 @@
 """The A3C algorithm: environment steps, the n-step actor-critic loss, the shared optimizer.
 
 This is all of A3C that is not a worker's loop (worker.py), process supervision (driver.py)
-or files (episodes.py): a worker plays up to ``n_steps`` steps with fixed actor weights (`rollout`), computes the n-step
+or files (episodes.py) or environments (envs.py): a worker plays up to ``n_steps`` steps with fixed actor weights (`rollout`), computes the n-step
 actor-critic loss in one batched forward (`a3c_loss`) and steps an optimizer whose state lives
 in shared memory (`shared_optimizer`), so every worker updates the same moments. `check_model`
 is the driver's early check that a model fits the environment.
@@ -11,35 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 
 from qtc.errors import QtcError
-
-OBS_SIZE = 147          # the 7x7x3 MiniGrid image, flattened
-NUM_ACTIONS = 7
-
-
-def make_env(env_id: str, max_episode_steps: int | None = None):
-    """A gymnasium MiniGrid env; ``max_episode_steps`` sets MiniGrid's own ``max_steps``.
-
-    (MiniGrid's reward 1 - 0.9 * steps / max_steps uses that same limit, so it stays consistent.)
-    """
-    import gymnasium as gym
-    import minigrid  # noqa: F401  (registers the MiniGrid-* ids)
-
-    kwargs = {} if max_episode_steps is None else {"max_steps": int(max_episode_steps)}
-    try:
-        return gym.make(env_id, **kwargs)
-    except gym.error.Error as exc:
-        known = sorted(k for k in gym.registry if k.startswith("MiniGrid-Empty"))
-        raise QtcError(f"unknown environment {env_id!r} ({exc}); "
-                       f"hint: MiniGrid empty rooms are {', '.join(known)}") from None
-
-
-def obs_vector(obs) -> torch.Tensor:
-    """The observation's 7x7x3 image flattened to 147 floats (raw integers, as the authors)."""
-    return torch.as_tensor(np.asarray(obs["image"]).reshape(-1), dtype=torch.float32)
+from qtc.tasks.engines.a3c.envs import make_env, obs_vector
 
 
 @dataclass(frozen=True)

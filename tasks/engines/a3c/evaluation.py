@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from qtc.tasks.engines.a3c.algorithm import obs_vector
+from qtc.tasks.engines.a3c.envs import obs_vector
 
 EVAL_SEED0 = 2 ** 31        # training reset seeds are below it, evaluation seeds from it on
 
@@ -44,20 +44,20 @@ def uniform(n_actions: int, seed: int) -> Policy:
 def run_episode(env, policy: Policy, seed: int, on_step: Callable | None = None) -> tuple[float, int, bool]:
     """One episode from ``reset(seed=seed)``: (total reward, steps, reached a terminal state).
 
-    ``on_step(action)`` is called after the reset (action None) and after every step (play
-    renders the grid there).
+    ``on_step(action, observation)`` is called after the reset (action None) and after every
+    step (play shows the episode there).
     """
     raw, _ = env.reset(seed=seed)
     total, steps, terminated, truncated = 0.0, 0, False, False
     if on_step:
-        on_step(None)
+        on_step(None, raw)
     with torch.no_grad():
         while not (terminated or truncated):
             action = policy(obs_vector(raw))
             raw, reward, terminated, truncated, _ = env.step(action)
             total, steps = total + float(reward), steps + 1
             if on_step:
-                on_step(action)
+                on_step(action, raw)
     return total, steps, bool(terminated)
 
 

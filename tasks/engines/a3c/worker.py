@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 
 from qtc.tasks.engines.a3c import evaluation
-from qtc.tasks.engines.a3c.algorithm import A3CConfig, a3c_loss, make_env, obs_vector, rollout
+from qtc.tasks.engines.a3c.algorithm import A3CConfig, a3c_loss, rollout
+from qtc.tasks.engines.a3c.envs import make_env, obs_vector
 from qtc.tasks.runs import guard, signals
 
 WORKER_NAME = "a3c-worker-{}"   # process names; tests and logs identify a worker by it

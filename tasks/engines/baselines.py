@@ -3,7 +3,7 @@
 Forecasting: the mean of the training targets, the window's last value, and a least-squares
 linear autoregression on the same window (with an intercept), fitted on the training windows.
 Classification: the training set's majority class. Each is fitted on the data the models train
-on and scored on the test set with the models' own metric. MiniGrid: a uniformly random policy,
+on and scored on the test set with the models' own metric. A3C: a uniformly random policy,
 scored by its mean reward over the evaluation episodes (the seeds `select validation` uses).
 """
 from __future__ import annotations

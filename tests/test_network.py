@@ -27,7 +27,8 @@ COUNTS = {"mnist_1v5": {"net": 108_866}, "fmnist_1v5": {"net": 108_866}, "fmnist
           "bessel": {"net": 1_781}, "damped_shm": {"net": 1_781}, "delayed_qc": {"net": 1_781},
           "narma5": {"net": 1_781}, "narma10": {"net": 1_781},
           "minigrid_5x5": {"actor": 6_023, "critic": 5_825}, "minigrid_6x6": {"actor": 6_023, "critic": 5_825},
-          "mnist_10": {"net": 5_874}, "fmnist_10": {"net": 5_874}}
+          "mnist_10": {"net": 5_874}, "fmnist_10": {"net": 5_874},
+          "cartpole": {"actor": 226, "critic": 193}}
 TOTALS = {"mnist_1v5": "286 = 255 + 12 + 19", "fmnist_5v7": "286 = 255 + 12 + 19",
           "bessel": "135 = 110 + 12 + 13", "narma10": "135 = 110 + 12 + 13",
           "minigrid_5x5": "157 = 130 + 12 + 15", "mnist_10": "222 = 195 + 12 + 15"}

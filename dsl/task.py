@@ -17,7 +17,9 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from qtc.dsl import applies
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
-from qtc.dsl.located import Located
+from qtc.dsl import data as data_clauses
+from qtc.dsl.data import DataStmt
+from qtc.dsl.located import Located, Stmt
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
 from qtc.errors import SpecError, did_you_mean
 
@@ -46,49 +48,12 @@ Positive = Annotated[float, Field(gt=0)]
 
 
 class Atom(Located):
-    """A value with its position in the spec."""
+    """A value with its position in the spec; `quoted`: written as a "string"."""
     value: Any
-
-
-class Stmt(Located):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    positional: tuple[str, ...] = ()  # class-level: names of positional arguments
+    quoted: bool = Field(default=False, exclude=True)
 
 
 # --- statements ---------------------------------------------------------------------------
-class DataStmt(Stmt):
-    """`data mnist classes [1, 5] normalize [0.5, 0.5]` / `data bessel points 1000` / ..."""
-    positional: tuple[str, ...] = ("dataset",)
-    dataset: str
-    # `classes [c1, ..., cK]` (K >= 2 distinct labels; c1 is output 0) or `classes all`
-    classes: tuple[Annotated[int, Field(ge=0)], ...] | Literal["all"] | None = None
-    normalize: tuple[float, Positive] = (0.5, 0.5)   # mean, std
-    limit: Limit | None = None         # keep the first N examples of each split (smoke runs)
-    download: bool = False
-    window: Annotated[int, Field(ge=1, le=10_000)] = 4
-    split: Annotated[float, Field(gt=0, lt=1)] = 0.67
-    drop_last: bool = False
-    options: dict[str, Any] = {}      # data-set specific generator options (series)
-
-    @field_validator("classes", mode="before")
-    @classmethod
-    def _classes_word(cls, v):
-        if isinstance(v, str) and v != "all":
-            raise ValueError("expected a list of class labels, e.g. [1, 5], or 'all'")
-        return v
-
-    @field_validator("classes")
-    @classmethod
-    def _classes(cls, v):
-        if isinstance(v, tuple):
-            if len(v) < 2:
-                raise ValueError("a classifier needs at least two classes, e.g. [1, 5] (or 'all')")
-            twice = sorted({c for c in v if v.count(c) > 1})
-            if twice:
-                raise ValueError(f"class {twice[0]} is named twice; each class is one output")
-        return v
-
-
 class GeneratorStmt(Stmt):
     """`generator hadamard_ent_rot.qs depth 15 mapping linear bits pm1 rescale qt`"""
     positional: tuple[str, ...] = ("space",)
@@ -315,7 +280,7 @@ class _ToAtoms(Transformer):
         return Atom(value=value, **pos(c[0]))
 
     def string(self, meta, c):
-        return Atom(value=str(c[0])[1:-1], **pos(c[0]))
+        return Atom(value=str(c[0])[1:-1], quoted=True, **pos(c[0]))
 
     def word(self, meta, c):
         return Atom(value=str(c[0]), **pos(c[0]))
@@ -468,14 +433,20 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             raise SpecError(f"'{statement_keyword(model)}' needs its {name}", **p,
                             hint=f"write: {statement_keyword(model)} <{name}> ...")
         where[name], values[name] = rest[0], rest.pop(0).value
-    known = [f for f in model.model_fields if f not in ("line", "column", "positional", "options", *values)]
+    model.take_positional(values, rest, where, p)
+    words = model.keywords                     # a spec word that is not its field's name
+    shown = {field: word for word, field in words.items()}
+    known = [shown.get(f, f) for f in model.model_fields
+             if f not in ("line", "column", "positional", "options", "file", *values)]
     while rest:
         key = rest.pop(0)
+        if isinstance(key.value, str) and key.value in words:
+            key = key.model_copy(update={"value": words[key.value]})
         if isinstance(key.value, str) and key.value in where:
             first = where[key.value]
-            raise key.error(f"option '{key.value}' is given twice in one '{statement_keyword(model)}' "
+            raise key.error(f"option '{shown.get(key.value, key.value)}' is given twice in one '{statement_keyword(model)}' "
                             f"statement (first at column {first.column})", "keep one of them")
-        if not isinstance(key.value, str) or key.value not in known:
+        if not isinstance(key.value, str) or shown.get(key.value, key.value) not in known:
             if model is DataStmt and isinstance(key.value, str) and not PLAIN_NAME.fullmatch(key.value):
                 raise key.error(f"{key.value!r} stands where an option name goes: after the data set, "
                                 f"'{statement_keyword(model)}' takes NAME VALUE pairs",
@@ -483,12 +454,12 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
                                 "set's own, e.g. 'window 8'")
             if model is DataStmt and isinstance(key.value, str) and rest:
                 where[key.value] = rest[0]  # data-set specific option, checked by the task
-                values.setdefault("options", {})[key.value] = rest.pop(0).value
+                values.setdefault("options", {})[key.value] = data_clauses.option_value(rest.pop(0).value)
                 continue
             raise key.error(f"unknown option {key.value!r} for '{statement_keyword(model)}'",
                             did_you_mean(str(key.value), known))
         if not rest:
-            raise key.error(f"option '{key.value}' needs a value")
+            raise key.error(f"option '{shown.get(key.value, key.value)}' needs a value")
         where[key.value] = rest.pop(0)
         values[key.value] = where[key.value].value
         follow = getattr(model, "follows", {}).get((key.value, str(values[key.value])))
@@ -504,7 +475,7 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
                 at = atom.position() if atom else p
                 raise SpecError(f"'{name}' must be a finite number, got {v}", **at)
     try:
-        return model(**values, **p)
+        stmt = model(**values, **p)
     except ValidationError as err:
         first = err.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else None
@@ -514,8 +485,12 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             atom = atom[k] if k < len(atom) else None
         at = atom.position() if atom else p
         got = f" (got {atom.value!r})" if atom is not None else ""
-        raise SpecError(f"'{statement_keyword(model)}' option '{field}': {pydantic_message(first)}{got}",
+        raise SpecError(f"'{statement_keyword(model)}' option '{shown.get(field, field)}': "
+                        f"{pydantic_message(first)}{got}",
                         **at) from None
+    if model is DataStmt:
+        data_clauses.check(stmt, where)
+    return stmt
 
 
 def _non_finite(v) -> bool:

@@ -224,11 +224,9 @@ class Built:
     def many_classes(self) -> bool:
         """A classifier of more than two classes: its generator's initial scale also bounds the
         offsets between outputs (output_scale; docs/results/ten_class_notes.md). Binary tasks
-        keep the scale their specs' init_scale was tuned on."""
-        from qtc.tasks.data.images import chosen_classes
-        data = self.spec.data
-        return self.spec.kind == "classify" and data is not None and data.classes is not None \
-            and len(chosen_classes(data.classes)) > 2
+        keep the scale their specs' init_scale was tuned on. The network's output width is K:
+        the task kind checks it against the data (a data file's classes are known once read)."""
+        return self.spec.kind == "classify" and self.main_net.output_shape[0] > 2   # K outputs (checked)
 
     def parameter_report(self) -> str:
         """Target parameters, qubits, trainable parameters by part, compression ratio."""

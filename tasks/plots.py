@@ -282,6 +282,36 @@ def structural_weights_figure(labels: Sequence[str], history: Sequence[Sequence[
     return fig
 
 
+def confusion(matrices: dict[str, Sequence[Sequence[int]]], labels: Sequence[str], path: str | Path, *,
+              title: str = "confusion") -> Path:
+    """One panel per model: counts of (true class row, predicted class column), shaded by the
+    fraction of the true class's examples (each row sums to 1), the count written in each cell
+    (up to 12 classes; more get the shading alone)."""
+    k = len(labels)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(0.5 * k * len(matrices) + 2.5, 0.5 * k + 2.2),
+                             squeeze=False)
+    for ax, (model, matrix) in zip(axes[0], matrices.items()):
+        counts = np.asarray(matrix, dtype=float)
+        share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        if k <= 12:
+            for i in range(k):
+                for j in range(k):
+                    ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center", fontsize=7,
+                            color="white" if share[i, j] > 0.5 else "black")
+        ticks = [str(t) for t in range(k)]
+        ax.set_xticks(range(k), ticks, fontsize=7)
+        ax.set_yticks(range(k), ticks, fontsize=7)
+        ax.set_xlabel("predicted output")
+        ax.set_ylabel("true output")
+        ax.set_title(f"{model}: accuracy {np.trace(counts) / max(counts.sum(), 1):.3f}", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.text(0.01, 0.01, "outputs: " + ", ".join(f"{i} = {lab}" for i, lab in enumerate(labels)),
+             fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return save(fig, path)
+
+
 def moving_average_band(rewards, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Trailing moving mean and (population) standard deviation, one value per episode.
 

@@ -286,7 +286,7 @@ def windows(series: Series, window: int = 4, train_fraction: float = 0.67,
     """Sliding windows x = inputs[t:t+window] -> y = targets[t+window], split in time order.
 
     Returns (x_train, y_train, x_test, y_test) as float32 torch tensors, x of shape
-    (N, window, 1), y of shape (N, 1). The first int(train_fraction * N) windows train, the
+    (N, window, 1) (N, window, k for k input columns), y of shape (N, 1). The first int(train_fraction * N) windows train, the
     rest test (no shuffling), as in the authors' code. N = len(series) - window; drop_last=True
     reproduces the authors' loop `range(len - window - 1)`, which leaves out the final window.
     """
@@ -301,7 +301,9 @@ def windows(series: Series, window: int = 4, train_fraction: float = 0.67,
                        f"{n_train} for training and {n_windows - n_train} for testing; both must "
                        "be non-empty (use more points or a fraction nearer 0.5)")
     starts = np.arange(n_windows)[:, None] + np.arange(window)[None, :]
-    x = torch.from_numpy(np.asarray(series.inputs)[starts][..., None].astype(np.float32))
+    inputs = np.asarray(series.inputs)
+    x = inputs[starts] if inputs.ndim == 2 else inputs[starts][..., None]   # (N, window, features)
+    x = torch.from_numpy(x.astype(np.float32))
     y = torch.from_numpy(np.asarray(series.targets)[window:window + n_windows, None]
                          .astype(np.float32))
     return Windows(x[:n_train], y[:n_train], x[n_train:], y[n_train:])

@@ -24,15 +24,19 @@ def _ar_design(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([flat, torch.ones(len(x), 1, dtype=torch.float64)], dim=1)
 
 
-def forecast_baselines(x_train, y_train, x_test, y_test) -> dict[str, dict[str, float]]:
-    """{name: {train_mse, test_mse}} of the three naive forecasters."""
+def forecast_baselines(x_train, y_train, x_test, y_test, last: int | None = -1) -> dict[str, dict[str, float]]:
+    """{name: {train_mse, test_mse}} of the three naive forecasters; windows x are (N, window,
+    features) and `last` is the feature that is the target's own past (None: none is, and there
+    is no "last value" forecaster)."""
     mean = y_train.double().mean()
     coef = torch.linalg.lstsq(_ar_design(x_train), y_train.reshape(-1, 1).double()).solution
     predictors = {
         "mean of training targets": lambda x: mean.expand(len(x)),
-        "last value": lambda x: x.reshape(len(x), -1)[:, -1].double(),
+        "last value": lambda x: x[:, -1, last].double(),
         "linear AR (least squares)": lambda x: (_ar_design(x) @ coef).reshape(-1),
     }
+    if last is None:
+        del predictors["last value"]
     return {name: {"train_mse": _mse(f(x_train), y_train), "test_mse": _mse(f(x_test), y_test)}
             for name, f in predictors.items()}
 

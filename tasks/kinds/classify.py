@@ -15,9 +15,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from qtc.dsl.data import FILE_SOURCES
 from qtc.errors import did_you_mean
 from qtc.tasks import naming, plots
 from qtc.tasks.build import Built
+from qtc.tasks.data import sources
 from qtc.tasks.data.images import CLASSES, DATASETS, chosen_classes, load_classes, torchvision_class
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
@@ -42,9 +44,15 @@ def check(built: Built) -> None:
     example = "'data mnist classes [1, 5]' (or fashion_mnist; 'classes all' for all ten)"
     if data is None:
         raise built.error(None, "a classify task needs a 'data' statement", f"e.g. {example}")
+    if sources.is_file_source(built.spec):
+        if FILE_SOURCES[data.dataset] != name:
+            raise built.error(data, f"'data {data.dataset}' is a {FILE_SOURCES[data.dataset]} task's "
+                              "data; a classify task reads labelled examples",
+                              'data npz "FILE", data folder "DIR" or data cifar10 "DIR"')
+        return      # the file is read by preflight: --data-root is a run option
     if data.dataset not in DATASETS:
-        raise built.error(data, f"unknown image data set '{data.dataset}'",
-                          did_you_mean(data.dataset, DATASETS))
+        known = (*DATASETS, *(k for k, v in FILE_SOURCES.items() if v == name))
+        raise built.error(data, f"unknown image data set '{data.dataset}'", did_you_mean(data.dataset, known))
     if data.classes is None:
         raise built.error(data, "a classify task needs its classes", f"e.g. {example}")
     chosen = chosen_classes(data.classes)
@@ -58,20 +66,27 @@ def check(built: Built) -> None:
 
 
 def accuracy_per_class(outputs: torch.Tensor, targets: torch.Tensor) -> dict:
-    """`accuracy`, and `class_accuracy`: per output k, the fraction of the examples of class k
-    predicted as k (None for a class with no examples). For K > 2 classes; binary rows keep
-    their keys."""
-    right = outputs.argmax(1) == targets
-    counts = torch.bincount(targets, minlength=outputs.shape[1])
-    hits = torch.bincount(targets[right], minlength=outputs.shape[1])
+    """`accuracy`; `class_accuracy`: per output k, the fraction of the examples of class k
+    predicted as k (None for a class with no examples); `confusion`: counts, row = true class,
+    column = predicted. For K > 2 classes; binary rows keep their keys."""
+    k = outputs.shape[1]
+    predicted = outputs.argmax(1)
+    confusion = torch.bincount(targets * k + predicted, minlength=k * k).reshape(k, k)
+    counts, hits = confusion.sum(1), confusion.diagonal()
     return {**accuracy(outputs, targets),
-            "class_accuracy": [float(h) / int(c) if c else None for h, c in zip(hits, counts)]}
+            "class_accuracy": [float(h) / int(c) if c else None for h, c in zip(hits, counts)],
+            "confusion": confusion.tolist()}
 
 
 def preflight(built: Built, opts) -> None:
-    """Errors the run would meet, raised before its folder exists: missing data, a validation
-    block smaller than one batch (the spec's set, classes and shapes: checked by load_task)."""
+    """Errors the run would meet, raised before its folder exists: missing data (a data file
+    missing or malformed, or not fitting the network), a validation block smaller than one
+    batch (a built-in set's classes and shapes: checked by load_task)."""
     train, _ = _load(built, opts)
+    if sources.is_file_source(built.spec):
+        data, k = built.spec.data, len(_outputs(built, opts))
+        built.check_io(built.main_net.name, tuple(train.tensors[0].shape[1:]), (k,),
+                       f"'{data.file}' with {k} classes (one output each)")
     if opts.select == "validation":
         selection.validation_split(len(train), opts.validation, built.spec.train.batch)
 
@@ -79,8 +94,22 @@ def preflight(built: Built, opts) -> None:
 def _load(built: Built, opts):
     """The spec's classes (train, test)."""
     data = built.spec.data
+    if sources.is_file_source(built.spec):
+        got = sources.classes(built.spec, opts.data_root, opts.limit)
+        return got.train, got.test
     return load_classes(data.dataset, chosen_classes(data.classes), data_root=opts.data_root,
                        normalize=tuple(data.normalize), download=opts.download, limit=opts.limit)
+
+
+def _outputs(built: Built, opts) -> list[str]:
+    """What each output index is, in words: `label 7 (Sneaker)`, `label 3` (npz), `label 0 (cat)`
+    (a folder's sub-folder name, CIFAR-10's label name)."""
+    data = built.spec.data
+    if sources.is_file_source(built.spec):
+        got = sources.classes(built.spec, opts.data_root, opts.limit)
+        return [f"label {c}" + (f" ({n})" if n != str(c) else "") for c, n in zip(got.labels, got.names)]
+    labels = torchvision_class(data.dataset).classes
+    return [f"label {c} ({labels[c]})" for c in chosen_classes(data.classes)]
 
 
 def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
@@ -88,8 +117,10 @@ def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
     classes; the figures and summary are refreshed after each model."""
     train, test = _load(built, opts)
     scores = accuracy_per_class if built.many_classes() else accuracy
+    outputs = _outputs(built, opts)
     return Supervised(train=train, test=test, loss=F.cross_entropy, scores=scores,
-                      preprocessing=preprocessing(built), on_model=lambda _model: report(built, rundir))
+                      preprocessing=preprocessing(built, opts),
+                      on_model=lambda _model: report(built, rundir, outputs))
 
 
 def run(built: Built, rundir: RunDir, opts) -> dict:
@@ -102,33 +133,43 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
         done = train_all(built, rundir, opts, task)
     finally:
         if rundir.metrics():  # interrupted or failed: still leave figures of what was done
-            report(built, rundir)
+            report(built, rundir, _outputs(built, opts))
     return done
 
 
-def preprocessing(built: Built) -> str:
-    """What an exported classifier expects and returns (its README): the spec's normalisation
-    and which label each output index is (images.load_classes's mapping)."""
+def preprocessing(built: Built, opts) -> str:
+    """What an exported classifier expects and returns (its README): the input's scaling and
+    which label each output index is (the spec's `classes`, in order)."""
     data, net = built.spec.data, next(iter(built.nets.values()))
-    (mean, std), chosen = data.normalize, chosen_classes(data.classes)
-    name, labels = DATASETS[data.dataset], torchvision_class(data.dataset).classes
-    said = "all" if data.classes == "all" else f"[{', '.join(map(str, chosen))}]"
-    outputs = ", ".join(f"index {k} is {name + ' ' if k == 0 else ''}label {c} ({labels[c]})"
-                        for k, c in enumerate(chosen))
-    return (f"- input: float32, shape (N, {', '.join(map(str, net.input_shape))}): {name} images, each "
-            f"pixel x (0..255) as `(x / 255 - {mean:g}) / {std:g}` (the spec's `normalize "
-            f"[{mean:g}, {std:g}]`)\n"
-            f"- output: {len(chosen)} logits; {outputs} (the spec's `classes {said}`); the "
+    outputs = _outputs(built, opts)
+    said = "all" if data.classes in ("all", None) else f"[{', '.join(map(str, data.classes))}]"
+    if sources.is_file_source(built.spec):
+        what = f"examples of {data.file}, {sources.classes(built.spec, opts.data_root, opts.limit).scaling}"
+    else:
+        mean, std = data.normalize
+        what = (f"{DATASETS[data.dataset]} images, each pixel x (0..255) as `(x / 255 - {mean:g}) / "
+                f"{std:g}` (the spec's `normalize [{mean:g}, {std:g}]`)")
+    first = "" if sources.is_file_source(built.spec) else DATASETS[data.dataset] + " "
+    mapping = ", ".join(f"index {k} is {first if k == 0 else ''}{o}" for k, o in enumerate(outputs))
+    return (f"- input: float32, shape (N, {', '.join(map(str, net.input_shape))}): {what}\n"
+            f"- output: {len(outputs)} logits; {mapping} (the spec's `classes {said}`); the "
             f"prediction is the argmax\n")
 
 
-def report(built: Built, rundir: RunDir) -> None:
-    """Redraw the figures and rewrite summary.md from the run's metrics."""
+def report(built: Built, rundir: RunDir, outputs: list[str]) -> None:
+    """Redraw the figures and rewrite summary.md from the run's metrics (`outputs`: what each
+    output index is, for the per-class table and the confusion matrix)."""
     rows = rundir.metrics()
     if not rows:
         return
     plots.curves(rows, CURVE_KEYS, rundir.path / "curves.png", title=_figure_title(built),
                  log_keys=("train_loss", "test_loss"))
+    final = final_rows(rows, _optional_json(rundir, SELECTION))
+    shown = {r.get("label", m): r["test_confusion"] for m, r in final.items()
+             if r.get("test_confusion") and not naming.is_fixed(m)}
+    if shown:
+        plots.confusion(shown, outputs, rundir.path / "confusion.png",
+                        title=f"{_figure_title(built)}: test confusion at the reported epoch")
     weights = [r for r in rows if r["model"] == "diffqas" and r.get("structural_weights")]
     if weights and built.program is not None:
         plots.structural_weights(built.program.weight_labels, [r["structural_weights"] for r in weights],
@@ -136,7 +177,7 @@ def report(built: Built, rundir: RunDir) -> None:
                                  configs=built.program.weights.kind == "candidate",
                                  title=f"{built.spec.name}: DiffQAS-QT structural weights")
     rundir.write_text("summary.md", summary(built, rows, _optional_json(rundir, SELECTION),
-                                            _optional_json(rundir, BASELINES)))
+                                            _optional_json(rundir, BASELINES), outputs))
 
 
 def _optional_json(rundir: RunDir, name: str) -> dict:
@@ -145,6 +186,8 @@ def _optional_json(rundir: RunDir, name: str) -> dict:
 
 def _figure_title(built: Built) -> str:
     data = built.spec.data
+    if sources.is_file_source(built.spec):
+        return f"{built.spec.name}: {data.file}, {built.main_net.output_shape[0]} classes"
     name = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}.get(data.dataset, data.dataset)
     chosen = chosen_classes(data.classes)
     if len(chosen) == 2:
@@ -186,7 +229,7 @@ def standing(final: dict[str, dict], key: str = "test_accuracy", higher: bool = 
 
 
 def summary(built: Built, rows: list[dict], selected: dict | None = None,
-            baselines: dict | None = None) -> str:
+            baselines: dict | None = None, outputs: list[str] | None = None) -> str:
     """Markdown: the reported accuracies (each model at its selected epoch), the majority-class
     baseline, and DiffQAS-QT's standing among the fixed candidates."""
     final = final_rows(rows, selected)
@@ -200,7 +243,7 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
                      f"{sum(secs) / len(secs):.1f} |")
     lines += [f"| *baseline:* {name} (class {b['class']}) | - | {b['train_accuracy']:.4f} | "
               f"{b['test_accuracy']:.4f} | - | - | - |" for name, b in (baselines or {}).items()]
-    lines += _per_class(built, final)
+    lines += _per_class(final, outputs or [])
     rule = next(iter((selected or {}).values()), {}).get("rule", "last")
     lines += ["", f"Reported epoch per model: select {rule} (selection.json)."]
     lines += ["", standing(final) + " One seed: no spread (`qtc run --seeds K` reports over seeds)."]
@@ -211,17 +254,17 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
     return "\n".join(lines) + "\n"
 
 
-def _per_class(built: Built, final: dict[str, dict]) -> list[str]:
+def _per_class(final: dict[str, dict], outputs: list[str]) -> list[str]:
     """A table of test accuracy per class (K > 2 classes: the rows carry it), one column per
-    model at its reported epoch."""
+    model at its reported epoch; `outputs` says what each output index is."""
     models = [m for m, r in final.items() if r.get("test_class_accuracy")]
     if not models:
         return []
-    chosen = chosen_classes(built.spec.data.classes)
     lines = ["", "Test accuracy per class (output index: label):", "",
              "| class | " + " | ".join(final[m].get("label", m) for m in models) + " |",
              "|---|" + "---:|" * len(models)]
-    for k, c in enumerate(chosen):
+    for k, said in enumerate(outputs):
         cells = [final[m]["test_class_accuracy"][k] for m in models]
-        lines.append(f"| {k}: {c} | " + " | ".join("-" if v is None else f"{v:.4f}" for v in cells) + " |")
+        lines.append(f"| {k}: {said.removeprefix('label ')} | "
+                     + " | ".join("-" if v is None else f"{v:.4f}" for v in cells) + " |")
     return lines

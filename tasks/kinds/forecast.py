@@ -18,9 +18,11 @@ import re
 import torch
 import torch.nn.functional as F
 
+from qtc.dsl.data import FILE_SOURCES
 from qtc.errors import QtcError, SpecError, did_you_mean
 from qtc.tasks import naming
 from qtc.tasks.data import series as S
+from qtc.tasks.data import sources
 from qtc.tasks.build import Built
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
@@ -35,16 +37,21 @@ engine = "supervised"
 # Data
 # --------------------------------------------------------------------------------------------
 
-def load_series(built: Built) -> tuple[S.Series, S.Windows, str]:
-    """The spec's series, its windows and a one-line description; spec errors point at the data line."""
+def load_series(built: Built, data_root=None) -> tuple[S.Series, S.Windows, str]:
+    """The spec's series (generated, or read from its file: `data_root` is --data-root), its
+    windows and a one-line description; spec errors point at the data line."""
     data = built.spec.data
     if data is None:
         raise SpecError("a forecast task needs a data statement, e.g. 'data bessel window 4 split 0.67'",
                         file=built.spec.file, source=built.spec.source, line=1, column=1)
     options = {k: tuple(v) if isinstance(v, list) else v for k, v in data.options.items()}
+    if sources.is_file_source(built.spec):
+        series, describe = sources.series(built.spec, data_root)
+        options = {}
     try:
-        describe = S.describe(data.dataset, **options)   # names the data set and checks option names
-        series = S.generate(data.dataset, **options)
+        if not sources.is_file_source(built.spec):
+            describe = S.describe(data.dataset, **options)   # names the data set and checks option names
+            series = S.generate(data.dataset, **options)
         wins = S.windows(series, window=data.window, train_fraction=data.split, drop_last=data.drop_last)
     except QtcError as err:
         raise _located(built, str(err), options) from None
@@ -119,17 +126,31 @@ def check(built: Built) -> None:
     if data is None:
         raise built.error(None, "a forecast task needs a 'data' statement",
                           "e.g. 'data bessel window 4 split 0.67'")
+    if sources.is_file_source(built.spec):
+        if FILE_SOURCES[data.dataset] != name:
+            raise built.error(data, f"'data {data.dataset}' is a {FILE_SOURCES[data.dataset]} task's "
+                              "data; a forecast task reads a series", "data csv \"FILE\" column NAME "
+                              "or data npy \"FILE\"")
+        return      # the file is read by preflight: --data-root is a run option
     if data.dataset not in S.NAMES:
+        known = (*S.NAMES, *(k for k, v in FILE_SOURCES.items() if v == name))
         raise built.error(data, f"unknown time-series data set '{data.dataset}'",
-                          did_you_mean(data.dataset, S.NAMES))
+                          did_you_mean(data.dataset, known))
     load_series(built)  # every option named and in range; sizes bounded by series.MAX_POINTS
     built.check_io(built.main_net.name, (data.window, 1), (1,), f"the data's 'window {data.window}'")
 
 
 def preflight(built: Built, opts) -> None:
-    """Errors the run would meet, raised before its folder exists: a validation block smaller
-    than one batch (data options and the network's shape: checked by load_task)."""
-    _, wins, _ = load_series(built)
+    """Errors the run would meet, raised before its folder exists: a data file that is missing or
+    malformed, or that does not fit the network; a validation block smaller than one batch (a
+    built-in series' options and the network's shape: checked by load_task)."""
+    series, wins, _ = load_series(built, opts.data_root)
+    if sources.is_file_source(built.spec):
+        data = built.spec.data
+        features = wins.x_train.shape[2]
+        built.check_io(built.main_net.name, (data.window, features), (1,),
+                       f"'{data.file}' with 'window {data.window}' ({features} input "
+                       f"column{'s' * (features > 1)})")
     if opts.select == "validation":
         selection.validation_split(len(wins.x_train), opts.validation, built.spec.train.batch)
 
@@ -137,7 +158,7 @@ def preflight(built: Built, opts) -> None:
 def supervised(built: Built, rundir: RunDir, opts) -> Supervised:
     """The task the engine trains on (also rebuilt by each worker of `--jobs N`): the spec's
     series as windows; the prediction plots of the `report` epochs are drawn as they pass."""
-    return _task(built, rundir, opts, *load_series(built))
+    return _task(built, rundir, opts, *load_series(built, opts.data_root))
 
 
 def _task(built: Built, rundir: RunDir, opts, series: S.Series, wins: S.Windows,
@@ -165,10 +186,10 @@ def _task(built: Built, rundir: RunDir, opts, series: S.Series, wins: S.Windows,
 
 def run(built: Built, rundir: RunDir, opts) -> dict:
     """Train every model of opts.models on the spec's series; write metrics, plots and the summary."""
-    series, wins, description = load_series(built)
+    series, wins, description = load_series(built, opts.data_root)
     task = _task(built, rundir, opts, series, wins, description)
     fit, _ = held_out(task, opts, built.spec.train.batch)    # baselines see what the models train on
-    base = forecast_baselines(*fit.train.tensors, *task.test.tensors)
+    base = forecast_baselines(*fit.train.tensors, *task.test.tensors, last=_target_column(built, opts))
     rundir.write_json(BASELINES, base)
     done = train_all(built, rundir, opts, task)
     summary = write_summary(built, rundir, opts, done, description, wins, base)
@@ -176,15 +197,29 @@ def run(built: Built, rundir: RunDir, opts) -> dict:
     return done
 
 
+def _target_column(built: Built, opts) -> int | None:
+    """Which input feature is the target's own past (the "last value" baseline repeats it): the
+    only one of a univariate series; of several csv columns the target's, None when the target
+    is not among the inputs."""
+    data = built.spec.data
+    if not sources.is_file_source(built.spec) or data.columns is None and not (
+            data.dataset == "npy" and data.target is not None):
+        return -1
+    names = sources.read(built.spec, opts.data_root).names
+    return names.index(str(data.target)) if str(data.target) in names else None
+
+
 def preprocessing(built: Built, series: S.Series, description: str) -> str:
     """What an exported forecaster expects and returns (its README): the window and the series'
     scaling with the constants of this run's series."""
     window = built.spec.data.window
     narma = series.inputs is not series.targets        # inputs u, target y; else one series
+    features = series.inputs.shape[1] if series.inputs.ndim == 2 else 1
+    part = f"{features} input columns" if features > 1 else "input u" if narma else "series"
     lines = [f"- data: {description}",
-             f"- input: float32, shape (N, {window}, 1): the {window} values before the one predicted "
-             f"(of the {'input u' if narma else 'series'}, oldest first; the spec's `window {window}`)",
-             "- output: shape (N, 1), the next value" + (" of the target y" if narma else "")]
+             f"- input: float32, shape (N, {window}, {features}): the {window} steps before the one "
+             f"predicted (of the {part}, oldest first; the spec's `window {window}`)",
+             "- output: shape (N, 1), the next value" + (" of the target" if narma else "")]
     if not series.ranges:
         lines.append("- scaling: none, the series is unscaled: inputs and output are its raw values")
     for part, (lo, hi) in series.ranges.items():

@@ -179,15 +179,21 @@ def _state(pid: int) -> str:
 
 
 # --- fingerprint ----------------------------------------------------------------------------
-def identity(spec: dict, space_text: str | None, options: dict) -> dict:
+def identity(spec: dict, space_text: str | None, options: dict, data_sha256: str | None = None) -> dict:
     """What makes a run this run, as flat "dotted.key": value pairs: the resolved spec (its
-    data set included), the search space's text and the options that change the numbers.
-    Positions, the generator's file name and the budget (extendable on resume) are left out."""
+    data set included), the search space's text, the sha256 of a data file the spec reads (only
+    when it reads one) and the options that change the numbers. Positions, the file names of the
+    generator's space and of a data file (where they were found) and the budget (extendable on
+    resume) are left out."""
     spec = dict(spec)
     if spec.get("generator"):
         spec["generator"] = {**spec["generator"], "space": Path(spec["generator"]["space"]).name}
+    if (spec.get("data") or {}).get("file"):
+        spec["data"] = {**spec["data"], "file": Path(spec["data"]["file"]).name}
     flat = {k: v for k, v in _flatten({"task": spec}).items() if k not in NOT_IDENTITY}
     flat["space.sha256"] = hashlib.sha256(space_text.encode()).hexdigest() if space_text else None
+    if data_sha256 is not None:
+        flat["data.sha256"] = data_sha256
     flat.update(_flatten({"options": options}))
     return flat
 

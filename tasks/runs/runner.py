@@ -19,6 +19,7 @@ from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
 from qtc.settings import settings as environment   # `settings` here are --set's
 from qtc.tasks.build import Built, load_task
+from qtc.tasks.data import sources
 from qtc.tasks.engines import selection
 from qtc.tasks.runs import guard, signals, tensorboard
 from qtc.tasks.runs.provenance import provenance
@@ -268,6 +269,8 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
         rundir.write_text(space, built.space_file().read_text())
         if space != spec.generator.space:
             text = spec.source.replace(spec.generator.space, space)
+    if sources.is_file_source(spec):      # the file as found: a resume reads this one, from anywhere
+        text = _with_data_path(spec, text, sources.resolve(spec, options.data_root).resolve())
     rundir.write_text("spec.task", text)
     rundir.write_text("parameters.txt", built.parameter_report() + "\n")
     ident = identity(built, options)
@@ -296,13 +299,23 @@ PLACE_OPTIONS = ("data_root", "download", "backend", "threads", "tensorboard", "
 
 
 def identity(built: Built, options: RunOptions) -> dict:
-    """guard.identity of this spec (its search space's text too) and these options, and what
-    else the task says fingerprints it (a Python experiment's code and data digests)."""
+    """guard.identity of this spec (its search space's text and data file's digest too) and
+    these options, and what else the task says fingerprints it (a Python experiment's code and
+    data digests)."""
     spec = built.spec
     space = built.space_file().read_text() if spec.generator else None
     return {**guard.identity(spec.model_dump(exclude={"source", "file"}), space,
-                             {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS}),
+                             {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS},
+                             sources.digest(spec, options.data_root)),
             **built.extra_identity()}
+
+
+def _with_data_path(spec, text: str, path: Path) -> str:
+    """The spec's text with its data statement's quoted path replaced by `path`."""
+    lines = text.splitlines(keepends=True)
+    line = spec.data.line - 1
+    lines[line] = lines[line].replace(f'"{spec.data.file}"', f'"{path}"', 1)
+    return "".join(lines)
 
 
 def _shown(settings: dict[str, str]) -> str:
@@ -334,8 +347,14 @@ def _check_identity(rundir: RunDir, built: Built, options: RunOptions, spec) -> 
         raise QtcError(f"{rundir.path} has no {guard.FINGERPRINT} (made by an older qtc): it cannot "
                        "be resumed safely; start a new run")
     recorded = rundir.read_json(guard.FINGERPRINT)
+    current = identity(built, options)
+    was, now = recorded["identity"].get("data.sha256"), current.get("data.sha256")
+    if was != now and built.spec.data is not None and built.spec.data.file:
+        raise QtcError(f"cannot resume {rundir.path}: its data {built.spec.data.file} changed since the "
+                       f"run started (sha256 {str(was)[:12]}... -> {str(now)[:12]}...)\nhint: put the "
+                       "run's data back, or start a new run (-o) on the new data")
     _refuse(rundir, "its files were edited since it started",
-            guard.differences(recorded["identity"], identity(built, options)))
+            guard.differences(recorded["identity"], current))
     if spec:
         _refuse(rundir, f"{spec} is not the spec it was started with",
                 guard.differences(recorded["identity"], identity(load_task(spec, built.settings), options)))

@@ -17,7 +17,8 @@ from pathlib import Path
 from qtc.compiler.target import RENDERINGS
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
 from qtc.dsl.spaces import SPACE_PATH_VARIABLE
-from qtc.dsl.task import BACKENDS, RANGES, backend_hint
+from qtc.dsl.task import BACKENDS, RANGES
+from qtc.dsl.values import backend_hint
 from qtc.errors import QtcError, os_error_message
 
 def int_in(lo: int, hi: int | None = None, what: str = "an integer"):

@@ -47,7 +47,7 @@ class DataStmt(Stmt):
     # `classes [c1, ..., cK]` (K >= 2 distinct labels; c1 is output 0) or `classes all`
     classes: tuple[Annotated[int, Field(ge=0)], ...] | Literal["all"] | None = None
     normalize: tuple[float, Annotated[float, Field(gt=0)]] = (0.5, 0.5)   # mean, std
-    limit: Annotated[int, Field(ge=1)] | None = None   # the first N examples of each split (smoke runs)
+    limit: Annotated[int, Field(ge=1)] | None = None   # the first N examples of each split (RANGES["limit"])
     download: bool = False
     window: Annotated[int, Field(ge=1, le=10_000)] = 4
     split: Annotated[float, Field(gt=0, lt=1)] = 0.67

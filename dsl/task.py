@@ -7,19 +7,20 @@ are applied to a parsed spec by qtc.dsl.settings.
 """
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
 from lark import Token, Transformer, Tree, v_args
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from qtc.dsl import applies
 from qtc.dsl.common import parse_spec, parse_text, pos, transform
 from qtc.dsl import data as data_clauses
 from qtc.dsl.data import DataStmt
 from qtc.dsl.located import Located, Stmt
+from qtc.dsl.values import (BACKENDS, MAX_SEED, check_seeds, non_finite, pydantic_message,
+                            select_problem)
 from qtc.dsl.space import MAX_DEPTH, MAX_QUBITS
 from qtc.errors import SpecError, did_you_mean
 
@@ -27,21 +28,16 @@ TASK_KINDS = ("classify", "forecast", "a3c")
 PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]+")     # a task name becomes a folder name
 ENV_ID = re.compile(r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?")   # [namespace/]name[-vN], no module
 MAX_LIST_DEPTH = 3          # `[[1, 2]]` is as deep as any statement needs; deeper is a mistake
-MAX_SEED = 2 ** 32 - 1      # torch and numpy seeds are 32-bit
-MAX_SEEDS = 10_000          # seeds of one command: a run folder each, checked before any is made
 MAX_NAME = 100              # a task name's characters: folder names stay far below NAME_MAX (255)
 # (least, most or None) of the counts a spec and the command line both set: the statements'
 # fields below and RunOptions (--epochs, --episodes, --seed, --workers, --limit) check these.
 RANGES = {"epochs": (1, 1_000_000), "episodes": (1, 1_000_000_000), "seed": (0, MAX_SEED),
           "workers": (1, 256), "limit": (1, None)}
-BACKENDS = ("auto", "cpu", "cuda", "reference")    # what a spec or --backend names (runtime.backends runs them)
-# words people use for a backend under another name: no 'did you mean cpu' for 'gpu'
-BACKEND_ALIASES = {"gpu": "cuda", "nvidia": "cuda", "cupy": "cuda", "host": "cpu", "ref": "reference"}
 
 # Value types with their ranges: every option of every statement is one of these (or a choice).
 Count = Annotated[int, Field(ge=1)]
-Epochs, Episodes, Seed, Workers, Limit = (Annotated[int, Field(ge=RANGES[k][0], le=RANGES[k][1])]
-                                          for k in ("epochs", "episodes", "seed", "workers", "limit"))
+Epochs, Episodes, Seed, Workers = (Annotated[int, Field(ge=RANGES[k][0], le=RANGES[k][1])]
+                                   for k in ("epochs", "episodes", "seed", "workers"))
 Fraction = Annotated[float, Field(ge=0, lt=1)]      # Adam's betas
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
@@ -140,53 +136,6 @@ class TrainStmt(Stmt):
         if v is not None and not 0 < v < 1:
             raise ValueError(f"the validation fraction must be between 0 and 1 (exclusive), got {v}")
         return v
-
-
-def select_problem(kind: str, rule: str, fraction: float | None) -> str | None:
-    """What is wrong with selection rule `rule` (and its fraction) for a task of `kind`, or None.
-
-    Classification and forecasting hold out a fraction of the training data; an a3c task's
-    validation set is its evaluation episodes, and it has no per-checkpoint training loss.
-    """
-    if kind != "a3c":
-        if rule == "validation" and fraction is None:
-            return ("'select validation' needs the fraction of the training data to hold out, "
-                    "e.g. 'select validation 0.2'")
-        return None
-    if rule == "train":
-        return ("'select train' is not defined for a3c tasks (there is no training loss per "
-                "checkpoint); use 'select last' or 'select validation' (evaluation episodes)")
-    if fraction is not None:
-        return (f"for an a3c task 'select validation' takes no fraction (got {fraction:g}): its "
-                "validation set is the evaluation episodes ('a3c eval_every E eval_episodes N')")
-    return None
-
-
-def backend_hint(word: str) -> str | None:
-    """The hint for an unknown backend name: the real name of an alias, else a close match."""
-    if BACKEND_ALIASES.get(word) == "cuda":
-        return "the GPU backend is called 'cuda'"
-    if word in BACKEND_ALIASES:
-        return f"did you mean '{BACKEND_ALIASES[word]}'?"
-    return did_you_mean(word, BACKENDS)
-
-
-def check_seeds(seeds) -> tuple[int, ...]:
-    """A seed count K (-> 0..K-1) or a list of distinct seeds >= 0, as a tuple; ValueError else."""
-    if isinstance(seeds, int):
-        if not 1 <= seeds <= MAX_SEEDS:
-            raise ValueError(f"a seed count must be between 1 and {MAX_SEEDS:,}, got {seeds}")
-        return tuple(range(seeds))
-    seeds = tuple(seeds)
-    if not 1 <= len(seeds) <= MAX_SEEDS:
-        raise ValueError(f"seeds must name between 1 and {MAX_SEEDS:,} seeds, got {len(seeds):,}")
-    if min(seeds) < 0 or max(seeds) > MAX_SEED:
-        raise ValueError(f"each seed must be between 0 and {MAX_SEED:,} (torch and numpy seeds "
-                         "are 32-bit)")
-    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
-    if repeated:
-        raise ValueError(f"seed(s) {', '.join(map(str, repeated))} repeat: each seed runs once")
-    return seeds
 
 
 class CompareStmt(Stmt):
@@ -470,7 +419,7 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             raise key.error("'options' is not an option name")
     for name, value in {**values, **values.get("options", {})}.items():
         for v in (value if isinstance(value, list) else [value]):
-            if _non_finite(v):
+            if non_finite(v):
                 atom = where.get(name)
                 at = atom.position() if atom else p
                 raise SpecError(f"'{name}' must be a finite number, got {v}", **at)
@@ -493,35 +442,9 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
     return stmt
 
 
-def _non_finite(v) -> bool:
-    """A float that is inf or nan, also when written as a word (`nan`, `inf`, `-Infinity`)."""
-    if isinstance(v, str):
-        try:
-            v = float(v)
-        except ValueError:
-            return False
-    return isinstance(v, float) and not math.isfinite(v)
-
-
 def statement_keyword(model: type[Stmt]) -> str:
     """The keyword that introduces a statement of this model (the STATEMENTS key)."""
     return next(k for k, m in STATEMENTS.items() if m is model)
-
-
-def pydantic_message(e: dict) -> str:
-    """A pydantic error (one of ValidationError.errors()) in the spec's words: bounds, choices."""
-    msg = e.get("msg", "invalid value")
-    ctx = e.get("ctx") or {}
-    if e.get("type") == "literal_error" and "expected" in ctx:
-        return f"expected {ctx['expected']}"
-    if e.get("type") == "missing" and len(e.get("loc", ())) > 1:
-        return "too few items"
-    bounds = {"greater_than_equal": ("ge", "must be at least"), "greater_than": ("gt", "must be above"),
-              "less_than_equal": ("le", "must be at most"), "less_than": ("lt", "must be below")}
-    if e.get("type") in bounds:
-        key, words = bounds[e["type"]]
-        return f"{words} {ctx[key]:,}" if isinstance(ctx.get(key), int) else f"{words} {ctx.get(key)}"
-    return msg.removeprefix("Value error, ")
 
 
 def setting_value(text: str) -> Any:

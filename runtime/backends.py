@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from qtc.compiler.ir import Program
-from qtc.dsl.task import backend_hint
+from qtc.dsl.values import backend_hint
 from qtc.errors import QtcError
 from qtc.settings import settings
 from qtc.runtime import weights as structural

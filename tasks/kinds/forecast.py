@@ -217,8 +217,9 @@ def preprocessing(built: Built, series: S.Series, description: str) -> str:
     features = series.inputs.shape[1] if series.inputs.ndim == 2 else 1
     part = f"{features} input columns" if features > 1 else "input u" if narma else "series"
     lines = [f"- data: {description}",
-             f"- input: float32, shape (N, {window}, {features}): the {window} steps before the one "
-             f"predicted (of the {part}, oldest first; the spec's `window {window}`)",
+             f"- input: float32, shape (N, {window}, {features}): the {window} "
+             f"{'steps' if features > 1 else 'values'} before the one predicted (of the {part}, "
+             f"oldest first; the spec's `window {window}`)",
              "- output: shape (N, 1), the next value" + (" of the target" if narma else "")]
     if not series.ranges:
         lines.append("- scaling: none, the series is unscaled: inputs and output are its raw values")

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from qtc.dsl import data as data_clauses
 from qtc.dsl.task import (STATEMENTS, DataStmt, Stmt, TaskSpec, pydantic_message, setting_value,
                           spec_problems, statement_keyword)
 from qtc.errors import SpecError, did_you_mean
@@ -71,25 +72,33 @@ def _close(word: str, options) -> str | None:
 
 
 def _options(model: type[Stmt]) -> list[str]:
-    return [f for f in model.model_fields if f not in ("line", "column", "positional", "options")]
+    shown = {field: word for word, field in model.keywords.items()}      # data's `column`
+    return [shown.get(f, f) for f in model.model_fields if f not in ("line", "column", "positional", "options")]
 
 
 def _with_option(stmt: Stmt, name: str, value: Any, path: str, text: str) -> Stmt:
     model = type(stmt)
+    name = model.keywords.get(name, name)
     # only what the statement was given (its defaults stay defaults: dsl.applies asks what was given)
     values = stmt.model_dump(include=stmt.model_fields_set - {"line", "column", "positional"})
     if f"*{name}" in model.model_fields["positional"].default and not isinstance(value, list):
         value = [value]                                  # a variadic option is always a list
-    if name in model.model_fields:
+    if name in model.model_fields and name not in ("line", "column"):
         values[name] = value
     else:
-        values["options"] = {**values.get("options", {}), name: value}
+        values["options"] = {**values.get("options", {}), name: data_clauses.option_value(value)}
     try:
         new = model(**values, line=stmt.line, column=stmt.column)
     except ValidationError as err:
         first = err.errors()[0]
         raise _setting_error(path, text, f"'{statement_keyword(model)}' option '{first['loc'][0]}': "
                              f"{pydantic_message(first)}") from None
+    if model is DataStmt:         # which options the data source takes, as in a spec file
+        given = new.model_fields_set - {"line", "column", "positional", "dataset", "file", "options"}
+        try:
+            data_clauses.check(new, {f: new for f in given | set(new.options) | {name}})
+        except SpecError as err:
+            raise _setting_error(path, text, err.message, err.hint) from None
     got = getattr(new, name, new.model_dump().get("options", {}).get(name))
     if any(isinstance(v, float) and not math.isfinite(v) for v in (got if isinstance(got, tuple) else [got])):
         raise _setting_error(path, text, f"'{name}' must be a finite number")     # 'inf' reads as one

@@ -282,3 +282,21 @@ def test_the_shipped_examples_load(tmp_path):
         assert built.spec.kind == kind and sources.digest(built.spec) is not None
     got = sources.classes(load_task(REPO / "specs" / "data" / "digits.task").spec)
     assert got.labels == tuple(range(10)) and got.train.tensors[0].shape[1:] == (1, 8, 8)
+
+
+def test_set_changes_a_data_option_under_the_sources_rules(tmp_path):
+    spec = tmp_path / "own.task"
+    spec.write_text(_forecast('data csv "sine.csv" column value window 3'))
+    assert load_task(spec, {"data.column": "other"}).spec.data.column_name == "other"
+    assert load_task(spec, {"data.scale": "false"}).spec.data.options == {"scale": False}
+    for setting, message in (({"data.points": "5"}, "--set data.points=5: 'data csv' takes no option 'points'"),
+                             ({"data.scale": "maybe"}, "--set data.scale=maybe: 'scale' is true or false")):
+        with pytest.raises(SpecError) as err:
+            load_task(spec, setting)
+        assert message in str(err.value)
+
+
+def test_scale_false_turns_a_built_in_series_scaling_off(tmp_path):
+    spec = tmp_path / "own.task"
+    spec.write_text(_forecast("data bessel points 40 window 3 scale false"))
+    assert load_task(spec).spec.data.options == {"points": 40, "scale": False}

@@ -51,8 +51,11 @@ OPTIONS: dict[tuple[str, str], Row] = {
                            "'points', 'length'); --max-batches shortens any supervised run"),
     ("data", "download"): Row(("classify",), instead="series are generated, never downloaded"),
     ("data", "window"): Row(("forecast",)),
-    ("data", "split"): Row(("forecast",), instead="image sets come split into train and test"),
+    ("data", "split"): Row(SUPERVISED, instead="image sets come split into train and test"),
     ("data", "drop_last"): Row(("forecast",)),
+    ("data", "file"): Row(SUPERVISED),       # a data file's own options: dsl.data.SOURCE_OPTIONS
+    ("data", "column_name"): Row(("forecast",)), ("data", "columns"): Row(("forecast",)),
+    ("data", "target"): Row(("forecast",)),
     ("data", "options"): Row(("forecast",), instead="an image set takes classes, normalize, limit, "
                              "download"),
     ("generator", "space"): Row(), ("generator", "qubits"): Row(), ("generator", "depth"): Row(),
@@ -101,9 +104,10 @@ FLAGS: dict[str, Row] = {
     "limit": Row(("classify",), instead="--max-batches shortens every epoch of a supervised run; "
                  "a series' length is a data option (--set data.points=300)"),
     "max_batches": Row(SUPERVISED, instead="--episodes shortens an a3c run"),
-    "data_root": Row(("classify",), instead="series are generated, not read from a data folder"),
+    "data_root": Row(SUPERVISED, instead="an a3c task reads no data files"),
     "download": Row(("classify",), instead="series are generated, never downloaded"),
 }
+SPELLED = {"column_name": "column"}     # a field whose spec word differs (dsl.data.DataStmt.keywords)
 # Commands made for some kinds only.
 COMMANDS: dict[str, tuple[str, ...]] = {"table2": ("forecast",)}
 
@@ -157,7 +161,7 @@ def spec_problems(spec) -> list[Problem]:
         for name in given:
             row = OPTIONS[key, name]
             if kind not in row.kinds:
-                what = "a series' own options" if name == "options" else f"'{name}'"
+                what = "a series' own options" if name == "options" else f"'{SPELLED.get(name, name)}'"
                 out.append(Problem(key, name, f"{what} of '{key}' does not apply to {kind} tasks "
                                    f"(only to {_kinds(row.kinds)}): it would be ignored",
                                    _instead(row, kind, key, stmt)))
@@ -229,7 +233,7 @@ def markdown() -> str:
         lines.append(f"| `{key}` | {cells(row)}")
         for (s, o), orow in OPTIONS.items():
             if s == key:
-                name = "a series' own options" if o == "options" else f"`{o}`"
+                name = "a series' own options" if o == "options" else f"`{SPELLED.get(o, o)}`"
                 lines.append(f"| &nbsp;&nbsp;{name} | {cells(orow)}")
     lines += ["", head.format("flag")]
     lines += [f"| `--{n.replace('_', '-')}` | {cells(r)}" for n, r in FLAGS.items()]

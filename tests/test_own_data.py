@@ -208,6 +208,8 @@ def test_a_folder_with_mixed_sizes_or_an_empty_class_is_an_error(tmp_path, capsy
     ('data mnist classes [1, 2] column value', "classify", "value",
      "'column' is an option of a data file (csv, npy)"),
     ('data csv "sine.csv" column value', "classify", "data",
+     "'column' of 'data' does not apply to classify tasks"),
+    ('data csv "sine.csv"', "classify", "data",
      "'data csv' is a forecast task's data; a classify task reads labelled examples"),
     ('data npz "d.npz" window 4', "classify", "4", "'data npz' takes no option 'window'"),
     ('data csv "nowhere.csv" column value', "forecast", '"', "data file 'nowhere.csv' not found (beside the spec:"),

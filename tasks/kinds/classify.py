@@ -50,6 +50,9 @@ def check(built: Built) -> None:
                               "data; a classify task reads labelled examples",
                               'data npz "FILE", data folder "DIR" or data cifar10 "DIR"')
         return      # the file is read by preflight: --data-root is a run option
+    if "split" in data.model_fields_set and data.dataset in DATASETS:
+        raise built.error(data, f"'split' does not apply to {data.dataset}: it comes split into train "
+                          "and test", "remove 'split' (it splits an npz without test arrays or a folder)")
     if data.dataset not in DATASETS:
         known = (*DATASETS, *(k for k, v in FILE_SOURCES.items() if v == name))
         raise built.error(data, f"unknown image data set '{data.dataset}'", did_you_mean(data.dataset, known))

@@ -144,6 +144,9 @@ def preflight(built: Built, opts) -> None:
     """Errors the run would meet, raised before its folder exists: a data file that is missing or
     malformed, or that does not fit the network; a validation block smaller than one batch (a
     built-in series' options and the network's shape: checked by load_task)."""
+    if opts.data_root and not sources.is_file_source(built.spec):
+        raise QtcError(f"--data-root: {built.spec.data.dataset} is generated, not read from a file "
+                       "(--data-root finds a 'data csv' or 'data npy' file)")
     series, wins, _ = load_series(built, opts.data_root)
     if sources.is_file_source(built.spec):
         data = built.spec.data

@@ -66,7 +66,7 @@ OPTIONS: dict[tuple[str, str], Row] = {
     ("generator", "gamma"): Row(when=("rescale", ("qt",))),
     ("generator", "beta"): Row(when=("rescale", ("qt",))),
     ("generator", "alpha"): Row(when=("rescale", ("qt",))),
-    ("generator", "center"): Row(), ("generator", "backend"): Row(),
+    ("generator", "center"): Row(), ("generator", "backend"): Row(), ("generator", "scale_at"): Row(),
     ("train", "optimizer"): Row(), ("train", "lr"): Row(),
     ("train", "batch"): Row(SUPERVISED, instead="an A3C update is 'a3c n_steps N' environment steps"),
     ("train", "epochs"): Row(SUPERVISED, instead="an a3c task's budget is 'episodes N'"),

@@ -232,10 +232,11 @@ def test_bad_cli_input_exits_2_and_writes_nothing(tmp_path, capsys, args, messag
 
 
 def test_spec_seeds_and_order_parse():
-    spec = parse_task(_spec_text(TRAIN + " seeds 3 order sequential select validation 0.25"))
+    train = TRAIN.replace(" seed 0", "")          # 'seed' beside 'seeds' is refused
+    spec = parse_task(_spec_text(train + " seeds 3 order sequential select validation 0.25"))
     assert spec.train.seeds == (0, 1, 2) and spec.train.order == "sequential"
     assert (spec.train.select, spec.train.validation) == ("validation", 0.25)
-    assert parse_task(_spec_text(TRAIN + " seeds [4, 2]")).train.seeds == (4, 2)
+    assert parse_task(_spec_text(train + " seeds [4, 2]")).train.seeds == (4, 2)
 
 
 def test_validation_split_holds_out_the_end():

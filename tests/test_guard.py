@@ -172,10 +172,13 @@ def test_resume_with_another_spec_or_other_settings_is_refused(tmp_path, capsys)
     other = _spec(tmp_path / "other", "tiny", "narma10")
     assert main(["run", str(other), "--resume", str(run), "--no-progress"]) == 2
     assert "is not the spec it was started with" in capsys.readouterr().err
-    for flag, value in (("--seed", "3"), ("--limit", "50"), ("--max-batches", "1"), ("--workers", "2")):
+    for flag, value in (("--seed", "3"), ("--max-batches", "1")):
         assert main(["run", "--resume", str(run), flag, value, "--no-progress"]) == 2, flag
         err = capsys.readouterr().err
         assert f"{flag} " in err and "keeps the settings" in err, err
+    for flag, value in (("--limit", "50"), ("--workers", "2")):      # not a forecast's flags at all
+        assert main(["run", "--resume", str(run), flag, value, "--no-progress"]) == 2, flag
+        assert f"{flag} does not apply to forecast tasks" in capsys.readouterr().err
     assert main(["run", "--resume", str(run), "--epochs", "0", "--no-progress"]) == 2
     assert "not shortened" in capsys.readouterr().err
     # The same spec and the same settings are the same run.

@@ -176,3 +176,15 @@ def test_tied_constant_candidates_really_train_identically(tmp_path):
                      for r in _rows(tmp_path / name)})
     assert rows["fixed:0"] == rows["fixed:2"] and rows["fixed:8"] == rows["fixed:11"]
     assert rows["fixed:0"] != rows["fixed:8"]
+
+
+def test_epochs_below_the_report_epochs_says_which_plots_it_skips(tiny, tmp_path, capsys):
+    """--epochs 2 on a spec reporting epochs [1, 3] draws epoch 1 and the last (2), and says so
+    for epoch 3 instead of skipping it silently."""
+    tiny.write_text(tiny.read_text() + "report epochs [1, 3]\n")
+    run = tmp_path / "run"
+    assert main(["run", str(tiny), "--models", "classical", "--epochs", "2", "-o", str(run),
+                 "--no-progress"]) == 0
+    assert "--epochs 2 ends before the spec's report epoch 3: no prediction plot" in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "plots").glob("predictions_*")) == [
+        "predictions_classical_epoch1.png", "predictions_classical_epoch2.png"]

@@ -14,6 +14,7 @@ writes, besides the engine's metrics, checkpoints and exported networks:
 from __future__ import annotations
 
 import re
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -156,6 +157,12 @@ def preflight(built: Built, opts) -> None:
                        f"column{'s' * (features > 1)})")
     if opts.select == "validation":
         selection.validation_split(len(wins.x_train), opts.validation, built.spec.train.batch)
+    late = [e for e in (built.spec.report.epochs if built.spec.report else ()) if e > opts.epochs]
+    if late:                  # --epochs shortened the run: said, not silently skipped
+        print(f"note: --epochs {opts.epochs} ends before the spec's report epoch"
+              f"{'s' * (len(late) > 1)} {', '.join(map(str, late))}: no prediction plot for "
+              f"{'them' if len(late) > 1 else 'it'} (epoch {opts.epochs}, the last, is plotted)",
+              file=sys.stderr)
 
 
 def supervised(built: Built, rundir: RunDir, opts) -> Supervised:

@@ -140,11 +140,14 @@ def test_folded_constants_equal_simulation_for_any_theta(staged):
     before, after = staged["drop_trailing_diagonals"], staged["fold_clifford_constants"]
     n = after.qubits
     _assert_same_probabilities(before, after, n, thetas(after, count=4, seed=1))
+    # every candidate's distribution once per theta (a per-layer space has thousands of them)
+    sources = ([reference.candidate_probabilities(after, theta) for theta in thetas(after, count=3, seed=2)]
+               if any(isinstance(a, Constant) for a in after.nodes) else [])
     for b, a in zip(before.nodes, after.nodes):
         if isinstance(a, Constant):  # exact: compare with the unoptimised source, too
-            for theta in thetas(after, count=3, seed=2):
-                src = reference.candidate_probabilities(after, theta)[a.members[0]]
-                assert float((src - reference.constant_distribution(a, n)).abs().max()) < TOL
+            for src in sources:
+                diff = src[a.members[0]] - reference.constant_distribution(a, n)
+                assert float(diff.abs().max()) < TOL
             assert all(GATES[op.gate].clifford or GATES[op.gate].axis for op in b.ops)
         else:  # only rotations that were global phases went
             assert _is_subsequence(a.ops, b.ops)

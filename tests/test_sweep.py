@@ -156,3 +156,11 @@ def test_ray_sweep_report_and_pool_give_the_same_numbers(tmp_path):
     res2 = sweep(trials, tmp_path / "pool", executor="process", workers=2, progress=False)
     assert len(res2.done) == 4
     assert _finals(tmp_path / "ray") == _finals(tmp_path / "pool")
+
+
+def test_run_resume_on_a_sweep_folder_says_how_a_sweep_resumes(tmp_path, capsys):
+    (tmp_path / "sweep.json").write_text("{}")
+    assert main(["run", "--resume", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is a sweep folder, not a run folder" in err and "qtc sweep command runs again" in err
+    assert "Traceback" not in err

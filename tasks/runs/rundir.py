@@ -173,6 +173,10 @@ class RunDir:
         if not path.is_dir():
             raise QtcError(f"{path} is a file, not a qtc run folder")
         if not (path / RESOLVED).is_file():
+            if (path / "sweep.json").is_file():   # a sweep resumes by running it again
+                raise QtcError(f"{path} is a sweep folder, not a run folder: a sweep resumes when "
+                               f"its qtc sweep command runs again with -o {path} (finished trials "
+                               "are kept)")
             raise QtcError(f"{path} is not a qtc run folder (no resolved.json)")
         return cls(path)
 

@@ -208,3 +208,23 @@ def test_the_readme_example_runs_verbatim(tmp_path, monkeypatch, capsys):
     assert list(shown) == ["diffqas", "fixed:0", "fixed:6", "classical"]
     assert shown["classical"] > 0.3                            # real digits, learnt (chance: 0.1)
     assert "run folder" in printed and "summary.md" not in os.listdir(root)
+
+
+def test_ctrl_c_in_an_experiment_names_the_python_way_back_in(tmp_path, capsys):
+    """A real Ctrl-C (SIGINT, deferred to a step boundary) stops with the checkpoint saved and
+    says how to continue from Python, not with `qtc run --resume` (a Python run is no spec)."""
+    import os
+    import signal
+    steps = {"n": 0}
+
+    def interrupting(outputs, targets):
+        steps["n"] += torch.is_grad_enabled()
+        if steps["n"] == 6:
+            os.kill(os.getpid(), signal.SIGINT)
+        return F.cross_entropy(outputs, targets)
+
+    with pytest.raises(KeyboardInterrupt):
+        _experiment(loss=interrupting).run(tmp_path / "run", models="diffqas", progress=False)
+    said = capsys.readouterr().out
+    assert "interrupted: checkpoint saved" in said and "resume=True" in said
+    assert "qtc run --resume" not in said

@@ -26,7 +26,7 @@ from qtc.tasks.build import Built
 from qtc.tasks.engines import progress, selection
 from qtc.tasks.engines.optim import make_optimizer
 from qtc.tasks.runs import signals, tensorboard
-from qtc.tasks.runs.rundir import CHECKPOINT, RunDir
+from qtc.tasks.runs.rundir import CHECKPOINT, RunDir, read_json_or_none
 
 
 @dataclass
@@ -210,7 +210,10 @@ def _choice(opts, row: dict) -> dict:
 def interrupted(rundir: RunDir, where: str):
     """Say where the run stopped (its checkpoint saved) and how to continue it; raise
     KeyboardInterrupt (also the --jobs driver's way out, qtc.tasks.engines.parallel)."""
-    print(f"\ninterrupted: checkpoint saved {where}; continue with: qtc run --resume {rundir.path}")
+    task = (read_json_or_none(rundir.path / "resolved.json") or {}).get("task") or {}
+    how = ("" if task.get("kind") == "python"          # qtc.experiment says its own way back in
+           else f"; continue with: qtc run --resume {rundir.path}")
+    print(f"\ninterrupted: checkpoint saved {where}{how}")
     raise KeyboardInterrupt
 
 

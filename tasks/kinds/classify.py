@@ -212,6 +212,19 @@ def final_rows(rows: list[dict], selected: dict | None = None) -> dict[str, dict
     return out
 
 
+def final_table(final: dict[str, dict], rows: list[dict], metric: str, shown: str) -> list[str]:
+    """The summary's table of each model at its reported epoch: the `metric` (train_/test_
+    columns headed `shown`), the losses and the mean seconds per epoch."""
+    lines = [f"| model | epochs | train {shown} | test {shown} | train loss | test loss | s/epoch |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for model, r in final.items():
+        secs = [x["seconds"] for x in rows if x["model"] == model]
+        lines.append(f"| {r.get('label', model)} | {r['epoch']} | {r[f'train_{metric}']:.4f} | "
+                     f"{r[f'test_{metric}']:.4f} | {r['train_loss']:.4g} | {r['test_loss']:.4g} | "
+                     f"{sum(secs) / len(secs):.1f} |")
+    return lines
+
+
 def standing(final: dict[str, dict], key: str = "test_accuracy", higher: bool = True) -> str:
     """DiffQAS-QT's place by `key` among itself and the fixed candidates, in words: its rank
     (1 = best, the highest value, or the lowest unless `higher`; ties count in its favour) with
@@ -236,14 +249,7 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
     """Markdown: the reported accuracies (each model at its selected epoch), the majority-class
     baseline, and DiffQAS-QT's standing among the fixed candidates."""
     final = final_rows(rows, selected)
-    lines = [f"# {_figure_title(built)}", "",
-             "| model | epochs | train acc | test acc | train loss | test loss | s/epoch |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for model, r in final.items():
-        secs = [x["seconds"] for x in rows if x["model"] == model]
-        lines.append(f"| {r.get('label', model)} | {r['epoch']} | {r['train_accuracy']:.4f} | "
-                     f"{r['test_accuracy']:.4f} | {r['train_loss']:.4g} | {r['test_loss']:.4g} | "
-                     f"{sum(secs) / len(secs):.1f} |")
+    lines = [f"# {_figure_title(built)}", ""] + final_table(final, rows, "accuracy", "acc")
     lines += [f"| *baseline:* {name} (class {b['class']}) | - | {b['train_accuracy']:.4f} | "
               f"{b['test_accuracy']:.4f} | - | - | - |" for name, b in (baselines or {}).items()]
     lines += _per_class(final, outputs or [])

@@ -33,7 +33,7 @@ from qtc.tasks.engines.baselines import BASELINES, majority_baseline
 from qtc.tasks.experiments.records import OWN_METRIC
 from qtc.tasks.engines.supervised import (SELECTION, Supervised, held_out, train_all, twins_note,
                                           unmoved_note)
-from qtc.tasks.kinds.classify import final_rows, standing
+from qtc.tasks.kinds.classify import final_rows, final_table, standing
 from qtc.tasks.modulenet import ModuleNet
 from qtc.tasks.runs.rundir import RunDir
 
@@ -116,14 +116,7 @@ class PythonKind:
 
     def summary(self, built: Built, rows: list[dict], selected: dict, baselines: dict) -> str:
         m, final = self.metric.name, final_rows(rows, selected)
-        lines = [f"# {built.spec.name} (Python experiment)", "",
-                 f"| model | epochs | train {m} | test {m} | train loss | test loss | s/epoch |",
-                 "|---|---:|---:|---:|---:|---:|---:|"]
-        for model, r in final.items():
-            secs = [x["seconds"] for x in rows if x["model"] == model]
-            lines.append(f"| {r.get('label', model)} | {r['epoch']} | {r[f'train_{m}']:.4f} | "
-                         f"{r[f'test_{m}']:.4f} | {r['train_loss']:.4g} | {r['test_loss']:.4g} | "
-                         f"{sum(secs) / len(secs):.1f} |")
+        lines = [f"# {built.spec.name} (Python experiment)", ""] + final_table(final, rows, m, m)
         lines += [f"| *baseline:* {name} (class {b['class']}) | - | accuracy {b['train_accuracy']:.4f} | "
                   f"accuracy {b['test_accuracy']:.4f} | - | - | - |" for name, b in baselines.items()]
         rule = next(iter(selected.values()), {}).get("rule", "last")

@@ -77,7 +77,7 @@ def test_a_classifier_readme_states_the_normalisation_and_which_class_is_0_and_1
     folder, readme = _readme(tmp_path, CLASSIFY, "--data-root", str(MNIST), "--limit", "64",
                              "--max-batches", "2")
     assert "(x / 255 - 0.1307) / 0.3081" in readme and "(N, 1, 28, 28)" in readme
-    assert "index 0 is MNIST label 3 (3 - three), index 1 is label 7 (7 - seven)" in readme
+    assert "index 0 is MNIST label 3, index 1 is label 7" in readme
     net = _snippet_loads(folder, readme, monkeypatch)["net"]
     assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 2)
 

@@ -78,5 +78,5 @@ def test_three_classes_end_to_end(tmp_path, monkeypatch):
     assert "# digits: MNIST, 3 classes" in summary and "| 2: 7 |" in summary
     assert "*baseline:* majority class" in summary
     readme = (out / "models" / "classical" / "README.md").read_text()
-    assert "output: 3 logits; index 0 is MNIST label 3 (3 - three), index 1 is label 1 (1 - one), " \
-           "index 2 is label 7 (7 - seven) (the spec's `classes [3, 1, 7]`)" in readme
+    assert "output: 3 logits; index 0 is MNIST label 3, index 1 is label 1, " \
+           "index 2 is label 7 (the spec's `classes [3, 1, 7]`)" in readme

@@ -105,14 +105,15 @@ def _load(built: Built, opts):
 
 
 def _outputs(built: Built, opts) -> list[str]:
-    """What each output index is, in words: `label 7 (Sneaker)`, `label 3` (npz), `label 0 (cat)`
+    """What each output index is, in words: `label 7 (Sneaker)`, `label 3` (MNIST, npz), `label 0 (cat)`
     (a folder's sub-folder name, CIFAR-10's label name)."""
     data = built.spec.data
     if sources.is_file_source(built.spec):
         got = sources.classes(built.spec, opts.data_root, opts.limit)
         return [f"label {c}" + (f" ({n})" if n != str(c) else "") for c, n in zip(got.labels, got.names)]
-    labels = torchvision_class(data.dataset).classes
-    return [f"label {c} ({labels[c]})" for c in chosen_classes(data.classes)]
+    labels = torchvision_class(data.dataset).classes        # MNIST's say "7 - seven": no name
+    return [f"label {c}" + ("" if labels[c].startswith(f"{c} - ") else f" ({labels[c]})")
+            for c in chosen_classes(data.classes)]
 
 
 def supervised(built: Built, rundir: RunDir, opts) -> Supervised:

@@ -91,7 +91,7 @@ def _budget(args) -> dict:
     """The budget, data and backend overrides `qtc run`, `qtc sweep` and `qtc table2` share."""
     from qtc.tasks.engines.selection import parse_select
     names = ("epochs", "episodes", "limit", "max_batches", "data_root", "download", "backend", "threads",
-             "tensorboard")
+             "tensorboard", "perturb")
     out = {k: getattr(args, k, None) for k in names}
     out["download"], out["tensorboard"] = bool(out["download"]), bool(out["tensorboard"])
     out["select"] = parse_select(getattr(args, "select", None))
@@ -198,6 +198,23 @@ def _play(args) -> int:
     return play_model(args.rundir, args.model, episodes=args.episodes, seed=args.seed)
 
 
+def _perturb_arg(parser) -> None:
+    parser.add_argument("--perturb", type=number, metavar="EPS", help="move every initial parameter "
+                        "by a seeded uniform draw in [-EPS, EPS] (e.g. 1e-7: what a rounding change "
+                        "does to the results; recorded in the run's settings and fingerprint)")
+
+
+def number(text: str) -> float:
+    """An argparse type: a finite number (its range is checked by RunOptions, for every caller)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _threads_arg(parser) -> None:
     parser.add_argument("--threads", type=int, help="torch threads per run (default 1, in a sweep "
                         "the trial's CPUs; QTC_THREADS=N overrides the default)")
@@ -256,6 +273,7 @@ def _budget_args(parser) -> None:
     parser.add_argument("--backend", type=backend_name,
                         help="simulator backend (default: the spec's, else auto)")
     _select_arg(parser)
+    _perturb_arg(parser)
     parser.add_argument("--no-progress", action="store_true",
                         help="no progress bars (a plain line per epoch is printed all the same)")
     parser.add_argument("--tensorboard", action="store_true",
@@ -344,6 +362,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--backend", type=backend_name, help="simulator backend (default: the spec's, else auto)")
     _threads_arg(t)
     _select_arg(t)
+    _perturb_arg(t)
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
                    "earlier one (same compiled constant; by default their result is reused)")
     t.set_defaults(func=_table2)

@@ -106,6 +106,8 @@ FLAGS: dict[str, Row] = {
     "max_batches": Row(SUPERVISED, instead="--episodes shortens an a3c run"),
     "data_root": Row(SUPERVISED, instead="an a3c task reads no data files"),
     "download": Row(("classify",), instead="series are generated, never downloaded"),
+    "perturb": Row(SUPERVISED, instead="an a3c run's initial parameters are built in every worker "
+                   "process; its spread is the seeds'"),
 }
 SPELLED = {"column_name": "column"}     # a field whose spec word differs (dsl.data.DataStmt.keywords)
 # Commands made for some kinds only.

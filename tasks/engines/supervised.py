@@ -217,6 +217,25 @@ def interrupted(rundir: RunDir, where: str):
     raise KeyboardInterrupt
 
 
+PERTURB_STREAM = 0x5EED_7E57   # the perturbation's generator: apart from the run's own draws
+
+
+def perturb(module: torch.nn.Module, eps: float, seed: int) -> None:
+    """Move every parameter of `module` by its own uniform draw in [-eps, eps] (`--perturb`).
+
+    The same seed with a rounding-level change: the draws come from a generator of their own,
+    seeded by the run's seed, so the batch order and every other random draw stay the run's, and
+    the difference from the unperturbed run measures what a change of the last bits (another
+    commit's numerics) does to the results. A parameter moves by at most `eps` plus half a
+    rounding step of its dtype (a float32 parameter near 0.1 drops a draw under ~7e-9).
+    """
+    gen = torch.Generator().manual_seed(PERTURB_STREAM + seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            step = (torch.rand(p.shape, generator=gen, dtype=torch.float64) * 2 - 1) * eps
+            p.add_(step.to(p.dtype))
+
+
 def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop) -> dict:
     """Train `job.model` to opts.epochs, reporting each epoch's row and checkpoint to `books`
     (a Ledger, or a worker's messenger); export the selected epoch; return its row. Raises
@@ -232,6 +251,8 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
     torch.manual_seed(opts.seed)
     source = built.sources(model, backend=opts.backend, found=job.found,
                            steps=epochs * n_batches if epochs else None)[net.name]
+    if opts.perturb and not resume:      # a resumed run's state is in its checkpoint
+        perturb(source, opts.perturb, opts.seed)
     optim = make_optimizer(built.spec.train, source.parameters())
     epoch, start_batch, best = 0, 0, None
     if resume:

@@ -33,7 +33,9 @@ LIMITS = {"threads": (1, 1024), "jobs": (1, 256), "max_batches": (1, 1_000_000_0
 # resolved.json's options: their JSON types (counts are checked by _check_count)
 _TYPES = {"models": list, "seed": int, "data_root": (str, type(None)), "download": bool,
           "backend": (str, type(None)), "progress": bool, "tensorboard": bool, "select": str,
-          "validation": (float, int, type(None))}
+          "validation": (float, int, type(None)), "perturb": (float, int, type(None))}
+# --perturb EPS: the largest move of an initial parameter (a rounding-level change, measured)
+PERTURB_RANGE = (0.0, 1e-2)
 # torch's threads for a run. One: the small target networks (a 1,781-parameter LSTM, 6k-parameter
 # MLPs, a CNN at batch 100) spend more time waking threads than computing, and on a small busy
 # machine extra threads fight the other processes (measured: 5.4-6.4 s/epoch with torch's default
@@ -60,10 +62,13 @@ class RunOptions:
     tensorboard: bool = False             # event files in RUNDIR/tensorboard/<model> (opt-in)
     select: str = "last"                  # which epoch is reported: last | train | validation
     validation: float | None = None       # the held-out fraction of `select validation F`
+    perturb: float | None = None          # move each initial parameter by U(-perturb, perturb)
 
     def __post_init__(self):
         object.__setattr__(self, "models", tuple(self.models))
         selection.check_rule(self.select, self.validation)
+        if self.perturb is not None:
+            _check_perturb(self.perturb)
         for name in _COUNTS:
             if getattr(self, name) is not None:
                 _check_count(name, getattr(self, name))
@@ -88,6 +93,14 @@ class RunOptions:
         if not all(isinstance(m, str) for m in data.get("models", ())):
             raise QtcError(f"run option models is {data['models']!r}, not a list of model names")
         return cls(**data)
+
+
+def _check_perturb(value) -> None:
+    """--perturb's value: a number in (0, 1e-2] (0 would be a second copy of the unperturbed run)."""
+    lo, hi = PERTURB_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo < value <= hi:
+        raise QtcError(f"--perturb must be a number above {lo:g} and at most {hi:g} (the largest "
+                       f"move of an initial parameter, e.g. 1e-7), got {value!r}")
 
 
 def _type_name(kind) -> str:
@@ -115,19 +128,21 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
                     data_root: str | None = None, download: bool = False, backend: str | None = None,
                     threads: int | None = None, progress: bool = True,
                     select: tuple | None = None, tensorboard: bool = False,
-                    jobs: int | None = None) -> RunOptions:
+                    jobs: int | None = None, perturb: float | None = None) -> RunOptions:
     """The spec's settings with every override that is not None applied.
 
     `select` is (rule, fraction or None), e.g. ("validation", 0.2): it replaces the spec's rule and
     fraction together. `jobs` (None: one per core) is how many models of a supervised task
     train at once, each in its own process; A3C models train in turn (their workers are
-    `workers`), so an a3c task takes no --jobs.
+    `workers`), so an a3c task takes no --jobs. `perturb` (supervised tasks) moves every initial
+    parameter by a seeded uniform draw of at most that size: the same seed with a rounding-level
+    change, to measure how far such a change moves the results.
     """
     spec = built.spec
     given = {"models": models or baselines, "epochs": epochs, "episodes": episodes, "workers": workers,
              "limit": limit, "max_batches": max_batches, "seed": seed, "data_root": data_root,
              "download": download, "backend": backend, "threads": threads, "select": select,
-             "tensorboard": tensorboard, "jobs": jobs}
+             "tensorboard": tensorboard, "jobs": jobs, "perturb": perturb}
     rule, fraction = select if select else (spec.train.select, spec.train.validation)
     chosen = built.baseline_models() if baselines else built.models()
     if models is not None:
@@ -140,7 +155,7 @@ def resolve_options(built: Built, *, models: str | None = None, baselines: bool 
         max_batches=max_batches, seed=_given(seed, spec.train.seed), data_root=data_root,
         download=bool(download or (spec.data and spec.data.download)), backend=backend,
         threads=resolve_threads(threads, DEFAULT_THREADS), progress=progress, select=rule,
-        validation=fraction, tensorboard=tensorboard, jobs=resolve_jobs(built, jobs))
+        validation=fraction, tensorboard=tensorboard, jobs=resolve_jobs(built, jobs), perturb=perturb)
     # a value out of range first (RunOptions), then a flag this kind would ignore (the one table)
     applies.refuse_flags(spec.kind, [k for k, v in given.items() if v is not None and v is not False],
                          spec.name)
@@ -293,7 +308,10 @@ PROVENANCE = "provenance.json"
 
 
 # --- resume: the same run, or a clear refusal ----------------------------------------------
-RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers", "select", "validation")
+RESULT_OPTIONS = ("models", "seed", "limit", "max_batches", "workers", "select", "validation", "perturb")
+# Result options in the identity only when set, so that the fingerprints of the runs made before
+# qtc had them stay valid (their resume is not refused for a key they never had).
+WHEN_SET = ("perturb",)
 BUDGET_OPTIONS = ("epochs", "episodes")                                  # may only grow
 PLACE_OPTIONS = ("data_root", "download", "backend", "threads", "tensorboard", "jobs")          # where and how: may change
 
@@ -305,7 +323,8 @@ def identity(built: Built, options: RunOptions) -> dict:
     spec = built.spec
     space = built.space_file().read_text() if spec.generator else None
     return {**guard.identity(spec.model_dump(exclude={"source", "file"}), space,
-                             {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS},
+                             {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS
+                              if k not in WHEN_SET or getattr(options, k) is not None},
                              sources.digest(spec, options.data_root)),
             **built.extra_identity()}
 

@@ -7,6 +7,7 @@ below it imports this module. Errors print without a traceback, exit code 2.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
 import os
 import signal
@@ -312,8 +313,34 @@ def _select_arg(parser) -> None:
                         "validation with no F, the best evaluation episodes); default: the spec")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse without abbreviated options (`--epoch` is not taken for `--epochs`: a script's
+    words keep their meaning when an option is added) and with a hint for a misspelt one. The
+    subcommands' parsers are of this class too (add_subparsers makes them of the parent's)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        if message.startswith("unrecognized arguments:"):
+            known = {o for a in self._all_actions() for o in a.option_strings}
+            words = [w.split("=")[0] for w in message.split(":", 1)[1].split() if w.startswith("--")]
+            close = [c[0] for w in words if (c := difflib.get_close_matches(w, sorted(known), n=1))]
+            if close:
+                message += ("\nhint: did you mean " + ", ".join(f"'{c}'" for c in close)
+                            + "? (options are spelt out in full)")
+        super().error(message)
+
+    def _all_actions(self):
+        for action in self._actions:
+            yield action
+            if isinstance(action.choices, dict):        # the subcommands: {name: parser}
+                for sub in action.choices.values():
+                    yield from sub._all_actions()
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qtc", description="Quantum-Train with differentiable "
+    p = _Parser(prog="qtc", description="Quantum-Train with differentiable "
                                 "quantum architecture search: compile search spaces, run tasks.")
     p.add_argument("--version", action=_Version)
     sub = p.add_subparsers(dest="command", required=True)

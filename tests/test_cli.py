@@ -181,6 +181,16 @@ def test_an_unknown_backend_is_a_usage_error_with_the_alias_hint(tiny, tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("words, hint", [(["--epoch", "1"], "'--epochs'"),
+                                         (["--epoch=1", "--modles", "x"], "'--epochs', '--models'")])
+def test_an_abbreviated_or_misspelt_option_is_refused_with_the_full_name(tiny, tmp_path, capsys, words, hint):
+    with pytest.raises(SystemExit) as exit_:       # not taken for --epochs: no abbreviations
+        main(["run", str(tiny), *words, "-o", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"unrecognized arguments: {' '.join(words)}" in err
+    assert f"hint: did you mean {hint}?" in err and not (tmp_path / "run").exists()
+
+
 def test_play_on_a_forecast_run_says_it_needs_an_a3c_run(tiny, tmp_path, capsys):
     assert main(["run", str(tiny), *SMOKE, "-o", str(tmp_path / "run")]) == 0
     capsys.readouterr()

@@ -240,6 +240,24 @@ def final_metric(rec: TrialRecord) -> float | None:
     return float(value) if value is not None else None
 
 
+LAST = 10   # the statistic that does not hinge on one epoch: the median over the last LAST epochs
+
+
+def curve_of(rec: TrialRecord) -> list[float]:
+    """The trial's reported metric at every epoch (empty: unfinished, an A3C trial, no metric)."""
+    if rec.status != "done" or not rec.rows:
+        return []
+    key = metric_of(rec.kind, rec.metric)[0]
+    return [float(r[key]) for r in rec.rows if r.get(key) is not None]
+
+
+def last_epochs(rec: TrialRecord) -> tuple[float | None, float | None]:
+    """(the metric at the last epoch, its median over the last `LAST` epochs) of a trial, beside
+    the selected epoch's `final_metric`: how much the reported number hinges on one epoch."""
+    curve = curve_of(rec)
+    return (curve[-1], float(np.median(curve[-LAST:]))) if curve else (None, None)
+
+
 def seed_values(records: list[TrialRecord], ties: dict | None = None) -> dict[str, dict[str, dict[int, float]]]:
     """{task: {model: {seed: reported metric}}}; a tied candidate gets its trained twin's values."""
     out: dict[str, dict[str, dict[int, float]]] = {}

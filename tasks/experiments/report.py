@@ -48,8 +48,8 @@ from qtc.tasks.experiments import a3c_report, table2
 from qtc.tasks.experiments.paired import (baseline_rows, baselines_markdown, paired_markdown,
                                           paired_stats)
 from qtc.tasks.experiments.ranking import MIN_SEEDS, best_rows, count_cell, spread_cells
-from qtc.tasks.experiments.records import (TrialRecord, collect, final_metric, fmt_metric, metric_of,
-                                           mean_std, write_csv)
+from qtc.tasks.experiments.records import (LAST, TrialRecord, collect, final_metric, fmt_metric,
+                                           last_epochs, metric_of, mean_std, write_csv)
 from qtc.tasks.plots import moving_average_band
 from qtc.tasks.experiments.variants import variants, variants_figure, variants_markdown
 from qtc.tasks.runs.rundir import atomic_text, read_json_or_none
@@ -71,6 +71,9 @@ def summarize(records: list[TrialRecord]) -> list[dict]:
         kind = recs[0].kind
         vals = {r.seed: final_metric(r) for r in recs}
         got = [v for v in vals.values() if v is not None]
+        ends = [last_epochs(r) for r in recs]
+        last = [a for a, _ in ends if a is not None]
+        last10 = [b for _, b in ends if b is not None]
         mean, std = mean_std(got) if got else (math.nan, math.nan)
         q = np.percentile(got, [0, 25, 50, 75, 100]) if got else [math.nan] * 5
         epochs = [r.rows[-1]["epoch"] for r in recs if r.rows]
@@ -82,7 +85,10 @@ def summarize(records: list[TrialRecord]) -> list[dict]:
                     "failed": sum(r.status == "failed" for r in recs),
                     "pending": sum(r.status == "pending" for r in recs),
                     **({"own_metric": recs[0].metric} if recs[0].metric else {}),   # metric.json
-                    "values": {s: v for s, v in sorted(vals.items()) if v is not None}})
+                    "values": {s: v for s, v in sorted(vals.items()) if v is not None},
+                    # beside the selected epoch: the last epoch's and the last ten's (medians over seeds)
+                    "last_median": float(np.median(last)) if last else None,
+                    f"last{LAST}_median": float(np.median(last10)) if last10 else None})
     return out
 
 
@@ -319,7 +325,9 @@ def _md_summary(summary: list[dict], records: list[TrialRecord]) -> list[str]:
          "accuracy (classify) or test MSE (forecast) at each run's selected epoch (selection.json), "
          f"or the mean reward over the last window of episodes (a3c). A model is marked **best** only "
          f"when every model has at least {MIN_SEEDS} finished seeds and the best median's min .. max "
-         "range over seeds does not overlap any other model's.", ""]
+         "range over seeds does not overlap any other model's. Beside it, so that a claim can be seen "
+         f"not to hinge on one epoch: the median over seeds of the metric at the last epoch and of "
+         f"its median over the last {LAST} epochs (supervised tasks).", ""]
     for task in dict.fromkeys(s["task"] for s in summary):
         rows = [s for s in summary if s["task"] == task]
         kind = rows[0]["kind"]
@@ -327,13 +335,14 @@ def _md_summary(summary: list[dict], records: list[TrialRecord]) -> list[str]:
         best, note = best_rows(rows, higher)
         L += [f"### {task} ({kind}; {name}, {'higher' if higher else 'lower'} is better)", ""]
         L += _md_examples(records, task) + [
-              "| model | median | IQR | min .. max | mean ± std | n | epochs | per seed |",
-              "|---|---|---|---|---|---|---|---|"]
+              f"| model | median | IQR | min .. max | mean ± std | n | epochs | last epoch | last {LAST} "
+              "| per seed |", "|---|---|---|---|---|---|---|---|---|---|"]
         for s in rows:
             mark = " **best**" if any(s is b for b in best) else ""
             per = ", ".join(f"{k}: {fmt_metric(v, kind)}" for k, v in s["values"].items()) or "-"
             L.append(f"| {s['label']}{mark} | {fmt_metric(s['median'], kind)} | {spread_cells(s, kind)} | "
-                     f"{count_cell(s)} | {s['epochs'] or '-'} | {per} |")
+                     f"{count_cell(s)} | {s['epochs'] or '-'} | {fmt_metric(s['last_median'], kind)} | "
+                     f"{fmt_metric(s[f'last{LAST}_median'], kind)} | {per} |")
         L += ["", note, ""] if note else [""]
     return L
 

@@ -178,12 +178,39 @@ def test_a_malformed_csv_is_located_in_the_file_exit_2_no_traceback(tmp_path, ca
     ({"x": np.zeros((4, 2)), "labels": np.zeros(4)}, "unexpected array 'labels'"),
     ({"x": np.zeros((4, 2)), "y": np.zeros(3)}, "array 'x' has 4 examples, 'y' 3"),
     ({"x": np.zeros(4), "y": np.zeros(4)}, "array 'x' has shape (4,)"),
+    ({"x": np.zeros((4, 2)), "y": np.array([-1, 1, -1, 1])},
+     "array 'y' holds -1 at index 0: class labels are integers 0 or more"),
+    ({"x": np.zeros((4, 2)), "y": np.array([0.0, 1.0, -2.0, 1.0])},
+     "array 'y' holds -2 at index 2: class labels are integers 0 or more"),
 ])
 def test_a_malformed_npz_is_an_error_naming_the_file(tmp_path, capsys, arrays, message):
     np.savez(tmp_path / "d.npz", **arrays)
     rc, _ = _run(tmp_path, _classify('data npz "d.npz"', [2], 2))
     err = capsys.readouterr().err
     assert rc == 2 and f"d.npz: error: {message}" in err and "Traceback" not in err
+
+
+def test_labels_far_apart_map_to_outputs_in_the_specs_order(tmp_path):
+    """Output k is the spec's k-th class whatever the labels' size (ids such as 10**12: no table
+    as long as the largest label), and unchosen labels are left out."""
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    np.savez(tmp_path / "d.npz", x=x, y=np.array([10**12, 5, 3, 10**12, 5, 3]),
+             x_test=x[:3], y_test=np.array([3, 10**12, 5]))
+    (tmp_path / "own.task").write_text(_classify('data npz "d.npz" classes [1000000000000, 3]', [2], 2))
+    got = sources.classes(load_task(tmp_path / "own.task").spec)
+    assert got.train.tensors[1].tolist() == [0, 1, 0, 1]
+    assert got.train.tensors[0][:, 0].tolist() == [0.0, 4.0, 6.0, 10.0]
+    assert got.test.tensors[1].tolist() == [1, 0] and got.labels == (10**12, 3)
+
+
+def test_an_unreadable_image_names_the_file_not_a_python_object(tmp_path, capsys):
+    _image(tmp_path / "pets" / "cat" / "0.png")
+    _image(tmp_path / "pets" / "dog" / "0.png")
+    (tmp_path / "pets" / "dog" / "1.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    rc, _ = _run(tmp_path, _classify('data folder "pets"', [1, 3, 4], 2))
+    err = capsys.readouterr().err
+    assert rc == 2 and "dog/1.png: error: not an image PIL can read (cannot identify image file)" in err
+    assert " at 0x" not in err and "Traceback" not in err
 
 
 def test_a_folder_with_mixed_sizes_or_an_empty_class_is_an_error(tmp_path, capsys):

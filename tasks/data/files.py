@@ -26,6 +26,7 @@ import hashlib
 import io
 import math
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,12 +352,19 @@ def _labels(path, name: str, array: np.ndarray) -> np.ndarray:
     if array.ndim != 1:
         raise _error(path, f"array {name!r} has shape {array.shape}: expected (examples,) class labels")
     if array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer):
-        return array.astype(np.int64)
-    values = _numeric(path, name, array)
-    bad = np.flatnonzero(values != np.round(values))
+        values = array.astype(np.int64)
+    else:
+        values = _numeric(path, name, array)
+        bad = np.flatnonzero(values != np.round(values))
+        if bad.size:
+            raise _error(path, f"array {name!r} holds {values[bad[0]]} at index {int(bad[0])}: class "
+                         "labels are integers")
+    # A spec names classes 0 or more (`classes [0, 1]`): a -1 label cannot be chosen, and
+    # mapping -1/+1 to outputs silently would be a guess.
+    bad = np.flatnonzero(values < 0)
     if bad.size:
-        raise _error(path, f"array {name!r} holds {values[bad[0]]} at index {int(bad[0])}: class "
-                     "labels are integers")
+        raise _error(path, f"array {name!r} holds {int(values[bad[0]])} at index {int(bad[0])}: class "
+                     "labels are integers 0 or more", hint="e.g. labels -1/+1 as 0/1: y = (y > 0)")
     return values.astype(np.int64)
 
 
@@ -403,7 +411,8 @@ def read_folder(path) -> Labelled:
                 im.load()
                 picture = im.copy()
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-            raise _error(p, f"not an image PIL can read ({_first_line(err)})") from None
+            why = re.sub(r" <[^>]* at 0x[0-9a-f]+>", "", _first_line(err))   # PIL names its buffer
+            raise _error(p, f"not an image PIL can read ({why})") from None
         if first is None:
             first = (p, picture.size)
         elif picture.size != first[1]:

@@ -168,10 +168,12 @@ def classes(spec: TaskSpec, data_root=None, limit: int | None = None) -> Classes
 
 
 def _kept(x: np.ndarray, y: np.ndarray, chosen, limit, images: bool, mean: float, std: float) -> TensorDataset:
-    index = np.full(max(int(y.max()), max(chosen)) + 1, -1, dtype=np.int64)
-    index[list(chosen)] = np.arange(len(chosen))
-    keep = index[y] >= 0
-    x, y = x[keep][:limit], index[y[keep]][:limit]
+    # Output k is chosen[k]: labels are mapped by a search in the sorted chosen labels, not by a
+    # table as long as the largest label (a file's labels may be ids such as 10**9).
+    order = np.argsort(chosen)
+    ranked = np.asarray(chosen, dtype=np.int64)[order]
+    keep = np.isin(y, ranked)
+    x, y = x[keep][:limit], order[np.searchsorted(ranked, y[keep])][:limit].astype(np.int64)
     xs = torch.from_numpy(np.ascontiguousarray(x))
     xs = xs.to(torch.float32).div_(255.0).sub_(mean).div_(std) if images else xs.to(torch.float32)
     return TensorDataset(xs, torch.from_numpy(y))

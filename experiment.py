@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from pydantic import ValidationError
 from torch import nn
@@ -54,7 +55,8 @@ class Experiment:
     class that returns a fresh nn.Module (called under each model's seed, so each starts from
     torch's own initialisation). `train_data`, `test_data`: `(x, y)` tensors or arrays, or a
     Dataset of (x, y) pairs (stacked); x becomes float32, integer y long (then the summary shows
-    the majority-class baseline). `loss(outputs, targets)` is minimised; `metric(outputs,
+    the majority-class baseline). For a model of several inputs, x is a tuple of them:
+    `((x1, x2), y)` for `forward(x1, x2)`. `loss(outputs, targets)` is minimised; `metric(outputs,
     targets) -> float` is reported as train_<name> / test_<name> (name: `metric_name`, else
     the function's), `higher_is_better` ranks models by it.
 
@@ -86,10 +88,11 @@ class Experiment:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", metric_name or "") or metric_name == "loss":
             raise QtcError(f"Experiment metric name {metric_name!r}: give metric_name= (a word such "
                            "as 'accuracy', not 'loss'; a lambda has no name of its own)")
-        train_set, test_set = _tensors(train_data, "train_data"), _tensors(test_data, "test_data")
-        if train_set.tensors[0].shape[1:] != test_set.tensors[0].shape[1:]:
-            raise QtcError(f"train_data's inputs are {list(train_set.tensors[0].shape[1:])} each, "
-                           f"test_data's {list(test_set.tensors[0].shape[1:])}: give both the same shape")
+        (train_set, inputs), (test_set, test_inputs) = (_tensors(train_data, "train_data"),
+                                                        _tensors(test_data, "test_data"))
+        if inputs != test_inputs:
+            raise QtcError(f"train_data's inputs are {_shapes(inputs)} each, test_data's "
+                           f"{_shapes(test_inputs)}: give both the same shapes")
         classes = not train_set.tensors[1].is_floating_point()
         space_name = Path(space).name
         spec = TaskSpec(name=name, kind=KIND, networks={},
@@ -103,14 +106,14 @@ class Experiment:
                     **({"python.key": key} if key is not None else
                        {f"python.{what}.sha256": source_digest(fn)["sha256"] for what, fn in code.items()}),
                     "python.metric": [metric_name, bool(higher_is_better)],
-                    "python.data.train.sha256": _digest(train_set), "python.data.test.sha256": _digest(test_set)}
+                    "python.data.train.sha256": _digest(train_set), "python.data.test.sha256": _digest(test_set),
+                    **({"python.inputs": [list(s) for s in inputs]} if len(inputs) > 1 else {})}
         self.built = PythonBuilt(spec, {}, task_kind=kind, factory=model,
-                                 input_shape=tuple(train_set.tensors[0].shape[1:]), space=space,
+                                 inputs=inputs, space=space,
                                  identity=identity)
         net = self.built.main_net                  # the model runs on the data's shape, located
         self.built.program                         # noqa: B018 - the space compiles for its size
-        kind.preprocessing = (f"- input: float32, shape (N, {', '.join(map(str, net.input_shape))}), "
-                              f"as the experiment's data\n- output: shape (N, "
+        kind.preprocessing = (_inputs_words(inputs) + "\n- output: shape (N, "
                               f"{', '.join(map(str, net.output_shape))})\n" + (preprocessing or ""))
         _check_loss(net, train_set, loss, metric_)
         self.built.spec = spec.model_copy(update={"source": self._description(space, generator, train, compare)})
@@ -207,7 +210,7 @@ class Experiment:
         return "\n".join([
             f"# A Python experiment (qtc.experiment.Experiment), written {time.strftime('%Y-%m-%d')}: a record, "
             "not a .task to run; resume it from Python.",
-            f"# model: {factory} ({net.num_params:,} parameters, input {list(net.input_shape)} -> "
+            f"# model: {factory} ({net.num_params:,} parameters, {net.inputs_text()} -> "
             f"output {list(net.output_shape)})",
             f"# data: {len(x):,} training and {len(built.kind.test):,} test examples; targets "
             f"{str(y.dtype).removeprefix('torch.')}",
@@ -248,29 +251,63 @@ def _statement(model, keyword: str, options: dict):
         raise QtcError(f"Experiment {keyword} options: {err}") from None
 
 
-def _tensors(data, what: str) -> TensorDataset:
-    """(x, y) as a TensorDataset: x float32, y long (integers) or float32."""
+def _tensors(data, what: str) -> tuple[TensorDataset, tuple[tuple[int, ...], ...]]:
+    """(x, y) as a TensorDataset (x float32, y long for integers, else float32) and the shape of
+    one example of each input. x may be several inputs, a tuple or list of tensors or arrays for
+    `forward(x1, x2, ...)` (each (N, ...)): they are stored packed side by side, one (N, sum of
+    sizes) tensor that the engine indexes as one (qtc.tasks.modulenet unpacks it)."""
     if isinstance(data, TensorDataset) and len(data.tensors) == 2:
         x, y = data.tensors
     elif isinstance(data, (tuple, list)) and len(data) == 2:
-        x, y = (torch.as_tensor(v) for v in data)
+        x, y = _inputs(data[0]), torch.as_tensor(data[1])
     elif isinstance(data, Dataset):
         pairs = [data[i] for i in range(len(data))]
         if not pairs or not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
             raise QtcError(f"{what}: a Dataset of (x, y) pairs is expected")
-        x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
+        first = _inputs(pairs[0][0])
+        if isinstance(first, tuple):          # (x1, x2, ...) per example: stacked per input
+            x = tuple(torch.stack([torch.as_tensor(p[0][k]) for p in pairs]) for k in range(len(first)))
+        else:
+            x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
         y = torch.as_tensor([p[1] for p in pairs]) if not torch.is_tensor(pairs[0][1]) or \
             pairs[0][1].dim() == 0 else torch.stack([p[1] for p in pairs])
     else:
         raise QtcError(f"{what}: expected (x, y) tensors or arrays, or a Dataset of (x, y) pairs; "
                        f"got {type(data).__name__}")
-    if len(x) != len(y) or len(x) == 0 or x.dim() < 2:
-        raise QtcError(f"{what}: x has shape {list(x.shape)} and y {list(y.shape)}: expected as "
-                       "many targets as inputs (one or more), x of shape (N, ...)")
-    if not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int64, torch.int32)):
-        raise QtcError(f"{what}: inputs of type {x.dtype} are not numbers")
+    xs = x if isinstance(x, tuple) else (x,)
+    several = " (each input)" if len(xs) > 1 else ""
+    for k, part in enumerate(xs):
+        name = f"x{k + 1}" if len(xs) > 1 else "x"
+        if len(part) != len(y) or len(y) == 0 or part.dim() < 2:
+            raise QtcError(f"{what}: {name} has shape {list(part.shape)} and y {list(y.shape)}: "
+                           f"expected as many targets as inputs (one or more), {name} of shape "
+                           f"(N, ...){several}")
+        if not (part.is_floating_point() or part.dtype in (torch.uint8, torch.int64, torch.int32)):
+            raise QtcError(f"{what}: inputs {name} of type {part.dtype} are not numbers")
     y = y.to(torch.float32) if y.is_floating_point() else y.to(torch.int64)
-    return TensorDataset(x.to(torch.float32), y)
+    shapes = tuple(tuple(part.shape[1:]) for part in xs)
+    packed = xs[0] if len(xs) == 1 else torch.cat([part.reshape(len(part), -1) for part in xs], 1)
+    return TensorDataset(packed.to(torch.float32), y), shapes
+
+
+def _inputs(x):
+    """One input as a tensor, or several (a tuple or list of tensors or arrays) as a tuple."""
+    if isinstance(x, (tuple, list)) and len(x) > 1 and all(isinstance(v, (torch.Tensor, np.ndarray)) for v in x):
+        return tuple(torch.as_tensor(v) for v in x)
+    return torch.as_tensor(x)
+
+
+def _shapes(inputs) -> str:
+    return ", ".join(str(list(s)) for s in inputs)
+
+
+def _inputs_words(inputs) -> str:
+    """The exported README's inputs: their dtype and shapes, and for several the call."""
+    if len(inputs) == 1:
+        return f"- input: float32, shape (N, {', '.join(map(str, inputs[0]))}), as the experiment's data"
+    args = ", ".join(f"x{k + 1}" for k in range(len(inputs)))
+    shapes = "; ".join(f"x{k + 1} (N, {', '.join(map(str, s))})" for k, s in enumerate(inputs))
+    return f"- inputs: `net({args})`, float32 tensors of shapes {shapes}, as the experiment's data"
 
 
 def _digest(data: TensorDataset) -> str:

@@ -116,7 +116,7 @@ class QTModel(nn.Module):
     def _run(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """`net` on the flat weight vector `flat` and the inputs packed side by side in `x`
         (what the calibration probes): its outputs flattened side by side."""
-        return _flat_output(functional_call(self.net, self._unflatten(flat), _unpack(x, self.input_shapes)))
+        return _flat_output(functional_call(self.net, self._unflatten(flat), unpack_inputs(x, self.input_shapes)))
 
 
 def _input_shapes(input_shape) -> tuple[tuple[int, ...], ...]:
@@ -135,8 +135,9 @@ def _input_shapes(input_shape) -> tuple[tuple[int, ...], ...]:
                    "input without the batch axis, e.g. (1, 28, 28), or one per input, e.g. ((4,), (2,))")
 
 
-def _unpack(x: torch.Tensor, shapes) -> tuple[torch.Tensor, ...]:
-    """(batch, sum of sizes) -> one (batch, *shape) tensor per input."""
+def unpack_inputs(x: torch.Tensor, shapes) -> tuple[torch.Tensor, ...]:
+    """(batch, sum of sizes) -> one (batch, *shape) tensor per input: several inputs travel
+    packed side by side in one tensor (also a Python experiment's, qtc.tasks.modulenet)."""
     sizes = [math.prod(s) for s in shapes]
     return tuple(part.reshape(len(x), *s) for part, s in zip(x.split(sizes, 1), shapes))
 

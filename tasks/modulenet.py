@@ -5,7 +5,10 @@ The supervised engine runs a target network functionally on a flat parameter vec
 the generator's initial scale (`init_scale_for`) and exports it (`state_dict(flat)`,
 `torch_source()`). `ModuleNet` gives a Python experiment's network (qtc.experiment) the same
 views, with torch.func.functional_call over one template module, so that the engine, the
-checkpoints and the exports are the ones a .task uses.
+checkpoints and the exports are the ones a .task uses. A network of several inputs
+(`forward(x, y)`) takes them packed side by side in one (batch, sum of sizes) tensor, as
+QTModel's calibration does (runtime.model.unpack_inputs): the engine indexes, limits and splits
+one tensor whatever the inputs.
 
 What the run machinery cannot carry is refused when the network is built: parameters with
 requires_grad=False (every parameter is generated or trained; for partial QT use qtc.QTModel in
@@ -25,6 +28,7 @@ from torch.func import functional_call
 
 from qtc.errors import QtcError
 from qtc.runtime.generator import output_scale
+from qtc.runtime.model import unpack_inputs
 
 Shape = tuple[int, ...]
 
@@ -32,11 +36,16 @@ Shape = tuple[int, ...]
 class ModuleNet:
     """The network `factory()` builds, run on flat parameter vectors (TargetNet's interface).
 
-    The template module runs in train mode while gradients are recorded (training steps) and in
+    `inputs`: one shape (no batch axis) per positional input of its forward. `input_shape` is
+    what the engine's tensors hold per example: the one input's shape, or for several their
+    sizes' sum (packed side by side). The template module runs in train mode while gradients are recorded (training steps) and in
     eval mode otherwise (evaluation, calibration, export), so dropout acts only in training."""
 
-    def __init__(self, factory: Callable[[], nn.Module], input_shape: Shape, name: str = "net"):
-        self.name, self.factory, self.input_shape = name, factory, tuple(input_shape)
+    def __init__(self, factory: Callable[[], nn.Module], inputs: tuple[Shape, ...], name: str = "net"):
+        self.name, self.factory = name, factory
+        self.inputs = tuple(tuple(s) for s in inputs)
+        self.input_shape = (self.inputs[0] if len(self.inputs) == 1
+                            else (sum(math.prod(s) for s in self.inputs),))
         template = self.module()
         frozen = [n for n, p in template.named_parameters() if not p.requires_grad]
         if frozen:
@@ -74,7 +83,8 @@ class ModuleNet:
 
     def forward(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         self.template.train(torch.is_grad_enabled())
-        return functional_call(self.template, self.unflatten(flat.to(torch.float32)), (x,))
+        args = (x,) if len(self.inputs) == 1 else unpack_inputs(x, self.inputs)
+        return functional_call(self.template, self.unflatten(flat.to(torch.float32)), args)
 
     __call__ = forward
 
@@ -114,7 +124,7 @@ class ModuleNet:
             "# with torch and the code that defines the network; no qtc needed.",
             "import torch", "", "",
             "def load(path='model.pt', build=None):",
-            f"    \"\"\"The network ({module}.{name}: input {list(self.input_shape)} -> output "
+            f"    \"\"\"The network ({module}.{name}: {self.inputs_text()} -> output "
             f"{list(self.output_shape)}) holding the trained weights.\"\"\"",
             default.rstrip("\n"),
             "    net = build()",
@@ -122,8 +132,15 @@ class ModuleNet:
             "    return net.eval()", ""])
 
     def describe(self) -> str:
-        return (f"network {self.name}: {type(self.template).__name__}, input {list(self.input_shape)} "
+        return (f"network {self.name}: {type(self.template).__name__}, {self.inputs_text()} "
                 f"-> output {list(self.output_shape)}, {self.num_params:,d} parameters")
+
+    def inputs_text(self) -> str:
+        """`input [49]`, or `inputs [4], [2] (forward(x1, x2))`."""
+        if len(self.inputs) == 1:
+            return f"input {list(self.inputs[0])}"
+        args = ", ".join(f"x{k + 1}" for k in range(len(self.inputs)))
+        return f"inputs {', '.join(str(list(s)) for s in self.inputs)} (forward({args}))"
 
     # --- checks ------------------------------------------------------------------------------
     def _probe(self) -> Shape:
@@ -137,7 +154,7 @@ class ModuleNet:
         except (RuntimeError, TypeError, ValueError, IndexError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise QtcError(f"the model ({type(self.template).__name__}) does not run on the data's "
-                           f"inputs of shape {list(self.input_shape)} (one example): {first}") from None
+                           f"{self.inputs_text()} (one example): {first}") from None
         changed = [k for k, b in self.template.named_buffers() if not torch.equal(b, before[k])]
         if changed:
             raise QtcError(f"the model's forward changes its buffer {changed[0]} (BatchNorm's running "

@@ -161,7 +161,7 @@ def test_python_objects_that_cannot_run_are_clear_errors():
         Experiment("d", net(), data, test, loss=F.cross_entropy, metric=accuracy)
     with pytest.raises(QtcError, match="metric_name="):
         Experiment("d", net, data, test, loss=F.cross_entropy, metric=lambda o, t: 0.0)
-    with pytest.raises(QtcError, match=r"does not run on the data's inputs of shape \[49\]"):
+    with pytest.raises(QtcError, match=r"does not run on the data's input \[49\] \(one example\)"):
         Experiment("d", lambda: nn.Linear(50, 10), data, test, loss=F.cross_entropy, metric=accuracy)
     with pytest.raises(QtcError, match="the loss .*mse_loss.* fails on the model's outputs"):
         Experiment("d", net, data, test, loss=F.mse_loss, metric=accuracy)

@@ -2,8 +2,9 @@
 
 Models (DiffQAS-QT, each fixed candidate, classical) are trained one after another with the same
 seed, the same data order and the same budget. A checkpoint after every epoch (and on Ctrl-C,
-mid-epoch) holds the finished models' results and the current model's full state, so a resumed
-run ends with exactly the metrics of an uninterrupted one.
+mid-epoch) holds the finished models' results and the current model's full state -- with torch's
+global RNG state, which a network's dropout draws from -- so a resumed run ends with exactly the
+metrics of an uninterrupted one.
 
 The reported (and exported) checkpoint is the epoch the selection rule picks
 (qtc.tasks.engines.selection); selection.json records the rule and the epoch of each model.
@@ -259,6 +260,8 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
         source.load_state_dict(resume["source"])
         optim.load_state_dict(resume["optim"])
         epoch, start_batch, best = resume["epoch"], resume["batch"], resume["best"]
+        if "rng" in resume:      # dropout's next masks: those the interrupted run would have drawn
+            torch.set_rng_state(resume["rng"])
     if opts.max_batches:
         n_batches = min(n_batches, opts.max_batches)
     label = built.model_label(model)
@@ -269,7 +272,7 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
 
     def current(ep, b):
         return {"model": model, "epoch": ep, "batch": b, "source": source.state_dict(),
-                "optim": optim.state_dict(), "best": best}
+                "optim": optim.state_dict(), "best": best, "rng": torch.get_rng_state()}
 
     try:
         while epoch < opts.epochs:

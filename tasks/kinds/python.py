@@ -145,7 +145,7 @@ class PythonBuilt(Built):
     code and data digests, qtc.experiment)."""
     task_kind: PythonKind | None = None
     factory: Callable | None = None
-    input_shape: tuple = ()
+    inputs: tuple = ()           # one shape per input of the model's forward (packed: modulenet)
     space: str | Path | None = None
     identity: dict = field(default_factory=dict)
 
@@ -155,7 +155,7 @@ class PythonBuilt(Built):
 
     @cached_property
     def nets(self) -> dict[str, ModuleNet]:
-        return {"net": ModuleNet(self.factory, self.input_shape)}
+        return {"net": ModuleNet(self.factory, self.inputs)}
 
     def space_file(self) -> Path:
         """The .qs file: a path given as one (the caller's own file, read as QTModel reads it),

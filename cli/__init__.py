@@ -1,4 +1,4 @@
-"""The `qtc` command line: compile, run, play, sweep, report, table2 (`parser`, `main`).
+"""The `qtc` command line: compile, run, play, sweep, report, table2, regenerate (`parser`, `main`).
 
 `qtc compile`'s output files are written by qtc.cli.compile. The CLI defines every subcommand's
 arguments and turns them into the library's typed settings (`_run_options`, `_budget`); nothing
@@ -192,6 +192,27 @@ def _table2(args) -> int:
                       spec_dir=args.spec_dir, all_candidates=args.all_candidates, executor=executor,
                       workers=args.jobs, overrides=_budget(args),
                       command="qtc " + " ".join(sys.argv[1:]))
+
+
+def _regenerate(args) -> int:
+    from qtc.tasks.experiments import regenerate as regen
+    from qtc.tasks.experiments.sweep import parse_seeds
+    manifest = regen.load_manifest(args.manifest)
+    parts = regen.choose(manifest, args.only)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    if args.no_perturb and args.perturb is not None:
+        raise QtcError("--perturb and --no-perturb together: give one")
+    perturb = False if args.no_perturb else args.perturb
+    overrides = {k: getattr(args, k) for k in ("epochs", "max_batches", "limit", "backend", "threads")}
+    overrides["data_root"] = str(Path(args.data_root).resolve()) if args.data_root else None
+    if args.plan:
+        print(f"regenerate: manifest {manifest.path}, {len(parts)} of {len(manifest.parts)} part(s)")
+        print("\n".join(regen.plan(parts, args.output, seeds=seeds, perturb=perturb, overrides=overrides)))
+        return 0
+    executor = args.executor or ("serial" if args.jobs <= 1 else "process")
+    return regen.regenerate(parts, args.output, seeds=seeds, perturb=perturb, overrides=overrides,
+                            executor=executor, workers=args.jobs, publish=args.publish,
+                            command="qtc " + " ".join(sys.argv[1:]), progress=not args.no_progress)
 
 
 def _play(args) -> int:
@@ -393,6 +414,33 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--all-candidates", action="store_true", help="also train candidates tied with an "
                    "earlier one (same compiled constant; by default their result is reused)")
     t.set_defaults(func=_table2)
+
+    e = sub.add_parser("regenerate", help="rerun every published result part by part from the "
+                       "manifest (specs/regenerate.toml): seeds, perturbed twins, reports")
+    e.add_argument("--manifest", type=Path, help="the manifest (default: the bundled specs/regenerate.toml)")
+    e.add_argument("--only", metavar="PART,...", help="run only these parts (names in the manifest)")
+    e.add_argument("--seeds", help="a count K (seeds 0..K-1) or a list 0,5,7 for every part "
+                   "(default: each part's, in the manifest)")
+    e.add_argument("--perturb", type=number, metavar="EPS", help="the perturbation of the perturbed "
+                   "twins (default: the manifest's, 1e-7); parts that take none (a3c) run without")
+    e.add_argument("--no-perturb", action="store_true", help="run no perturbed twins")
+    e.add_argument("-o", "--output", type=Path, default=Path("runs/regen"), help="where the runs go, "
+                   "a folder per part (default runs/regen; rerun the same command to resume)")
+    e.add_argument("--publish", type=Path, metavar="DIR", help="copy each finished part's report "
+                   "into DIR/<outputs> (e.g. docs/results), to be committed part by part")
+    e.add_argument("--plan", action="store_true", help="print what would run (parts, trials, done "
+                   "already, a CPU-time estimate) and exit")
+    e.add_argument("--jobs", type=positive, default=os.cpu_count() or 1, help="trials at once (default: cores)")
+    e.add_argument("--executor", choices=("auto", "ray", "process", "serial"),
+                   help="as for qtc sweep (default: serial with --jobs 1, else process)")
+    e.add_argument("--epochs", type=int, help="override every part's epochs (smoke runs)")
+    e.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
+    e.add_argument("--limit", type=int, help="use only the first N examples (classify parts)")
+    e.add_argument("--data-root", help="where to look for data sets first (MNIST's 10k sample)")
+    e.add_argument("--backend", type=backend_name, help="simulator backend (default: the spec's, else auto)")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _threads_arg(e)
+    e.set_defaults(func=_regenerate)
 
     y = sub.add_parser("play", help="watch a trained A3C policy act (text grid)")
     y.add_argument("rundir", type=Path)

@@ -236,13 +236,14 @@ def check_qtc(args: list[str], tmp: Path, monkeypatch, capsys) -> None:
     """`qtc ARGS` through qtc's main with the training stubbed: everything a run checks before
     it trains (a folder made under `tmp`, never in the repository); compile runs for real."""
     from qtc import cli
-    from qtc.tasks.experiments import seeded, sweep, table2
+    from qtc.tasks.experiments import regenerate, seeded, sweep, table2
     from qtc.tasks.runs import runner
     stubbed = []
     monkeypatch.setattr(runner, "run", lambda *a, **k: stubbed.append("run"))
     monkeypatch.setattr(seeded, "run_seeds", lambda *a, **k: stubbed.append("seeds") or 0)
     monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: stubbed.append("sweep") or 0)
     monkeypatch.setattr(table2, "run_table2", lambda *a, **k: stubbed.append("table2") or 0)
+    monkeypatch.setattr(regenerate, "regenerate", lambda *a, **k: stubbed.append("regenerate") or 0)
     monkeypatch.chdir(ROOT)
     argv = redirected(args, tmp)
     try:
@@ -253,7 +254,7 @@ def check_qtc(args: list[str], tmp: Path, monkeypatch, capsys) -> None:
     if rc == 2 and re.search(r"data not found|no usable \w+ data set", err):
         pytest.skip(f"the data set of `qtc {' '.join(args)}` is not installed here")
     assert rc == 0, f"qtc {' '.join(args)}: exit {rc}\n{err}"
-    if args[0] in ("run", "sweep", "table2"):
+    if args[0] in ("run", "sweep", "table2") or (args[0] == "regenerate" and "--plan" not in args):
         assert stubbed, f"qtc {' '.join(args)}: exit 0 without reaching its training"
 
 
@@ -274,7 +275,7 @@ def redirected(args: list[str], tmp: Path) -> list[str]:
             next(it, None)
             continue
         out.append(a)
-    if out and out[0] in ("run", "compile", "sweep", "table2", "report"):
+    if out and out[0] in ("run", "compile", "sweep", "table2", "report", "regenerate"):
         out += ["-o", str(tmp / "out")]
     return out
 

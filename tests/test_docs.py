@@ -17,7 +17,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 TASKS = (ROOT / "docs" / "spec-language.md").read_text().split("\n## Tasks\n", 1)[-1]
 NOT_OPTIONS = ("line", "column", "positional", "options")   # positions; `options`: the data set's own
 # Files qtc's commands write (named in the docs as outputs, not files of the repository).
-OUTPUTS = {"summary.md", "gpu_check.md"}
+OUTPUTS = {"summary.md", "gpu_check.md", "spread.md"}   # files qtc writes into a run or report folder
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 TOP = "specs|docs|tests|bench|dsl|compiler|runtime|tasks"
 # a repository path (not an output given to -o/--out, not a pattern with $, *, {} or <>) or a .md name

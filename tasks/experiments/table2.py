@@ -97,12 +97,13 @@ def fmt(v: float | None) -> str:
 def table2_cells(records: list[TrialRecord], ties: dict | None = None) -> dict[tuple[str, str], dict]:
     """(paper row, data set) -> our test MSE per seed, mean, std, and the paper's value.
 
-    Only finished forecast trials count. `ties` ({task: {model: trained twin}}, from a preset's
+    Only finished forecast trials of a task as written count: a variant (a --grid point, a
+    perturbed rerun) is another experiment, set beside it by the report's Variants section. `ties` ({task: {model: trained twin}}, from a preset's
     sweep.json) reports a candidate that was not trained with its compiled twin's results.
     """
     cells: dict[tuple[str, str], dict] = {}
     for rec in sorted(records, key=lambda r: r.seed):
-        if rec.kind != "forecast" or rec.status != "done" or not rec.rows:
+        if rec.kind != "forecast" or rec.status != "done" or not rec.rows or "@" in rec.task:
             continue
         twins = [m for m, twin in ((ties or {}).get(rec.task) or {}).items() if twin == rec.model]
         for model in [rec.model] + twins:

@@ -1,0 +1,161 @@
+"""`qtc regenerate` (issue 32): the manifest, --plan, a tiny end-to-end run on the shipped
+sunspots CSV with its perturbed twins, resuming (finished parts and trials skipped) and
+publishing part by part."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from qtc.cli import main
+from qtc.errors import QtcError
+from qtc.tasks.experiments import regenerate as regen
+
+ROOT = Path(__file__).resolve().parents[1]
+SUNSPOTS = ROOT / "specs" / "data" / "sunspots.task"
+DIGITS = ROOT / "specs" / "data" / "digits.task"
+TINY = ["--epochs", "2", "--max-batches", "2", "--jobs", "1", "--no-progress"]
+
+
+def _manifest(tmp_path: Path, body: str = "") -> Path:
+    path = tmp_path / "m.toml"
+    path.write_text(body or f"""[defaults]
+seeds = 1
+perturb = 1e-7
+
+[[part]]
+name = "sunspots"
+page = "own_data.md"
+specs = ["{SUNSPOTS}"]
+models = "diffqas,classical"
+outputs = "regen/sunspots"
+trial_seconds = 30
+
+[[part]]
+name = "digits"
+page = "own_data.md"
+specs = ["{DIGITS}"]
+models = "classical"
+perturb = false
+outputs = "regen/digits"
+""")
+    return path
+
+
+def test_the_bundled_manifest_names_every_published_page_once():
+    """Each page under docs/results is backed by a part or says why its numbers are not run
+    results: a new page must be added to specs/regenerate.toml."""
+    m = regen.load_manifest()
+    pages = {p.name for p in (ROOT / "docs" / "results").glob("*.md")} - {"claims_check.md"}
+    assert pages == m.part_pages() | set(m.pages), "add the page to specs/regenerate.toml"
+    assert not m.part_pages() & set(m.pages)
+    for part in m.parts:
+        assert all(Path(s).is_file() for s in part.specs) and part.outputs.startswith("regen/")
+    table2 = {p.name: p for p in m.parts}["table2_authors"]
+    assert table2.seeds == tuple(range(10)) and table2.perturb == 1e-7 and table2.select == ("last", None)
+    assert {p.name: p for p in m.parts}["minigrid"].perturb is None      # a3c takes no --perturb
+
+
+@pytest.mark.parametrize("edit, message", [
+    ('models = "classical"', "unknown key\\(s\\) modelz"),
+    ('specs = ["nowhere.task"]', "no spec .*nowhere.task"),
+    ('seeds = -1', "--seeds -1"),
+    ('select = "sometimes"', "'digits'.*sometimes"),
+    ('outputs = "regen/digits"', "must be a folder relative to --publish"),
+    ('name = "digits"', "two parts are named 'sunspots'"),
+])
+def test_a_bad_manifest_is_an_error_naming_the_part(tmp_path, edit, message):
+    text = _manifest(tmp_path).read_text()
+    replacement = {'models = "classical"': 'modelz = "classical"', 'specs = ["nowhere.task"]': None,
+                   'seeds = -1': None, 'select = "sometimes"': None,
+                   'outputs = "regen/digits"': 'outputs = "../elsewhere"',
+                   'name = "digits"': 'name = "sunspots"'}[edit]
+    if replacement is None:      # a key added to the digits part
+        text = text.replace('outputs = "regen/digits"', f'outputs = "regen/digits"\n{edit}')
+        if edit.startswith("specs"):
+            text = text.replace(f'specs = ["{DIGITS}"]\n', "")
+    else:
+        text = text.replace(edit, replacement)
+    (tmp_path / "m.toml").write_text(text)
+    with pytest.raises(QtcError, match=message):
+        regen.load_manifest(tmp_path / "m.toml")
+
+
+def test_only_names_parts_of_the_manifest(tmp_path, capsys):
+    assert main(["regenerate", "--manifest", str(_manifest(tmp_path)), "--only", "sunspot", "--plan"]) == 2
+    err = capsys.readouterr().err
+    assert "no part named 'sunspot'" in err and "the parts are sunspots, digits" in err
+
+
+def test_plan_counts_the_trials_and_estimates_their_time(tmp_path, capsys):
+    assert main(["regenerate", "--manifest", str(_manifest(tmp_path)), "--seeds", "3", "--plan",
+                 "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "trials: 6 + 6 perturbed = 12, 0 done" in out and "estimate 6 min of CPU at 30 s per trial" in out
+    assert "part digits (page own_data.md)" in out and "not perturbed" in out and "trials: 3, 0 done" in out
+    assert "total: 15 trials, 15 to run" in out and "plus the parts without an estimate" in out
+    assert not (tmp_path / "out").exists()          # a plan runs nothing
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_tiny_regeneration_runs_perturbed_twins_resumes_and_publishes(tmp_path, capsys):
+    m, out, pub = _manifest(tmp_path), tmp_path / "out", tmp_path / "pub"
+    cmd = ["regenerate", "--manifest", str(m), "--only", "sunspots", "-o", str(out), "--publish", str(pub)]
+    assert main(cmd + TINY) == 0
+    part = out / "sunspots"
+    assert sorted(p.name for p in part.iterdir()) == ["report", "sunspots", "sunspots@perturb=1e-07", "sweep.json"]
+    moved = json.loads((part / "sunspots@perturb=1e-07" / "diffqas" / "seed0" / "resolved.json").read_text())
+    assert moved["options"]["perturb"] == 1e-7
+    published = pub / "regen" / "sunspots"
+    record = json.loads((published / "regenerate.json").read_text())
+    assert record["complete"] and record["trials"] == 4 and record["request"]["perturb"] == 1e-7
+    assert record["commits"] and record["commits"][0] != "not a checkout"    # the code of every run
+    assert {"report.md", "summary.csv", "spread.csv", "spread.md", "variants.csv", "table2.csv"} <= {
+        p.name for p in published.iterdir()}
+    spread = _rows(published / "spread.csv")
+    assert {r["model"] for r in spread} == {"diffqas", "classical"}
+    assert all(0 < float(r["relative_change"]) < 1e-2 for r in spread)   # moved, a little
+    # Table II's cells are the runs as written; the perturbed twins are a variant beside them
+    assert {r["model"] for r in _rows(published / "table2.csv")} == {"DiffQAS-QT", "classical LSTM"}
+    assert len(_rows(published / "table2.csv")) == 2
+    summary = _rows(published / "summary.csv")
+    assert {"last_median", "last10_median"} <= set(summary[0])
+    capsys.readouterr()
+
+    assert main(cmd + TINY) == 0                      # finished: skipped whole
+    assert "part sunspots: finished earlier" in capsys.readouterr().out
+    (part / "sunspots" / "classical" / "seed0" / "trial.json").unlink()     # one trial undone
+    assert main(cmd + TINY) == 0
+    said = capsys.readouterr().out
+    assert "part sunspots: 1 run, 3 done earlier, 0 failed" in said and "published to" in said
+    assert main(cmd + TINY + ["--seeds", "2"]) == 0      # another request: the new seed runs
+    assert "part sunspots: 4 run, 4 done earlier" in capsys.readouterr().out
+
+
+def test_publish_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+    m, pub = _manifest(tmp_path), tmp_path / "pub"
+    (pub / "regen" / "digits").mkdir(parents=True)
+    (pub / "regen" / "digits" / "notes.md").write_text("mine")
+    assert main(["regenerate", "--manifest", str(m), "--only", "digits", "-o", str(tmp_path / "out"),
+                 "--publish", str(pub)] + TINY) == 2
+    assert "holds files qtc regenerate did not write" in capsys.readouterr().err
+    assert (pub / "regen" / "digits" / "notes.md").read_text() == "mine"
+
+
+def test_perturb_on_an_a3c_part_is_refused_by_name(tmp_path, capsys):
+    cartpole = ROOT / "specs" / "cartpole.task"
+    m = _manifest(tmp_path, f"""[[part]]
+name = "cart"
+page = "cartpole.md"
+specs = ["{cartpole}"]
+perturb = 1e-7
+outputs = "regen/cart"
+""")
+    assert main(["regenerate", "--manifest", str(m), "-o", str(tmp_path / "out"), "--jobs", "1"]) == 2
+    assert "part cart: --perturb does not apply to a3c tasks" in capsys.readouterr().err

@@ -125,6 +125,17 @@ def main() -> None:
     ap.add_argument("--tensor-center", action="store_true")
     ap.add_argument("--tensor-standardize", action="store_true")
     ap.add_argument("--no-offset-bound", action="store_true")
+    ap.add_argument("--tensor-affine", action="store_true",
+                    help="a trainable gain (1) and offset (0) per generated tensor, after the generator")
+    ap.add_argument("--tensor-ratio", action="store_true",
+                    help="each generated tensor times a fixed factor: torch's init std over its own at the "
+                         "start (then the usual calibration of the whole)")
+    ap.add_argument("--tensor-bits", action="store_true",
+                    help="the mapping's bits input replaced by the tensor's one-hot index (+1 in its column, -1 in the other "
+                         "12; the product's index tensor has one column per tensor): "
+                         "the mapping knows which tensor, not which weight")
+    ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                    help="cosine: lr decays to 0 over --steps")
     a = ap.parse_args()
     global NET
     NET = a.net
@@ -139,15 +150,45 @@ def main() -> None:
                                   "rescale": a.rescale, "fixed": a.fixed,
                                   "scale_at": a.scale_at}.items() if v is not None}
         patch_for_experiments(a, net)
-        model = qtc.QTModel(net, a.space, input_shape=(1, 28, 28), depth=a.depth, qubits=a.qubits, **opts)
+        if a.tensor_bits:
+            from qtc.runtime.generator import QTGenerator
+            sizes = [p.numel() for p in net.parameters()]
+            mapped = QTGenerator._mapped
+
+            def by_tensor(self, x):
+                if getattr(self, "_tensor_bits", None) is None:
+                    onehot = -torch.ones(len(x), self.bits.shape[1], dtype=x.dtype)
+                    for t, rows in enumerate(torch.arange(len(x)).split(sizes)):
+                        onehot[rows, t] = 1.0
+                    self._tensor_bits = onehot
+                self.bits = self._tensor_bits
+                return mapped(self, x)
+            QTGenerator._mapped = by_tensor
+        make = lambda: qtc.QTModel(net, a.space, input_shape=(1, 28, 28), depth=a.depth, qubits=a.qubits, **opts)
+        if a.tensor_ratio:
+            with torch.no_grad():
+                raw = make().weights()
+            ratio = {n: float(p.detach().std()) / float(raw[n].std()) for n, p in net.named_parameters()}
+            plain = qtc.QTModel._unflatten
+            qtc.QTModel._unflatten = lambda self, flat: {n: w * ratio[n] for n, w in plain(self, flat).items()}
+            torch.manual_seed(a.seed)
+            print("tensor ratios", {n: round(r, 4) for n, r in ratio.items()})
+        model = make()
     else:
         model = net
+    if a.model == "qt" and a.tensor_affine:
+        model.gain = nn.ParameterDict({n.replace(".", "_"): nn.Parameter(torch.ones(())) for n in model.shapes})
+        model.offset = nn.ParameterDict({n.replace(".", "_"): nn.Parameter(torch.zeros(())) for n in model.shapes})
+        plain = model._unflatten
+        model._unflatten = lambda flat: {n: model.gain[n.replace(".", "_")] * w + model.offset[n.replace(".", "_")]
+                                         for n, w in plain(flat).items()}
     if a.model == "qt" and a.map_lr is not None:
         mapping = list(model.generator.mapping.parameters())
         rest = [p for p in model.parameters() if all(p is not m for m in mapping)]
         opt = torch.optim.Adam([{"params": rest}, {"params": mapping, "lr": a.map_lr}], lr=a.lr)
     else:
         opt = torch.optim.Adam(model.parameters(), lr=a.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, a.steps) if a.schedule == "cosine" else None
     gen = torch.Generator().manual_seed(a.seed)
     losses, order, k = [], torch.randperm(len(xtr), generator=gen), 0
     for step in range(1, a.steps + 1):
@@ -159,6 +200,8 @@ def main() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if sched is not None:
+            sched.step()
         losses.append(loss.item())
         if step % a.every == 0:
             print(f"step {step:4d}  loss {np.mean(losses[-a.every:]):.4f}", flush=True)

@@ -62,7 +62,7 @@ OPTIONS: dict[tuple[str, str], Row] = {
     ("generator", "mapping"): Row(),
     ("generator", "hidden"): Row(when=("mapping", ("mlp",)), instead="the linear mapping has no "
                                  "hidden layer: write 'mapping mlp hidden N'"),
-    ("generator", "init_scale"): Row(), ("generator", "bits"): Row(), ("generator", "rescale"): Row(),
+    ("generator", "init_scale"): Row(), ("generator", "bits"): Row(), ("generator", "index"): Row(), ("generator", "rescale"): Row(),
     ("generator", "gamma"): Row(when=("rescale", ("qt",))),
     ("generator", "beta"): Row(when=("rescale", ("qt",))),
     ("generator", "alpha"): Row(when=("rescale", ("qt",))),

@@ -60,6 +60,10 @@ class GeneratorStmt(Stmt):
     hidden: Annotated[int, Field(ge=1, le=4096)] = 16    # width of the 'mlp' mapping
     init_scale: float = 1.0           # multiplies the calibrated initial scale (QTGenerator: torch's output scale)
     bits: Literal["pm1", "01"] = "pm1"
+    # what the mapping is told about a weight beside its x: its index bits (the paper) or only
+    # which tensor it belongs to, one-hot, so that every per-weight pattern comes from the
+    # circuit (runtime.generator; docs/results/ten_class_notes.md section 6)
+    index: Literal["bits", "tensor"] = "bits"
     rescale: Literal["qt", "none"] = "qt"
     gamma: float = 0.1
     beta: float = 0.8

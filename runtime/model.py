@@ -46,7 +46,7 @@ class QTModel(nn.Module):
     `init_scale`. `qubits` defaults to ceil(log2(parameters)) for a 'qubits auto' space, `depth`
     to the space's. `fixed=K` trains candidate K of the space alone (its structural weights a
     frozen one-hot vector: a fixed-architecture baseline). Other keywords are the `generator`
-    statement's (mapping, hidden, bits, rescale, gamma, beta, alpha, center, init_scale,
+    statement's (mapping, hidden, bits, index, rescale, gamma, beta, alpha, center, init_scale,
     backend), checked as a spec's are; `dtype` defaults to the network's.
 
     The trainable parameters are the generator's alone (`model.generator`); parameters with
@@ -82,6 +82,7 @@ class QTModel(nn.Module):
         _check_fixed(own.get("fixed"), program)
         with _buffers_kept(net):        # the calibration's probes leave no running statistics
             self.generator = QTGenerator(program, count, generator_options, fixed=own.get("fixed"), dtype=dtype,
+                                         tensors=[s.numel() for s in self.shapes.values()],
                                          calibrate=lambda flat: output_scale(
                                              self._run, lambda: initial, flat, (sum(math.prod(s) for s in shapes),),
                                              bound_offsets=True))

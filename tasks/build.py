@@ -218,7 +218,7 @@ class Built:
                 out[name] = QTGenerator(program, net.num_params, options, fixed=fixed,
                                         calibrate=partial(net.init_scale_for,
                                                           bound_offsets=self.many_classes()),
-                                        steps=steps)
+                                        steps=steps, tensors=net.tensor_sizes())
         return out
 
     def many_classes(self) -> bool:
@@ -235,7 +235,8 @@ class Built:
             rows.append(f"network {name}: {net.num_params:,} target parameters")
             if self.program is None:
                 continue
-            gen = QTGenerator(self.program, net.num_params, GeneratorOptions.of(self.spec.generator))
+            gen = QTGenerator(self.program, net.num_params, GeneratorOptions.of(self.spec.generator),
+                              tensors=net.tensor_sizes())
             parts = gen.trainable_counts()
             total = sum(parts.values())
             prog = self.program

@@ -62,6 +62,10 @@ class ModuleNet:
         self.output_shape = self._probe()
 
     # --- the classical counterpart: torch's own module --------------------------------------
+    def tensor_sizes(self) -> list[int]:
+        """The parameter tensors' sizes in flat order (the generator's `index tensor` input)."""
+        return [math.prod(shape) for _, shape in self.param_shapes]
+
     def module(self) -> nn.Module:
         """A fresh module from the factory (torch's initialisation, from the global RNG)."""
         module = self.factory()

@@ -62,6 +62,10 @@ class TargetNet:
         self.param_shapes = [(f"{i}.{name}", s) for i, p in enumerate(plans) for name, s in p.params]
         self.num_params = sum(math.prod(s) for _, s in self.param_shapes)
 
+    def tensor_sizes(self) -> list[int]:
+        """The parameter tensors' sizes in flat order (the generator's `index tensor` input)."""
+        return [math.prod(shape) for _, shape in self.param_shapes]
+
     def init_stds(self) -> list[tuple[int, float]]:
         """(size, std) per parameter tensor, in flat order: the std torch's default init gives it
         (U(-b, b), std b/sqrt(3); b = 1/sqrt(fan_in) for conv2d and linear, 1/sqrt(hidden) for

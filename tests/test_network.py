@@ -19,6 +19,7 @@ import qtc
 from qtc.runtime import reference
 from qtc.runtime.generator import GeneratorOptions, QTGenerator, qubits_for
 from qtc.dsl.task import GeneratorStmt, Stmt, parse_task
+from qtc.errors import QtcError
 from qtc.tasks.build import load_task
 from qtc.tasks.network import LAYER_KINDS, LAYERS, TargetNet
 
@@ -31,7 +32,7 @@ COUNTS = {"mnist_1v5": {"net": 108_866}, "fmnist_1v5": {"net": 108_866}, "fmnist
           "cartpole": {"actor": 226, "critic": 193}}
 TOTALS = {"mnist_1v5": "286 = 255 + 12 + 19", "fmnist_5v7": "286 = 255 + 12 + 19",
           "bessel": "135 = 110 + 12 + 13", "narma10": "135 = 110 + 12 + 13",
-          "minigrid_5x5": "157 = 130 + 12 + 15", "mnist_10": "222 = 195 + 12 + 15"}
+          "minigrid_5x5": "157 = 130 + 12 + 15", "mnist_10": "656 = 195 + 12 + 449"}
 NETWORKS = [("mnist_1v5", "net"), ("bessel", "net"), ("minigrid_5x5", "actor"), ("minigrid_5x5", "critic")]
 
 
@@ -69,7 +70,8 @@ def test_parameter_report_prints_the_trainable_totals(task):
         assert line.split("total trainable")[1].strip() == TOTALS[task], report
     total = int(TOTALS[task].split(" = ")[0])
     for net in b.nets.values():  # the report's sum is what the generator really trains
-        gen = QTGenerator(b.program, net.num_params)
+        gen = QTGenerator(b.program, net.num_params, GeneratorOptions.of(b.spec.generator),
+                          tensors=net.tensor_sizes())
         assert sum(p.numel() for p in gen.parameters() if p.requires_grad) == total
 
 
@@ -164,11 +166,11 @@ def test_lstm_matches_torch_lstm_cell():
 
 
 # --- the QT generator -----------------------------------------------------------------------------
-def small_generator(seed=0, fixed=None, **options):
+def small_generator(seed=0, fixed=None, tensors=None, **options):
     torch.manual_seed(seed)
     prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=5, depth=2)
     return QTGenerator(prog, 20, GeneratorOptions.given(backend="reference", **options), fixed=fixed,
-                       dtype=torch.float64)
+                       dtype=torch.float64, tensors=tensors)
 
 
 def test_generator_options_are_the_generator_statement_s_own_options():
@@ -260,6 +262,28 @@ def test_mlp_mapping_has_its_parameter_count_and_gradients():
     assert gen.trainable_counts() == {"angles": 10, "structural weights": 12, "mapping": 6 * 4 + 4 + 4 + 1}
     gen().pow(2).sum().backward()
     assert all(p.grad is not None for p in gen.mapping.parameters())
+
+
+def test_index_tensor_tells_the_mapping_which_tensor_and_nothing_else():
+    """`index tensor`: the mapping's input beside x is the one-hot of the weight's tensor (in the
+    `bits` encoding), one column per tensor; under a constant circuit (config 1: x is the same for
+    every weight) each tensor is then one value repeated, where the index bits draw a pattern."""
+    sizes = [3, 12, 5]
+    gen = small_generator(mapping="mlp", hidden=4, index="tensor", tensors=sizes)
+    assert gen.trainable_counts()["mapping"] == (3 + 1) * 4 + 4 + 4 + 1
+    want = torch.tensor([[1.0, -1, -1]] * 3 + [[-1.0, 1, -1]] * 12 + [[-1.0, -1, 1]] * 5, dtype=torch.float64)
+    assert torch.equal(gen.bits, want)
+    assert torch.equal(small_generator(index="tensor", tensors=sizes, bits="01").bits, (want + 1) / 2)
+    with torch.no_grad():
+        by_tensor = small_generator(fixed=0, index="tensor", tensors=sizes)().split(sizes)
+        by_bits = small_generator(fixed=0)().split(sizes)
+    assert all(len(set(chunk.tolist())) == 1 for chunk in by_tensor)
+    assert len({round(float(chunk[0]), 12) for chunk in by_tensor}) == 3, "each tensor its own value"
+    assert len(set(by_bits[1].tolist())) > 1
+    with pytest.raises(QtcError, match="index tensor needs the sizes of the target's tensors"):
+        small_generator(index="tensor")
+    with pytest.raises(QtcError, match=r"summing to 20\); got \[3, 12\]"):
+        small_generator(index="tensor", tensors=[3, 12])
 
 
 def test_state_dict_round_trips():

@@ -209,6 +209,7 @@ def test_a_wrong_input_shape_is_a_clear_error(shape, message):
     ({"init_scale": float("inf")}, "init_scale=inf: Input should be a finite number"),
     ({"mapping": "cubic"}, "mapping='cubic': Input should be 'linear' or 'mlp'"),
     ({"rescale": "log"}, "rescale='log': Input should be 'qt' or 'none'"),
+    ({"index": "weight"}, "index='weight': Input should be 'bits' or 'tensor'"),
     ({"maping": "mlp"}, "unknown option 'maping'; did you mean 'mapping'"),
     ({"fixed": 12}, "fixed=12 is not a candidate of the space: give an index from 0 to 11"),
     ({"fixed": -1}, "fixed=-1 is not a candidate"),
@@ -225,6 +226,20 @@ def test_fixed_trains_one_candidate_alone():
     assert "generator.weights" not in dict(model.named_parameters())     # a frozen one-hot
     assert model.generator.reported_weights() == [1.0 if k == 3 else 0.0 for k in range(12)]
     assert model.generator.trainable_counts() == {"angles": 16, "structural weights": 0, "mapping": 10}
+
+
+def test_index_tensor_gives_the_mapping_the_network_s_tensors():
+    """index="tensor": one mapping input per generated tensor (the frozen one is not one); under
+    a constant candidate (config 1) each tensor is one value repeated."""
+    torch.manual_seed(0)
+    net = _mlp()
+    net[0].weight.requires_grad_(False)
+    model = qtc.QTModel(net, input_shape=(6,), depth=2, backend="reference", index="tensor", fixed=0)
+    assert model.generator.bits.shape == (163 - 96, 3)
+    assert model.generator.trainable_counts()["mapping"] == 3 + 1 + 1
+    with torch.no_grad():
+        assert all(len(set(w.flatten().tolist())) == 1 for w in model.weights().values())
+    assert model(torch.randn(5, 6)).shape == (5, 3)
 
 
 def test_qtmodel_is_in_dir_qtc():

@@ -107,6 +107,8 @@ EXPECTED = {
                                      "classes, e.g. [1, 5] (or 'all') (got [1])", None),
     "task_classes_output_width.task": (6, 3, "network 'net' gives output [2] but mnist with 3 classes "
                                        "(one output each) needs [3]", None),
+    "task_generator_index.task": (7, 45, "'generator' option 'index': expected 'bits' or 'tensor' "
+                                  "(got 'weights')", None),
     "task_generator_depth_zero.task": (7, 37, "'generator' option 'depth': depth must be between 1 and 10000 (got 0)",
                                        None),
     "task_generator_depth_huge.task": (7, 37, "'generator' option 'depth': depth must be between 1 and 10000 (got 1000000000)", None),

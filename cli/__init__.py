@@ -436,7 +436,8 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--epochs", type=int, help="override every part's epochs (smoke runs)")
     e.add_argument("--max-batches", type=int, help="stop each epoch after N batches (smoke runs)")
     e.add_argument("--limit", type=int, help="use only the first N examples (classify parts)")
-    e.add_argument("--data-root", help="where to look for data sets first (MNIST's 10k sample)")
+    e.add_argument("--data-root", help="where to look for data sets first (MNIST's 10k sample), for "
+                   "the parts that read one (the series and the A3C environments are generated)")
     e.add_argument("--backend", type=backend_name, help="simulator backend (default: the spec's, else auto)")
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     _threads_arg(e)

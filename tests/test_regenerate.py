@@ -99,6 +99,31 @@ def test_plan_counts_the_trials_and_estimates_their_time(tmp_path, capsys):
     assert not (tmp_path / "out").exists()          # a plan runs nothing
 
 
+def test_data_root_applies_to_the_parts_that_read_data(tmp_path, capsys):
+    """sunspots reads a CSV (found in --data-root first, then beside its spec); a generated
+    series reads none, so --data-root, given for every part, leaves it as it is."""
+    narma5 = ROOT / "specs" / "narma5.task"
+    m = _manifest(tmp_path, f"""[[part]]
+name = "narma"
+page = "table2.md"
+specs = ["{narma5}"]
+models = "classical"
+outputs = "regen/narma"
+
+[[part]]
+name = "sunspots"
+page = "own_data.md"
+specs = ["{SUNSPOTS}"]
+models = "classical"
+outputs = "regen/sunspots"
+""")
+    parts = {p.name: p for p in regen.load_manifest(m).parts}
+    assert not regen.reads_data(parts["narma"]) and regen.reads_data(parts["sunspots"])
+    assert main(["regenerate", "--manifest", str(m), "--plan", "--data-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "cannot run here" not in out and "total: 2 trials" in out
+
+
 def _rows(path: Path) -> list[dict]:
     with path.open(newline="") as fh:
         return list(csv.DictReader(fh))

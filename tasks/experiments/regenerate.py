@@ -180,8 +180,11 @@ def request(part: Part, seeds, perturb: float | None, overrides: dict) -> dict:
 def plan_part(part: Part, seeds, perturb: float | None, overrides: dict) -> list[Trial]:
     """The part's trials: every spec x model (merged twins once) x seed, then, with `perturb`,
     the same trials with the initial parameters moved (variant perturb=EPS). A setting a task
-    refuses (--perturb on A3C, --limit on a series) is an error naming the part."""
+    refuses (--perturb on A3C, --limit on a series) is an error naming the part; --data-root
+    applies to the parts that read a data set (`reads_data`)."""
     over = {**overrides, "epochs": overrides.get("epochs") or part.epochs, "select": part.select}
+    if not reads_data(part):
+        over["data_root"] = None
     try:
         trials = sweep.plan(list(part.specs), list(seeds), part.models, overrides=over, merge_twins=True)
         if perturb:
@@ -191,6 +194,15 @@ def plan_part(part: Part, seeds, perturb: float | None, overrides: dict) -> list
     except QtcError as err:
         raise QtcError(f"part {part.name}: {err}") from None
     return trials
+
+
+def reads_data(part: Part) -> bool:
+    """Whether a part reads a data set (an image set, a CSV or npy file), so that --data-root,
+    given for every part, applies to it; the generated series and the A3C environments read none."""
+    from qtc.dsl.task import parse_task
+    from qtc.tasks.data.sources import is_file_source
+    specs = [parse_task(Path(s)) for s in part.specs]
+    return any(spec.kind == "classify" or is_file_source(spec) for spec in specs)
 
 
 def plan(parts: list[Part], out: Path, *, seeds=None, perturb=None, overrides: dict) -> list[str]:
@@ -268,7 +280,7 @@ def regenerate(parts: list[Part], out: Path, *, seeds=None, perturb=None, overri
     for part in parts:
         chosen = tuple(seeds) if seeds else part.seeds
         eps = part_perturb(part, perturb)
-        want = request(part, chosen, eps, overrides)
+        want = request(part, chosen, eps, overrides if reads_data(part) else {**overrides, "data_root": None})
         folder = out / part.name
         record = read_json_or_none(folder / "report" / RECORD) or {}
         if record.get("request") == want and record.get("complete") and all(

@@ -14,6 +14,8 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,13 +300,27 @@ def test_a_worker_killed_inside_the_optimizer_lock_does_not_wedge_the_others(tmp
     assert "while holding the optimizer lock" in s["errors"][0]
 
 
+def _interrupt_after_first_episode(log: Path, stop: threading.Event, limit_s: float = 300) -> None:
+    """Ctrl-C the main thread once `log` holds an episode (not after a fixed time: on a busy
+    machine no episode may have finished by then, and the verdict would depend on the load)."""
+    deadline = time.monotonic() + limit_s
+    while not stop.is_set() and time.monotonic() < deadline:
+        if log.exists() and len(log.read_text().splitlines()) > 1:
+            break
+        time.sleep(0.05)
+    if not stop.is_set():
+        _thread.interrupt_main()
+
+
 def test_ctrl_c_stops_all_workers_and_saves(tmp_path):
-    timer = threading.Timer(1.5, _thread.interrupt_main)
-    timer.start()
+    stop = threading.Event()
+    watcher = threading.Thread(target=_interrupt_after_first_episode,
+                               args=(tmp_path / "run" / "episodes.csv", stop), daemon=True)
+    watcher.start()
     try:
         s = run(tmp_path, episodes=10 ** 6)
     finally:
-        timer.cancel()
+        stop.set()
     assert s["status"] == "interrupted" and 0 < s["episodes"] < 10 ** 6
     ck = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert ck["episodes"] == s["episodes"] == len(csv_rows(tmp_path / "run"))

@@ -24,6 +24,13 @@ generators' forward (actor and critic weights), the environment's steps, the pol
 in the rollout (the rest of it), the loss, the backward and the optimizer step:
 
     python bench/a3c_update.py --phases --models classical,diffqas
+
+`--nodes` splits the generators' program further (both generators together, per update): the
+CPU time of each node kind's runner (runtime/kernels.py RUNNERS: the simulated circuits, the
+exact constants, the phase forms), forward and backward, and the rest of the program's
+autograd function around them:
+
+    python bench/a3c_update.py --nodes --models fixed:1,diffqas
 """
 from __future__ import annotations
 
@@ -42,10 +49,41 @@ SPECS = Path(__file__).resolve().parents[1] / "specs"
 PHASES = ("sync", "generators", "env steps", "policy forward", "loss", "backward", "optimizer")
 
 
+def node_clocks(spent: dict, clock) -> None:
+    """Time every node kind's runner of every compiled program of this process, forward and
+    backward, and ProgramFunction's forward and backward (whose rest is "program other")."""
+    from qtc.runtime import kernels
+
+    def timed(fn, key):
+        def run(*args):
+            t = clock()
+            try:
+                return fn(*args)
+            finally:
+                spent[key] = spent.get(key, 0.0) + clock() - t
+        return run
+    for _, comp in kernels._compiled.values():
+        for kind, (runner, _) in comp.runners.items():
+            for way in ("forward", "backward"):
+                setattr(runner, way, timed(getattr(runner, way), f"{kind} {way}"))
+    for way in ("forward", "backward"):
+        setattr(kernels.ProgramFunction, way, staticmethod(timed(getattr(kernels.ProgramFunction, way),
+                                                                 f"program {way}")))
+
+
+def node_split(spent: dict, updates: int) -> dict:
+    """CPU ms per update by node kind and direction, and the program's own rest."""
+    out = {k: 1e3 * v / updates for k, v in spent.items() if not k.startswith("program ") and v}
+    program = sum(v for k, v in spent.items() if k.startswith("program "))
+    out["program other"] = 1e3 * (program - sum(v for k, v in spent.items() if not k.startswith("program "))) / updates
+    return out
+
+
 def measure(spec: str, model: str, updates: int, blocks: int, backend: str | None,
-            phases: bool = False) -> dict:
+            phases: bool = False, nodes: bool = False) -> dict:
     """Time `updates` updates of `model` (after `updates` // 4 of warm-up), in this process;
-    with `phases`, as a worker does them (sync, gradients onto a global copy), split by phase."""
+    with `phases`, as a worker does them (sync, gradients onto a global copy), split by phase;
+    with `nodes`, the generators' program split by node kind (node_clocks)."""
     import torch
 
     from qtc.tasks.build import load_task
@@ -78,6 +116,9 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
 
     if phases:
         env.step = timed_step
+    node_spent: dict = {}
+    if nodes:
+        node_clocks(node_spent, clock)
 
     def update():
         t = [clock()]
@@ -117,6 +158,7 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
     for _ in range(max(1, updates // 4)):
         update()
     spent.update(dict.fromkeys(PHASES, 0.0))
+    node_spent.clear()
     cpu, wall, steps = [], [], 0
     per_block = max(1, updates // blocks)
     for _ in range(blocks):
@@ -131,7 +173,8 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
     return {"model": model, "updates": per_block * blocks, "env_steps": steps,
             "cpu_ms": 1e3 * statistics.median(cpu), "wall_ms": 1e3 * statistics.median(wall),
             "build_s": build_s, "rendering": ",".join(rendering),
-            **({"phases_ms": {k: 1e3 * v / (per_block * blocks) for k, v in spent.items()}} if phases else {})}
+            **({"phases_ms": {k: 1e3 * v / (per_block * blocks) for k, v in spent.items()}} if phases else {}),
+            **({"nodes_ms": node_split(node_spent, per_block * blocks)} if nodes else {})}
 
 
 def main(argv=None) -> int:
@@ -143,11 +186,14 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default=None)
     ap.add_argument("--phases", action="store_true", help="as a worker (sync, a global copy) and "
                     "where each update's CPU time goes")
+    ap.add_argument("--nodes", action="store_true", help="split the generators' program by node kind "
+                    "(circuits, constants, phase forms; forward and backward)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--one", help=argparse.SUPPRESS)     # internal: measure one model, print JSON
     args = ap.parse_args(argv)
     if args.one:
-        print(json.dumps(measure(args.spec, args.one, args.updates, args.blocks, args.backend, args.phases)))
+        print(json.dumps(measure(args.spec, args.one, args.updates, args.blocks, args.backend, args.phases,
+                                 args.nodes)))
         return 0
     rows, load = [], {"before": os.getloadavg()}
     print(f"A3C update cost, {Path(args.spec).name}, one torch thread, {args.updates} updates "
@@ -155,7 +201,7 @@ def main(argv=None) -> int:
     for model in args.models.split(","):
         cmd = [sys.executable, __file__, "--one", model, "--spec", args.spec, "--updates",
                str(args.updates), "--blocks", str(args.blocks)] + (["--backend", args.backend] if args.backend else []) \
-            + (["--phases"] if args.phases else [])
+            + (["--phases"] if args.phases else []) + (["--nodes"] if args.nodes else [])
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
@@ -173,9 +219,15 @@ def main(argv=None) -> int:
         print(f"{'model':<12} " + " ".join(f"{p:>14}" for p in PHASES))
         for r in rows:
             print(f"{r['model']:<12} " + " ".join(f"{r['phases_ms'][p]:>14.3f}" for p in PHASES))
+    if args.nodes:
+        print("CPU ms per update in the generators' program by node kind (both generators):")
+        for r in rows:
+            parts = [f"{k} {v:.3f}" for k, v in r["nodes_ms"].items()]
+            print(f"{r['model']:<12} " + (", ".join(parts) if parts else "-"))
     print(f"load average after: {load['after'][0]:.2f}")
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "load": load, "spec": args.spec, "phases": args.phases,
+                                         "nodes": args.nodes,
                                          "updates": args.updates, "blocks": args.blocks}, indent=2) + "\n")
     return 0
 

@@ -202,3 +202,24 @@ def test_compare_fixed_end_to_end_on_a_tiny_budget(tmp_path):
     paired = json.loads((out / "report" / "a3c_paired.json").read_text())["minigrid_5x5"]
     assert len(paired["paired"]["final_mean"]["per_model"]) == 12
     assert {v["verdict"] for v in paired["claims"].values()} == {"undecided"}    # 2 seeds
+
+
+def test_a_gymnasium_environment_is_read_at_its_own_reward_threshold():
+    """CartPole-v1's episodes to 475 (its spec's threshold), not to MiniGrid's 0.9, which every
+    CartPole episode (reward >= 8) passes at once; MiniGrid and a record without an env keep 0.9."""
+    assert a3c_report.threshold_of("CartPole-v1") == 475.0
+    assert a3c_report.threshold_of("MiniGrid-Empty-5x5-v0") == 0.9 == a3c_report.threshold_of("")
+    assert a3c_report.threshold_of("NoSuchEnv-v0") is None
+    records = []
+    for model in ("diffqas", "fixed:0"):
+        rec = _record(model, 0, _log([500.0 if model == "diffqas" else 20.0] * 10, head=90) + 10)
+        rec.env = "CartPole-v1"
+        records.append(rec)
+    (c,) = comparisons(records)
+    rows = {r["model"]: r["to_threshold"] for r in c.per_seed()}
+    assert c.threshold == 475.0 and rows == {"diffqas": 92, "fixed:0": None}
+    text = "\n".join(a3c_report.markdown([c]))
+    assert "| to 475 (median) | to 475 per seed |" in text and "0: not reached" in text
+    c.threshold = None                       # an env without a threshold: nothing counted
+    assert all(r["to_threshold"] is None for r in c.per_seed())
+    assert "to threshold (none) (median)" in "\n".join(a3c_report.markdown([c]))

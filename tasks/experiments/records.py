@@ -66,6 +66,7 @@ class TrialRecord:
     weights_norm: str | None = None   # the space's `weights` normalisation (None: not recorded)
     twins: list = field(default_factory=list)      # merged candidates reported with this trial
     examples: dict = field(default_factory=dict)   # examples.json: train/test counts after --limit etc.
+    env: str = ""                     # an A3C task's environment id (its reward threshold)
     metric: dict | None = None        # metric.json: the run's own metric (metric_of)
 
     @property
@@ -127,6 +128,7 @@ def _read_run(rec: TrialRecord, folder: Path, resolved: dict) -> None:
     rec.examples = read_json_or_none(folder / "examples.json") or {}
     rec.metric = read_json_or_none(folder / OWN_METRIC)
     rec.window = int(((task.get("a3c") or {}).get("window")) or 1000)
+    rec.env = (task.get("env") or {}).get("id") or ""
     rows = read_json_or_none(folder / "metrics.json", list) or []
     rec.rows = [r for r in rows if r.get("model") == rec.model]
     rec.label = rec.rows[-1]["label"] if rec.rows else naming.label(rec.model, rec.candidates)

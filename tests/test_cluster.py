@@ -101,6 +101,62 @@ def test_a_node_check_names_another_qtc_version_and_each_missing_data_set(tmp_pa
     assert check_node(qtc.__version__, [("mnist", str(tmp_path / "d"))])["problems"] == []
 
 
+def _csv_spec(folder: Path, data: Path) -> str:
+    """The tiny forecaster reading its series from a CSV file that lives apart from the spec
+    (`data csv "series.csv"`, found under --data-root `data`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "series.csv").write_text("t,value\n" + "".join(f"{i},{(i * 7919) % 101 / 101:.4f}\n"
+                                                             for i in range(80)))
+    spec = Path(_spec(folder))
+    text = spec.read_text().replace("task tiny", "task own").replace(
+        "data narma5 window 4 split 0.67", 'data csv "series.csv" column value window 4 split 0.67')
+    spec.unlink()
+    (folder / "own.task").write_text(text)
+    return str(folder / "own.task")
+
+
+def test_a_trial_carries_its_data_files_path_and_digest_and_each_node_checks_them(tmp_path):
+    """A spec reading a data file: the carried spec names the file where the driver found it
+    (absolute: a node's scratch copy of the spec has nothing beside it) and the trial its
+    sha256; a node without that file, or with other data there, is named before training."""
+    import hashlib
+
+    import qtc
+    spec = _csv_spec(tmp_path / "specs", tmp_path / "data")
+    shutil.copy(HERE.parent / "specs" / "hadamard_ent_rot.qs", tmp_path / "specs")
+    trials = plan([spec], [0], "classical", overrides={**BUDGET, "data_root": str(tmp_path / "data")})
+    csv = (tmp_path / "data" / "series.csv").resolve()
+    data_file = trials[0].data_file
+    assert data_file == {"source": "csv", "path": str(csv),
+                         "sha256": hashlib.sha256(csv.read_bytes()).hexdigest()}
+    assert f'data csv "{csv}" column value' in trials[0].files["own.task"] and trials[0].dataset == ""
+    wanted = [(data_file["source"], data_file["path"], data_file["sha256"])]
+    assert check_node(qtc.__version__, [], wanted)["problems"] == []
+    csv.write_text(csv.read_text().replace("0.0000", "0.5000"))        # other data at that path
+    problem, = check_node(qtc.__version__, [], wanted)["problems"]
+    assert problem.startswith(f"data file {csv} differs from the driver's (sha256 ")
+    assert "hint: copy the driver's file to" in problem
+    csv.unlink()
+    problem, = check_node(qtc.__version__, [], wanted)["problems"]
+    assert problem.startswith(f"no data file {csv} (the driver's, read at the same path)")
+
+
+def test_a_classifier_reading_an_npz_asks_nodes_for_its_file_not_for_an_image_data_set(tmp_path):
+    """`data npz` is a file, not a data set a node finds by name (before: every node was
+    'unfit' with "no usable npz data set")."""
+    import numpy as np
+
+    import qtc
+    np.savez(tmp_path / "d.npz", x=np.arange(40, dtype=np.float32).reshape(20, 2), y=np.arange(20) % 2)
+    (tmp_path / "c.task").write_text("task c : classify\ndata npz \"d.npz\" split 0.5\nnetwork {\n"
+                                     "  input [2]\n  linear 2 -> 2\n}\ntrain adam lr 0.01 batch 4 "
+                                     "epochs 1 seed 0\ncompare classical\n")
+    trial, = plan([str(tmp_path / "c.task")], [0], "classical")
+    assert trial.dataset == "" and trial.data_file["source"] == "npz"
+    assert check_node(qtc.__version__, [], [tuple(trial.data_file.values())])["problems"] == []
+
+
 def test_storage_and_address_are_for_the_ray_executor(tmp_path):
     for kind in ("process", "serial"):
         with pytest.raises(QtcError, match=f"--storage is for the Ray executor .* --executor {kind}"):
@@ -214,6 +270,22 @@ def _untimed_report(name: str, data: bytes):
         at = rows[0].index("seconds")
         return [r[:at] + r[at + 1:] for r in rows]
     return data
+
+
+@pytest.mark.slow
+def test_a_sweep_of_a_spec_reading_a_csv_file_runs_on_the_cluster_as_here(tmp_path):
+    """The spec's folder deleted after planning; each trial reads the driver's CSV at its path
+    (as a file system every node mounts would give it) and ends as the local sweep does."""
+    spec = _csv_spec(tmp_path / "specs", tmp_path / "data")
+    shutil.copy(HERE.parent / "specs" / "hadamard_ent_rot.qs", tmp_path / "specs")
+    trials = plan([spec], [0], "diffqas,classical", overrides={**BUDGET, "data_root": str(tmp_path / "data")})
+    local = sweep(trials, tmp_path / "local", executor="serial", progress=False)
+    assert len(local.done) == 2 and not local.failed
+    shutil.rmtree(tmp_path / "specs")
+    with two_nodes(tmp_path) as (cluster, _worker, _scratch):
+        res = sweep(trials, tmp_path / "cluster", address=cluster.address, executor="ray", progress=False)
+    assert len(res.done) == 2 and not res.failed, [read_status(tmp_path / "cluster" / t.key) for t in trials]
+    _assert_same_folders(tmp_path / "local", tmp_path / "cluster", res.done)
 
 
 def test_a_node_without_the_data_set_is_named_before_training(tmp_path, monkeypatch):

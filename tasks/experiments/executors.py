@@ -233,7 +233,10 @@ class RayExecutor:
             self.store = self._store(storage)
             needs = sorted({(t.dataset, t.overrides.get("data_root")) for t in trials if t.dataset},
                            key=str)
-            self.nodes = check_nodes(ray, self.version, needs, max(timeout, NODE_CHECK_TIMEOUT))
+            data_files = sorted({(t.data_file["source"], t.data_file["path"], t.data_file["sha256"])
+                                 for t in trials if t.data_file})
+            self.nodes = check_nodes(ray, self.version, needs, max(timeout, NODE_CHECK_TIMEOUT),
+                                     data_files)
         except BaseException:
             self.shutdown()
             raise
@@ -327,9 +330,9 @@ def _lost_errors() -> tuple:
 LOST = _lost_errors()
 
 
-def check_nodes(ray, version: str, datasets: list, timeout: float) -> list[str]:
+def check_nodes(ray, version: str, datasets: list, timeout: float, data_files: list = ()) -> list[str]:
     """Ask every live node (a task pinned to each, no CPU of its own) whether it can run this
-    sweep's trials (remote.check_node: the same qtc, each data set); the node names, or one
+    sweep's trials (remote.check_node: the same qtc, each data set and data file); the node names, or one
     QtcError naming every node that cannot and why, before any trial starts."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -339,7 +342,8 @@ def check_nodes(ray, version: str, datasets: list, timeout: float) -> list[str]:
     for node in ray.nodes():
         if node.get("Alive") and node.get("Resources", {}).get("CPU"):
             where = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
-            ref = probe.options(num_cpus=0, max_retries=0, scheduling_strategy=where).remote(version, datasets)
+            ref = probe.options(num_cpus=0, max_retries=0, scheduling_strategy=where).remote(
+                version, datasets, list(data_files))
             refs[ref] = f"{node.get('NodeManagerAddress')} (node {node['NodeID'][:8]})"
     ready, pending = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
     names, problems = [], []

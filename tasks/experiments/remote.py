@@ -12,8 +12,11 @@ its own node ($QTC_SCRATCH, else the system's temporary folder, deleted afterwar
 3. the finished run folder comes back to the driver in the return value (Ray's object store),
    and the driver writes it into its own --out.
 
-`check_node` is what every node must have before any training starts: the driver's qtc version
-and each data set the sweep reads (`--data-root` applies on every node, at the same path).
+`check_node` is what every node must have before any training starts: the driver's qtc version,
+each data set the sweep reads (`--data-root` applies on every node, at the same path) and each
+data file its specs read (`data csv "x.csv"`, ...: the driver's file at the same absolute path,
+with the driver's digest; a node without it, or with other data, would fail late or, worse,
+train on other numbers).
 """
 from __future__ import annotations
 
@@ -49,11 +52,13 @@ def node_name() -> str:
         return socket.gethostname()
 
 
-def check_node(version: str, datasets: list[tuple[str, str | None]]) -> dict:
+def check_node(version: str, datasets: list[tuple[str, str | None]],
+               data_files: list[tuple[str, str, str]] = ()) -> dict:
     """What this node lacks to run the sweep's trials: {"node", "qtc", "problems": [...]}.
 
     `version` is the driver's qtc version (trials of two versions would not give the same
-    numbers); `datasets` the (image data set, --data-root) pairs the trials read."""
+    numbers); `datasets` the (image data set, --data-root) pairs the trials read; `data_files`
+    the (source, absolute path, sha256) of each data file they read, as the driver found it."""
     import qtc
     from qtc.tasks.data.images import DATASETS, find_root
     problems = []
@@ -67,7 +72,28 @@ def check_node(version: str, datasets: list[tuple[str, str | None]]) -> dict:
         except QtcError as err:
             problems.append(f"no usable {DATASETS.get(dataset, dataset)} data set: "
                             + str(err).replace("\n", "\n    "))
+    problems += [p for p in (data_file_problem(*f) for f in data_files) if p]
     return {"node": node_name(), "qtc": qtc.__version__, "problems": problems}
+
+
+def data_file_problem(source: str, path: str, sha256: str) -> str | None:
+    """Why this node cannot read the driver's data file `path` (missing, unreadable, other
+    data: a digest other than the driver's `sha256`), or None."""
+    from qtc.tasks.data import files
+    folder = source in ("folder", "cifar10")
+    where = Path(path)
+    hint = (f"hint: copy the driver's {'folder' if folder else 'file'} to {path} on every node, or "
+            "keep the data on a file system every node mounts at that path")
+    if not (where.is_dir() if folder else where.is_file()):
+        return f"no data {'folder' if folder else 'file'} {path} (the driver's, read at the same path); {hint}"
+    try:
+        got = files.digest_of(source, where)
+    except QtcError as err:
+        return f"data file {path} cannot be read here ({str(err).splitlines()[0]}); {hint}"
+    if got != sha256:
+        return (f"data file {path} differs from the driver's (sha256 {got[:12]}... here, "
+                f"{sha256[:12]}... on the driver); {hint}")
+    return None
 
 
 class Mirror(threading.Thread):
@@ -130,7 +156,9 @@ def run_on_node(run, trial: dict, store, version: str) -> dict:
     from qtc.tasks.experiments.trials import Trial
     node = node_name()
     t = Trial(**trial)
-    checked = check_node(version, [(t.dataset, t.overrides.get("data_root"))] if t.dataset else [])
+    data_file = [(t.data_file["source"], t.data_file["path"], t.data_file["sha256"])] if t.data_file else []
+    checked = check_node(version, [(t.dataset, t.overrides.get("data_root"))] if t.dataset else [],
+                         data_file)
     if checked["problems"]:
         raise NodeUnfit(f"node {node} cannot run trial {t.key}: " + "; ".join(checked["problems"]))
     scratch = guard.make_owned(storage.scratch_root() / f"{os.getpid()}-{secrets.token_hex(4)}")

@@ -176,27 +176,40 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
             KINDS[built.spec.kind].preflight(built, options)   # and missing data: as qtc run does,
             # for every task and grid point before the first trial starts or any folder is made
             cpus, gpus = trial_resources(built, cpus_per_trial)
-            files, dataset = carried(path, built)
+            files, dataset, data_file = carried(path, built, overrides.get("data_root"))
             tied = built.twins(chosen) if merge_twins else {}
             for model in (m for m in chosen if not skip(built, m) and m not in tied):
                 twins = tuple(m for m, first in tied.items() if first == model)
                 for seed in seeds:
                     trials.append(Trial(str(path), name, built.spec.kind, model, seed, cpus, gpus,
                                         dict(overrides), tuple(point.items()), variant, files, dataset,
-                                        twins))
+                                        twins, data_file))
     return list(dict.fromkeys(trials))
 
 
-def carried(path: Path, built) -> tuple[dict[str, str], str]:
+def carried(path: Path, built, data_root=None) -> tuple[dict[str, str], str, dict]:
     """What a trial of this spec carries to another machine: {file name: text} of the spec and
-    its search space (named as the spec names it), and the image data set it reads ("" if none)."""
+    its search space (named as the spec names it), the image data set it reads by name ("" if
+    none), and the data file it reads ({} if none; Trial.data_file): its path as found here,
+    absolute (the carried spec names it, so a node's scratch copy of the spec does not look for
+    it beside itself), and its digest, which each node checks before training
+    (remote.check_node)."""
     from qtc.tasks.build import space_file
+    from qtc.tasks.data import sources
+    from qtc.tasks.runs.runner import with_data_path
     spec = built.spec
-    files = {path.name: path.read_text()}
+    text, data_file = path.read_text(), {}
+    if sources.is_file_source(spec):
+        found = sources.resolve(spec, data_root).resolve()
+        data_file = {"source": spec.data.dataset, "path": str(found),
+                     "sha256": sources.digest(spec, data_root)}
+        text = with_data_path(spec, text, found)
+    files = {path.name: text}
     if spec.generator is not None:
         files[spec.generator.space] = space_file(spec).read_text()   # found as a run finds it
-    dataset = spec.data.dataset if spec.kind == "classify" and spec.data is not None else ""
-    return files, dataset
+    dataset = (spec.data.dataset if spec.kind == "classify" and spec.data is not None
+               and not data_file else "")
+    return files, dataset, data_file
 
 
 # --------------------------------------------------------------------------------------------

@@ -46,6 +46,10 @@ class Trial:
     # The merged fixed candidates this trial is trained for besides its own model (Built.twins:
     # their generated weights are provably the model's), reported for each of them.
     twins: tuple[str, ...] = field(default=(), hash=False, compare=False)
+    # A data file the spec reads (`data csv "x.csv"`, npz, npy, folder, cifar10): {"source",
+    # "path": absolute, as the driver found it, "sha256": its digest there}. The carried spec
+    # names that path; each node must hold the same data there (remote.check_node).
+    data_file: dict = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self):     # from JSON (to_dict) the pairs come back as lists
         object.__setattr__(self, "settings", tuple(tuple(p) for p in self.settings))

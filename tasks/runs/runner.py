@@ -279,19 +279,22 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
     """Copy the specs as run and every resolved setting into the run folder."""
     spec = built.spec
     text = spec.source
+    task = spec.model_dump(exclude={"source", "file"})
     if spec.generator:
         space = Path(spec.generator.space).name
         rundir.write_text(space, built.space_file().read_text())
         if space != spec.generator.space:
             text = spec.source.replace(spec.generator.space, space)
     if sources.is_file_source(spec):      # the file as found: a resume reads this one, from anywhere
-        text = _with_data_path(spec, text, sources.resolve(spec, options.data_root).resolve())
+        found = sources.resolve(spec, options.data_root).resolve()
+        text = with_data_path(spec, text, found)
+        task["data"]["file"] = str(found)  # as spec.task: the same record here and on a sweep's node
     rundir.write_text("spec.task", text)
     rundir.write_text("parameters.txt", built.parameter_report() + "\n")
     ident = identity(built, options)
     rundir.write_json(guard.FINGERPRINT, {"sha256": guard.fingerprint(ident), "identity": ident})
     rundir.write_json(RESOLVED, {
-        "task": spec.model_dump(exclude={"source", "file"}),
+        "task": task,
         "settings": dict(built.settings),     # --set values, applied to spec.task on resume
         "options": options.to_dict(),
         "program": {"qubits": built.program.qubits, "depth": built.program.depth,
@@ -300,7 +303,7 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
                     "weights_norm": built.program.weights.norm} if built.program else None,
         "torch": torch.__version__,
     })
-    rundir.write_json(PROVENANCE, provenance(spec.model_dump(exclude={"source", "file"}), options.backend,
+    rundir.write_json(PROVENANCE, provenance(task, options.backend,
                                              spec.generator.backend if spec.generator else None))
 
 
@@ -329,8 +332,9 @@ def identity(built: Built, options: RunOptions) -> dict:
             **built.extra_identity()}
 
 
-def _with_data_path(spec, text: str, path: Path) -> str:
-    """The spec's text with its data statement's quoted path replaced by `path`."""
+def with_data_path(spec, text: str, path: Path) -> str:
+    """The spec's text with its data statement's quoted path replaced by `path` (the run folder's
+    spec.task; a sweep trial's carried spec, qtc.tasks.experiments.sweep.carried)."""
     lines = text.splitlines(keepends=True)
     line = spec.data.line - 1
     lines[line] = lines[line].replace(f'"{spec.data.file}"', f'"{path}"', 1)

@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass, replace
 
 from qtc.compiler.expand import size_angles, slot_ops
-from qtc.compiler.ir import Channel, PerPosition, Program, Step
+from qtc.compiler.ir import Channel, PerPosition, Program, Sampled, Step
 from qtc.dsl.expr import evaluate_expr
 from qtc.dsl.space import SearchSpace
 from qtc.errors import QtcError, SpecError
@@ -45,7 +45,8 @@ from qtc.settings import CHANNEL_MEMORY
 BYTES_PER_ENTRY = 16            # a complex float64 density-matrix entry (two planes of doubles)
 SCRATCH_STATES = 6              # density matrices the backward pass needs beyond the stored ones
                                 # (state and observable, each with a spare for gathers; E, E_new)
-FORMS = ("auto", "channel", "enumeration")
+FORMS = ("auto", "channel", "enumeration", "sampled")
+WHOLE = {"channel": Channel, "sampled": Sampled}   # forms that are one node for the whole space
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,10 @@ class Costs:
 def lower_factorised(space: SearchSpace, qubits: int, depth: int, *, form: str = "auto",
                      memory: int = CHANNEL_MEMORY) -> Program:
     """Per-position space -> a Program with PerPosition weights, in the cheaper form that fits
-    (or the one asked for): one Channel node, or the enumerated candidates' nodes. `memory`:
-    the bytes of density matrices the channel form may hold."""
+    (or the one asked for): one Channel node, or the enumerated candidates' nodes; "sampled"
+    (only when asked for: sampled search, `search sampled K`) one Sampled node, which runs
+    single architectures, never the mixture. `memory`: the bytes of density matrices the channel
+    form may hold."""
     try:
         steps, shape = to_steps(space, qubits, depth)
         costs = estimate(steps, qubits, space.limit, memory)
@@ -79,8 +82,8 @@ def lower_factorised(space: SearchSpace, qubits: int, depth: int, *, form: str =
     except SpecError as err:
         raise err.located(space.file, space.source) from None
     weights = PerPosition(steps=steps, init=_weights_init(space, steps), costs=costs, norm=space.weights_norm)
-    if chosen == "channel":
-        return Program(name=space.name, qubits=qubits, depth=depth, weights=weights, nodes=(Channel(steps),),
+    if chosen in WHOLE:
+        return Program(name=space.name, qubits=qubits, depth=depth, weights=weights, nodes=(WHOLE[chosen](steps),),
                        angles_init=space.angles, angle_shape=shape, space=space)
     from qtc.compiler.pipeline import lower
     return replace(lower(space, qubits, depth), weights=weights)
@@ -122,6 +125,8 @@ def choose_form(costs: Costs, form: str, space: SearchSpace, n: int, depth: int)
     today's path). Neither fits: a located error with both costs and the sizes that would fit."""
     if form not in FORMS:
         raise QtcError(f"unknown form '{form}': expected one of {', '.join(FORMS)}")
+    if form == "sampled":       # K statevectors of 2^n: the task's state memory check sizes them
+        return form
     fits = {"enumeration": costs.enumeration_fits, "channel": costs.channel_fits}
     if form != "auto":
         if not fits[form]:

@@ -5,9 +5,10 @@ A Program is what the compiler gives for every space. Two things in it are data,
   order (`labels`), or PerPosition, a weight vector per position of an untied space (the
   product of a candidate's positions' weights is its weight);
 - its nodes, each a record with a `kind`: Circuit (simulated), Constant (an exact distribution),
-  PhaseForm (a closed form) or Channel (the whole per-position ensemble as one density-matrix
-  channel). Each candidate node names the candidates it stands for (`members`): its weight is the
-  sum of theirs. A Channel node stands alone and weighs by the position matrix.
+  PhaseForm (a closed form), Channel (the whole per-position ensemble as one density-matrix
+  channel) or Sampled (the whole per-position space, one architecture at a time, for sampled
+  search). Each candidate node names the candidates it stands for (`members`): its weight is the
+  sum of theirs. A Channel or Sampled node stands alone and weighs by the position matrix.
 Every node kind says how it merges (`key`), prints (`lines`), reports (`summary`) and is checked
 (`problems`): a new kind is one record here plus one runner in the runtime. Running a Program is
 the runtime's business (`qtc.compile` returns a runtime.backends.Runnable around it).
@@ -197,16 +198,34 @@ class Channel:
 
     def problems(self, prog: Program):
         if prog.weights.kind != "position" or self.steps != prog.weights.steps:
-            yield "a channel node's steps are not its per-position weight layout's"
+            yield f"a {self.kind} node's steps are not its per-position weight layout's"
         if len(prog.nodes) != 1:
-            yield f"a channel node stands alone, not beside {len(prog.nodes) - 1} other nodes"
+            yield f"a {self.kind} node stands alone, not beside {len(prog.nodes) - 1} other nodes"
         for s in self.steps:
             for label, ops in zip(s.labels, s.alts):
                 for op in ops:
                     yield from _op_problems(op, prog, f"{s.name} {label}", False)
 
 
-NODES = {kind.kind: kind for kind in (Circuit, Constant, PhaseForm, Channel)}   # in run order
+@dataclass(frozen=True)
+class Sampled(Channel):
+    """The whole per-position space for sampled search (`search sampled K`): the same steps as
+    the channel form, run one statevector per architecture, each architecture's alternative at
+    every step read from a table of choices at run time (runtime/sampled_kernels.py), so one
+    build serves every architecture a search draws. Under a one-hot weight matrix it gives that
+    architecture's distribution (the channel form's value there), under a stack of K of them
+    K distributions; it is never a mixture."""
+    kind: ClassVar[str] = "sampled"
+
+    def key(self):
+        return "sampled", self.steps
+
+    def summary(self, source: Circuit, n: int) -> str:
+        return f"sampled: {len(self.steps)} steps, one statevector per drawn architecture"
+
+
+NODES = {kind.kind: kind for kind in (Circuit, Constant, PhaseForm, Channel, Sampled)}   # in run order
+WHOLE_SPACE = ("channel", "sampled")   # node kinds that stand for every candidate of the space
 
 
 @dataclass(frozen=True)
@@ -337,7 +356,7 @@ class Program:
     qubits: int
     depth: int
     weights: PerCandidate | PerPosition
-    nodes: tuple[Circuit | Constant | PhaseForm | Channel, ...]
+    nodes: tuple[Circuit | Constant | PhaseForm | Channel | Sampled, ...]
     labels: tuple[str, ...] = ()      # the enumerated candidates, canonical order (none: channel form)
     source: tuple[Circuit, ...] = ()  # the unoptimised candidates, one per label (reference)
     passes: tuple[str, ...] = ()
@@ -362,8 +381,9 @@ class Program:
 
     @property
     def form(self) -> str:
-        """"channel" (one Channel node) or "enumeration" (nodes for enumerated candidates)."""
-        return "channel" if any(node.kind == "channel" for node in self.nodes) else "enumeration"
+        """"channel" or "sampled" (one node for the whole space) or "enumeration" (nodes for
+        enumerated candidates)."""
+        return next((node.kind for node in self.nodes if node.kind in WHOLE_SPACE), "enumeration")
 
     def groups(self) -> dict[str, tuple[int, ...]]:
         """Node kind -> the positions of its nodes in `nodes`, kinds in run order (NODES)."""
@@ -454,4 +474,5 @@ def _enumeration_head(prog: Program) -> list[str]:
 
 
 _HEADS = {"enumeration": _enumeration_head,
-          "channel": lambda prog: [f"channel {prog.name} qubits {prog.qubits} depth {prog.depth}"]}
+          "channel": lambda prog: [f"channel {prog.name} qubits {prog.qubits} depth {prog.depth}"],
+          "sampled": lambda prog: [f"sampled {prog.name} qubits {prog.qubits} depth {prog.depth}"]}

@@ -106,15 +106,16 @@ def resolve_size(space: SearchSpace, qubits: int | None, depth: int | None) -> t
 
 
 def compile_space(source, *, qubits: int | None = None, depth: int | None = None,
-                  check: bool = False, channel_memory: int = CHANNEL_MEMORY) -> Program:
+                  check: bool = False, channel_memory: int = CHANNEL_MEMORY, form: str = "auto") -> Program:
     """The front half (`qtc.compile`): a .qs path or spec text -> the optimised Program (for
     'weights ... per position': channel form or enumeration, by cost, the channel form's
-    density matrices within `channel_memory` bytes)."""
+    density matrices within `channel_memory` bytes; or the `form` asked for, "sampled" for
+    sampled search)."""
     space = source if isinstance(source, SearchSpace) else parse_space(source)   # text -> spec
     try:                        # every error of the space's values names its file (issue 29)
         n, L = resolve_size(space, qubits, depth)
         if space.weights_per_position:         # the full product space, factorised
-            return lower_factorised(space, n, L, memory=channel_memory)
+            return lower_factorised(space, n, L, form=form, memory=channel_memory)
         return lower(space, n, L, check=check)     # expand + PASSES
     except SpecError as err:
         raise err.located(space.file, space.source) from None

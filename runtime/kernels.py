@@ -7,7 +7,8 @@ the renderer read off the source (qtc.runtime.launch). `ProgramFunction` is the
 torch.autograd.Function around them: forward gives P = sum over candidates of w_c p_c(theta);
 backward runs the adjoint kernels. A program's nodes run through a runner per node kind
 (RUNNERS): its simulated circuits (the kernels), its exact constants, its phase forms
-(runtime/phase.py) and a Channel node (runtime/channel_kernels.py).
+(runtime/phase.py), a Channel node (runtime/channel_kernels.py) and a Sampled node
+(runtime/sampled_kernels.py: K architectures, P of shape (K, 2^n)).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from qtc.compiler.ir import Program
 from qtc.compiler.pipeline import to_kernels
 from qtc.compiler.render import Rendered
 from qtc.compiler.target import Target
-from qtc.runtime import backends, channel_kernels, cuda, threads
+from qtc.runtime import backends, channel_kernels, cuda, sampled_kernels, threads
 from qtc.runtime import weights as structural
 from qtc.runtime.cache import CPU_FLAGS, find_compiler
 from qtc.runtime.launch import HostLibrary, arguments, bind, written
@@ -40,6 +41,7 @@ class Compiled:
 
     def __init__(self, prog: Program, target: Target):
         self.target, self.dtype = target, TORCH_DTYPES[target.dtype]
+        self.layout = prog.weights
         self.rendered: Rendered = to_kernels(prog, target)
         plan = self.rendered.plan
         self.plan, self.n, self.dim = plan, plan.n, 1 << plan.n
@@ -178,7 +180,7 @@ class Constants:
         return (P + wn @ self.on(th.device) if len(wn) else P), None
 
     def backward(self, _, th, wn, g, gth):
-        return self.on(g.device) @ g
+        return self.on(g.device) @ g if len(self.dist) else g.new_zeros(0)
 
 
 class Phases:
@@ -226,9 +228,33 @@ class Channels:
         return dW.to(W.device, W.dtype)
 
 
+class Samples:
+    """A Sampled node: the architectures a stack of one-hot weight matrices W selects
+    (weights.choices), one statevector each (runtime/sampled_kernels.py, float64); P gets a
+    leading axis of K. No gradient reaches W: a sampled search trains its logits by the score
+    function (runtime/sampling.py), not through the circuits."""
+    by_position = True
+
+    def __init__(self, comp: Compiled, nodes):
+        self.layout = comp.layout
+        self.tab = sampled_kernels.SampledTables(nodes[0].steps, comp.n) if nodes else None
+
+    def forward(self, th, W, P):
+        if self.tab is None:
+            return P, None
+        p, saved = sampled_kernels.apply(self.tab, th, structural.choices(self.layout, W))
+        return P + (p if W.dim() == 3 else p[0]).to(th.dtype), saved
+
+    def backward(self, saved, th, W, g, gth):
+        if self.tab is None:
+            return None
+        gth += sampled_kernels.gradients(saved, g, th.numel()).to(gth.device)
+        return None
+
+
 # node kind -> its runner, in run order: each weighs its nodes by their members' weights (rows
 # of S) or, `by_position`, by the layout's matrix W
-RUNNERS = {"circuit": Circuits, "constant": Constants, "phase": Phases, "channel": Channels}
+RUNNERS = {"circuit": Circuits, "constant": Constants, "phase": Phases, "channel": Channels, "sampled": Samples}
 
 
 class ProgramFunction(torch.autograd.Function):
@@ -261,7 +287,8 @@ class ProgramFunction(torch.autograd.Function):
         dnode, dW = [], None
         for (runner, rows), saved in zip(comp.runners.values(), ctx.saved):
             if runner.by_position:
-                dW = runner.backward(saved, th, W, g, gth)
+                part = runner.backward(saved, th, W, g, gth)
+                dW = part if part is not None else dW
             else:
                 dnode.append(runner.backward(saved, th, wn[rows], g, gth))
         dweights = comp.to(th.device).t() @ torch.cat(dnode)

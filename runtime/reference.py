@@ -1,5 +1,6 @@
 """The reference backend: plain torch, gate by gate, on the *unoptimised* candidate circuits,
-and, for a space whose candidates are not listed, on its Channel node's density matrix.
+and, for a space whose candidates are not listed, on its Channel node's density matrix or, for
+a Sampled node, on each selected architecture's circuit.
 
 Slow and memory-hungry on purpose, for simplicity: it is the oracle every other backend is
 tested against, and autograd gives its gradients. Basis index bit q is qubit q (qubit 0 = LSB).
@@ -98,7 +99,23 @@ def program_probabilities(prog: Program, theta: torch.Tensor, W: torch.Tensor) -
     listed candidates, and a Channel node, which stands for candidates that are not listed."""
     parts = [probabilities(prog, theta, structural.listed(prog, W))] if prog.source else []
     parts += [channel_probabilities(node, prog.qubits, theta, W) for node in prog.nodes if node.kind == "channel"]
+    parts += [sampled_probabilities(prog, theta, W) for node in prog.nodes if node.kind == "sampled"]
     return parts[0] if len(parts) == 1 else sum(parts)
+
+
+def architecture_circuit(steps, chosen) -> Circuit:
+    """The circuit of one architecture: every step's chosen alternative's gates, in order."""
+    return Circuit(members=(0,), ops=tuple(op for step, k in zip(steps, chosen) for op in step.alts[int(k)]))
+
+
+def sampled_probabilities(prog: Program, theta: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
+    """A Sampled node's P: per one-hot matrix of W (one, or a stack of K) the distribution of the
+    architecture it selects, simulated gate by gate (shape (2**n,), or (K, 2**n))."""
+    steps = prog.weights.steps
+    table = structural.choices(prog.weights, W)
+    P = torch.stack([simulate(architecture_circuit(steps, row), prog.qubits, theta).abs() ** 2 for row in table]) \
+        if len(table) else theta.new_zeros(0, 2 ** prog.qubits)
+    return P if W.dim() == 3 else P[0]
 
 
 def constant_distribution(node: Constant, n: int, dtype=torch.float64) -> torch.Tensor:

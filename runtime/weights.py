@@ -59,6 +59,8 @@ class _PerPosition:
 
     @staticmethod
     def matrix(layout: PerPosition, weights, dtype) -> torch.Tensor:
+        """(positions, max alternatives), or a stack of K of them (K, positions, max
+        alternatives): K one-hot architectures for a sampled program."""
         rows, cols = layout.shape
         if isinstance(weights, (list, tuple)):
             if len(weights) != rows:
@@ -70,9 +72,9 @@ class _PerPosition:
                                    f"{v.numel()} weights")
             return torch.stack([torch.cat([v, v.new_zeros(cols - v.numel())]) for v in vecs])
         W = torch.as_tensor(weights).to(dtype)
-        if W.shape != (rows, cols):
+        if W.shape[-2:] != (rows, cols) or W.dim() > 3:
             raise QtcError(f"weights have shape {tuple(W.shape)}, expected (positions, max "
-                           f"alternatives) = ({rows}, {cols})")
+                           f"alternatives) = ({rows}, {cols}), or K of them (K, {rows}, {cols})")
         return W * _PerPosition.mask(layout).to(W.device)
 
     @staticmethod
@@ -174,6 +176,34 @@ def listed(prog: Program, W: torch.Tensor) -> torch.Tensor:
     `W`, which its candidate nodes weigh by: none for the channel form, whose Channel node mixes
     by W itself and whose candidates are not listed (there may be billions)."""
     return per_candidate(prog, W) if prog.labels else W.new_zeros(0)
+
+
+def choices(layout: PerPosition, W: torch.Tensor) -> torch.Tensor:
+    """The architectures a (K, positions, max alternatives) stack of one-hot weight matrices of a
+    per-position `layout`
+    (or one matrix: K = 1) selects, as a (K, steps) table of alternatives (0 at a fixed slot):
+    what a sampled program runs. Anything but one-hot rows is a QtcError: a sampled program
+    evaluates single architectures, never their mixture (the channel form's job)."""
+    W = W.detach().reshape(-1, *layout.shape)
+    pad = ~_PerPosition.mask(layout).to(W.device)
+    ok = bool(((W == 0) | (W == 1)).all()) and bool((W.sum(-1) == 1).all()) and not bool(W[:, pad].any())
+    if not ok:
+        raise QtcError("a sampled program runs single architectures: every position's weights must "
+                       "be one-hot (one 1, the rest 0); for the mixture of all architectures use the "
+                       "channel or enumeration form (weights ... per position without 'search sampled')")
+    picked = W.argmax(-1)                           # (K, positions)
+    out = torch.zeros(len(W), len(layout.steps), dtype=torch.long)
+    for s, step in enumerate(layout.steps):
+        if step.position is not None:
+            out[:, s] = picked[:, step.position]
+    return out
+
+
+def one_hots(prog: Program, picks: torch.Tensor, dtype) -> torch.Tensor:
+    """The (K, positions, max alternatives) one-hot stack of K architectures given as (K,
+    positions) alternatives (the inverse of `choices` on the positions)."""
+    out = torch.zeros(len(picks), *prog.weights.shape, dtype=dtype)
+    return out.scatter_(2, picks[:, :, None].long(), 1.0)
 
 
 def flat(prog: Program, weights: torch.Tensor) -> list[float]:

@@ -27,6 +27,9 @@ def factorised_report(prog: Program) -> str:
 
 def _why(prog: Program) -> str:
     c = prog.weights.costs
+    if prog.form == "sampled":
+        return ("asked for by 'search sampled K': K architectures drawn per step, one statevector "
+                "each; it trains the expected loss over architectures, not the loss of the mixture")
     other = "channel" if prog.form == "enumeration" else "enumeration"
     if not getattr(c, f"{other}_fits"):
         return f"the {other} form does not fit"

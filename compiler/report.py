@@ -59,7 +59,9 @@ def _kernel_outputs(prog: Program, target: Target) -> dict[str, str]:
     return {"report.txt": report, "program.ir": pretty(prog), "kernels.cu": kernels.text, **library}
 
 
-# the channel form runs the static compiler/csrc/channel.c (runtime/channel_kernels.py)
+# the channel form runs the static compiler/csrc/channel.c (runtime/channel_kernels.py), the
+# sampled form the static sampled.c (runtime/sampled_kernels.py: its tables are data)
 _OUTPUTS = {"enumeration": _kernel_outputs,
-            "channel": lambda prog, target: {"report.txt": "", "program.ir": pretty(prog),
-                                             "kernels.cu": source("channel.c")}}
+            **{form: (lambda prog, target, form=form: {"report.txt": "", "program.ir": pretty(prog),
+                                                       "kernels.cu": source(f"{form}.c")})
+               for form in ("channel", "sampled")}}

@@ -51,8 +51,14 @@ class Atom(Located):
 
 # --- statements ---------------------------------------------------------------------------
 class GeneratorStmt(Stmt):
-    """`generator hadamard_ent_rot.qs depth 15 mapping linear bits pm1 rescale qt`"""
+    """`generator hadamard_ent_rot.qs depth 15 mapping linear bits pm1 rescale qt [search sampled K]`
+
+    `search sampled K` (a per-position space with `weights softmax per position`): each step
+    draws K architectures from the per-position softmax distributions and trains on the mean of
+    their losses (runtime/sampling.py), instead of the exact forms' one mixture of all."""
     positional: tuple[str, ...] = ("space",)
+    # `search sampled K`: the number after the method is the `samples` field.
+    follows: ClassVar[dict[tuple[str, str], str]] = {("search", "sampled"): "samples"}
     space: str
     qubits: int | Literal["auto"] = "auto"
     depth: int | None = None
@@ -74,6 +80,8 @@ class GeneratorStmt(Stmt):
     # weights (runtime.generator; docs/results/ten_class_notes.md)
     scale_at: Literal["mapping", "output"] = "mapping"
     backend: Literal[BACKENDS] = "auto"
+    search: Literal["exact", "sampled"] = "exact"    # exact: the mixture of all candidates
+    samples: Annotated[int, Field(ge=1, le=4096)] | None = None   # K of `search sampled K`
 
     @field_validator("space")
     @classmethod
@@ -415,10 +423,18 @@ def _statement(model: type[Stmt], atoms: list[Atom], p: dict) -> Stmt:
             raise key.error(f"option '{shown.get(key.value, key.value)}' needs a value")
         where[key.value] = rest.pop(0)
         values[key.value] = where[key.value].value
-        follow = getattr(model, "follows", {}).get((key.value, str(values[key.value])))
+        follows = getattr(model, "follows", {})
+        follow = follows.get((key.value, str(values[key.value])))
         if follow and rest and isinstance(rest[0].value, (int, float)):
             where[follow] = rest.pop(0)
             values[follow] = where[follow].value
+        elif rest and isinstance(rest[0].value, (int, float)) and any(k == key.value for k, _ in follows):
+            # `search smapled 4`: the number belongs to a word that takes one; this one does not
+            words = [w for k, w in follows if k == key.value]
+            raise where[key.value].error(
+                f"'{key.value} {values[key.value]}' takes no number after it (only "
+                + " or ".join(f"'{key.value} {w}'" for w in words) + " does)",
+                did_you_mean(str(values[key.value]), words))
         if key.value in ("options",):
             raise key.error("'options' is not an option name")
     for name, value in {**values, **values.get("options", {})}.items():

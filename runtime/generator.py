@@ -18,6 +18,12 @@ A fixed-architecture baseline is the same module with w a frozen one-hot vector;
 the program of its candidate alone (compiler.pipeline.only_candidate), which gives the same
 probabilities and gradients as the ensemble under that one-hot at the cost of one candidate.
 
+Sampled search (`search sampled K`, a program in the sampled form): w are per-position logits,
+a training step (`objective`) draws K architectures, generates each one's weights and trains on
+the mean of their losses (runtime/sampling.py: the expected loss over architectures, not the
+loss of the mixture); forward() generates the most probable architecture's weights (what is
+evaluated and exported).
+
 The initial scale. torch's default init would give M weights of O(1), and so target weights of
 std ~0.6 that a CNN turns into a first loss of ~1e5. Given a `calibrate` function (the target
 network's TargetNet.init_scale_for or QTModel's, both `output_scale`), the generator multiplies
@@ -51,6 +57,7 @@ from qtc.dsl.task import GeneratorStmt
 from qtc.errors import QtcError
 from qtc.runtime import weights as structural
 from qtc.runtime.backends import probabilities
+from qtc.runtime.sampling import Sampler
 
 
 _lock = threading.Lock()
@@ -68,16 +75,20 @@ def sized_qubits(space, num_params: int) -> int:
     return (need if space.qubits_auto else space.qubits) or need
 
 
-def state_bytes(program: Program) -> int:
+def state_bytes(program: Program, samples: int = 1) -> int:
     """The bytes of vectors of 2^n values (float32, the generator's dtype) one training step of
     `program` holds at least: per simulated circuit its state and the adjoint state of the
     gradient (real and imaginary planes of a complex one), per constant or phase node its
-    distribution, and the probabilities with their gradient. A channel program's density
-    matrices have their own budget (QTC_CHANNEL_MEMORY), checked when it is compiled."""
+    distribution, per architecture of a sampled step (`samples`) its float64 state, adjoint and
+    scratch (12 float32 vectors) and its probabilities, and the probabilities with their
+    gradient. A channel program's density matrices have their own budget (QTC_CHANNEL_MEMORY),
+    checked when it is compiled."""
     vectors = 2
     for node in program.nodes:
         if node.kind == "circuit":
             vectors += 2 * (1 if node.real else 2)
+        elif node.kind == "sampled":
+            vectors += 14 * samples
         elif node.kind != "channel":
             vectors += 1
     return 4 * vectors << program.qubits
@@ -170,6 +181,8 @@ class GeneratorOptions:
     init_scale: float
     backend: str
     scale_at: str
+    search: str = "exact"
+    samples: int | None = None
 
     @classmethod
     def of(cls, stmt: GeneratorStmt) -> GeneratorOptions:
@@ -188,11 +201,13 @@ class QTGenerator(nn.Module):
     one-hot); `calibrate`: the initial scale's factor (module docstring); `steps`: the training
     steps it will run (None: the cost model's default horizon), which the kernels' "auto"
     rendering weighs the unrolled build against; `tensors`: the sizes of the target's tensors in
-    flat order (summing to `num_params`), which `index "tensor"` needs."""
+    flat order (summing to `num_params`), which `index "tensor"` needs; `seed`: the seed of a
+    sampled search's draws (default: torch's initial seed, which a run sets to its own)."""
 
     def __init__(self, program: Program, num_params: int, options: GeneratorOptions | None = None, *,
                  fixed: int | None = None, calibrate: Callable[[torch.Tensor], float] | None = None,
-                 dtype: torch.dtype = DTYPE, steps: int | None = None, tensors: list[int] | None = None):
+                 dtype: torch.dtype = DTYPE, steps: int | None = None, tensors: list[int] | None = None,
+                 seed: int | None = None):
         super().__init__()
         n = program.qubits
         if num_params > 2 ** n:
@@ -206,6 +221,12 @@ class QTGenerator(nn.Module):
             self.weights = nn.Parameter(structural.initial(program, dtype))
         else:
             self.register_buffer("weights", structural.one_hot(program, fixed, dtype))
+        self.sampling = None
+        if options.search == "sampled" and fixed is None:
+            if program.form != "sampled" or program.weights.norm != "softmax" or not options.samples:
+                raise QtcError("search sampled needs a program in the sampled form with softmax "
+                               "per-position weights, and the number of architectures per step")
+            self.sampling = Sampler(program, options.samples, torch.initial_seed() if seed is None else seed)
         # a fixed candidate simulates alone; of a per-position space, under its one-hot weights
         alone = fixed is not None and bool(program.weights.fixed_candidates())
         self.simulated = candidate_program(program, fixed) if alone else program
@@ -253,18 +274,45 @@ class QTGenerator(nn.Module):
         return structural.architecture(self.program, self.structural_weights())
 
     def probabilities(self) -> torch.Tensor:
+        """P of the ensemble; of a sampled search, of its most probable architecture."""
         if self.simulated is not self.program:   # its candidate alone, weight 1
             return probabilities(self.simulated, self.theta, self.weights.new_ones(1),
                                  backend=self.options.backend, steps=self.steps)
+        if self.sampling is not None:
+            return self._architectures(self.sampling.mode(self.structural_weights()))[0]
         return probabilities(self.program, self.theta, self.structural_weights(), backend=self.options.backend,
                              steps=self.steps)
 
+    def _architectures(self, picks: torch.Tensor) -> torch.Tensor:
+        """P of each of the (K, positions) picked architectures, (K, 2^n)."""
+        W = self.sampling.one_hots(picks, self.theta.dtype)
+        return probabilities(self.program, self.theta, W, backend=self.options.backend, steps=self.steps)
+
     def forward(self) -> torch.Tensor:
         x = self.constant_x if self.constant_x is not None else self._rescaled(self.probabilities())
+        return self._generated(x)
+
+    def _generated(self, x: torch.Tensor) -> torch.Tensor:
+        """The target weights from the rescaled probabilities x (mapping, factor, centring)."""
         out = self._mapped(x)
         if self.output_factor is not None:
             out = out * self.output_factor
         return out - out.mean() if self.options.center else out
+
+    def objective(self, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss a training step minimises, the weights it generated): loss_of(self()) and
+        self(); for a sampled search the surrogate of K drawn architectures' mean loss (its
+        value that mean; runtime/sampling.py) and the first one's weights."""
+        if self.sampling is None:
+            flat = self()
+            return loss_of(flat), flat
+        return self.sampling.objective(lambda picks: self.losses(picks, loss_of), self.structural_weights())
+
+    def losses(self, picks: torch.Tensor, loss_of) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss_of(weights of architecture k) for each of the (K, positions) picks, the first
+        architecture's weights)."""
+        flats = [self._generated(self._rescaled(p)) for p in self._architectures(picks)]
+        return torch.stack([loss_of(f) for f in flats]), flats[0]
 
     def _mapped(self, x: torch.Tensor) -> torch.Tensor:
         """M(bits(i), x_i) for every i. The linear mapping as bits @ w[:n] + x w[n] + b: the
@@ -313,6 +361,10 @@ class ClassicalParams(nn.Module):
 
     def forward(self) -> torch.Tensor:
         return self.flat
+
+    def objective(self, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss_of(the parameters), the parameters): what a training step minimises."""
+        return loss_of(self.flat), self.flat
 
 
 def _angles(program: Program, dtype) -> torch.Tensor:

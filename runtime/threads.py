@@ -130,6 +130,8 @@ def describe(prog) -> str:
     if prog.form == "channel":
         from qtc.runtime.channel_kernels import channel_threads
         return f"cpu threads now: {channel_threads(prog.qubits)} (channel form)"
+    if prog.form == "sampled":
+        return f"cpu threads now: {torch.get_num_threads()} (sampled form: architectures in parallel)"
     circuits = len(prog.groups()["circuit"])      # the kernels' (not constants or phase forms)
     return (f"cpu threads now: {choose(prog.qubits, circuits, torch.get_num_threads(), idle_cores())} "
             f"(QTC_THREADS / QTC_CPU_MODE override); waiting threads: {_waiting}")

@@ -110,15 +110,48 @@ class Built:
             raise SpecError(f"target has {biggest:,} parameters but {n} qubits give only {2 ** n:,}",
                             line=gen.line, column=gen.column, file=self.spec.file,
                             source=self.spec.source, hint=f"use 'qubits auto' or at least {need}")
-        program = compile_space(space, qubits=n, depth=gen.depth, channel_memory=environment().channel_memory)
+        if gen.search == "sampled":
+            self._check_sampled(space)
+        program = compile_space(space, qubits=n, depth=gen.depth, channel_memory=environment().channel_memory,
+                                form="sampled" if gen.search == "sampled" else "auto")
         self._check_memory(program, need)
         return program
+
+    @property
+    def sampled(self) -> bool:
+        """Whether DiffQAS-QT is a sampled search (`search sampled K`)."""
+        return self.spec.generator is not None and self.spec.generator.search == "sampled"
+
+    def _check_sampled(self, space) -> None:
+        """`search sampled K` draws architectures from per-position softmax distributions: it
+        needs K and such a space (located at 'search', or at the --set that gave it)."""
+        gen = self.spec.generator
+        what = f"'{gen.space}'"
+        if gen.samples is None:
+            message, hint = ("'search sampled' needs the number of architectures drawn per step",
+                             "write 'search sampled K', e.g. 'search sampled 4'")
+        elif not space.weights_per_position:
+            message = (f"'search sampled' draws one choice per position of an untied space, but {what} "
+                       + ("ties its layers" if space.tied else "has one weight per candidate"))
+            hint = ("search an untied space with per-position logits ('untie layers' and 'weights "
+                    "softmax per position' in the .qs, e.g. the bundled hadamard_ent_rot_per_layer_softmax.qs), "
+                    "or drop 'search sampled' to train the mixture of all candidates")
+        elif space.weights_norm != "softmax":
+            message = (f"'search sampled' draws from softmax distributions, but {what} has "
+                       f"'weights {space.weights_norm} per position'")
+            hint = "write 'weights softmax per position' in the .qs (its weights are then the logits)"
+        else:
+            return
+        if any(p.startswith("generator.") for p in self.settings):
+            raise self.error(gen, message, hint)        # names the --set
+        problem = applies.Problem("generator", "search", message, hint)
+        raise problem_error(self.spec, problem).located(self.spec.file, self.spec.source)
 
     def _check_memory(self, program: Program, need: int) -> None:
         """A generator whose state vectors would not fit QTC_STATE_MEMORY is refused when the
         spec is loaded, at its qubits, before any run folder: `qubits 30` for a 1,781-parameter
         LSTM would otherwise fail allocating gigabytes at the first step."""
-        size, limit = state_bytes(program), environment().state_memory
+        size, limit = state_bytes(program, self.spec.generator.samples or 1), environment().state_memory
         if size <= limit:
             return
         message = (f"a generator of {program.qubits} qubits holds at least {_gib(size)} of state vectors "

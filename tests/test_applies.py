@@ -42,7 +42,7 @@ def test_every_statement_and_option_has_a_row(keyword):
     for row in applies.OPTIONS.values():
         assert set(row.kinds) <= set(applies.ALL)
         assert row.when is None or row.when[0] in STATEMENTS[keyword].model_fields or row.when[0] in (
-            "optimizer", "mapping", "rescale")
+            "optimizer", "mapping", "rescale", "search")
 
 
 def test_every_run_flag_has_a_row():

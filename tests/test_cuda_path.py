@@ -244,3 +244,52 @@ def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(monkeypatch):
         sig = gpu.module.signature[name]
         assert {p: a for (ctype, p), a in zip(sig, args) if not ctype.endswith("*")} == \
             {p: int(v) for p, v in scalars.items()}
+
+
+# --- the sampled form (issue 31): compiler/csrc/sampled.c through the same Module ---------------
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+def test_nvcc_compiles_the_sampled_kernels(tmp_path, arch):
+    text = source("sampled.c")
+    src = tmp_path / "sampled.cu"
+    src.write_text(text)
+    out = subprocess.run([NVCC, "--ptx", f"-arch={arch}", str(src), "-o", str(tmp_path / "s.ptx")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ptx = (tmp_path / "s.ptx").read_text()
+    assert all(f".entry {name}(" in ptx for name in ("qtc_sp_forward", "qtc_sp_backward"))
+    assert ".entry qtc_sp_threads(" not in ptx         # the CPU's thread setting only
+    assert "atom.global.add.f64" in ptx                 # the gradient terms' block reduction
+
+
+def test_the_sampled_form_launches_on_cuda_what_the_cpu_runs_a_block_per_architecture(monkeypatch):
+    from qtc.runtime import sampled_kernels
+    rec = _Recorder()
+    monkeypatch.setitem(sys.modules, "cupy", rec.module)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "current_stream",
+                        lambda device=None: types.SimpleNamespace(cuda_stream=0xABC))
+    prog = qtc.compile(PAPER.with_name("hadamard_ent_rot_per_layer.qs"), qubits=3, depth=2)
+    tab = sampled_kernels.SampledTables(prog.weights.steps, prog.qubits)
+    gpu, cpu, calls = sampled_kernels.CudaKernels(), sampled_kernels.CpuKernels(), []
+    assert rec.code == source("sampled.c")
+
+    def logged(name, work, **named):
+        calls.append((name, work, {k: v for k, v in named.items() if not isinstance(v, torch.Tensor)}))
+        cpu(name, work, **named)
+
+    theta = torch.randn(prog.angle_shape, dtype=torch.float64)
+    choices = torch.tensor([[0, 1, 2, 0, 1], [1, 0, 0, 1, 2], [1, 1, 1, 1, 1]])
+    K = len(choices)
+    for k in (logged, gpu):      # the recorder computes nothing: the GPU run only records its launches
+        monkeypatch.setattr(sampled_kernels, "kernels", lambda device, k=k: k)
+        _, saved = sampled_kernels.apply(tab, theta, choices)
+        sampled_kernels.gradients(saved, torch.ones(K, tab.dim, dtype=torch.float64), theta.numel())
+    assert [name for name, *_ in rec.launches] == [name for name, *_ in calls] == ["qtc_sp_forward", "qtc_sp_backward"]
+    assert {stream for *_, stream in rec.launches} == {0xABC}
+    for (name, grid, block, args, _), (_, work, scalars) in zip(rec.launches, calls):
+        assert work == K * launch.BLOCK and block == (launch.BLOCK,) and grid == (K,)   # a block each
+        sig = gpu.module.signature[name]
+        assert {p: a for (ctype, p), a in zip(sig, args) if not ctype.endswith("*")} == \
+            {p: int(v) for p, v in scalars.items()}

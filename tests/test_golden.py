@@ -6,7 +6,8 @@ writes is compared with `tests/golden/<spec file name>/<file>`:
 - larger files and every kernel source (kernels.cu; kernels_lib.cu, the compact rendering's CPU
   library) are pinned by `<file>.sha256` (digest, bytes, lines): kernels.cu is megabytes of
   generated C at 17 qubits, and the compact ones repeat compact.h, too much to keep per spec. So is an output that is a static compiler
-  source written out whole (the channel form's kernels.cu is compiler/csrc/channel.c; kernels_phase.c,
+  source written out whole (the channel form's kernels.cu is compiler/csrc/channel.c, the sampled
+  form's sampled.c; kernels_phase.c,
 for programs with phase forms, is compiler/csrc/phase.c): no copy of it. To review a change to it, read the diff
   of the kernel text goldens below, or run `qtc compile` before and after and diff.
 Three tiny programs also keep their whole kernel source as text (`tests/golden/kernels/`),
@@ -53,7 +54,7 @@ STATIC_C = {"unrolled": ("prelude.h", "host.c"),
             "compact": ("prelude.h", "compact.h", "host.c")}
 # static compiler sources that `qtc compile` may write out whole (the channel form's kernels):
 # reviewed as files, so a golden pins such an output by digest, not by a second copy
-STATIC_SOURCES = ("channel.c", "phase.c")
+STATIC_SOURCES = ("channel.c", "phase.c", "sampled.c")
 
 
 def digest_text(data: bytes) -> str:

@@ -26,13 +26,14 @@ from qtc.tasks.network import LAYER_KINDS, LAYERS, TargetNet
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 COUNTS = {"mnist_1v5": {"net": 108_866}, "fmnist_1v5": {"net": 108_866}, "fmnist_5v7": {"net": 108_866},
           "bessel": {"net": 1_781}, "damped_shm": {"net": 1_781}, "delayed_qc": {"net": 1_781},
-          "narma5": {"net": 1_781}, "narma10": {"net": 1_781},
+          "narma5": {"net": 1_781}, "narma10": {"net": 1_781}, "narma5_sampled": {"net": 1_781},
           "minigrid_5x5": {"actor": 6_023, "critic": 5_825}, "minigrid_6x6": {"actor": 6_023, "critic": 5_825},
           "mnist_10": {"net": 5_874}, "fmnist_10": {"net": 5_874},
           "cartpole": {"actor": 226, "critic": 193}}
 TOTALS = {"mnist_1v5": "286 = 255 + 12 + 19", "fmnist_5v7": "286 = 255 + 12 + 19",
           "bessel": "135 = 110 + 12 + 13", "narma10": "135 = 110 + 12 + 13",
-          "minigrid_5x5": "157 = 130 + 12 + 15", "mnist_10": "656 = 195 + 12 + 449"}
+          "minigrid_5x5": "157 = 130 + 12 + 15", "mnist_10": "656 = 195 + 12 + 449",
+          "narma5_sampled": "175 = 110 + 52 + 13"}
 NETWORKS = [("mnist_1v5", "net"), ("bessel", "net"), ("minigrid_5x5", "actor"), ("minigrid_5x5", "critic")]
 
 

@@ -130,6 +130,19 @@ EXPECTED = {
     "task_missing_space.task": (7, 1, "search space file 'no_such_space.qs' not found", None),
     "task_untied_too_large.task": (14, 1, "the space has 128 candidates, more than the limit of 64", None,
                                    "untied_two_layer.qs"),
+    # --- tasks: sampled search (`search sampled K`)
+    "task_sampled_tied_space.task": (8, 39, "'search sampled' draws one choice per position of an untied "
+                                     "space, but 'hadamard_ent_rot.qs' ties its layers",
+                                     "hadamard_ent_rot_per_layer_softmax.qs"),
+    "task_sampled_raw_weights.task": (8, 49, "'search sampled' draws from softmax distributions, but "
+                                      "'hadamard_ent_rot_per_layer.qs' has 'weights raw per position'",
+                                      "weights softmax per position"),
+    "task_sampled_without_k.task": (8, 57, "'search sampled' needs the number of architectures drawn per step",
+                                    "search sampled K"),
+    "task_sampled_zero.task": (8, 72, "'generator' option 'samples': must be at least 1 (got 0)", None),
+    "task_samples_without_sampled.task": (8, 57, "'samples' applies only with search sampled", "search sampled K"),
+    "task_search_misspelt.task": (8, 64, "'search smapled' takes no number after it (only 'search sampled' "
+                                  "does)", "did you mean 'sampled'?"),
 }
 TASK_SAMPLE = ["task_unclosed_list.task", "task_unknown_option.task", "task_shape_mismatch.task",
                "task_target_too_big.task", "task_missing_space.task", "task_stride_zero.task"]

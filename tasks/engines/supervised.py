@@ -283,8 +283,8 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
                     books.checkpoint(model, current(epoch, b))
                     raise Stopped(f"at {label}, epoch {epoch + 1}, batch {b}")
                 idx = order[b * batch:(b + 1) * batch]
-                flat = source()
-                loss = task.loss(net.forward(flat, x[idx]), y[idx])
+                # one generated weight vector, or a sampled search's K (loss: their mean's surrogate)
+                loss, flat = source.objective(lambda flat: task.loss(net.forward(flat, x[idx]), y[idx]))
                 if epoch == 0 and b == 0:
                     for line in first_step_warnings(net, flat, loss.item()):
                         print(f"warning: {label}: {line}", file=sys.stderr)
@@ -373,6 +373,33 @@ def unmoved_note(rows: list[dict]) -> str | None:
     if not stuck:
         return None
     return f"{naming.configs([naming.fixed(k) for k in stuck])}: structural weight never moved (gradient 0)"
+
+
+def architecture_section(program, final: dict[str, dict], sampled: bool) -> list[str]:
+    """Summary lines for a per-position search: every position's favourite and its weight (its
+    probability under softmax weights) at DiffQAS-QT's reported epoch, and, for a sampled
+    search, what it optimised; none for an enumerated space or without DiffQAS-QT's row."""
+    row = final.get(naming.DIFFQAS)
+    if program is None or program.weights.kind != "position" or not row or not row.get("structural_weights"):
+        return []
+    layout, flat = program.weights, row["structural_weights"]
+    what = "probability" if layout.norm == "softmax" else "weight"
+    lines = ["", f"Architecture found (every position's favourite and its {what}, DiffQAS-QT at epoch "
+             f"{row['epoch']}):", "", f"| position | favourite | {what} | alternatives |", "|---|---|---:|---|"]
+    at = 0
+    for step, k in zip(layout.steps, layout.choices(flat)):
+        if step.position is None:
+            continue
+        values = flat[at:at + len(step.alts)]
+        at += len(step.alts)
+        others = ", ".join(f"{lab} {v:.3f}" for lab, v in zip(step.labels, values))
+        lines.append(f"| {step.name} | {step.labels[k]} | {values[k]:.3f} | {others} |")
+    if sampled:
+        lines += ["", "DiffQAS-QT here is a sampled search: each step drew architectures from these "
+                  "distributions and trained the mean of their losses, so it minimises the expected loss "
+                  "over architectures, not the loss of the weight-averaged probability vector that the "
+                  "exact forms (channel, enumeration) train; its rows are the most probable architecture's."]
+    return lines
 
 
 ABSURD_LOSS = 100.0   # the tasks' losses start near 1: cross-entropy ln 2, MSE of series in [0, 1]

@@ -24,7 +24,7 @@ from qtc.tasks.data.images import CLASSES, DATASETS, chosen_classes, load_classe
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, majority_baseline
-from qtc.tasks.engines.supervised import (SELECTION, Supervised, held_out, train_all, twins_note,
+from qtc.tasks.engines.supervised import (SELECTION, Supervised, architecture_section, held_out, train_all, twins_note,
                                           unmoved_note)
 
 name = "classify"          # the kind's entry in qtc.tasks.kinds.KINDS
@@ -259,6 +259,7 @@ def summary(built: Built, rows: list[dict], selected: dict | None = None,
     lines += ["", standing(final) + " One seed: no spread (`qtc run --seeds K` reports over seeds)."]
     note = unmoved_note(rows) if built.program is None or built.program.weights.kind == "candidate" else None
     lines += ["", f"Note: {note}."] if note else []
+    lines += architecture_section(built.program, final, built.sampled)
     merged = twins_note(rows)
     lines += ["", f"Note: {merged}."] if merged else []
     return "\n".join(lines) + "\n"

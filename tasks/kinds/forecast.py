@@ -28,7 +28,8 @@ from qtc.tasks.build import Built
 from qtc.tasks.runs.rundir import RunDir
 from qtc.tasks.engines import selection
 from qtc.tasks.engines.baselines import BASELINES, forecast_baselines
-from qtc.tasks.engines.supervised import Supervised, held_out, train_all, twins_note, unmoved_note
+from qtc.tasks.engines.supervised import (Supervised, architecture_section, held_out, train_all, twins_note,
+                                          unmoved_note)
 
 name = "forecast"          # the kind's entry in qtc.tasks.kinds.KINDS
 engine = "supervised"
@@ -280,6 +281,7 @@ def write_summary(built: Built, rundir: RunDir, opts, done: dict[str, dict], des
     lines += ["", f"Note: {note}."] if note else []
     merged = twins_note(rundir.metrics())
     lines += ["", f"Note: {merged}."] if merged else []
+    lines += architecture_section(built.program, done, built.sampled)
     rundir.write_text("summary.md", "\n".join(lines) + "\n")
     rundir.write_json("summary.json", {"task": built.spec.name, "dataset": dataset, "seed": opts.seed,
                                        "epochs": opts.epochs, "select": opts.select,

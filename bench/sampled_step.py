@@ -79,7 +79,7 @@ def measure(space, n: int, L: int, reps: int) -> dict:
         mixture = structural.mixture(channel, W.detach()).requires_grad_()
         row["channel"] = _median(channel_step(channel, theta, mixture, g), reps)
     except SpecError as err:
-        row["channel"] = {"fits": False, "why": str(err).splitlines()[0]}
+        row["channel"] = {"fits": False, "why": str(err).splitlines()[0].split("error: ", 1)[-1]}
     for K in SAMPLES:
         row[f"sampled_{K}"] = _median(sampled_step(sampled, theta, W, g, K, torch.Generator().manual_seed(K)), reps)
         if "cpu_s" in row["channel"]:

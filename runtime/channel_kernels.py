@@ -100,6 +100,9 @@ class ChannelTables:
         self.perm = _ints([p for p in perms]).reshape(len(perms), self.dim)
         self.perm_inv = _ints([np.argsort(p) for p in perms]).reshape(len(perms), self.dim)
         self._static: dict[str, tuple] = {}
+        self._fixed: tuple[np.ndarray, ...] | None = None   # the rows no angle changes (inputs)
+        self._trained_dense = [i for i, op in enumerate(self.dense) if isinstance(op.angle, Angle)]
+        self._trained_mono = [i for i, ops in enumerate(self.mono) if any(isinstance(op.angle, Angle) for op in ops)]
 
     def _segments(self, ops, alt: int) -> list[Segment]:
         segs: list[Segment] = []
@@ -155,19 +158,31 @@ class ChannelTables:
 
     def inputs(self, theta: np.ndarray) -> dict[str, torch.Tensor]:
         """This call's dense matrices (m, then m^dagger: 16 reals a row) and monomial phases
-        (forward: e = d, adjoint: conj(phi); interleaved complex) as float64 tensors."""
-        mats = np.zeros((max(len(self.dense), 1), 16))
-        for i, op in enumerate(self.dense):
-            m = op_matrix(op, theta, self.n)
+        (forward: e = d, adjoint: conj(phi); interleaved complex) as float64 tensors. Only the
+        rows with a trained angle are computed per call; the others (H, a CNOT network) once."""
+        if self._fixed is None:
+            self._fixed = self._rows(np.zeros(0), range(len(self.dense)), range(len(self.mono)))
+        mats, fwd, adj = (a.copy() for a in self._fixed)
+        self._rows(theta, self._trained_dense, self._trained_mono, (mats, fwd, adj))
+        return {"mats": torch.from_numpy(mats), "fwd": _planes(fwd), "adj": _planes(adj)}
+
+    def _rows(self, theta: np.ndarray, dense, mono, out=None) -> tuple[np.ndarray, ...]:
+        """The `dense` rows of the matrices and the `mono` rows of the phases at `theta` (empty:
+        every angle 0), written into `out` (new arrays: every other row the identity's)."""
+        if out is None:
+            out = (np.zeros((max(len(self.dense), 1), 16)),
+                   np.ones((max(len(self.mono), 1), self.dim), dtype=complex),
+                   np.ones((max(len(self.mono), 1), self.dim), dtype=complex))
+        mats, fwd, adj = out
+        for i in dense:
+            m = op_matrix(self.dense[i], theta, self.n)
             mats[i, :8] = _interleave(m)
             mats[i, 8:] = _interleave(m.conj().T)
-        fwd = np.ones((max(len(self.mono), 1), self.dim), dtype=complex)
-        adj = np.ones_like(fwd)
-        for i, ops in enumerate(self.mono):
-            p, phi = monomial_run(ops, theta, self.n)
+        for i in mono:
+            p, phi = monomial_run(self.mono[i], theta, self.n)
             fwd[i] = phi[self.perm_inv[i]]
             adj[i] = phi.conj()
-        return {"mats": torch.from_numpy(mats), "fwd": _planes(fwd), "adj": _planes(adj)}
+        return out
 
     def static(self, device: torch.device) -> tuple[torch.Tensor, ...]:
         """The index tables (forward: p^-1, adjoint: p) and the trace terms (axis, qubit, row

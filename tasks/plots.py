@@ -241,6 +241,18 @@ def structural_weights(labels: Sequence[str], history: Sequence[Sequence[float]]
     return save(structural_weights_figure(labels, history, epochs, configs=configs, title=title), path)
 
 
+def diffqas_weights(program, rows: Sequence[dict], path: str | Path, name: str) -> Path | None:
+    """DiffQAS-QT's structural weights over the epochs of the metrics `rows` (`structural_weights`,
+    saved to `path`), or None where it did not run or the program has no weights."""
+    weights = [r for r in rows if r["model"] == "diffqas" and r.get("structural_weights")]
+    if not weights or program is None:
+        return None
+    return structural_weights(program.weight_labels, [r["structural_weights"] for r in weights],
+                              [r["epoch"] for r in weights], path,
+                              configs=program.weights.kind == "candidate",
+                              title=f"{name}: DiffQAS-QT structural weights")
+
+
 def structural_weights_figure(labels: Sequence[str], history: Sequence[Sequence[float]],
                               epochs: Sequence[int], *, configs: bool = True,
                               title: str = "structural weights"):

@@ -160,12 +160,20 @@ class _Recorder:
                                                             compiler=compiler))
 
 
-def test_launches_go_on_torchs_stream_in_order_with_grids_from_the_state(monkeypatch):
+@pytest.fixture
+def recorder(monkeypatch) -> _Recorder:
+    """A recording CuPy in sys.modules and torch's CUDA stream faked (0xABC): launches are recorded,
+    nothing runs."""
     rec = _Recorder()
     monkeypatch.setitem(sys.modules, "cupy", rec.module)
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "current_stream",
                         lambda device=None: types.SimpleNamespace(cuda_stream=0xABC))
+    return rec
+
+
+def test_launches_go_on_torchs_stream_in_order_with_grids_from_the_state(recorder):
+    rec = recorder
     r = to_kernels(paper(12, 2), Target(device="cuda", dtype="float32"))
     launcher = cuda.Launcher(r)
     assert rec.code == r.text and launcher.compile_seconds >= 0
@@ -220,12 +228,8 @@ class _Logged:
         self.inner(name, work, **named)
 
 
-def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(monkeypatch):
-    rec = _Recorder()
-    monkeypatch.setitem(sys.modules, "cupy", rec.module)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "current_stream",
-                        lambda device=None: types.SimpleNamespace(cuda_stream=0xABC))
+def test_the_channel_form_launches_on_cuda_the_passes_the_cpu_runs(recorder):
+    rec = recorder
     prog = qtc.compile(PAPER.with_name("hadamard_ent_rot_per_layer.qs"), qubits=3, depth=2)
     tab = channel_kernels.ChannelTables(prog.weights.steps, prog.qubits)
     gpu, cpu = channel_kernels.CudaKernels(), _Logged()
@@ -263,13 +267,9 @@ def test_nvcc_compiles_the_sampled_kernels(tmp_path, arch):
     assert "atom.global.add.f64" in ptx                 # the gradient terms' block reduction
 
 
-def test_the_sampled_form_launches_on_cuda_what_the_cpu_runs_a_block_per_architecture(monkeypatch):
+def test_the_sampled_form_launches_on_cuda_what_the_cpu_runs_a_block_per_architecture(recorder, monkeypatch):
     from qtc.runtime import sampled_kernels
-    rec = _Recorder()
-    monkeypatch.setitem(sys.modules, "cupy", rec.module)
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "current_stream",
-                        lambda device=None: types.SimpleNamespace(cuda_stream=0xABC))
+    rec = recorder
     prog = qtc.compile(PAPER.with_name("hadamard_ent_rot_per_layer.qs"), qubits=3, depth=2)
     tab = sampled_kernels.SampledTables(prog.weights.steps, prog.qubits)
     gpu, cpu, calls = sampled_kernels.CudaKernels(), sampled_kernels.CpuKernels(), []

@@ -174,12 +174,7 @@ def report(built: Built, rundir: RunDir, outputs: list[str]) -> None:
     if shown:
         plots.confusion(shown, outputs, rundir.path / "confusion.png",
                         title=f"{_figure_title(built)}: test confusion at the reported epoch")
-    weights = [r for r in rows if r["model"] == "diffqas" and r.get("structural_weights")]
-    if weights and built.program is not None:
-        plots.structural_weights(built.program.weight_labels, [r["structural_weights"] for r in weights],
-                                 [r["epoch"] for r in weights], rundir.path / "structural_weights.png",
-                                 configs=built.program.weights.kind == "candidate",
-                                 title=f"{built.spec.name}: DiffQAS-QT structural weights")
+    plots.diffqas_weights(built.program, rows, rundir.path / "structural_weights.png", built.spec.name)
     rundir.write_text("summary.md", summary(built, rows, _optional_json(rundir, SELECTION),
                                             _optional_json(rundir, BASELINES), outputs))
 

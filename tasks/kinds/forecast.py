@@ -301,12 +301,8 @@ def _rule_text(opts) -> str:
 def _final_plots(built: Built, rundir: RunDir) -> None:
     """Curves of every model (shared plots module) and DiffQAS-QT's structural weights."""
     from qtc.tasks import plots
-    plots.curves(rundir.metrics(), ["train_mse", "test_mse"], rundir.path / "plots" / "curves.png",
+    rows = rundir.metrics()
+    plots.curves(rows, ["train_mse", "test_mse"], rundir.path / "plots" / "curves.png",
                  title=f"{built.spec.name}: MSE per epoch", log_keys=("train_mse", "test_mse"))
-    weights = [r for r in rundir.metrics() if r["model"] == "diffqas" and r.get("structural_weights")]
-    if weights and built.program is not None:
-        plots.structural_weights(built.program.weight_labels, [r["structural_weights"] for r in weights],
-                                 [r["epoch"] for r in weights], rundir.path / "plots" / "structural_weights.png",
-                                 configs=built.program.weights.kind == "candidate",
-                                 title=f"{built.spec.name}: DiffQAS-QT structural weights")
+    plots.diffqas_weights(built.program, rows, rundir.path / "plots" / "structural_weights.png", built.spec.name)
 

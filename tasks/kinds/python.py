@@ -105,12 +105,7 @@ class PythonKind:
         plots.curves(rows, ("train_loss", "test_loss", f"train_{m}", f"test_{m}"),
                      rundir.path / "curves.png", title=f"{built.spec.name} (Python experiment)",
                      log_keys=("train_loss", "test_loss"))
-        weights = [r for r in rows if r["model"] == "diffqas" and r.get("structural_weights")]
-        if weights and built.program is not None:
-            plots.structural_weights(built.program.weight_labels, [r["structural_weights"] for r in weights],
-                                     [r["epoch"] for r in weights], rundir.path / "structural_weights.png",
-                                     configs=built.program.weights.kind == "candidate",
-                                     title=f"{built.spec.name}: DiffQAS-QT structural weights")
+        plots.diffqas_weights(built.program, rows, rundir.path / "structural_weights.png", built.spec.name)
         rundir.write_text("summary.md", self.summary(built, rows, _optional(rundir, SELECTION),
                                                      _optional(rundir, BASELINES)))
 

@@ -305,6 +305,37 @@ def test_an_untouched_folder_resumes_and_its_checkpoint_covers_its_rows(finished
     assert state["rows"]["count"] == len(_rows(run)) == 2
 
 
+def _drop_from_identity(run: Path, keys) -> None:
+    """fingerprint.json as an older qtc, whose spec language lacked `keys`, would have written it."""
+    import torch
+    record = json.loads((run / guard.FINGERPRINT).read_text())
+    ident = {k: v for k, v in record["identity"].items() if k not in keys}
+    _edit_json(run / guard.FINGERPRINT, lambda d: {"sha256": guard.fingerprint(ident), "identity": ident})
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    torch.save({**state, "fingerprint": guard.fingerprint(ident)}, run / "checkpoint.pt")
+
+
+def test_a_run_started_before_an_option_existed_resumes_when_the_option_is_at_its_default(
+        finished, tmp_path):
+    """An option added to the spec language since the run started (here order, at its default
+    "shuffle") is no edit of the run: the resume goes on (the MiniGrid sweep of issue 27 was
+    refused after `index` and `search` joined the generator statement)."""
+    run = _copy(finished, tmp_path)
+    _drop_from_identity(run, {"task.train.order"})
+    assert main(["run", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+    assert len(_rows(run)) == 2
+
+
+def test_a_run_started_before_an_option_existed_is_refused_when_the_option_is_not_its_default(
+        finished, tmp_path, capsys):
+    """batch 10 is not the default batch (100): an older run cannot have had it, so its absence
+    from the record is a difference."""
+    run = _copy(finished, tmp_path)
+    _drop_from_identity(run, {"task.train.batch"})
+    assert main(["run", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 2
+    assert "task.train.batch: '(absent)' -> 10" in capsys.readouterr().err
+
+
 def test_report_on_a_sweep_whose_trial_json_holds_a_list_names_the_file(tmp_path, capsys):
     spec = _spec(tmp_path)
     out = tmp_path / "out"

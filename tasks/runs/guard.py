@@ -202,11 +202,33 @@ def fingerprint(ident: dict) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def differences(recorded: dict, current: dict) -> list[str]:
-    """`key: recorded -> current` for every entry that differs, in a stable order."""
+def differences(recorded: dict, current: dict, defaults: dict | None = None) -> list[str]:
+    """`key: recorded -> current` for every entry that differs, in a stable order. A key the
+    recorded identity lacks whose current value is its `defaults` entry is no difference: an
+    option added to the spec language after the run started, at the default that keeps the
+    earlier behaviour (a new option's default never changes an existing spec's numbers)."""
+    defaults = defaults or {}
     keys = sorted(set(recorded) | set(current))
     return [f"{k}: {recorded.get(k, '(absent)')!r} -> {current.get(k, '(absent)')!r}"
-            for k in keys if json.dumps(recorded.get(k), default=str) != json.dumps(current.get(k), default=str)]
+            for k in keys if _json(recorded.get(k)) != _json(current.get(k))
+            and not (k not in recorded and k in defaults and _json(defaults[k]) == _json(current.get(k)))]
+
+
+def field_defaults(model, prefix: str = "task") -> dict:
+    """{"task.generator.index": "bits", ...}: the default of every field of a spec model (nested
+    models walked as the identity flattens them), keyed as in `identity`."""
+    out = {}
+    for name, field in type(model).model_fields.items():
+        value, key = getattr(model, name), f"{prefix}.{name}"
+        if hasattr(type(value), "model_fields"):
+            out.update(field_defaults(value, key))
+        elif not field.is_required():
+            out[key] = _strip_positions(field.get_default(call_default_factory=True))
+    return out
+
+
+def _json(value) -> str:
+    return json.dumps(value, default=str)
 
 
 def _flatten(value, prefix: str = "") -> dict:

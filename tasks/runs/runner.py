@@ -376,11 +376,13 @@ def _check_identity(rundir: RunDir, built: Built, options: RunOptions, spec) -> 
         raise QtcError(f"cannot resume {rundir.path}: its data {built.spec.data.file} changed since the "
                        f"run started (sha256 {str(was)[:12]}... -> {str(now)[:12]}...)\nhint: put the "
                        "run's data back, or start a new run (-o) on the new data")
+    defaults = guard.field_defaults(built.spec)
     _refuse(rundir, "its files were edited since it started",
-            guard.differences(recorded["identity"], current))
+            guard.differences(recorded["identity"], current, defaults))
     if spec:
         _refuse(rundir, f"{spec} is not the spec it was started with",
-                guard.differences(recorded["identity"], identity(load_task(spec, built.settings), options)))
+                guard.differences(recorded["identity"], identity(load_task(spec, built.settings), options),
+                                  defaults))
 
 
 def _apply_overrides(rundir: RunDir, built: Built, options: RunOptions,

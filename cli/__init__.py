@@ -207,12 +207,14 @@ def _regenerate(args) -> int:
     overrides["data_root"] = str(Path(args.data_root).resolve()) if args.data_root else None
     if args.plan:
         print(f"regenerate: manifest {manifest.path}, {len(parts)} of {len(manifest.parts)} part(s)")
-        print("\n".join(regen.plan(parts, args.output, seeds=seeds, perturb=perturb, overrides=overrides)))
+        print("\n".join(regen.plan(parts, args.output, seeds=seeds, perturb=perturb, overrides=overrides,
+                                   publish=args.publish)))
         return 0
     executor = args.executor or ("serial" if args.jobs <= 1 else "process")
     return regen.regenerate(parts, args.output, seeds=seeds, perturb=perturb, overrides=overrides,
                             executor=executor, workers=args.jobs, publish=args.publish,
-                            command="qtc " + " ".join(sys.argv[1:]), progress=not args.no_progress)
+                            command="qtc " + " ".join(sys.argv[1:]), progress=not args.no_progress,
+                            rerun_stale=args.rerun_stale)
 
 
 def _play(args) -> int:
@@ -427,9 +429,14 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", type=Path, default=Path("runs/regen"), help="where the runs go, "
                    "a folder per part (default runs/regen; rerun the same command to resume)")
     e.add_argument("--publish", type=Path, metavar="DIR", help="copy each finished part's report "
-                   "into DIR/<outputs> (e.g. docs/results), to be committed part by part")
+                   "into DIR/<outputs> (e.g. docs/results), and each finished trial's small outputs "
+                   "into DIR/<outputs>/trials as it finishes, to be committed; a later run (a fresh "
+                   "clone, an empty -o) reads those back instead of running them again")
+    e.add_argument("--rerun-stale", action="store_true", help="a trial published (or done in -o) "
+                   "for another fingerprint than the plan's (a spec, its data, the budget or a "
+                   "setting changed) is refused; with this, its record is deleted and it runs again")
     e.add_argument("--plan", action="store_true", help="print what would run (parts, trials, done "
-                   "already, a CPU-time estimate) and exit")
+                   "already here or published under --publish, a CPU-time estimate) and exit")
     e.add_argument("--jobs", type=positive, default=os.cpu_count() or 1, help="trials at once (default: cores)")
     e.add_argument("--executor", choices=("auto", "ray", "process", "serial"),
                    help="as for qtc sweep (default: serial with --jobs 1, else process)")

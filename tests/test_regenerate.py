@@ -155,7 +155,9 @@ def test_a_tiny_regeneration_runs_perturbed_twins_resumes_and_publishes(tmp_path
 
     assert main(cmd + TINY) == 0                      # finished: skipped whole
     assert "part sunspots: finished earlier" in capsys.readouterr().out
-    (part / "sunspots" / "classical" / "seed0" / "trial.json").unlink()     # one trial undone
+    (part / "sunspots" / "classical" / "seed0" / "trial.json").unlink()     # one trial undone, here
+    import shutil                                                            # and in the ledger
+    shutil.rmtree(published / "trials" / "sunspots" / "classical" / "seed0")
     assert main(cmd + TINY) == 0
     said = capsys.readouterr().out
     assert "part sunspots: 1 run, 3 done earlier, 0 failed" in said and "published to" in said
@@ -184,3 +186,101 @@ outputs = "regen/cart"
 """)
     assert main(["regenerate", "--manifest", str(m), "-o", str(tmp_path / "out"), "--jobs", "1"]) == 2
     assert "part cart: --perturb does not apply to a3c tasks" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# Published trials: a cut-off run resumed in another session from what was committed
+# --------------------------------------------------------------------------------------------
+
+RESULTS = ("summary.csv", "table2.csv", "spread.csv", "variants.csv", "curves.csv", "baselines.csv")
+
+
+def _report_text(folder: Path) -> str:
+    """report.md without its 'Generated ... from OUT. Command: ...' line (the folder differs)
+    and the trials' wall time (the rerun trials took other seconds)."""
+    return "\n".join(line for line in (folder / "report.md").read_text().splitlines()
+                     if not line.startswith(("Generated ", "- trial time: ")))
+
+
+def test_a_cut_off_part_resumes_from_its_published_trials_on_a_fresh_folder(tmp_path, capsys, monkeypatch):
+    """Each trial is published as it finishes; a session cut off after two trials leaves them
+    in the ledger (the part's report is not published yet); a fresh output folder (a fresh
+    clone) reads them back, runs the other two and writes the report a straight run writes."""
+    from qtc.tasks.experiments import ledger
+    m = _manifest(tmp_path)
+    straight, pub = tmp_path / "straight", tmp_path / "pub"
+    assert main(["regenerate", "--manifest", str(m), "--only", "sunspots", "-o", str(straight),
+                 "--publish", str(tmp_path / "pub_straight")] + TINY) == 0
+
+    published = []
+    real = ledger.publish
+
+    def cut_off_after_two(trial, out, book, fp):
+        real(trial, out, book, fp)
+        published.append(trial.key)
+        if len(published) == 2:
+            raise KeyboardInterrupt        # the session ends here
+    monkeypatch.setattr(ledger, "publish", cut_off_after_two)
+    cmd = ["regenerate", "--manifest", str(m), "--only", "sunspots", "--publish", str(pub)]
+    assert main(cmd + ["-o", str(tmp_path / "session1")] + TINY) == 130      # "interrupted"
+    monkeypatch.setattr(ledger, "publish", real)
+    book = pub / "regen" / "sunspots" / "trials"
+    assert sorted(p.parent.relative_to(book).as_posix() for p in book.glob("*/*/*/record.json")) == sorted(published)
+    assert not (pub / "regen" / "sunspots" / "report.md").exists()
+    record = json.loads((book / published[0] / "record.json").read_text())
+    assert record["status"] == "done" and record["commit"] and "metrics.json" in record["files"]
+    capsys.readouterr()
+
+    fresh = tmp_path / "session2"                          # nothing of session1 but the ledger
+    assert main(cmd + ["-o", str(fresh), "--plan"] + TINY) == 0
+    assert "4 trials, 2 to run" in capsys.readouterr().out.replace("total: ", "")
+    assert main(cmd + ["-o", str(fresh)] + TINY) == 0
+    said = capsys.readouterr().out
+    assert f"2 trial(s) read back from {book}" in said and "part sunspots: 2 run, 2 done earlier, 0 failed" in said
+    for name in RESULTS:
+        assert (fresh / "sunspots" / "report" / name).read_text() == (straight / "sunspots" / "report" / name).read_text(), name
+    assert _report_text(fresh / "sunspots" / "report") == _report_text(straight / "sunspots" / "report")
+    assert len(list(book.glob("*/*/*/record.json"))) == 4 and (pub / "regen" / "sunspots" / "report.md").is_file()
+    rec = json.loads((pub / "regen" / "sunspots" / "regenerate.json").read_text())
+    assert rec["complete"] and rec["trials"] == 4
+
+
+def test_a_trial_published_for_another_fingerprint_is_refused_or_rerun(tmp_path, capsys):
+    """A spec changed after its trials were published: the records are refused with what differs
+    (a rerun would replace a committed number silently); --rerun-stale deletes and reruns them."""
+    import shutil
+    spec_dir = tmp_path / "specs"
+    spec_dir.mkdir()
+    shutil.copy(SUNSPOTS.parent / "sunspots.csv", spec_dir)
+    spec = spec_dir / "sunspots.task"
+    spec.write_text(SUNSPOTS.read_text())
+    m = _manifest(tmp_path, f"""[[part]]
+name = "sun"
+page = "own_data.md"
+specs = ["{spec}"]
+models = "classical"
+outputs = "regen/sun"
+""")
+    pub = tmp_path / "pub"
+    cmd = ["regenerate", "--manifest", str(m), "--publish", str(pub)]
+    assert main(cmd + ["-o", str(tmp_path / "a")] + TINY) == 0
+    record = pub / "regen" / "sun" / "trials" / "sunspots" / "classical" / "seed0" / "record.json"
+    before = record.read_text()
+    spec.write_text(SUNSPOTS.read_text().replace("lr 0.01", "lr 0.02"))
+    capsys.readouterr()
+    assert main(cmd + ["-o", str(tmp_path / "b"), "--plan"] + TINY) == 0
+    assert "0 published in" in (out := capsys.readouterr().out) and "(1 more published for another fingerprint: stale)" in out
+    assert main(cmd + ["-o", str(tmp_path / "b")] + TINY) == 2
+    err = capsys.readouterr().err
+    assert "1 finished trial(s) were run for another fingerprint" in err
+    assert "task.train.lr: 0.01 -> 0.02" in err and "--rerun-stale" in err
+    assert record.read_text() == before and not (tmp_path / "b" / "sun" / "sunspots").exists()
+    # the same refusal for a trial done in the output folder and not yet published
+    shutil.rmtree(pub / "regen" / "sun" / "trials")
+    assert main(cmd + ["-o", str(tmp_path / "a")] + TINY) == 2
+    assert "task.train.lr: 0.01 -> 0.02" in capsys.readouterr().err
+    assert main(cmd + ["-o", str(tmp_path / "a"), "--rerun-stale"] + TINY) == 0
+    assert "1 stale record(s) deleted, to run again" in capsys.readouterr().out
+    assert json.loads(record.read_text())["fingerprint"] != json.loads(before)["fingerprint"]
+    lr = json.loads((tmp_path / "a" / "sun" / "sunspots" / "classical" / "seed0" / "resolved.json").read_text())
+    assert lr["task"]["train"]["lr"] == 0.02

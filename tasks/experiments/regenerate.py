@@ -37,6 +37,7 @@ from qtc.errors import QtcError
 from qtc.tasks.experiments import sweep
 from qtc.tasks.experiments.records import collect, final_metric, fmt_metric
 from qtc.tasks.experiments.trials import Trial, is_done
+from qtc.tasks.runs import guard
 from qtc.tasks.runs.rundir import atomic_json, atomic_text, read_json_or_none
 from qtc.tasks.runs.provenance import git_commit
 
@@ -205,8 +206,10 @@ def reads_data(part: Part) -> bool:
     return any(spec.kind == "classify" or is_file_source(spec) for spec in specs)
 
 
-def plan(parts: list[Part], out: Path, *, seeds=None, perturb=None, overrides: dict) -> list[str]:
-    """--plan: what each part would run (trials, done already, the estimate), as lines."""
+def plan(parts: list[Part], out: Path, *, seeds=None, perturb=None, overrides: dict,
+         publish: Path | None = None) -> list[str]:
+    """--plan: what each part would run (trials, done already here or published in the ledger
+    under `publish`, the estimate), as lines."""
     lines, total, todo, cpu = [], 0, 0, 0.0
     unknown = False
     for part in parts:
@@ -225,9 +228,13 @@ def plan(parts: list[Part], out: Path, *, seeds=None, perturb=None, overrides: d
             why = str(err).removeprefix(f"part {part.name}: ").replace("\n", "\n    ")
             lines += [head, f"  cannot run here: {why}"]
             continue
-        done = sum(is_done(out / part.name / t.key) for t in trials)
+        here = {t.key for t in trials if is_done(out / part.name / t.key)}
+        book = _ledger_state(trials, ledger_of(part, publish)) if publish else {}
+        valid = {k for k, state in book.items() if state == "published"}
+        stale = [k for k, state in book.items() if state == "stale"]
+        done = len(here) if not publish else len(here - valid)
         moved = sum(1 for t in trials if t.variant)
-        left = len(trials) - done
+        left = len(trials) - len(here | valid)
         total, todo = total + len(trials), todo + left
         if part.trial_seconds:
             cpu += left * part.trial_seconds
@@ -235,8 +242,11 @@ def plan(parts: list[Part], out: Path, *, seeds=None, perturb=None, overrides: d
         else:
             unknown = unknown or left > 0
             est = "; no estimate (the manifest gives no trial_seconds)"
+        shown = (f", {len(valid)} published in {ledger_of(part, publish)}"
+                 + (f" ({len(stale)} more published for another fingerprint: stale)" if stale else "")
+                 + f", {done} more" if publish else f", {done}")
         lines += [head, f"  trials: {len(trials) - moved}" + (f" + {moved} perturbed = {len(trials)}" if moved else "")
-                  + f", {done} done in {out / part.name}{est}"]
+                  + f"{shown} done in {out / part.name}, {left} left{est}"]
         if part.note:
             lines.append(f"  note: {part.note}")
     lines.append(f"total: {total} trials, {todo} to run; estimate {_hours(cpu)} of CPU"
@@ -269,9 +279,11 @@ def _hours(seconds: float) -> str:
 
 def regenerate(parts: list[Part], out: Path, *, seeds=None, perturb=None, overrides: dict,
                executor: str = "process", workers: int | None = None, publish: Path | None = None,
-               command: str = "", progress: bool = False) -> int:
+               command: str = "", progress: bool = False, rerun_stale: bool = False) -> int:
     """Run (or finish) every part in turn; report and, with `publish`, copy each part that
-    finished. Returns the exit status: 1 when a trial failed, else 0."""
+    finished. With `publish`, every trial is also published to the part's ledger as it finishes
+    and read back from it (`sync`): a fresh output folder resumes from the published trials.
+    Returns the exit status: 1 when a trial failed, else 0."""
     from qtc.tasks.experiments.report import write_report
     out = Path(out)
     status = 0
@@ -282,6 +294,10 @@ def regenerate(parts: list[Part], out: Path, *, seeds=None, perturb=None, overri
         eps = part_perturb(part, perturb)
         want = request(part, chosen, eps, overrides if reads_data(part) else {**overrides, "data_root": None})
         folder = out / part.name
+        trials = plan_part(part, chosen, eps, overrides)
+        book = ledger_of(part, publish) if publish else None
+        if book:
+            sync(part, trials, folder, book, rerun_stale=rerun_stale)
         record = read_json_or_none(folder / "report" / RECORD) or {}
         if record.get("request") == want and record.get("complete") and all(
                 is_done(folder / k) for k in record.get("keys") or ()):
@@ -289,14 +305,13 @@ def regenerate(parts: list[Part], out: Path, *, seeds=None, perturb=None, overri
             if publish:
                 _publish(folder / "report", publish, part)
             continue
-        trials = plan_part(part, chosen, eps, overrides)
         print(f"part {part.name}: {len(trials)} trials (page {part.page})", flush=True)
         settings = {"preset": "regenerate", "part": part.name, "page": part.page, "seeds": list(chosen),
                     "models": part.models, "command": command,
                     "overrides": {k: v for k, v in {**overrides, "epochs": overrides.get("epochs") or part.epochs,
                                                     "select": part.select, "perturb": eps}.items() if v}}
         res = sweep.sweep(trials, folder, executor=executor, workers=workers, progress=progress,
-                          settings=settings)
+                          settings=settings, on_done=(lambda t: _publish_trial(t, folder, book)) if book else None)
         report = write_report(folder)
         complete = not res.failed and all(is_done(folder / t.key) for t in trials)
         files = write_spread(folder, folder / "report", eps)
@@ -325,15 +340,107 @@ def _commits(folder: Path, trials: list[Trial]) -> list[str]:
 
 def _publish(report: Path, publish: Path, part: Part) -> None:
     """Copy a finished part's report into PUBLISH/<outputs>, replacing a copy made earlier by
-    regenerate (it has regenerate.json); a folder of other files is refused, not overwritten."""
+    regenerate (it has regenerate.json) and keeping the published trials (trials/); a folder
+    of other files is refused, not overwritten."""
     dest = Path(publish) / part.outputs
-    if dest.exists() and any(dest.iterdir()) and not (dest / RECORD).is_file():
+    _check_own(dest, part)
+    for p in (dest.iterdir() if dest.exists() else ()):
+        if p.name != TRIALS:
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+    shutil.copytree(report, dest, dirs_exist_ok=True)
+    print(f"part {part.name}: published to {dest}", flush=True)
+
+
+def _check_own(dest: Path, part: Part) -> None:
+    """PUBLISH/<outputs> holds only what regenerate writes there (a report with regenerate.json,
+    the ledger trials/), or nothing: anything else is refused, not overwritten."""
+    others = [p.name for p in dest.iterdir() if p.name != TRIALS] if dest.is_dir() else []
+    if others and not (dest / RECORD).is_file():
         raise QtcError(f"part {part.name}: {dest} holds files qtc regenerate did not write (no {RECORD}): "
                        "not overwritten\nhint: empty it, or name another outputs folder in the manifest")
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(report, dest)
-    print(f"part {part.name}: published to {dest}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Published trials: resuming across sessions from what was committed (qtc.tasks.experiments.ledger)
+# --------------------------------------------------------------------------------------------
+
+TRIALS = "trials"
+
+
+def ledger_of(part: Part, publish: Path | None) -> Path | None:
+    """Where a part's finished trials are published: PUBLISH/<outputs>/trials."""
+    return Path(publish) / part.outputs / TRIALS if publish else None
+
+
+def _ledger_state(trials: list[Trial], book: Path) -> dict[str, str]:
+    """{key: "published" | "stale"} of the part's trials found in the ledger `book`."""
+    from qtc.tasks.experiments import ledger
+    state = {}
+    for t in trials:
+        record = ledger.published(book, t.key)
+        if record:
+            state[t.key] = "published" if record.get("fingerprint") == ledger.planned(t)["sha256"] else "stale"
+    return state
+
+
+def sync(part: Part, trials: list[Trial], folder: Path, book: Path, *, rerun_stale: bool = False) -> None:
+    """Before a part runs: every published trial whose fingerprint is the one the plan would run
+    is written back into OUT/<part> (so it is skipped), and every trial done in OUT/<part> and
+    not yet published is published (after the same check).
+
+    A trial published, or done in OUT, for another fingerprint (the spec, its space or data,
+    the budget or a setting changed since) is refused with what differs: rerunning it would
+    silently replace a committed number by another. --rerun-stale (`rerun_stale`) deletes
+    those records and runs the trials again."""
+    from qtc.tasks.experiments import ledger
+    _check_own(book.parent, part)
+    restored, added, stale = 0, 0, []
+    for t in trials:
+        record = ledger.published(book, t.key)
+        here = folder / t.key
+        if record is None and not is_done(here):
+            continue
+        want = ledger.planned(t)
+        if record is not None:
+            if record.get("fingerprint") != want["sha256"]:
+                was = ledger.stored_fingerprint(book, t.key)
+                stale.append((t, book / t.key, ledger.differences(was, want) if was else ["no fingerprint.json"]))
+                continue
+            if not is_done(here):
+                ledger.restore(t, book, folder)
+                restored += 1
+                continue
+        have = ledger.recorded(here)
+        if have is None or have["sha256"] != want["sha256"]:
+            stale.append((t, here, ledger.differences(have, want) if have else ["no fingerprint.json"]))
+        elif record is None:
+            ledger.publish(t, folder, book, have)
+            added += 1
+    if stale and not rerun_stale:
+        shown = "\n".join(f"  {where}:\n" + "\n".join(f"    {d}" for d in diffs[:4])
+                          + (f"\n    ... {len(diffs) - 4} more" if len(diffs) > 4 else "")
+                          for _, where, diffs in stale[:5])
+        raise QtcError(f"part {part.name}: {len(stale)} finished trial(s) were run for another fingerprint "
+                       f"than this plan's (what differs: recorded -> planned):\n{shown}"
+                       + (f"\n  ... and {len(stale) - 5} more" if len(stale) > 5 else "")
+                       + "\nhint: undo the change, or rerun them with --rerun-stale (their records are deleted)")
+    for t, where, _ in stale:
+        if where.is_relative_to(book):
+            shutil.rmtree(where)
+        if (folder / t.key).exists():
+            guard.remove_owned(folder / t.key, folder)
+    if restored or added or stale:
+        print(f"part {part.name}: {restored} trial(s) read back from {book}, {added} published there"
+              + (f", {len(stale)} stale record(s) deleted, to run again" if stale else ""), flush=True)
+
+
+def _publish_trial(t: Trial, folder: Path, book: Path) -> None:
+    """The sweep's on_done: publish the trial that just finished, with its own fingerprint."""
+    from qtc.tasks.experiments import ledger
+    fp = ledger.recorded(folder / t.key)
+    if fp is None:
+        raise QtcError(f"{folder / t.key}: finished without a readable {guard.FINGERPRINT}: not published")
+    ledger.publish(t, folder, book, fp)
 
 
 # --------------------------------------------------------------------------------------------

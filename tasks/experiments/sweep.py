@@ -230,7 +230,8 @@ class SweepResult:
 
 def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", address: str | None = None,
           workers: int | None = None, retries: int = 1, progress: bool = True,
-          settings: dict | None = None, storage: str | None = None, run=run_trial) -> SweepResult:
+          settings: dict | None = None, storage: str | None = None, run=run_trial,
+          on_done=None) -> SweepResult:
     """Run every trial not yet done in `out`; retry failures `retries` times; record each outcome.
 
     On Ray, trials run in scratch folders of their nodes and their run folders come back into
@@ -239,11 +240,13 @@ def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", addre
     run again (from its last checkpoint) without counting as a failed attempt, `LOST_LIMIT`
     times at most. Ctrl-C and SIGTERM stop the sweep (qtc.tasks.runs.signals); trials in flight
     keep their checkpoints, and the same call later resumes them. `run(trial_dict, out)` runs
-    one trial (default `run_trial`).
+    one trial (default `run_trial`); `on_done(trial)` is called as each trial is recorded done
+    (qtc regenerate publishes it there, so a cut-off sweep loses no finished trial).
     """
     with signals.as_interrupt():
         return _sweep(trials, out, executor=executor, address=address, workers=workers,
-                      retries=retries, progress=progress, settings=settings, storage=storage, run=run)
+                      retries=retries, progress=progress, settings=settings, storage=storage, run=run,
+                      on_done=on_done)
 
 
 def _sweep(trials, out, **options) -> SweepResult:
@@ -257,7 +260,7 @@ LOST_LIMIT = 3   # reruns of one trial whose node (or worker process) died under
 
 
 def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retries, progress,
-           settings, storage, run) -> SweepResult:
+           settings, storage, run, on_done) -> SweepResult:
     _record_settings(out, trials, settings or {})
     todo = [t for t in trials if not is_done(out / t.key)]
     skipped = [t.key for t in trials if t not in todo]
@@ -290,6 +293,8 @@ def _drive(trials: list[Trial], out: Path, *, executor, address, workers, retrie
                     bar.done += 1
                     bar.durations.append(outcome.get("seconds", time.time() - began))
                     done.append(t.key)
+                    if on_done:
+                        on_done(t)
                 elif outcome.get("lost") and lost[t] < LOST_LIMIT:
                     lost[t] += 1
                     attempts[t] -= 1

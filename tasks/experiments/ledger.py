@@ -49,10 +49,17 @@ def fingerprint_of(identity: dict, budget: dict, twins) -> dict:
     return {"sha256": guard.fingerprint(body), **body}
 
 
-def planned(trial: Trial) -> dict:
-    """The fingerprint of `trial` as the plan would run it (the options its trial folder gets)."""
+def planned(trial: Trial, loaded: dict | None = None) -> dict:
+    """The fingerprint of `trial` as the plan would run it (the options its trial folder gets).
+    `loaded` ({(spec, settings): built}, kept by the caller for one pass over a plan) loads each
+    spec once, not once per model and seed."""
+    from qtc.tasks.build import load_task
     from qtc.tasks.runs.runner import BUDGET_OPTIONS, identity
-    built, options = trial_options(trial)
+    loaded = {} if loaded is None else loaded
+    key = (trial.spec, trial.settings)
+    if key not in loaded:
+        loaded[key] = load_task(trial.spec, dict(trial.settings))
+    built, options = trial_options(trial, built=loaded[key])
     return fingerprint_of(identity(built, options), {k: getattr(options, k) for k in BUDGET_OPTIONS},
                           trial.twins)
 

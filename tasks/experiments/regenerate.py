@@ -14,13 +14,18 @@ in the manifest's order:
                                                       sets each perturbed model beside the unperturbed),
                                                       plus spread.csv / spread.md and regenerate.json
     PUBLISH/<outputs>/                                a copy of the report, with --publish PUBLISH
+    PUBLISH/<outputs>/trials/<task>/<model>/seed<k>/  each finished trial's small outputs and its
+                                                      fingerprint, published as it finishes
+                                                      (qtc.tasks.experiments.ledger)
 
 Resuming: the same command again skips every trial that is done (the sweep's resume) and every
 part whose OUT/<part>/report/regenerate.json records the same request (seeds, perturbation,
 budget, specs, models, rule) and whose trials are all still done; a part is published only when all its trials are done, so each
 finished part can be committed on its own. regenerate.json records the commit of every run
 behind the part (their provenance.json), the command and the request, so a published number
-names the code that made it. `plan` (--plan) says what would run and how many trials, and an
+names the code that made it. With --publish, a run reads back the trials published there whose
+fingerprint is the plan's (`sync`: a fresh clone resumes from what an earlier session committed)
+and refuses those published for another. `plan` (--plan) says what would run and how many trials, and an
 estimate of their CPU time from the manifest's measured `trial_seconds`.
 """
 from __future__ import annotations
@@ -375,11 +380,11 @@ def ledger_of(part: Part, publish: Path | None) -> Path | None:
 def _ledger_state(trials: list[Trial], book: Path) -> dict[str, str]:
     """{key: "published" | "stale"} of the part's trials found in the ledger `book`."""
     from qtc.tasks.experiments import ledger
-    state = {}
+    state, loaded = {}, {}
     for t in trials:
         record = ledger.published(book, t.key)
         if record:
-            state[t.key] = "published" if record.get("fingerprint") == ledger.planned(t)["sha256"] else "stale"
+            state[t.key] = "published" if record.get("fingerprint") == ledger.planned(t, loaded)["sha256"] else "stale"
     return state
 
 
@@ -394,13 +399,13 @@ def sync(part: Part, trials: list[Trial], folder: Path, book: Path, *, rerun_sta
     those records and runs the trials again."""
     from qtc.tasks.experiments import ledger
     _check_own(book.parent, part)
-    restored, added, stale = 0, 0, []
+    restored, added, stale, loaded = 0, 0, [], {}
     for t in trials:
         record = ledger.published(book, t.key)
         here = folder / t.key
         if record is None and not is_done(here):
             continue
-        want = ledger.planned(t)
+        want = ledger.planned(t, loaded)
         if record is not None:
             if record.get("fingerprint") != want["sha256"]:
                 was = ledger.stored_fingerprint(book, t.key)

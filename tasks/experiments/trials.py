@@ -119,13 +119,13 @@ def _open_trial(t: Trial, folder: Path, resume: bool, spec: str):
     return built, options, runner.start(built, options, folder)
 
 
-def trial_options(t: Trial, spec: str | None = None):
+def trial_options(t: Trial, spec: str | None = None, built=None):
     """(built, options) a trial starts from: its spec (or the node's copy `spec`) with its
-    settings, and the run options of its model and seed (also what its published record's
-    fingerprint is checked against, qtc.tasks.experiments.ledger)."""
+    settings (or `built`, that spec loaded already), and the run options of its model and seed
+    (also what its published record's fingerprint is checked against, qtc.tasks.experiments.ledger)."""
     from qtc.tasks.build import load_task
     from qtc.tasks.runs import runner
-    built = load_task(spec or t.spec, dict(t.settings))
+    built = built or load_task(spec or t.spec, dict(t.settings))
     workers = t.overrides.get("workers")       # None: the spec's (an A3C trial's CPUs do not set it)
     threads = runner.resolve_threads(t.overrides.get("threads"), t.cpus)   # default: its CPUs
     options = runner.resolve_options(built, **{**t.overrides, "models": t.model, "seed": t.seed,

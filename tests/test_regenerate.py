@@ -284,3 +284,23 @@ outputs = "regen/sun"
     assert json.loads(record.read_text())["fingerprint"] != json.loads(before)["fingerprint"]
     lr = json.loads((tmp_path / "a" / "sun" / "sunspots" / "classical" / "seed0" / "resolved.json").read_text())
     assert lr["task"]["train"]["lr"] == 0.02
+
+
+def test_a_fingerprint_differs_by_what_changes_the_run_not_by_an_option_added_at_its_default():
+    """As the run's resume check: a record made before an option existed (its identity lacks
+    the key) still matches while the option is at its default; a changed value does not."""
+    from qtc.tasks.experiments import ledger
+    table2 = {p.name: p for p in regen.load_manifest().parts}["table2_authors"]
+    trial = regen.plan_part(table2, (0,), 1e-7, {})[-1]          # a perturbed twin
+    loaded: dict = {}
+    want = ledger.planned(trial, loaded)
+    assert ledger.mismatch(trial, want, want, loaded) == []
+    older = ledger.fingerprint_of({k: v for k, v in want["identity"].items() if k != "task.generator.index"},
+                                  want["budget"], want["twins"])
+    assert older["sha256"] != want["sha256"] and ledger.mismatch(trial, older, want, loaded) == []
+    other = ledger.fingerprint_of({**want["identity"], "options.perturb": 1e-6}, {**want["budget"], "epochs": 7},
+                                  want["twins"])
+    assert ledger.mismatch(trial, other, want, loaded) == [
+        f"budget.epochs: 7 -> {want['budget']['epochs']!r}", "options.perturb: 1e-06 -> 1e-07"]
+    assert trial.variant == "perturb=1e-07"
+    assert ledger.mismatch(trial, None, want, loaded) == ["no readable fingerprint.json"]

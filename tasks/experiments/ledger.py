@@ -81,11 +81,24 @@ def published(ledger: Path, key: str) -> dict | None:
     return read_json_or_none(Path(ledger) / key / RECORD)
 
 
-def differences(was: dict, now: dict) -> list[str]:
-    """What differs between two fingerprints, key by key (guard.differences of the flattened bodies)."""
+def differences(was: dict, now: dict, defaults: dict | None = None) -> list[str]:
+    """What differs between two fingerprints, key by key (guard.differences of the flattened
+    bodies: a key `was` lacks, at its `defaults` value now, is no difference)."""
     def flat(fp: dict) -> dict:
         return {**{f"budget.{k}": v for k, v in fp["budget"].items()}, "twins": fp["twins"], **fp["identity"]}
-    return guard.differences(flat(was), flat(now))
+    return guard.differences(flat(was), flat(now), defaults)
+
+
+def mismatch(trial: Trial, have: dict | None, want: dict, loaded: dict) -> list[str]:
+    """What makes the recorded fingerprint `have` another trial than the planned `want` ([]: the
+    same trial). As the run's resume check (qtc.tasks.runs.runner), an option added to the spec
+    language since the trial ran is no difference at its default, so a record stays valid across
+    such commits. `loaded` is the cache `planned` filled for this trial."""
+    if have is None:
+        return [f"no readable {guard.FINGERPRINT}"]
+    if have["sha256"] == want["sha256"]:
+        return []
+    return differences(have, want, guard.field_defaults(loaded[(trial.spec, trial.settings)].spec))
 
 
 def stored_fingerprint(ledger: Path, key: str) -> dict | None:

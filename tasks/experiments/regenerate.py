@@ -384,7 +384,10 @@ def _ledger_state(trials: list[Trial], book: Path) -> dict[str, str]:
     for t in trials:
         record = ledger.published(book, t.key)
         if record:
-            state[t.key] = "published" if record.get("fingerprint") == ledger.planned(t, loaded)["sha256"] else "stale"
+            want = ledger.planned(t, loaded)
+            same = record.get("fingerprint") == want["sha256"] or not ledger.mismatch(
+                t, ledger.stored_fingerprint(book, t.key), want, loaded)
+            state[t.key] = "published" if same else "stale"
     return state
 
 
@@ -407,17 +410,19 @@ def sync(part: Part, trials: list[Trial], folder: Path, book: Path, *, rerun_sta
             continue
         want = ledger.planned(t, loaded)
         if record is not None:
-            if record.get("fingerprint") != want["sha256"]:
-                was = ledger.stored_fingerprint(book, t.key)
-                stale.append((t, book / t.key, ledger.differences(was, want) if was else ["no fingerprint.json"]))
+            diffs = [] if record.get("fingerprint") == want["sha256"] else ledger.mismatch(
+                t, ledger.stored_fingerprint(book, t.key), want, loaded)
+            if diffs:
+                stale.append((t, book / t.key, diffs))
                 continue
             if not is_done(here):
                 ledger.restore(t, book, folder)
                 restored += 1
                 continue
         have = ledger.recorded(here)
-        if have is None or have["sha256"] != want["sha256"]:
-            stale.append((t, here, ledger.differences(have, want) if have else ["no fingerprint.json"]))
+        diffs = ledger.mismatch(t, have, want, loaded)
+        if diffs:
+            stale.append((t, here, diffs))
         elif record is None:
             ledger.publish(t, folder, book, have)
             added += 1

@@ -163,6 +163,8 @@ def _sweep(args) -> int:
     overrides = _budget(args)
     if overrides["data_root"]:
         overrides["data_root"] = str(Path(overrides["data_root"]).resolve())
+    if args.rerun_stale and not args.publish:
+        raise QtcError("--rerun-stale applies to the trials published with --publish DIR: give --publish")
     fixed, grid = _settings(args), sweep.parse_grid(args.grid)
     trials = sweep.plan(args.specs, seeds, args.models, overrides=overrides,
                         cpus_per_trial=args.cpus_per_trial, settings=fixed, grid=grid,
@@ -172,7 +174,8 @@ def _sweep(args) -> int:
                 "command": " ".join(sys.argv)}
     return sweep.run_sweep(trials, args.out, executor=args.executor, address=args.address,
                            storage=args.storage, workers=args.workers, retries=args.retries, progress=not args.no_progress,
-                           settings=settings, report=not args.no_report)
+                           settings=settings, report=not args.no_report, publish=args.publish,
+                           rerun_stale=args.rerun_stale)
 
 
 def _report(args) -> int:
@@ -203,6 +206,8 @@ def _regenerate(args) -> int:
     if args.no_perturb and args.perturb is not None:
         raise QtcError("--perturb and --no-perturb together: give one")
     perturb = False if args.no_perturb else args.perturb
+    if args.rerun_stale and not args.publish:
+        raise QtcError("--rerun-stale applies to the trials published with --publish DIR: give --publish")
     overrides = {k: getattr(args, k) for k in ("epochs", "max_batches", "limit", "backend", "threads")}
     overrides["data_root"] = str(Path(args.data_root).resolve()) if args.data_root else None
     if args.plan:
@@ -481,6 +486,11 @@ def parser() -> argparse.ArgumentParser:
                    "compiler merged with an earlier one (by default each merged group is trained once "
                    "and reported for every member)")
     s.add_argument("--no-report", action="store_true", help="do not write OUT/report at the end")
+    s.add_argument("--publish", type=Path, metavar="DIR", help="publish each finished trial's small "
+                   "outputs into DIR/<task>/<model>/seed<k> as it finishes, to be committed; a later "
+                   "sweep (a fresh clone, an empty --out) reads them back instead of running them")
+    s.add_argument("--rerun-stale", action="store_true", help="with --publish: rerun a trial published "
+                   "for another fingerprint than the plan's (refused without this)")
     s.set_defaults(func=_sweep)
 
     g = sub.add_parser("report", help="aggregate sweep or run folders: tables, variants side by side, "

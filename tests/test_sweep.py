@@ -164,3 +164,23 @@ def test_run_resume_on_a_sweep_folder_says_how_a_sweep_resumes(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "is a sweep folder, not a run folder" in err and "qtc sweep command runs again" in err
     assert "Traceback" not in err
+
+
+def test_a_sweep_publishes_its_trials_and_a_fresh_folder_reads_them_back(tmp_path, capsys):
+    """qtc sweep --publish: each finished trial's record goes to the ledger; a sweep into an empty
+    folder (another session's clone) reads them back, runs nothing and reports the same numbers;
+    --rerun-stale needs --publish."""
+    spec = _spec(tmp_path)
+    base = ["sweep", spec, "--seeds", "2", "--models", "classical", "--executor", "serial",
+            "--max-batches", "3", "--backend", "reference", "--no-progress", "--publish", str(tmp_path / "pub")]
+    assert main(base + ["--out", str(tmp_path / "a")]) == 0
+    assert sorted(p.parent.relative_to(tmp_path / "pub").as_posix()
+                  for p in (tmp_path / "pub").glob("*/*/*/record.json")) == ["tiny/classical/seed0", "tiny/classical/seed1"]
+    capsys.readouterr()
+    assert main(base + ["--out", str(tmp_path / "b")]) == 0
+    said = capsys.readouterr().out
+    assert "2 trial(s) read back from" in said and "0 done, 2 skipped (done earlier)" in said
+    assert _finals(tmp_path / "b") == _finals(tmp_path / "a")
+    assert (tmp_path / "b" / "report" / "summary.csv").read_text() == (tmp_path / "a" / "report" / "summary.csv").read_text()
+    assert main(base[:-2] + ["--rerun-stale", "--out", str(tmp_path / "c")]) == 2
+    assert "--rerun-stale applies to the trials published with --publish" in capsys.readouterr().err

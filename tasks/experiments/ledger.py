@@ -166,3 +166,81 @@ def restore(trial: Trial, ledger: Path, out: Path) -> Path:
         raise QtcError(f"{Path(ledger) / trial.key}: the published trial has no trial.json saying done\n"
                        "hint: delete the folder to run the trial again")
     return folder
+
+
+# --------------------------------------------------------------------------------------------
+# A sweep and its ledger (qtc regenerate --publish, qtc sweep --publish)
+# --------------------------------------------------------------------------------------------
+
+def state(trials: list[Trial], book: Path) -> dict[str, str]:
+    """{key: "published" | "stale"} of the trials found in the ledger `book` (--plan's counts)."""
+    out, loaded = {}, {}
+    for t in trials:
+        record = published(book, t.key)
+        if record:
+            want = planned(t, loaded)
+            same = record.get("fingerprint") == want["sha256"] or not mismatch(
+                t, stored_fingerprint(book, t.key), want, loaded)
+            out[t.key] = "published" if same else "stale"
+    return out
+
+
+def sync(trials: list[Trial], folder: Path, book: Path, *, rerun_stale: bool = False, label: str = "sweep") -> None:
+    """Before a sweep runs into `folder`: every published trial whose fingerprint is the one the
+    plan would run is written back into the folder (so the sweep skips it), and every trial done
+    there and not yet published is published (after the same check).
+
+    A trial published, or done in the folder, for another fingerprint (the spec, its space or
+    data, the budget or a setting changed since) is refused with what differs: running it again
+    would replace a committed number by another without a word. `rerun_stale` (--rerun-stale)
+    deletes those records (and run folders) so that the trials run again."""
+    restored, added, stale, loaded = 0, 0, [], {}
+    for t in trials:
+        record = published(book, t.key)
+        here = Path(folder) / t.key
+        if record is None and not is_done(here):
+            continue
+        want = planned(t, loaded)
+        if record is not None:
+            diffs = [] if record.get("fingerprint") == want["sha256"] else mismatch(
+                t, stored_fingerprint(book, t.key), want, loaded)
+            if diffs:
+                stale.append((t, Path(book) / t.key, diffs))
+                continue
+            if not is_done(here):
+                restore(t, book, folder)
+                restored += 1
+                continue
+        have = recorded(here)
+        diffs = mismatch(t, have, want, loaded)
+        if diffs:
+            stale.append((t, here, diffs))
+        elif record is None:
+            publish(t, folder, book, have)
+            added += 1
+    if stale and not rerun_stale:
+        shown = "\n".join(f"  {where}:\n" + "\n".join(f"    {d}" for d in diffs[:4])
+                          + (f"\n    ... {len(diffs) - 4} more" if len(diffs) > 4 else "")
+                          for _, where, diffs in stale[:5])
+        raise QtcError(f"{label}: {len(stale)} finished trial(s) were run for another fingerprint "
+                       f"than this plan's (what differs: recorded -> planned):\n{shown}"
+                       + (f"\n  ... and {len(stale) - 5} more" if len(stale) > 5 else "")
+                       + "\nhint: undo the change, or rerun them with --rerun-stale (their records are deleted)")
+    for t, where, _ in stale:
+        if where.is_relative_to(book):
+            shutil.rmtree(where)
+        if (Path(folder) / t.key).exists():
+            guard.remove_owned(Path(folder) / t.key, folder)
+    if restored or added or stale:
+        print(f"{label}: {restored} trial(s) read back from {book}, {added} published there"
+              + (f", {len(stale)} stale record(s) deleted, to run again" if stale else ""), flush=True)
+
+
+def publisher(folder: Path, book: Path):
+    """The sweep's on_done: publish each trial as it finishes, with the fingerprint it ran with."""
+    def on_done(t: Trial) -> None:
+        fp = recorded(Path(folder) / t.key)
+        if fp is None:
+            raise QtcError(f"{Path(folder) / t.key}: finished without a readable {guard.FINGERPRINT}: not published")
+        publish(t, folder, book, fp)
+    return on_done

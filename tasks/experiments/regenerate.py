@@ -39,10 +39,9 @@ from pathlib import Path
 
 from qtc import specs as bundled
 from qtc.errors import QtcError
-from qtc.tasks.experiments import sweep
+from qtc.tasks.experiments import ledger, sweep
 from qtc.tasks.experiments.records import collect, final_metric, fmt_metric
 from qtc.tasks.experiments.trials import Trial, is_done
-from qtc.tasks.runs import guard
 from qtc.tasks.runs.rundir import atomic_json, atomic_text, read_json_or_none
 from qtc.tasks.runs.provenance import git_commit
 
@@ -234,7 +233,7 @@ def plan(parts: list[Part], out: Path, *, seeds=None, perturb=None, overrides: d
             lines += [head, f"  cannot run here: {why}"]
             continue
         here = {t.key for t in trials if is_done(out / part.name / t.key)}
-        book = _ledger_state(trials, ledger_of(part, publish)) if publish else {}
+        book = ledger.state(trials, ledger_of(part, publish)) if publish else {}
         valid = {k for k, state in book.items() if state == "published"}
         stale = [k for k, state in book.items() if state == "stale"]
         done = len(here) if not publish else len(here - valid)
@@ -316,7 +315,7 @@ def regenerate(parts: list[Part], out: Path, *, seeds=None, perturb=None, overri
                     "overrides": {k: v for k, v in {**overrides, "epochs": overrides.get("epochs") or part.epochs,
                                                     "select": part.select, "perturb": eps}.items() if v}}
         res = sweep.sweep(trials, folder, executor=executor, workers=workers, progress=progress,
-                          settings=settings, on_done=(lambda t: _publish_trial(t, folder, book)) if book else None)
+                          settings=settings, on_done=ledger.publisher(folder, book) if book else None)
         report = write_report(folder)
         complete = not res.failed and all(is_done(folder / t.key) for t in trials)
         files = write_spread(folder, folder / "report", eps)
@@ -377,80 +376,12 @@ def ledger_of(part: Part, publish: Path | None) -> Path | None:
     return Path(publish) / part.outputs / TRIALS if publish else None
 
 
-def _ledger_state(trials: list[Trial], book: Path) -> dict[str, str]:
-    """{key: "published" | "stale"} of the part's trials found in the ledger `book`."""
-    from qtc.tasks.experiments import ledger
-    state, loaded = {}, {}
-    for t in trials:
-        record = ledger.published(book, t.key)
-        if record:
-            want = ledger.planned(t, loaded)
-            same = record.get("fingerprint") == want["sha256"] or not ledger.mismatch(
-                t, ledger.stored_fingerprint(book, t.key), want, loaded)
-            state[t.key] = "published" if same else "stale"
-    return state
-
-
 def sync(part: Part, trials: list[Trial], folder: Path, book: Path, *, rerun_stale: bool = False) -> None:
-    """Before a part runs: every published trial whose fingerprint is the one the plan would run
-    is written back into OUT/<part> (so it is skipped), and every trial done in OUT/<part> and
-    not yet published is published (after the same check).
-
-    A trial published, or done in OUT, for another fingerprint (the spec, its space or data,
-    the budget or a setting changed since) is refused with what differs: rerunning it would
-    silently replace a committed number by another. --rerun-stale (`rerun_stale`) deletes
-    those records and runs the trials again."""
-    from qtc.tasks.experiments import ledger
+    """Before a part runs: its published trials read back and its trials done in OUT/<part>
+    published (qtc.tasks.experiments.ledger.sync), into a folder that holds only what
+    regenerate writes there."""
     _check_own(book.parent, part)
-    restored, added, stale, loaded = 0, 0, [], {}
-    for t in trials:
-        record = ledger.published(book, t.key)
-        here = folder / t.key
-        if record is None and not is_done(here):
-            continue
-        want = ledger.planned(t, loaded)
-        if record is not None:
-            diffs = [] if record.get("fingerprint") == want["sha256"] else ledger.mismatch(
-                t, ledger.stored_fingerprint(book, t.key), want, loaded)
-            if diffs:
-                stale.append((t, book / t.key, diffs))
-                continue
-            if not is_done(here):
-                ledger.restore(t, book, folder)
-                restored += 1
-                continue
-        have = ledger.recorded(here)
-        diffs = ledger.mismatch(t, have, want, loaded)
-        if diffs:
-            stale.append((t, here, diffs))
-        elif record is None:
-            ledger.publish(t, folder, book, have)
-            added += 1
-    if stale and not rerun_stale:
-        shown = "\n".join(f"  {where}:\n" + "\n".join(f"    {d}" for d in diffs[:4])
-                          + (f"\n    ... {len(diffs) - 4} more" if len(diffs) > 4 else "")
-                          for _, where, diffs in stale[:5])
-        raise QtcError(f"part {part.name}: {len(stale)} finished trial(s) were run for another fingerprint "
-                       f"than this plan's (what differs: recorded -> planned):\n{shown}"
-                       + (f"\n  ... and {len(stale) - 5} more" if len(stale) > 5 else "")
-                       + "\nhint: undo the change, or rerun them with --rerun-stale (their records are deleted)")
-    for t, where, _ in stale:
-        if where.is_relative_to(book):
-            shutil.rmtree(where)
-        if (folder / t.key).exists():
-            guard.remove_owned(folder / t.key, folder)
-    if restored or added or stale:
-        print(f"part {part.name}: {restored} trial(s) read back from {book}, {added} published there"
-              + (f", {len(stale)} stale record(s) deleted, to run again" if stale else ""), flush=True)
-
-
-def _publish_trial(t: Trial, folder: Path, book: Path) -> None:
-    """The sweep's on_done: publish the trial that just finished, with its own fingerprint."""
-    from qtc.tasks.experiments import ledger
-    fp = ledger.recorded(folder / t.key)
-    if fp is None:
-        raise QtcError(f"{folder / t.key}: finished without a readable {guard.FINGERPRINT}: not published")
-    ledger.publish(t, folder, book, fp)
+    ledger.sync(trials, folder, book, rerun_stale=rerun_stale, label=f"part {part.name}")
 
 
 # --------------------------------------------------------------------------------------------

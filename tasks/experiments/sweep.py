@@ -360,12 +360,19 @@ def _record_settings(out: Path, trials: list[Trial], settings: dict) -> None:
     atomic_json(path, {**old, **settings, "specs": specs, "trials": keys, **({"ties": ties} if ties else {})})
 
 
-def run_sweep(trials: list[Trial], out: Path | str, *, report: bool = True, **options) -> int:
-    """`sweep` with a summary printed and (unless `report` is False) OUT/report written.
+def run_sweep(trials: list[Trial], out: Path | str, *, report: bool = True, publish: Path | None = None,
+              rerun_stale: bool = False, **options) -> int:
+    """`sweep` with a summary printed and (unless `report` is False) OUT/report written. With
+    `publish` (a ledger folder, qtc.tasks.experiments.ledger), the trials published there are
+    read back first and each trial is published as it finishes.
 
     Returns the command's exit status: 1 when a trial failed, else 0.
     """
     print(f"sweep {out}: {len(trials)} trials")
+    if publish:
+        from qtc.tasks.experiments import ledger
+        ledger.sync(trials, Path(out), Path(publish), rerun_stale=rerun_stale, label=f"sweep {out}")
+        options["on_done"] = ledger.publisher(Path(out), Path(publish))
     res = sweep(trials, out, **options)
     print(f"sweep finished in {clock(res.seconds)} on {res.executor}"
           + (f" (start-up {res.startup_seconds:.1f} s)" if res.startup_seconds else "")

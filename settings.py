@@ -3,8 +3,9 @@
 One frozen Settings value says how this process was told to run; `settings()` reads it from the
 environment, checks every variable (a bad value is a QtcError naming it, wherever it is first
 needed) and the rest of qtc takes the fields it needs, as parameters where they decide what a
-computation gives. Reading is cheap and not cached: the CLI, the tests and a sweep's workers
-set variables while the process runs.
+computation gives. Reading is not cached: the CLI, the tests and a sweep's workers set
+variables while the process runs; what every training step needs it reads field by field with
+`setting(name)`, one variable each.
 
 | variable              | field          | what it decides                                          | unset          |
 |-----------------------|----------------|----------------------------------------------------------|----------------|
@@ -57,24 +58,50 @@ class Settings:
 def settings(env: Mapping[str, str] | None = None) -> Settings:
     """The Settings the environment (`env`, default os.environ) gives."""
     env = os.environ if env is None else env
+    return Settings(**{name: read(env) for name, read in _READERS.items()})
 
-    def text(name: str) -> str:
-        return env.get(name, "").strip()
 
-    return Settings(
-        backend=text("QTC_BACKEND") or "auto",
-        rendering=_choice(text("QTC_RENDERING") or "auto", "QTC_RENDERING", RENDERINGS),
-        threads=_whole(text("QTC_THREADS"), "QTC_THREADS"),
-        cpu_mode=None if not text("QTC_CPU_MODE") else int(_choice(text("QTC_CPU_MODE"), "QTC_CPU_MODE", ("0", "1"))),
-        jobs=_whole(text("QTC_JOBS"), "QTC_JOBS"),
-        cache_dir=Path(text("QTC_CACHE_DIR")) if text("QTC_CACHE_DIR") else None,
-        channel_memory=_bytes(text("QTC_CHANNEL_MEMORY"), "QTC_CHANNEL_MEMORY", CHANNEL_MEMORY),
-        state_memory=_bytes(text("QTC_STATE_MEMORY"), "QTC_STATE_MEMORY", STATE_MEMORY),
-        cuda_graphs=_choice(text("QTC_CUDA_GRAPHS") or "0", "QTC_CUDA_GRAPHS", ("0", "1")) == "1",
-        ray_timeout=_seconds(text("QTC_RAY_TIMEOUT")),
-        data=Path(text("QTC_DATA")).expanduser() if text("QTC_DATA") else None,
-        scratch=Path(text("QTC_SCRATCH")) if text("QTC_SCRATCH") else None,
-        space_path=_folders(text("QTC_SPACE_PATH"), "QTC_SPACE_PATH"))
+def setting(name: str, env: Mapping[str, str] | None = None):
+    """One field of settings(env), reading only its own variable: what a training step reads
+    (the backend, the rendering, the threads and mode) every step. os.environ lookups cost ~1 us
+    each, and reading all of them four times per generator step was a tenth of an A3C update's
+    overhead; a bad value of another variable is left for where that variable is needed."""
+    return _READERS[name](os.environ if env is None else env)
+
+
+def _text(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def _cpu_mode(env: Mapping[str, str]) -> int | None:
+    value = _text(env, "QTC_CPU_MODE")
+    return None if not value else int(_choice(value, "QTC_CPU_MODE", ("0", "1")))
+
+
+def _path(env: Mapping[str, str], name: str, expand: bool = False) -> Path | None:
+    value = _text(env, name)
+    if not value:
+        return None
+    return Path(value).expanduser() if expand else Path(value)
+
+
+# field -> its reader from the environment, in the order settings() checks them (the first bad
+# value is the one it reports)
+_READERS = {
+    "backend": lambda env: _text(env, "QTC_BACKEND") or "auto",
+    "rendering": lambda env: _choice(_text(env, "QTC_RENDERING") or "auto", "QTC_RENDERING", RENDERINGS),
+    "threads": lambda env: _whole(_text(env, "QTC_THREADS"), "QTC_THREADS"),
+    "cpu_mode": _cpu_mode,
+    "jobs": lambda env: _whole(_text(env, "QTC_JOBS"), "QTC_JOBS"),
+    "cache_dir": lambda env: _path(env, "QTC_CACHE_DIR"),
+    "channel_memory": lambda env: _bytes(_text(env, "QTC_CHANNEL_MEMORY"), "QTC_CHANNEL_MEMORY", CHANNEL_MEMORY),
+    "state_memory": lambda env: _bytes(_text(env, "QTC_STATE_MEMORY"), "QTC_STATE_MEMORY", STATE_MEMORY),
+    "cuda_graphs": lambda env: _choice(_text(env, "QTC_CUDA_GRAPHS") or "0", "QTC_CUDA_GRAPHS", ("0", "1")) == "1",
+    "ray_timeout": lambda env: _seconds(_text(env, "QTC_RAY_TIMEOUT")),
+    "data": lambda env: _path(env, "QTC_DATA", expand=True),
+    "scratch": lambda env: _path(env, "QTC_SCRATCH"),
+    "space_path": lambda env: _folders(_text(env, "QTC_SPACE_PATH"), "QTC_SPACE_PATH"),
+}
 
 
 def _choice(value: str, name: str, allowed) -> str:

@@ -31,6 +31,13 @@ exact constants, the phase forms), forward and backward, and the rest of the pro
 autograd function around them:
 
     python bench/a3c_update.py --nodes --models fixed:1,diffqas
+
+`--against DIR` is an A/B comparison with another checkout of qtc (e.g. `git archive main`
+unpacked in DIR): every model is measured `--rounds` times on each side, the two sides
+alternating process by process (B, A, A, B, B, A, ...), so that a shared, loaded machine loads
+both alike; it prints each side's median and the median of the paired ratios B / A:
+
+    python bench/a3c_update.py --against /tmp/base --rounds 8 --models classical,diffqas
 """
 from __future__ import annotations
 
@@ -40,6 +47,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -177,6 +185,47 @@ def measure(spec: str, model: str, updates: int, blocks: int, backend: str | Non
             **({"nodes_ms": node_split(node_spent, per_block * blocks)} if nodes else {})}
 
 
+def one(args, model: str, checkout: Path | None = None) -> dict:
+    """measure() of `model` in a process of its own (one OpenMP thread), with the qtc of
+    `checkout` (a qtc checkout's root folder) when given, else this process's."""
+    cmd = [sys.executable, __file__, "--one", model, "--spec", args.spec, "--updates",
+           str(args.updates), "--blocks", str(args.blocks)] + (["--backend", args.backend] if args.backend else []) \
+        + (["--phases"] if args.phases else []) + (["--nodes"] if args.nodes else [])
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with tempfile.TemporaryDirectory() as tmp:
+        if checkout is not None:      # `import qtc` finds the checkout first
+            (Path(tmp) / "qtc").symlink_to(checkout.resolve(), target_is_directory=True)
+            env["PYTHONPATH"] = os.pathsep.join([tmp, *filter(None, [env.get("PYTHONPATH")])])
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def against(args) -> int:
+    """A/B: this checkout (B) against args.against (A), alternating per process."""
+    load = {"before": os.getloadavg()}
+    print(f"A/B, {Path(args.spec).name}: B = this checkout, A = {args.against}; {args.rounds} rounds of "
+          f"{args.updates} updates in {args.blocks} blocks per side and model, alternating; "
+          f"load average {load['before'][0]:.2f}")
+    result = {}
+    for model in args.models.split(","):
+        cpu = {"A": [], "B": []}
+        for r in range(args.rounds):
+            for side in ("BA" if r % 2 == 0 else "AB"):
+                row = one(args, model, args.against if side == "A" else None)
+                cpu[side].append(row["cpu_ms"])
+        ratios = [b / a for a, b in zip(cpu["A"], cpu["B"])]
+        result[model] = {**cpu, "ratios": ratios}
+        print(f"{model:<12} A {statistics.median(cpu['A']):7.2f} ms  B {statistics.median(cpu['B']):7.2f} ms  "
+              f"B / A median {statistics.median(ratios):.3f} (rounds {min(ratios):.3f} .. {max(ratios):.3f})")
+    load["after"] = os.getloadavg()
+    print(f"load average after: {load['after'][0]:.2f}")
+    if args.json:
+        args.json.write_text(json.dumps({"against": str(args.against), "models": result, "load": load,
+                                         "spec": args.spec, "updates": args.updates, "blocks": args.blocks,
+                                         "rounds": args.rounds}, indent=2) + "\n")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--spec", default=str(SPECS / "minigrid_5x5.task"))
@@ -188,6 +237,9 @@ def main(argv=None) -> int:
                     "where each update's CPU time goes")
     ap.add_argument("--nodes", action="store_true", help="split the generators' program by node kind "
                     "(circuits, constants, phase forms; forward and backward)")
+    ap.add_argument("--against", type=Path, help="A/B: another checkout of qtc (its root folder) "
+                    "measured alternately with this one")
+    ap.add_argument("--rounds", type=int, default=6, help="with --against: measurements per side and model")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--one", help=argparse.SUPPRESS)     # internal: measure one model, print JSON
     args = ap.parse_args(argv)
@@ -195,16 +247,13 @@ def main(argv=None) -> int:
         print(json.dumps(measure(args.spec, args.one, args.updates, args.blocks, args.backend, args.phases,
                                  args.nodes)))
         return 0
+    if args.against:
+        return against(args)
     rows, load = [], {"before": os.getloadavg()}
     print(f"A3C update cost, {Path(args.spec).name}, one torch thread, {args.updates} updates "
           f"per model in {args.blocks} blocks (median block); load average {load['before'][0]:.2f}")
     for model in args.models.split(","):
-        cmd = [sys.executable, __file__, "--one", model, "--spec", args.spec, "--updates",
-               str(args.updates), "--blocks", str(args.blocks)] + (["--backend", args.backend] if args.backend else []) \
-            + (["--phases"] if args.phases else []) + (["--nodes"] if args.nodes else [])
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-        rows.append(json.loads(out.strip().splitlines()[-1]))
+        rows.append(one(args, model))
     load["after"] = os.getloadavg()
     base = next((r for r in rows if r["model"] == "classical"), None)
     print(f"{'model':<12} {'CPU ms/update':>14} {'wall ms/update':>15} {'vs classical (CPU)':>19} "

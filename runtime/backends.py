@@ -17,7 +17,7 @@ import torch
 from qtc.compiler.ir import Program
 from qtc.dsl.values import backend_hint
 from qtc.errors import QtcError
-from qtc.settings import settings
+from qtc.settings import setting
 from qtc.runtime import weights as structural
 
 ANGLE_DTYPES = (torch.float32, torch.float64)
@@ -60,7 +60,7 @@ def available_backends() -> list[str]:
 def resolve(backend: str = "auto") -> str:
     _load_compiled_backends()
     if backend == "auto":
-        backend = settings().backend
+        backend = setting("backend")
     if backend == "auto":
         for name in ("cuda", "cpu"):
             if name in BACKENDS and BACKENDS[name][0]():

@@ -27,7 +27,7 @@ from qtc.runtime.cache import CPU_FLAGS, find_compiler
 from qtc.runtime.launch import HostLibrary, arguments, bind, written
 from qtc.runtime.phase import PhaseTables
 from qtc.runtime.reference import constant_distribution
-from qtc.settings import settings
+from qtc.settings import setting, settings
 
 TORCH_DTYPES = {"float64": torch.float64, "float32": torch.float32}
 _lock = threading.Lock()
@@ -57,6 +57,9 @@ class Compiled:
             count = 0 if runner.by_position else len(groups[kind])
             self.runners[kind] = (runner(self, [prog.nodes[i] for i in groups[kind]]), slice(start, start + count))
             start += count
+        # what a step runs: the runners of the kinds the program has nodes of (one without nodes
+        # adds nothing to P and no rows to S; five calls each way cost a small step ~2%)
+        self.running = tuple(self.runners[kind] for kind in RUNNERS if groups[kind])
         self.launcher = self.runners["circuit"][0].launcher
 
     def to(self, device: torch.device) -> torch.Tensor:
@@ -75,17 +78,24 @@ class _CpuLauncher:
         self.lib = HostLibrary(r.text, CPU_FLAGS, tag=r.target.key, library=r.library)
         self.size, self.ncirc, self.n = comp.plan.size, comp.ncirc, comp.n
         self.last_setting: threads.Setting | None = None   # what the latest pass ran with (benchmarks)
+        # OpenMP's thread count for the calling thread, from the runtime the kernels link
+        self.max_threads = self.lib.lib.omp_get_max_threads
 
     def _call(self, name: str, **tensors) -> None:
         """Run a driver with this step's threads and mode (runtime/threads.py: one thread below
         SERIAL_BELOW qubits or on a busy machine; QTC_THREADS / QTC_CPU_MODE override). The
         thread count is OpenMP's, which torch shares and reads back as torch.get_num_threads():
-        it is put back afterwards, or one step's choice would become every later step's limit."""
+        it is put back afterwards, or one step's choice would become every later step's limit.
+        Neither call is made when OpenMP (as the kernels' library sees it) already has the
+        step's count: at 13 qubits and one thread the two calls cost a tenth of the kernels."""
         requested = torch.get_num_threads()
-        setting = self.last_setting = threads.for_step(self.n, self.ncirc)
-        self.lib.call("qtc_threads", k=setting.threads)
+        step = self.last_setting = threads.for_step(self.n, self.ncirc)
+        if step.threads == self.max_threads():
+            self.lib.call(name, **tensors, mode=step.mode)
+            return
+        self.lib.call("qtc_threads", k=step.threads)
         try:
-            self.lib.call(name, **tensors, mode=setting.mode)
+            self.lib.call(name, **tensors, mode=step.mode)
         finally:
             self.lib.call("qtc_threads", k=requested)
 
@@ -270,7 +280,7 @@ class ProgramFunction(torch.autograd.Function):
         Wd = W.detach()
         P = torch.zeros(comp.dim, dtype=th.dtype, device=th.device)
         ctx.saved = []
-        for runner, rows in comp.runners.values():
+        for runner, rows in comp.running:
             P, saved = runner.forward(th, Wd if runner.by_position else wn[rows], P)
             ctx.saved.append(saved)
         ctx.comp = comp
@@ -285,13 +295,13 @@ class ProgramFunction(torch.autograd.Function):
         g = grad.detach().to(th.dtype).contiguous()
         gth = torch.zeros(th.numel(), dtype=torch.float64, device=th.device)
         dnode, dW = [], None
-        for (runner, rows), saved in zip(comp.runners.values(), ctx.saved):
+        for (runner, rows), saved in zip(comp.running, ctx.saved):
             if runner.by_position:
                 part = runner.backward(saved, th, W, g, gth)
                 dW = part if part is not None else dW
             else:
                 dnode.append(runner.backward(saved, th, wn[rows], g, gth))
-        dweights = comp.to(th.device).t() @ torch.cat(dnode)
+        dweights = comp.to(th.device).t() @ (torch.cat(dnode) if dnode else g.new_zeros(0))
         return gth.to(th.dtype).view_as(th), dweights, dW, None
 
 
@@ -299,7 +309,7 @@ def step_target(device: str, dtype: torch.dtype, steps: int | None = None) -> Ta
     """The Target a step on `device` in `dtype` compiles for: rendered as $QTC_RENDERING says
     (qtc.settings; default "auto": the cost model chooses per program, for the training steps
     the caller expects). A run's provenance.json records its key."""
-    return Target(device=device, dtype=str(dtype).removeprefix("torch."), rendering=settings().rendering,
+    return Target(device=device, dtype=str(dtype).removeprefix("torch."), rendering=setting("rendering"),
                   steps=steps)
 
 

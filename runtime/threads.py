@@ -24,7 +24,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from qtc.settings import Settings, settings
+from qtc.settings import Settings, setting
 
 SERIAL_BELOW = 14          # qubits: smaller states run on one thread
 # measured under load ~28 on 2 cores, one circuit at (15, 10), 2 threads and a barrier per
@@ -67,9 +67,9 @@ def choose(n: int, circuits: int, requested: int, idle_cores: int, knobs: Settin
     """The threads and mode of one step of `circuits` states of n qubits, given the threads
     torch may use (`requested`) and the cores no other task is running on; QTC_THREADS and
     QTC_CPU_MODE (`knobs`, default: the environment's qtc.settings) override."""
-    knobs = settings() if knobs is None else knobs
-    if knobs.threads:
-        threads, why = knobs.threads, "QTC_THREADS"
+    forced, mode = (setting("threads"), setting("cpu_mode")) if knobs is None else (knobs.threads, knobs.cpu_mode)
+    if forced:
+        threads, why = forced, "QTC_THREADS"
     elif n < SERIAL_BELOW:
         threads, why = 1, f"{n} qubits < {SERIAL_BELOW}: one thread"
     elif idle_cores < requested:
@@ -77,8 +77,8 @@ def choose(n: int, circuits: int, requested: int, idle_cores: int, knobs: Settin
         why = f"{requested} allowed, {idle_cores} cores idle"
     else:
         threads, why = requested, f"{requested} allowed and idle"
-    if knobs.cpu_mode is not None:
-        return Setting(threads, knobs.cpu_mode, why + "; mode from QTC_CPU_MODE")
+    if mode is not None:
+        return Setting(threads, mode, why + "; mode from QTC_CPU_MODE")
     return Setting(threads, 0 if threads == 1 or circuits >= 2 * threads else 1, why)
 
 

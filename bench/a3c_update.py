@@ -214,7 +214,8 @@ def against(args) -> int:
                 row = one(args, model, args.against if side == "A" else None)
                 cpu[side].append(row["cpu_ms"])
         ratios = [b / a for a, b in zip(cpu["A"], cpu["B"])]
-        result[model] = {**cpu, "ratios": ratios}
+        result[model] = {**cpu, "ratios": ratios, "A_median": statistics.median(cpu["A"]),
+                         "B_median": statistics.median(cpu["B"]), "ratio_median": statistics.median(ratios)}
         print(f"{model:<12} A {statistics.median(cpu['A']):7.2f} ms  B {statistics.median(cpu['B']):7.2f} ms  "
               f"B / A median {statistics.median(ratios):.3f} (rounds {min(ratios):.3f} .. {max(ratios):.3f})")
     load["after"] = os.getloadavg()

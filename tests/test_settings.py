@@ -14,7 +14,7 @@ import torch
 import qtc
 from qtc import settings as settings_module
 from qtc.errors import QtcError, SpecError
-from qtc.settings import CHANNEL_MEMORY, Settings, settings
+from qtc.settings import CHANNEL_MEMORY, Settings, setting, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCT = ("__init__.py", "errors.py", "cli", "dsl", "compiler", "runtime", "tasks", "specs")
@@ -69,6 +69,20 @@ def test_unset_variables_give_the_defaults_and_set_ones_are_read():
 def test_a_bad_value_is_an_error_naming_the_variable_never_a_default(name, value):
     with pytest.raises(QtcError, match=f"{name} must be .*got {value!r}"):
         settings({name: value})
+
+
+def test_setting_reads_one_field_as_settings_does_and_only_its_own_variable():
+    env = {"QTC_BACKEND": "cpu", "QTC_RENDERING": "compact", "QTC_THREADS": "3", "QTC_CPU_MODE": "1",
+           "QTC_SPACE_PATH": str(ROOT / "specs")}
+    whole = settings(env)
+    assert {f.name: setting(f.name, env) for f in dataclasses.fields(Settings)} == dataclasses.asdict(whole)
+    assert setting("rendering", {}) == "auto" and setting("threads", {}) is None
+    # a step reads the few fields it needs: another variable's bad value is left for its own use
+    assert setting("rendering", {"QTC_JOBS": "two"}) == "auto"
+    with pytest.raises(QtcError, match="QTC_JOBS must be a whole number >= 1, got 'two'"):
+        settings({"QTC_JOBS": "two"})
+    with pytest.raises(QtcError, match="QTC_CPU_MODE must be one of 0, 1, got '2'"):
+        setting("cpu_mode", {"QTC_CPU_MODE": "2"})
 
 
 PER_LAYER = ROOT / "specs" / "hadamard_ent_rot_per_layer.qs"

@@ -90,6 +90,37 @@ def test_the_cpu_launcher_records_the_setting_its_last_pass_ran_with(monkeypatch
     assert comp.launcher.last_setting.threads == 2
 
 
+def test_a_step_on_the_threads_openmp_has_makes_no_thread_calls_and_one_that_needs_others_does(monkeypatch):
+    """Setting OpenMP's count to what it is and back cost two ctypes calls per pass (a tenth of
+    a 13-qubit step's kernels): they are made only when the step needs another count."""
+    import torch
+    import qtc
+    from qtc.compiler.target import Target
+    from qtc.runtime.kernels import compiled, cpu_available
+    if not cpu_available():
+        pytest.skip("no C++ compiler")
+    prog = qtc.compile(str(ROOT / "specs" / "hadamard_ent_rot.qs"), qubits=4, depth=1)
+    lib = compiled(prog, Target(device="cpu", dtype="float64")).launcher.lib
+    calls = []
+    real = type(lib).call
+    monkeypatch.setattr(type(lib), "call", lambda self, name, **kw: (self is lib and calls.append(name),
+                                                                     real(self, name, **kw)))
+    theta = torch.rand(prog.angle_shape, dtype=torch.float64, requires_grad=True)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        prog.probabilities(theta, torch.ones(len(prog.labels)), backend="cpu").sum().backward()
+        assert calls == ["qtc_forward", "qtc_backward"]
+        calls.clear()
+        monkeypatch.setenv("QTC_THREADS", "2")
+        prog.probabilities(theta, torch.ones(len(prog.labels)), backend="cpu").sum().backward()
+        assert calls == \
+            ["qtc_threads", "qtc_forward", "qtc_threads", "qtc_threads", "qtc_backward", "qtc_threads"]
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_a_step_leaves_torchs_thread_count_as_it_found_it(monkeypatch):
     """The kernels set OpenMP's thread count, which torch shares and reads back: a step that ran
     on one thread must not leave torch (and every later step's choice) at one thread."""

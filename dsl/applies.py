@@ -82,6 +82,14 @@ OPTIONS: dict[tuple[str, str], Row] = {
     ("train", "weight_decay"): Row(),
     ("train", "order"): Row(SUPERVISED, instead="A3C workers play episodes in their own order"),
     ("train", "select"): Row(), ("train", "validation"): Row(),
+    ("train", "schedule"): Row(SUPERVISED, instead="an a3c task's workers step one shared "
+                               "optimizer at the constant lr"),
+    ("train", "every"): Row(SUPERVISED, when=("schedule", ("step",)),
+                            instead="the epochs between decays: write 'schedule step N'"),
+    ("train", "gamma"): Row(SUPERVISED, when=("schedule", ("step",)),
+                            instead="the factor of 'schedule step N gamma G'"),
+    ("train", "warmup"): Row(SUPERVISED, instead="an a3c task's workers step one shared optimizer "
+                             "at the constant lr"),
     ("compare", "models"): Row(),
     ("env", "id"): Row(("a3c",)), ("env", "max_steps"): Row(("a3c",)),
     **{("a3c", k): Row(("a3c",)) for k in ("workers", "gamma", "n_steps", "entropy", "window",
@@ -195,7 +203,10 @@ def spec_problems(spec) -> list[Problem]:
 
 def _instead(row: Row, kind: str, key: str, stmt) -> str:
     takes = ", ".join(applying(kind, key, stmt))
-    what = f"{key} {getattr(stmt, row.when[0])}" if row.when else f"'{key}' in a {kind} task"
+    what = f"'{key}' in a {kind} task"
+    if row.when:          # `train adam takes`, `train schedule cosine takes` (a positional is bare)
+        name, value = row.when[0], getattr(stmt, row.when[0])
+        what = f"{key} {value}" if name in stmt.positional else f"{key} {name} {value}"
     return "; ".join(x for x in (row.instead, f"{what} takes: {takes}") if x)
 
 

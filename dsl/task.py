@@ -110,17 +110,23 @@ class GeneratorStmt(Stmt):
 
 class TrainStmt(Stmt):
     """`train adam lr 1e-3 batch 100 epochs 30 seed 0 [seeds K | seeds [..]] [order sequential]
-    [select last | train | validation F]`
+    [select last | train | validation F] [schedule constant | cosine | step N [gamma G]] [warmup W]`
 
     `select` says which epoch's checkpoint is reported and exported: the last, the one with the
     lowest training loss, or the one with the lowest loss on a validation block (the last
     fraction F of the training data, held out from training). Test data never choose. An a3c
     task takes `select last` or `select validation` with no fraction: its validation set is the
     evaluation episodes of the `a3c` statement (`eval_every`, `eval_episodes`).
+
+    `schedule` and `warmup` (classify, forecast) set the learning rate of every optimizer step
+    (qtc.tasks.engines.optim.lr_factor): constant (the default: the rate is never touched),
+    cosine from lr to 0 over the run's budget, or times `gamma` every N epochs (`schedule step
+    N`); `warmup W` ramps it up linearly over the first W epochs (a fraction allowed).
     """
     positional: tuple[str, ...] = ("optimizer",)
-    # `select validation F`: the number after the rule is the `validation` field.
-    follows: ClassVar[dict[tuple[str, str], str]] = {("select", "validation"): "validation"}
+    # `select validation F`, `schedule step N`: the number after the word is that field.
+    follows: ClassVar[dict[tuple[str, str], str]] = {("select", "validation"): "validation",
+                                                     ("schedule", "step"): "every"}
     optimizer: Literal["adam", "rmsprop", "sgd"]
     lr: Positive = 1e-3
     batch: Annotated[int, Field(ge=1, le=10_000_000)] = 100
@@ -136,6 +142,10 @@ class TrainStmt(Stmt):
     order: Literal["shuffle", "sequential"] = "shuffle"
     select: Literal["last", "train", "validation"] = "last"
     validation: float | None = None                # F of `select validation F`
+    schedule: Literal["constant", "cosine", "step"] = "constant"
+    every: Epochs | None = None                    # N of `schedule step N`: epochs between decays
+    gamma: Annotated[float, Field(gt=0, lt=1)] = 0.1   # `schedule step`'s factor every N epochs
+    warmup: Positive | None = None                 # epochs of linear warm-up (a fraction allowed)
 
     @field_validator("seeds")
     @classmethod
@@ -361,7 +371,29 @@ def spec_problems(spec: TaskSpec) -> list[applies.Problem]:
     problem = select_problem(spec.kind, spec.train.select, spec.train.validation)
     if problem:
         out.append(applies.Problem("train", "select", problem, ""))
+    if spec.kind != "a3c":           # an a3c task's schedule options are refused below (applies)
+        out += schedule_problems(spec.train)
     return out + applies.spec_problems(spec)
+
+
+def schedule_problems(train: TrainStmt) -> list[applies.Problem]:
+    """A learning-rate schedule that would not do what it says within the training's epochs:
+    `schedule step` without its N, a decay or a warm-up that the last epoch does not reach."""
+    out = []
+    if train.schedule == "step" and train.every is None:
+        out.append(applies.Problem("train", "schedule", "'schedule step' needs the number of epochs "
+                                   "between two decays of the rate", "write e.g. 'schedule step 10 "
+                                   "gamma 0.5' (the rate times 0.5 every 10 epochs)"))
+    elif train.schedule == "step" and train.every >= train.epochs:
+        out.append(applies.Problem("train", "schedule", f"'schedule step {train.every}' would never "
+                                   f"decay the rate within the training's {train.epochs} epochs",
+                                   f"write N below {train.epochs}, or 'schedule constant'"))
+    if train.warmup is not None and train.warmup >= train.epochs:
+        out.append(applies.Problem("train", "warmup", f"'warmup {train.warmup:g}' is not shorter than "
+                                   f"the training's {train.epochs} epochs: the rate would never reach "
+                                   "lr", f"write fewer epochs of warm-up (a fraction such as 0.5 is "
+                                   "allowed)"))
+    return out
 
 
 def problem_error(spec: TaskSpec, problem: applies.Problem) -> SpecError:

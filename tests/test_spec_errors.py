@@ -143,6 +143,20 @@ EXPECTED = {
     "task_samples_without_sampled.task": (8, 57, "'samples' applies only with search sampled", "search sampled K"),
     "task_search_misspelt.task": (8, 64, "'search smapled' takes no number after it (only 'search sampled' "
                                   "does)", "did you mean 'sampled'?"),
+    # --- the learning-rate schedule of `train`
+    "task_schedule_step_without_n.task": (8, 38, "'schedule step' needs the number of epochs between two "
+                                          "decays", "schedule step 10 gamma 0.5"),
+    "task_schedule_unknown.task": (8, 47, "'train' option 'schedule': expected 'constant', 'cosine' or "
+                                   "'step' (got 'linear')", None),
+    "task_schedule_gamma_with_cosine.task": (8, 54, "'gamma' applies only with schedule step, not with "
+                                             "schedule cosine", "train schedule cosine takes:"),
+    "task_schedule_gamma_above_one.task": (8, 60, "'train' option 'gamma': must be below 1.0 (got 1.5)", None),
+    "task_schedule_warmup_too_long.task": (8, 54, "'warmup 5' is not shorter than the training's 5 epochs",
+                                           "a fraction such as 0.5"),
+    "task_schedule_step_beyond.task": (8, 38, "'schedule step 5' would never decay the rate within the "
+                                       "training's 5 epochs", "write N below 5"),
+    "task_schedule_cosine_number.task": (8, 47, "'schedule cosine' takes no number after it (only "
+                                         "'schedule step' does)", None),
 }
 TASK_SAMPLE = ["task_unclosed_list.task", "task_unknown_option.task", "task_shape_mismatch.task",
                "task_target_too_big.task", "task_missing_space.task", "task_stride_zero.task"]

@@ -25,7 +25,7 @@ from qtc.errors import QtcError
 from qtc.tasks import naming
 from qtc.tasks.build import Built
 from qtc.tasks.engines import progress, selection
-from qtc.tasks.engines.optim import make_optimizer
+from qtc.tasks.engines.optim import make_optimizer, make_schedule
 from qtc.tasks.runs import signals, tensorboard
 from qtc.tasks.runs.rundir import CHECKPOINT, RunDir, read_json_or_none
 
@@ -255,15 +255,20 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
     if opts.perturb and not resume:      # a resumed run's state is in its checkpoint
         perturb(source, opts.perturb, opts.seed)
     optim = make_optimizer(built.spec.train, source.parameters())
+    if opts.max_batches:
+        n_batches = min(n_batches, opts.max_batches)
+    # over the run's budget (--epochs included); a cosine run's budget cannot grow on resume
+    # (qtc.tasks.runs.runner refuses it): its past steps would have had other rates
+    schedule = make_schedule(built.spec.train, optim, opts.epochs * n_batches, n_batches)
     epoch, start_batch, best = 0, 0, None
     if resume:
         source.load_state_dict(resume["source"])
         optim.load_state_dict(resume["optim"])
+        if schedule:
+            schedule.load_state_dict(resume["schedule"])
         epoch, start_batch, best = resume["epoch"], resume["batch"], resume["best"]
         if "rng" in resume:      # dropout's next masks: those the interrupted run would have drawn
             torch.set_rng_state(resume["rng"])
-    if opts.max_batches:
-        n_batches = min(n_batches, opts.max_batches)
     label = built.model_label(model)
     bar = tqdm(total=opts.epochs * n_batches, initial=epoch * n_batches + start_batch, desc=label,
                disable=not progress.bars(opts.progress) or opts.jobs > 1, unit="batch",
@@ -272,7 +277,8 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
 
     def current(ep, b):
         return {"model": model, "epoch": ep, "batch": b, "source": source.state_dict(),
-                "optim": optim.state_dict(), "best": best, "rng": torch.get_rng_state()}
+                "optim": optim.state_dict(), "best": best, "rng": torch.get_rng_state(),
+                **({"schedule": schedule.state_dict()} if schedule else {})}
 
     try:
         while epoch < opts.epochs:
@@ -292,7 +298,10 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
                     raise _diverged(rundir, label, epoch, f"batch {b + 1}: the loss is {loss.item()}")
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
+                rate = optim.param_groups[0]["lr"]
                 optim.step()
+                if schedule:
+                    schedule.step()
                 bar.update(1)
                 bar.set_postfix(epoch=epoch + 1, loss=f"{loss.item():.4g}")
             seconds = time.perf_counter() - t0
@@ -301,6 +310,8 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
             if scores is None:
                 raise _diverged(rundir, label, epoch - 1, "the outputs after its last batch are not finite")
             row = {"model": model, "label": label, "epoch": epoch, "seconds": round(seconds, 3), **scores}
+            if schedule:                         # the rate of the epoch's last step
+                row["lr"] = rate
             if model == naming.DIFFQAS:          # the search: its structural weights move
                 row["structural_weights"] = source.reported_weights()   # unrounded: "found" takes their argmax
                 if source.architecture():

@@ -406,6 +406,9 @@ def _apply_overrides(rundir: RunDir, built: Built, options: RunOptions,
             continue
         if have is not None and want < have:
             _refuse(rundir, "a resumed run can be extended, not shortened", [f"--{k} {want} (the run has {have})"])
+        if k == "epochs" and built.spec.train.schedule == "cosine":
+            _refuse(rundir, "a cosine schedule decays over the run's budget, so extending it would "
+                    "change the rates its finished epochs were trained with", [f"--{k} {want} (the run has {have})"])
         changes[k] = [have, want]
     if changes:
         print("extending the run: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))

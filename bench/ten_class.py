@@ -134,6 +134,9 @@ def main() -> None:
                     help="the mapping's bits input replaced by the tensor's one-hot index (+1 in its column, -1 in the other "
                          "12; the product's index tensor has one column per tensor): "
                          "the mapping knows which tensor, not which weight")
+    ap.add_argument("--index", choices=["bits", "tensor"], default=None,
+                    help="the generator option `index`: the mapping told each weight's index bits (the default) "
+                         "or only its tensor")
     ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                     help="cosine: lr decays to 0 over --steps")
     a = ap.parse_args()
@@ -148,7 +151,7 @@ def main() -> None:
     if a.model == "qt":
         opts = {k: v for k, v in {"mapping": a.mapping, "hidden": a.hidden, "init_scale": a.init_scale,
                                   "rescale": a.rescale, "fixed": a.fixed,
-                                  "scale_at": a.scale_at}.items() if v is not None}
+                                  "scale_at": a.scale_at, "index": a.index}.items() if v is not None}
         patch_for_experiments(a, net)
         if a.tensor_bits:
             from qtc.runtime.generator import QTGenerator

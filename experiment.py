@@ -39,11 +39,12 @@ from torch.utils.data import Dataset, TensorDataset
 
 from qtc.dsl.task import PLAIN_NAME, CompareStmt, GeneratorStmt, TaskSpec, TrainStmt, check_seeds
 from qtc.errors import QtcError
+from qtc.runtime.model import INTEGER_HINT
 from qtc.tasks.experiments import sweep
 from qtc.tasks.kinds.python import KIND, Metric, PythonBuilt, PythonKind
 from qtc.tasks.modulenet import source_digest
 from qtc.tasks.runs import runner
-from qtc.tasks.runs.rundir import CHECKPOINT, METRICS, RESOLVED
+from qtc.tasks.runs.rundir import CHECKPOINT, METRICS
 
 __all__ = ["Experiment"]
 
@@ -53,12 +54,17 @@ class Experiment:
 
     `name`: the task's name (letters, digits, `_`, `-`: it names folders). `model`: a function or
     class that returns a fresh nn.Module (called under each model's seed, so each starts from
-    torch's own initialisation). `train_data`, `test_data`: `(x, y)` tensors or arrays, or a
-    Dataset of (x, y) pairs (stacked); x becomes float32, integer y long (then the summary shows
-    the majority-class baseline). For a model of several inputs, x is a tuple of them:
-    `((x1, x2), y)` for `forward(x1, x2)`. `loss(outputs, targets)` is minimised; `metric(outputs,
-    targets) -> float` is reported as train_<name> / test_<name> (name: `metric_name`, else
-    the function's), `higher_is_better` ranks models by it.
+    torch's own initialisation). Its parameters with requires_grad are generated (QT) or
+    trained (classical); those without (a frozen pretrained part) and its buffers (BatchNorm's
+    running statistics) are each model's own, checkpointed, resumed and exported with it
+    (qtc.tasks.modulenet). `train_data`, `test_data`: `(x, y)` tensors or arrays, or a Dataset
+    of (x, y) pairs (stacked); float x in the network's dtype (float32, or float64 for a
+    `.double()` network), integer x as int64 (token ids for an nn.Embedding), integer y long
+    (then the summary shows the majority-class baseline), float y in the network's dtype. For a
+    model of several inputs, x is a tuple of them: `((x1, x2), y)` for `forward(x1, x2)`.
+    `loss(outputs, targets)` is minimised; `metric(outputs, targets) -> float` is reported as
+    train_<name> / test_<name> (name: `metric_name`, else the function's), `higher_is_better`
+    ranks models by it.
 
     `space`: a .qs name, looked up as a task's `generator NAME.qs` (the current folder, the space
     path, the bundled spaces; docs/spec-language.md) or a path to a .qs file. `generator`,
@@ -88,33 +94,32 @@ class Experiment:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", metric_name or "") or metric_name == "loss":
             raise QtcError(f"Experiment metric name {metric_name!r}: give metric_name= (a word such "
                            "as 'accuracy', not 'loss'; a lambda has no name of its own)")
-        (train_set, inputs), (test_set, test_inputs) = (_tensors(train_data, "train_data"),
-                                                        _tensors(test_data, "test_data"))
-        if inputs != test_inputs:
-            raise QtcError(f"train_data's inputs are {_shapes(inputs)} each, test_data's "
-                           f"{_shapes(test_inputs)}: give both the same shapes")
-        classes = not train_set.tensors[1].is_floating_point()
+        (train_x, train_y), (test_x, test_y) = _tensors(train_data, "train_data"), _tensors(test_data, "test_data")
+        if _kinds(train_x) != _kinds(test_x):
+            raise QtcError(f"train_data's inputs are {_shapes(train_x)} each, test_data's "
+                           f"{_shapes(test_x)}: give both the same shapes and kinds (float or integer)")
+        classes = not train_y.is_floating_point()
         space_name = Path(space).name
         spec = TaskSpec(name=name, kind=KIND, networks={},
                         generator=_statement(GeneratorStmt, "generator", {"space": space_name, **(generator or {})}),
                         train=_statement(TrainStmt, "train", {"optimizer": "adam", **(train or {})}),
                         compare=_statement(CompareStmt, "compare", {"models": tuple(compare)}))
-        metric_ = Metric(metric, metric_name, bool(higher_is_better))
-        kind = PythonKind(train_set, test_set, loss, metric_, "", classes)
-        code = {"model": model, "loss": loss, "metric": metric}
-        identity = {**{f"python.{what}.name": source_digest(fn)["name"] for what, fn in code.items()},
-                    **({"python.key": key} if key is not None else
-                       {f"python.{what}.sha256": source_digest(fn)["sha256"] for what, fn in code.items()}),
-                    "python.metric": [metric_name, bool(higher_is_better)],
-                    "python.data.train.sha256": _digest(train_set), "python.data.test.sha256": _digest(test_set),
-                    **({"python.inputs": [list(s) for s in inputs]} if len(inputs) > 1 else {})}
-        self.built = PythonBuilt(spec, {}, task_kind=kind, factory=model,
-                                 inputs=inputs, space=space,
-                                 identity=identity)
-        net = self.built.main_net                  # the model runs on the data's shape, located
+        self.built = PythonBuilt(spec, {}, factory=model, examples=train_x, space=space)
+        net = self.built.main_net                  # the model runs on the data's inputs, located
         self.built.program                         # noqa: B018 - the space compiles for its size
-        kind.preprocessing = (_inputs_words(inputs) + "\n- output: shape (N, "
-                              f"{', '.join(map(str, net.output_shape))})\n" + (preprocessing or ""))
+        train_set, test_set = (TensorDataset(net.inputs.pack(x), _targets(y, net.dtype))
+                               for x, y in ((train_x, train_y), (test_x, test_y)))
+        metric_ = Metric(metric, metric_name, bool(higher_is_better))
+        self.built.task_kind = PythonKind(train_set, test_set, loss, metric_, _inputs_words(net) + (
+            f"\n- output: shape (N, {', '.join(map(str, net.output_shape))})\n") + (preprocessing or ""), classes)
+        code = {"model": model, "loss": loss, "metric": metric}
+        self.built.identity = {
+            **{f"python.{what}.name": source_digest(fn)["name"] for what, fn in code.items()},
+            **({"python.key": key} if key is not None else
+               {f"python.{what}.sha256": source_digest(fn)["sha256"] for what, fn in code.items()}),
+            "python.metric": [metric_name, bool(higher_is_better)],
+            "python.data.train.sha256": _digest(train_set), "python.data.test.sha256": _digest(test_set),
+            **({"python.inputs": [list(s) for s in net.inputs.shapes]} if len(train_x) > 1 else {})}
         _check_loss(net, train_set, loss, metric_)
         self.built.spec = spec.model_copy(update={"source": self._description(space, generator, train, compare)})
 
@@ -251,11 +256,11 @@ def _statement(model, keyword: str, options: dict):
         raise QtcError(f"Experiment {keyword} options: {err}") from None
 
 
-def _tensors(data, what: str) -> tuple[TensorDataset, tuple[tuple[int, ...], ...]]:
-    """(x, y) as a TensorDataset (x float32, y long for integers, else float32) and the shape of
-    one example of each input. x may be several inputs, a tuple or list of tensors or arrays for
-    `forward(x1, x2, ...)` (each (N, ...)): they are stored packed side by side, one (N, sum of
-    sizes) tensor that the engine indexes as one (qtc.tasks.modulenet unpacks it)."""
+def _tensors(data, what: str) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """(x, y) as (one tensor per input, the targets), checked: x may be several inputs, a tuple
+    or list of tensors or arrays for `forward(x1, x2, ...)` (each (N, ...)). The network decides
+    their dtypes (ModuleNet: float inputs in its own, integer ones int64) and packs several side
+    by side in one tensor the engine indexes as one (runtime.model.Inputs)."""
     if isinstance(data, TensorDataset) and len(data.tensors) == 2:
         x, y = data.tensors
     elif isinstance(data, (tuple, list)) and len(data) == 2:
@@ -282,12 +287,18 @@ def _tensors(data, what: str) -> tuple[TensorDataset, tuple[tuple[int, ...], ...
             raise QtcError(f"{what}: {name} has shape {list(part.shape)} and y {list(y.shape)}: "
                            f"expected as many targets as inputs (one or more), {name} of shape "
                            f"(N, ...){several}")
-        if not (part.is_floating_point() or part.dtype in (torch.uint8, torch.int64, torch.int32)):
-            raise QtcError(f"{what}: inputs {name} of type {part.dtype} are not numbers")
-    y = y.to(torch.float32) if y.is_floating_point() else y.to(torch.int64)
-    shapes = tuple(tuple(part.shape[1:]) for part in xs)
-    packed = xs[0] if len(xs) == 1 else torch.cat([part.reshape(len(part), -1) for part in xs], 1)
-    return TensorDataset(packed.to(torch.float32), y), shapes
+        if not (part.is_floating_point() or part.dtype in INTEGERS):
+            raise QtcError(f"{what}: inputs {name} of type {str(part.dtype).removeprefix('torch.')} "
+                           f"are not numbers; hint: {INTEGER_HINT}")
+    return xs, y
+
+
+INTEGERS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _targets(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Float targets in the network's dtype (what its outputs meet in the loss), integer ones long."""
+    return y.to(dtype) if y.is_floating_point() else y.to(torch.int64)
 
 
 def _inputs(x):
@@ -297,17 +308,26 @@ def _inputs(x):
     return torch.as_tensor(x)
 
 
-def _shapes(inputs) -> str:
-    return ", ".join(str(list(s)) for s in inputs)
+def _kinds(xs) -> tuple:
+    return tuple((tuple(p.shape[1:]), p.is_floating_point()) for p in xs)
 
 
-def _inputs_words(inputs) -> str:
+def _shapes(xs) -> str:
+    return ", ".join(str(list(p.shape[1:])) + ("" if p.is_floating_point() else " integer") for p in xs)
+
+
+def _inputs_words(net) -> str:
     """The exported README's inputs: their dtype and shapes, and for several the call."""
-    if len(inputs) == 1:
-        return f"- input: float32, shape (N, {', '.join(map(str, inputs[0]))}), as the experiment's data"
-    args = ", ".join(f"x{k + 1}" for k in range(len(inputs)))
-    shapes = "; ".join(f"x{k + 1} (N, {', '.join(map(str, s))})" for k, s in enumerate(inputs))
-    return f"- inputs: `net({args})`, float32 tensors of shapes {shapes}, as the experiment's data"
+    inputs = net.inputs
+    dtype = [str(d).removeprefix("torch.") for d in inputs.dtypes]
+    if len(inputs.shapes) == 1:
+        return (f"- input: {dtype[0]}, shape (N, {', '.join(map(str, inputs.shapes[0]))}), as the "
+                "experiment's data")
+    args = ", ".join(f"x{k + 1}" for k in range(len(inputs.shapes)))
+    shapes = "; ".join(f"x{k + 1} (N, {', '.join(map(str, s))})" for k, s in enumerate(inputs.shapes))
+    kinds = (f"{dtype[0]} tensors" if len(set(dtype)) == 1 else
+             "tensors (" + ", ".join(f"x{k + 1} {d}" for k, d in enumerate(dtype)) + ")")
+    return f"- inputs: `net({args})`, {kinds} of shapes {shapes}, as the experiment's data"
 
 
 def _digest(data: TensorDataset) -> str:
@@ -323,7 +343,7 @@ def _check_loss(net, data: TensorDataset, loss: Callable, metric: Metric) -> Non
     one that does not take them (wrong target shape or type) is a clear error here."""
     x, y = (t[:4] for t in data.tensors)
     with torch.no_grad():
-        outputs = net.forward(net.flatten_module(net.template), x)
+        outputs = net.forward(net.initial, x)
     for what, fn in (("loss", loss), ("metric", metric.fn)):
         try:
             value = fn(outputs, y)

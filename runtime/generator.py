@@ -105,7 +105,9 @@ def output_scale(run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     has on `reference()` (its weights as torch initialises them): the std, over a fixed batch of
     standard-normal inputs of `input_shape`, of each output's deviation from its batch mean (the
     input-dependent part; the whole std swings 4x with the reference init's biases). The global
-    RNG is untouched (`reference()` draws from a forked one).
+    RNG is untouched (`reference()` draws from a forked one). `input_shape` may instead be a
+    function `dtype -> the batch`, drawn under the same seed (runtime.model.Inputs.probe: integer
+    inputs such as token ids are drawn from real data, not a normal distribution).
 
     `bound_offsets`: s is also no larger than the factor at which the outputs' offsets (the
     spread across outputs of their batch means: the input-independent preference for one class)
@@ -118,7 +120,8 @@ def output_scale(run: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     flat = flat.detach()
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(0)
-        probe = torch.randn(PROBE_BATCH, *input_shape, dtype=flat.dtype)
+        probe = (input_shape(flat.dtype) if callable(input_shape)
+                 else torch.randn(PROBE_BATCH, *input_shape, dtype=flat.dtype))
         reference_out = run(reference().to(flat.dtype), probe)
         s = solve_scale(lambda s: _input_spread(run(flat * s, probe)), _input_spread(reference_out))
         if bound_offsets and reference_out.reshape(len(probe), -1).shape[1] > 1:

@@ -10,13 +10,19 @@ running statistics, parameters with requires_grad=False (partial QT, a frozen pr
 -- is saved in `state_dict()`, moved by `.to()` / `.double()` and updated in place as torch does.
 `export()` gives the network back holding the generated weights, a plain module that needs
 neither qtc nor a simulator.
+
+The pieces here are also a Python experiment's (qtc.tasks.modulenet, qtc.experiment): `held`
+turns a module into that form (its trainable parameters generated, the rest its own state),
+`Inputs` describes the positional inputs of its forward (shapes and dtypes: float, or integer
+such as token ids) and packs several into one tensor, `check_runs` tries a module on them and
+`buffers_kept` keeps probe runs from touching its running statistics.
 """
 from __future__ import annotations
 
 import copy
 import math
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
@@ -28,11 +34,11 @@ from qtc.compiler.pipeline import compile_space
 from qtc.dsl import spaces
 from qtc.dsl.space import parse_space
 from qtc.errors import QtcError, did_you_mean
-from qtc.runtime.generator import GeneratorOptions, QTGenerator, output_scale, sized_qubits
+from qtc.runtime.generator import PROBE_BATCH, GeneratorOptions, QTGenerator, output_scale, sized_qubits
 from qtc.settings import settings
 
 # QTModel's keywords beyond the spec's `generator` options (GeneratorOptions: GeneratorStmt checks those)
-OWN_OPTIONS = ("fixed", "dtype")
+OWN_OPTIONS = ("fixed", "dtype", "example")
 
 
 class QTModel(nn.Module):
@@ -43,48 +49,54 @@ class QTModel(nn.Module):
     such shape per positional input of `net.forward`, e.g. ((4,), (2,)): the generator starts so
     that `net` has the output scale torch's own init gives it on standard-normal inputs, its
     offsets between outputs no larger than torch's (output_scale's bound_offsets), times
-    `init_scale`. `qubits` defaults to ceil(log2(parameters)) for a 'qubits auto' space, `depth`
-    to the space's. `fixed=K` trains candidate K of the space alone (its structural weights a
-    frozen one-hot vector: a fixed-architecture baseline). Other keywords are the `generator`
-    statement's (mapping, hidden, bits, index, rescale, gamma, beta, alpha, center, init_scale,
-    backend), checked as a spec's are; `dtype` defaults to the network's.
+    `init_scale`. An input of integers (token ids for an nn.Embedding) has no standard-normal
+    version: give `example=`, a batch of real inputs (a tensor, or a tuple of them for several
+    inputs), instead of input_shape; the calibration draws integer inputs from it, float ones
+    stay standard normal. `qubits` defaults to ceil(log2(parameters)) for a 'qubits auto' space,
+    `depth` to the space's. `fixed=K` trains candidate K of the space alone (its structural
+    weights a frozen one-hot vector: a fixed-architecture baseline). Other keywords are the
+    `generator` statement's (mapping, hidden, bits, index, rescale, gamma, beta, alpha, center,
+    init_scale, backend), checked as a spec's are; `dtype` defaults to the network's.
 
     The trainable parameters are the generator's alone (`model.generator`); parameters with
     requires_grad=False are not generated and stay the network's own. `forward(*args)` runs
     `net` on the generated weights; `export()` returns a copy of `net` holding them.
     """
 
-    def __init__(self, net: nn.Module, space: str | Path = "hadamard_ent_rot.qs", *, input_shape,
+    def __init__(self, net: nn.Module, space: str | Path = "hadamard_ent_rot.qs", *, input_shape=None,
                  qubits: int | None = None, depth: int | None = None, **options):
         super().__init__()
         generator_options, own = _split_options(options)
-        shapes = _input_shapes(input_shape)
         net = copy.deepcopy(net)        # the caller's module stays as it was
-        generated = {name: p for name, p in net.named_parameters() if p.requires_grad}
+        generated = trainable(net)
         if not generated:
             raise QtcError(f"{type(net).__name__} has no trainable parameters to generate "
                            "(parameters with requires_grad=False stay the network's own)")
         self.shapes = {name: p.shape for name, p in generated.items()}
-        self.input_shapes = shapes
         count = sum(p.numel() for p in generated.values())
         initial = torch.cat([p.detach().reshape(-1) for p in generated.values()])
         dtype = own.get("dtype", initial.dtype)
         if dtype not in (torch.float32, torch.float64):
             raise QtcError(f"QTModel: dtype must be torch.float32 or torch.float64, not {dtype}")
+        example = own.get("example")
+        self.inputs = _model_inputs(input_shape, example, dtype)
         net.to(dtype)                   # its buffers and frozen parameters meet the generated weights
-        with _buffers_kept(net):
-            _check_runs(net, shapes, dtype)
-        self._order = _as_buffers(net, generated)
+        with buffers_kept(net):
+            check_runs(net, self.inputs, f"QTModel: {type(net).__name__}",
+                       f"input_shape {', '.join(str(s) for s in self.inputs.shapes)} (one input's shape, no "
+                       "batch axis; one shape per input of forward)" if example is None else
+                       f"example= (inputs {self.inputs.describe()})", EXAMPLE_HINT)
+        self._order = held(net, generated)
         self.net = net
         spec = parse_space(_space_source(space))
         program = compile_space(spec, qubits=sized_qubits(spec, count) if qubits is None else qubits,
                                 depth=depth, channel_memory=settings().channel_memory)
         _check_fixed(own.get("fixed"), program)
-        with _buffers_kept(net):        # the calibration's probes leave no running statistics
+        with buffers_kept(net):         # the calibration's probes leave no running statistics
             self.generator = QTGenerator(program, count, generator_options, fixed=own.get("fixed"), dtype=dtype,
                                          tensors=[s.numel() for s in self.shapes.values()],
                                          calibrate=lambda flat: output_scale(
-                                             self._run, lambda: initial, flat, (sum(math.prod(s) for s in shapes),),
+                                             self._run, lambda: initial, flat, self.inputs.probe,
                                              bound_offsets=True))
 
     def weights(self) -> dict[str, torch.Tensor]:
@@ -117,7 +129,7 @@ class QTModel(nn.Module):
     def _run(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """`net` on the flat weight vector `flat` and the inputs packed side by side in `x`
         (what the calibration probes): its outputs flattened side by side."""
-        return _flat_output(functional_call(self.net, self._unflatten(flat), unpack_inputs(x, self.input_shapes)))
+        return _flat_output(functional_call(self.net, self._unflatten(flat), self.inputs.unpack(x)))
 
 
 def _input_shapes(input_shape) -> tuple[tuple[int, ...], ...]:
@@ -136,11 +148,116 @@ def _input_shapes(input_shape) -> tuple[tuple[int, ...], ...]:
                    "input without the batch axis, e.g. (1, 28, 28), or one per input, e.g. ((4,), (2,))")
 
 
-def unpack_inputs(x: torch.Tensor, shapes) -> tuple[torch.Tensor, ...]:
-    """(batch, sum of sizes) -> one (batch, *shape) tensor per input: several inputs travel
-    packed side by side in one tensor (also a Python experiment's, qtc.tasks.modulenet)."""
-    sizes = [math.prod(s) for s in shapes]
-    return tuple(part.reshape(len(x), *s) for part, s in zip(x.split(sizes, 1), shapes))
+def _model_inputs(input_shape, example, dtype: torch.dtype) -> Inputs:
+    """QTModel's inputs: from `input_shape` (float inputs of the network's dtype) or from
+    `example` (a batch of real inputs: their shapes, and the rows integer inputs are drawn from)."""
+    if example is None:
+        if input_shape is None:
+            raise QtcError("QTModel: give input_shape= (one input's shape, no batch axis, e.g. "
+                           "(1, 28, 28)), or example= (a batch of real inputs)")
+        shapes = _input_shapes(input_shape)
+        return Inputs(shapes, (dtype,) * len(shapes))
+    parts = tuple(example) if isinstance(example, (tuple, list)) else (example,)
+    if not parts or not all(isinstance(p, torch.Tensor) and p.dim() >= 2 and len(p) for p in parts):
+        raise QtcError("QTModel: example= is a batch of real inputs: a tensor (N, ...), or a tuple "
+                       "of them, one per input of forward (N >= 1)")
+    inputs = Inputs.of(parts, dtype, "QTModel: example=")
+    if input_shape is not None and _input_shapes(input_shape) != inputs.shapes:
+        raise QtcError(f"QTModel: input_shape {input_shape!r} and example= (inputs "
+                       f"{inputs.describe()}) disagree: give one of them")
+    return inputs
+
+
+INTEGER_HINT = ("an input of integers (token ids for an nn.Embedding, category codes) is given as "
+                "an integer tensor (x.long()), the others as floats")
+EXAMPLE_HINT = ("an input of integers (token ids for an nn.Embedding)? give example= a batch of "
+                "your inputs (an integer tensor) instead of input_shape")
+
+
+@dataclass(frozen=True, eq=False)
+class Inputs:
+    """The positional inputs of a network's forward: per input its shape (no batch axis) and
+    dtype (the network's float dtype, or int64: token ids, category codes), and for each integer
+    input rows of real values (`rows`: what the calibration draws from, since a standard-normal
+    probe means nothing for indices).
+
+    Several inputs travel packed side by side in one (batch, sum of sizes) tensor (a Python
+    experiment's engine indexes, limits and splits one tensor whatever the inputs), in their
+    common dtype, or float64 when integers and floats mix (exact for integers below 2^53);
+    `unpack` gives each back in its own dtype. One input travels as it is."""
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[torch.dtype, ...]
+    rows: tuple = ()            # per input: an int64 tensor (N, *shape) for integer ones, else None
+
+    @classmethod
+    def of(cls, parts, dtype: torch.dtype, what: str) -> Inputs:
+        """From a batch of each input (N, ...): integer ones int64 (their rows kept), float ones `dtype`."""
+        for k, part in enumerate(parts):
+            if not (part.is_floating_point() or _integer(part.dtype)):
+                name = f"x{k + 1}" if len(parts) > 1 else "x"
+                raise QtcError(f"{what}: input {name} of type {str(part.dtype).removeprefix('torch.')} "
+                               f"is not numbers; hint: {INTEGER_HINT}")
+        return cls(tuple(tuple(p.shape[1:]) for p in parts),
+                   tuple(torch.int64 if _integer(p.dtype) else dtype for p in parts),
+                   tuple(p.to(torch.int64) if _integer(p.dtype) else None for p in parts))
+
+    @property
+    def packed_shape(self) -> tuple[int, ...]:
+        """One example's shape as it travels: the one input's, or the sum of the sizes."""
+        return self.shapes[0] if len(self.shapes) == 1 else (sum(math.prod(s) for s in self.shapes),)
+
+    @property
+    def packed_dtype(self) -> torch.dtype:
+        kinds = set(self.dtypes)
+        return next(iter(kinds)) if len(kinds) == 1 else torch.float64
+
+    def pack(self, parts) -> torch.Tensor:
+        """The inputs (each (N, *shape)) as one tensor: each in its dtype, side by side if several."""
+        parts = [torch.as_tensor(p).to(d) for p, d in zip(parts, self.dtypes)]
+        if len(parts) == 1:
+            return parts[0]
+        if self.packed_dtype == torch.float64 and any(
+                not p.is_floating_point() and p.numel() and int(p.abs().max()) >= 2 ** 53 for p in parts):
+            raise QtcError("integer inputs beside float ones travel as float64, exact below 2^53: "
+                           "give smaller integers")
+        return torch.cat([p.reshape(len(p), -1).to(self.packed_dtype) for p in parts], 1)
+
+    def unpack(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """(batch, ...) as it travels -> one (batch, *shape) tensor per input, in its dtype."""
+        if len(self.shapes) == 1:
+            return (x,)
+        sizes = [math.prod(s) for s in self.shapes]
+        return tuple(part.reshape(len(x), *s).to(d)
+                     for part, s, d in zip(x.split(sizes, 1), self.shapes, self.dtypes))
+
+    def zeros(self, n: int) -> torch.Tensor:
+        """`n` all-zero examples, packed (index 0 for integer inputs)."""
+        return torch.zeros(n, *self.packed_shape, dtype=self.packed_dtype)
+
+    def probe(self, dtype: torch.dtype, n: int = PROBE_BATCH) -> torch.Tensor:
+        """The calibration's inputs (runtime.generator.output_scale draws them under its own
+        seed): one standard-normal draw of the packed shape in `dtype`, as torch's init assumes,
+        and for each integer input `n` of its rows drawn at random in its place."""
+        x = torch.randn(n, *self.packed_shape, dtype=dtype)
+        if all(r is None for r in self.rows):
+            return x
+        parts = list(Inputs(self.shapes, (dtype,) * len(self.shapes)).unpack(x))
+        for k, rows in enumerate(self.rows):
+            if rows is not None:
+                parts[k] = rows[torch.randint(len(rows), (n,))]
+        return replace(self, dtypes=tuple(dtype if d.is_floating_point else d for d in self.dtypes)).pack(parts)
+
+    def describe(self) -> str:
+        """`[49]`, `[12] int64`, or `[4], [2] (forward(x1, x2))`."""
+        words = [str(list(s)) + ("" if d.is_floating_point else f" {str(d).removeprefix('torch.')}")
+                 for s, d in zip(self.shapes, self.dtypes)]
+        if len(words) == 1:
+            return words[0]
+        return f"{', '.join(words)} (forward({', '.join(f'x{k + 1}' for k in range(len(words)))}))"
+
+
+def _integer(dtype: torch.dtype) -> bool:
+    return dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def _flat_output(out) -> torch.Tensor:
@@ -153,23 +270,21 @@ def _flat_output(out) -> torch.Tensor:
                    "calibrated on its output tensors (a tensor, or a tuple or list of them)")
 
 
-def _check_runs(net: nn.Module, shapes, dtype) -> None:
-    """`net` on a small batch of inputs of `shapes`: a network that does not take them is a
-    clear error here, not a shape mismatch deep inside the calibration."""
-    probes = [torch.zeros(2, *s, dtype=dtype) for s in shapes]
+def check_runs(net: nn.Module, inputs: Inputs, who: str, given: str, integer_hint: str = INTEGER_HINT):
+    """`net`'s output on two all-zero examples of `inputs`: a network that does not take them is a
+    clear error here (`who` does not run on `given`: ...), not a shape mismatch deep inside the
+    calibration or the first training step."""
     try:
-        with torch.no_grad():
-            _flat_output(net(*probes))
+        return net(*inputs.unpack(inputs.zeros(2)))
     except (RuntimeError, TypeError, ValueError, IndexError) as err:
-        said = ", ".join(str(s) for s in shapes)
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise QtcError(f"QTModel: {type(net).__name__} does not run on input_shape {said} "
-                       f"(one input's shape, no batch axis; one shape per input of forward): "
-                       f"{first}") from None
+        hint = (f"; hint: {integer_hint}" if "indices" in first and any(
+            d.is_floating_point for d in inputs.dtypes) else "")
+        raise QtcError(f"{who} does not run on {given}: {first}{hint}") from None
 
 
 @contextmanager
-def _buffers_kept(net: nn.Module):
+def buffers_kept(net: nn.Module):
     """Runs on probe inputs leave `net`'s buffers (BatchNorm's running statistics) as they were."""
     saved = [(b, b.detach().clone()) for b in net.buffers()]
     try:
@@ -180,10 +295,17 @@ def _buffers_kept(net: nn.Module):
                 b.copy_(value)
 
 
-def _as_buffers(net: nn.Module, generated: dict[str, nn.Parameter]) -> dict[str, tuple[str, ...]]:
-    """Turns the generated parameters of `net` into non-persistent buffers (torch's initial
-    values, not saved, moved with the module); returns, per module touched, its parameter names
-    in their original order (export() puts them back in it)."""
+def trainable(net: nn.Module) -> dict[str, nn.Parameter]:
+    """The parameters that are generated (or, classically, trained): those with requires_grad.
+    The others (a frozen pretrained part, partial QT) stay the network's own, as its buffers do."""
+    return {name: p for name, p in net.named_parameters() if p.requires_grad}
+
+
+def held(net: nn.Module, generated: dict[str, nn.Parameter]) -> dict[str, tuple[str, ...]]:
+    """Turns the generated parameters of `net` into non-persistent buffers (their current values,
+    not saved, moved with the module), so that what stays in its state_dict is its own state:
+    buffers and frozen parameters. Returns, per module touched, its parameter names in their
+    original order (QTModel.export puts them back in it)."""
     order = {}
     for name in generated:
         path, _, attr = name.rpartition(".")

@@ -232,9 +232,17 @@ class Built:
                 steps: int | None = None) -> dict[str, torch.nn.Module]:
         """A fresh parameter source per network for `model` (uses the global torch RNG);
         `found`: DiffQAS-QT's structural weights, which the model "found" needs; `steps`: the
-        training steps the run will take (the kernels' rendering weighs its build against them)."""
+        training steps the run will take (the kernels' rendering weighs its build against them).
+
+        A network with state of its own besides the flat vector (a Python model's frozen
+        parameters and buffers: ModuleNet.fresh_state) has a fresh copy of it attached to its
+        source as the submodule NET_STATE: the source's state_dict, so the checkpoint, resume,
+        the selected epoch's snapshot and the export, carries it with the weights, and the
+        network runs on it (`net_on`)."""
         out = {}
         for name, net in self.nets.items():
+            state = net.fresh_state()
+            run_on = net if state is None else net.on(state)
             if model == naming.CLASSICAL:
                 out[name] = ClassicalParams(net.flatten_module(net.module()))
             else:
@@ -249,9 +257,11 @@ class Built:
                                        "train diffqas first (--models diffqas,found)")
                     program, fixed = self.found_program(found), 0
                 out[name] = QTGenerator(program, net.num_params, options, fixed=fixed,
-                                        calibrate=partial(net.init_scale_for,
+                                        calibrate=partial(run_on.init_scale_for,
                                                           bound_offsets=self.many_classes()),
-                                        steps=steps, tensors=net.tensor_sizes())
+                                        steps=steps, tensors=net.tensor_sizes(), dtype=net.dtype)
+            if state is not None:
+                out[name].add_module(NET_STATE, state)
         return out
 
     def many_classes(self) -> bool:
@@ -284,6 +294,15 @@ class Built:
                      f"  compression           {net.num_params / total:.1f}x "
                      f"({net.num_params:,} -> {total})"]
         return "\n".join(rows)
+
+
+NET_STATE = "network_state"   # a source's submodule: its network's own state (Built.sources)
+
+
+def net_on(net, source: torch.nn.Module):
+    """`net` running on `source`'s copy of its state, where it has one (Built.sources)."""
+    state = getattr(source, NET_STATE, None)
+    return net if state is None else net.on(state)
 
 
 def _gib(size: int) -> str:

@@ -4,20 +4,23 @@ The supervised engine runs a target network functionally on a flat parameter vec
 (`forward(flat, x)`), builds its classical counterpart (`module()`, `flatten_module`), calibrates
 the generator's initial scale (`init_scale_for`) and exports it (`state_dict(flat)`,
 `torch_source()`). `ModuleNet` gives a Python experiment's network (qtc.experiment) the same
-views, with torch.func.functional_call over one template module, so that the engine, the
-checkpoints and the exports are the ones a .task uses. A network of several inputs
-(`forward(x, y)`) takes them packed side by side in one (batch, sum of sizes) tensor, as
-QTModel's calibration does (runtime.model.unpack_inputs): the engine indexes, limits and splits
-one tensor whatever the inputs.
+views, with torch.func.functional_call, as qtc.QTModel runs one's own network: the flat vector
+holds the parameters with requires_grad (generated, or classically trained); what else the
+module holds is its own state -- parameters with requires_grad=False (a frozen pretrained
+part, partial QT) and buffers (BatchNorm's running statistics) -- in a module whose generated
+parameters became non-persistent buffers (runtime.model.held, QTModel's form).
 
-What the run machinery cannot carry is refused when the network is built: parameters with
-requires_grad=False (every parameter is generated or trained; for partial QT use qtc.QTModel in
-one's own loop) and buffers the forward pass changes (BatchNorm's running statistics: the
-checkpoint holds the generator's parameters only, so a resumed run would start from other
-statistics).
+Each model of a run has its own such state (`fresh_state`: the factory's module, drawn under
+the model's seed, so the frozen parts of every model of a seed are the same): the run attaches
+it to the model's parameter source (tasks.build.NET_STATE), so that the checkpoint, resume, the
+selected epoch's snapshot and the export carry it with the weights, and runs the network on it
+(`on(state)`). The inputs are runtime.model.Inputs: float inputs in the network's dtype
+(float32 or float64, as the factory builds it), integer ones (token ids) as int64, several
+packed side by side in one tensor that the engine indexes, limits and splits as one.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 from typing import Callable
@@ -28,7 +31,7 @@ from torch.func import functional_call
 
 from qtc.errors import QtcError
 from qtc.runtime.generator import output_scale
-from qtc.runtime.model import unpack_inputs
+from qtc.runtime.model import Inputs, buffers_kept, check_runs, held, trainable
 
 Shape = tuple[int, ...]
 
@@ -36,29 +39,33 @@ Shape = tuple[int, ...]
 class ModuleNet:
     """The network `factory()` builds, run on flat parameter vectors (TargetNet's interface).
 
-    `inputs`: one shape (no batch axis) per positional input of its forward. `input_shape` is
-    what the engine's tensors hold per example: the one input's shape, or for several their
-    sizes' sum (packed side by side). The template module runs in train mode while gradients are recorded (training steps) and in
-    eval mode otherwise (evaluation, calibration, export), so dropout acts only in training."""
+    `examples`: a batch of each positional input of its forward (N, ...), e.g. the training
+    data's: their shapes, whether each is float or integer, and the integer rows the
+    calibration draws from (runtime.model.Inputs). `input_shape` is what the engine's tensors
+    hold per example (Inputs.packed_shape). The module runs in train mode while gradients are
+    recorded (training steps) and in eval mode otherwise (evaluation, calibration, export), so
+    dropout acts and BatchNorm's running statistics move only in training."""
 
-    def __init__(self, factory: Callable[[], nn.Module], inputs: tuple[Shape, ...], name: str = "net"):
+    def __init__(self, factory: Callable[[], nn.Module], examples: tuple[torch.Tensor, ...], name: str = "net"):
         self.name, self.factory = name, factory
-        self.inputs = tuple(tuple(s) for s in inputs)
-        self.input_shape = (self.inputs[0] if len(self.inputs) == 1
-                            else (sum(math.prod(s) for s in self.inputs),))
-        template = self.module()
-        frozen = [n for n, p in template.named_parameters() if not p.requires_grad]
-        if frozen:
-            raise QtcError(f"the model's parameter {frozen[0]} has requires_grad=False: an "
-                           "experiment generates (or, classically, trains) every parameter; hint: "
-                           "for partial QT wrap the network in qtc.QTModel in your own loop")
-        self.param_shapes = [(n, tuple(p.shape)) for n, p in template.named_parameters()]
-        if not self.param_shapes:
-            raise QtcError(f"the model ({type(template).__name__}) has no parameters to generate")
+        module = self.module()
+        generated = trainable(module)
+        if not generated:
+            raise QtcError(f"the model ({type(module).__name__}) has no parameters with "
+                           "requires_grad to generate (those without stay the network's own)")
+        self.dtype = next(iter(generated.values())).dtype
+        if self.dtype not in (torch.float32, torch.float64):
+            raise QtcError(f"the model's parameters are {str(self.dtype).removeprefix('torch.')}: an "
+                           "experiment trains float32 or float64 networks (.float() or .double() in the factory)")
+        self.inputs = Inputs.of(examples, self.dtype, "the data")
+        self.input_shape = self.inputs.packed_shape
+        self.param_shapes = [(n, tuple(p.shape)) for n, p in generated.items()]
         self.num_params = sum(math.prod(s) for _, s in self.param_shapes)
-        self.template = template
-        self._stds = [float(p.detach().std()) if p.numel() > 1 else float(p.detach().abs().max())
-                      for _, p in template.named_parameters()]
+        self.initial = self.flatten_module(module)
+        self._keys = list(module.state_dict())      # the export's order: the module's own
+        self._scales = _init_scales(self.initial, self.tensor_sizes())
+        held(module, generated)
+        self.template = module                      # the state forward runs on, unless on(...)
         self.output_shape = self._probe()
 
     # --- the classical counterpart: torch's own module --------------------------------------
@@ -72,11 +79,32 @@ class ModuleNet:
         if not isinstance(module, nn.Module):
             raise QtcError(f"the model factory returned {type(module).__name__}, not a "
                            "torch.nn.Module")
-        return module.float()
+        return module
 
     def flatten_module(self, module: nn.Module) -> torch.Tensor:
+        """The values of `module`'s trainable parameters (a fresh factory module's), in flat order."""
         params = dict(module.named_parameters())
         return torch.cat([params[n].detach().reshape(-1) for n, _ in self.param_shapes])
+
+    # --- a model's own state: frozen parameters and buffers ----------------------------------
+    def fresh_state(self) -> nn.Module:
+        """The factory's module in the held form, for one model: drawn from a fork of torch's
+        RNG, so the draws of the model's own initialisation are those of a network without
+        state, and every model of a seed gets the same frozen parameters and buffers."""
+        with torch.random.fork_rng(devices=[]):
+            module = self.module()
+        generated = trainable(module)
+        if [(n, tuple(p.shape)) for n, p in generated.items()] != self.param_shapes:
+            raise QtcError("the model factory built a network of other trainable parameters than "
+                           "its first call did: it must build the same network every time")
+        held(module, generated)
+        return module
+
+    def on(self, state: nn.Module) -> "ModuleNet":
+        """This network running on `state` (a model's fresh_state, or its restored copy)."""
+        view = copy.copy(self)
+        view.template = state
+        return view
 
     # --- running on a flat vector ------------------------------------------------------------
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -87,33 +115,35 @@ class ModuleNet:
 
     def forward(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         self.template.train(torch.is_grad_enabled())
-        args = (x,) if len(self.inputs) == 1 else unpack_inputs(x, self.inputs)
-        return functional_call(self.template, self.unflatten(flat.to(torch.float32)), args)
+        return functional_call(self.template, self.unflatten(flat.to(self.dtype)), self.inputs.unpack(x))
 
     __call__ = forward
 
     def init_scale_for(self, flat: torch.Tensor, bound_offsets: bool = False) -> float:
         """As TargetNet's: the factor that gives the network torch's output scale (and, with
-        `bound_offsets`, no larger offsets between outputs) on `flat * s`."""
-        return output_scale(self.forward, lambda: self.flatten_module(self.module()), flat,
-                            self.input_shape, bound_offsets=bound_offsets)
+        `bound_offsets`, no larger offsets between outputs) on `flat * s`; integer inputs are
+        drawn from the data (Inputs.probe)."""
+        with buffers_kept(self.template):
+            return output_scale(self.forward, lambda: self.flatten_module(self.module()), flat,
+                                self.inputs.probe, bound_offsets=bound_offsets)
 
     def absurd_tensors(self, flat: torch.Tensor, factor: float = 10.0) -> list[str]:
         """Tensors of `flat` that are non-finite or whose spread is over `factor` x that of the
         factory's own initialisation (the engine's first-step warning)."""
         out = []
-        for (name, _), chunk, std in zip(self.param_shapes, self.unflatten(flat.detach()).values(), self._stds):
+        for (name, _), chunk, scale in zip(self.param_shapes, self.unflatten(flat.detach()).values(), self._scales):
             spread = float(chunk.std()) if chunk.numel() > 1 else float(chunk.abs().max())
-            if not math.isfinite(spread) or spread > factor * max(std, 1e-12):
-                out.append(f"{name} (std {spread:.3g}, torch's init {std:.3g})")
+            if not math.isfinite(spread) or spread > factor * scale:
+                out.append(f"{name} (std {spread:.3g}, torch's init {scale:.3g})")
         return out
 
     # --- export --------------------------------------------------------------------------------
     def state_dict(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The module's state_dict holding `flat` (plus its constant buffers, if any)."""
+        """The module's state_dict holding `flat` and the state it runs on (its frozen
+        parameters and buffers), in the module's own order."""
         state = {k: v.detach().clone() for k, v in self.template.state_dict().items()}
         state.update({k: v.detach().clone() for k, v in self.unflatten(flat).items()})
-        return state
+        return {k: state[k] for k in self._keys}
 
     def torch_source(self) -> str:
         """model.py beside model.pt: `load(path, build)` puts the weights into `build()`, the
@@ -140,35 +170,32 @@ class ModuleNet:
                 f"-> output {list(self.output_shape)}, {self.num_params:,d} parameters")
 
     def inputs_text(self) -> str:
-        """`input [49]`, or `inputs [4], [2] (forward(x1, x2))`."""
-        if len(self.inputs) == 1:
-            return f"input {list(self.inputs[0])}"
-        args = ", ".join(f"x{k + 1}" for k in range(len(self.inputs)))
-        return f"inputs {', '.join(str(list(s)) for s in self.inputs)} (forward({args}))"
+        """`input [49]`, `input [12] int64`, or `inputs [4], [2] (forward(x1, x2))`."""
+        return f"input{'s' if len(self.inputs.shapes) > 1 else ''} {self.inputs.describe()}"
 
     # --- checks ------------------------------------------------------------------------------
     def _probe(self) -> Shape:
-        """The output shape on a batch of two zero inputs; a network that does not take the data's
-        shape, or whose forward changes a buffer, is a clear error here."""
-        flat = self.flatten_module(self.template)
-        before = {k: b.detach().clone() for k, b in self.template.named_buffers()}
-        try:
-            with torch.enable_grad():
-                out = self.forward(flat, torch.zeros(2, *self.input_shape))
-        except (RuntimeError, TypeError, ValueError, IndexError) as err:
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise QtcError(f"the model ({type(self.template).__name__}) does not run on the data's "
-                           f"{self.inputs_text()} (one example): {first}") from None
-        changed = [k for k, b in self.template.named_buffers() if not torch.equal(b, before[k])]
-        if changed:
-            raise QtcError(f"the model's forward changes its buffer {changed[0]} (BatchNorm's running "
-                           "statistics?): a run's checkpoint holds the generated parameters only; "
-                           "hint: use a normalisation without running statistics (LayerNorm, "
-                           "GroupNorm, BatchNorm(track_running_stats=False))")
+        """The output shape on a batch of two zero inputs, in train mode (its running
+        statistics kept as they were); a network that does not take the data's inputs, or
+        returns other than one tensor, is a clear error here."""
+        with torch.enable_grad(), buffers_kept(self.template):
+            self.template.train()
+            out = check_runs(lambda *args: functional_call(self.template, self.unflatten(self.initial), args),
+                             self.inputs, f"the model ({type(self.template).__name__})",
+                             f"the data's {self.inputs_text()} (one example)")
         if not isinstance(out, torch.Tensor):
             raise QtcError(f"the model returns {type(out).__name__}; an experiment's model returns "
                            "one tensor (batch, ...)")
         return tuple(out.shape[1:])
+
+
+def _init_scales(initial: torch.Tensor, sizes: list[int]) -> list[float]:
+    """Per parameter tensor, the spread its generated values are compared with: the root mean
+    square of the factory's initial values, and no less than that of the whole network (a
+    LayerNorm's zero bias, a two-value bias whose draws happen to agree: its own would call any
+    sensible value absurd)."""
+    whole = float(initial.pow(2).mean().sqrt())
+    return [max(float(chunk.pow(2).mean().sqrt()), whole) for chunk in initial.split(sizes)]
 
 
 def source_digest(obj) -> dict:

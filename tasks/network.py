@@ -23,7 +23,7 @@ from torch import nn
 
 from qtc.dsl.task import Layer, NetworkSpec
 from qtc.errors import SpecError, did_you_mean
-from qtc.runtime.generator import output_scale
+from qtc.runtime.generator import DTYPE, output_scale
 
 Shape = tuple[int, ...]
 
@@ -65,6 +65,13 @@ class TargetNet:
     def tensor_sizes(self) -> list[int]:
         """The parameter tensors' sizes in flat order (the generator's `index tensor` input)."""
         return [math.prod(shape) for _, shape in self.param_shapes]
+
+    dtype = DTYPE      # its weights' (the generator's): a spec network is float32
+
+    def fresh_state(self) -> None:
+        """A spec network's state is its flat parameter vector alone (a Python model's may hold
+        frozen parameters and buffers: ModuleNet.fresh_state)."""
+        return None
 
     def init_stds(self) -> list[tuple[int, float]]:
         """(size, std) per parameter tensor, in flat order: the std torch's default init gives it

@@ -165,9 +165,11 @@ def test_python_objects_that_cannot_run_are_clear_errors():
         Experiment("d", lambda: nn.Linear(50, 10), data, test, loss=F.cross_entropy, metric=accuracy)
     with pytest.raises(QtcError, match="the loss .*mse_loss.* fails on the model's outputs"):
         Experiment("d", net, data, test, loss=F.mse_loss, metric=accuracy)
-    with pytest.raises(QtcError, match="changes its buffer .*running_mean"):
-        Experiment("d", lambda: nn.Sequential(nn.Linear(49, 4), nn.BatchNorm1d(4)), data, test,
-                   loss=F.cross_entropy, metric=accuracy)
+    with pytest.raises(QtcError, match="has no parameters with requires_grad to generate"):
+        Experiment("d", lambda: net().requires_grad_(False), data, test, loss=F.cross_entropy,
+                   metric=accuracy)
+    with pytest.raises(QtcError, match=r"the model's parameters are float16: .*\.float\(\) or \.double\(\)"):
+        Experiment("d", lambda: net().half(), data, test, loss=F.cross_entropy, metric=accuracy)
     with pytest.raises(QtcError, match="generator option mapping='cubic'"):
         Experiment("d", net, data, test, loss=F.cross_entropy, metric=accuracy,
                    generator=dict(mapping="cubic"))

@@ -51,7 +51,7 @@ def test_a_model_of_several_inputs_trains_exports_and_checks_its_shapes(tmp_path
     exp = Experiment("two", TwoInputs, _data(64, 0), _data(32, 1), loss=F.cross_entropy,
                      metric=accuracy, generator=dict(depth=1),
                      train=dict(lr=0.05, batch=16, epochs=2))
-    assert exp.built.main_net.inputs == ((4,), (2, 3))
+    assert exp.built.main_net.inputs.shapes == ((4,), (2, 3))
     done = exp.run(tmp_path / "run", models="diffqas,classical", progress=False)
     assert set(done) == {"diffqas", "classical"}
     readme = (tmp_path / "run" / "models" / "classical" / "README.md").read_text()

@@ -191,6 +191,37 @@ def test_a_network_of_several_inputs_takes_one_shape_per_input():
         _starts_at_torchs_scale(model(probe[:, :4], probe[:, 4:]), model.net(probe[:, :4], probe[:, 4:]))
 
 
+class _Tagger(nn.Module):
+    """Token ids in, two classes out."""
+    def __init__(self):
+        super().__init__()
+        self.emb, self.out = nn.Embedding(20, 4), nn.Linear(4, 2)
+
+    def forward(self, tokens):
+        return self.out(self.emb(tokens).mean(1))
+
+
+def test_integer_inputs_are_calibrated_on_an_example_batch():
+    tokens = torch.randint(0, 20, (64, 6), generator=torch.Generator().manual_seed(0))
+    with pytest.raises(QtcError, match=r"does not run on input_shape \(6,\).*indices.*hint: .*give example="):
+        qtc.QTModel(_Tagger(), input_shape=(6,), depth=1, backend="reference")
+    torch.manual_seed(0)
+    model = qtc.QTModel(_Tagger(), example=tokens, depth=1, backend="reference")
+    assert model.inputs.dtypes == (torch.int64,) and model.inputs.shapes == ((6,),)
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):   # the calibration's probe (seed 0):
+        torch.manual_seed(0)                                      # token rows drawn from the example
+        probe = model.inputs.probe(torch.float32)
+        assert probe.dtype == torch.int64 and set(probe.flatten().tolist()) <= set(tokens.flatten().tolist())
+        _starts_at_torchs_scale(model(probe), model.net(probe))
+    model(tokens).square().mean().backward()
+    assert model.generator.theta.grad is not None
+    assert torch.allclose(model.export()(tokens), model(tokens))
+    with pytest.raises(QtcError, match=r"input_shape \(5,\) and example= \(inputs \[6\] int64\) disagree"):
+        qtc.QTModel(_Tagger(), input_shape=(5,), example=tokens)
+    with pytest.raises(QtcError, match=r"example= is a batch of real inputs"):
+        qtc.QTModel(_Tagger(), example=[1, 2, 3])
+
+
 @pytest.mark.parametrize("shape, message", [
     ((5,), r"Sequential does not run on input_shape \(5,\).*mat1 and mat2"),
     ((4,), r"_TwoInputs does not run on input_shape \(4,\).*missing 1 required positional"),

@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from qtc.errors import QtcError
 from qtc.tasks import naming
-from qtc.tasks.build import Built
+from qtc.tasks.build import Built, net_on
 from qtc.tasks.engines import progress, selection
 from qtc.tasks.engines.optim import make_optimizer, make_schedule
 from qtc.tasks.runs import signals, tensorboard
@@ -252,6 +252,7 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
     torch.manual_seed(opts.seed)
     source = built.sources(model, backend=opts.backend, found=job.found,
                            steps=epochs * n_batches if epochs else None)[net.name]
+    net = net_on(net, source)            # a Python model's frozen parameters and buffers: the source's
     if opts.perturb and not resume:      # a resumed run's state is in its checkpoint
         perturb(source, opts.perturb, opts.seed)
     optim = make_optimizer(built.spec.train, source.parameters())
@@ -331,11 +332,14 @@ def train_one(built, rundir, opts, task: Supervised, val, job: Job, books, stop)
         bar.close()
         if board:
             board.close()
-    with torch.no_grad():     # the selected epoch is what is exported (the live state stays the last)
-        flat = torch.func.functional_call(source, best["source"], ()).detach()
+    final = current(epoch, 0)
+    final["source"] = {k: v.clone() for k, v in final["source"].items()}
+    with torch.no_grad():     # the selected epoch is what is exported (the live state stays the last):
+        source.load_state_dict(best["source"])     # its weights, and its network's buffers
+        flat = source().detach()
         for name in (model, *job.twins):
             rundir.export(name, {net.name: net}, {net.name: flat}, task.preprocessing)
-    books.done(model, best["row"], current(epoch, 0))
+    books.done(model, best["row"], final)
     return best["row"]
 
 

@@ -137,10 +137,11 @@ class PythonBuilt(Built):
     `space` is the search space as the experiment gave it: a name looked up as a task's
     `generator NAME.qs` is (the current folder, the space path, the bundled spaces), or a path
     to a .qs file. `identity` is what fingerprints the experiment besides its statements (the
-    code and data digests, qtc.experiment)."""
+    code and data digests, qtc.experiment). `examples`: the training inputs as given (one
+    tensor per input), from which the network learns their shapes and kinds (ModuleNet)."""
     task_kind: PythonKind | None = None
     factory: Callable | None = None
-    inputs: tuple = ()           # one shape per input of the model's forward (packed: modulenet)
+    examples: tuple = ()         # the training data's inputs, one tensor per input of forward (modulenet)
     space: str | Path | None = None
     identity: dict = field(default_factory=dict)
 
@@ -150,7 +151,7 @@ class PythonBuilt(Built):
 
     @cached_property
     def nets(self) -> dict[str, ModuleNet]:
-        return {"net": ModuleNet(self.factory, self.inputs)}
+        return {"net": ModuleNet(self.factory, self.examples)}
 
     def space_file(self) -> Path:
         """The .qs file: a path given as one (the caller's own file, read as QTModel reads it),

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from qtc.dsl.task import PLAIN_NAME, CompareStmt, GeneratorStmt, TaskSpec, TrainStmt, check_seeds
 from qtc.errors import QtcError
@@ -276,6 +276,10 @@ def _tensors(data, what: str) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
             x = torch.stack([torch.as_tensor(p[0]) for p in pairs])
         y = torch.as_tensor([p[1] for p in pairs]) if not torch.is_tensor(pairs[0][1]) or \
             pairs[0][1].dim() == 0 else torch.stack([p[1] for p in pairs])
+    elif isinstance(data, DataLoader):
+        raise QtcError(f"{what}: a DataLoader; give its Dataset ({what}=loader.dataset): the "
+                       "experiment draws its own batches (train=dict(batch=...)), the same order "
+                       "for every model of a seed")
     else:
         raise QtcError(f"{what}: expected (x, y) tensors or arrays, or a Dataset of (x, y) pairs; "
                        f"got {type(data).__name__}")

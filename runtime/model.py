@@ -86,6 +86,7 @@ class QTModel(nn.Module):
                        f"input_shape {', '.join(str(s) for s in self.inputs.shapes)} (one input's shape, no "
                        "batch axis; one shape per input of forward)" if example is None else
                        f"example= (inputs {self.inputs.describe()})", EXAMPLE_HINT)
+        self._aliases = tied(net, generated)
         self._order = held(net, generated)
         self.net = net
         spec = parse_space(_space_source(space))
@@ -100,8 +101,9 @@ class QTModel(nn.Module):
                                              bound_offsets=True))
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """The generated weights, by `net`'s parameter names, differentiable in the generator."""
-        return self._unflatten(self.generator())
+        """The generated weights, by `net`'s parameter names (a tied weight under each of its
+        names), differentiable in the generator."""
+        return with_tied(self._unflatten(self.generator()), self._aliases)
 
     def forward(self, *args, **kwargs):
         return functional_call(self.net, self.weights(), args, kwargs)
@@ -113,12 +115,17 @@ class QTModel(nn.Module):
         plain = copy.deepcopy(self.net)
         with torch.no_grad():
             weights = self.weights()
+        made = {}                        # one Parameter per generated tensor: tied weights stay tied
         for path, names in self._order.items():
             module = plain.get_submodule(path)
             for attr in names:
                 if attr in module._buffers:
                     del module._buffers[attr]
-                    module._parameters[attr] = nn.Parameter(weights[_join(path, attr)].detach().clone())
+                    name = _join(path, attr)
+                    name = self._aliases.get(name, name)
+                    if name not in made:
+                        made[name] = nn.Parameter(weights[name].detach().clone())
+                    module._parameters[attr] = made[name]
             module._parameters = {a: module._parameters[a] for a in names}
         return plain
 
@@ -129,7 +136,8 @@ class QTModel(nn.Module):
     def _run(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """`net` on the flat weight vector `flat` and the inputs packed side by side in `x`
         (what the calibration probes): its outputs flattened side by side."""
-        return _flat_output(functional_call(self.net, self._unflatten(flat), self.inputs.unpack(x)))
+        return _flat_output(functional_call(self.net, with_tied(self._unflatten(flat), self._aliases),
+                                            self.inputs.unpack(x)))
 
 
 def _input_shapes(input_shape) -> tuple[tuple[int, ...], ...]:
@@ -301,13 +309,29 @@ def trainable(net: nn.Module) -> dict[str, nn.Parameter]:
     return {name: p for name, p in net.named_parameters() if p.requires_grad}
 
 
+def tied(net: nn.Module, generated: dict[str, nn.Parameter]) -> dict[str, str]:
+    """{other name: generated name} for a generated parameter that several modules share (tied
+    weights: an embedding and the output layer). named_parameters names it once; every name
+    must run on, and export, the one generated tensor."""
+    first = {id(p): name for name, p in generated.items()}
+    return {name: first[id(p)] for name, p in net.named_parameters(remove_duplicate=False)
+            if id(p) in first and first[id(p)] != name}
+
+
+def with_tied(weights: dict[str, torch.Tensor], aliases: dict[str, str]) -> dict[str, torch.Tensor]:
+    """`weights` by generated name, and each tied name's (`tied`) beside them: what
+    functional_call replaces."""
+    return {**weights, **{alias: weights[name] for alias, name in aliases.items()}}
+
+
 def held(net: nn.Module, generated: dict[str, nn.Parameter]) -> dict[str, tuple[str, ...]]:
-    """Turns the generated parameters of `net` into non-persistent buffers (their current values,
-    not saved, moved with the module), so that what stays in its state_dict is its own state:
-    buffers and frozen parameters. Returns, per module touched, its parameter names in their
-    original order (QTModel.export puts them back in it)."""
+    """Turns the generated parameters of `net`, under each of their names (`tied`), into
+    non-persistent buffers (their current values, not saved, moved with the module), so that
+    what stays in its state_dict is its own state: buffers and frozen parameters. Returns, per
+    module touched, its parameter names in their original order (QTModel.export puts them back
+    in it)."""
     order = {}
-    for name in generated:
+    for name in [*generated, *tied(net, generated)]:
         path, _, attr = name.rpartition(".")
         module = net.get_submodule(path)
         order.setdefault(path, tuple(module._parameters))

@@ -31,7 +31,7 @@ from torch.func import functional_call
 
 from qtc.errors import QtcError
 from qtc.runtime.generator import output_scale
-from qtc.runtime.model import Inputs, buffers_kept, check_runs, held, trainable
+from qtc.runtime.model import Inputs, buffers_kept, check_runs, held, tied, trainable, with_tied
 
 Shape = tuple[int, ...]
 
@@ -63,6 +63,7 @@ class ModuleNet:
         self.num_params = sum(math.prod(s) for _, s in self.param_shapes)
         self.initial = self.flatten_module(module)
         self._keys = list(module.state_dict())      # the export's order: the module's own
+        self._aliases = tied(module, generated)     # tied weights: one generated tensor, every name
         self._scales = _init_scales(self.initial, self.tensor_sizes())
         held(module, generated)
         self.template = module                      # the state forward runs on, unless on(...)
@@ -115,7 +116,8 @@ class ModuleNet:
 
     def forward(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         self.template.train(torch.is_grad_enabled())
-        return functional_call(self.template, self.unflatten(flat.to(self.dtype)), self.inputs.unpack(x))
+        return functional_call(self.template, with_tied(self.unflatten(flat.to(self.dtype)), self._aliases),
+                               self.inputs.unpack(x))
 
     __call__ = forward
 
@@ -142,7 +144,7 @@ class ModuleNet:
         """The module's state_dict holding `flat` and the state it runs on (its frozen
         parameters and buffers), in the module's own order."""
         state = {k: v.detach().clone() for k, v in self.template.state_dict().items()}
-        state.update({k: v.detach().clone() for k, v in self.unflatten(flat).items()})
+        state.update({k: v.detach().clone() for k, v in with_tied(self.unflatten(flat), self._aliases).items()})
         return {k: state[k] for k in self._keys}
 
     def torch_source(self) -> str:
@@ -178,9 +180,8 @@ class ModuleNet:
         """The output shape on a batch of two zero inputs, in train mode (its running
         statistics kept as they were); a network that does not take the data's inputs, or
         returns other than one tensor, is a clear error here."""
-        with torch.enable_grad(), buffers_kept(self.template):
-            self.template.train()
-            out = check_runs(lambda *args: functional_call(self.template, self.unflatten(self.initial), args),
+        with torch.enable_grad(), buffers_kept(self.template):     # (forward: train mode)
+            out = check_runs(lambda *args: self.forward(self.initial, self.inputs.pack(args)),
                              self.inputs, f"the model ({type(self.template).__name__})",
                              f"the data's {self.inputs_text()} (one example)")
         if not isinstance(out, torch.Tensor):

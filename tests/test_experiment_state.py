@@ -153,6 +153,36 @@ def test_integer_token_inputs_reach_an_embedding_as_integers(tmp_path):
         Experiment("tokens", Tagger, (x, y), (x.float(), y), loss=F.cross_entropy, metric=accuracy)
     with pytest.raises(QtcError, match=r"inputs x of type bool are not numbers; hint: .*integer tensor"):
         Experiment("tokens", Tagger, (x > 3, y), (x, y), loss=F.cross_entropy, metric=accuracy)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)
+    with pytest.raises(QtcError, match=r"train_data: a DataLoader; give its Dataset \(train_data=loader.dataset\)"):
+        Experiment("tokens", Tagger, loader, (x, y), loss=F.cross_entropy, metric=accuracy)
+
+
+class TiedLM(nn.Module):
+    """The next token from the mean embedding, the output layer tied to the embedding."""
+    def __init__(self):
+        super().__init__()
+        self.emb, self.out = nn.Embedding(20, 4), nn.Linear(4, 20, bias=False)
+        self.out.weight = self.emb.weight
+
+    def forward(self, tokens):
+        return self.out(self.emb(tokens).mean(1))
+
+
+def test_tied_weights_are_one_generated_tensor_under_both_names(tmp_path):
+    """named_parameters names a tied weight once: the output layer ran (and, classically,
+    trained) on its own stale copy, and the export's two keys disagreed."""
+    x, _ = _tokens(48, 0)
+    tx, _ = _tokens(24, 1)
+    exp = Experiment("tied", TiedLM, (x, x[:, 0]), (tx, tx[:, 0]), loss=F.cross_entropy,
+                     metric=accuracy, generator=dict(depth=1), train=dict(lr=0.05, batch=16, epochs=1))
+    assert exp.built.main_net.param_shapes == [("emb.weight", (20, 4))]
+    done = exp.run(tmp_path, models="diffqas,classical", progress=False)
+    for model in done:
+        state = torch.load(tmp_path / "models" / model / "model.pt")
+        assert torch.equal(state["emb.weight"], state["out.weight"]), model
+        plain = _load(tmp_path / "models" / model, TiedLM)
+        assert float(accuracy(plain(tx), tx[:, 0])) == pytest.approx(done[model]["test_accuracy"], abs=1e-6)
 
 
 def test_a_float64_network_trains_in_float64(tmp_path):

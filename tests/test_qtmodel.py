@@ -222,6 +222,29 @@ def test_integer_inputs_are_calibrated_on_an_example_batch():
         qtc.QTModel(_Tagger(), example=[1, 2, 3])
 
 
+def test_a_tied_weight_is_generated_once_and_stays_tied():
+    """An embedding tied to the output layer: named_parameters names it once, so the output layer
+    kept a trainable copy of torch's init (trained by the user's optimizer, not generated)."""
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.out = nn.Embedding(20, 4), nn.Linear(4, 20, bias=False)
+            self.out.weight = self.emb.weight
+
+        def forward(self, tokens):
+            return self.out(self.emb(tokens).mean(1))
+
+    tokens = torch.randint(0, 20, (32, 6), generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = qtc.QTModel(Tied(), example=tokens, depth=1, backend="reference")
+    assert all(name.startswith("generator.") for name, _ in model.named_parameters())
+    w = model.weights()
+    assert w["out.weight"] is w["emb.weight"]
+    assert torch.allclose(model(tokens), w["emb.weight"][tokens].mean(1) @ w["emb.weight"].T)
+    plain = model.export()
+    assert plain.out.weight is plain.emb.weight and torch.allclose(plain(tokens), model(tokens))
+
+
 @pytest.mark.parametrize("shape, message", [
     ((5,), r"Sequential does not run on input_shape \(5,\).*mat1 and mat2"),
     ((4,), r"_TwoInputs does not run on input_shape \(4,\).*missing 1 required positional"),

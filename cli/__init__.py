@@ -180,7 +180,8 @@ def _sweep(args) -> int:
 
 def _report(args) -> int:
     from qtc.tasks.experiments.report import write_report
-    rep = write_report(args.dirs, args.output)
+    from qtc.tasks.experiments.paired import parse_pairs
+    rep = write_report(args.dirs, args.output, parse_pairs(args.pair))
     print(f"report: {rep.markdown}")
     for p in rep.files:
         print(f"  {p}")
@@ -499,6 +500,10 @@ def parser() -> argparse.ArgumentParser:
                    help="a sweep folder, qtc run folders, or a folder of run folders")
     g.add_argument("-o", "--output", type=Path, help="report folder (default DIR/report; needed "
                    "with several DIRs)")
+    g.add_argument("--pair", action="append", metavar="TASK=REFERENCE",
+                   help="also compare every model of TASK with REFERENCE's DiffQAS-QT, seed by seed "
+                   "(e.g. narma5_sampled=narma5: the untied search against the tied one; the tasks "
+                   "may come from different DIRs); repeatable")
     g.set_defaults(func=_report)
     return p
 

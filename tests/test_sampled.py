@@ -214,3 +214,57 @@ def test_a_resumed_sampled_run_continues_the_same_draws(tmp_path, capsys):
     strip = [[{k: v for k, v in r.items() if k != "seconds"} for r in rs] for rs in rows]
     assert strip[0] == strip[1]
     capsys.readouterr()
+
+
+def test_a_sweep_trains_found_in_the_search_s_trial_and_the_report_pairs_tasks(tmp_path, capsys):
+    """`found` needs its seed's DiffQAS-QT result, so a sweep trains it in that trial's run
+    (Trial.companions) and the report lists it as a trial of its own; `--pair` sets the untied
+    sampled search and its found architecture against a tied task's DiffQAS-QT seed by seed,
+    and the favourites table counts each position's favourite over the seeds."""
+    import csv
+
+    from qtc.tasks.experiments.records import collect
+    from qtc.tasks.experiments.report import write_report
+    from qtc.tasks.experiments.sweep import plan, run_sweep
+    untied = _tiny_task(tmp_path)
+    tied = tmp_path / "tied.task"
+    tied.write_text(untied.read_text().replace("task narma5_sampled", "task tiny_tied")
+                    .replace("space.qs depth 2", "hadamard_ent_rot.qs depth 2").replace(" search sampled 4", ""))
+    budget = {"max_batches": 3, "backend": "cpu", "epochs": 1}
+    trials = plan([str(untied)], [0, 1], "diffqas,found", overrides=budget)
+    assert [(t.key, t.companions) for t in trials] == [("narma5_sampled/diffqas/seed0", ("found",)),
+                                                       ("narma5_sampled/diffqas/seed1", ("found",))]
+    for spec, models, out in ((untied, "diffqas,found", "untied"), (tied, "diffqas", "tied")):
+        trials = plan([str(spec)], [0, 1], models, overrides=budget)
+        assert run_sweep(trials, tmp_path / out, executor="serial", progress=False, report=False) == 0
+    records = {(r.model, r.seed): r for r in collect(tmp_path / "untied")}
+    assert sorted(records) == [("diffqas", 0), ("diffqas", 1), ("found", 0), ("found", 1)]
+    assert records["found", 1].key == "narma5_sampled/diffqas/seed1 [found]"
+    assert records["found", 1].status == "done" and records["found", 1].rows[-1]["epoch"] == 1
+
+    rep = write_report([tmp_path / "untied", tmp_path / "tied"], tmp_path / "rep",
+                       [("narma5_sampled", "tiny_tied")])
+    pair = json.loads((tmp_path / "rep" / "pairs.json").read_text())[0]
+    ref = {int(s): v for s, v in pair["reference_values"].items()}
+    for model in ("diffqas", "found"):
+        mine = {s: r.rows[-1]["test_mse"] for (m, s), r in records.items() if m == model}
+        got = pair["per_model"][model]
+        assert got["seeds"] == [0, 1]
+        assert got["median_ratio"] == pytest.approx(sorted(mine[s] / ref[s] for s in (0, 1))[0] / 2
+                                                    + sorted(mine[s] / ref[s] for s in (0, 1))[1] / 2)
+    text = rep.markdown.read_text()
+    assert "### narma5_sampled against tiny_tied's DiffQAS-QT (lower is better)" in text
+    # the favourites: per position, the votes over the two seeds are each seed's favourite there
+    chosen = [dict(part.rsplit(" ", 1) for part in records["diffqas", s].rows[-1]["architecture"].split("; "))
+              for s in (0, 1)]
+    with open(tmp_path / "rep" / "favourites.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    for position in chosen[0]:
+        votes = {r["alternative"]: int(r["votes"]) for r in rows if r["position"] == position}
+        assert sum(votes.values()) == 2
+        assert all(votes[c[position]] >= 1 for c in chosen)
+    assert "## Architectures found by a per-position search" in text
+    assert "narma5_sampled" not in (tmp_path / "rep" / "weights.csv").read_text()   # not an argmax of all
+    with pytest.raises(QtcError, match="no finished trial of task 'narma5'"):
+        write_report([tmp_path / "untied"], tmp_path / "rep2", [("narma5_sampled", "narma5")])
+    capsys.readouterr()

@@ -10,6 +10,12 @@ difference DiffQAS-QT - circuit instead of the ratio (and the verdict asks wheth
 holds 0): for values that may be 0, such as a reward or its spread. The bootstrap resamples
 seeds with a fixed generator seed, so a report is reproducible.
 
+`against_task` pairs two tasks of a report (`qtc report --pair TASK=REFERENCE`): every model of
+TASK against REFERENCE's DiffQAS-QT over their common seeds, e.g. the untied sampled search
+(narma5_sampled) and the architecture it found, retrained, against the tied search (narma5).
+The seeds pair them as they pair the models of one task: a seed's runs start from that seed
+and see the same data in the same order.
+
 Also here, as the other comparison a report makes: the naive baselines (no training) each
 trial folder records (baselines.json), one row per task. `paired_stats`/`baseline_rows` read
 trial records (qtc.tasks.experiments.records); `*_markdown` are their report sections.
@@ -21,6 +27,7 @@ import math
 import numpy as np
 from scipy import stats
 
+from qtc.errors import QtcError
 from qtc.tasks import naming
 from qtc.tasks.experiments.records import TrialRecord, fmt_metric, metric_of, seed_values
 
@@ -120,6 +127,67 @@ def paired_stats(records: list[TrialRecord], ties: dict | None = None) -> dict[s
             stats["higher_better"] = higher
             out[task] = stats
     return out
+
+
+def parse_pairs(texts) -> list[tuple[str, str]]:
+    """`--pair narma5_sampled=narma5` (repeatable) -> [("narma5_sampled", "narma5")]."""
+    out = []
+    for text in texts or ():
+        task, sep, reference = (part.strip() for part in str(text).partition("="))
+        if not sep or not task or not reference or task == reference:
+            raise QtcError(f"--pair {text!r}: expected TASK=REFERENCE, two different task names "
+                           "(e.g. --pair narma5_sampled=narma5)")
+        out.append((task, reference))
+    return list(dict.fromkeys(out))
+
+
+def against_task(records: list[TrialRecord], task: str, reference: str, ties: dict | None = None) -> dict:
+    """Every model of `task` against `reference`'s DiffQAS-QT, seed by seed (`versus`: win rate,
+    median ratio with its bootstrap interval, Wilcoxon p), with each side's values per seed."""
+    values = seed_values(records, ties)
+    kinds = {r.task: (r.kind, r.metric) for r in records}
+    for name in (task, reference):
+        if name not in values:
+            known = ", ".join(sorted(values)) or "none"
+            raise QtcError(f"--pair {task}={reference}: no finished trial of task '{name}' in the "
+                           f"report's folders (tasks with results: {known})")
+    if naming.DIFFQAS not in values[reference]:
+        raise QtcError(f"--pair {task}={reference}: task '{reference}' has no finished DiffQAS-QT "
+                       "trial to pair against")
+    if kinds[task][0] != kinds[reference][0]:
+        raise QtcError(f"--pair {task}={reference}: a {kinds[task][0]} task against a "
+                       f"{kinds[reference][0]} one; paired tasks report the same metric")
+    higher = metric_of(*kinds[reference])[2]
+    ref = values[reference][naming.DIFFQAS]
+    labels = {(r.task, r.model): r.label for r in records}
+    models = sorted(values[task], key=naming.order)
+    return {"task": task, "reference": reference, "higher_better": higher,
+            "reference_values": ref,
+            "labels": {m: labels.get((task, m)) or naming.short(m) for m in models},
+            "values": {m: values[task][m] for m in models},
+            "per_model": {m: versus(values[task][m], ref, higher) if set(values[task][m]) & set(ref)
+                          else {"seeds": [], "n": 0} for m in models}}
+
+
+def pairs_markdown(pairs: list[dict]) -> list[str]:
+    """The report section of `against_task` for every --pair (none without them)."""
+    if not pairs:
+        return []
+    L = ["## Paired statistics: one task's models against another's DiffQAS-QT (--pair)", "",
+         "Ratio = model / the reference task's DiffQAS-QT per seed (median, bootstrap 95% interval "
+         "over seeds); win rate = share of seeds where the model is better (ties count half); "
+         "p = two-sided Wilcoxon signed-rank (scipy.stats.wilcoxon).", ""]
+    for p in pairs:
+        better = "higher" if p["higher_better"] else "lower"
+        L += [f"### {p['task']} against {p['reference']}'s DiffQAS-QT ({better} is better)", "",
+              "| model | seeds | win rate | median ratio | 95% interval | Wilcoxon p |",
+              "|---|---|---|---|---|---|"]
+        for m, v in p["per_model"].items():
+            L.append(f"| {p['labels'][m]} | {', '.join(map(str, v['seeds'])) or '-'} | "
+                     + (f"{v['win_rate']:.2f} | {v['median_ratio']:.3g} | {v['ratio_low']:.3g} .. "
+                        f"{v['ratio_high']:.3g} | {v['wilcoxon_p']:.3g} |" if v["n"] else "- | - | - | - |"))
+        L.append("")
+    return L
 
 
 def _twin_label(records: list[TrialRecord], task: str, model: str) -> str:

@@ -91,7 +91,7 @@ def collect(*roots: Path | str) -> list[TrialRecord]:
         trials = sorted({p.parent for pat in ("*/*/seed*/trial.json", "*/*/seed*/resolved.json")
                          for p in root.glob(pat)})
         prefix = "" if len(roots) == 1 else f"{root.name}/"
-        out += [_record(root, f, prefix) for f in trials]
+        out += [rec for f in trials for rec in _records(root, f, prefix)]
         if (root / RESOLVED).is_file():
             runs.append(root)
         elif not trials:
@@ -103,17 +103,34 @@ def collect(*roots: Path | str) -> list[TrialRecord]:
     return sorted(out, key=lambda r: (r.task, naming.order(r.model), r.seed))
 
 
-def _record(root: Path, folder: Path, prefix: str = "") -> TrialRecord:
+def _records(root: Path, folder: Path, prefix: str = "") -> list[TrialRecord]:
+    """The trial folder's record, and one more per companion model trained in its run (`found`
+    after DiffQAS-QT: trial.json's `companions`), keyed `<folder> [<model>]`. Such a folder's
+    records each take their seconds from their own epochs (the trial's time is theirs together)."""
     status = read_json_or_none(folder / "trial.json") or {}
+    main = _record(root, folder, prefix, status)
+    companions = list(status.get("companions") or [])
+    if not companions:
+        return [main]
+    out = [main] + [_record(root, folder, prefix, status, model) for model in companions]
+    for rec in out:
+        rec.seconds = round(sum(r.get("seconds") or 0 for r in rec.rows), 3) or None
+    return out
+
+
+def _record(root: Path, folder: Path, prefix: str = "", status: dict | None = None,
+            companion: str | None = None) -> TrialRecord:
+    status = status if status is not None else read_json_or_none(folder / "trial.json") or {}
     resolved = read_json_or_none(folder / RESOLVED) or {}
     task = resolved.get("task") or {}
-    model = status.get("model") or naming.from_folder(folder.parent.name)
-    rec = TrialRecord(key=prefix + str(folder.relative_to(root)), task=status.get("task") or folder.parent.parent.name,
+    model = companion or status.get("model") or naming.from_folder(folder.parent.name)
+    key = prefix + str(folder.relative_to(root)) + (f" [{companion}]" if companion else "")
+    rec = TrialRecord(key=key, task=status.get("task") or folder.parent.parent.name,
                       model=model, seed=int(status.get("seed", folder.name.removeprefix("seed") or 0)),
                       status=status.get("status", "pending"), kind=status.get("kind") or task.get("kind", ""),
                       dataset=((task.get("data") or {}).get("dataset") or ""),
                       attempts=int(status.get("attempts") or 0), seconds=status.get("seconds"),
-                      error=status.get("error"), twins=list(status.get("twins") or []))
+                      error=status.get("error"), twins=[] if companion else list(status.get("twins") or []))
     _read_run(rec, folder, resolved)
     return rec
 

@@ -15,7 +15,11 @@ OUT/report/ (or another folder):
     variants.csv      the variants of a task (--grid points, or runs that differ in a setting)
                       side by side per model, each paired seed by seed with the first
     variants_<task>.png  the same as a figure: every seed's value per variant, the median joined
+    pairs.json        with --pair TASK=REFERENCE: every model of TASK against REFERENCE's
+                      DiffQAS-QT, seed by seed (qtc.tasks.experiments.paired.against_task)
     weights.csv       DiffQAS-QT's final structural weights per task and candidate (mean, std)
+    favourites.csv    a per-position search's: per position and alternative, its final
+                      probability over seeds and how many seeds favour it
     curves.csv        the learning curves behind the PNGs (mean and std over seeds per epoch)
     curves_<task>.png learning curves with a band of one std over seeds (Figs. 5-7, 13-14)
     trials.csv        every trial: status, attempts, seconds, error (whole)
@@ -45,11 +49,11 @@ import numpy as np
 from qtc.errors import QtcError
 from qtc.tasks import naming
 from qtc.tasks.experiments import a3c_report, table2
-from qtc.tasks.experiments.paired import (baseline_rows, baselines_markdown, paired_markdown,
-                                          paired_stats)
+from qtc.tasks.experiments.paired import (against_task, baseline_rows, baselines_markdown,
+                                          paired_markdown, paired_stats, pairs_markdown)
 from qtc.tasks.experiments.ranking import MIN_SEEDS, best_rows, count_cell, spread_cells
 from qtc.tasks.experiments.records import (LAST, TrialRecord, collect, final_metric, fmt_metric,
-                                           last_epochs, metric_of, mean_std, write_csv)
+                                           last_epochs, metric_of, mean_std, ties_of, write_csv)
 from qtc.tasks.plots import moving_average_band
 from qtc.tasks.experiments.variants import variants, variants_figure, variants_markdown
 from qtc.tasks.runs.rundir import atomic_text, read_json_or_none
@@ -94,14 +98,26 @@ def summarize(records: list[TrialRecord]) -> list[dict]:
 
 
 
+def _final_weights(records: list[TrialRecord], task: str) -> list[TrialRecord]:
+    """The task's finished DiffQAS-QT trials that recorded structural weights."""
+    return [r for r in records if r.task == task and r.model == "diffqas" and r.status == "done"
+            and r.rows and r.rows[-1].get("structural_weights")]
+
+
+def per_position(rec: TrialRecord) -> bool:
+    """A per-position space (`untie layers`): no enumerated candidates, one weight per
+    (position, alternative), labelled "layer 0.1: RY"."""
+    return not rec.candidates and bool(rec.weight_labels) and all(": " in w for w in rec.weight_labels)
+
+
 def weights(records: list[TrialRecord]) -> list[dict]:
-    """DiffQAS-QT's final structural weights per task: mean/std over seeds per candidate, votes."""
+    """DiffQAS-QT's final structural weights per task: mean/std over seeds per candidate, votes
+    (a per-position space's are `favourites`': the argmax over all its weights means nothing)."""
     out = []
     tasks = sorted({r.task for r in records})
     for task in tasks:
-        recs = [r for r in records if r.task == task and r.model == "diffqas" and r.status == "done"
-                and r.rows and r.rows[-1].get("structural_weights")]
-        if not recs:
+        recs = _final_weights(records, task)
+        if not recs or per_position(recs[0]):
             continue
         w = np.array([r.rows[-1]["structural_weights"] for r in recs], dtype=float)
         cands = recs[0].weight_labels or [f"candidate {k}" for k in range(w.shape[1])]
@@ -203,6 +219,58 @@ def bands_figure(task: str, kind: str, rows: list[dict]):
     return fig
 
 
+def favourites(records: list[TrialRecord]) -> list[dict]:
+    """The architectures a per-position search found, per task: for every position and
+    alternative its final probability (mean and std over seeds) and `votes`, the seeds whose
+    favourite it is at that position (how often each favourite recurs across seeds)."""
+    out = []
+    for task in sorted({r.task for r in records}):
+        recs = _final_weights(records, task)
+        if not recs or not per_position(recs[0]):
+            continue
+        w = np.array([r.rows[-1]["structural_weights"] for r in recs], dtype=float)
+        slots: dict[str, list[int]] = {}
+        for k, label in enumerate(recs[0].weight_labels):
+            slots.setdefault(label.rsplit(": ", 1)[0], []).append(k)
+        for position, ks in slots.items():
+            votes = np.bincount(w[:, ks].argmax(1), minlength=len(ks))
+            for j, k in enumerate(ks):
+                out.append({"task": task, "position": position,
+                            "alternative": recs[0].weight_labels[k].rsplit(": ", 1)[1],
+                            "mean": float(w[:, k].mean()),
+                            "std": float(w[:, k].std(ddof=1)) if len(w) > 1 else 0.0,
+                            "votes": int(votes[j]), "seeds": len(recs),
+                            "per_seed": ",".join(f"{r.seed}:{x:.4f}" for r, x in zip(recs, w[:, k]))})
+    return out
+
+
+def _md_favourites(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    L = ["## Architectures found by a per-position search: how often each favourite recurs", "",
+         "Per position, the alternative most seeds' final weights favour (its votes: the seeds whose "
+         "largest weight it is at that position; a tie between alternatives is listed as one), its "
+         "final probability (mean ± std over the seeds), and every alternative's votes.", ""]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        n = mine[0]["seeds"]
+        L += [f"### {task} ({n} seed{'s' if n != 1 else ''})", "",
+              "| position | favourite | seeds choosing it | probability (mean ± std) | votes per alternative |",
+              "|---|---|---|---|---|"]
+        unanimous = 0
+        positions = list(dict.fromkeys(r["position"] for r in mine))
+        for position in positions:
+            alts = [r for r in mine if r["position"] == position]
+            most = max(a["votes"] for a in alts)
+            top = [a for a in alts if a["votes"] == most]
+            unanimous += most == n
+            L.append(f"| {position} | {' = '.join(a['alternative'] for a in top)} | {most}/{n} | "
+                     + " = ".join(f"{a['mean']:.3f} ± {a['std']:.3f}" for a in top) + " | "
+                     + ", ".join(f"{a['alternative']} {a['votes']}" for a in alts) + " |")
+        L += ["", f"Every seed chose the same favourite at {unanimous} of {len(positions)} positions.", ""]
+    return L
+
+
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
@@ -213,9 +281,11 @@ class Report:
     files: list[Path]
 
 
-def write_report(roots, out: Path | str | None = None) -> Report:
+def write_report(roots, out: Path | str | None = None, pairs=()) -> Report:
     """Aggregate the sweep or run folder(s) `roots` (one path or several); write report.md, the
-    CSVs and the PNGs into `out` (default: the one folder's report/; required for several)."""
+    CSVs and the PNGs into `out` (default: the one folder's report/; required for several).
+    `pairs`: (task, reference) pairs whose models are compared seed by seed with the
+    reference's DiffQAS-QT (`--pair`; qtc.tasks.experiments.paired.against_task)."""
     roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
     if out is None and len(roots) > 1:
         raise QtcError("a report of several folders needs -o/--output: where to write it")
@@ -225,6 +295,9 @@ def write_report(roots, out: Path | str | None = None) -> Report:
     sweep = (read_json_or_none(roots[0] / "sweep.json") or {}) if len(roots) == 1 else {}
     cells = table2.table2_cells(records, sweep.get("ties"))
     w = weights(records)
+    fav = favourites(records)
+    ties = sweep.get("ties") or (ties_of(records) if len(roots) > 1 else None)
+    pairs = [against_task(records, task, ref, ties) for task, ref in pairs]
     cv = curves(records)
     var = variants(summary, records)
     files = [write_csv(out / "summary.csv", summary), write_csv(out / "curves.csv", cv),
@@ -237,6 +310,8 @@ def write_report(roots, out: Path | str | None = None) -> Report:
                   else table2.write_table2(out, out, records))
     if w:
         files.append(write_csv(out / "weights.csv", w))
+    if fav:
+        files.append(write_csv(out / "favourites.csv", fav))
     if var:
         files.append(write_csv(out / "variants.csv", var))
     pngs = {}
@@ -258,11 +333,15 @@ def write_report(roots, out: Path | str | None = None) -> Report:
     if paired:
         atomic_text(out / "paired.json", json.dumps(paired, indent=2, default=str))
         files.append(out / "paired.json")
+    if pairs:
+        atomic_text(out / "pairs.json", json.dumps(pairs, indent=2, default=str))
+        files.append(out / "pairs.json")
     text = "\n".join(_md_head(roots, records, sweep, files) + _md_summary(summary, records) + variants_markdown(var)
                      + _md_figures("Variants side by side: figures", var_pngs)
                      + a3c_report.markdown(rl)
-                     + baselines_markdown(records) + paired_markdown(paired) + table2.report_section(cells)
-                     + _md_weights(w) + _md_curves(pngs) + _md_failed(records))
+                     + baselines_markdown(records) + paired_markdown(paired) + pairs_markdown(pairs)
+                     + table2.report_section(cells)
+                     + _md_weights(w) + _md_favourites(fav) + _md_curves(pngs) + _md_failed(records))
     md = atomic_text(out / "report.md", text)
     return Report(md, [md] + files)
 
@@ -270,8 +349,11 @@ def write_report(roots, out: Path | str | None = None) -> Report:
 # What each file holds, in the order report.md lists them.
 FILES = {"summary.csv": "the final metric per task and model", "variants.csv": "the variants side by side",
          "table2.md": "Table II in full", "table2.csv": "Table II's cells",
-         "weights.csv": "DiffQAS-QT's structural weights", "curves.csv": "the curves behind the PNGs",
+         "weights.csv": "DiffQAS-QT's structural weights",
+         "favourites.csv": "the per-position favourites across seeds",
+         "curves.csv": "the curves behind the PNGs",
          "baselines.csv": "the naive baselines", "paired.json": "the paired statistics",
+         "pairs.json": "the tasks paired with --pair",
          "a3c.csv": "A3C's final phase per model and seed", "a3c_paired.json": "A3C's paired statistics and claims",
          "trials.csv": "every trial's status and whole error"}
 

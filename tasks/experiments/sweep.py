@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from qtc.errors import QtcError
+from qtc.tasks import naming
 from qtc.tasks.engines.progress import SweepProgress, clock
 from qtc.tasks.experiments.executors import make_executor
 from qtc.tasks.experiments.trials import TRIAL_JSON, Trial, is_done, read_status, run_trial
@@ -152,6 +153,8 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
     `overrides` are run settings for every trial (keywords of `resolve_options`); `settings`
     (`--set`) change every trial's spec, each point of `grid` (`--grid`) is a variant of every
     task; `skip(built, model)` leaves a model out (a preset's choice, e.g. Table II's ties).
+    `found` is no trial of its own: it needs the structural weights of DiffQAS-QT's run of the
+    same seed, so it trains in that trial's run, after it (`Trial.companions`).
     `merge_twins`: fixed candidates the compiler merged into one node (Built.twins) are trained
     once, by the first member's trial, which names the others (`Trial.twins`, recorded as the
     sweep's `ties`) so the report gives them its results.
@@ -178,12 +181,13 @@ def plan(specs: list[str], seeds: list[int], models: str | None = None, *,
             cpus, gpus = trial_resources(built, cpus_per_trial)
             files, dataset, data_file = carried(path, built, overrides.get("data_root"))
             tied = built.twins(chosen) if merge_twins else {}
-            for model in (m for m in chosen if not skip(built, m) and m not in tied):
+            companions = {naming.DIFFQAS: (naming.FOUND,)} if naming.FOUND in chosen else {}
+            for model in (m for m in chosen if not skip(built, m) and m not in tied and m != naming.FOUND):
                 twins = tuple(m for m, first in tied.items() if first == model)
                 for seed in seeds:
                     trials.append(Trial(str(path), name, built.spec.kind, model, seed, cpus, gpus,
                                         dict(overrides), tuple(point.items()), variant, files, dataset,
-                                        twins, data_file))
+                                        twins, data_file, companions.get(model, ())))
     return list(dict.fromkeys(trials))
 
 
@@ -341,6 +345,7 @@ def _status(t: Trial, status: str, attempts: int, began: float, outcome: dict) -
     return {"status": status, "task": t.group, "model": t.model, "seed": t.seed, "spec": t.spec,
             "settings": dict(t.settings),
             "kind": t.kind, "attempts": attempts, "cpus": t.cpus, "gpus": t.gpus, "twins": list(t.twins),
+            "companions": list(t.companions),
             "error": outcome.get("error"), "seconds": outcome.get("seconds"),
             "resumed": outcome.get("resumed"), "final": outcome.get("final"),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()),

@@ -31,7 +31,7 @@ class Trial:
     spec: str                     # absolute path of the .task file
     task: str                     # the spec's task name
     kind: str                     # classify | forecast | a3c
-    model: str                    # diffqas | fixed:K | classical
+    model: str                    # diffqas | fixed:K | classical (the trial's folder is named after it)
     seed: int
     cpus: int = 1
     gpus: float = 0.0
@@ -50,10 +50,15 @@ class Trial:
     # "path": absolute, as the driver found it, "sha256": its digest there}. The carried spec
     # names that path; each node must hold the same data there (remote.check_node).
     data_file: dict = field(default_factory=dict, hash=False, compare=False)
+    # Models that need this trial's result and so train in its run, after its own model: `found`
+    # retrains the architecture DiffQAS-QT's search found (its weights are in this run only).
+    # Each is reported as a trial of its own, from this trial's folder (records.collect).
+    companions: tuple[str, ...] = field(default=(), hash=False, compare=False)
 
     def __post_init__(self):     # from JSON (to_dict) the pairs come back as lists
         object.__setattr__(self, "settings", tuple(tuple(p) for p in self.settings))
         object.__setattr__(self, "twins", tuple(self.twins))
+        object.__setattr__(self, "companions", tuple(self.companions))
 
     @property
     def group(self) -> str:
@@ -128,7 +133,8 @@ def trial_options(t: Trial, spec: str | None = None, built=None):
     built = built or load_task(spec or t.spec, dict(t.settings))
     workers = t.overrides.get("workers")       # None: the spec's (an A3C trial's CPUs do not set it)
     threads = runner.resolve_threads(t.overrides.get("threads"), t.cpus)   # default: its CPUs
-    options = runner.resolve_options(built, **{**t.overrides, "models": t.model, "seed": t.seed,
+    models = ",".join((t.model,) + t.companions)
+    options = runner.resolve_options(built, **{**t.overrides, "models": models, "seed": t.seed,
                                                "workers": workers, "threads": threads,
                                                "progress": False})
     return built, options

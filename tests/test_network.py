@@ -27,6 +27,8 @@ SPECS = Path(__file__).resolve().parent.parent / "specs"
 COUNTS = {"mnist_1v5": {"net": 108_866}, "fmnist_1v5": {"net": 108_866}, "fmnist_5v7": {"net": 108_866},
           "bessel": {"net": 1_781}, "damped_shm": {"net": 1_781}, "delayed_qc": {"net": 1_781},
           "narma5": {"net": 1_781}, "narma10": {"net": 1_781}, "narma5_sampled": {"net": 1_781},
+          "damped_shm_sampled": {"net": 1_781}, "bessel_sampled": {"net": 1_781},
+          "delayed_qc_sampled": {"net": 1_781}, "narma10_sampled": {"net": 1_781},
           "minigrid_5x5": {"actor": 6_023, "critic": 5_825}, "minigrid_6x6": {"actor": 6_023, "critic": 5_825},
           "mnist_10": {"net": 5_874}, "fmnist_10": {"net": 5_874},
           "cartpole": {"actor": 226, "critic": 193}}

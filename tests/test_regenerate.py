@@ -65,11 +65,12 @@ def test_the_bundled_manifest_names_every_published_page_once():
     ('select = "sometimes"', "'digits'.*sometimes"),
     ('outputs = "regen/digits"', "must be a folder relative to --publish"),
     ('name = "digits"', "two parts are named 'sunspots'"),
+    ('pairs = ["digits"]', "'digits'.*--pair 'digits': expected TASK=REFERENCE"),
 ])
 def test_a_bad_manifest_is_an_error_naming_the_part(tmp_path, edit, message):
     text = _manifest(tmp_path).read_text()
     replacement = {'models = "classical"': 'modelz = "classical"', 'specs = ["nowhere.task"]': None,
-                   'seeds = -1': None, 'select = "sometimes"': None,
+                   'seeds = -1': None, 'select = "sometimes"': None, 'pairs = ["digits"]': None,
                    'outputs = "regen/digits"': 'outputs = "../elsewhere"',
                    'name = "digits"': 'name = "sunspots"'}[edit]
     if replacement is None:      # a key added to the digits part

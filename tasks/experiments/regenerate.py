@@ -40,6 +40,7 @@ from pathlib import Path
 from qtc import specs as bundled
 from qtc.errors import QtcError
 from qtc.tasks.experiments import ledger, sweep
+from qtc.tasks.experiments.paired import parse_pairs
 from qtc.tasks.experiments.records import collect, final_metric, fmt_metric
 from qtc.tasks.experiments.trials import Trial, is_done
 from qtc.tasks.runs.rundir import atomic_json, atomic_text, read_json_or_none
@@ -48,7 +49,7 @@ from qtc.tasks.runs.provenance import git_commit
 MANIFEST = "regenerate.toml"
 RECORD = "regenerate.json"
 PART_KEYS = {"name", "page", "specs", "seeds", "models", "epochs", "select", "perturb", "outputs",
-             "trial_seconds", "note"}
+             "trial_seconds", "note", "pairs"}
 PAGE_KEYS = {"page", "why"}
 DEFAULT_KEYS = {"seeds", "perturb"}
 SPECS_OWN = "the specs'"
@@ -68,6 +69,7 @@ class Part:
     perturb: float | None = None
     trial_seconds: float | None = None
     note: str = ""
+    pairs: tuple[tuple[str, str], ...] = ()   # the report's --pair TASK=REFERENCE
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,8 @@ def load_manifest(path: Path | str | None = None) -> Manifest:
                         models=raw.get("models"), epochs=raw.get("epochs"),
                         select=parse_select(str(raw["select"]).split()) if raw.get("select") else None,
                         perturb=float(perturb) if perturb not in (None, False) else None,
-                        trial_seconds=raw.get("trial_seconds"), note=raw.get("note", ""))
+                        trial_seconds=raw.get("trial_seconds"), note=raw.get("note", ""),
+                        pairs=tuple(parse_pairs(raw.get("pairs") or ())))
         except (QtcError, TypeError, ValueError) as err:
             raise QtcError(f"{path}: {where}: {err}") from None
         parts.append(part)
@@ -316,7 +319,7 @@ def regenerate(parts: list[Part], out: Path, *, seeds=None, perturb=None, overri
                                                     "select": part.select, "perturb": eps}.items() if v}}
         res = sweep.sweep(trials, folder, executor=executor, workers=workers, progress=progress,
                           settings=settings, on_done=ledger.publisher(folder, book) if book else None)
-        report = write_report(folder)
+        report = write_report(folder, pairs=part.pairs)
         complete = not res.failed and all(is_done(folder / t.key) for t in trials)
         files = write_spread(folder, folder / "report", eps)
         rec = {"part": part.name, "page": part.page, "outputs": part.outputs, "request": want,

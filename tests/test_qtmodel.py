@@ -14,6 +14,7 @@ from torch import nn
 import qtc
 from qtc.errors import QtcError
 from qtc.runtime.generator import PROBE_BATCH, _input_spread, _offsets
+from test_experiment_state import TiedLM
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -225,18 +226,9 @@ def test_integer_inputs_are_calibrated_on_an_example_batch():
 def test_a_tied_weight_is_generated_once_and_stays_tied():
     """An embedding tied to the output layer: named_parameters names it once, so the output layer
     kept a trainable copy of torch's init (trained by the user's optimizer, not generated)."""
-    class Tied(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.emb, self.out = nn.Embedding(20, 4), nn.Linear(4, 20, bias=False)
-            self.out.weight = self.emb.weight
-
-        def forward(self, tokens):
-            return self.out(self.emb(tokens).mean(1))
-
     tokens = torch.randint(0, 20, (32, 6), generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)
-    model = qtc.QTModel(Tied(), example=tokens, depth=1, backend="reference")
+    model = qtc.QTModel(TiedLM(), example=tokens, depth=1, backend="reference")
     assert all(name.startswith("generator.") for name, _ in model.named_parameters())
     w = model.weights()
     assert w["out.weight"] is w["emb.weight"]

@@ -201,6 +201,20 @@ def test_reruns_are_bit_identical_and_record_their_provenance(tmp_path, one_torc
     assert json.loads((tmp_path / "a" / "baselines.json").read_text())["last value"]["test_mse"] > 0
 
 
+def test_provenance_records_the_threads_the_run_trains_with_not_the_process_default(tmp_path):
+    """The record is written before the run sets torch's thread count: a fresh pool worker's
+    first trial (torch's default: every core) once recorded 2 threads for a 1-thread trial."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["run", str(SPECS / "damped_shm.task"), "-o", str(tmp_path / "a"), "--models", "classical",
+                     "--epochs", "1", "--max-batches", "1", "--threads", "1", "--no-progress"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads((tmp_path / "a" / "provenance.json").read_text())["threads"] == 1
+    assert json.loads((tmp_path / "a" / "resolved.json").read_text())["options"]["threads"] == 1
+
+
 @pytest.mark.parametrize("train, message", [
     (TRAIN + " select best", "expected 'last', 'train' or 'validation'"),
     (TRAIN + " select validation 1.5", "between 0 and 1"),

@@ -32,8 +32,11 @@ def git_commit(folder: Path | None = None, *, short: bool = False) -> str:
         return NOT_A_CHECKOUT
 
 
-def provenance(spec_dump: dict, backend: str | None, generator_backend: str | None) -> dict:
-    """The provenance record of a run with this resolved spec and backend choice. `target` is the
+def provenance(spec_dump: dict, backend: str | None, generator_backend: str | None, threads: int) -> dict:
+    """The provenance record of a run with this resolved spec, backend choice and torch thread
+    count (`threads`: the run's, which `runner.run` sets before training; the record is written
+    before that, when torch's count is still the process's, e.g. a fresh pool worker's default
+    of every core, so it is not read back from torch here). `target` is the
     key of the compile Target its generators' kernels are built for (device, dtype, vector lanes,
     register ranks, rendering: runtime.kernels.step_target; None on the reference backend). Under
     the rendering "auto" the cost model then picks unrolled or compact per program, for the
@@ -51,6 +54,6 @@ def provenance(spec_dump: dict, backend: str | None, generator_backend: str | No
             "torch": torch.__version__, "python": platform.python_version(),
             "backend": device, "backend_requested": chosen,
             "target": step_target(device, DTYPE).key if device in DEVICES else None,
-            "threads": torch.get_num_threads(), "rendering": settings().rendering,
+            "threads": threads, "rendering": settings().rendering,
             "dtype": str(torch.get_default_dtype()).removeprefix("torch."),
             "machine": platform.machine(), "spec": spec_dump}

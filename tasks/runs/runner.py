@@ -304,7 +304,8 @@ def record(rundir: RunDir, built: Built, options: RunOptions) -> None:
         "torch": torch.__version__,
     })
     rundir.write_json(PROVENANCE, provenance(task, options.backend,
-                                             spec.generator.backend if spec.generator else None))
+                                             spec.generator.backend if spec.generator else None,
+                                             options.threads))
 
 
 PROVENANCE = "provenance.json"

@@ -15,9 +15,9 @@ any other trial.
 
 A trial's fingerprint (`fingerprint`) is what the run's own resume check compares (the run's
 identity, qtc.tasks.runs.runner.identity: the resolved spec, the search space's text, a data
-file's digest, the options that change the numbers: model, seed, selection rule, --limit,
---max-batches, the perturbation) plus the budget (epochs, episodes) and the candidates the
-trial is trained for. A record whose fingerprint is not the one the plan would run is
+file's digest or the images an image set reads, the options that change the numbers: model,
+seed, selection rule, --limit, --max-batches, the perturbation) plus the budget (epochs,
+episodes) and the candidates the trial is trained for. A record whose fingerprint is not the one the plan would run is
 `stale`; where the code ran (threads, backend) and the commit are recorded, not compared:
 the commits of every trial behind a part are listed in its regenerate.json.
 """

@@ -19,7 +19,7 @@ from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
 from qtc.settings import settings as environment   # `settings` here are --set's
 from qtc.tasks.build import Built, load_task
-from qtc.tasks.data import sources
+from qtc.tasks.data import images, sources
 from qtc.tasks.engines import selection
 from qtc.tasks.runs import guard, signals, tensorboard
 from qtc.tasks.runs.provenance import provenance
@@ -229,10 +229,11 @@ def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None
     `overrides` are the values the user gave again (None = not given): the options that change
     the numbers must match the run's, the budget (epochs, episodes) may only grow (the run is
     extended and the extension recorded), where and how to run (data_root, download, backend)
-    may change. `spec`, if given, must be the spec the run started with; `settings` (`--set`),
-    if given, must be the run's. `built`: the task given again, not read from the folder's
-    spec.task (a Python experiment's, which only its Python objects can rebuild), checked
-    against the fingerprint all the same.
+    may change while the data found is the run's (the identity is checked with the options given
+    now: a --data-root that finds other images is refused). `spec`, if given, must be the spec
+    the run started with; `settings` (`--set`), if given, must be the run's. `built`: the task
+    given again, not read from the folder's spec.task (a Python experiment's, which only its
+    Python objects can rebuild), checked against the fingerprint all the same.
     """
     rundir = RunDir.existing(path).hold()      # kept until `run` ends: nobody slips in between
     try:
@@ -246,9 +247,10 @@ def reopen(path: Path, *, spec: Path | str | None = None, overrides: dict | None
                 raise QtcError(f"{rundir.path} is a Python experiment's run: resume it from Python, "
                                "with the same experiment's run(..., resume=True) (qtc.experiment)")
             built = load_task(rundir.file("spec.task"), recorded)
-        _check_identity(rundir, built, options, spec)
         options, changes = _apply_overrides(rundir, built, options, overrides or {})
+        _check_identity(rundir, built, options, spec)    # with the --data-root given now
         if changes:
+            print("extending the run: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
             resolved.setdefault("extended", []).append({"at": time.strftime("%Y-%m-%dT%H:%M:%S"), **changes})
         rundir.write_json(RESOLVED, {**resolved, "options": options.to_dict()})
     except BaseException:
@@ -322,15 +324,24 @@ PLACE_OPTIONS = ("data_root", "download", "backend", "threads", "tensorboard", "
 
 def identity(built: Built, options: RunOptions) -> dict:
     """guard.identity of this spec (its search space's text and data file's digest too) and
-    these options, and what else the task says fingerprints it (a Python experiment's code and
-    data digests)."""
+    these options, the images a named image set reads (`data.images`: which MNIST files
+    --data-root or $QTC_DATA found, images.identity) and what else the task says fingerprints it
+    (a Python experiment's code and data digests).
+
+    `data.images` is absent where no named image set is read, so the fingerprints of every other
+    run stay what they were. A run of an image set recorded before qtc had the key lacks it and
+    nothing in its record says which files it read: it is another run (refused on resume, stale
+    in a ledger), never taken for one on the files found now."""
     spec = built.spec
     space = built.space_file().read_text() if spec.generator else None
+    data = spec.data
+    read = ({"data.images": images.identity(data.dataset, options.data_root, options.download)}
+            if data is not None and data.dataset in images.DATASETS else {})
     return {**guard.identity(spec.model_dump(exclude={"source", "file"}), space,
                              {k: _plain(getattr(options, k)) for k in RESULT_OPTIONS
                               if k not in WHEN_SET or getattr(options, k) is not None},
                              sources.digest(spec, options.data_root)),
-            **built.extra_identity()}
+            **read, **built.extra_identity()}
 
 
 def with_data_path(spec, text: str, path: Path) -> str:
@@ -377,6 +388,14 @@ def _check_identity(rundir: RunDir, built: Built, options: RunOptions, spec) -> 
         raise QtcError(f"cannot resume {rundir.path}: its data {built.spec.data.file} changed since the "
                        f"run started (sha256 {str(was)[:12]}... -> {str(now)[:12]}...)\nhint: put the "
                        "run's data back, or start a new run (-o) on the new data")
+    was, now = recorded["identity"].get("data.images"), current.get("data.images")
+    if was != now:
+        why = (f"the images found now are not the ones it started on ({was} -> {now})" if was else
+               f"it was started before qtc recorded which image files a run reads, so the ones found "
+               f"now ({now}) cannot be told from them")
+        raise QtcError(f"cannot resume {rundir.path}: {why}\nhint: give it the data it started on "
+                       "(--data-root DIR or $QTC_DATA; resolved.json names the --data-root it had), "
+                       "or start a new run (-o) on these images")
     defaults = guard.field_defaults(built.spec)
     _refuse(rundir, "its files were edited since it started",
             guard.differences(recorded["identity"], current, defaults))
@@ -411,8 +430,6 @@ def _apply_overrides(rundir: RunDir, built: Built, options: RunOptions,
             _refuse(rundir, "a cosine schedule decays over the run's budget, so extending it would "
                     "change the rates its finished epochs were trained with", [f"--{k} {want} (the run has {have})"])
         changes[k] = [have, want]
-    if changes:
-        print("extending the run: " + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changes.items()))
     update = {k: b for k, (a, b) in changes.items()}
     update.update({k: given[k] for k in PLACE_OPTIONS if k in given})
     return replace(options, **update), changes

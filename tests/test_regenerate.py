@@ -176,6 +176,24 @@ def test_publish_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     assert (pub / "regen" / "digits" / "notes.md").read_text() == "mine"
 
 
+def test_a_part_folder_another_driver_holds_gets_nothing_read_back(tmp_path, capsys):
+    """The part's lock comes before the published trials are written back into its folder: two
+    regenerations into one -o never interleave."""
+    from qtc.tasks.runs import guard
+    m, pub = _manifest(tmp_path), tmp_path / "pub"
+    cmd = ["regenerate", "--manifest", str(m), "--only", "digits", "--publish", str(pub)] + TINY
+    assert main(cmd + ["-o", str(tmp_path / "a")]) == 0
+    busy = tmp_path / "b" / "digits"
+    busy.mkdir(parents=True)
+    capsys.readouterr()
+    with guard.RunLock(busy):
+        assert main(cmd + ["-o", str(tmp_path / "b")]) == 2
+        assert "in use by process" in capsys.readouterr().err
+        assert sorted(p.name for p in busy.iterdir()) == [guard.LOCK]
+    assert main(cmd + ["-o", str(tmp_path / "b")]) == 0
+    assert "1 trial(s) read back from" in capsys.readouterr().out
+
+
 def test_perturb_on_an_a3c_part_is_refused_by_name(tmp_path, capsys):
     cartpole = ROOT / "specs" / "cartpole.task"
     m = _manifest(tmp_path, f"""[[part]]

@@ -17,6 +17,7 @@ from qtc.tasks.experiments.records import collect
 from qtc.tasks.experiments.report import summarize, write_report
 from qtc.tasks.experiments.sweep import parse_seeds, plan, run_sweep, sweep
 from qtc.tasks.experiments.trials import TRIAL_JSON, read_status
+from qtc.tasks.runs import guard
 
 # A forecaster small enough that a trial is a few batches: 4-hidden LSTM, 2 layers of the generator.
 TINY = """task {name} : forecast
@@ -169,6 +170,7 @@ def test_run_resume_on_a_sweep_folder_says_how_a_sweep_resumes(tmp_path, capsys)
 def test_a_sweep_publishes_its_trials_and_a_fresh_folder_reads_them_back(tmp_path, capsys):
     """qtc sweep --publish: each finished trial's record goes to the ledger; a sweep into an empty
     folder (another session's clone) reads them back, runs nothing and reports the same numbers;
+    a folder another driver holds gets nothing read back into it (the lock comes first);
     --rerun-stale needs --publish."""
     spec = _spec(tmp_path)
     base = ["sweep", spec, "--seeds", "2", "--models", "classical", "--executor", "serial",
@@ -184,3 +186,10 @@ def test_a_sweep_publishes_its_trials_and_a_fresh_folder_reads_them_back(tmp_pat
     assert (tmp_path / "b" / "report" / "summary.csv").read_text() == (tmp_path / "a" / "report" / "summary.csv").read_text()
     assert main(base[:-2] + ["--rerun-stale", "--out", str(tmp_path / "c")]) == 2
     assert "--rerun-stale applies to the trials published with --publish" in capsys.readouterr().err
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    with guard.RunLock(busy):                    # another sweep drives this folder
+        assert main(base + ["--out", str(busy)]) == 2
+        assert "in use by process" in capsys.readouterr().err
+        assert sorted(p.name for p in busy.iterdir()) == [guard.LOCK]
+    assert not any(busy.iterdir())

@@ -303,38 +303,40 @@ def regenerate(parts: list[Part], out: Path, *, seeds=None, perturb=None, overri
         folder = out / part.name
         trials = plan_part(part, chosen, eps, overrides)
         book = ledger_of(part, publish) if publish else None
-        if book:
-            sync(part, trials, folder, book, rerun_stale=rerun_stale)
-        record = read_json_or_none(folder / "report" / RECORD) or {}
-        if record.get("request") == want and record.get("complete") and all(
-                is_done(folder / k) for k in record.get("keys") or ()):
-            print(f"part {part.name}: finished earlier (code at {', '.join(record.get('commits') or ['?'])}); skipped")
-            if publish:
+        with sweep.driving(folder):       # the folder's lock before its first byte (sync writes)
+            if book:
+                sync(part, trials, folder, book, rerun_stale=rerun_stale)
+            record = read_json_or_none(folder / "report" / RECORD) or {}
+            if record.get("request") == want and record.get("complete") and all(
+                    is_done(folder / k) for k in record.get("keys") or ()):
+                commits = ", ".join(record.get("commits") or ["?"])
+                print(f"part {part.name}: finished earlier (code at {commits}); skipped")
+                if publish:
+                    _publish(folder / "report", publish, part)
+                continue
+            print(f"part {part.name}: {len(trials)} trials (page {part.page})", flush=True)
+            settings = {"preset": "regenerate", "part": part.name, "page": part.page, "seeds": list(chosen),
+                        "models": part.models, "command": command,
+                        "overrides": {k: v for k, v in {**overrides, "epochs": overrides.get("epochs") or part.epochs,
+                                                        "select": part.select, "perturb": eps}.items() if v}}
+            res = sweep.sweep(trials, folder, executor=executor, workers=workers, progress=progress,
+                              settings=settings, on_done=ledger.publisher(folder, book) if book else None)
+            report = write_report(folder, pairs=part.pairs)
+            complete = not res.failed and all(is_done(folder / t.key) for t in trials)
+            files = write_spread(folder, folder / "report", eps)
+            rec = {"part": part.name, "page": part.page, "outputs": part.outputs, "request": want,
+                   "complete": complete, "command": command, "code_at_start": commit,
+                   "commits": _commits(folder, trials), "trials": len(trials), "failed": res.failed,
+                   "keys": [t.key for t in trials],
+                   "finished": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()),
+                   "files": sorted({p.name for p in [*report.files, *files]})}
+            atomic_json(folder / "report" / RECORD, rec)
+            print(f"part {part.name}: {len(res.done)} run, {len(res.skipped)} done earlier, "
+                  f"{len(res.failed)} failed; report {report.markdown}", flush=True)
+            if res.failed:
+                status = 1
+            if complete and publish:
                 _publish(folder / "report", publish, part)
-            continue
-        print(f"part {part.name}: {len(trials)} trials (page {part.page})", flush=True)
-        settings = {"preset": "regenerate", "part": part.name, "page": part.page, "seeds": list(chosen),
-                    "models": part.models, "command": command,
-                    "overrides": {k: v for k, v in {**overrides, "epochs": overrides.get("epochs") or part.epochs,
-                                                    "select": part.select, "perturb": eps}.items() if v}}
-        res = sweep.sweep(trials, folder, executor=executor, workers=workers, progress=progress,
-                          settings=settings, on_done=ledger.publisher(folder, book) if book else None)
-        report = write_report(folder, pairs=part.pairs)
-        complete = not res.failed and all(is_done(folder / t.key) for t in trials)
-        files = write_spread(folder, folder / "report", eps)
-        rec = {"part": part.name, "page": part.page, "outputs": part.outputs, "request": want,
-               "complete": complete, "command": command, "code_at_start": commit,
-               "commits": _commits(folder, trials), "trials": len(trials), "failed": res.failed,
-               "keys": [t.key for t in trials],
-               "finished": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime()),
-               "files": sorted({p.name for p in [*report.files, *files]})}
-        atomic_json(folder / "report" / RECORD, rec)
-        print(f"part {part.name}: {len(res.done)} run, {len(res.skipped)} done earlier, "
-              f"{len(res.failed)} failed; report {report.markdown}", flush=True)
-        if res.failed:
-            status = 1
-        if complete and publish:
-            _publish(folder / "report", publish, part)
     return status
 
 

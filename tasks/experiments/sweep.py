@@ -32,6 +32,7 @@ import math
 import os
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -254,10 +255,31 @@ def sweep(trials: list[Trial], out: Path | str, *, executor: str = "auto", addre
 
 
 def _sweep(trials, out, **options) -> SweepResult:
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    with guard.RunLock(out):      # one driver per sweep folder
+    with driving(out) as out:
         return _drive(trials, out, **options)
+
+
+_DRIVEN: set[Path] = set()       # the sweep folders whose lock this process holds
+
+
+@contextmanager
+def driving(out: Path | str):
+    """`with driving(OUT) as out:` one driver per sweep folder: OUT's lock (guard.RunLock), held
+    for everything a driver writes there, the published trials read back into it
+    (qtc.tasks.experiments.ledger.sync) before the first trial as much as the trials and the
+    report, so that two sweeps into one folder never interleave; a second is refused before it
+    writes a byte. Taken once per process: `run_sweep` and `regenerate` hold it around `sweep`."""
+    out = Path(out).resolve()
+    if out in _DRIVEN:
+        yield out
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    with guard.RunLock(out):
+        _DRIVEN.add(out)
+        try:
+            yield out
+        finally:
+            _DRIVEN.discard(out)
 
 
 LOST_LIMIT = 3   # reruns of one trial whose node (or worker process) died under it
@@ -374,18 +396,19 @@ def run_sweep(trials: list[Trial], out: Path | str, *, report: bool = True, publ
     Returns the command's exit status: 1 when a trial failed, else 0.
     """
     print(f"sweep {out}: {len(trials)} trials")
-    if publish:
-        from qtc.tasks.experiments import ledger
-        ledger.sync(trials, Path(out), Path(publish), rerun_stale=rerun_stale, label=f"sweep {out}")
-        options["on_done"] = ledger.publisher(Path(out), Path(publish))
-    res = sweep(trials, out, **options)
-    print(f"sweep finished in {clock(res.seconds)} on {res.executor}"
-          + (f" (start-up {res.startup_seconds:.1f} s)" if res.startup_seconds else "")
-          + f": {len(res.done)} done, {len(res.skipped)} skipped (done earlier), {len(res.failed)} failed")
-    for key in res.failed:
-        err = (read_status(res.out / key) or {}).get("error") or "?"
-        print(f"  failed: {key}:\n{_indented(err, '    ')}")
-    if report:
-        from qtc.tasks.experiments.report import write_report
-        print(f"report: {write_report(res.out).markdown}")
+    with driving(out):
+        if publish:
+            from qtc.tasks.experiments import ledger
+            ledger.sync(trials, Path(out), Path(publish), rerun_stale=rerun_stale, label=f"sweep {out}")
+            options["on_done"] = ledger.publisher(Path(out), Path(publish))
+        res = sweep(trials, out, **options)
+        print(f"sweep finished in {clock(res.seconds)} on {res.executor}"
+              + (f" (start-up {res.startup_seconds:.1f} s)" if res.startup_seconds else "")
+              + f": {len(res.done)} done, {len(res.skipped)} skipped (done earlier), {len(res.failed)} failed")
+        for key in res.failed:
+            err = (read_status(res.out / key) or {}).get("error") or "?"
+            print(f"  failed: {key}:\n{_indented(err, '    ')}")
+        if report:
+            from qtc.tasks.experiments.report import write_report
+            print(f"report: {write_report(res.out).markdown}")
     return 1 if res.failed else 0

@@ -66,7 +66,10 @@ def patches():
     return out
 
 
-def run(model: str, rounds: int, updates: int, spec: str) -> dict:
+def run(model: str, rounds: int, updates: int, spec: str, lever=patches) -> dict:
+    """Alternating blocks of A (`lever()`'s values put back) and B (qtc as it is) on one model;
+    `lever` returns (name, object, attribute, A's value) for every patch (other benches pass
+    their own: bench/a3c_tail_ab.py)."""
     import torch
 
     from qtc.tasks.build import load_task

@@ -217,6 +217,64 @@ def test_the_linear_mapping_is_nn_linear_on_bits_and_x():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
+needs_cpu = pytest.mark.skipif("cpu" not in qtc.runtime.backends.available_backends(), reason="no C++ compiler")
+
+
+def _tails(gen, P, r):
+    """(output, d/dP, d/dweight, d/dbias) of sum(r * gen._tail(P)), in C and in torch ops."""
+    out = []
+    for c in (True, False):
+        gen._c_tail = c
+        leaves = (P.detach().clone().requires_grad_(), gen.mapping.weight, gen.mapping.bias)
+        y = gen._tail(leaves[0])
+        out.append((y.detach(), *torch.autograd.grad((y * r).sum(), leaves)))
+    return out
+
+
+@needs_cpu
+@pytest.mark.parametrize("rescale,center,scale_at,index", [
+    ("qt", True, "mapping", "bits"), ("qt", False, "output", "bits"), ("none", True, "output", "tensor"),
+    ("none", False, "mapping", "bits"), ("qt", True, "output", "tensor")])
+def test_the_c_tail_is_the_torch_ops_tail(rescale, center, scale_at, index):
+    """The cpu backend's generator runs rescale, mapping, factor and centring as one C pass
+    (runtime/mapping.py): output and gradients (P, the mapping's weight and bias) equal the
+    torch ops' to 1e-12 in float64, P's beyond the target's weights zero, negative P clamped
+    (its gradient zero) as torch's clamp does; in float32 to float32 rounding."""
+    torch.manual_seed(0)
+    prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=5, depth=2)
+    opts = GeneratorOptions.given(backend="cpu", rescale=rescale, center=center, scale_at=scale_at, index=index)
+    for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+        gen = QTGenerator(prog, 20, opts, dtype=dtype, tensors=[12, 8], calibrate=lambda flat: 0.7)
+        P = gen.probabilities().detach()
+        P[3] = -P[3] - 1e-3                            # a negative probability: clamped to 0
+        r = torch.randn(20, dtype=dtype)
+        assert gen._c_tail is True                     # decided by the calibration's gen()
+        (c, *gc), (t, *gt) = _tails(gen, P, r)
+        assert c.dtype == dtype
+        torch.testing.assert_close(c, t, rtol=tol, atol=tol)
+        for a, b in zip(gc, gt):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol * max(1.0, float(b.abs().max())))
+        assert not gc[0][20:].any() and (rescale == "none" or gc[0][3] == 0)
+
+
+@needs_cpu
+def test_the_c_tail_propagates_nan_and_is_the_cpu_backend_s_alone():
+    """A NaN probability gives NaN weights in C as in torch (no value silently replaced); the
+    reference backend and the MLP mapping keep the torch ops."""
+    prog = qtc.compile(SPECS / "hadamard_ent_rot.qs", qubits=5, depth=2)
+    gen = QTGenerator(prog, 20, GeneratorOptions.given(backend="cpu"), dtype=torch.float64)
+    gen()
+    assert gen._c_tail is True
+    P = gen.probabilities().detach()
+    P[5] = float("nan")
+    (c, *_), (t, *_) = _tails(gen, P, torch.ones(20, dtype=torch.float64))
+    assert c.isnan().all() and t.isnan().all()
+    for options in ({"backend": "reference"}, {"backend": "cpu", "mapping": "mlp"}):
+        other = QTGenerator(prog, 20, GeneratorOptions.given(**options), dtype=torch.float64)
+        other()
+        assert other._c_tail is False
+
+
 def test_a_constant_candidate_alone_rescales_its_probabilities_once():
     """Configs whose program is an exact constant (H-ent-RX: index 0) keep their rescaled
     probabilities; the output and the mapping's gradients equal the step-by-step path's, theta

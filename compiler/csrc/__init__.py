@@ -1,7 +1,7 @@
 """The C sources qtc ships: the kernel prelude and CPU drivers the renderer wraps around every
 program (prelude.h, host.c), the compact rendering's table-driven passes (compact.h,
-compact_lib.c), the phase forms' CPU kernels (phase.c) and the channel form's kernels
-(channel.c). None of them depends on a program. `source` is the one way to read them, in a
+compact_lib.c), the phase forms' CPU kernels (phase.c), the channel form's kernels
+(channel.c), the sampled form's (sampled.c) and the generator's tail on the CPU (mapping.c). None of them depends on a program. `source` is the one way to read them, in a
 checkout and in an installed wheel alike (importlib.resources: no path arithmetic).
 """
 from __future__ import annotations

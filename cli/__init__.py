@@ -101,9 +101,11 @@ def _budget(args) -> dict:
 
 def _run_options(built, args):
     """`qtc run`'s arguments as RunOptions: the one place argparse becomes run settings."""
-    from qtc.tasks.runs.runner import resolve_options
-    return resolve_options(built, models=args.models, baselines=args.baselines, workers=args.workers,
-                           seed=args.seed, progress=not args.no_progress, jobs=args.jobs, **_budget(args))
+    from qtc.tasks.runs.runner import note_idle_backend, resolve_options
+    options = resolve_options(built, models=args.models, baselines=args.baselines, workers=args.workers,
+                              seed=args.seed, progress=not args.no_progress, jobs=args.jobs, **_budget(args))
+    note_idle_backend(args.backend, options.models)
+    return options
 
 
 def _run(args) -> int:
@@ -128,6 +130,7 @@ def _run(args) -> int:
         built, options, rundir = runner.reopen(args.resume, spec=args.spec, overrides=overrides,
                                                settings=_settings(args),
                                                progress=False if args.no_progress else None)
+        runner.note_idle_backend(args.backend, options.models)
     elif not args.spec:
         raise QtcError("qtc run needs a .task file (or --resume RUNDIR)")
     else:
@@ -159,6 +162,7 @@ def _run_seeds(args, built, seeds) -> int:
 
 def _sweep(args) -> int:
     from qtc.tasks.experiments import sweep
+    from qtc.tasks.runs.runner import note_idle_backend
     seeds = sweep.parse_seeds(args.seeds)
     overrides = _budget(args)
     if overrides["data_root"]:
@@ -169,6 +173,7 @@ def _sweep(args) -> int:
     trials = sweep.plan(args.specs, seeds, args.models, overrides=overrides,
                         cpus_per_trial=args.cpus_per_trial, settings=fixed, grid=grid,
                         merge_twins=not args.all_candidates)
+    note_idle_backend(args.backend, [m for t in trials for m in (t.model, *t.companions)])
     settings = {"seeds": seeds, "models": args.models, "set": fixed, "grid": grid,
                 "overrides": {k: v for k, v in overrides.items() if v is not None and v is not False},
                 "command": " ".join(sys.argv)}

@@ -191,6 +191,25 @@ def test_an_abbreviated_or_misspelt_option_is_refused_with_the_full_name(tiny, t
     assert f"hint: did you mean {hint}?" in err and not (tmp_path / "run").exists()
 
 
+def test_backend_with_only_the_classical_network_is_said_to_change_nothing(tiny, tmp_path, capsys):
+    """--backend picks the circuits' simulator: with no model that runs one, a note says so (the
+    run goes on: a sweep's --backend rides along with its classical trials); with a quantum
+    model, or without --backend, nothing is said."""
+    note = "note: --backend reference changes nothing here: no model runs a circuit (models: classical)"
+    assert main(["run", str(tiny), "-o", str(tmp_path / "a"), "--backend", "reference", *SMOKE]) == 0
+    assert note in capsys.readouterr().err
+    assert main(["run", "--resume", str(tmp_path / "a"), "--backend", "reference", "--no-progress"]) == 0
+    assert note in capsys.readouterr().err
+    assert main(["sweep", str(tiny), "--out", str(tmp_path / "s"), "--executor", "serial", "--no-report",
+                 "--backend", "reference", *SMOKE]) == 0
+    assert capsys.readouterr().err.count(note) == 1                 # once for the sweep, not per trial
+    from qtc.tasks.runs.runner import note_idle_backend
+    for backend, models in (("reference", ["diffqas", "classical"]), ("reference", ["fixed:3"]),
+                            (None, ["classical"])):
+        note_idle_backend(backend, models)
+        assert "note:" not in capsys.readouterr().err
+
+
 def test_play_on_a_forecast_run_says_it_needs_an_a3c_run(tiny, tmp_path, capsys):
     assert main(["run", str(tiny), *SMOKE, "-o", str(tmp_path / "run")]) == 0
     capsys.readouterr()

@@ -8,6 +8,7 @@ A run folder is started with `start` (which records the specs and settings) or r
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from qtc.dsl import applies
 from qtc.dsl.task import RANGES, select_problem
 from qtc.errors import QtcError
 from qtc.settings import settings as environment   # `settings` here are --set's
+from qtc.tasks import naming
 from qtc.tasks.build import Built, load_task
 from qtc.tasks.data import images, sources
 from qtc.tasks.engines import selection
@@ -203,6 +205,20 @@ def check(built: Built, options: RunOptions | None = None) -> None:
     if options is not None and options.jobs > 1 and built.spec.kind == "python":
         raise QtcError(f"jobs={options.jobs}: a Python experiment trains its models in this process "
                        "(its model factory, data and loss live here); leave jobs at 1")
+
+
+def note_idle_backend(backend: str | None, models) -> None:
+    """A note (stderr) when --backend is given and none of `models` runs a circuit (only the
+    classical network): the flag picks the simulator of the generator's circuits, so here it
+    changes nothing. A note, not dsl.applies' refusal: a sweep's --backend serves its quantum
+    trials and rides along with its classical ones, and a script that passes one --backend to
+    every model of a loop is not wrong; the user is told, not stopped. (An unknown backend is
+    still refused by `check`.)"""
+    models = list(models)
+    if backend and models and all(m == naming.CLASSICAL for m in models):
+        print(f"note: --backend {backend} changes nothing here: no model runs a circuit (models: "
+              f"{', '.join(dict.fromkeys(models))}); it picks the simulator of the generator's "
+              "circuits (diffqas, found, fixed:K)", file=sys.stderr)
 
 
 def start(built: Built, options: RunOptions, output: Path | None) -> RunDir:

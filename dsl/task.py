@@ -74,7 +74,11 @@ class GeneratorStmt(Stmt):
     gamma: float = 0.1
     beta: float = 0.8
     alpha: float = 0.3
-    center: bool = True               # subtract the mean of the mapped outputs (original QT code)
+    # subtract the mean of the mapped outputs: of all of them (true, the original QT code) or of
+    # each of the target's tensors (`tensor`): a generated tensor's mean is one coherent number
+    # that the shared mapping moves for every weight at once, and on real (non-zero-mean) inputs
+    # a negative one kills a layer (docs/results/ten_class_notes.md section 8)
+    center: bool | Literal["tensor"] = True
     # where the calibrated initial scale goes: the mapping's output layer (its parameters start
     # small, so Adam's steps are large relative to them) or a fixed factor on the generated
     # weights (runtime.generator; docs/results/ten_class_notes.md)
@@ -92,6 +96,14 @@ class GeneratorStmt(Stmt):
             raise ValueError("the search space must be a .qs file named relative to the task's "
                              "folder (no absolute path, no '..'), e.g. hadamard_ent_rot.qs")
         return v
+
+    @field_validator("center", mode="before")
+    @classmethod
+    def _center(cls, v):
+        if v in (True, False, "tensor") or str(v).lower() in ("true", "false"):
+            return v
+        raise ValueError("center must be true (the whole vector), false or tensor (each of the "
+                         "target's tensors)")
 
     @field_validator("depth")
     @classmethod

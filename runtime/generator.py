@@ -183,7 +183,7 @@ class GeneratorOptions:
     gamma: float
     beta: float
     alpha: float
-    center: bool
+    center: bool | str
     init_scale: float
     backend: str
     scale_at: str
@@ -244,6 +244,13 @@ class QTGenerator(nn.Module):
         free = alone and all(node.kind == "constant" for node in self.simulated.nodes)
         self.register_buffer("constant_x", None, persistent=False)
         b = _index_inputs(num_params, n, options.index, tensors).to(dtype)
+        # center "tensor": each weight's tensor (segment ids) and the tensors' sizes
+        self.register_buffer("segments", None, persistent=False)
+        self.register_buffer("segment_sizes", None, persistent=False)
+        if options.center == "tensor":
+            sizes = torch.tensor(_checked_tensors("center tensor", num_params, tensors))
+            self.segments = torch.arange(len(sizes)).repeat_interleave(sizes)
+            self.segment_sizes = sizes.to(dtype)
         self.register_buffer("bits", 2 * b - 1 if options.bits == "pm1" else b, persistent=False)
         width = b.shape[1] + 1
         if options.mapping == "linear":
@@ -322,6 +329,9 @@ class QTGenerator(nn.Module):
         out = self._mapped(x)
         if self.output_factor is not None:
             out = out * self.output_factor
+        if self.segments is not None:        # center "tensor": each tensor's own mean
+            means = out.new_zeros(len(self.segment_sizes)).index_add_(0, self.segments, out)
+            return out - (means / self.segment_sizes)[self.segments]
         return out - out.mean() if self.options.center else out
 
     def objective(self, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -371,10 +381,16 @@ def _index_inputs(num_params: int, qubits: int, index: str, tensors: list[int] |
     `index "tensor"` the one-hot of the tensor it belongs to (one column per tensor)."""
     if index == "bits":
         return (torch.arange(num_params)[:, None] >> torch.arange(qubits)) & 1
-    if tensors is None or sum(tensors) != num_params or min(tensors, default=0) < 1:
-        raise QtcError(f"index tensor needs the sizes of the target's tensors (summing to {num_params}); "
-                       f"got {tensors}")
+    tensors = _checked_tensors("index tensor", num_params, tensors)
     return torch.eye(len(tensors), dtype=torch.long).repeat_interleave(torch.tensor(tensors), 0)
+
+
+def _checked_tensors(option: str, num_params: int, tensors: list[int] | None) -> list[int]:
+    """The target's tensor sizes in flat order, which `option` needs."""
+    if tensors is None or sum(tensors) != num_params or min(tensors, default=0) < 1:
+        raise QtcError(f"{option} needs the sizes of the target's tensors (summing to {num_params}); "
+                       f"got {tensors}")
+    return list(tensors)
 
 
 class ClassicalParams(nn.Module):

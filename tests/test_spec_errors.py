@@ -143,6 +143,9 @@ EXPECTED = {
     "task_samples_without_sampled.task": (8, 57, "'samples' applies only with search sampled", "search sampled K"),
     "task_search_misspelt.task": (8, 64, "'search smapled' takes no number after it (only 'search sampled' "
                                   "does)", "did you mean 'sampled'?"),
+    # --- the generator's centring
+    "task_center_unknown.task": (8, 46, "'generator' option 'center': center must be true (the whole vector), "
+                                 "false or tensor", None),
     # --- the learning-rate schedule of `train`
     "task_schedule_step_without_n.task": (8, 38, "'schedule step' needs the number of epochs between two "
                                           "decays", "schedule step 10 gamma 0.5"),

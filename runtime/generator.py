@@ -244,13 +244,14 @@ class QTGenerator(nn.Module):
         free = alone and all(node.kind == "constant" for node in self.simulated.nodes)
         self.register_buffer("constant_x", None, persistent=False)
         b = _index_inputs(num_params, n, options.index, tensors).to(dtype)
-        # center "tensor": each weight's tensor (segment ids) and the tensors' sizes
+        # center "tensor": each weight's tensor (segment ids), and 1 / its size where it is
+        # centred: a one-element tensor (a regression output's bias) is not, its mean is its value
         self.register_buffer("segments", None, persistent=False)
-        self.register_buffer("segment_sizes", None, persistent=False)
+        self.register_buffer("segment_share", None, persistent=False)
         if options.center == "tensor":
             sizes = torch.tensor(_checked_tensors("center tensor", num_params, tensors))
             self.segments = torch.arange(len(sizes)).repeat_interleave(sizes)
-            self.segment_sizes = sizes.to(dtype)
+            self.segment_share = torch.where(sizes > 1, 1 / sizes.to(dtype), 0)
         self.register_buffer("bits", 2 * b - 1 if options.bits == "pm1" else b, persistent=False)
         width = b.shape[1] + 1
         if options.mapping == "linear":
@@ -330,8 +331,8 @@ class QTGenerator(nn.Module):
         if self.output_factor is not None:
             out = out * self.output_factor
         if self.segments is not None:        # center "tensor": each tensor's own mean
-            means = out.new_zeros(len(self.segment_sizes)).index_add_(0, self.segments, out)
-            return out - (means / self.segment_sizes)[self.segments]
+            sums = out.new_zeros(len(self.segment_share)).index_add_(0, self.segments, out)
+            return out - (sums * self.segment_share)[self.segments]
         return out - out.mean() if self.options.center else out
 
     def objective(self, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

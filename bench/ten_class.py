@@ -137,6 +137,8 @@ def main() -> None:
     ap.add_argument("--index", choices=["bits", "tensor"], default=None,
                     help="the generator option `index`: the mapping told each weight's index bits (the default) "
                          "or only its tensor")
+    ap.add_argument("--center", choices=["true", "false", "tensor"], default=None,
+                    help="the generator option `center` (default true: the whole vector; tensor: each tensor)")
     ap.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
                     help="cosine: lr decays to 0 over --steps")
     a = ap.parse_args()
@@ -151,7 +153,9 @@ def main() -> None:
     if a.model == "qt":
         opts = {k: v for k, v in {"mapping": a.mapping, "hidden": a.hidden, "init_scale": a.init_scale,
                                   "rescale": a.rescale, "fixed": a.fixed,
-                                  "scale_at": a.scale_at, "index": a.index}.items() if v is not None}
+                                  "scale_at": a.scale_at, "index": a.index,
+                                  "center": {"true": True, "false": False}.get(a.center, a.center)}.items()
+                if v is not None}
         patch_for_experiments(a, net)
         if a.tensor_bits:
             from qtc.runtime.generator import QTGenerator

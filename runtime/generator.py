@@ -322,18 +322,24 @@ class QTGenerator(nn.Module):
         factor = 1.0 if self.output_factor is None else float(self.output_factor)
         if self._bits_rows is None or self._bits_rows.dtype != self.bits.dtype:   # (.to() may change it)
             self._bits_rows = self.bits.t().contiguous()
-        return LinearTail.apply(P, self.mapping.weight, self.mapping.bias, self._bits_rows, o.rescale == "qt", o.center,
-                                (o.gamma * 2 ** (self.program.qubits - 1), o.beta, o.alpha), factor)
+        whole = self.segments is None and bool(o.center)     # center "tensor": after the C pass
+        out = LinearTail.apply(P, self.mapping.weight, self.mapping.bias, self._bits_rows, o.rescale == "qt", whole,
+                               (o.gamma * 2 ** (self.program.qubits - 1), o.beta, o.alpha), factor)
+        return out if self.segments is None else self._by_tensor(out)
 
     def _generated(self, x: torch.Tensor) -> torch.Tensor:
         """The target weights from the rescaled probabilities x (mapping, factor, centring)."""
         out = self._mapped(x)
         if self.output_factor is not None:
             out = out * self.output_factor
-        if self.segments is not None:        # center "tensor": each tensor's own mean
-            sums = out.new_zeros(len(self.segment_share)).index_add_(0, self.segments, out)
-            return out - (sums * self.segment_share)[self.segments]
+        if self.segments is not None:
+            return self._by_tensor(out)
         return out - out.mean() if self.options.center else out
+
+    def _by_tensor(self, out: torch.Tensor) -> torch.Tensor:
+        """center "tensor": each tensor less its own mean (a one-element tensor as it is)."""
+        sums = out.new_zeros(len(self.segment_share)).index_add_(0, self.segments, out)
+        return out - (sums * self.segment_share)[self.segments]
 
     def objective(self, loss_of: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(the loss a training step minimises, the weights it generated): loss_of(self()) and

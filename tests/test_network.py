@@ -234,7 +234,8 @@ def _tails(gen, P, r):
 @needs_cpu
 @pytest.mark.parametrize("rescale,center,scale_at,index", [
     ("qt", True, "mapping", "bits"), ("qt", False, "output", "bits"), ("none", True, "output", "tensor"),
-    ("none", False, "mapping", "bits"), ("qt", True, "output", "tensor")])
+    ("none", False, "mapping", "bits"), ("qt", True, "output", "tensor"), ("qt", "tensor", "mapping", "tensor"),
+    ("qt", "tensor", "output", "bits")])
 def test_the_c_tail_is_the_torch_ops_tail(rescale, center, scale_at, index):
     """The cpu backend's generator runs rescale, mapping, factor and centring as one C pass
     (runtime/mapping.py): output and gradients (P, the mapping's weight and bias) equal the

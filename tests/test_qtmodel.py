@@ -288,6 +288,24 @@ def test_index_tensor_gives_the_mapping_the_network_s_tensors():
     assert model(torch.randn(5, 6)).shape == (5, 3)
 
 
+def test_center_tensor_gives_every_generated_tensor_mean_zero():
+    """center="tensor" through QTModel: each generated tensor (the frozen one is not one) has mean
+    0, where the default centres only the whole vector; a bad value is a QtcError."""
+    torch.manual_seed(0)
+    net = _mlp()
+    net[0].weight.requires_grad_(False)
+    model = qtc.QTModel(net, input_shape=(6,), depth=2, backend="reference", center="tensor")
+    with torch.no_grad():
+        means = [float(w.mean()) for w in model.weights().values()]
+        assert len(means) == 3 and all(abs(m) < 1e-6 for m in means)
+        whole = [float(w.mean()) for w in qtc.QTModel(net, input_shape=(6,), depth=2,
+                                                       backend="reference").weights().values()]
+    assert max(abs(m) for m in whole) > 1e-4, "the default leaves each tensor its own offset"
+    assert model(torch.randn(5, 6)).shape == (5, 3)
+    with pytest.raises(QtcError, match="center must be true"):
+        qtc.QTModel(net, input_shape=(6,), center="middle")
+
+
 def test_qtmodel_is_in_dir_qtc():
     assert "QTModel" in dir(qtc) and "compile" in dir(qtc)
 

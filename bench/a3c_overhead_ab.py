@@ -121,20 +121,22 @@ def run(model: str, rounds: int, updates: int, spec: str, lever=patches) -> dict
             "B_median": statistics.median(cpu["B"]), "ratio_median": statistics.median(ratios)}
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def ab_main(argv, sides: str, lever=patches, models: str = "fixed:1,diffqas", doc: str = __doc__) -> int:
+    """The command line of an in-process A/B (`sides` says what A and B are; `lever` the patches
+    that make side A): per model, the median CPU ms per update of each side and B / A."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--spec", default=str(SPECS / "minigrid_5x5.task"))
-    ap.add_argument("--models", default="fixed:1,diffqas")
+    ap.add_argument("--models", default=models)
     ap.add_argument("--rounds", type=int, default=20, help="blocks per side")
     ap.add_argument("--updates", type=int, default=50, help="timed updates per block")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     load = {"before": os.getloadavg()}
-    print(f"in-process A/B (A: before the levers, B: now), {Path(args.spec).name}, one torch thread, "
+    print(f"in-process A/B ({sides}), {Path(args.spec).name}, one torch thread, "
           f"{args.rounds} blocks of {args.updates} updates per side; load average {load['before'][0]:.2f}")
     out = {}
     for model in args.models.split(","):
-        r = out[model] = run(model, args.rounds, args.updates, str(Path(args.spec).resolve()))
+        r = out[model] = run(model, args.rounds, args.updates, str(Path(args.spec).resolve()), lever)
         print(f"{model:<10} A {r['A_median']:7.2f} ms  B {r['B_median']:7.2f} ms  B / A median {r['ratio_median']:.3f} "
               f"(blocks {min(r['ratios']):.3f} .. {max(r['ratios']):.3f}); load average {os.getloadavg()[0]:.2f}")
     load["after"] = os.getloadavg()
@@ -142,6 +144,10 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({"models": out, "load": load, "spec": args.spec, "rounds": args.rounds,
                                          "updates": args.updates}, indent=2) + "\n")
     return 0
+
+
+def main(argv=None) -> int:
+    return ab_main(argv, "A: before the levers, B: now")
 
 
 if __name__ == "__main__":

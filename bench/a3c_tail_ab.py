@@ -12,15 +12,11 @@ classical is the control (no generator: A and B run the same code).
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from a3c_overhead_ab import run  # noqa: E402
-from a3c_update import SPECS  # noqa: E402
+from a3c_overhead_ab import ab_main  # noqa: E402
 
 
 def torch_tail():
@@ -30,26 +26,8 @@ def torch_tail():
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--spec", default=str(SPECS / "minigrid_5x5.task"))
-    ap.add_argument("--models", default="classical,fixed:1,diffqas")
-    ap.add_argument("--rounds", type=int, default=20, help="blocks per side")
-    ap.add_argument("--updates", type=int, default=50, help="timed updates per block")
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args(argv)
-    load = {"before": os.getloadavg()}
-    print(f"in-process A/B (A: the tail in torch ops, B: in C), {Path(args.spec).name}, one torch thread, "
-          f"{args.rounds} blocks of {args.updates} updates per side; load average {load['before'][0]:.2f}")
-    out = {}
-    for model in args.models.split(","):
-        r = out[model] = run(model, args.rounds, args.updates, str(Path(args.spec).resolve()), torch_tail)
-        print(f"{model:<10} A {r['A_median']:7.2f} ms  B {r['B_median']:7.2f} ms  B / A median {r['ratio_median']:.3f} "
-              f"(blocks {min(r['ratios']):.3f} .. {max(r['ratios']):.3f}); load average {os.getloadavg()[0]:.2f}")
-    load["after"] = os.getloadavg()
-    if args.json:
-        args.json.write_text(json.dumps({"models": out, "load": load, "spec": args.spec, "rounds": args.rounds,
-                                         "updates": args.updates}, indent=2) + "\n")
-    return 0
+    return ab_main(argv, "A: the tail in torch ops, B: in C", torch_tail,
+                   models="classical,fixed:1,diffqas", doc=__doc__)
 
 
 if __name__ == "__main__":

@@ -186,6 +186,16 @@ def _not_found_message(dataset: str, notes: list[str]) -> str:
          "To fix: " + "; or ".join(fixes) + "."])
 
 
+def _root(dataset: str, data_root, download: bool) -> Path:
+    """Where the data set's files are: found locally, else (``download``) fetched into the cache."""
+    try:
+        return find_root(dataset, data_root)
+    except DataNotFound:
+        if not download:
+            raise
+        return download_to_cache(dataset)
+
+
 def _check_dataset(dataset: str) -> str:
     if dataset not in DATASETS:
         raise QtcError(f"unknown image data set '{dataset}'; expected one of: {', '.join(DATASETS)}")
@@ -318,12 +328,7 @@ def identity(dataset: str, data_root: str | os.PathLike | None = None, download:
     glance. Cached per process by the files' paths, sizes and modification times: a sweep's plan
     fingerprints every trial, and hashing the full set takes a fraction of a second."""
     dataset = _check_dataset(dataset)
-    try:
-        root = find_root(dataset, data_root)
-    except DataNotFound:
-        if not download:
-            raise
-        root = download_to_cache(dataset)
+    root = _root(dataset, data_root, download)
     raw = root / DATASETS[dataset] / "raw"
     paths = [raw / stem for stem in FILES]
     stamp = tuple((str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
@@ -435,12 +440,7 @@ def load_classes(dataset: str, classes, *, data_root: str | os.PathLike | None =
     """
     dataset = _check_dataset(dataset)
     classes, mean, std = _check_args(classes, normalize, limit)
-    try:
-        root = find_root(dataset, data_root)
-    except DataNotFound:
-        if not download:
-            raise
-        root = download_to_cache(dataset)
+    root = _root(dataset, data_root, download)
     cls = torchvision_class(dataset)
     splits = []
     for train, where in ((True, "training data"), (False, "test data")):
